@@ -1,0 +1,58 @@
+"""Unit 06 — GRPO (notebook 06_grpo).
+
+Conventions: a batch holds `B = n_prompts * group_size` completions, each prompt's group
+*contiguous* (rows 0..G-1 are prompt 0, and so on). Per-token tensors are [B, T] over completion
+tokens, `mask` 1 on completion tokens. The KL to the reference is in the *loss* (not the reward),
+with the k3 estimator and ``log r = ref_logp - logp``.
+
+Exercises 6.1–6.2: replace each ``raise NotImplementedError`` with your implementation.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F  # noqa: F401
+
+LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+SCALES = ("group", "batch", "none")
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group",
+                     eps: float = 1e-4) -> torch.Tensor:
+    """Exercise 6.1: group-relative advantages, one per completion.
+
+    rewards [N] -> advantages [N]. Subtract each group's mean reward, then divide by
+
+    * ``"group"``: that group's standard deviation (Bessel-corrected, ``unbiased=True``) + eps,
+    * ``"batch"``: the standard deviation of all N rewards (Bessel-corrected) + eps,
+    * ``"none"``:  nothing (Dr. GRPO: no std scaling).
+
+    N not divisible by `group_size`, ``group_size < 2`` (a std needs two samples), or an unknown
+    `scale` raise ValueError.
+    """
+    raise NotImplementedError(
+        "Exercise 6.1 (notebook 06_grpo): implement `group_advantages` in course_lib/grpo.py")
+
+
+def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor | None,
+              advantages: torch.Tensor, mask: torch.Tensor, clip_eps: float = 0.2,
+              beta: float = 0.04, loss_type: str = "grpo",
+              max_completion_length: int | None = None) -> torch.Tensor:
+    """Exercise 6.2: the GRPO loss (a scalar to minimise).
+
+    logp, old_logp, ref_logp, mask [B, T]; advantages [B] (one per sequence, broadcast over its
+    tokens). Per token, with ``rho = exp(logp - old_logp)``:
+
+        ``l = -min(rho * A, clip(rho, 1 - clip_eps, 1 + clip_eps) * A) + beta * k3``
+
+    where k3 = ``exp(ref_logp - logp) - 1 - (ref_logp - logp)``; with ``beta == 0`` the KL term
+    is skipped and `ref_logp` may be None. Reduction by `loss_type`:
+
+    * ``"grpo"``: mean over each sequence's tokens, then mean over sequences,
+    * ``"bnpo"`` and ``"dapo"``: sum over all tokens / number of completion tokens in the batch,
+    * ``"dr_grpo"``: sum over all tokens / (B * max_completion_length); when
+      `max_completion_length` is None, T (= mask.shape[1]) is used.
+
+    Unknown `loss_type` or mismatched shapes raise ValueError.
+    """
+    raise NotImplementedError(
+        "Exercise 6.2 (notebook 06_grpo): implement `grpo_loss` in course_lib/grpo.py")

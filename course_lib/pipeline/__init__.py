@@ -1,0 +1,1 @@
+"""Instructor / grader / student pipeline: build notebooks, execute them, release, grade, submit."""

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Set up the course on a Debian/Ubuntu VM, NVIDIA Brev, or a laptop: .venv + pinned packages +
+# Jupyter kernel + self-check. Idempotent: a second run only re-checks (seconds).
+#
+#   bash setup.sh            set up, then run the self-check
+#   bash setup.sh --test     set up, then run the test suite (the README's test command)
+#   bash setup.sh --run ...  set up, then `course run ...` (every notebook headless, tiny profile)
+#   bash setup.sh --no-check set up only
+#
+# Environment: PYTHON (default python3), VENV (default .venv), TORCH_SPEC (default torch==2.13.0).
+set -euo pipefail
+cd "$(dirname "$0")"
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+MODE=check
+if [ $# -gt 0 ]; then
+  case "$1" in
+    --test) MODE=test; shift ;;
+    --run) MODE=run; shift ;;
+    --no-check) MODE=none; shift ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option $1 (see bash setup.sh --help)" >&2; exit 2 ;;
+  esac
+fi
+START=$(date +%s)
+fail() { echo "" >&2; echo "setup.sh FAILED at step: $1" >&2; echo "What to do: $2" >&2; exit 1; }
+step() { echo "==> $*"; }
+
+step "1/5 Python virtual environment ($VENV)"
+"$PYTHON" -c 'import sys; assert sys.version_info >= (3, 10), sys.version' 2>/dev/null \
+  || fail "python version" "install Python 3.10+ (3.11 is tested) and re-run, or set PYTHON=/path/to/python3.11"
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV" || fail "create venv" "install the venv module (Debian/Ubuntu: sudo apt-get install python3-venv) and re-run"
+fi
+PY="$VENV/bin/python"
+PIP=("$PY" -m pip install --disable-pip-version-check -q)
+
+step "2/5 PyTorch ($TORCH_SPEC)"
+WANT=${TORCH_SPEC#torch==}
+HAVE=$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null || true)
+if [ "$HAVE" != "$WANT" ]; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
+    "${PIP[@]}" "$TORCH_SPEC" || fail "install torch (CUDA)" "check the network / disk space and re-run"
+  else
+    # No NVIDIA GPU: prefer the small CPU build. The CPU index is used only if it answers quickly.
+    if [ -z "${PIP_FIND_LINKS:-}" ] && ! ls /opt/wheels/torch-* >/dev/null 2>&1 \
+       && timeout 8 "$PY" -c 'import urllib.request; urllib.request.urlopen("https://download.pytorch.org/whl/cpu/", timeout=6)' >/dev/null 2>&1; then
+      "${PIP[@]}" "$TORCH_SPEC" --index-url https://download.pytorch.org/whl/cpu \
+        || fail "install torch (CPU)" "check the network and re-run"
+    else
+      "${PIP[@]}" "$TORCH_SPEC" || fail "install torch" "check the network / disk space and re-run"
+    fi
+  fi
+else
+  echo "    torch $HAVE already installed"
+fi
+
+step "3/5 course packages (pinned, see pyproject.toml)"
+STAMP="$VENV/.setup_stamp"
+HASH=$(cat pyproject.toml | "$PY" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ] || ! "$PY" -c 'import course_lib, trl, nbgrader' >/dev/null 2>&1; then
+  "${PIP[@]}" -e . || fail "pip install -e ." "read the pip error above; re-run bash setup.sh (it is safe to repeat)"
+  echo "$HASH" > "$STAMP"
+else
+  echo "    up to date"
+fi
+"$PY" -c 'import torch, sys; v=torch.__version__.split("+")[0]; sys.exit(0 if v=="'"$WANT"'" else 1)' \
+  || fail "torch version check" "a package replaced torch; run: $PY -m pip install $TORCH_SPEC"
+
+step "4/5 Jupyter kernel 'rl-course'"
+if ! "$VENV/bin/jupyter" kernelspec list 2>/dev/null | grep -q "rl-course"; then
+  "$PY" -m ipykernel install --user --name rl-course --display-name "RL post-training course" >/dev/null \
+    || fail "register the Jupyter kernel" "run: $PY -m ipykernel install --user --name rl-course"
+fi
+echo "    kernel ready; set-up took $(( $(date +%s) - START )) s"
+
+case "$MODE" in
+  check) step "5/5 self-check"; "$VENV/bin/course" selfcheck || fail "self-check" "see the message above" ;;
+  test) step "5/5 test suite"; exec "$PY" -m pytest "$@" ;;
+  run) step "5/5 course run $*"; exec "$VENV/bin/course" run "$@" ;;
+  none) ;;
+esac

@@ -1,0 +1,57 @@
+"""Solutions for unit 06 — GRPO."""
+from __future__ import annotations
+
+import torch
+
+from course_lib.grpo import LOSS_TYPES, SCALES
+from course_lib.utils import check_ndim, check_same_shape
+from solutions.kl import kl_estimate
+from solutions.sft import masked_mean
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group",
+                     eps: float = 1e-4) -> torch.Tensor:
+    # COURSE-SOLUTION-CANARY-7f3a9c
+    check_ndim("group_advantages", "rewards", rewards, 1, "[N]")
+    if scale not in SCALES:
+        raise ValueError(f"group_advantages: unknown scale {scale!r}; use one of {SCALES}")
+    if group_size < 2:
+        raise ValueError(f"group_advantages: group_size must be >= 2, got {group_size}")
+    if rewards.numel() % group_size:
+        raise ValueError(f"group_advantages: {rewards.numel()} rewards do not split into groups "
+                         f"of {group_size}")
+    groups = rewards.view(-1, group_size)
+    adv = groups - groups.mean(-1, keepdim=True)
+    if scale == "group":
+        adv = adv / (groups.std(-1, unbiased=True, keepdim=True) + eps)
+    elif scale == "batch":
+        adv = adv / (rewards.std(unbiased=True) + eps)
+    return adv.reshape(-1)
+
+
+def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor | None,
+              advantages: torch.Tensor, mask: torch.Tensor, clip_eps: float = 0.2,
+              beta: float = 0.04, loss_type: str = "grpo",
+              max_completion_length: int | None = None) -> torch.Tensor:
+    # COURSE-SOLUTION-CANARY-7f3a9c
+    if loss_type not in LOSS_TYPES:
+        raise ValueError(f"grpo_loss: unknown loss_type {loss_type!r}; use one of {LOSS_TYPES}")
+    check_same_shape("grpo_loss", logp=logp, old_logp=old_logp, mask=mask)
+    check_ndim("grpo_loss", "logp", logp, 2, "[B, T]")
+    if advantages.shape != logp.shape[:1]:
+        raise ValueError(f"grpo_loss: advantages{list(advantages.shape)} must be [B] = [{logp.shape[0]}]")
+    ratio = torch.exp(logp - old_logp)
+    A = advantages.unsqueeze(-1)
+    per_token = -torch.minimum(ratio * A, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * A)
+    if beta != 0:
+        if ref_logp is None:
+            raise ValueError("grpo_loss: ref_logp is None but beta != 0")
+        check_same_shape("grpo_loss", logp=logp, ref_logp=ref_logp)
+        per_token = per_token + beta * kl_estimate(logp, ref_logp, "k3")
+    m = mask.to(per_token.dtype)
+    if loss_type == "grpo":
+        return masked_mean(per_token, m, dim=-1).mean()
+    if loss_type in ("bnpo", "dapo"):
+        return masked_mean(per_token, m)
+    L = max_completion_length if max_completion_length is not None else mask.shape[-1]
+    return (per_token * m).sum() / (logp.shape[0] * L)
