@@ -48,3 +48,62 @@ def solutions_on():
     course_lib.use_solutions(True)
     yield
     course_lib.use_solutions(False)
+
+
+class NotebookRun:
+    """One headless execution of a source notebook with the solutions."""
+
+    def __init__(self, path, out_dir, nb, seconds):
+        import json
+        self.path, self.dir, self.nb, self.seconds = path, out_dir, nb, seconds
+        metrics = sorted(out_dir.glob("metrics_*.json"))
+        self.metrics = json.loads(metrics[0].read_text()) if metrics else {}
+        self.figures = sorted(p.name for p in (out_dir / "figures").glob("*.png")) \
+            if (out_dir / "figures").exists() else []
+
+    def outputs_text(self) -> str:
+        """All stream/text outputs of the executed notebook, joined (for asserting prints)."""
+        parts = []
+        for c in self.nb.cells:
+            for o in c.get("outputs", []):
+                if o.get("output_type") == "stream":
+                    parts.append(o.get("text", ""))
+                elif "data" in o and "text/plain" in o["data"]:
+                    parts.append(o["data"]["text/plain"])
+        return "\n".join(parts)
+
+
+@pytest.fixture(scope="session")
+def session_checkpoints(tmp_path_factory):
+    return tmp_path_factory.mktemp("checkpoints")
+
+
+@pytest.fixture(scope="session")
+def run_notebook(tmp_path_factory, session_checkpoints, gpu_standins):
+    """run_notebook("05") executes notebooks/05_*.ipynb once per session (solutions, tiny
+    profile) and returns a NotebookRun (metrics from report_metrics, saved figure names,
+    seconds). run_notebook("05", profile="gpu") runs the gpu code path on local stand-ins.
+    All runs of a session share one checkpoint directory, so later units find earlier ones."""
+    from pathlib import Path
+
+    from course_lib.pipeline.execute import execute_notebook
+
+    root = Path(__file__).resolve().parents[1]
+    cache: dict = {}
+
+    def _run(unit: str, profile: str = "tiny", preset: str = "quick", timeout: int = 900):
+        key = (unit, profile, preset)
+        if key not in cache:
+            matches = sorted((root / "notebooks").glob(f"{unit}_*.ipynb"))
+            assert matches, f"no notebook notebooks/{unit}_*.ipynb"
+            out = tmp_path_factory.mktemp(f"nb{unit}_{profile}")
+            env = {"COURSE_RESULTS_DIR": str(out), "COURSE_PROFILE": profile, "COURSE_PRESET": preset,
+                   "COURSE_CHECKPOINTS": str(session_checkpoints if profile == "tiny" else out / "ckpt")}
+            if profile == "gpu":
+                env["COURSE_PROFILE_OVERRIDES"] = str(gpu_standins / "overrides.json")
+            nb, secs = execute_notebook(matches[0], out / "executed.ipynb", solutions=True, env=env,
+                                        timeout=timeout)
+            cache[key] = NotebookRun(matches[0], out, nb, secs)
+        return cache[key]
+
+    return _run
