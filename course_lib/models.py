@@ -90,6 +90,20 @@ class PolicyWithValueHead(nn.Module):
         self.lm.save_pretrained(path)
         save_file(self.value_head.state_dict(), str(path / "value_head.safetensors"))
 
+    @classmethod
+    def from_pretrained(cls, path: str | Path, profile: Profile | None = None):
+        """Load what :meth:`save_pretrained` wrote (the LM and ``value_head.safetensors``)."""
+        from safetensors.torch import load_file
+        from transformers import AutoModelForCausalLM
+        head = Path(path) / "value_head.safetensors"
+        if not head.exists():
+            raise FileNotFoundError(f"{head} not found: not a PolicyWithValueHead checkpoint (to start "
+                                    "from a plain LM, use PolicyWithValueHead(load_policy(path)[0]))")
+        dtype = getattr(torch, (profile or get_profile()).dtype)
+        model = cls(AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype))
+        model.value_head.load_state_dict(load_file(str(head)))
+        return model
+
 
 class RewardModel(nn.Module):
     """Transformer backbone + linear scalar head (unit 04).
