@@ -5,7 +5,7 @@ that follows ``input_ids[:, t]``), so ``logits[:, t]`` from ``model(input_ids)``
 ``labels[:, t]`` with no further shifting; `completion_mask` / `mask` is 1 where the *label* is a
 completion token.
 
-Exercises 3.1–3.3: replace each ``raise NotImplementedError`` with your implementation.
+Exercises 3.1–3.4: replace each ``raise NotImplementedError`` with your implementation.
 """
 from __future__ import annotations
 
@@ -57,3 +57,26 @@ def sft_loss(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> 
     """
     raise NotImplementedError(
         "Exercise 3.3 (notebook 03_sft): implement `sft_loss` in course_lib/sft.py")
+
+
+def sft_train_step(model, batch: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer,
+                   max_grad_norm: float | None = 1.0) -> float:
+    """Exercise 3.4: one optimizer step of supervised fine-tuning; returns the loss as a float.
+
+    `batch` is what :func:`tokenize_prompt_and_completion` returns (``input_ids``, ``labels``,
+    ``completion_mask``, all [B, T] on the model's device). In order:
+
+    1. put the model in training mode and compute ``logits = model(input_ids=...).logits``
+       (right padding: pad tokens come after every real token, so a causal model needs no
+       attention mask for the positions that count);
+    2. ``loss = sft_loss(logits, labels, completion_mask)`` (call your exercise 3.3);
+    3. clear old gradients, back-propagate, clip the gradient norm to `max_grad_norm` with
+       ``torch.nn.utils.clip_grad_norm_`` (skip clipping when it is None), take the optimizer step;
+    4. return ``loss.item()``.
+
+    The provided loop (course_lib/sft_trainer.py) calls this once per step; to train on *every*
+    token instead of the completion only, it simply passes a different mask in
+    ``batch["completion_mask"]``. A batch missing one of the three keys raises KeyError naming it.
+    """
+    raise NotImplementedError(
+        "Exercise 3.4 (notebook 03_sft): implement `sft_train_step` in course_lib/sft.py")

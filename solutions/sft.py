@@ -57,3 +57,22 @@ def sft_loss(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> 
     safe = torch.where(mask != 0, labels, torch.zeros_like(labels)).long()
     nll = -F.log_softmax(logits.float(), dim=-1).gather(-1, safe.unsqueeze(-1)).squeeze(-1)
     return masked_mean(nll, mask)
+
+
+def sft_train_step(model, batch: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer,
+                   max_grad_norm: float | None = 1.0) -> float:
+    # COURSE-SOLUTION-CANARY-7f3a9c
+    from course_lib import sft
+    missing = [k for k in ("input_ids", "labels", "completion_mask") if k not in batch]
+    if missing:
+        raise KeyError(f"sft_train_step: the batch has no {missing} (keys: {sorted(batch)}); "
+                       "pass the dict that tokenize_prompt_and_completion returns")
+    model.train()
+    logits = model(input_ids=batch["input_ids"]).logits
+    loss = sft.sft_loss(logits, batch["labels"], batch["completion_mask"])
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    return loss.item()
