@@ -1,0 +1,137 @@
+"""Unit 01 (reward functions): the provided experiment code and the notebook (issue 4)."""
+from __future__ import annotations
+
+import itertools
+import json
+import runpy
+from pathlib import Path
+
+import pytest
+import torch
+
+from course_lib import rewards, unit01
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILDER = ROOT / "notebooks" / "_build" / "01_reward_functions.py"
+NOTEBOOK = ROOT / "notebooks" / "01_reward_functions.ipynb"
+FIGURES = ["01_reward_histograms", "01_exponential_shaping", "01_best_of_n", "01_reward_hacking",
+           "01_trl_grpo"]
+
+
+# --------------------------------------------------------------------------- provided helpers
+def test_positive_word_count_counts_lexicon_words_and_has_trl_signature():
+    got = unit01.positive_word_count(["A great, wonderful film.", "boring plot", ""],
+                                     prompts=["p"] * 3, completion_ids=None)
+    assert got == [2.0, 0.0, 0.0]
+    assert unit01.positive_word_count([[{"role": "assistant", "content": "great great"}]]) == [2.0]
+
+
+def test_expected_best_of_n_matches_brute_force_over_subsets():
+    g = torch.Generator().manual_seed(0)
+    r = torch.rand(3, 6, generator=g, dtype=torch.float64)
+    ns = [1, 2, 3, 6]
+    got = unit01.expected_best_of_n(r, ns)
+    for n, value in zip(ns, got):
+        brute = sum(max(row[list(s)]) for row in r for s in itertools.combinations(range(6), n))
+        brute /= len(r) * len(list(itertools.combinations(range(6), n)))
+        assert value == pytest.approx(float(brute), abs=1e-9)
+    assert got[0] == pytest.approx(float(r.mean()))          # n = 1: the mean reward
+    assert got[-1] == pytest.approx(float(r.max(1).values.mean()))   # n = N: the best sample
+    assert got == sorted(got)                                   # never decreases with n
+
+
+def test_expected_best_of_n_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"\[P, N\]"):
+        unit01.expected_best_of_n([1.0, 2.0], [1])
+    with pytest.raises(ValueError, match="n=5"):
+        unit01.expected_best_of_n(torch.zeros(2, 4), [5])
+
+
+def test_best_of_n_texts_picks_the_best_of_each_group():
+    texts = ["a", "b", "c", "d"]
+    assert unit01.best_of_n_texts(texts, [0.1, 0.9, 0.5, 0.2], 2) == [("b", 0.9), ("c", 0.5)]
+    with pytest.raises(ValueError):
+        unit01.best_of_n_texts(texts, [0.1, 0.9, 0.5], 2)
+
+
+def test_greedy_search_hacks_the_naive_reward_and_repetition_penalty_fixes_it(solutions_on):
+    words = ["the", "movie", "great", "was", "wonderful", "plot", "superb"]
+    hacked = unit01.greedy_word_search(unit01.positive_word_count, words, length=6)
+    assert hacked == "great great great great great great"
+    fixed = unit01.greedy_word_search(
+        rewards.combine_rewards([unit01.positive_word_count, rewards.repetition_penalty], [1.0, -2.0]),
+        words, length=3)
+    assert sorted(fixed.split()) == ["great", "superb", "wonderful"]
+    assert rewards.repetition_penalty([fixed]) == [0.0]
+    with pytest.raises(ValueError, match="no candidate words"):
+        unit01.greedy_word_search(unit01.positive_word_count, [], 3)
+
+
+def test_candidate_words_most_frequent_first():
+    assert unit01.candidate_words(["b a b.", "c b a, 12"], k=2) == ["b", "a"]
+
+
+# --------------------------------------------------------------------------- the notebook
+def test_notebook_is_generated_by_its_builder_and_follows_the_conventions(tmp_path):
+    import nbformat
+
+    from course_lib import exercises
+    from course_lib.pipeline.nbbuild import write
+
+    cells = runpy.run_path(str(BUILDER), run_name="builder")["cells"]
+    fresh = write(cells, tmp_path / "nb.ipynb")
+    assert json.loads(fresh.read_text()) == json.loads(NOTEBOOK.read_text()), \
+        "notebooks/01_reward_functions.ipynb is stale: run notebooks/_build/01_reward_functions.py"
+    nb = nbformat.read(str(NOTEBOOK), as_version=4)
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    assert ids[0] == "setup_01"
+    for ex in exercises.for_unit("01"):
+        assert ids.count(f"test_{ex.name}") == 1, ex.name
+    assert sum(1 for i in ids if i and i.startswith("q_") and not i.endswith("_prompt")) >= 3
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    for fig in FIGURES:
+        assert f'save_figure(fig, "{fig}")' in src
+    assert "from course_lib.rewards import" not in src        # exercises go through their module
+
+
+@pytest.mark.notebook
+def test_notebook_with_stubs_stops_at_the_first_exercise_with_the_stub_message(tmp_path):
+    from nbclient.exceptions import CellExecutionError
+
+    from course_lib.pipeline.execute import execute_notebook
+    with pytest.raises(CellExecutionError) as err:
+        execute_notebook(NOTEBOOK, solutions=False, allow_errors=False, timeout=300,
+                         env={"COURSE_RESULTS_DIR": str(tmp_path), "COURSE_PROFILE": "tiny"})
+    msg = str(err.value)
+    assert "NotImplementedError" in msg
+    assert "Exercise 1.1 (notebook 01_reward_functions)" in msg and "format_reward" in msg
+    assert 'check("format_reward")' in msg                       # the failing cell is the test cell
+    assert not (tmp_path / "figures").exists()                   # nothing after it ran
+
+
+@pytest.mark.notebook
+def test_notebook_runs_with_the_solutions_and_reports_its_numbers(run_notebook):
+    run = run_notebook("01")
+    m = run.metrics
+    assert run.seconds <= 180, f"notebook 01 took {run.seconds:.0f} s (bar: 2 min on 2 free cores)"
+    for fig in FIGURES:
+        assert f"{fig}.png" in run.figures, run.figures
+    bon = m["best_of_n_sentiment"]
+    assert 0.3 < bon["before"] < 0.8 and bon["after"] > bon["before"] + 0.15, bon
+    assert m["best_of_n_combined"]["after"] > m["best_of_n_combined"]["before"]
+    hack = m["hack_repetition"]
+    assert hack["before"] >= 0.8 and hack["after"] <= 0.05, hack    # great great … → no repeats
+    assert 0.0 <= m["trl_logged_sentiment_reward"]["after"] <= 1.0
+    out = run.outputs_text()
+    assert "TRL logged rewards/sentiment_reward/mean" in out
+    assert "great great great" in out or any(f"{w} {w} {w}" in out for w in unit01.POSITIVE_WORDS)
+
+
+@pytest.mark.notebook
+def test_notebook_gpu_path_runs_on_standins(run_notebook):
+    run = run_notebook("01", profile="gpu")
+    for fig in FIGURES:
+        assert f"{fig}.png" in run.figures, run.figures
+    assert {"best_of_n_sentiment", "hack_repetition", "trl_logged_sentiment_reward"} <= set(run.metrics)
+    assert "profile gpu" in run.outputs_text()
