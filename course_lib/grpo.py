@@ -5,7 +5,7 @@ Conventions: a batch holds `B = n_prompts * group_size` completions, each prompt
 tokens, `mask` 1 on completion tokens. The KL to the reference is in the *loss* (not the reward),
 with the k3 estimator and ``log r = ref_logp - logp``.
 
-Exercises 6.1–6.2: replace each ``raise NotImplementedError`` with your implementation.
+Exercises 6.1–6.3: replace each ``raise NotImplementedError`` with your implementation.
 """
 from __future__ import annotations
 
@@ -56,3 +56,37 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor
     """
     raise NotImplementedError(
         "Exercise 6.2 (notebook 06_grpo): implement `grpo_loss` in course_lib/grpo.py")
+
+
+def grpo_step(model, optimizer: torch.optim.Optimizer, rollout, advantages: torch.Tensor,
+              old_logp: torch.Tensor | None = None, ref_logp: torch.Tensor | None = None, *,
+              clip_eps: float = 0.2, beta: float = 0.04, loss_type: str = "grpo",
+              max_completion_length: int | None = None, max_grad_norm: float = 1.0,
+              temperature: float = 1.0) -> dict:
+    """Exercise 6.3: one GRPO optimizer step on a batch of sampled completions.
+
+    `rollout` is a :class:`course_lib.sampling.Rollout` (B rows = prompts x group size),
+    `advantages` [B] come from :func:`group_advantages`, `old_logp` / `ref_logp` [B, C] are the
+    per-token log-probs of ``rollout.completion_ids`` under the sampling policy / the frozen
+    reference, computed *without* gradients by the caller. In order:
+
+    1. put the model in training mode; ``logits = sampling.completion_logits(model, rollout,
+       temperature)`` and ``logp = kl.token_logprobs(logits, rollout.completion_ids)`` (your
+       exercise 2.1), *with* gradients;
+    2. if `old_logp` is None, the batch was just sampled from this very model (one update per
+       batch, ``num_iterations == 1``): use ``logp.detach()`` -- the ratio is exactly 1 but its
+       gradient is not, and it saves a forward pass;
+    3. ``loss = grpo_loss(logp, old_logp, ref_logp, advantages, rollout.completion_mask,
+       clip_eps, beta, loss_type, max_completion_length)`` (exercise 6.2; `ref_logp` may be
+       None only when ``beta == 0``);
+    4. clear old gradients, back-propagate, clip the gradient norm to `max_grad_norm` with
+       ``torch.nn.utils.clip_grad_norm_`` (it returns the norm *before* clipping), take the
+       optimizer step;
+    5. return ``{"loss": loss.item(), "grad_norm": <float, before clipping>,
+       "logp": logp.detach()}`` (the trainer logs the KL and the clip fraction from `logp`).
+
+    `advantages` that are not [B], or `old_logp` / `ref_logp` whose shape differs from
+    ``rollout.completion_ids``, raise ValueError naming the tensor and both shapes.
+    """
+    raise NotImplementedError(
+        "Exercise 6.3 (notebook 06_grpo): implement `grpo_step` in course_lib/grpo.py")

@@ -5,7 +5,7 @@ import torch
 
 from course_lib.grpo import LOSS_TYPES, SCALES
 from course_lib.utils import check_ndim, check_same_shape
-from solutions.kl import kl_estimate
+from solutions.kl import kl_estimate, token_logprobs
 from solutions.sft import masked_mean
 
 
@@ -49,9 +49,43 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor
         check_same_shape("grpo_loss", logp=logp, ref_logp=ref_logp)
         per_token = per_token + beta * kl_estimate(logp, ref_logp, "k3")
     m = mask.to(per_token.dtype)
+    empty = (m.sum(-1) == 0) if loss_type == "grpo" else (m.sum() == 0).reshape(1)
+    if loss_type != "dr_grpo" and empty.any():
+        rows = torch.nonzero(empty).flatten().tolist() if loss_type == "grpo" else "every row"
+        raise ValueError(f"grpo_loss: all-zero mask in {rows} of mask{list(mask.shape)}: the "
+                         f"'{loss_type}' average over completion tokens is undefined")
     if loss_type == "grpo":
         return masked_mean(per_token, m, dim=-1).mean()
     if loss_type in ("bnpo", "dapo"):
         return masked_mean(per_token, m)
     L = max_completion_length if max_completion_length is not None else mask.shape[-1]
     return (per_token * m).sum() / (logp.shape[0] * L)
+
+
+def grpo_step(model, optimizer: torch.optim.Optimizer, rollout, advantages: torch.Tensor,
+              old_logp: torch.Tensor | None = None, ref_logp: torch.Tensor | None = None, *,
+              clip_eps: float = 0.2, beta: float = 0.04, loss_type: str = "grpo",
+              max_completion_length: int | None = None, max_grad_norm: float = 1.0,
+              temperature: float = 1.0) -> dict:
+    # COURSE-SOLUTION-CANARY-7f3a9c
+    from course_lib.sampling import completion_logits
+    ids = rollout.completion_ids
+    if advantages.shape != ids.shape[:1]:
+        raise ValueError(f"grpo_step: advantages{list(advantages.shape)} must be [B] = "
+                         f"[{ids.shape[0]}] (one per completion of the rollout)")
+    for name, t in (("old_logp", old_logp), ("ref_logp", ref_logp)):
+        if t is not None and t.shape != ids.shape:
+            raise ValueError(f"grpo_step: {name}{list(t.shape)} must have the shape of "
+                             f"rollout.completion_ids{list(ids.shape)}")
+    model.train()
+    logp = token_logprobs(completion_logits(model, rollout, temperature), ids)
+    if old_logp is None:
+        old_logp = logp.detach()
+    loss = grpo_loss(logp, old_logp, ref_logp, advantages.to(logp.dtype), rollout.completion_mask,
+                     clip_eps=clip_eps, beta=beta, loss_type=loss_type,
+                     max_completion_length=max_completion_length)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    return {"loss": loss.item(), "grad_norm": float(grad_norm), "logp": logp.detach()}
