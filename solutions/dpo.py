@@ -49,3 +49,30 @@ def dpo_loss(pi_chosen: torch.Tensor, pi_rejected: torch.Tensor, ref_chosen: tor
     chosen_rewards = (beta * (pi_chosen - ref_chosen)).detach()
     rejected_rewards = (beta * (pi_rejected - ref_rejected)).detach()
     return losses, chosen_rewards, rejected_rewards
+
+
+def dpo_batch_loss(model, batch: dict[str, torch.Tensor], beta: float = 0.1,
+                   loss_type: str = "sigmoid", label_smoothing: float = 0.0,
+                   average: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    # COURSE-SOLUTION-CANARY-7f3a9c
+    missing = {"input_ids", "labels", "completion_mask", "ref_logps"} - set(batch)
+    if missing:
+        raise ValueError(f"dpo_batch_loss: batch lacks {sorted(missing)}")
+    ids, labels, mask, ref = (batch["input_ids"], batch["labels"], batch["completion_mask"],
+                              batch["ref_logps"])
+    check_same_shape("dpo_batch_loss", input_ids=ids, labels=labels, completion_mask=mask)
+    n = ids.shape[0]
+    if n % 2:
+        raise ValueError(f"dpo_batch_loss: input_ids{list(ids.shape)} must have 2B rows "
+                         "(B chosen, then B rejected), got an odd number")
+    if ref.shape != (n,):
+        raise ValueError(f"dpo_batch_loss: ref_logps{list(ref.shape)} must be [2B] = [{n}]")
+    logits = model(input_ids=ids, attention_mask=batch.get("attention_mask")).logits
+    logps = sequence_logprobs(logits, labels, mask, average=average)
+    pi_c, pi_r = logps.chunk(2)
+    ref_c, ref_r = ref.to(logps.dtype).chunk(2)
+    losses, chosen_rewards, rejected_rewards = dpo_loss(pi_c, pi_r, ref_c, ref_r, beta=beta,
+                                                        loss_type=loss_type,
+                                                        label_smoothing=label_smoothing)
+    return losses.mean(), {"chosen_rewards": chosen_rewards, "rejected_rewards": rejected_rewards,
+                           "logps": logps.detach()}
