@@ -1,0 +1,246 @@
+"""`course autograde` on made-up submissions against the small fixture notebook
+(tests/fixtures/fixture_notebook.py: kl_estimate 3 pts, group_advantages 3 pts,
+combine_rewards 2 pts, one written answer 2 pts).
+
+Many hostile / broken submissions are graded in ONE batch with the notebooks skipped (the code
+points never depend on them); a second, slower batch also runs nbgrader's notebook execution."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+import fixture_notebook  # noqa: E402
+import submissions as S  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+POINTS = {"kl_estimate": 3.0, "group_advantages": 3.0, "combine_rewards": 2.0}
+SOLVED = ("kl", "grpo", "rewards")
+
+
+def repo_hashes() -> dict[str, str]:
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    return {f: hashlib.sha256((ROOT / f).read_bytes()).hexdigest() for f in files if (ROOT / f).is_file()}
+
+
+@pytest.fixture(scope="module")
+def fixture_course(tmp_path_factory):
+    """(source dir with the fixture notebook, its released version)."""
+    from course_lib.pipeline import release
+    d = tmp_path_factory.mktemp("fixture_course")
+    fixture_notebook.build(d / "src" / "02_fixture.ipynb")
+    released = release.generate(d / "ex", d / "src")
+    return d / "src", released
+
+
+def read_grades(out: Path) -> dict[str, dict[str, str]]:
+    grades: dict[str, dict[str, str]] = {}
+    with open(out / "grades.csv") as f:
+        for row in csv.DictReader(f):
+            grades.setdefault(row["student_id"], {})[row["exercise"]] = row["score"]
+    return grades
+
+
+def code_points(g: dict[str, str]) -> dict[str, float]:
+    return {k: float(g[k]) for k in POINTS}
+
+
+# --- hostile / broken code, graded in one batch (code points only) -----------------------------
+HOSTILE = {
+    # name: (solved modules, {module: appended code}) -> expected code points
+    "infinite_loop": (SOLVED, {"kl": "def kl_estimate(logp, ref_logp, kind='k3'):\n    while True:\n        pass"}),
+    "sys_exit": (SOLVED, {"grpo": "import sys\ndef group_advantages(*a, **k):\n    sys.exit(3)"}),
+    "os_exit": (SOLVED, {"rewards": "import os\ndef combine_rewards(*a, **k):\n    os._exit(0)"}),
+    "big_output": (SOLVED, {"kl": "_inner = kl_estimate\ndef kl_estimate(*a, **k):\n"
+                                  "    import sys\n    sys.stdout.write('x' * 100_000_000)\n"
+                                  "    print('y' * 1_000_000, file=sys.stderr)\n    return _inner(*a, **k)"}),
+    "import_error": (SOLVED, {"rewards": "raise RuntimeError('broken at import')"}),
+    "patch_comparisons": ((), {"kl": (
+        "import torch, numpy, math\n"
+        "torch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a, **k: True\n"
+        "torch.testing.assert_close = lambda *a, **k: None\nnumpy.allclose = lambda *a, **k: True\n"
+        "math.isclose = lambda *a, **k: True\n"
+        "def kl_estimate(logp, ref_logp, kind='k3'):\n    return torch.zeros_like(logp)")}),
+    "patch_grading": ((), {"grpo": (
+        "import sys, types\n"
+        "fake = types.ModuleType('solutions.grading')\n"
+        "fake.compare = lambda *a, **k: (True, '')\nfake.score = lambda *a, **k: {'score': 99}\n"
+        "sys.modules['solutions'] = types.ModuleType('solutions')\nsys.modules['solutions.grading'] = fake\n"
+        "from course_lib.pipeline import caserun\n"
+        "caserun.close = lambda *a, **k: (True, '')\n"
+        "caserun.run_case = lambda f, c: {'id': '', 'value': 0.0, 'grads': {}, 'error': None, 'error_types': []}")}),
+    "read_solutions_path": ((), {"kl": (
+        f"def kl_estimate(logp, ref_logp, kind='k3'):\n"
+        f"    ns = {{}}\n"
+        f"    exec(open({str(ROOT / 'solutions' / 'kl.py')!r}).read(), ns)\n"
+        f"    return ns['kl_estimate'](logp, ref_logp, kind)")}),
+    "read_solutions_import": ((), {"kl": (
+        f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+        f"def kl_estimate(logp, ref_logp, kind='k3'):\n"
+        f"    import importlib\n    return importlib.import_module('solutions.kl').kl_estimate(logp, ref_logp, kind)")}),
+    "subprocess_escape": ((), {"kl": (
+        f"import subprocess, os\n"
+        f"def kl_estimate(logp, ref_logp, kind='k3'):\n"
+        f"    subprocess.run(['cp', {str(ROOT / 'solutions' / 'kl.py')!r}, '/tmp/course_leak.py'])\n"
+        f"    os.system('touch {ROOT}/PWNED')\n"
+        f"    raise RuntimeError('no')"),
+        "grpo": ("import ctypes\n"
+                 "def group_advantages(*a, **k):\n"
+                 f"    ctypes.CDLL(None).system(b'touch {ROOT}/PWNED2')\n"
+                 "    raise RuntimeError('no')")}),
+    "write_instructor_files": ((), {"kl": (
+        f"def kl_estimate(logp, ref_logp, kind='k3'):\n"
+        f"    open({str(ROOT / 'solutions' / 'kl.py')!r}, 'a').write('# pwned')\n"
+        f"    open({str(ROOT / 'README_PWNED.md')!r}, 'w').write('pwned')\n"
+        f"    raise RuntimeError('no')")}),
+    "raise_everywhere": ((), {"kl": "def kl_estimate(*a, **k):\n    raise ValueError('always')",
+                              "grpo": "def group_advantages(*a, **k):\n    raise ValueError('always')",
+                              "rewards": "def combine_rewards(*a, **k):\n    raise ValueError('always')"}),
+}
+EXPECTED = {
+    "infinite_loop": {"kl_estimate": 0, "group_advantages": 3, "combine_rewards": 2},
+    "sys_exit": {"kl_estimate": 3, "group_advantages": 0, "combine_rewards": 2},
+    "os_exit": {"kl_estimate": 3, "group_advantages": 3, "combine_rewards": 0},
+    "big_output": {"kl_estimate": 3, "group_advantages": 3, "combine_rewards": 2},   # correct, just loud
+    "import_error": {"kl_estimate": 3, "group_advantages": 3, "combine_rewards": 0},
+}
+
+
+@pytest.fixture(scope="module")
+def hostile_batch(fixture_course, tmp_path_factory):
+    from course_lib.pipeline import autograde
+    src, released = fixture_course
+    subs = tmp_path_factory.mktemp("hostile_subs")
+    for name, (solved, over) in HOSTILE.items():
+        S.make_submission(subs / name, released, solved=solved, overrides=over)
+    # untouched stubs, a zip of the solutions, exactly one wrong exercise, a corrupt zip
+    S.make_submission(subs / "stubs", released)
+    sol = S.make_submission(tmp_path_factory.mktemp("z") / "solved", released, solved="all")
+    (sol / "SUBMISSION.json").write_text(json.dumps({"student_id": "zipped_solutions"}))
+    S.zip_folder(sol, subs / "submission-zipped.zip")
+    S.make_submission(subs / "one_wrong", released, solved=SOLVED, overrides={
+        "grpo": "_ok = group_advantages\ndef group_advantages(rewards, group_size, scale='group', eps=1e-4):\n"
+                "    return _ok(rewards, group_size, scale, eps) * 1.5"})
+    (subs / "corrupt.zip").write_bytes(b"PK\x03\x04 this is not a zip")
+    out = tmp_path_factory.mktemp("hostile_out")
+    before = repo_hashes()
+    t0 = time.time()
+    results = autograde.autograde(subs, out, source_dir=src, run_notebooks=False, exercise_timeout=8,
+                                  sandbox_timeout=60)
+    seconds = time.time() - t0
+    after = repo_hashes()
+    return {"out": out, "results": results, "seconds": seconds, "before": before, "after": after,
+            "grades": read_grades(out)}
+
+
+def test_batch_completes_and_instructor_files_unchanged(hostile_batch):
+    g = hostile_batch["grades"]
+    expected_ids = set(HOSTILE) | {"stubs", "zipped_solutions", "one_wrong", "corrupt"}
+    assert set(g) == expected_ids
+    assert hostile_batch["before"] == hostile_batch["after"], "grading changed instructor files"
+    assert not (ROOT / "PWNED").exists() and not (ROOT / "PWNED2").exists()
+    assert not (ROOT / "README_PWNED.md").exists()
+    assert not Path("/tmp/course_leak.py").exists()
+    for r in hostile_batch["results"]:
+        assert r["seconds"] < 60, f"{r['student_id']} took {r['seconds']:.0f} s"
+
+
+def test_stubs_zero_solutions_full_one_wrong_loses_its_points(hostile_batch):
+    g = hostile_batch["grades"]
+    assert code_points(g["stubs"]) == {k: 0.0 for k in POINTS}
+    assert code_points(g["zipped_solutions"]) == POINTS
+    assert code_points(g["one_wrong"]) == {**POINTS, "group_advantages": 0.0}
+    assert code_points(g["corrupt"]) == {k: 0.0 for k in POINTS}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_broken_submissions_keep_what_they_earned(hostile_batch, name):
+    assert code_points(hostile_batch["grades"][name]) == {k: float(v) for k, v in EXPECTED[name].items()}
+
+
+@pytest.mark.parametrize("name", ["patch_comparisons", "patch_grading", "read_solutions_path",
+                                  "read_solutions_import", "subprocess_escape", "write_instructor_files",
+                                  "raise_everywhere"])
+def test_cheating_scores_nothing(hostile_batch, name):
+    assert code_points(hostile_batch["grades"][name]) == {k: 0.0 for k in POINTS}
+
+
+def test_failures_are_explained(hostile_batch):
+    details = {r["student_id"]: r["details"] for r in hostile_batch["results"]}
+    assert "timed out" in " ".join(details["infinite_loop"]["kl_estimate"]["failures"])
+    assert "SystemExit" in " ".join(details["sys_exit"]["group_advantages"]["failures"])
+    assert "exited early" in " ".join(details["os_exit"]["combine_rewards"]["failures"])
+    assert "broken at import" in " ".join(details["import_error"]["combine_rewards"]["failures"])
+    assert "PermissionError" in " ".join(details["read_solutions_path"]["kl_estimate"]["failures"])
+
+
+def test_manual_answers_pending_in_csv(hostile_batch):
+    with open(hostile_batch["out"] / "grades.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["exercise"] == "q_fixture_why"]
+    assert rows and all(r["score"] == "" and r["max_score"] == "2" for r in rows)
+    assert {r["unit"] for r in rows} == {"02"}
+
+
+def test_feedback_has_no_hidden_tests(hostile_batch):
+    fb = hostile_batch["out"] / "feedback" / "zipped_solutions" / "02_fixture.html"
+    html = fb.read_text()
+    assert "hidden_check" not in html and "HIDDEN TESTS" not in html and "solutions.grading" not in html
+    assert "Grader: 9/9 hidden cases passed" in html     # kl_estimate has 9 cases
+
+
+# --- the full path: nbgrader executes the notebooks too ------------------------------------------
+@pytest.mark.slow
+def test_autograde_with_nbgrader_notebooks(fixture_course, tmp_path):
+    from course_lib.pipeline import autograde
+    from nbgrader.api import Gradebook
+    src, released = fixture_course
+    subs = tmp_path / "subs"
+    S.make_submission(subs / "solved", released, solved="all")
+
+    def vandalize(path: Path):   # edit one locked test cell, delete another
+        nb = nbformat.read(str(path), as_version=4)
+        for c in nb.cells:
+            if c.metadata.get("nbgrader", {}).get("grade_id") == "test_kl_estimate":
+                c.source = "print('all tests passed')"
+        nb.cells = [c for c in nb.cells
+                    if c.metadata.get("nbgrader", {}).get("grade_id") != "test_combine_rewards"]
+        nbformat.write(nb, str(path))
+    S.make_submission(subs / "vandal", released, notebook_edit=vandalize)
+    # hangs at `import course_lib` in the notebook kernel (course_lib/__init__ imports rewards)
+    # and when the sandbox imports course_lib/rewards.py
+    S.make_submission(subs / "hang_at_import", released, solved=SOLVED,
+                      overrides={"rewards": "while True:\n    pass"})
+    out = tmp_path / "out"
+    before = repo_hashes()
+    results = autograde.autograde(subs, out, source_dir=src, cell_timeout=10, notebook_timeout=60,
+                                  exercise_timeout=8, sandbox_timeout=40)
+    assert repo_hashes() == before
+    g = read_grades(out)
+    assert code_points(g["solved"]) == POINTS
+    assert code_points(g["vandal"]) == {k: 0.0 for k in POINTS}
+    assert code_points(g["hang_at_import"]) == {**POINTS, "combine_rewards": 0.0}
+    secs = {r["student_id"]: r["seconds"] for r in results}
+    assert secs["solved"] < 90 and secs["hang_at_import"] < 150, secs
+    # the gradebook holds the grader's scores, not the kernel's
+    with Gradebook(f"sqlite:///{out / 'nbgrader' / 'gradebook.db'}", "rl-posttraining") as gb:
+        assert gb.find_grade("test_kl_estimate", "02_fixture", "exercises", "solved").score == 3.0
+        assert gb.find_grade("test_kl_estimate", "02_fixture", "exercises", "vandal").score == 0.0
+        ans = gb.find_grade("q_fixture_why", "02_fixture", "exercises", "solved")
+        # an unchanged "YOUR ANSWER HERE" is scored 0 by nbgrader itself; a written answer would
+        # be flagged needs_manual_grade for the formgrader
+        assert ans.max_score == 2 and ans.auto_score in (None, 0)
+    # the executed notebook reached the training cell, which shrank under nbgrader
+    executed = nbformat.read(str(out / "nbgrader" / "autograded" / "solved" / "exercises" / "02_fixture.ipynb"),
+                             as_version=4)
+    text = json.dumps([c.get("outputs", []) for c in executed.cells])
+    assert "trained 2 steps" in text
+    html = (out / "feedback" / "solved" / "02_fixture.html").read_text()
+    assert "hidden_check" not in html and "HIDDEN TESTS" not in html and "trained 2 steps" in html

@@ -1,0 +1,191 @@
+"""Hidden-test machinery (solutions/grading.py + caserun), the sandbox on every exercise,
+`course run` and `course submit`."""
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+import submissions as S  # noqa: E402
+
+from course_lib import exercises  # noqa: E402
+from course_lib.pipeline import caserun  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def canon(x):
+    if isinstance(x, torch.Tensor):
+        return ("T", x.dtype, tuple(x.shape), x.tolist())
+    if isinstance(x, dict):
+        return {k: canon(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [canon(v) for v in x]
+    return x
+
+
+# --- cases and comparison ---------------------------------------------------------------------
+@pytest.mark.parametrize("name", [e.name for e in exercises.EXERCISES])
+def test_cases_are_seeded_picklable_and_varied(name):
+    from solutions import grading
+    a, b = grading.make_cases(name, 1), grading.make_cases(name, 1)
+    assert len(a) >= 2
+    pickle.loads(pickle.dumps(a))
+    assert canon(a) == canon(b)
+    assert canon(grading.make_cases(name, 2)) != canon(a), "the seed must change the cases"
+    ids = [c["id"] for c in a]
+    assert len(set(ids)) == len(ids)
+
+
+@pytest.mark.parametrize("name", [e.name for e in exercises.EXERCISES])
+def test_solution_passes_and_stub_scores_zero(name):
+    from solutions import grading
+    import course_lib
+    ex = exercises.get(name)
+    cases, expected = grading.expected_results(name)
+    assert any(not r["error"] for r in expected), "every exercise needs valid-input cases"
+    stub = getattr(__import__(f"course_lib.{ex.module}", fromlist=[name]), name)
+    assert grading.score(name, expected, caserun.run_cases(stub, cases))["score"] == 0
+    course_lib.use_solutions(True)
+    try:
+        assert grading.hidden_check(name)["score"] == ex.points
+    finally:
+        course_lib.use_solutions(False)
+
+
+def test_hidden_check_reports_partial_credit(monkeypatch):
+    from solutions import grading
+    from solutions import kl as sol
+    from course_lib import kl
+
+    def half_right(logp, ref_logp, kind="k3"):
+        return sol.kl_estimate(logp, ref_logp, "k1" if kind == "k3" else kind)
+    monkeypatch.setattr(kl, "kl_estimate", half_right)
+    with pytest.raises(AssertionError, match=r"hidden tests for kl_estimate: \d+/9 cases passed"):
+        grading.hidden_check("kl_estimate")
+    s = grading.score("kl_estimate", *[grading.expected_results("kl_estimate")[1]] * 2)
+    assert s["score"] == 3
+
+
+def test_compare_checks_values_and_gradients():
+    from solutions import grading
+    case = {"id": "c", "args": [torch.randn(3, 4), torch.randn(3, 4)], "kwargs": {}, "grad": [0, 1]}
+    good = caserun.run_case(lambda a, b: (a - b).pow(2).mean(), case)
+    detached = caserun.run_case(lambda a, b: (a.detach() - b.detach()).pow(2).mean().requires_grad_(), case)
+    wrong = caserun.run_case(lambda a, b: (a - b).pow(2).sum(), case)
+    wrong_shape = caserun.run_case(lambda a, b: (a - b).pow(2).mean(-1), case)
+    raised = caserun.run_case(lambda a, b: 1 / 0, case)
+    assert grading.compare(good, good) == (True, "")
+    ok, msg = grading.compare(good, detached)
+    assert not ok and "gradient" in msg
+    ok, msg = grading.compare(good, wrong)
+    assert not ok and "expected" in msg
+    ok, msg = grading.compare(good, wrong_shape)
+    assert not ok and ("shape" in msg or "expected" in msg)
+    ok, msg = grading.compare(good, raised)
+    assert not ok and "ZeroDivisionError" in msg
+
+
+def test_raising_for_everything_earns_no_bad_input_points():
+    from solutions import grading
+    cases, expected = grading.expected_results("kl_estimate")
+    got = caserun.run_cases(lambda *a, **k: (_ for _ in ()).throw(ValueError("no")), cases)
+    assert grading.score("kl_estimate", expected, got)["score"] == 0
+
+
+def test_caserun_markers_and_normalize():
+    tok = caserun.resolve({caserun.MARKER: "tokenizer"})
+    assert tok("hello")["input_ids"]
+    f = caserun.resolve({caserun.MARKER: "reward_fn", "name": "bonus"})
+    assert f(["a", "b"], bonus=[1, 2]) == [1.0, 2.0]
+    m1 = caserun.resolve({caserun.MARKER: "model", "seed": 3})
+    m2 = caserun.resolve({caserun.MARKER: "model", "seed": 3})
+    assert torch.equal(caserun.flat_params(m1), caserun.flat_params(m2))
+    with pytest.raises(ValueError, match="unknown marker"):
+        caserun.resolve({caserun.MARKER: "nope"})
+    r = caserun.run_case(lambda: (torch.ones(2, requires_grad=True) * 2, {"k": 1.5}), {"args": []})
+    assert r["error"] is None and isinstance(r["value"][0], torch.Tensor) and not r["value"][0].requires_grad
+    r = caserun.run_case(lambda: object(), {"args": []})
+    assert "cannot compare" in r["error"]
+
+
+# --- the sandbox on every exercise --------------------------------------------------------------
+@pytest.mark.slow
+def test_sandbox_grades_every_exercise(tmp_path):
+    """A copy of the solutions gets full marks on all exercises, run in the sandbox."""
+    from solutions import grading
+    from course_lib.pipeline import sandbox
+    cl = S.make_course_lib(tmp_path / "sub", solved="all")
+    jobs, expected = {}, {}
+    for e in exercises.EXERCISES:
+        jobs[e.name], expected[e.name] = grading.expected_results(e.name)
+    out = sandbox.run_student_cases(cl, jobs)
+    for e in exercises.EXERCISES:
+        s = grading.score(e.name, expected[e.name], out[e.name]["results"])
+        assert s["score"] == e.points, (e.name, out[e.name]["error"], s["failures"][:2])
+
+
+def test_sandbox_uses_only_exercise_modules_from_student(tmp_path):
+    from course_lib.pipeline import sandbox
+    cl = tmp_path / "course_lib"
+    cl.mkdir()
+    (cl / "kl.py").write_text("x = 1\n")
+    (cl / "utils.py").write_text("raise SystemExit('student utils must not be used')\n")
+    (cl / "my_helpers.py").write_text("y = 2\n")
+    files = sandbox.student_files(cl)
+    assert set(files) == {"kl.py", "my_helpers.py"}
+
+
+# --- course run -------------------------------------------------------------------------------
+def test_course_run_collects_metrics_and_survives_a_failing_unit(tmp_path, capsys):
+    from course_lib.pipeline import nbbuild, runner
+    src = tmp_path / "notebooks"
+    nbbuild.write([nbbuild.code("from course_lib.report import report_metrics\n"
+                                "import os\nprint(os.environ['COURSE_PROFILE'], os.environ['COURSE_CHECKPOINTS'])\n"
+                                "report_metrics('01', {'format_compliance': (0.25, 0.75)})")],
+                  src / "01_ok.ipynb")
+    nbbuild.write([nbbuild.code("raise RuntimeError('unit two is broken')")], src / "02_broken.ipynb")
+    nbbuild.write([nbbuild.code("from course_lib.report import report_metrics\n"
+                                "report_metrics('03', {'kl_to_ref': (None, 0.5)})")], src / "03_ok.ipynb")
+    out = tmp_path / "run"
+    rc = runner.main(["--out", str(out), "--source", str(src), "--preset", "quick"])
+    assert rc == 1
+    res = json.loads((out / "results.json").read_text())
+    assert res["profile"] == "tiny" and res["preset"] == "quick"
+    assert res["units"]["01"]["metrics"] == {"format_compliance": {"before": 0.25, "after": 0.75}}
+    assert res["units"]["01"]["seconds"] > 0 and "error" not in res["units"]["01"]
+    assert "unit two is broken" in res["units"]["02"]["error"]
+    assert res["units"]["03"]["metrics"]["kl_to_ref"] == {"before": None, "after": 0.5}
+    assert (out / "01_ok.ipynb").exists()
+    printed = capsys.readouterr().out
+    assert "format_compliance" in printed and "0.250" in printed and "FAILED" in printed
+    assert runner.main(["--out", str(out), "--source", str(src), "--units", "01,03"]) == 0
+    assert runner.main(["--out", str(out), "--source", str(src), "--units", "09"]) == 2
+
+
+# --- course submit ----------------------------------------------------------------------------
+def test_submit_packs_notebooks_and_course_lib(tmp_path, monkeypatch):
+    from course_lib.pipeline import submit
+    (tmp_path / "exercises").mkdir()
+    (tmp_path / "exercises" / "01_x.ipynb").write_text("{}")
+    S.make_course_lib(tmp_path)
+    (tmp_path / "course_lib" / "assets").mkdir()
+    (tmp_path / "course_lib" / "assets" / "big.bin").write_bytes(b"0" * 100)
+    monkeypatch.setenv("USER", "Jane Doe")
+    monkeypatch.delenv("COURSE_STUDENT_ID", raising=False)
+    assert submit.main(["--root", str(tmp_path), "--out", str(tmp_path / "s.zip")]) == 0
+    with zipfile.ZipFile(tmp_path / "s.zip") as z:
+        names = set(z.namelist())
+        meta = json.loads(z.read("SUBMISSION.json"))
+    assert "exercises/01_x.ipynb" in names and "course_lib/kl.py" in names
+    assert not any("assets" in n for n in names)
+    assert meta["student_id"] == "Jane_Doe"
+    assert submit.main(["--root", str(tmp_path), "--student-id", "jd7"]) == 0
+    assert (tmp_path / "submission-jd7.zip").exists()
+    assert submit.main(["--root", str(tmp_path), "--student-id", "../.."]) == 2
