@@ -55,6 +55,7 @@ EXERCISES: list[Exercise] = [
     Exercise("3.1", "sft", "tokenize_prompt_and_completion", 3),
     Exercise("3.2", "sft", "masked_mean"),
     Exercise("3.3", "sft", "sft_loss", 3),
+    Exercise("3.4", "sft", "sft_train_step", 2),
     Exercise("4.1", "reward_model", "bradley_terry_loss", 3),
     Exercise("4.2", "reward_model", "preference_accuracy", 1),
     Exercise("4.3", "reward_model", "last_token_pool", 2),
@@ -63,10 +64,13 @@ EXERCISES: list[Exercise] = [
     Exercise("5.3", "ppo", "ppo_policy_loss", 4),
     Exercise("5.4", "ppo", "ppo_value_loss", 3),
     Exercise("5.5", "ppo", "entropy_from_logits", 2),
+    Exercise("5.6", "ppo", "ppo_minibatch_loss", 3),
     Exercise("6.1", "grpo", "group_advantages", 3),
     Exercise("6.2", "grpo", "grpo_loss", 5),
+    Exercise("6.3", "grpo", "grpo_step", 3),
     Exercise("7.1", "dpo", "sequence_logprobs", 3),
     Exercise("7.2", "dpo", "dpo_loss", 5),
+    Exercise("7.3", "dpo", "dpo_batch_loss", 3),
 ]
 
 BY_NAME = {e.name: e for e in EXERCISES}

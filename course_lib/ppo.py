@@ -5,7 +5,7 @@ tokens and 0 on right padding. Rewards come from ``kl.kl_penalized_rewards`` (KL
 reward, score on the last token). All averages are token-level masked means
 (``sft.masked_mean``): every response token in the batch weighs the same.
 
-Exercises 5.1–5.5: replace each ``raise NotImplementedError`` with your implementation.
+Exercises 5.1–5.6: replace each ``raise NotImplementedError`` with your implementation.
 """
 from __future__ import annotations
 
@@ -70,3 +70,44 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     """
     raise NotImplementedError(
         "Exercise 5.5 (notebook 05_ppo): implement `entropy_from_logits` in course_lib/ppo.py")
+
+
+MINIBATCH_KEYS = ("response_ids", "mask", "old_logprobs", "old_values", "advantages", "returns")
+"""The stored rollout tensors (all [B, T] over response tokens) that :func:`ppo_minibatch_loss`
+reads from its `batch` dict."""
+
+
+def ppo_minibatch_loss(logits: torch.Tensor, values: torch.Tensor, batch: dict[str, torch.Tensor],
+                       clip_range: float = 0.2, cliprange_value: float = 0.2, vf_coef: float = 0.1,
+                       entropy_coef: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Exercise 5.6: wire exercises 2.1 and 5.3–5.5 into the loss of one PPO minibatch.
+
+    Inputs, for a minibatch of B sequences and T response positions:
+
+    * `logits` [B, T, V]: the *current* policy's logits that predict each response token (already
+      divided by the sampling temperature), with gradient;
+    * `values` [B, T]: the current value head's outputs at the same positions, with gradient;
+    * `batch`: the tensors stored at rollout time (no gradient), each [B, T]:
+      ``response_ids``, ``mask``, ``old_logprobs``, ``old_values``, ``advantages`` (already
+      whitened) and ``returns`` (see :data:`MINIBATCH_KEYS`).
+
+    In order:
+
+    1. ``logp = kl.token_logprobs(logits, batch["response_ids"])`` (exercise 2.1);
+    2. ``policy_loss, clip_fraction = ppo_policy_loss(logp, old_logprobs, advantages, mask,
+       clip_range)`` (5.3);
+    3. ``value_loss = ppo_value_loss(values, old_values, returns, mask, cliprange_value)`` (5.4);
+    4. ``entropy = sft.masked_mean(entropy_from_logits(logits), mask)`` (5.5 and 3.2);
+    5. ``loss = policy_loss + vf_coef * value_loss - entropy_coef * entropy`` (the entropy is a
+       *bonus*: more entropy, lower loss).
+
+    Returns ``(loss, stats)``: `loss` a scalar with gradient; `stats` a dict of *detached* scalar
+    tensors ``policy_loss``, ``value_loss``, ``entropy``, ``clip_fraction`` and ``approx_kl`` — the
+    masked mean of ``kl.kl_estimate(old_logprobs, logp, "k3")``, i.e. KL(old policy || current
+    policy) estimated on the stored samples (how far this update has moved the policy).
+    The provided trainer (course_lib/ppo_trainer.py) calls this once per minibatch, then
+    back-propagates, clips the gradient norm and steps the optimizer. A `batch` missing one of
+    the keys raises KeyError naming it.
+    """
+    raise NotImplementedError(
+        "Exercise 5.6 (notebook 05_ppo): implement `ppo_minibatch_loss` in course_lib/ppo.py")

@@ -63,3 +63,32 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     # COURSE-SOLUTION-CANARY-7f3a9c
     p = torch.softmax(logits, dim=-1)
     return torch.logsumexp(logits, dim=-1) - (p * logits).sum(-1)
+
+
+def ppo_minibatch_loss(logits: torch.Tensor, values: torch.Tensor, batch: dict[str, torch.Tensor],
+                       clip_range: float = 0.2, cliprange_value: float = 0.2, vf_coef: float = 0.1,
+                       entropy_coef: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    # COURSE-SOLUTION-CANARY-7f3a9c
+    from course_lib.ppo import MINIBATCH_KEYS
+    from course_lib.utils import check_ndim
+    from solutions.kl import kl_estimate, token_logprobs
+    missing = [k for k in MINIBATCH_KEYS if k not in batch]
+    if missing:
+        raise KeyError(f"ppo_minibatch_loss: the batch has no {missing} (keys: {sorted(batch)}); "
+                       f"it needs {list(MINIBATCH_KEYS)}")
+    check_ndim("ppo_minibatch_loss", "logits", logits, 3, "[B, T, V]")
+    if values.shape != logits.shape[:2]:
+        raise ValueError(f"ppo_minibatch_loss: values{list(values.shape)} must be [B, T] = "
+                         f"{list(logits.shape[:2])} to match logits{list(logits.shape)}")
+    mask = batch["mask"]
+    logp = token_logprobs(logits, batch["response_ids"])
+    policy_loss, clip_fraction = ppo_policy_loss(logp, batch["old_logprobs"], batch["advantages"],
+                                                 mask, clip_range)
+    value_loss = ppo_value_loss(values, batch["old_values"], batch["returns"], mask, cliprange_value)
+    entropy = masked_mean(entropy_from_logits(logits), mask)
+    loss = policy_loss + vf_coef * value_loss - entropy_coef * entropy
+    approx_kl = masked_mean(kl_estimate(batch["old_logprobs"], logp, "k3"), mask)
+    stats = {"policy_loss": policy_loss.detach(), "value_loss": value_loss.detach(),
+             "entropy": entropy.detach(), "clip_fraction": clip_fraction.detach(),
+             "approx_kl": approx_kl.detach()}
+    return loss, stats
