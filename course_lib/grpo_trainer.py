@@ -148,7 +148,7 @@ class GRPOConfig:
                   lr_scheduler_type=self.lr_scheduler_type, warmup_steps=self.warmup_steps,
                   weight_decay=self.weight_decay, reward_weights=self.reward_weights,
                   seed=self.seed, disable_dropout=self.disable_dropout, logging_steps=1, report_to="none", save_strategy="no",
-                  disable_tqdm=True, use_cpu=on_cpu, bf16=False, gradient_checkpointing=False,
+                  disable_tqdm=True, use_cpu=on_cpu, bf16=False, activation_checkpointing=False,
                   dataloader_num_workers=0)
         kw.update(extra)
         return TRLConfig(**kw)

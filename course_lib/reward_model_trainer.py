@@ -264,7 +264,7 @@ def run_trl_reward(model_name_or_path: str, tokenizer, dataset, config: RewardCo
         max_grad_norm=config.max_grad_norm if config.max_grad_norm is not None else 0.0,
         center_rewards_coefficient=config.center_rewards_coefficient, max_length=config.max_length,
         logging_steps=1, save_strategy="no", report_to="none", seed=config.seed,
-        use_cpu=device.type == "cpu", bf16=False, fp16=False, gradient_checkpointing=False,
+        use_cpu=device.type == "cpu", bf16=False, fp16=False, activation_checkpointing=False,
         dataloader_num_workers=0, disable_tqdm=True)
     trainer = RewardTrainer(model=model, args=args, processing_class=tokenizer,
                             train_dataset=dataset.select_columns(["prompt", "chosen", "rejected"]))

@@ -191,7 +191,7 @@ def run_trl_sft(model, tokenizer, dataset, config: SFTConfig, output_dir: str | 
         max_grad_norm=config.max_grad_norm if config.max_grad_norm is not None else 0.0,
         completion_only_loss=config.completion_only_loss, max_length=config.max_length,
         logging_steps=1, save_strategy="no", report_to="none", seed=config.seed,
-        use_cpu=use_cpu, bf16=False, fp16=False, gradient_checkpointing=False,
+        use_cpu=use_cpu, bf16=False, fp16=False, activation_checkpointing=False,
         dataloader_num_workers=0, disable_tqdm=True)
     trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
                          train_dataset=dataset.select_columns(["prompt", "completion"]))

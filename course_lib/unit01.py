@@ -108,11 +108,9 @@ def run_trl_grpo(model, tokenizer, reward_func: Callable, prompts: Sequence[str]
 
     if steps <= 0:
         return []
-    import warnings
-    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
     cfg = GRPOConfig(
         output_dir=tempfile.mkdtemp(prefix="trl_grpo_"), use_cpu=not torch.cuda.is_available(),
-        bf16=False, gradient_checkpointing=False, max_steps=steps,
+        bf16=False, activation_checkpointing=False, max_steps=steps,
         per_device_train_batch_size=batch_size, num_generations=num_generations,
         max_completion_length=max_completion_length, learning_rate=learning_rate, beta=0.04,
         logging_steps=1, report_to="none", save_strategy="no", disable_tqdm=False, seed=seed)

@@ -86,3 +86,40 @@ def test_bad_input_names_the_problem(solutions_on):
     logits, values, batch = _hand_case()
     with pytest.raises(ValueError, match="ppo_minibatch_loss"):
         ppo.ppo_minibatch_loss(logits, values[:, :2], batch)
+
+
+# --------------------------------------------------------------------------- the notebook
+@pytest.mark.notebook
+def test_notebook_meets_the_bars(run_notebook):
+    run = run_notebook("05")
+    m = run.metrics
+    for k in ("positive_fraction", "distinct_2", "kl_to_ref", "train_seconds"):
+        assert k in m, f"report_metrics('05', ...) did not report {k}: {sorted(m)}"
+    pf, d2, kl = m["positive_fraction"], m["distinct_2"], m["kl_to_ref"]
+    assert pf["after"] - pf["before"] >= 0.30, pf
+    assert abs(d2["after"] - d2["before"]) <= 0.20 * d2["before"], d2
+    assert kl["after"] <= 0.5, kl
+    assert m["train_seconds"]["after"] <= 120, m["train_seconds"]
+    assert run.seconds <= 240, f"notebook took {run.seconds:.0f} s headless"
+    for fig in ("05_training_curves.png", "05_kl_coef_sweep.png", "05_ablation.png"):
+        assert fig in run.figures, run.figures
+
+
+@pytest.mark.notebook
+def test_notebook_saves_the_checkpoint(run_notebook, session_checkpoints):
+    run_notebook("05")
+    from course_lib.models import load_policy
+    ckpt = session_checkpoints / "ppo"
+    assert (ckpt / "config.json").exists() and (ckpt / "value_head.safetensors").exists()
+    model, tok = load_policy(ckpt, profile=course_lib.get_profile("tiny"), device="cpu")
+    from course_lib import sampling
+    roll = sampling.sample(model, tok, ["The movie was"], max_new_tokens=8,
+                           generator=torch.Generator().manual_seed(0))
+    assert roll.completion_mask.sum() > 0
+
+
+@pytest.mark.notebook
+def test_notebook_gpu_path_on_standins(run_notebook):
+    run = run_notebook("05", profile="gpu")
+    assert {"positive_fraction", "distinct_2", "kl_to_ref"} <= set(run.metrics)
+    assert (run.dir / "ckpt" / "ppo" / "config.json").exists()
