@@ -69,10 +69,9 @@ fi
   || fail "torch version check" "a package replaced torch; run: $PY -m pip install $TORCH_SPEC"
 
 step "4/5 Jupyter kernel 'rl-course'"
-if ! "$VENV/bin/jupyter" kernelspec list 2>/dev/null | grep -q "rl-course"; then
-  "$PY" -m ipykernel install --user --name rl-course --display-name "RL post-training course" >/dev/null \
-    || fail "register the Jupyter kernel" "run: $PY -m ipykernel install --user --name rl-course"
-fi
+# Always (re)register: an existing "rl-course" kernel may point to another checkout's venv.
+"$PY" -m ipykernel install --user --name rl-course --display-name "RL post-training course" >/dev/null \
+  || fail "register the Jupyter kernel" "run: $PY -m ipykernel install --user --name rl-course"
 echo "    kernel ready; set-up took $(( $(date +%s) - START )) s"
 
 case "$MODE" in

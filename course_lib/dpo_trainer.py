@@ -32,7 +32,7 @@ import torch
 
 from course_lib import dpo, reward_model, sft
 from course_lib.config import Profile, checkpoint_dir, get_profile
-from course_lib.utils import progress
+from course_lib.utils import progress, warmup_linear_lambda
 
 
 @dataclass
@@ -257,16 +257,6 @@ def sample_metrics(model, ref_model, tokenizer, prompts: Sequence[str], max_new_
 
 
 # --------------------------------------------------------------------------- training
-def _lr_lambda(config: DPOConfig):
-    def f(step: int) -> float:
-        if step < config.warmup_steps:
-            return (step + 1) / config.warmup_steps
-        if config.lr_scheduler_type == "linear":
-            return max(0.0, (config.max_steps - step) / max(1, config.max_steps - config.warmup_steps))
-        return 1.0
-    if config.lr_scheduler_type not in ("constant", "linear"):
-        raise ValueError(f"lr_scheduler_type must be 'constant' or 'linear', got {config.lr_scheduler_type!r}")
-    return f
 
 
 def train(model, tokenizer, pairs, config: DPOConfig, ref_model=None, ref_logps: torch.Tensor | None = None,
@@ -290,7 +280,8 @@ def train(model, tokenizer, pairs, config: DPOConfig, ref_model=None, ref_logps:
     disable_dropout(model)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, warmup_linear_lambda(config.lr_scheduler_type, config.warmup_steps, config.max_steps))
     g = torch.Generator().manual_seed(config.seed)
 
     def new_order():

@@ -29,7 +29,7 @@ import torch
 
 from course_lib import reward_model
 from course_lib.config import Profile, checkpoint_dir, get_profile
-from course_lib.utils import progress
+from course_lib.utils import progress, shuffled_batches, warmup_linear_lambda
 
 CHECKPOINT_NAME = "reward_model"
 
@@ -87,22 +87,8 @@ def pair_rewards(rm, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torc
     return scores.chunk(2)
 
 
-def _lr_lambda(config: RewardConfig):
-    def f(step: int) -> float:
-        if step < config.warmup_steps:
-            return (step + 1) / config.warmup_steps
-        if config.lr_scheduler_type == "constant":
-            return 1.0
-        return max(0.0, (config.max_steps - step) / max(1, config.max_steps - config.warmup_steps))
-    return f
 
 
-def _batches(n: int, batch_size: int, rng: random.Random):
-    while True:
-        order = list(range(n))
-        rng.shuffle(order)
-        for i in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
-            yield order[i:i + batch_size]
 
 
 def train(rm, tokenizer, dataset, config: RewardConfig | None = None,
@@ -120,8 +106,9 @@ def train(rm, tokenizer, dataset, config: RewardConfig | None = None,
     device = next(rm.parameters()).device
     P, C, R = list(dataset["prompt"]), list(dataset["chosen"]), list(dataset["rejected"])
     optimizer = torch.optim.AdamW(rm.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
-    batches = _batches(len(P), config.per_device_train_batch_size, random.Random(config.seed))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_linear_lambda(config.lr_scheduler_type, config.warmup_steps, config.max_steps))
+    batches = shuffled_batches(len(P), config.per_device_train_batch_size, random.Random(config.seed))
     history: list[dict] = []
     bar = progress(range(config.max_steps), desc=desc)
     for step in bar:

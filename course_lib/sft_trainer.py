@@ -25,7 +25,7 @@ import torch
 
 from course_lib import rewards, sampling, sft
 from course_lib.config import Profile, checkpoint_dir, get_profile
-from course_lib.utils import progress
+from course_lib.utils import progress, shuffled_batches, warmup_linear_lambda
 
 CHECKPOINT_NAME = "sft"
 
@@ -83,23 +83,8 @@ def make_batch(prompts: Sequence[str], completions: Sequence[str], tokenizer,
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def _lr_lambda(config: SFTConfig):
-    def f(step: int) -> float:
-        if step < config.warmup_steps:
-            return (step + 1) / config.warmup_steps
-        if config.lr_scheduler_type == "constant":
-            return 1.0
-        return max(0.0, (config.max_steps - step) / max(1, config.max_steps - config.warmup_steps))
-    return f
 
 
-def _batches(n: int, batch_size: int, rng: random.Random):
-    """Endless shuffled mini-batches of indices (a fresh permutation every epoch)."""
-    while True:
-        order = list(range(n))
-        rng.shuffle(order)
-        for i in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
-            yield order[i:i + batch_size]
 
 
 def train(model, tokenizer, dataset, config: SFTConfig | None = None,
@@ -117,8 +102,9 @@ def train(model, tokenizer, dataset, config: SFTConfig | None = None,
     prompts, completions = list(dataset["prompt"]), list(dataset["completion"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
-    batches = _batches(len(prompts), config.per_device_train_batch_size, random.Random(config.seed))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_linear_lambda(config.lr_scheduler_type, config.warmup_steps, config.max_steps))
+    batches = shuffled_batches(len(prompts), config.per_device_train_batch_size, random.Random(config.seed))
     history: list[dict] = []
     started = time.perf_counter()
     bar = progress(range(config.max_steps), desc=desc)
