@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import itertools
-import json
-import runpy
 from pathlib import Path
 
 import pytest
@@ -12,7 +10,6 @@ import torch
 from course_lib import rewards, unit01
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILDER = ROOT / "notebooks" / "_build" / "01_reward_functions.py"
 NOTEBOOK = ROOT / "notebooks" / "01_reward_functions.ipynb"
 FIGURES = ["01_reward_histograms", "01_exponential_shaping", "01_best_of_n", "01_reward_hacking",
            "01_trl_grpo"]
@@ -72,16 +69,11 @@ def test_candidate_words_most_frequent_first():
 
 
 # --------------------------------------------------------------------------- the notebook
-def test_notebook_is_generated_by_its_builder_and_follows_the_conventions(tmp_path):
+def test_notebook_follows_the_conventions():
     import nbformat
 
     from course_lib import exercises
-    from course_lib.pipeline.nbbuild import write
 
-    cells = runpy.run_path(str(BUILDER), run_name="builder")["cells"]
-    fresh = write(cells, tmp_path / "nb.ipynb")
-    assert json.loads(fresh.read_text()) == json.loads(NOTEBOOK.read_text()), \
-        "notebooks/01_reward_functions.ipynb is stale: run notebooks/_build/01_reward_functions.py"
     nb = nbformat.read(str(NOTEBOOK), as_version=4)
     ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
     assert ids[0] == "setup_01"

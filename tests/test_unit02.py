@@ -1,8 +1,6 @@
 """Unit 02 (KL penalties): the provided experiment code and the notebook (issue 4)."""
 from __future__ import annotations
 
-import json
-import runpy
 from pathlib import Path
 
 import pytest
@@ -11,7 +9,6 @@ import torch
 from course_lib import kl, unit02
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILDER = ROOT / "notebooks" / "_build" / "02_kl_penalties.py"
 NOTEBOOK = ROOT / "notebooks" / "02_kl_penalties.ipynb"
 FIGURES = ["02_estimator_bias_variance", "02_forward_vs_reverse_kl", "02_per_token_kl",
            "02_beta_tradeoff", "02_likelihood_terms"]
@@ -75,16 +72,11 @@ def test_steered_policy_and_rollout_stats(tiny, solutions_on):
 
 
 # --------------------------------------------------------------------------- the notebook
-def test_notebook_is_generated_by_its_builder_and_follows_the_conventions(tmp_path):
+def test_notebook_follows_the_conventions():
     import nbformat
 
     from course_lib import exercises
-    from course_lib.pipeline.nbbuild import write
 
-    cells = runpy.run_path(str(BUILDER), run_name="builder")["cells"]
-    fresh = write(cells, tmp_path / "nb.ipynb")
-    assert json.loads(fresh.read_text()) == json.loads(NOTEBOOK.read_text()), \
-        "notebooks/02_kl_penalties.ipynb is stale: run notebooks/_build/02_kl_penalties.py"
     nb = nbformat.read(str(NOTEBOOK), as_version=4)
     ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
     assert ids[0] == "setup_02"

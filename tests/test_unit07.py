@@ -11,15 +11,6 @@ ROOT = Path(__file__).resolve().parents[1]
 NB = ROOT / "notebooks" / "07_dpo.ipynb"
 
 
-def test_notebook_is_built_from_its_builder(tmp_path):
-    import runpy
-
-    from course_lib.pipeline import nbbuild
-    cells = runpy.run_path(str(ROOT / "notebooks" / "_build" / "07_dpo.py"))["cells"]
-    fresh = nbbuild.write(cells, tmp_path / "07.ipynb")
-    assert nbformat.read(fresh, 4) == nbformat.read(NB, 4), "run notebooks/_build/07_dpo.py"
-
-
 def test_notebook_structure():
     nb = nbformat.read(NB, 4)
     src = [c.source for c in nb.cells]

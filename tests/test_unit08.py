@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import runpy
 import sys
 import types
 from pathlib import Path
@@ -17,13 +16,6 @@ FIGURES = {"08_frontier.png", "08_metrics.png", "08_reward_distributions.png"}
 
 
 # ------------------------------------------------------------------------------ the notebook file
-def test_notebook_is_up_to_date_with_its_builder(tmp_path):
-    from course_lib.pipeline.nbbuild import write
-    ns = runpy.run_path(str(ROOT / "notebooks" / "_build" / "08_evaluation.py"), run_name="builder")
-    fresh = write(ns["cells"], tmp_path / "08.ipynb")
-    assert fresh.read_text() == NB.read_text(), "notebooks/08_evaluation.ipynb is stale: run its builder"
-
-
 def test_notebook_conventions():
     nb = nbformat.read(str(NB), as_version=4)
     first = nb.cells[0]
