@@ -238,21 +238,13 @@ def run_trl_reward(model_name_or_path: str, tokenizer, dataset, config: RewardCo
     from trl import RewardConfig as TRLRewardConfig
     from trl import RewardTrainer
 
-    from course_lib.sft_trainer import trl_step_timer
+    from course_lib.sft_trainer import trl_step_timer, trl_training_args
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = AutoModelForSequenceClassification.from_pretrained(str(model_name_or_path), num_labels=1)
     model.config.pad_token_id = tokenizer.pad_token_id
-    args = TRLRewardConfig(
-        output_dir=str(output_dir), max_steps=config.max_steps,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        learning_rate=config.learning_rate, lr_scheduler_type=config.lr_scheduler_type,
-        warmup_steps=config.warmup_steps, weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm if config.max_grad_norm is not None else 0.0,
-        center_rewards_coefficient=config.center_rewards_coefficient, max_length=config.max_length,
-        logging_steps=1, save_strategy="no", report_to="none", seed=config.seed,
-        use_cpu=device.type == "cpu", bf16=False, fp16=False, activation_checkpointing=False,
-        dataloader_num_workers=0, disable_tqdm=True)
+    args = TRLRewardConfig(**trl_training_args(config, output_dir, device.type == "cpu"),
+                           center_rewards_coefficient=config.center_rewards_coefficient)
     trainer = RewardTrainer(model=model, args=args, processing_class=tokenizer,
                             train_dataset=dataset.select_columns(["prompt", "chosen", "rejected"]))
     timer = trl_step_timer(trainer, desc="TRL RewardTrainer")

@@ -160,6 +160,20 @@ def eval_loss(model, tokenizer, dataset, completion_only_loss: bool = True,
 
 
 # --------------------------------------------------------------------------- TRL side by side
+def trl_training_args(config, output_dir, use_cpu: bool) -> dict:
+    """TRL/`TrainingArguments` keywords that mirror one of our configs (SFTConfig, RewardConfig):
+    same steps, batch, optimiser and schedule, one log per step, nothing saved, fp32 on CPU."""
+    return dict(
+        output_dir=str(output_dir), max_steps=config.max_steps,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        learning_rate=config.learning_rate, lr_scheduler_type=config.lr_scheduler_type,
+        warmup_steps=config.warmup_steps, weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm if config.max_grad_norm is not None else 0.0,
+        max_length=config.max_length, logging_steps=1, save_strategy="no", report_to="none",
+        seed=config.seed, use_cpu=use_cpu, bf16=False, fp16=False, activation_checkpointing=False,
+        dataloader_num_workers=0, disable_tqdm=True)
+
+
 def run_trl_sft(model, tokenizer, dataset, config: SFTConfig, output_dir: str | Path) -> dict:
     """Train `model` in place with TRL's SFTTrainer using the same settings as :func:`train`.
 
@@ -169,16 +183,8 @@ def run_trl_sft(model, tokenizer, dataset, config: SFTConfig, output_dir: str | 
     from trl import SFTTrainer
 
     use_cpu = next(model.parameters()).device.type == "cpu"
-    args = TRLSFTConfig(
-        output_dir=str(output_dir), max_steps=config.max_steps,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        learning_rate=config.learning_rate, lr_scheduler_type=config.lr_scheduler_type,
-        warmup_steps=config.warmup_steps, weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm if config.max_grad_norm is not None else 0.0,
-        completion_only_loss=config.completion_only_loss, max_length=config.max_length,
-        logging_steps=1, save_strategy="no", report_to="none", seed=config.seed,
-        use_cpu=use_cpu, bf16=False, fp16=False, activation_checkpointing=False,
-        dataloader_num_workers=0, disable_tqdm=True)
+    args = TRLSFTConfig(**trl_training_args(config, output_dir, use_cpu),
+                        completion_only_loss=config.completion_only_loss)
     trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
                          train_dataset=dataset.select_columns(["prompt", "completion"]))
     timer = trl_step_timer(trainer, desc="TRL SFTTrainer")
