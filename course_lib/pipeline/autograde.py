@@ -127,7 +127,7 @@ def student_id_of(sub: Path, unpacked: Path) -> str:
 
 
 # --- the nbgrader side --------------------------------------------------------------------------
-def write_course_config(root: Path, cell_timeout: int, kernel_spec: dict) -> None:
+def write_course_config(root: Path, cell_timeout: int, kernel_spec: dict, threads: int = 2) -> None:
     """root/nbgrader_config.py for the nbgrader subprocess + the locked-down kernelspec."""
     (root / "nbgrader_config.py").write_text(
         "from pathlib import Path\n"
@@ -144,35 +144,90 @@ def write_course_config(root: Path, cell_timeout: int, kernel_spec: dict) -> Non
                  "-f", "{connection_file}"],
         "display_name": "course grader (sandboxed)", "language": "python",
         "env": {"COURSE_PROFILE": "tiny", "COURSE_LIB_SOLUTIONS": "0", "MPLBACKEND":
-                "module://matplotlib_inline.backend_inline", "OMP_NUM_THREADS": "2",
+                "module://matplotlib_inline.backend_inline", "OMP_NUM_THREADS": str(int(threads)),
                 "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                 "HF_DATASETS_OFFLINE": "1", "HOME": str(root / "home"),
                 "MPLCONFIGDIR": str(root / "home" / "mpl"), "COURSE_CHECKPOINTS": str(root / "home" / "ckpt")}}))
     (root / "home").mkdir(exist_ok=True)
 
 
-def run_nbgrader_autograde(root: Path, sid: str, timeout: float) -> tuple[bool, str]:
-    """nbgrader autograde for one student in a subprocess, bounded by `timeout` seconds."""
-    release.ensure_scripts_on_path()
-    env = dict(os.environ)
-    env["JUPYTER_PATH"] = str(root / "jupyter")
-    env["JUPYTER_RUNTIME_DIR"] = str(root / "home" / "runtime")   # connection files (kernel-writable)
-    env.pop("COURSE_LIB_SOLUTIONS", None)
-    cmd = [sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, f"--student={sid}", "--force"]
-    log = root / f"autograde_{sid}.log"
-    with open(log, "wb") as f:
-        proc = subprocess.Popen(cmd, cwd=str(root), env=env, stdout=f, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-        try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return False, f"nbgrader autograde took longer than {timeout:.0f} s and was stopped"
-    text = log.read_text(errors="replace")
-    if rc != 0:
-        return False, f"nbgrader autograde failed (exit {rc}): {text[-500:]}"
-    return True, ""
+def notebook_groups(jobs: int) -> list[str]:
+    """`jobs` nbgrader --notebook patterns that split the NN_*.ipynb notebooks by the last digit of
+    their unit number (01 03 05 07 | 02 04 06 08 for two jobs): neighbouring units, which cost
+    about the same, land in different groups."""
+    jobs = max(1, min(int(jobs), 5))
+    if jobs == 1:
+        return ["*"]
+    return ["[0-9][" + "".join(str(d % 10) for d in range(1, 11) if d % jobs == k % jobs) + "]_*"
+            for k in range(1, jobs + 1)]
+
+
+class NbgraderAutograde:
+    """`nbgrader autograde` of one student, started in the background, bounded in time by wait().
+
+    With jobs > 1 the notebooks are split into `jobs` groups (``--notebook`` patterns) graded by
+    concurrent nbgrader processes, each with its own kernel. The caller has already laid out
+    autograded/<sid>/ (the student's course_lib) and created the student and the submission in
+    the gradebook, so the processes share no set-up step.
+    """
+
+    def __init__(self, root: Path, sid: str, jobs: int = 1):
+        release.ensure_scripts_on_path()
+        env = dict(os.environ)
+        env["JUPYTER_PATH"] = str(root / "jupyter")
+        env["JUPYTER_RUNTIME_DIR"] = str(root / "home" / "runtime")   # connection files (kernel-writable)
+        env.pop("COURSE_LIB_SOLUTIONS", None)
+        base = [sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, f"--student={sid}", "--force"]
+        groups = notebook_groups(jobs)
+        self.started = time.time()
+        self.procs = []
+        for k, pattern in enumerate(groups):
+            cmd = base if pattern == "*" else base + [f"--notebook={pattern}"]
+            log = root / f"autograde_{sid}{'' if len(groups) == 1 else f'_{k}'}.log"
+            with open(log, "wb") as f:   # the child keeps its own copy of the descriptor
+                proc = subprocess.Popen(cmd, cwd=str(root), env=env, stdout=f, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+            self.procs.append((proc, log))
+
+    def kill(self) -> None:
+        for proc, _ in self.procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+
+    def wait(self, timeout: float) -> tuple[bool, str]:
+        """Wait until `timeout` seconds after the start; stop everything past it."""
+        problems = []
+        for proc, log in self.procs:
+            try:
+                rc = proc.wait(timeout=max(0.1, self.started + timeout - time.time()))
+            except subprocess.TimeoutExpired:
+                self.kill()
+                return False, f"nbgrader autograde took longer than {timeout:.0f} s and was stopped"
+            if rc != 0:
+                problems.append(f"nbgrader autograde failed (exit {rc}): "
+                                f"{log.read_text(errors='replace')[-500:]}")
+        return (not problems), "; ".join(problems)
+
+
+def run_nbgrader_autograde(root: Path, sid: str, timeout: float, jobs: int = 1) -> tuple[bool, str]:
+    """nbgrader autograde for one student, bounded by `timeout` seconds in all."""
+    return NbgraderAutograde(root, sid, jobs).wait(timeout)
+
+
+def prepare_gradebook(root: Path, sid: str) -> None:
+    """Create the student and the submission before the concurrent nbgrader processes start (so
+    none of them has to create a row another one is creating)."""
+    import warnings
+    from nbgrader.api import Gradebook
+    with warnings.catch_warnings():   # nbgrader's own SQLAlchemy autoflush warnings
+        warnings.simplefilter("ignore")
+        with Gradebook(f"sqlite:///{root / 'gradebook.db'}", "rl-posttraining") as gb:
+            gb.update_or_create_student(sid)
+            gb.update_or_create_submission(ASSIGNMENT, sid)
 
 
 def set_gradebook_scores(root: Path, sid: str, code_scores: dict[str, dict], cells: list[dict]) -> None:
@@ -241,7 +296,8 @@ def write_feedback(nb_path: Path, out_html: Path, cells: list[dict], code_scores
 class Grader:
     def __init__(self, out: Path, source_dir: Path | None = None, *, seed: int | None = None,
                  cell_timeout: int = 60, notebook_timeout: float = 240, exercise_timeout: float = 20,
-                 sandbox_timeout: float = 120, run_notebooks: bool = True, quiet: bool = False):
+                 sandbox_timeout: float = 120, run_notebooks: bool = True, quiet: bool = False,
+                 jobs: int | None = None):
         from solutions import grading
         self.grading = grading
         self.out = Path(out)
@@ -250,6 +306,8 @@ class Grader:
         self.cell_timeout, self.notebook_timeout = cell_timeout, notebook_timeout
         self.exercise_timeout, self.sandbox_timeout = exercise_timeout, sandbox_timeout
         self.run_notebooks, self.quiet = run_notebooks, quiet
+        # notebooks graded at once (one kernel each): one per core, at most 2 by default
+        self.jobs = max(1, jobs if jobs is not None else min(2, os.cpu_count() or 1))
         self.cells = graded_cells(self.source_dir)
         self.names = list(dict.fromkeys(c["exercise"] for c in self.cells if c["kind"] == "code"))
         self.root = self.out / "nbgrader"
@@ -282,7 +340,8 @@ class Grader:
                 "forbidden": sandbox.forbidden_roots() + [str(self.root / "source"),
                                                           str(self.root / "gradebook.db"),
                                                           str(self.root / "nbgrader_config.py")],
-                "allowed_read": [sys.prefix, sys.base_prefix, *sandbox._site_dirs()]})
+                "allowed_read": [sys.prefix, sys.base_prefix, *sandbox._site_dirs()]},
+                threads=max(1, (os.cpu_count() or 1) // self.jobs))
 
     def grade_code(self, course_lib_dir: Path | None) -> dict[str, dict]:
         jobs = {n: self.expected[n][0] for n in self.names}
@@ -309,12 +368,26 @@ class Grader:
                 sid = re.sub(r"[^A-Za-z0-9_.-]", "_", sub.stem)[:64] or "unknown"
                 return self._broken(sid, f"unreadable submission: {e}", t0)
             cl = unpacked / "course_lib"
+            cl = cl if cl.is_dir() else None
             nb_dir = unpacked / "exercises" if (unpacked / "exercises").is_dir() else unpacked
-            code_scores = self.grade_code(cl if cl.is_dir() else None)
+            # nbgrader executes the notebooks in the background while the sandbox grades the code
+            run = self._start_notebooks(sid, nb_dir, cl) if self.run_notebooks else None
+            try:
+                code_scores = self.grade_code(cl)
+            except BaseException:
+                if run:
+                    run.kill()
+                raise
             t_code = time.time() - t0
             status = "Code exercises graded by running your functions on hidden inputs in a sandbox."
-            if self.run_notebooks:
-                ok, msg = self._autograde_notebooks(sid, nb_dir, cl if cl.is_dir() else None, code_scores)
+            t_nb = None
+            if run:
+                ok, msg = run.wait(self.notebook_timeout)
+                t_nb = time.time() - run.started
+                try:
+                    set_gradebook_scores(self.root, sid, code_scores, self.cells)
+                except Exception as e:  # noqa: BLE001 - the csv is the source of truth; the db is a convenience
+                    ok, msg = False, (msg + f"; gradebook not updated: {e}").strip("; ")
                 if not ok:
                     status += f" Notebook execution: {msg}"
             self._feedback(sid, nb_dir, code_scores, status)
@@ -323,11 +396,11 @@ class Grader:
             self.log(f"  {sid}: {sum(r['score'] or 0 for r in rows):g}/{sum(r['max_score'] for r in rows):g} "
                      f"points ({secs:.1f} s; code {t_code:.1f} s)")
             return {"student_id": sid, "rows": rows, "seconds": secs, "code_seconds": t_code,
-                    "details": code_scores, "status": status}
+                    "notebook_seconds": t_nb, "details": code_scores, "status": status}
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    def _autograde_notebooks(self, sid, nb_dir: Path, cl: Path | None, code_scores) -> tuple[bool, str]:
+    def _start_notebooks(self, sid, nb_dir: Path, cl: Path | None) -> NbgraderAutograde:
         subdir = self.root / "submitted" / sid / ASSIGNMENT
         if subdir.exists():
             shutil.rmtree(subdir)
@@ -336,13 +409,15 @@ class Grader:
         for nb in nb_dir.glob("*.ipynb"):
             if nb.stem in wanted and nb.is_file() and nb.stat().st_size < 50 * 2 ** 20:
                 shutil.copy(nb, subdir / nb.name)
-        sandbox.prepare_course_lib(cl, subdir)
-        ok, msg = run_nbgrader_autograde(self.root, sid, self.notebook_timeout)
-        try:
-            set_gradebook_scores(self.root, sid, code_scores, self.cells)
-        except Exception as e:  # noqa: BLE001 - the csv is the source of truth; the db is a convenience
-            msg = (msg + f"; gradebook not updated: {e}").strip("; ")
-        return ok, msg
+        # the student's course_lib goes straight where the kernels run (autograded/), not through
+        # submitted/: nbgrader then copies no files, so concurrent processes cannot race on them
+        graded = self.root / "autograded" / sid / ASSIGNMENT
+        if graded.exists():
+            shutil.rmtree(graded)
+        graded.mkdir(parents=True)
+        sandbox.prepare_course_lib(cl, graded)
+        prepare_gradebook(self.root, sid)
+        return NbgraderAutograde(self.root, sid, self.jobs)
 
     def _feedback(self, sid, nb_dir: Path, code_scores, status) -> None:
         fb = self.out / "feedback" / sid
@@ -429,6 +504,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-notebooks", action="store_true",
                     help="skip nbgrader's notebook execution (code points only, feedback without outputs)")
     ap.add_argument("--seed", type=int, default=None, help="seed of the hidden cases (default fixed)")
+    ap.add_argument("--jobs", type=int, default=None,
+                    help="notebooks of one submission executed at once (default: min(2, cores))")
     args = ap.parse_args(argv)
     if not Path(args.submissions).exists():
         print(f"course autograde: {args.submissions} does not exist", file=sys.stderr)
@@ -442,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     results = autograde(Path(args.submissions), Path(args.out), source_dir=Path(args.source),
                         cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
                         exercise_timeout=args.exercise_timeout, sandbox_timeout=args.sandbox_timeout,
-                        run_notebooks=not args.no_notebooks, seed=args.seed)
+                        run_notebooks=not args.no_notebooks, seed=args.seed, jobs=args.jobs)
     n = len(results)
     print(f"graded {n} submission(s) in {time.time() - t0:.1f} s "
           f"({(time.time() - t0) / max(n, 1):.1f} s per submission) -> {Path(args.out) / 'grades.csv'}")

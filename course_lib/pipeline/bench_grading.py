@@ -10,6 +10,7 @@ sandboxed code grading and nbgrader's notebook execution.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import sys
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--source", default=str(REPO / "notebooks"))
     ap.add_argument("--n", type=int, default=2, help="submissions (alternating solved / stubs)")
     ap.add_argument("--no-notebooks", action="store_true")
+    ap.add_argument("--jobs", type=int, default=None,
+                    help="notebooks executed at once per submission (default: min(2, cores))")
     args = ap.parse_args(argv)
     from course_lib.pipeline import autograde, release
     work = Path(tempfile.mkdtemp(prefix="course_bench_"))
@@ -54,16 +57,21 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.n):
             make_submission(work / "subs" / f"student{i}", released, solved=(i % 2 == 0))
         t0 = time.time()
-        results = autograde.autograde(work / "subs", work / "out", source_dir=Path(args.source),
-                                      run_notebooks=not args.no_notebooks)
+        grader = autograde.Grader(work / "out", source_dir=Path(args.source), quiet=True,
+                                  run_notebooks=not args.no_notebooks, jobs=args.jobs)
+        results = grader.grade_all(autograde.find_submissions(work / "subs"))
         total = time.time() - t0
+        print(f"cores: {os.cpu_count()} · notebooks executed at once: "
+              f"{grader.jobs if not args.no_notebooks else 0}")
         print(f"notebooks: {len(released)} · exercises: "
               f"{len({r['exercise'] for r in results[0]['rows']})} graded cells · submissions: {len(results)}")
         for r in results:
             pts = sum(x["score"] or 0 for x in r["rows"])
             mx = sum(x["max_score"] for x in r["rows"])
+            nb = (f", nbgrader's notebook execution {r['notebook_seconds']:.1f} s at the same time"
+                  if r.get("notebook_seconds") else "")
             print(f"  {r['student_id']}: {r['seconds']:.1f} s per submission "
-                  f"(sandboxed code grading {r['code_seconds']:.1f} s) · {pts:g}/{mx:g} points")
+                  f"(sandboxed code grading {r['code_seconds']:.1f} s{nb}) · {pts:g}/{mx:g} points")
         print(f"batch {total:.1f} s incl. set-up · {sum(r['seconds'] for r in results) / len(results):.1f} "
               "s per submission")
     finally:

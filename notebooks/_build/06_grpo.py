@@ -40,9 +40,15 @@ import torch
 from course_lib import grpo, grpo_trainer, rewards
 from course_lib.report import report_metrics, save_figure
 
-STEPS = None if not FAST else 2          # None = the preset's number of steps
-ABL_STEPS = 2 if FAST else 25            # ablations: short runs
+STEPS = None                             # None = the preset's number of steps
+ABL_STEPS = 25                           # ablations: short runs
 N_EVAL = 8 if FAST else None             # None = preset.eval_size
+# under the grader (FAST) every run shrinks to one step of 2 prompts x 4 completions
+FAST_SIZE = dict(max_steps=1, prompts_per_step=2, num_generations=4) if FAST else {}
+
+def grpo_config(task, **overrides):   # the unit's GRPOConfig.for_task(task) on this profile
+    return grpo_trainer.GRPOConfig.for_task(task, profile, **{**overrides, **FAST_SIZE})
+
 base_model, tokenizer, start_path = grpo_trainer.start_model(profile)
 print("start model:", start_path, "·", profile.preset())
 """),
@@ -105,7 +111,7 @@ Reward = VADER's positive probability of the completion (`rewards.sentiment_rewa
 We use `scale_rewards="none"` (why: see the ablation below) and $\beta = 0.04$.
 """),
     code(r"""
-sent_cfg = grpo_trainer.GRPOConfig.for_task("sentiment", profile, max_steps=STEPS)
+sent_cfg = grpo_config("sentiment", max_steps=STEPS)
 print(sent_cfg)
 sent_before = grpo_trainer.evaluate(base_model, tokenizer, "sentiment", n=N_EVAL, profile=profile)
 sent = grpo_trainer.train(sent_cfg, model=copy.deepcopy(base_model), tokenizer=tokenizer,
@@ -150,7 +156,7 @@ a training prompt nor in the pretraining corpus, so gains there are generalisati
 reward has real spread inside a group, so here std scaling (`"group"`) is fine.
 """),
     code(r"""
-ar_cfg = grpo_trainer.GRPOConfig.for_task("arithmetic", profile, max_steps=STEPS)
+ar_cfg = grpo_config("arithmetic", max_steps=STEPS)
 ar_before = grpo_trainer.evaluate(base_model, tokenizer, "arithmetic", n=N_EVAL, profile=profile)
 ar = grpo_trainer.train(ar_cfg, model=copy.deepcopy(base_model), tokenizer=tokenizer,
                         profile=profile, desc="GRPO arithmetic")
@@ -186,8 +192,7 @@ at a time. Same seed, same prompts.
 """),
     code(r"""
 def ablation(**changes):
-    cfg = grpo_trainer.GRPOConfig.for_task("sentiment", profile, max_steps=ABL_STEPS,
-                                           prompts_per_step=4, **changes)
+    cfg = grpo_config("sentiment", max_steps=ABL_STEPS, prompts_per_step=4, **changes)
     run = grpo_trainer.train(cfg, model=copy.deepcopy(base_model), tokenizer=tokenizer,
                              profile=profile, desc=str(changes or "baseline"))
     ev = grpo_trainer.evaluate(run.model, tokenizer, "sentiment", ref_model=run.ref_model,
@@ -249,8 +254,7 @@ names), and **your** reward function — it has TRL's signature, so it plugs in 
 here, one after the other, and we time each step.
 """),
     code(r"""
-cmp_cfg = grpo_trainer.GRPOConfig.for_task("sentiment", profile, max_steps=2 if FAST else 15,
-                                           prompts_per_step=4)
+cmp_cfg = grpo_config("sentiment", max_steps=15, prompts_per_step=4)
 t0 = time.perf_counter()
 ours = grpo_trainer.train(cmp_cfg, model=copy.deepcopy(base_model), tokenizer=tokenizer,
                           profile=profile, desc="ours")

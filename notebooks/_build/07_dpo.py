@@ -64,10 +64,10 @@ two kinds (in the `gpu` profile: Anthropic's HH-RLHF, human judgements of assist
 """),
     code(r"""
 print("rule:", data.PREFERENCE_RULE)
-n_pairs = 64 if FAST else None
+n_pairs = 16 if FAST else None        # under the grader: a few pairs, a few steps
 train_pairs = dpo_trainer.build_pairs("mixed", "train", n=n_pairs, model=policy, tokenizer=tokenizer,
                                       profile=profile)
-heldout_pairs = dpo_trainer.build_pairs("synthetic", "eval", n=32 if FAST else 128, profile=profile)
+heldout_pairs = dpo_trainer.build_pairs("synthetic", "eval", n=16 if FAST else 128, profile=profile)
 print(f"{len(train_pairs)} training pairs, {len(heldout_pairs)} held-out pairs")
 for row in train_pairs.select(range(3)):
     print(f"\nPROMPT   {row['prompt']!r}\nCHOSEN   {row['chosen']!r}\nREJECTED {row['rejected']!r}")
@@ -150,7 +150,7 @@ samples: **positive fraction** (VADER, the behaviour the chosen answers have), *
     code(r"""
 config = dpo_trainer.DPOConfig.from_preset(profile)      # tuned defaults for this profile
 if FAST:
-    config = dataclasses.replace(config, max_steps=3)
+    config = dataclasses.replace(config, max_steps=2)
 print(config)
 eval_prompts = list(data.load_task("sentiment", "eval", n=8 if FAST else profile.preset().eval_size,
                                    profile=profile)["prompt"]) * 2
@@ -237,7 +237,7 @@ Same data, two thirds of the steps, ten times the learning rate.
     code(r"""
 def short_run(steps, **overrides):
     # A fresh copy of the starting model trained with `overrides`: held-out preferences + fresh samples.
-    cfg = dataclasses.replace(config, max_steps=3 if FAST else steps, **overrides)
+    cfg = dataclasses.replace(config, max_steps=1 if FAST else steps, **overrides)
     model = copy.deepcopy(reference).requires_grad_(True)
     hist = dpo_trainer.train(model, tokenizer, train_pairs, cfg, ref_logps=ref_logps, desc=str(overrides))
     ev = dpo_trainer.evaluate_pairs(model, tokenizer, heldout_pairs, heldout_ref_logps, cfg)
