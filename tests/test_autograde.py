@@ -244,3 +244,33 @@ def test_autograde_with_nbgrader_notebooks(fixture_course, tmp_path):
     assert "trained 2 steps" in text
     html = (out / "feedback" / "solved" / "02_fixture.html").read_text()
     assert "hidden_check" not in html and "HIDDEN TESTS" not in html and "trained 2 steps" in html
+
+
+# --- the real course through nbgrader: what a grader runs --------------------------------------
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_real_course_solutions_copy_grades_in_full_and_fast_cells_run(tmp_path):
+    """A solutions copy of the released course, autograded as a grader would: full code points,
+    every FAST (NBGRADER_EXECUTION) cell of the eight notebooks runs without an error, in bounded
+    time (~65 s on 2 cores; `python -m course_lib.pipeline.bench_grading` prints the number)."""
+    from course_lib.pipeline import autograde, bench_grading, release
+    released = release.generate(tmp_path / "ex", ROOT / "notebooks")
+    bench_grading.make_submission(tmp_path / "subs" / "solved", released, solved=True)
+    (r,) = autograde.autograde(tmp_path / "subs", tmp_path / "out", quiet=True)
+    code = [x for x in r["rows"] if x["score"] is not None]
+    assert code and sum(x["score"] for x in code) == sum(x["max_score"] for x in code), r["status"]
+    assert "Notebook execution" not in r["status"], r["status"]
+    graded = sorted((tmp_path / "out" / "nbgrader" / "autograded" / "solved" / "exercises").glob("*.ipynb"))
+    assert [p.name for p in graded] == [p.name for p in released]
+    for path in graded:
+        nb = nbformat.read(str(path), as_version=4)
+        setup = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id", "").startswith("setup_")]
+        assert setup and "grading mode" in json.dumps(setup[0].get("outputs", [])), path.name   # FAST on
+        errors = [(c.source.splitlines()[0][:60], o["ename"], o["evalue"][:200])
+                  for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                  if o.get("output_type") == "error"
+                  # by design the kernel cannot import solutions/, so each hidden-test block fails
+                  and not (autograde.HIDDEN_MARK in c.source and o["ename"] == "ModuleNotFoundError"
+                           and "solutions" in o["evalue"])]
+        assert not errors, (path.name, errors)
+    assert r["seconds"] < 150, r["seconds"]
