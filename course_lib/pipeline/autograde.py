@@ -10,7 +10,8 @@ For each submission:
    ``solutions.grading.make_cases``); a sandboxed subprocess (course_lib/pipeline/sandbox.py) runs
    the student's functions on the same cases and returns values + gradients in a file; this
    process compares them. Partial credit = fraction of cases passed x points.
-2. **nbgrader autograde** executes the student's notebooks (``NBGRADER_EXECUTION`` is set, so the
+2. **nbgrader autograde** executes the student's notebooks, while step 1 runs and in ``jobs``
+   concurrent processes (``NBGRADER_EXECUTION`` is set, so the
    training cells shrink) in a locked-down kernel (course_lib/pipeline/grader_kernel.py; no
    access to solutions/ or the instructor repository), keeping the student's course_lib
    (``Autograde.exclude_overwriting``), with a per-cell timeout and an overall bound per
@@ -211,11 +212,6 @@ class NbgraderAutograde:
                 problems.append(f"nbgrader autograde failed (exit {rc}): "
                                 f"{log.read_text(errors='replace')[-500:]}")
         return (not problems), "; ".join(problems)
-
-
-def run_nbgrader_autograde(root: Path, sid: str, timeout: float, jobs: int = 1) -> tuple[bool, str]:
-    """nbgrader autograde for one student, bounded by `timeout` seconds in all."""
-    return NbgraderAutograde(root, sid, jobs).wait(timeout)
 
 
 def prepare_gradebook(root: Path, sid: str) -> None:
