@@ -80,6 +80,10 @@ elif os.path.basename(os.getcwd()) in ("notebooks", "exercises"):
 import course_lib
 profile = course_lib.setup_notebook(unit="{unit}")   # seeds, picks the profile (tiny on CPU)
 FAST = course_lib.grading_mode()                    # True while the grader runs this notebook'''
+    if unit > "02":
+        src += ("\n# This unit also runs functions you wrote in earlier units: a NotImplementedError that names\n"
+                "# another notebook's exercise (e.g. \"Exercise 1.3 (notebook 01_reward_functions)\") means:\n"
+                "# finish that exercise there first; its test cell tells you when it is right.")
     return code(src, grade_id=f"setup_{unit}", locked=True)
 
 
