@@ -77,6 +77,7 @@ def test_train_lowers_the_loss_and_records_history(solutions_on, fresh_tiny):
     assert not model.training
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before:UserWarning")   # the fake step never steps the optimizer
 def test_train_uses_the_active_sft_train_step(monkeypatch, solutions_on, fresh_tiny):
     model, tok = fresh_tiny
     seen = []
@@ -91,6 +92,7 @@ def test_train_uses_the_active_sft_train_step(monkeypatch, solutions_on, fresh_t
     assert len(seen) == 2 and all(s[0][0] == 4 and s[1] > 0 and s[2] == 0.3 for s in seen)
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before:UserWarning")   # the fake step never steps the optimizer
 def test_nan_loss_is_reported(monkeypatch, solutions_on, fresh_tiny):
     model, tok = fresh_tiny
     monkeypatch.setattr(sft, "sft_train_step", lambda *a, **k: float("nan"))
