@@ -252,7 +252,7 @@ def test_autograde_with_nbgrader_notebooks(fixture_course, tmp_path):
 def test_real_course_solutions_copy_grades_in_full_and_fast_cells_run(tmp_path):
     """A solutions copy of the released course, autograded as a grader would: full code points,
     every FAST (NBGRADER_EXECUTION) cell of the eight notebooks runs without an error, in bounded
-    time (~65 s on 2 cores; `python -m course_lib.pipeline.bench_grading` prints the number)."""
+    time (~46 s on 2 cores; `python -m course_lib.pipeline.bench_grading` prints the number)."""
     from course_lib.pipeline import autograde, bench_grading, release
     released = release.generate(tmp_path / "ex", ROOT / "notebooks")
     bench_grading.make_submission(tmp_path / "subs" / "solved", released, solved=True)

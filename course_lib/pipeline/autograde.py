@@ -13,7 +13,8 @@ For each submission:
 2. **nbgrader autograde** executes the student's notebooks, while step 1 runs and in ``jobs``
    concurrent processes (``NBGRADER_EXECUTION`` is set, so the
    training cells shrink) in a locked-down kernel (course_lib/pipeline/grader_kernel.py; no
-   access to solutions/ or the instructor repository), keeping the student's course_lib
+   access to solutions/ or the instructor repository; forked from a per-batch server that has
+   imported torch & co once, `KernelZygote`), keeping the student's course_lib
    (``Autograde.exclude_overwriting``), with a per-cell timeout and an overall bound per
    submission. Its score for a code test cell is then *replaced* in the gradebook by the score
    from step 1: what the kernel reports about itself is never trusted.
@@ -152,6 +153,84 @@ def write_course_config(root: Path, cell_timeout: int, kernel_spec: dict, thread
     (root / "home").mkdir(exist_ok=True)
 
 
+def grading_kernel_spec(root: Path, notebook_timeout: float, warm: bool = True) -> dict:
+    """What grader_kernel.py locks itself down to (kernel_spec.json): limits, readable / writable
+    folders, and the fork server's socket (empty: every kernel starts cold)."""
+    return {"site_dirs": sandbox._site_dirs(), "mem_mb": 6144, "cpu_seconds": int(notebook_timeout) + 60,
+            "fsize_mb": 64, "hook_module": str(root / "sandbox_hook.py"),
+            "zygote_socket": str(root / "zygote" / "kernels.sock") if warm else "",
+            "kernel_cwd_root": str(root / "autograded"),
+            "writable": [str(root / "autograded"), str(root / "home"), tempfile.gettempdir()],
+            "forbidden": sandbox.forbidden_roots() + [str(root / "source"), str(root / "zygote"),
+                                                      str(root / "gradebook.db"), str(root / "nbgrader_config.py")],
+            "allowed_read": [sys.prefix, sys.base_prefix, *sandbox._site_dirs()]}
+
+
+class KernelZygote:
+    """The kernels' fork server (grader_kernel.py --zygote): torch, transformers and ipykernel are
+    imported once per batch instead of once per notebook. If it is not running, each kernel
+    starts cold (the launcher falls back), so it only ever changes speed."""
+
+    def __init__(self, root: Path, env: dict):
+        self.root, self.env = root, env
+        self.socket = Path(json.loads((root / "kernel_spec.json").read_text())["zygote_socket"])
+        self.proc = None
+
+    def start(self) -> None:
+        self.stop()
+        self.socket.parent.mkdir(parents=True, exist_ok=True)
+        self.socket.unlink(missing_ok=True)      # a dead server's: ready means the new one listens
+        with open(self.root / "zygote.log", "ab") as log:   # the child keeps its own descriptor
+            self.proc = subprocess.Popen([sys.executable, "-I", "-S", str(self.root / "grader_kernel.py"),
+                                          "--zygote", str(self.root / "kernel_spec.json")],
+                                         cwd=str(self.root / "home"), env=self.env, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_ready(self, timeout: float = 60) -> bool:
+        """True once it accepts launchers (then kernels start warm)."""
+        t_end = time.time() + timeout
+        while self.alive() and time.time() < t_end:
+            if self.socket.exists():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def kill_kernels(self) -> None:
+        """Between submissions: no kernel outlives the submission it ran."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGUSR1)
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+def nbgrader_env(root: Path) -> dict:
+    """The environment of the nbgrader processes: ours, minus the solutions switch, plus the course's
+    Jupyter folders."""
+    env = dict(os.environ)
+    env["JUPYTER_PATH"] = str(root / "jupyter")
+    env["JUPYTER_RUNTIME_DIR"] = str(root / "home" / "runtime")   # connection files (kernel-writable)
+    env.pop("COURSE_LIB_SOLUTIONS", None)
+    return env
+
+
+def kernel_env(root: Path) -> dict:
+    """The environment a grading kernel gets: nbgrader's plus the kernelspec's."""
+    env = nbgrader_env(root)
+    env.update(json.loads((root / "jupyter" / "kernels" / "course-grader" / "kernel.json").read_text())["env"])
+    return env
+
+
 def notebook_groups(jobs: int) -> list[str]:
     """`jobs` nbgrader --notebook patterns that split the NN_*.ipynb notebooks by the last digit of
     their unit number (01 03 05 07 | 02 04 06 08 for two jobs): neighbouring units, which cost
@@ -174,10 +253,7 @@ class NbgraderAutograde:
 
     def __init__(self, root: Path, sid: str, jobs: int = 1):
         release.ensure_scripts_on_path()
-        env = dict(os.environ)
-        env["JUPYTER_PATH"] = str(root / "jupyter")
-        env["JUPYTER_RUNTIME_DIR"] = str(root / "home" / "runtime")   # connection files (kernel-writable)
-        env.pop("COURSE_LIB_SOLUTIONS", None)
+        env = nbgrader_env(root)
         base = [sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, f"--student={sid}", "--force"]
         groups = notebook_groups(jobs)
         self.started = time.time()
@@ -293,7 +369,7 @@ class Grader:
     def __init__(self, out: Path, source_dir: Path | None = None, *, seed: int | None = None,
                  cell_timeout: int = 60, notebook_timeout: float = 240, exercise_timeout: float = 20,
                  sandbox_timeout: float = 120, run_notebooks: bool = True, quiet: bool = False,
-                 jobs: int | None = None):
+                 jobs: int | None = None, warm_kernels: bool = True):
         from solutions import grading
         self.grading = grading
         self.out = Path(out)
@@ -307,6 +383,8 @@ class Grader:
         self.cells = graded_cells(self.source_dir)
         self.names = list(dict.fromkeys(c["exercise"] for c in self.cells if c["kind"] == "code"))
         self.root = self.out / "nbgrader"
+        # kernels forked from a server that imported torch & co once (grader_kernel.py)
+        self.warm_kernels, self.zygote = warm_kernels, None
         self.expected: dict[str, tuple[list, list]] = {}
 
     def log(self, msg: str) -> None:
@@ -329,15 +407,22 @@ class Grader:
             res = api.generate_assignment(ASSIGNMENT, force=True, create=True)
             if not res.get("success"):
                 raise RuntimeError(f"nbgrader generate_assignment failed: {res.get('log', '')[-2000:]}")
-            write_course_config(self.root, self.cell_timeout, {
-                "site_dirs": sandbox._site_dirs(), "mem_mb": 6144, "cpu_seconds": int(self.notebook_timeout) + 60,
-                "fsize_mb": 64, "hook_module": str(self.root / "sandbox_hook.py"),
-                "writable": [str(self.root / "autograded"), str(self.root / "home"), tempfile.gettempdir()],
-                "forbidden": sandbox.forbidden_roots() + [str(self.root / "source"),
-                                                          str(self.root / "gradebook.db"),
-                                                          str(self.root / "nbgrader_config.py")],
-                "allowed_read": [sys.prefix, sys.base_prefix, *sandbox._site_dirs()]},
-                threads=max(1, (os.cpu_count() or 1) // self.jobs))
+            write_course_config(self.root, self.cell_timeout,
+                                grading_kernel_spec(self.root, self.notebook_timeout, self.warm_kernels),
+                                threads=max(1, (os.cpu_count() or 1) // self.jobs))
+            if self.warm_kernels:
+                self.zygote = KernelZygote(self.root, kernel_env(self.root))
+                self.zygote.start()
+
+    def ensure_zygote(self) -> None:
+        """Before a submission: the fork server is up (restarted if a previous one died)."""
+        if self.zygote is None:
+            return
+        if not self.zygote.alive():
+            self.zygote.start()
+        if not self.zygote.wait_ready():
+            self.log("  kernel fork server not available: kernels start cold")
+            self.zygote.stop()
 
     def grade_code(self, course_lib_dir: Path | None) -> dict[str, dict]:
         jobs = {n: self.expected[n][0] for n in self.names}
@@ -380,6 +465,8 @@ class Grader:
             if run:
                 ok, msg = run.wait(self.notebook_timeout)
                 t_nb = time.time() - run.started
+                if self.zygote is not None:
+                    self.zygote.kill_kernels()
                 try:
                     set_gradebook_scores(self.root, sid, code_scores, self.cells)
                 except Exception as e:  # noqa: BLE001 - the csv is the source of truth; the db is a convenience
@@ -413,6 +500,7 @@ class Grader:
         graded.mkdir(parents=True)
         sandbox.prepare_course_lib(cl, graded)
         prepare_gradebook(self.root, sid)
+        self.ensure_zygote()
         return NbgraderAutograde(self.root, sid, self.jobs)
 
     def _feedback(self, sid, nb_dir: Path, code_scores, status) -> None:
@@ -453,6 +541,13 @@ class Grader:
                 "code_seconds": 0.0, "details": scores, "status": msg}
 
     def grade_all(self, submissions: list[Path]) -> list[dict]:
+        try:
+            return self._grade_all(submissions)
+        finally:
+            if self.zygote is not None:
+                self.zygote.stop()
+
+    def _grade_all(self, submissions: list[Path]) -> list[dict]:
         self.prepare()
         results = []
         seen = set()
@@ -502,6 +597,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=None, help="seed of the hidden cases (default fixed)")
     ap.add_argument("--jobs", type=int, default=None,
                     help="notebooks of one submission executed at once (default: min(2, cores))")
+    ap.add_argument("--cold-kernels", action="store_true",
+                    help="start every notebook's kernel from scratch (no fork server; slower, same grades)")
     args = ap.parse_args(argv)
     if not Path(args.submissions).exists():
         print(f"course autograde: {args.submissions} does not exist", file=sys.stderr)
@@ -515,7 +612,8 @@ def main(argv: list[str] | None = None) -> int:
     results = autograde(Path(args.submissions), Path(args.out), source_dir=Path(args.source),
                         cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
                         exercise_timeout=args.exercise_timeout, sandbox_timeout=args.sandbox_timeout,
-                        run_notebooks=not args.no_notebooks, seed=args.seed, jobs=args.jobs)
+                        run_notebooks=not args.no_notebooks, seed=args.seed, jobs=args.jobs,
+                        warm_kernels=not args.cold_kernels)
     n = len(results)
     print(f"graded {n} submission(s) in {time.time() - t0:.1f} s "
           f"({(time.time() - t0) / max(n, 1):.1f} s per submission) -> {Path(args.out) / 'grades.csv'}")

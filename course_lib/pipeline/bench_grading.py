@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-notebooks", action="store_true")
     ap.add_argument("--jobs", type=int, default=None,
                     help="notebooks executed at once per submission (default: min(2, cores))")
+    ap.add_argument("--cold-kernels", action="store_true", help="no kernel fork server (each kernel starts cold)")
     args = ap.parse_args(argv)
     from course_lib.pipeline import autograde, release
     work = Path(tempfile.mkdtemp(prefix="course_bench_"))
@@ -58,11 +59,13 @@ def main(argv: list[str] | None = None) -> int:
             make_submission(work / "subs" / f"student{i}", released, solved=(i % 2 == 0))
         t0 = time.time()
         grader = autograde.Grader(work / "out", source_dir=Path(args.source), quiet=True,
-                                  run_notebooks=not args.no_notebooks, jobs=args.jobs)
+                                  run_notebooks=not args.no_notebooks, jobs=args.jobs,
+                                  warm_kernels=not args.cold_kernels)
         results = grader.grade_all(autograde.find_submissions(work / "subs"))
         total = time.time() - t0
         print(f"cores: {os.cpu_count()} · notebooks executed at once: "
-              f"{grader.jobs if not args.no_notebooks else 0}")
+              f"{grader.jobs if not args.no_notebooks else 0} · kernels: "
+              f"{'cold' if args.cold_kernels else 'forked from a warm server'}")
         print(f"notebooks: {len(released)} · exercises: "
               f"{len({r['exercise'] for r in results[0]['rows']})} graded cells · submissions: {len(results)}")
         for r in results:

@@ -134,8 +134,18 @@ def install_hook(spec: dict, kernel: bool = False) -> None:
     blocked = BLOCKED_EVENTS - KERNEL_ALLOWED if kernel else BLOCKED_EVENTS
     realpath, fspath, isinstance_, str_, bytes_ = os.path.realpath, os.fspath, isinstance, str, bytes
 
-    def under(path, roots):
-        return any(path == r or path.startswith(r + os.sep) for r in roots)
+    def depth(path, roots):
+        """Length of the longest root that contains path (-1: none)."""
+        return max((len(r) for r in roots if path == r or path.startswith(r + os.sep)), default=-1)
+
+    # the most specific folder decides: the grading folder may sit inside the repository (grades/)
+    # and the repository's own files may sit inside a writable one (/tmp)
+    def readable(path):
+        f = depth(path, forbidden)
+        return f < 0 or f < depth(path, allowed + writable)
+
+    def writable_(path):
+        return path == os.devnull or depth(path, writable) > depth(path, forbidden)
 
     def norm(p):
         if isinstance_(p, int) or p is None:
@@ -148,30 +158,37 @@ def install_hook(spec: dict, kernel: bool = False) -> None:
             p = p.decode("utf-8", "replace")
         return realpath(p) if isinstance_(p, str_) else None
 
+    getpid = os.getpid
+
     def hook(event, args):
         if event in blocked or event.startswith("os.exec") or event.startswith("os.spawn"):
             raise PermissionError(f"sandbox: {event} is not allowed while grading")
+        if kernel and event == "socket.connect" and len(args) > 1 and isinstance_(args[1], (str_, bytes_)):
+            # the kernel talks TCP (zmq); a Unix socket could only be the grader's own (its fork server)
+            raise PermissionError("sandbox: connecting to a Unix socket is not allowed while grading")
+        if kernel and event == "os.kill" and args and args[0] != getpid():
+            raise PermissionError("sandbox: signalling other processes is not allowed while grading")
         if event == "open":
             path = norm(args[0])
             if path is None:
                 return
             mode = args[1] if len(args) > 1 and isinstance_(args[1], str_) else "r"
             flags = args[2] if len(args) > 2 and isinstance_(args[2], int) else 0
-            if under(path, forbidden) and not under(path, allowed) and not under(path, writable):
+            if not readable(path):
                 raise PermissionError(f"sandbox: reading {path} is not allowed while grading")
             writing = any(c in mode for c in "wax+") or (flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
-            if writing and not under(path, writable) and path != os.devnull:
+            if writing and not writable_(path):
                 raise PermissionError(f"sandbox: writing {path} is not allowed while grading")
         elif event in PATH_EVENTS_WRITE:
             # copies and links only write their destination; rename / move change both ends
             targets = args[1:2] if event in DEST_ONLY else args[:2] if event in BOTH_ENDS else args[:1]
             for a in targets:
                 path = norm(a) if isinstance_(a, (str_, bytes_)) or hasattr(a, "__fspath__") else None
-                if path is not None and not under(path, writable):
+                if path is not None and not writable_(path):
                     raise PermissionError(f"sandbox: {event} on {path} is not allowed while grading")
         elif event in ("os.listdir", "os.scandir", "glob.glob", "os.walk"):
             path = norm(args[0]) if args else None
-            if path is not None and under(path, forbidden) and not under(path, allowed + writable):
+            if path is not None and not readable(path):
                 raise PermissionError(f"sandbox: listing {path} is not allowed while grading")
 
     sys.addaudithook(hook)
