@@ -401,18 +401,19 @@ def trl_dpo(model, tokenizer, pairs, config: DPOConfig, ref_model=None,
 
 # --------------------------------------------------------------------------- quick_train
 def quick_train(profile: Profile | None = None, preset: str = "quick", out_dir: str | Path | None = None,
-                source: str = "mixed", **overrides) -> Path:
+                source: str = "mixed", n_pairs: int | None = None, **overrides) -> Path:
     """Train the unit's default DPO run with the active exercise functions; save; return the path.
 
     Starts from the SFT checkpoint when it exists (else the base model), the frozen reference is
-    that starting model; pairs from :func:`build_pairs` (`source`). `overrides` are
-    :class:`DPOConfig` fields. Saves ``checkpoint_dir()/"dpo"`` (or `out_dir`).
+    that starting model; `n_pairs` pairs (None: the source's default) from :func:`build_pairs`
+    (`source`). `overrides` are :class:`DPOConfig` fields. Saves ``checkpoint_dir()/"dpo"`` (or
+    `out_dir`).
     """
     profile = profile or get_profile()
     torch.manual_seed(0)
     model, tok, start = start_model(profile)
     config = DPOConfig.from_preset(profile, preset, **overrides)
-    pairs = build_pairs(source, "train", model=model, tokenizer=tok, profile=profile)
+    pairs = build_pairs(source, "train", n=n_pairs, model=model, tokenizer=tok, profile=profile)
     history = train(model, tok, pairs, config)
     return save_checkpoint(model, tok, out_dir, config=config, history=history, profile=profile,
                            start=start, source=source)

@@ -173,4 +173,20 @@ def test_checkpoint_or_train_finds_or_trains(tmp_path, monkeypatch):
         evaluation.checkpoint_or_train("ppo", train_if_missing=False)
     made = evaluation.checkpoint_or_train("ppo", preset="quick", **evaluation.FAST_OVERRIDES["ppo"])
     assert made["origin"] == "trained here" and made["path"] == tmp_path / "ppo"
-    assert calls == [("quick", {"steps": 2})]
+    assert calls == [("quick", {"steps": 1, "batch_size": 8, "num_mini_batches": 2, "max_new_tokens": 12})]
+
+
+def test_fast_overrides_are_fields_each_trainer_accepts():
+    """A misspelt override would only show up under nbgrader: every one is a config field (or, for
+    DPO, the pair count quick_train takes) and shrinks the run to one step."""
+    import inspect
+    from course_lib import dpo_trainer, grpo_trainer, ppo_trainer, sft_trainer
+    from course_lib.config import get_profile
+    p = get_profile("tiny")
+    o = evaluation.FAST_OVERRIDES
+    assert sft_trainer.default_config(p, "quick", **o["sft"]).max_steps == 1
+    assert ppo_trainer.default_config(p, "quick", **o["ppo"]).steps == 1
+    assert grpo_trainer.GRPOConfig.for_task("sentiment", p, "quick", **o["grpo"]).max_steps == 1
+    dpo = {k: v for k, v in o["dpo"].items() if k != "n_pairs"}
+    assert dpo_trainer.DPOConfig.from_preset(p, "quick", **dpo).max_steps == 1
+    assert "n_pairs" in inspect.signature(dpo_trainer.quick_train).parameters

@@ -256,10 +256,14 @@ class NbgraderAutograde:
         env = nbgrader_env(root)
         base = [sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, f"--student={sid}", "--force"]
         groups = notebook_groups(jobs)
+        self.sockets = tempfile.mkdtemp(prefix="course_ipc_")
         self.started = time.time()
         self.procs = []
         for k, pattern in enumerate(groups):
             cmd = base if pattern == "*" else base + [f"--notebook={pattern}"]
+            # kernels talk over Unix sockets (not TCP on localhost), one prefix per process, in a
+            # short private folder (a socket path has at most 107 bytes)
+            cmd = cmd + ["--KernelManager.transport=ipc", f"--KernelManager.ip={os.path.join(self.sockets, f'k{k}')}"]
             log = root / f"autograde_{sid}{'' if len(groups) == 1 else f'_{k}'}.log"
             with open(log, "wb") as f:   # the child keeps its own copy of the descriptor
                 proc = subprocess.Popen(cmd, cwd=str(root), env=env, stdout=f, stderr=subprocess.STDOUT,
@@ -274,6 +278,7 @@ class NbgraderAutograde:
                 except ProcessLookupError:
                     pass
                 proc.wait()
+        shutil.rmtree(self.sockets, ignore_errors=True)
 
     def wait(self, timeout: float) -> tuple[bool, str]:
         """Wait until `timeout` seconds after the start; stop everything past it."""
@@ -287,6 +292,7 @@ class NbgraderAutograde:
             if rc != 0:
                 problems.append(f"nbgrader autograde failed (exit {rc}): "
                                 f"{log.read_text(errors='replace')[-500:]}")
+        shutil.rmtree(self.sockets, ignore_errors=True)
         return (not problems), "; ".join(problems)
 
 

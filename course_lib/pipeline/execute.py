@@ -17,6 +17,9 @@ def execute_notebook(path: str | Path, out_path: str | Path | None = None, *, so
     kernel's environment (e.g. COURSE_RESULTS_DIR, COURSE_PROFILE, COURSE_PRESET). The kernel's
     working directory is the repository root unless `cwd` is given.
     """
+    import tempfile
+
+    from jupyter_client import KernelManager
     from nbclient import NotebookClient
 
     path = Path(path)
@@ -26,11 +29,14 @@ def execute_notebook(path: str | Path, out_path: str | Path | None = None, *, so
                        "PYDEVD_DISABLE_FILE_VALIDATION": "1", "TQDM_MININTERVAL": "5"})
     kernel_env.update(env or {})
     root = Path(cwd) if cwd else Path(__file__).resolve().parents[2]
-    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, allow_errors=allow_errors,
-                            resources={"metadata": {"path": str(root)}})
-    t0 = time.time()
-    client.execute(env=kernel_env)
-    seconds = time.time() - t0
+    with tempfile.TemporaryDirectory(prefix="course_kernel_") as sockets:
+        # the kernel talks over Unix sockets in a private folder (not TCP on localhost)
+        km = KernelManager(kernel_name=kernel_name, transport="ipc", ip=os.path.join(sockets, "k"))
+        client = NotebookClient(nb, km=km, timeout=timeout, kernel_name=kernel_name, allow_errors=allow_errors,
+                                resources={"metadata": {"path": str(root)}})
+        t0 = time.time()
+        client.execute(env=kernel_env)
+        seconds = time.time() - t0
     if out_path:
         out_path = Path(out_path)
         out_path.parent.mkdir(parents=True, exist_ok=True)
