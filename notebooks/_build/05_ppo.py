@@ -54,7 +54,7 @@ torch.set_num_threads(2)
 preset = profile.preset()                         # "quick" unless $COURSE_PRESET says otherwise
 config = ppo_trainer.default_config(profile, preset.name)
 if FAST:   # under the grader: small batches, short completions, two steps (comparisons: one)
-    config = dataclasses.replace(config, batch_size=8, num_mini_batches=2, max_new_tokens=12)
+    config = dataclasses.replace(config, **course_lib.utils.GRADING_SIZES["ppo"])
 STEPS = 2 if FAST else config.steps
 SHORT = 1 if FAST else max(2, config.steps // 2)   # the comparison runs are shorter
 N_EVAL = 8 if FAST else 2 * preset.eval_size    # 128 prompts on the quick preset

@@ -44,7 +44,7 @@ STEPS = None                             # None = the preset's number of steps
 ABL_STEPS = 25                           # ablations: short runs
 N_EVAL = 8 if FAST else None             # None = preset.eval_size
 # under the grader (FAST) every run shrinks to one step of 2 prompts x 4 completions
-FAST_SIZE = dict(max_steps=1, prompts_per_step=2, num_generations=4) if FAST else {}
+FAST_SIZE = course_lib.utils.GRADING_SIZES["grpo"] if FAST else {}
 
 def grpo_config(task, **overrides):   # the unit's GRPOConfig.for_task(task) on this profile
     return grpo_trainer.GRPOConfig.for_task(task, profile, **{**overrides, **FAST_SIZE})
