@@ -15,7 +15,7 @@ so that plain nbgrader works:
     nbgrader autograde exercises                       # submissions in build/nbgrader/submitted/<id>/exercises/
     jupyter lab                                        # Formgrader tab: the same assignment and gradebook
 
-`course autograde` uses the same settings (course_lib.pipeline.release.nbgrader_config) in its
+`course autograde` uses the same settings (course_instructor.release.nbgrader_config) in its
 own course root and adds the sandboxed grading of code exercises. Set COURSE_NBGRADER_ROOT to
 use another staging folder.
 """
@@ -27,7 +27,7 @@ _REPO = Path(__file__).resolve().parent
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-from course_lib.pipeline.release import make_course_root, nbgrader_config  # noqa: E402
+from course_instructor.release import make_course_root, nbgrader_config  # noqa: E402
 
 _root = Path(os.environ.get("COURSE_NBGRADER_ROOT") or _REPO / "build" / "nbgrader")
 make_course_root(_root, _REPO / "notebooks")

@@ -10,10 +10,10 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from course_lib import dpo, grpo, kl, ppo, reward_model, rewards, sft  # noqa: F401,E402
-from course_lib._solutions import (enabled_by_env, solutions_active, solutions_available,  # noqa: E402
+from course_lib.core.switch import (enabled_by_env, solutions_active, solutions_available,  # noqa: E402
                                    use_solutions)
-from course_lib.config import get_profile  # noqa: E402
-from course_lib.utils import grading_mode, progress, seed_everything  # noqa: E402
+from course_lib.core.config import get_profile  # noqa: E402
+from course_lib.core.utils import grading_mode, progress, seed_everything  # noqa: E402
 
 __all__ = ["use_solutions", "solutions_active", "solutions_available", "get_profile",
            "grading_mode", "progress", "seed_everything", "setup_notebook",
@@ -23,7 +23,7 @@ __all__ = ["use_solutions", "solutions_active", "solutions_available", "get_prof
 def setup_notebook(unit: str | None = None, seed: int = 0, quiet: bool = False):
     """First cell of every notebook: seed, pick the profile, honour COURSE_LIB_SOLUTIONS.
 
-    Returns the active :class:`~course_lib.config.Profile`."""
+    Returns the active :class:`~course_lib.core.config.Profile`."""
     import torch
     seed_everything(seed)
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))

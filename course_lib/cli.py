@@ -7,15 +7,15 @@ import sys
 
 # name -> (module:function, one-line help). Student, instructor and grader commands alike.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "selfcheck": ("course_lib.selfcheck:main", "load the model, sample, train a few steps (setup check)"),
-    "quality": ("course_lib.tiny_quality:main", "measure the shipped tiny model (README numbers)"),
-    "build-tiny": ("course_lib.tiny_model:main", "rebuild the tiny tokenizer + model from scratch"),
-    "run": ("course_lib.pipeline.runner:main", "execute the notebooks with the solutions, write results.json"),
-    "release": ("course_lib.pipeline.release:main", "build exercises/ and the student bundle"),
-    "autograde": ("course_lib.pipeline.autograde:main", "grade a folder of submissions"),
-    "submit": ("course_lib.pipeline.submit:main", "pack your notebooks and course_lib into a zip"),
-    "serve": ("course_lib.serving:main", "serve a checkpoint over HTTP (POST /generate)"),
-    "bench": ("course_lib.bench:main", "seconds per step, ours vs TRL, side by side"),
+    "selfcheck": ("course_lib.core.selfcheck:main", "load the model, sample, train a few steps (setup check)"),
+    "quality": ("course_instructor.tiny_quality:main", "measure the shipped tiny model (README numbers)"),
+    "build-tiny": ("course_instructor.tiny_model:main", "rebuild the tiny tokenizer + model from scratch"),
+    "run": ("course_instructor.runner:main", "execute the notebooks with the solutions, write results.json"),
+    "release": ("course_instructor.release:main", "build exercises/ and the student bundle"),
+    "autograde": ("course_instructor.grading.autograde:main", "grade a folder of submissions"),
+    "submit": ("course_lib.submit:main", "pack your notebooks and course_lib into a zip"),
+    "serve": ("course_lib.core.serving:main", "serve a checkpoint over HTTP (POST /generate)"),
+    "bench": ("course_instructor.bench:main", "seconds per step, ours vs TRL, side by side"),
 }
 
 

@@ -54,7 +54,7 @@ def dpo_batch_loss(model, batch: dict[str, torch.Tensor], beta: float = 0.1,
                    average: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Exercise 7.3: the DPO loss of one batch of preference pairs (one training step's loss).
 
-    `batch` (built by ``course_lib.dpo_trainer.collate``) holds B pairs as 2B rows, right padded:
+    `batch` (built by ``course_lib.trainers.dpo.collate``) holds B pairs as 2B rows, right padded:
 
     * ``input_ids``, ``labels``, ``completion_mask`` [2B, T]: rows ``0..B-1`` are
       prompt + chosen, rows ``B..2B-1`` prompt + rejected, pair i in rows i and B + i

@@ -65,7 +65,7 @@ def grpo_step(model, optimizer: torch.optim.Optimizer, rollout, advantages: torc
               temperature: float = 1.0) -> dict:
     """Exercise 6.3: one GRPO optimizer step on a batch of sampled completions.
 
-    `rollout` is a :class:`course_lib.sampling.Rollout` (B rows = prompts x group size),
+    `rollout` is a :class:`course_lib.core.sampling.Rollout` (B rows = prompts x group size),
     `advantages` [B] come from :func:`group_advantages`, `old_logp` / `ref_logp` [B, C] are the
     per-token log-probs of ``rollout.completion_ids`` under the sampling policy / the frozen
     reference, computed *without* gradients by the caller. In order:

@@ -105,7 +105,7 @@ def ppo_minibatch_loss(logits: torch.Tensor, values: torch.Tensor, batch: dict[s
     tensors ``policy_loss``, ``value_loss``, ``entropy``, ``clip_fraction`` and ``approx_kl`` — the
     masked mean of ``kl.kl_estimate(old_logprobs, logp, "k3")``, i.e. KL(old policy || current
     policy) estimated on the stored samples (how far this update has moved the policy).
-    The provided trainer (course_lib/ppo_trainer.py) calls this once per minibatch, then
+    The provided trainer (course_lib/trainers/ppo.py) calls this once per minibatch, then
     back-propagates, clips the gradient norm and steps the optimizer. A `batch` missing one of
     the keys raises KeyError naming it.
     """

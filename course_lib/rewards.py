@@ -62,7 +62,7 @@ def correctness_reward(completions: Sequence, answer: Sequence, **kwargs) -> lis
 def sentiment_reward(completions: Sequence, **kwargs) -> list[float]:
     """Exercise 1.3: the positive-sentiment probability of each completion, in [0, 1].
 
-    Use the provided scorer: ``course_lib.sentiment.get_scorer().positive_probability(texts)``
+    Use the provided scorer: ``course_lib.core.sentiment.get_scorer().positive_probability(texts)``
     (VADER offline in the tiny profile, a DistilBERT classifier in the gpu profile).
     """
     raise NotImplementedError(

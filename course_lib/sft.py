@@ -74,7 +74,7 @@ def sft_train_step(model, batch: dict[str, torch.Tensor], optimizer: torch.optim
        ``torch.nn.utils.clip_grad_norm_`` (skip clipping when it is None), take the optimizer step;
     4. return ``loss.item()``.
 
-    The provided loop (course_lib/sft_trainer.py) calls this once per step; to train on *every*
+    The provided loop (course_lib/trainers/sft.py) calls this once per step; to train on *every*
     token instead of the completion only, it simply passes a different mask in
     ``batch["completion_mask"]``. A batch missing one of the three keys raises KeyError naming it.
     """

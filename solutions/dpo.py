@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.dpo import LOSS_TYPES
-from course_lib.utils import check_ndim, check_same_shape
+from course_lib.core.utils import check_ndim, check_same_shape
 
 
 def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,

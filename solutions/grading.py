@@ -3,10 +3,10 @@ seeded random cases, value AND gradients, with partial credit.
 
 * :func:`make_cases` (name, seed) -> picklable cases (several shapes, padded masks, bad input).
 * :func:`compare` (expected, got) -> (ok, message) for two results of
-  :func:`course_lib.pipeline.caserun.run_case`.
+  :func:`course_instructor.grading.caserun.run_case`.
 * :func:`hidden_check` (name) runs course_lib's *current* function and the solution in-process.
   Notebook hidden-test cells call it; the autograder does NOT trust it (it re-runs the same cases
-  in a sandbox, see course_lib/pipeline/autograde.py).
+  in a sandbox, see course_instructor/grading/autograde.py).
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from typing import Callable
 
 import torch
 
-from course_lib import exercises
-from course_lib.pipeline import caserun
+from course_lib.core import registry as exercises
+from course_instructor.grading import caserun
 
 DEFAULT_SEED = 20240601
 RTOL, ATOL = 1e-4, 1e-5                # values (float32 arithmetic, different op orders)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from course_lib.grpo import LOSS_TYPES, SCALES
-from course_lib.utils import check_ndim, check_same_shape
+from course_lib.core.utils import check_ndim, check_same_shape
 from solutions.kl import kl_estimate, token_logprobs
 from solutions.sft import masked_mean
 
@@ -68,7 +68,7 @@ def grpo_step(model, optimizer: torch.optim.Optimizer, rollout, advantages: torc
               max_completion_length: int | None = None, max_grad_norm: float = 1.0,
               temperature: float = 1.0) -> dict:
     # COURSE-SOLUTION-CANARY-7f3a9c
-    from course_lib.sampling import completion_logits
+    from course_lib.core.sampling import completion_logits
     ids = rollout.completion_ids
     if advantages.shape != ids.shape[:1]:
         raise ValueError(f"grpo_step: advantages{list(advantages.shape)} must be [B] = "

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from course_lib.utils import check_ndim, check_same_shape
+from course_lib.core.utils import check_ndim, check_same_shape
 
 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

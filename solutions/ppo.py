@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.utils import check_same_shape
+from course_lib.core.utils import check_same_shape
 from solutions.sft import masked_mean
 
 
@@ -70,7 +70,7 @@ def ppo_minibatch_loss(logits: torch.Tensor, values: torch.Tensor, batch: dict[s
                        entropy_coef: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     # COURSE-SOLUTION-CANARY-7f3a9c
     from course_lib.ppo import MINIBATCH_KEYS
-    from course_lib.utils import check_ndim
+    from course_lib.core.utils import check_ndim
     from solutions.kl import kl_estimate, token_logprobs
     missing = [k for k in MINIBATCH_KEYS if k not in batch]
     if missing:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from course_lib.utils import check_same_shape
+from course_lib.core.utils import check_same_shape
 
 
 def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor,

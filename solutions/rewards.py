@@ -41,7 +41,7 @@ def correctness_reward(completions: Sequence, answer: Sequence, **kwargs) -> lis
 
 def sentiment_reward(completions: Sequence, **kwargs) -> list[float]:
     # COURSE-SOLUTION-CANARY-7f3a9c
-    from course_lib.sentiment import get_scorer
+    from course_lib.core.sentiment import get_scorer
     return [float(p) for p in get_scorer().positive_probability(as_text(completions))]
 
 

@@ -6,7 +6,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from course_lib.utils import check_ndim, check_same_shape
+from course_lib.core.utils import check_ndim, check_same_shape
 
 
 def tokenize_prompt_and_completion(prompts: Sequence[str], completions: Sequence[str],

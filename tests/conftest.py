@@ -17,8 +17,8 @@ os.environ.setdefault("COURSE_PROFILE", "tiny")
 @pytest.fixture(scope="session")
 def tiny():
     """(model, tokenizer) of the shipped tiny model, on CPU, eval mode."""
-    from course_lib.models import load_policy
-    model, tok = load_policy(profile=__import__("course_lib.config", fromlist=["TINY"]).TINY, device="cpu")
+    from course_lib.core.models import load_policy
+    model, tok = load_policy(profile=__import__("course_lib.core.config", fromlist=["TINY"]).TINY, device="cpu")
     return model.eval(), tok
 
 
@@ -26,7 +26,7 @@ def tiny():
 def gpu_standins(tmp_path_factory):
     """Path of a directory with gpu-profile stand-ins; its overrides.json feeds
     COURSE_PROFILE=gpu COURSE_PROFILE_OVERRIDES=<dir>/overrides.json."""
-    from course_lib.standins import make_gpu_standins
+    from course_instructor.standins import make_gpu_standins
     d = tmp_path_factory.mktemp("gpu_standins")
     make_gpu_standins(d)
     return d
@@ -37,7 +37,7 @@ def gpu_profile(gpu_standins, monkeypatch):
     """The gpu profile pointed at the stand-ins, for in-process tests."""
     monkeypatch.setenv("COURSE_PROFILE", "gpu")
     monkeypatch.setenv("COURSE_PROFILE_OVERRIDES", str(gpu_standins / "overrides.json"))
-    from course_lib.config import get_profile
+    from course_lib.core.config import get_profile
     return get_profile()
 
 
@@ -86,7 +86,7 @@ def run_notebook(tmp_path_factory, session_checkpoints, gpu_standins):
     All runs of a session share one checkpoint directory, so later units find earlier ones."""
     from pathlib import Path
 
-    from course_lib.pipeline.execute import execute_notebook
+    from course_instructor.execute import execute_notebook
 
     root = Path(__file__).resolve().parents[1]
     cache: dict = {}

@@ -34,7 +34,7 @@ def repo_hashes() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def fixture_course(tmp_path_factory):
     """(source dir with the fixture notebook, its released version)."""
-    from course_lib.pipeline import release
+    from course_instructor import release
     d = tmp_path_factory.mktemp("fixture_course")
     fixture_notebook.build(d / "src" / "02_fixture.ipynb")
     released = release.generate(d / "ex", d / "src")
@@ -116,7 +116,7 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def hostile_batch(fixture_course, tmp_path_factory):
-    from course_lib.pipeline import autograde
+    from course_instructor.grading import autograde
     src, released = fixture_course
     subs = tmp_path_factory.mktemp("hostile_subs")
     for name, (solved, over) in HOSTILE.items():
@@ -199,7 +199,7 @@ def test_feedback_has_no_hidden_tests(hostile_batch):
 # --- the full path: nbgrader executes the notebooks too ------------------------------------------
 @pytest.mark.slow
 def test_autograde_with_nbgrader_notebooks(fixture_course, tmp_path):
-    from course_lib.pipeline import autograde
+    from course_instructor.grading import autograde
     from nbgrader.api import Gradebook
     src, released = fixture_course
     subs = tmp_path / "subs"
@@ -252,8 +252,9 @@ def test_autograde_with_nbgrader_notebooks(fixture_course, tmp_path):
 def test_real_course_solutions_copy_grades_in_full_and_fast_cells_run(tmp_path):
     """A solutions copy of the released course, autograded as a grader would: full code points,
     every FAST (NBGRADER_EXECUTION) cell of the eight notebooks runs without an error, in bounded
-    time (~46 s on 2 cores; `python -m course_lib.pipeline.bench_grading` prints the number)."""
-    from course_lib.pipeline import autograde, bench_grading, release
+    time (~46 s on 2 cores; `python -m course_instructor.grading.bench_grading` prints the number)."""
+    from course_instructor.grading import autograde, bench_grading
+    from course_instructor import release
     released = release.generate(tmp_path / "ex", ROOT / "notebooks")
     bench_grading.make_submission(tmp_path / "subs" / "solved", released, solved=True)
     (r,) = autograde.autograde(tmp_path / "subs", tmp_path / "out", quiet=True)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from course_lib import bench
+from course_instructor import bench
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The visible checks (course_lib/checks.py): the solutions pass all of them, every stub stops with
+"""The visible checks (course_lib/checks/): the solutions pass all of them, every stub stops with
 its own NotImplementedError, and a plausible wrong implementation of each exercise fails with an
 AssertionError that says what was expected."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 import course_lib
 from course_lib import checks
-from course_lib.exercises import EXERCISES
+from course_lib.core.registry import EXERCISES
 
 pytest.importorskip("solutions")  # instructor-only: the wrong implementations wrap the solutions
 
@@ -38,7 +38,7 @@ def _stubs_after():
 
 def test_every_registry_exercise_has_a_visible_check():
     missing = [e.name for e in EXERCISES if e.name not in checks.CHECKS]
-    assert not missing, f"course_lib/checks.py has no visible check for {missing}: add one"
+    assert not missing, f"course_lib/checks/ has no visible check for {missing}: add one"
 
 
 def test_unknown_name_is_a_keyerror_listing_known_checks():
@@ -74,7 +74,7 @@ def test_stub_of_a_dependency_propagates_unchanged():
     """sft_train_step (solution) calls the student's sft_loss: if that is still a stub, the
     student sees exercise 3.3's message, not a failed check."""
     course_lib.use_solutions(True)
-    stub = course_lib._solutions._ORIGINALS[("sft", "sft_loss")]
+    stub = course_lib.core.switch._ORIGINALS[("sft", "sft_loss")]
     course_lib.sft.sft_loss = stub
     with pytest.raises(NotImplementedError, match=r"Exercise 3\.3"):
         checks.check("sft_train_step")

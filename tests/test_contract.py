@@ -2,7 +2,7 @@
 NotImplementedError, a solution with the identical signature that carries the canary, and the
 solutions switch works (in-process, by environment variable, and fails clearly without solutions/).
 
-Everything iterates over ``course_lib.exercises.EXERCISES``, so rows added later are covered.
+Everything iterates over ``course_lib.core.registry.EXERCISES``, so rows added later are covered.
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import course_lib
-from course_lib import _solutions
-from course_lib.exercises import EXERCISES, NOTEBOOKS
+from course_lib.core import switch as _solutions
+from course_lib.core.registry import EXERCISES, NOTEBOOKS
 
 ROOT = Path(__file__).resolve().parents[1]
 IDS = [f"{e.number}-{e.name}" for e in EXERCISES]
@@ -119,7 +119,7 @@ def test_env_var_enables_solutions_in_a_fresh_process(tmp_path):
     code = """
         import importlib
         import course_lib
-        from course_lib.exercises import EXERCISES
+        from course_lib.core.registry import EXERCISES
         assert course_lib.solutions_active()
         for ex in EXERCISES:
             got = getattr(importlib.import_module("course_lib." + ex.module), ex.name)

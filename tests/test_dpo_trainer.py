@@ -1,4 +1,4 @@
-"""Unit 07: exercise 7.3 (dpo_batch_loss) and the from-scratch DPO trainer (course_lib.dpo_trainer)."""
+"""Unit 07: exercise 7.3 (dpo_batch_loss) and the from-scratch DPO trainer (course_lib.trainers.dpo)."""
 from __future__ import annotations
 
 import copy
@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import course_lib
-from course_lib import dpo, dpo_trainer as T
-from course_lib.config import TINY
+from course_lib import dpo
+from course_lib.trainers import dpo as T
+from course_lib.core.config import TINY
 
 
 def _toy_model(seed=0, vocab=40):
@@ -36,7 +37,7 @@ def _toy_batch(B=3, T_=7, vocab=40, seed=1):
 
 
 def visible_check_dpo_batch_loss(fn):
-    """The visible check proposed for course_lib/checks.py (exercise 7.3)."""
+    """The visible check proposed for course_lib/checks/ (exercise 7.3)."""
     from solutions import dpo as sol   # in checks.py: the same numbers computed from tensors
     model, batch = _toy_model(), _toy_batch()
     loss, stats = fn(model, batch, beta=0.1)
@@ -60,7 +61,7 @@ def visible_check_dpo_batch_loss(fn):
 
 
 def test_stub_raises_naming_the_exercise():
-    from course_lib import _solutions
+    from course_lib.core import switch as _solutions
     assert not _solutions.solutions_active()
     with pytest.raises(NotImplementedError, match=r"Exercise 7\.3 \(notebook 07_dpo\)"):
         dpo.dpo_batch_loss(_toy_model(), _toy_batch())
@@ -223,7 +224,7 @@ def test_quick_train_tiny_saves_a_checkpoint(tmp_path, monkeypatch, solutions_on
     monkeypatch.setenv("COURSE_CHECKPOINTS", str(tmp_path / "ckpt"))
     out = T.quick_train(profile=TINY, source="synthetic", max_steps=2)
     assert out == tmp_path / "ckpt" / "dpo" and (out / "config.json").exists()
-    from course_lib.models import load_policy
+    from course_lib.core.models import load_policy
     model, _ = load_policy(out, profile=TINY, device="cpu")
     assert model.config.vocab_size > 0
 

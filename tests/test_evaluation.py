@@ -1,4 +1,4 @@
-"""course_lib.evaluation: kl_to_ref, evaluate_policy, write_samples_jsonl (shared by units 05-08)."""
+"""course_lib.core.evaluation: kl_to_ref, evaluate_policy, write_samples_jsonl (shared by units 05-08)."""
 from __future__ import annotations
 
 import json
@@ -6,8 +6,9 @@ import json
 import pytest
 import torch
 
-from course_lib import data, evaluation, kl, rewards, sampling
-from course_lib.models import frozen_copy
+from course_lib.core import data, evaluation, sampling
+from course_lib import kl, rewards
+from course_lib.core.models import frozen_copy
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +157,7 @@ def test_checkpoint_or_train_finds_or_trains(tmp_path, monkeypatch):
     import sys
     import types
 
-    from course_lib.tiny_model import ASSET_DIR
+    from course_lib.core.config import ASSET_DIR
     monkeypatch.setenv("COURSE_CHECKPOINTS", str(tmp_path))
     shutil.copytree(ASSET_DIR, tmp_path / "sft")
     (tmp_path / "sft" / "training_info.json").write_text(json.dumps({"steps": 60}))
@@ -168,7 +169,7 @@ def test_checkpoint_or_train_finds_or_trains(tmp_path, monkeypatch):
         calls.append((preset, overrides))
         shutil.copytree(ASSET_DIR, tmp_path / "ppo")
         return tmp_path / "ppo"
-    monkeypatch.setitem(sys.modules, "course_lib.ppo_trainer", types.SimpleNamespace(quick_train=quick_train))
+    monkeypatch.setitem(sys.modules, "course_lib.trainers.ppo", types.SimpleNamespace(quick_train=quick_train))
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         evaluation.checkpoint_or_train("ppo", train_if_missing=False)
     made = evaluation.checkpoint_or_train("ppo", preset="quick", **evaluation.FAST_OVERRIDES["ppo"])
@@ -180,8 +181,8 @@ def test_fast_overrides_are_fields_each_trainer_accepts():
     """A misspelt override would only show up under nbgrader: every one is a config field (or, for
     DPO, the pair count quick_train takes) and shrinks the run to one step."""
     import inspect
-    from course_lib import dpo_trainer, grpo_trainer, ppo_trainer, sft_trainer
-    from course_lib.config import get_profile
+    from course_lib.trainers import dpo as dpo_trainer, grpo as grpo_trainer, ppo as ppo_trainer, sft as sft_trainer
+    from course_lib.core.config import get_profile
     p = get_profile("tiny")
     o = evaluation.FAST_OVERRIDES
     assert sft_trainer.default_config(p, "quick", **o["sft"]).max_steps == 1

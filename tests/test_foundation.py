@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_lib import config, corpus, data, sampling
-from course_lib.config import GPU, TINY, get_profile
+from course_lib.core import config, corpus, data, sampling
+from course_lib.core.config import GPU, TINY, get_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = {"sentiment": ["prompt"], "qa": ["prompt", "completion", "question", "answer"],
@@ -212,7 +212,7 @@ def test_completion_logits_give_unpadded_logprobs(tiny):
 
 # ============================================================================ models
 def test_frozen_copy_has_no_grads_and_is_independent(tiny):
-    from course_lib.models import frozen_copy
+    from course_lib.core.models import frozen_copy
     model, _ = tiny
     ref = frozen_copy(model)
     assert not ref.training and not any(p.requires_grad for p in ref.parameters())
@@ -223,7 +223,7 @@ def test_frozen_copy_has_no_grads_and_is_independent(tiny):
 
 
 def test_reward_model_round_trip(tmp_path):
-    from course_lib.models import RewardModel
+    from course_lib.core.models import RewardModel
     torch.manual_seed(0)
     rm = RewardModel.from_base(profile=TINY).eval()
     torch.nn.init.normal_(rm.head.weight)          # a non-default head must survive the round trip
@@ -238,7 +238,7 @@ def test_reward_model_round_trip(tmp_path):
 
 
 def test_policy_with_value_head_round_trip(tmp_path):
-    from course_lib.models import PolicyWithValueHead, load_policy
+    from course_lib.core.models import PolicyWithValueHead, load_policy
     torch.manual_seed(0)
     lm, _ = load_policy(profile=TINY, device="cpu")
     pol = PolicyWithValueHead(lm).eval()

@@ -1,4 +1,4 @@
-"""The locked-down grading kernel and its fork server (course_lib/pipeline/grader_kernel.py).
+"""The locked-down grading kernel and its fork server (course_instructor/grading/grader_kernel.py).
 
 Kernels are started the way nbgrader starts them (jupyter_client + the course's kernelspec), with
 and without the fork server ("zygote"). Each test asserts what a grader relies on: the forked
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def _root(tmp_path: Path, warm: bool) -> Path:
-    from course_lib.pipeline import autograde
+    from course_instructor.grading import autograde
     root = tmp_path / "course"
     (root / "autograded" / "s1" / "exercises").mkdir(parents=True)
     autograde.write_course_config(root, 10, autograde.grading_kernel_spec(root, 60, warm), threads=1)
@@ -30,7 +30,7 @@ def kernels(tmp_path, monkeypatch):
     """start(warm=..., cwd=...) -> (KernelManager, client); everything is stopped afterwards."""
     from jupyter_client import KernelManager
     from jupyter_client.kernelspec import KernelSpecManager
-    from course_lib.pipeline import autograde
+    from course_instructor.grading import autograde
     started, zygotes = [], []
 
     def start(warm: bool = True, cwd: Path | None = None):
@@ -112,7 +112,7 @@ def test_forked_kernel_is_a_locked_down_kernel_in_the_notebook_folder(kernels):
     assert v["cwd"] == str((root / "autograded" / "s1" / "exercises").resolve())
     assert v["torch"] and not v["course_lib"]                        # warm, and no instructor code
     # the lock-down of a cold kernel: no solutions / repository reads, no processes
-    r = run(kc, "import course_lib.pipeline.autograde")
+    r = run(kc, "import course_instructor.grading.autograde")
     assert r["error"] in ("ModuleNotFoundError", "PermissionError"), r
     assert run(kc, "import subprocess; subprocess.run(['true'])")["error"] == "PermissionError"
     assert run(kc, f"open({str(root / 'nbgrader_config.py')!r}).read()")["error"] == "PermissionError"
@@ -182,7 +182,7 @@ def test_most_specific_folder_decides(tmp_path, case):
     repository (``--out grades``), and the instructor's files may sit inside a writable /tmp."""
     import subprocess
     import sys
-    from course_lib.pipeline import sandbox_child
+    from course_instructor.grading import sandbox_child
     if case == "grading_folder_inside_repository":
         repo = tmp_path / "repo"
         work, writable, secret = repo / "grades" / "autograded", [repo / "grades" / "autograded"], repo / "solutions" / "x.py"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from course_lib.pipeline.nbbuild import write
+from course_instructor.nbbuild import write
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILDERS = sorted((ROOT / "notebooks" / "_build").glob("[0-9][0-9]_*.py"))
@@ -35,7 +35,7 @@ def _unit(builder: Path) -> str:
 def test_notebook_follows_the_conventions(builder):
     import nbformat
 
-    from course_lib import exercises
+    from course_lib.core import registry as exercises
     unit = _unit(builder)
     nb = nbformat.read(str(ROOT / "notebooks" / f"{builder.stem}.ipynb"), as_version=4)
     ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
@@ -57,8 +57,8 @@ def test_notebook_with_stubs_stops_at_an_exercise_with_the_stub_message(builder,
 
     from nbclient.exceptions import CellExecutionError
 
-    from course_lib import exercises
-    from course_lib.pipeline.execute import execute_notebook
+    from course_lib.core import registry as exercises
+    from course_instructor.execute import execute_notebook
     unit = _unit(builder)
     with pytest.raises(CellExecutionError) as err:
         execute_notebook(ROOT / "notebooks" / f"{builder.stem}.ipynb", solutions=False,

@@ -14,8 +14,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 import submissions as S  # noqa: E402
 
-from course_lib import exercises  # noqa: E402
-from course_lib.pipeline import caserun  # noqa: E402
+from course_lib.core import registry as exercises  # noqa: E402
+from course_instructor.grading import caserun  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,7 +120,7 @@ def test_caserun_markers_and_normalize():
 def test_sandbox_grades_every_exercise(tmp_path):
     """A copy of the solutions gets full marks on all exercises, run in the sandbox."""
     from solutions import grading
-    from course_lib.pipeline import sandbox
+    from course_instructor.grading import sandbox
     cl = S.make_course_lib(tmp_path / "sub", solved="all")
     jobs, expected = {}, {}
     for e in exercises.EXERCISES:
@@ -132,7 +132,7 @@ def test_sandbox_grades_every_exercise(tmp_path):
 
 
 def test_sandbox_uses_only_exercise_modules_from_student(tmp_path):
-    from course_lib.pipeline import sandbox
+    from course_instructor.grading import sandbox
     cl = tmp_path / "course_lib"
     cl.mkdir()
     (cl / "kl.py").write_text("x = 1\n")
@@ -144,14 +144,14 @@ def test_sandbox_uses_only_exercise_modules_from_student(tmp_path):
 
 # --- course run -------------------------------------------------------------------------------
 def test_course_run_collects_metrics_and_survives_a_failing_unit(tmp_path, capsys):
-    from course_lib.pipeline import nbbuild, runner
+    from course_instructor import nbbuild, runner
     src = tmp_path / "notebooks"
-    nbbuild.write([nbbuild.code("from course_lib.report import report_metrics\n"
+    nbbuild.write([nbbuild.code("from course_lib.core.report import report_metrics\n"
                                 "import os\nprint(os.environ['COURSE_PROFILE'], os.environ['COURSE_CHECKPOINTS'])\n"
                                 "report_metrics('01', {'format_compliance': (0.25, 0.75)})")],
                   src / "01_ok.ipynb")
     nbbuild.write([nbbuild.code("raise RuntimeError('unit two is broken')")], src / "02_broken.ipynb")
-    nbbuild.write([nbbuild.code("from course_lib.report import report_metrics\n"
+    nbbuild.write([nbbuild.code("from course_lib.core.report import report_metrics\n"
                                 "report_metrics('03', {'kl_to_ref': (None, 0.5)})")], src / "03_ok.ipynb")
     out = tmp_path / "run"
     rc = runner.main(["--out", str(out), "--source", str(src), "--preset", "quick"])
@@ -171,7 +171,7 @@ def test_course_run_collects_metrics_and_survives_a_failing_unit(tmp_path, capsy
 
 # --- course submit ----------------------------------------------------------------------------
 def test_submit_packs_notebooks_and_course_lib(tmp_path, monkeypatch):
-    from course_lib.pipeline import submit
+    from course_lib import submit
     (tmp_path / "exercises").mkdir()
     (tmp_path / "exercises" / "01_x.ipynb").write_text("{}")
     S.make_course_lib(tmp_path)
@@ -195,7 +195,7 @@ def test_submit_packs_notebooks_and_course_lib(tmp_path, monkeypatch):
 def test_notebook_groups_cover_every_unit_once(jobs):
     """The --notebook patterns of concurrent nbgrader processes: every NN_*.ipynb in exactly one."""
     import fnmatch
-    from course_lib.pipeline.autograde import notebook_groups
+    from course_instructor.grading.autograde import notebook_groups
     names = [f"{i:02d}_unit" for i in range(1, 21)] + ["08_evaluation", "02_fixture"]
     groups = notebook_groups(jobs)
     assert len(groups) == jobs

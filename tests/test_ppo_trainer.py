@@ -1,4 +1,4 @@
-"""The from-scratch PPO trainer (course_lib/ppo_trainer.py), on seeded tiny cases with the solutions."""
+"""The from-scratch PPO trainer (course_lib/trainers/ppo.py), on seeded tiny cases with the solutions."""
 from __future__ import annotations
 
 import copy
@@ -7,8 +7,10 @@ import random
 import pytest
 import torch
 
-from course_lib import kl, ppo, ppo_trainer as pt, sampling
-from course_lib.config import TINY
+from course_lib import kl, ppo
+from course_lib.trainers import ppo as pt
+from course_lib.core import sampling
+from course_lib.core.config import TINY
 
 PROMPTS = ["The movie was", "I think the plot was", "Overall, this film", "The acting in this film"]
 
@@ -16,7 +18,7 @@ PROMPTS = ["The movie was", "I think the plot was", "Overall, this film", "The a
 @pytest.fixture
 def models(tiny):
     """A fresh policy-with-value-head on a copy of the tiny model, and the frozen reference."""
-    from course_lib.models import PolicyWithValueHead, frozen_copy
+    from course_lib.core.models import PolicyWithValueHead, frozen_copy
     model, tok = tiny
     torch.manual_seed(0)
     lm = copy.deepcopy(model)
@@ -202,7 +204,7 @@ def test_quick_train_saves_a_loadable_checkpoint(tmp_path, monkeypatch, solution
     out = pt.quick_train(TINY, "quick", steps=2, batch_size=4)
     assert out == tmp_path / "ckpts" / "ppo"
     assert (out / "value_head.safetensors").exists() and (out / "training_info.json").exists()
-    from course_lib.models import load_policy
+    from course_lib.core.models import load_policy
     model, tok = load_policy(out, profile=TINY, device="cpu")
     roll = sampling.sample(model, tok, PROMPTS[:1], max_new_tokens=4,
                            generator=torch.Generator().manual_seed(0))

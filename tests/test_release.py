@@ -19,7 +19,7 @@ import fixture_notebook  # noqa: E402
 def built(tmp_path_factory):
     """A release of the repository's notebooks (or the fixture notebook while there are none),
     built into a temporary folder: (info, exercises dir)."""
-    from course_lib.pipeline import release
+    from course_instructor import release
     d = tmp_path_factory.mktemp("release")
     src = ROOT / "notebooks"
     if not release.source_notebooks(src):
@@ -37,9 +37,18 @@ def test_release_has_no_solutions_or_hidden_tests(built):
     names = {p.name for p in (bundle / "exercises").glob("*.ipynb")}
     assert names == {p.name for p in src.glob("[0-9][0-9]_*.ipynb")}
     for f in ("setup.sh", "environment.yml", "pyproject.toml", "README.md", "course_lib/kl.py",
-              "course_lib/pipeline/caserun.py", "course_lib/pipeline/submit.py", "tests/conftest.py"):
+              "course_lib/submit.py", "course_lib/core/config.py", "course_lib/assets/tiny/config.json",
+              "tests/conftest.py"):
         assert (bundle / f).exists(), f
-    assert not (bundle / "course_lib" / "pipeline" / "nbbuild.py").exists()
+    # Allow-list by audience: the bundle holds the student package and nothing instructor-only.
+    assert not (bundle / "course_instructor").exists()
+    shipped = sorted(p.relative_to(bundle).as_posix() for p in (bundle / "course_lib").rglob("*.py"))
+    repo_lib = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "course_lib").rglob("*.py")
+                      if "__pycache__" not in p.parts)
+    assert shipped == repo_lib
+    top = sorted(p.name for p in (bundle / "course_lib").iterdir() if p.name != "__pycache__")
+    assert top == ["__init__.py", "assets", "checks", "cli.py", "core", "dpo.py", "grpo.py", "kl.py",
+                   "labs", "ppo.py", "reward_model.py", "rewards.py", "sft.py", "submit.py", "trainers"], top
     with zipfile.ZipFile(info["zip"]) as z:
         names = z.namelist()
     assert not any("/solutions/" in n or n.startswith("solutions/") for n in names)
@@ -56,7 +65,7 @@ def test_leak_scanner_catches_planted_leaks(built, tmp_path):
     """The scanner itself must be able to fail: plant each kind of leak in a copy."""
     import shutil
 
-    from course_lib.pipeline import release
+    from course_instructor import release
     from solutions import CANARY
     bundle = Path(built[0]["bundle"])
     for plant in (f"# {CANARY}\n", "### BEGIN SOLUTION\n", "### BEGIN HIDDEN TESTS\n",
@@ -84,7 +93,7 @@ def test_released_notebooks_keep_grading_metadata(built):
 
 
 def test_public_tests_do_not_need_solutions():
-    from course_lib.pipeline import release
+    from course_instructor import release
     for p in release.public_tests():
         text = p.read_text()
         if p.name != "conftest.py":
@@ -94,7 +103,7 @@ def test_public_tests_do_not_need_solutions():
 def test_exercises_folder_is_up_to_date():
     """exercises/ must be what `course release` generates from notebooks/ (run it after editing
     a notebook)."""
-    from course_lib.pipeline import release
+    from course_instructor import release
     if not release.source_notebooks():
         pytest.skip("no unit notebooks yet")
     problems = release.stale_notebooks()
@@ -119,7 +128,7 @@ def test_nbgrader_config_works_with_plain_nbgrader(tmp_path):
 def test_first_cell_sets_up_course_lib_from_exercises(built):
     """Run a released notebook's set-up cell from <bundle>/exercises: course_lib must come from
     the bundle (not from the instructor repository) and the visible checks must be importable."""
-    from course_lib.pipeline.execute import execute_notebook
+    from course_instructor.execute import execute_notebook
     info, _, _ = built
     bundle = Path(info["bundle"])
     nb_path = sorted((bundle / "exercises").glob("*.ipynb"))[0]

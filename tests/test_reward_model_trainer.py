@@ -1,4 +1,4 @@
-"""course_lib.reward_model_trainer: the provided Bradley-Terry loop, evaluation, error analysis,
+"""course_lib.trainers.reward_model: the provided Bradley-Terry loop, evaluation, error analysis,
 the TRL side-by-side and quick_train."""
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import json
 import pytest
 import torch
 
-from course_lib import data, reward_model, reward_model_trainer as rmt
-from course_lib.config import get_profile
-from course_lib.models import RewardModel, load_tokenizer
+from course_lib.core import data
+from course_lib import reward_model
+from course_lib.trainers import reward_model as rmt
+from course_lib.core.config import get_profile
+from course_lib.core.models import RewardModel, load_tokenizer
 
 
 @pytest.fixture

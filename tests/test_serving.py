@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from course_lib import serving
-from course_lib.tiny_model import ASSET_DIR
+from course_lib.core import serving
+from course_lib.core.config import ASSET_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,7 +75,7 @@ def test_health_reports_the_default_checkpoint(server, ckpt_root):
 
 
 def test_generate_answers_in_the_trained_format(server):
-    from course_lib import data
+    from course_lib.core import data
     questions = list(data.load_task("qa", "train", n=12)["question"])
     replies = []
     for q in questions:

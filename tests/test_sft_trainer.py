@@ -1,4 +1,4 @@
-"""course_lib.sft_trainer: the provided SFT loop, its helpers, the TRL side-by-side and quick_train."""
+"""course_lib.trainers.sft: the provided SFT loop, its helpers, the TRL side-by-side and quick_train."""
 from __future__ import annotations
 
 import json
@@ -6,9 +6,11 @@ import json
 import pytest
 import torch
 
-from course_lib import data, sft, sft_trainer
-from course_lib.config import get_profile
-from course_lib.models import load_policy
+from course_lib.core import data
+from course_lib import sft
+from course_lib.trainers import sft as sft_trainer
+from course_lib.core.config import get_profile
+from course_lib.core.models import load_policy
 
 
 @pytest.fixture
@@ -116,7 +118,7 @@ def test_quick_train_saves_a_loadable_checkpoint(solutions_on, tmp_path, monkeyp
     assert info["steps"] == 2 and info["config"]["max_steps"] == 2
     model, tok = load_policy(path, profile=get_profile("tiny"), device="cpu")
     assert tok.eos_token_id is not None and model.config.n_layer >= 1
-    from course_lib.models import latest_checkpoint
+    from course_lib.core.models import latest_checkpoint
     assert latest_checkpoint("sft") == path
 
 

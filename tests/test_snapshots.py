@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent / "snapshots"
 sys.path.insert(0, str(HERE))
 from snapshot_cases import CASES, run_case  # noqa: E402
 
-from course_lib.exercises import BY_NAME  # noqa: E402
+from course_lib.core.registry import BY_NAME  # noqa: E402
 
 ATOL = 1e-6
 RTOL = 1e-6   # ~16 float32 ulps: only matters for the few outputs > 1 in size (e.g. IPO losses ~ 60),

@@ -71,7 +71,7 @@ class TestRewards:
             rewards.correctness_reward(["1"], answer="1")
 
     def test_sentiment_reward_is_the_profile_scorer(self):
-        from course_lib.sentiment import get_scorer
+        from course_lib.core.sentiment import get_scorer
         texts = ["What a wonderful, delightful film!", "A dull, awful mess.", ""]
         got = rewards.sentiment_reward(texts)
         assert got == pytest.approx(get_scorer().positive_probability(texts))
@@ -536,7 +536,7 @@ class TestDPO:
 
 
 def test_sampler_rejects_bad_temperature(tiny):
-    from course_lib import sampling
+    from course_lib.core import sampling
     model, tok = tiny
     with pytest.raises(ValueError, match=r"sample: temperature must be > 0"):
         sampling.sample(model, tok, ["a"], temperature=0.0)

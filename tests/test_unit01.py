@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_lib import rewards, unit01
+from course_lib import rewards
+from course_lib.labs import unit01
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "01_reward_functions.ipynb"

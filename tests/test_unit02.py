@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_lib import kl, unit02
+from course_lib import kl
+from course_lib.labs import unit02
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "02_kl_penalties.ipynb"
@@ -50,7 +51,7 @@ def test_forward_kl_covers_and_reverse_kl_seeks_a_mode(solutions_on):
 
 # --------------------------------------------------------------------------- the tiny model
 def test_steered_policy_and_rollout_stats(tiny, solutions_on):
-    from course_lib.models import frozen_copy
+    from course_lib.core.models import frozen_copy
     model, tok = tiny
     ref = frozen_copy(model)
     ids = unit02.word_token_ids(tok, ["great", "wonderful"])

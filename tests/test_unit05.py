@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import course_lib
-from course_lib import exercises, ppo
+from course_lib.core import registry as exercises
+from course_lib import ppo
 
 
 # --------------------------------------------------------------------------- exercise 5.6
@@ -108,11 +109,11 @@ def test_notebook_meets_the_bars(run_notebook):
 @pytest.mark.notebook
 def test_notebook_saves_the_checkpoint(run_notebook, session_checkpoints):
     run_notebook("05")
-    from course_lib.models import load_policy
+    from course_lib.core.models import load_policy
     ckpt = session_checkpoints / "ppo"
     assert (ckpt / "config.json").exists() and (ckpt / "value_head.safetensors").exists()
     model, tok = load_policy(ckpt, profile=course_lib.get_profile("tiny"), device="cpu")
-    from course_lib import sampling
+    from course_lib.core import sampling
     roll = sampling.sample(model, tok, ["The movie was"], max_new_tokens=8,
                            generator=torch.Generator().manual_seed(0))
     assert roll.completion_mask.sum() > 0

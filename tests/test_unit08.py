@@ -29,7 +29,7 @@ def test_notebook_conventions():
     for fig in FIGURES:
         assert f'save_figure(fig, "{fig[:-4]}")' in src
     assert "report_metrics(\"08\"" in src and "FAST" in src and "progress(" in src
-    from course_lib import exercises
+    from course_lib.core import registry as exercises
     assert exercises.for_unit("08") == []        # unit 08 has no code exercises, only questions
 
 
@@ -77,9 +77,10 @@ def test_gpu_code_path_runs_with_local_standins(run_notebook, unit):
 
 
 def test_shared_evaluation_on_the_gpu_profile(gpu_profile, solutions_on):
-    from course_lib import data, evaluation, rewards
-    from course_lib.models import frozen_copy, load_policy
-    from course_lib.sentiment import get_scorer
+    from course_lib.core import data, evaluation
+    from course_lib import rewards
+    from course_lib.core.models import frozen_copy, load_policy
+    from course_lib.core.sentiment import get_scorer
     assert gpu_profile.name == "gpu" and get_scorer().name.endswith("classifier")
     model, tok = load_policy(profile=gpu_profile, device="cpu")
     prompts = list(data.load_task("sentiment", "eval", n=4, profile=gpu_profile)["prompt"])
@@ -90,7 +91,7 @@ def test_shared_evaluation_on_the_gpu_profile(gpu_profile, solutions_on):
 
 # ------------------------------------------------------------------------------ LoRA (optional peft)
 def _peft_missing(monkeypatch):
-    from course_lib import lora
+    from course_lib.core import lora
     monkeypatch.setattr(lora, "peft_available", lambda: False)
     return lora
 
@@ -112,8 +113,8 @@ def test_lora_without_peft_says_how_to_install(tiny, monkeypatch):
 def test_lora_wraps_the_language_model(tiny, monkeypatch):
     """With peft present (a recording stand-in here: peft is an optional dependency), the config
     names the architecture's projections and a PolicyWithValueHead keeps its value head."""
-    from course_lib import lora
-    from course_lib.models import PolicyWithValueHead, frozen_copy
+    from course_lib.core import lora
+    from course_lib.core.models import PolicyWithValueHead, frozen_copy
     seen = []
 
     class LoraConfig(dict):
@@ -145,8 +146,8 @@ def test_lora_wraps_the_language_model(tiny, monkeypatch):
 
 
 def test_trainable_parameters_counts_frozen_ones(tiny):
-    from course_lib import lora
-    from course_lib.models import frozen_copy
+    from course_lib.core import lora
+    from course_lib.core.models import frozen_copy
     model, _ = tiny
     ref = frozen_copy(model)
     trainable, total = lora.trainable_parameters(ref)
@@ -157,7 +158,7 @@ def test_trainable_parameters_counts_frozen_ones(tiny):
 
 # ------------------------------------------------------------------------------ tracking (optional)
 def test_tracking_falls_back_to_a_no_op(monkeypatch):
-    from course_lib import tracking
+    from course_lib.core import tracking
     monkeypatch.setattr(tracking, "_installed", lambda name: False)
     monkeypatch.delenv("COURSE_TRACKING", raising=False)
     assert tracking.choose_backend() == "none"
@@ -172,7 +173,7 @@ def test_tracking_falls_back_to_a_no_op(monkeypatch):
 
 
 def test_tracker_logs_numeric_finite_values_per_step():
-    from course_lib import tracking
+    from course_lib.core import tracking
 
     class Recorder(tracking.Tracker):
         def __init__(self):

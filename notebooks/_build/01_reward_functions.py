@@ -1,7 +1,7 @@
 """Builds notebooks/01_reward_functions.ipynb (run: .venv/bin/python notebooks/_build/01_reward_functions.py)."""
 from pathlib import Path
 
-from course_lib.pipeline.nbbuild import answer, code, exercise_test, md, setup, write
+from course_instructor.nbbuild import answer, code, exercise_test, md, setup, write
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,9 +29,11 @@ The exercises live in `course_lib/rewards.py`; each has a test cell right after 
 import matplotlib.pyplot as plt
 import torch
 
-from course_lib import data, evaluation, rewards, sampling, unit01
-from course_lib.models import load_policy
-from course_lib.report import report_metrics, save_figure
+from course_lib.core import data, evaluation, sampling
+from course_lib import rewards
+from course_lib.labs import unit01
+from course_lib.core.models import load_policy
+from course_lib.core.report import report_metrics, save_figure
 
 model, tokenizer = load_policy(profile=profile)
 L = profile.max_completion_length
@@ -75,7 +77,7 @@ completion without integers gets 0.0; different lengths of `completions` and `an
     md(r"""
 ### Exercise 1.3 — `sentiment_reward`
 The positive-sentiment score of each completion, in [0, 1], from the provided scorer
-`course_lib.sentiment.get_scorer().positive_probability(texts)`: VADER offline in the tiny
+`course_lib.core.sentiment.get_scorer().positive_probability(texts)`: VADER offline in the tiny
 profile, a DistilBERT classifier in the gpu profile. (This is the reward of the classic
 "make GPT-2 write positive IMDB reviews" assignment.)
 

@@ -1,7 +1,7 @@
 """Builds notebooks/02_kl_penalties.ipynb (run: .venv/bin/python notebooks/_build/02_kl_penalties.py)."""
 from pathlib import Path
 
-from course_lib.pipeline.nbbuild import answer, code, exercise_test, md, setup, write
+from course_instructor.nbbuild import answer, code, exercise_test, md, setup, write
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,9 +31,11 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
-from course_lib import data, kl, rewards, sampling, unit01, unit02
-from course_lib.models import frozen_copy, load_policy
-from course_lib.report import report_metrics, save_figure
+from course_lib.core import data, sampling
+from course_lib import kl, rewards
+from course_lib.labs import unit01, unit02
+from course_lib.core.models import frozen_copy, load_policy
+from course_lib.core.report import report_metrics, save_figure
 """),
     md(r"""
 ### Exercise 2.1 — `token_logprobs`

@@ -1,7 +1,7 @@
 """Builds notebooks/03_sft.ipynb (run: .venv/bin/python notebooks/_build/03_sft.py)."""
 from pathlib import Path
 
-from course_lib.pipeline.nbbuild import answer, code, exercise_test, md, setup, write
+from course_instructor.nbbuild import answer, code, exercise_test, md, setup, write
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,7 +29,7 @@ do so almost always — and stop right after the answer.
 
 You will write four functions in `course_lib/sft.py`: the tokenization with a **completion mask**,
 a **masked mean**, the **SFT loss** and **one training step**. The provided loop
-(`course_lib/sft_trainer.py`, one readable file) calls them; at the end TRL's `SFTTrainer` does the
+(`course_lib/trainers/sft.py`, one readable file) calls them; at the end TRL's `SFTTrainer` does the
 same job side by side.
 """),
     code(r"""
@@ -38,9 +38,11 @@ import dataclasses, tempfile, time
 import matplotlib.pyplot as plt
 import torch
 
-from course_lib import data, sft, sft_trainer
-from course_lib.models import load_policy
-from course_lib.report import report_metrics, save_figure
+from course_lib.core import data
+from course_lib import sft
+from course_lib.trainers import sft as sft_trainer
+from course_lib.core.models import load_policy
+from course_lib.core.report import report_metrics, save_figure
 
 preset = profile.preset()
 train_ds = data.qa_pairs("train", profile=profile)

@@ -1,7 +1,7 @@
 """Builds notebooks/04_reward_model.ipynb (run: .venv/bin/python notebooks/_build/04_reward_model.py)."""
 from pathlib import Path
 
-from course_lib.pipeline.nbbuild import answer, code, exercise_test, md, setup, write
+from course_instructor.nbbuild import answer, code, exercise_test, md, setup, write
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,9 +32,11 @@ import tempfile, time
 import matplotlib.pyplot as plt
 import torch
 
-from course_lib import data, reward_model, reward_model_trainer as rmt
-from course_lib.models import RewardModel, load_tokenizer
-from course_lib.report import report_metrics, results_dir, save_figure
+from course_lib.core import data
+from course_lib import reward_model
+from course_lib.trainers import reward_model as rmt
+from course_lib.core.models import RewardModel, load_tokenizer
+from course_lib.core.report import report_metrics, results_dir, save_figure
 
 preset = profile.preset()
 train_ds = data.preference_pairs("train", profile=profile)
@@ -103,7 +105,7 @@ config = rmt.default_config(profile, **({"max_steps": 3} if FAST else {}))
 print(config)
 course_lib.seed_everything(0)
 tokenizer = load_tokenizer(profile=profile)
-rm = RewardModel.from_base(profile=profile).to(course_lib.utils.default_device())
+rm = RewardModel.from_base(profile=profile).to(course_lib.core.utils.default_device())
 before = rmt.evaluate(rm, tokenizer, eval_ds)["eval_accuracy"]
 print(f"held-out accuracy before training: {before:.1%} (a random head)")
 eval_every = max(1, config.max_steps // 6)

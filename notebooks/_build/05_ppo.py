@@ -1,7 +1,7 @@
 """Builds notebooks/05_ppo.ipynb (run: .venv/bin/python notebooks/_build/05_ppo.py)."""
 from pathlib import Path
 
-from course_lib.pipeline.nbbuild import answer, code, exercise_test, md, setup, write
+from course_instructor.nbbuild import answer, code, exercise_test, md, setup, write
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -14,7 +14,7 @@ cells = [
 RLHF systems: Ziegler et al. (2019) fine-tuned GPT-2 to write *positive* movie-review
 continuations with it, and InstructGPT / ChatGPT used the same recipe at scale. TRL no longer ships
 a PPO trainer (it was removed in TRL 0.13), so in this unit you build the whole thing, and the
-provided loop in `course_lib/ppo_trainer.py` runs on **your** functions.
+provided loop in `course_lib/trainers/ppo.py` runs on **your** functions.
 
 The task is the classic one: **continue a review opening so that the review is positive**. The
 reward is a sentiment score in [0, 1] (VADER on the tiny profile, a DistilBERT classifier on a GPU).
@@ -45,16 +45,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from course_lib import data, kl, ppo, ppo_trainer, rewards
-from course_lib.config import checkpoint_dir
-from course_lib.models import latest_checkpoint
-from course_lib.report import report_metrics, save_figure
+from course_lib.core import data
+from course_lib import kl, ppo, rewards
+from course_lib.trainers import ppo as ppo_trainer
+from course_lib.core.config import checkpoint_dir
+from course_lib.core.models import latest_checkpoint
+from course_lib.core.report import report_metrics, save_figure
 
 torch.set_num_threads(2)
 preset = profile.preset()                         # "quick" unless $COURSE_PRESET says otherwise
 config = ppo_trainer.default_config(profile, preset.name)
 if FAST:   # under the grader: small batches, short completions, two steps (comparisons: one)
-    config = dataclasses.replace(config, **course_lib.utils.GRADING_SIZES["ppo"])
+    config = dataclasses.replace(config, **course_lib.core.utils.GRADING_SIZES["ppo"])
 STEPS = 2 if FAST else config.steps
 SHORT = 1 if FAST else max(2, config.steps // 2)   # the comparison runs are shorter
 N_EVAL = 8 if FAST else 2 * preset.eval_size    # 128 prompts on the quick preset
@@ -73,7 +75,7 @@ token also gets the score.
 
 To tell good tokens from bad ones we need a baseline: the **value** $V(s_t)$, the reward the
 policy expects to collect from state $s_t$ (prompt + the tokens so far) on. Here it is a linear
-**value head** on the policy's last hidden state (`course_lib.models.PolicyWithValueHead`): one
+**value head** on the policy's last hidden state (`course_lib.core.models.PolicyWithValueHead`): one
 forward pass gives the logits *and* the values, and the critic shares the transformer with the
 actor.
 
@@ -197,7 +199,7 @@ gradient norm and steps the optimizer.
     md(r"""
 ## 8. The training loop
 
-This is the whole update of `course_lib/ppo_trainer.py`. Read it: every line that does maths
+This is the whole update of `course_lib/trainers/ppo.py`. Read it: every line that does maths
 calls one of your functions.
 """),
     code("""

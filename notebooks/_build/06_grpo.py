@@ -1,7 +1,7 @@
 """Builds notebooks/06_grpo.ipynb (run: .venv/bin/python notebooks/_build/06_grpo.py)."""
 from pathlib import Path
 
-from course_lib.pipeline.nbbuild import answer, code, exercise_test, md, setup, write
+from course_instructor.nbbuild import answer, code, exercise_test, md, setup, write
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,14 +37,15 @@ ablations: `scale_rewards`, `beta`, `loss_type` → TRL's `GRPOTrainer` side by 
 import copy, time
 import matplotlib.pyplot as plt
 import torch
-from course_lib import grpo, grpo_trainer, rewards
-from course_lib.report import report_metrics, save_figure
+from course_lib import grpo, rewards
+from course_lib.trainers import grpo as grpo_trainer
+from course_lib.core.report import report_metrics, save_figure
 
 STEPS = None                             # None = the preset's number of steps
 ABL_STEPS = 25                           # ablations: short runs
 N_EVAL = 8 if FAST else None             # None = preset.eval_size
 # under the grader (FAST) every run shrinks to one step of 2 prompts x 4 completions
-FAST_SIZE = course_lib.utils.GRADING_SIZES["grpo"] if FAST else {}
+FAST_SIZE = course_lib.core.utils.GRADING_SIZES["grpo"] if FAST else {}
 
 def grpo_config(task, **overrides):   # the unit's GRPOConfig.for_task(task) on this profile
     return grpo_trainer.GRPOConfig.for_task(task, profile, **{**overrides, **FAST_SIZE})
@@ -100,7 +101,7 @@ is not zero ($\nabla\rho = \rho\,\nabla\log\pi$), and we save a forward pass.
     md(r"""
 ## The training loop (provided)
 
-`course_lib/grpo_trainer.py` is one readable loop — open it. Each step: sample $G$ completions per
+`course_lib/trainers/grpo.py` is one readable loop — open it. Each step: sample $G$ completions per
 prompt with the KV-cached sampler → score them (TRL-style reward functions) →
 `grpo.group_advantages` → reference log-probs (and old log-probs if `num_iterations > 1`) →
 `num_iterations` × `grpo.grpo_step` → cosine learning-rate schedule.

@@ -1,7 +1,7 @@
 """Builds notebooks/07_dpo.ipynb (run: .venv/bin/python notebooks/_build/07_dpo.py)."""
 from pathlib import Path
 
-from course_lib.pipeline.nbbuild import answer, code, exercise_test, md, setup, write
+from course_instructor.nbbuild import answer, code, exercise_test, md, setup, write
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,9 +40,11 @@ import copy, dataclasses, time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from course_lib import data, dpo, dpo_trainer, progress
-from course_lib.models import frozen_copy
-from course_lib.report import report_metrics, save_figure
+from course_lib.core import data
+from course_lib import dpo, progress
+from course_lib.trainers import dpo as dpo_trainer
+from course_lib.core.models import frozen_copy
+from course_lib.core.report import report_metrics, save_figure
 
 torch.set_num_threads(2)
 policy, tokenizer, start_path = dpo_trainer.start_model(profile)   # SFT checkpoint if unit 03 saved one
@@ -141,7 +143,7 @@ backward of the policy — no reference forward, no sampling.
     md(r"""
 ## 5. Training with your functions
 
-`course_lib/dpo_trainer.py` is one loop you can read top to bottom: `precompute_ref_logps`
+`course_lib/trainers/dpo.py` is one loop you can read top to bottom: `precompute_ref_logps`
 (once), then per step `collate` → `dpo.dpo_batch_loss` (yours) → `backward` → clip → AdamW.
 The configuration uses TRL's names. Before training we measure the starting model on fresh
 samples: **positive fraction** (VADER, the behaviour the chosen answers have), **distinct-2**

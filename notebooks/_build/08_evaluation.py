@@ -1,7 +1,7 @@
 """Builds notebooks/08_evaluation.ipynb (run: .venv/bin/python notebooks/_build/08_evaluation.py)."""
 from pathlib import Path
 
-from course_lib.pipeline.nbbuild import answer, code, md, setup, write
+from course_instructor.nbbuild import answer, code, md, setup, write
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,7 +18,7 @@ models would I ship?** That needs an honest comparison:
 * **the same prompts** — held-out sentiment prompts that no run trained on,
 * **the same budget** — every model trained with the same preset (the `quick` one here),
 * **the same measurement** — the same seed, sampling temperature and length, the same metrics,
-  computed by the same code (`course_lib.evaluation`, which calls *your* exercise functions).
+  computed by the same code (`course_lib.core.evaluation`, which calls *your* exercise functions).
 
 We compare five models — **base**, **SFT**, **PPO**, **GRPO**, **DPO** — on one task (continue a
 movie review positively), look at the **reward-vs-KL frontier**, every metric, and samples side by
@@ -37,11 +37,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from course_lib import data, evaluation, rewards
-from course_lib.config import checkpoint_dir
-from course_lib.models import load_policy
-from course_lib.report import report_metrics, results_dir, save_figure
-from course_lib.utils import progress
+from course_lib.core import data, evaluation
+from course_lib import rewards
+from course_lib.core.config import checkpoint_dir
+from course_lib.core.models import load_policy
+from course_lib.core.report import report_metrics, results_dir, save_figure
+from course_lib.core.utils import progress
 
 preset = profile.preset()                       # "quick" unless $COURSE_PRESET says otherwise
 N_EVAL = 8 if FAST else preset.eval_size        # prompts per model (the same for every model)
@@ -245,7 +246,7 @@ time so concurrent requests cannot interfere. Below we call the app in-process (
 """),
     code("""
 from fastapi.testclient import TestClient
-from course_lib import serving
+from course_lib.core import serving
 
 client = TestClient(serving.create_app(paths["sft"]))
 print(client.get("/health").json())
@@ -279,8 +280,8 @@ of them `format_rate` or `kl_to_ref`) and say what you would monitor after deplo
 ## Going further
 * `course bench` times our SFT / GRPO / DPO loops against TRL's trainers on the same model and batch.
 * On a GPU (`COURSE_PROFILE=gpu`, e.g. Colab T4) the same notebook compares real models (GPT-2 on
-  IMDB with a DistilBERT sentiment reward). `course_lib.lora.apply_lora` trains only low-rank adapters
-  (with `peft` installed), and `course_lib.tracking` logs training curves to TensorBoard or
+  IMDB with a DistilBERT sentiment reward). `course_lib.core.lora.apply_lora` trains only low-rank adapters
+  (with `peft` installed), and `course_lib.core.tracking` logs training curves to TensorBoard or
   Weights & Biases when they are installed.
 """),
 ]

@@ -29,7 +29,7 @@ def seed_of(name: str, case_id: str) -> int:
 
 
 def solution(name: str):
-    from course_lib.exercises import get
+    from course_lib.core.registry import get
     ex = get(name)
     return getattr(importlib.import_module(f"solutions.{ex.module}"), name)
 

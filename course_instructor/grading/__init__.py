@@ -1,0 +1,1 @@
+"""The autograder: submissions, nbgrader, the sandbox that runs student code, feedback."""

@@ -1,0 +1,345 @@
+"""`course release`: nbgrader generate_assignment for every unit -> exercises/, plus the student
+bundle (folder + zip) with no solutions, no notebook sources and no hidden tests.
+
+nbgrader wants ``<root>/<source_directory>/<assignment>/<notebook>.ipynb``; our sources are flat
+in ``notebooks/``. A small *course root* (``build/nbgrader`` for the repository's
+nbgrader_config.py, a temporary folder for `course release` / `course autograde`) holds
+``notebooks/exercises -> <repo>/notebooks`` (a symlink): one nbgrader assignment called
+``exercises`` whose notebooks are the unit notebooks. generate_assignment writes
+``<root>/release/exercises/*.ipynb``, which is copied to ``exercises/``.
+
+    course release                 # exercises/ + release/rl-course/ + release/rl-course.zip
+    course release --out DIR       # the bundle in DIR instead of release/
+    course release --check         # only verify that exercises/ is up to date (exit 1 if stale)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parents[1]
+ASSIGNMENT = "exercises"
+BUNDLE_NAME = "rl-course"
+EXERCISE_MODULES = ("rewards", "kl", "sft", "reward_model", "ppo", "grpo", "dpo")
+
+# Files of the instructor repository that ship to students (relative to the repo root).
+BUNDLE_FILES = ("setup.sh", "environment.yml", "pyproject.toml")
+# What ships, by audience: the whole student package `course_lib` (exercise stubs, checks,
+# trainers, labs, core). Instructor code lives in other packages (course_instructor, solutions)
+# and never ships; nothing inside course_lib is instructor-only, so there is no deny-list.
+STUDENT_PACKAGES = ("course_lib",)
+# Strings that must never appear in the release.
+FORBIDDEN_STRINGS = ("COURSE-SOLUTION-CANARY", "BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS",
+                     "HIDDEN TESTS", "hidden_check", "solutions.grading")
+TEXT_SUFFIXES = {".py", ".ipynb", ".md", ".txt", ".sh", ".yml", ".yaml", ".toml", ".json", ".cfg", ".ini"}
+
+
+# --- the nbgrader course root -------------------------------------------------------------------
+def source_notebooks(source_dir: Path | None = None) -> list[Path]:
+    source_dir = Path(source_dir or REPO / "notebooks")
+    return sorted(p for p in source_dir.glob("[0-9][0-9]_*.ipynb"))
+
+
+def make_course_root(root: Path, source_dir: Path | None = None) -> Path:
+    """root/notebooks/exercises -> source_dir (symlink; a copy where symlinks fail)."""
+    source_dir = Path(source_dir or REPO / "notebooks").resolve()
+    link = root / "notebooks" / ASSIGNMENT
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() and Path(os.path.realpath(link)) == source_dir:
+        return root
+    if link.is_symlink() or link.is_file():
+        link.unlink()
+    elif link.is_dir():
+        shutil.rmtree(link)
+    try:
+        link.symlink_to(os.path.relpath(source_dir, link.parent), target_is_directory=True)
+    except OSError:   # e.g. no symlinks on this file system: copy the notebooks instead
+        link.mkdir()
+        for nb in source_notebooks(source_dir):
+            shutil.copy(nb, link / nb.name)
+    return root
+
+
+def nbgrader_config(root: Path, *, cell_timeout: int = 60, kernel_name: str | None = None):
+    """The nbgrader configuration of this course (the repository's nbgrader_config.py uses it too)."""
+    from traitlets.config import Config
+    c = Config()
+    c.CourseDirectory.root = str(root)
+    c.CourseDirectory.course_id = "rl-posttraining"
+    c.CourseDirectory.source_directory = "notebooks"
+    c.CourseDirectory.release_directory = "release"
+    c.CourseDirectory.db_url = f"sqlite:///{Path(root) / 'gradebook.db'}"
+    c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "_build",
+                                "*.bak", ".DS_Store"]
+    # Keep the student's own course_lib when autograding (nbgrader would otherwise overwrite every
+    # non-notebook file of a submission with the copy from the source folder).
+    c.Autograde.exclude_overwriting = {ASSIGNMENT: [f"course_lib/{m}.py" for m in EXERCISE_MODULES]}
+    c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+    c.ClearSolutions.enforce_metadata = True
+    # Per-cell timeout while grading (nbgrader's default is 30 s): set on purpose. Under
+    # NBGRADER_EXECUTION the notebooks' training cells shrink to a few steps, so 60 s is ample;
+    # a cell that needs longer is a bug (or an infinite loop) and fails instead of hanging.
+    c.Execute.timeout = cell_timeout
+    c.Execute.interrupt_on_timeout = True
+    c.Execute.startup_timeout = 120
+    if kernel_name:
+        c.Execute.kernel_name = kernel_name
+    c.GenerateAssignment.create_assignment = True
+    c.Exchange.root = str(Path(root) / "exchange")      # not used (no JupyterHub exchange); keeps nbgrader quiet
+    return c
+
+
+def ensure_scripts_on_path() -> None:
+    """nbgrader runs the `alembic` console script by name: put this interpreter's bin/ first on
+    PATH (it is missing when the venv's python is called without activating the venv)."""
+    bindir = str(Path(sys.executable).parent)
+    parts = os.environ.get("PATH", "").split(os.pathsep)
+    if bindir not in parts:
+        os.environ["PATH"] = os.pathsep.join([bindir] + [p for p in parts if p])
+
+
+def _api(config):
+    ensure_scripts_on_path()
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    coursedir = CourseDirectory(config=config)
+    return NbGraderAPI(coursedir, config=config)
+
+
+def generate(exercises_dir: Path | None = None, source_dir: Path | None = None,
+             root: Path | None = None, quiet: bool = True) -> list[Path]:
+    """nbgrader generate_assignment for every unit notebook; the result replaces exercises_dir."""
+    exercises_dir = Path(exercises_dir or REPO / "exercises")
+    notebooks = source_notebooks(source_dir)
+    if not notebooks:
+        raise FileNotFoundError(f"no unit notebooks NN_*.ipynb in {source_dir or REPO / 'notebooks'}")
+    tmp = None
+    if root is None:
+        tmp = tempfile.mkdtemp(prefix="course_release_")
+        root = Path(tmp)
+    try:
+        make_course_root(Path(root), source_dir)
+        api = _api(nbgrader_config(Path(root)))
+        result = api.generate_assignment(ASSIGNMENT, force=True, create=True)
+        if not result.get("success"):
+            raise RuntimeError(f"nbgrader generate_assignment failed:\n{result.get('error') or result.get('log')}")
+        out_dir = Path(root) / "release" / ASSIGNMENT
+        exercises_dir.mkdir(parents=True, exist_ok=True)
+        for old in exercises_dir.glob("*.ipynb"):
+            old.unlink()
+        written = []
+        for nb in sorted(out_dir.glob("*.ipynb")):
+            dst = exercises_dir / nb.name
+            shutil.copy(nb, dst)
+            written.append(dst)
+        if not quiet:
+            print(f"generated {len(written)} notebooks -> {exercises_dir}")
+        return written
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- staleness ------------------------------------------------------------------------------------
+def notebook_signature(path: Path) -> list[dict]:
+    """What must agree between two generated notebooks: cell types, sources, nbgrader metadata
+    (minus the checksums and fields nbgrader recomputes)."""
+    nb = nbformat.read(str(path), as_version=4)
+    sig = []
+    for cell in nb.cells:
+        meta = dict(cell.get("metadata", {}).get("nbgrader", {}))
+        for k in ("checksum", "cell_type"):
+            meta.pop(k, None)
+        sig.append({"cell_type": cell.cell_type, "source": cell.source, "nbgrader": meta})
+    return sig
+
+
+def stale_notebooks(exercises_dir: Path | None = None, source_dir: Path | None = None) -> list[str]:
+    """Notebooks of exercises_dir that differ from a fresh generation (missing / extra / changed)."""
+    exercises_dir = Path(exercises_dir or REPO / "exercises")
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = generate(Path(tmp) / "ex", source_dir)
+        problems = []
+        have = {p.name for p in exercises_dir.glob("*.ipynb")}
+        want = {p.name for p in fresh}
+        problems += [f"missing {n}" for n in sorted(want - have)]
+        problems += [f"extra {n}" for n in sorted(have - want)]
+        for p in fresh:
+            if p.name in have and notebook_signature(p) != notebook_signature(exercises_dir / p.name):
+                problems.append(f"changed {p.name}")
+        return problems
+
+
+# --- the student bundle ---------------------------------------------------------------------------
+def public_tests(tests_dir: Path | None = None) -> list[Path]:
+    """Test files that need neither solutions/ nor the instructor's notebooks: they ship.
+
+    A test file is public unless its text mentions solutions, hidden tests, executed notebooks
+    or the instructor pipeline. conftest.py always ships (fixtures only)."""
+    tests_dir = Path(tests_dir or REPO / "tests")
+    private_markers = ("solutions", "run_notebook", "hidden", "COURSE_LIB_SOLUTIONS", "course_instructor",
+                       "notebooks/", "nbbuild")
+    out = [tests_dir / "conftest.py"] if (tests_dir / "conftest.py").exists() else []
+    for p in sorted(tests_dir.glob("test_*.py")):
+        text = p.read_text(errors="replace")
+        if not any(m in text for m in private_markers):
+            out.append(p)
+    return out
+
+
+STUDENT_README = """# Post-training LLMs with reinforcement learning — student copy
+
+You implement the core of RLHF yourself: reward functions, KL penalties, SFT, a reward model,
+PPO, GRPO and DPO. Each unit is a notebook in `exercises/`; the functions you write live in
+`course_lib/` (`rewards.py`, `kl.py`, `sft.py`, `reward_model.py`, `ppo.py`, `grpo.py`, `dpo.py`),
+where every exercise is a stub that raises `NotImplementedError`. Later units train models with
+the functions you wrote earlier, so by the end you have a small RLHF library of your own.
+
+## Start (laptop, Brev or any Linux/macOS machine)
+
+    bash setup.sh                    # venv + pinned packages + Jupyter kernel + a self-check (once)
+    .venv/bin/jupyter lab            # open exercises/01_reward_functions.ipynb, kernel "rl-course"
+
+Everything runs on a CPU in the `tiny` profile (a small model shipped with the course); with an
+NVIDIA GPU the notebooks switch to the `gpu` profile (real hub models) automatically.
+Conda users: `conda env create -f environment.yml && conda activate rl-course`.
+
+## Start on Google Colab
+
+Upload a notebook from `exercises/` (or open it from the course's GitHub page) and run the
+first cell: it clones the course and installs `course_lib`. Set `KEEP_WORK_ON_DRIVE = True` in
+that cell to keep the course folder — and your `course_lib` edits — on Google Drive. Edit the
+exercise files with Colab's file browser (`rl-course/course_lib/*.py`); the notebooks reload
+them automatically (`%autoreload`).
+
+## Working on an exercise
+
+1. Read the explanation in the notebook, then open the stub in `course_lib/<module>.py` and
+   replace `raise NotImplementedError(...)` with your code. Do not rename functions or change
+   their signatures: the grader calls them by name.
+2. Run the test cell below the explanation. The visible tests use small fixed inputs and tell you
+   what was expected, what came back and a hint. Passing them is necessary, not sufficient: the
+   grader also runs hidden tests (random shapes, padding, gradients) on your functions.
+3. Run the training cells and look at the plots: they use *your* functions.
+4. Answer the written questions in the cells that say `YOUR ANSWER HERE`.
+
+Do not edit or delete the locked test cells; grading does not depend on them, but a notebook
+whose cells are broken gives you less useful feedback.
+
+## Tests
+
+    .venv/bin/python -m pytest -q    # the public tests (course infrastructure + your set-up)
+
+## Submitting
+
+    .venv/bin/course submit                        # writes submission-$USER.zip
+    .venv/bin/course submit --student-id jdoe --out ~/jdoe.zip
+
+The zip holds `exercises/*.ipynb` and your `course_lib/*.py`. Upload it where your instructor
+says. Grading runs your functions on hidden inputs in a sandbox (no network, no file access
+outside your submission, time and memory limits) and compares them with the reference; each
+exercise earns the fraction of hidden cases it passes. Written answers are graded by hand.
+"""
+
+
+def build_bundle(out_dir: Path, exercises_dir: Path | None = None) -> Path:
+    """out_dir/rl-course/ (+ out_dir/rl-course.zip): what a student gets."""
+    exercises_dir = Path(exercises_dir or REPO / "exercises")
+    out_dir = Path(out_dir)
+    bundle = out_dir / BUNDLE_NAME
+    if bundle.exists():
+        shutil.rmtree(bundle)
+    bundle.mkdir(parents=True)
+    (bundle / "exercises").mkdir()
+    for nb in sorted(exercises_dir.glob("*.ipynb")):
+        shutil.copy(nb, bundle / "exercises" / nb.name)
+
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "_solutions_cache", "*.egg-info")
+    for package in STUDENT_PACKAGES:
+        shutil.copytree(REPO / package, bundle / package, ignore=ignore)
+    for f in BUNDLE_FILES:
+        if (REPO / f).exists():
+            shutil.copy(REPO / f, bundle / f)
+    (bundle / "tests").mkdir()
+    for t in public_tests():
+        shutil.copy(t, bundle / "tests" / t.name)
+    (bundle / "README.md").write_text(STUDENT_README)
+    (bundle / ".gitignore").write_text(".venv/\n__pycache__/\n*.egg-info/\ncheckpoints/\noutputs/\n"
+                                       "submission-*.zip\n.ipynb_checkpoints/\n")
+    zip_path = out_dir / f"{BUNDLE_NAME}.zip"
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as z:
+        for p in sorted(bundle.rglob("*")):
+            if p.is_file():
+                z.write(p, Path(BUNDLE_NAME) / p.relative_to(bundle))
+    return bundle
+
+
+def scan_for_leaks(path: Path) -> list[str]:
+    """Everything in a release folder or zip that must not be there."""
+    path = Path(path)
+    problems = []
+
+    def check(name: str, data: bytes):
+        parts = Path(name).parts
+        if "solutions" in parts or "notebooks" in parts[:2]:
+            problems.append(f"{name}: instructor-only folder")
+        if Path(name).suffix in TEXT_SUFFIXES or Path(name).suffix == "":
+            text = data.decode("utf-8", "replace")
+            for s in FORBIDDEN_STRINGS:
+                if s in text:
+                    problems.append(f"{name}: contains {s!r}")
+
+    if path.is_file() and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if not info.is_dir():
+                    check(info.filename, z.read(info))
+    else:
+        for p in sorted(path.rglob("*")):
+            if p.is_file():
+                check(str(p.relative_to(path)), p.read_bytes() if p.stat().st_size < 20 * 2 ** 20 else b"")
+    return problems
+
+
+def release(out_dir: Path | None = None, exercises_dir: Path | None = None,
+            source_dir: Path | None = None) -> dict:
+    exercises_dir = Path(exercises_dir or REPO / "exercises")
+    written = generate(exercises_dir, source_dir)
+    bundle = build_bundle(Path(out_dir or REPO / "release"), exercises_dir)
+    problems = scan_for_leaks(bundle) + scan_for_leaks(bundle.parent / f"{BUNDLE_NAME}.zip")
+    return {"notebooks": [str(p) for p in written], "bundle": str(bundle),
+            "zip": str(bundle.parent / f"{BUNDLE_NAME}.zip"), "leaks": problems}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="course release", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=str(REPO / "release"), help="where the student bundle goes (default release/)")
+    ap.add_argument("--exercises", default=str(REPO / "exercises"), help="generated notebooks (default exercises/)")
+    ap.add_argument("--source", default=str(REPO / "notebooks"), help="source notebooks (default notebooks/)")
+    ap.add_argument("--check", action="store_true", help="only check that exercises/ is up to date")
+    args = ap.parse_args(argv)
+    if args.check:
+        problems = stale_notebooks(Path(args.exercises), Path(args.source))
+        print("exercises/ is up to date" if not problems else "exercises/ is stale: " + ", ".join(problems)
+              + "\n  run `course release` to regenerate it")
+        return 1 if problems else 0
+    info = release(Path(args.out), Path(args.exercises), Path(args.source))
+    print(f"exercises: {len(info['notebooks'])} notebooks in {args.exercises}")
+    print(f"student bundle: {info['bundle']}\n              + {info['zip']}")
+    if info["leaks"]:
+        print("LEAK CHECK FAILED:\n  " + "\n  ".join(info["leaks"]), file=sys.stderr)
+        return 1
+    print("leak check: no solution code, canary or hidden test in the bundle")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

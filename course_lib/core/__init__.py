@@ -1,0 +1,1 @@
+"""Provided infrastructure: profiles, data, models, sampling, metrics, the exercise registry."""

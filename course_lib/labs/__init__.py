@@ -1,0 +1,1 @@
+"""Helpers for single units' experiments (widgets, figures, demos)."""

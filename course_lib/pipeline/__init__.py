@@ -1,1 +1,0 @@
-"""Instructor / grader / student pipeline: build notebooks, execute them, release, grade, submit."""

@@ -1,0 +1,441 @@
+"""Unit 07 — Direct Preference Optimization, one readable training loop (nanoGPT style).
+
+DPO needs no reward model and no sampling during training: for each preference pair
+(prompt, chosen, rejected) it raises log π(chosen) − log π(rejected) *relative to* the frozen
+reference model, through your exercises ``dpo.sequence_logprobs`` (7.1), ``dpo.dpo_loss`` (7.2)
+and ``dpo.dpo_batch_loss`` (7.3). The reference never changes, so its log-probs are computed
+**once, before training** (:func:`precompute_ref_logps`) — the loop itself has no reference
+forward pass. What the loop does each step::
+
+    batch = collate(8 pairs)                      # 16 rows: 8 prompt+chosen, 8 prompt+rejected
+    batch["ref_logps"] = the precomputed numbers  # a table look-up, not a forward pass
+    loss, stats = dpo.dpo_batch_loss(model, batch, beta, loss_type)   # your exercise 7.3
+    loss.backward(); clip; optimizer.step()
+
+Data (:func:`build_pairs`): the fixed synthetic pairs of ``data.preference_pairs`` (rule
+``data.PREFERENCE_RULE``), on-policy pairs made from the starting model's own samples ranked by
+the sentiment scorer (tiny), or Anthropic HH-RLHF (gpu profile; local stand-ins in tests).
+
+Shared trainer API (units 03–08): :class:`DPOConfig` (TRL's names), presets from
+``course_lib.core.config``, a progress bar, a ``history`` (one dict per step) and
+:func:`quick_train` → the path of the saved checkpoint ``checkpoint_dir()/"dpo"``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from course_lib import dpo, reward_model, sft
+from course_lib.core.config import Profile, checkpoint_dir, get_profile
+from course_lib.core.utils import progress, warmup_linear_lambda
+
+
+@dataclass
+class DPOConfig:
+    """Hyper-parameters, named as in TRL's ``DPOConfig`` (1.16) where TRL has the same knob."""
+    learning_rate: float = 1e-5
+    beta: float = 0.1
+    loss_type: str = "sigmoid"            # "sigmoid" | "ipo" | "hinge" (see dpo.dpo_loss)
+    label_smoothing: float = 0.0          # > 0 with "sigmoid" = conservative DPO (cDPO)
+    per_device_train_batch_size: int = 8  # preference pairs per step
+    max_steps: int = 60
+    max_length: int | None = 64           # prompt + completion tokens, longer rows are cut (keep start)
+    max_grad_norm: float = 1.0
+    weight_decay: float = 0.0
+    lr_scheduler_type: str = "constant"   # "constant" | "linear" (decay to 0)
+    warmup_steps: int = 0
+    precompute_ref_batch_size: int = 64
+    use_average_logps: bool = False       # average instead of sum the log-probs (IPO as TRL does it)
+    train_sampling_strategy: str = "random"   # "random" (reshuffle every epoch) | "sequential"
+    seed: int = 0
+
+    @classmethod
+    def from_preset(cls, profile: Profile | None = None, preset: str | None = None, **overrides):
+        """The profile's tuned defaults (:data:`DEFAULTS`) for a preset; `overrides` win.
+
+        A DPO step samples nothing and scores nothing, so it costs a fraction of an RL step:
+        DPO runs ``STEP_MULTIPLIER`` times the preset's steps."""
+        profile = profile or get_profile()
+        p = profile.preset(preset)
+        base = {"max_steps": p.steps * STEP_MULTIPLIER, "per_device_train_batch_size": p.batch_size,
+                "max_length": profile.max_prompt_length + profile.max_completion_length}
+        base.update(DEFAULTS.get(profile.name, {}))
+        base.update(overrides)
+        return cls(**base)
+
+
+# Tuned on the tiny profile (notebook 07): held-out implicit-reward accuracy >= 0.9, positive
+# fraction +30 points, per-token KL to the reference ~0.4 nats, from the base model or the SFT
+# checkpoint. 1e-3 (ten times) turns the text to gibberish.
+DEFAULTS: dict[str, dict] = {"tiny": {"learning_rate": 1e-4, "beta": 0.2},
+                             "gpu": {"learning_rate": 5e-7, "beta": 0.1}}
+STEP_MULTIPLIER = 5
+
+
+# --------------------------------------------------------------------------- data
+def start_model(profile: Profile | None = None, device: str | None = None):
+    """(model, tokenizer, path): the unit-03 SFT checkpoint when it exists, else the base model."""
+    from course_lib.core.models import latest_checkpoint, load_policy
+    profile = profile or get_profile()
+    path = latest_checkpoint("sft") or profile.policy_model
+    model, tok = load_policy(path, profile=profile, device=device)
+    return model, tok, str(path)
+
+
+@torch.no_grad()
+def on_policy_pairs(model, tokenizer, prompts: Sequence[str], num_samples: int = 4,
+                    max_new_tokens: int = 24, min_gap: float = 0.2, scorer=None,
+                    seed: int = 0) -> "datasets.Dataset":  # noqa: F821
+    """Preference pairs from the model's *own* samples: for each prompt, sample `num_samples`
+    completions, score prompt+completion with the sentiment scorer, and keep (best, worst) as
+    (chosen, rejected) when their scores differ by at least `min_gap` (near-ties teach nothing).
+    Columns: prompt, chosen, rejected, chosen_score, rejected_score."""
+    from datasets import Dataset
+
+    from course_lib.core import sampling
+    from course_lib.core.sentiment import get_scorer
+    scorer = scorer or get_scorer()
+    gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    rows = {"prompt": [], "chosen": [], "rejected": [], "chosen_score": [], "rejected_score": []}
+    for i in range(0, len(prompts), 128):
+        chunk = list(prompts[i:i + 128])
+        roll = sampling.sample(model, tokenizer, chunk, max_new_tokens=max_new_tokens,
+                               num_samples=num_samples, generator=gen)
+        scores = scorer.positive_probability([p + c for p, c in zip(roll.prompts, roll.texts)])
+        for j, prompt in enumerate(chunk):
+            group = list(range(j * num_samples, (j + 1) * num_samples))
+            best = max(group, key=lambda k: scores[k])
+            worst = min(group, key=lambda k: scores[k])
+            if scores[best] - scores[worst] < min_gap or not roll.texts[best].strip() \
+                    or not roll.texts[worst].strip():
+                continue
+            rows["prompt"].append(prompt)
+            rows["chosen"].append(roll.texts[best])
+            rows["rejected"].append(roll.texts[worst])
+            rows["chosen_score"].append(scores[best])
+            rows["rejected_score"].append(scores[worst])
+    return Dataset.from_dict(rows)
+
+
+def build_pairs(source: str = "mixed", split: str = "train", n: int | None = None, model=None,
+                tokenizer=None, profile: Profile | None = None, seed: int = 0):
+    """Preference pairs (a ``datasets.Dataset`` with prompt, chosen, rejected).
+
+    ``source``: ``"synthetic"`` (``data.preference_pairs``: the tiny rule, or HH-RLHF in the gpu
+    profile), ``"on_policy"`` (:func:`on_policy_pairs` of `model` on sentiment prompts) or
+    ``"mixed"`` (both, shuffled; the default for tiny). The gpu profile always uses its
+    preference dataset (HH-RLHF): ``"mixed"`` and ``"on_policy"`` fall back to it there.
+    """
+    from datasets import concatenate_datasets
+
+    from course_lib.core import data
+    profile = profile or get_profile()
+    if source not in ("synthetic", "on_policy", "mixed"):
+        raise ValueError(f"build_pairs: source must be synthetic, on_policy or mixed, got {source!r}")
+    if profile.datasets["preferences"] != "synthetic":   # gpu profile: HH-RLHF
+        source = "synthetic"
+    parts = []
+    if source in ("synthetic", "mixed"):
+        parts.append(data.load_task("preferences", split, n=n, profile=profile, seed=seed)
+                     .select_columns(["prompt", "chosen", "rejected"]))
+    if source in ("on_policy", "mixed"):
+        if model is None or tokenizer is None:
+            raise ValueError("build_pairs: on-policy pairs need the starting model and tokenizer")
+        prompts = data.load_task("sentiment", split, n=n or 128, profile=profile, seed=seed)["prompt"]
+        parts.append(on_policy_pairs(model, tokenizer, prompts, max_new_tokens=profile.max_completion_length,
+                                     seed=seed).select_columns(["prompt", "chosen", "rejected"]))
+    ds = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+    return ds.shuffle(seed=seed) if len(parts) > 1 else ds
+
+
+def collate(prompts: Sequence[str], chosen: Sequence[str], rejected: Sequence[str], tokenizer,
+            max_length: int | None = None) -> dict[str, torch.Tensor]:
+    """B pairs -> 2B right-padded rows (chosen first, then rejected), with your exercise 3.1.
+
+    Like TRL, the EOS token is appended to each completion (the model learns where to stop).
+    Rows longer than `max_length` keep their start. Keys: input_ids, labels, completion_mask,
+    attention_mask (1 on real tokens).
+    """
+    if not (len(prompts) == len(chosen) == len(rejected)):
+        raise ValueError(f"collate: {len(prompts)} prompts, {len(chosen)} chosen, {len(rejected)} rejected")
+    eos = tokenizer.eos_token or ""
+    completions = [c if c.endswith(eos) else c + eos for c in list(chosen) + list(rejected)]
+    batch = sft.tokenize_prompt_and_completion(list(prompts) * 2, completions, tokenizer)
+    if max_length is not None:
+        batch = {k: v[:, :max_length] for k, v in batch.items()}
+    # real tokens run up to the last completion label; everything after is right padding
+    mask = batch["completion_mask"]
+    pos = torch.arange(mask.shape[1])
+    last = torch.where(mask != 0, pos, -1).max(-1).values
+    last = torch.where(last < 0, mask.shape[1] - 1, last)
+    batch["attention_mask"] = (pos[None, :] <= last[:, None]).long()
+    return batch
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def precompute_ref_logps(ref_model, tokenizer, pairs, config: DPOConfig,
+                         show_progress: bool = False) -> torch.Tensor:
+    """The reference model's sequence log-probs of every pair, once: [N, 2] (chosen, rejected)."""
+    was_training = ref_model.training
+    ref_model.eval()
+    out = []
+    bs = config.precompute_ref_batch_size
+    starts = range(0, len(pairs), bs)
+    for i in (progress(starts, desc="reference log-probs") if show_progress else starts):
+        rows = pairs[i:i + bs]
+        batch = collate(rows["prompt"], rows["chosen"], rows["rejected"], tokenizer, config.max_length)
+        batch = {k: v.to(_device(ref_model)) for k, v in batch.items()}
+        logits = ref_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logps = dpo.sequence_logprobs(logits, batch["labels"], batch["completion_mask"],
+                                      average=config.use_average_logps)
+        out.append(torch.stack(logps.float().chunk(2), dim=1).cpu())
+    ref_model.train(was_training)
+    return torch.cat(out)
+
+
+def disable_dropout(model) -> None:
+    """DPO compares log-probs of the same text under two models: dropout would add noise (TRL too
+    turns it off)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+
+
+# --------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate_pairs(model, tokenizer, pairs, ref_logps: torch.Tensor, config: DPOConfig) -> dict:
+    """Held-out implicit rewards r = β·(log π − log π_ref): accuracy (chosen > rejected, with
+    your ``reward_model.preference_accuracy``), mean margin, mean chosen / rejected reward."""
+    was_training = model.training
+    model.eval()
+    cr, rr = [], []
+    bs = config.precompute_ref_batch_size
+    for i in range(0, len(pairs), bs):
+        rows = pairs[i:i + bs]
+        batch = collate(rows["prompt"], rows["chosen"], rows["rejected"], tokenizer, config.max_length)
+        batch = {k: v.to(_device(model)) for k, v in batch.items()}
+        ref = ref_logps[i:i + bs].to(_device(model))
+        batch["ref_logps"] = torch.cat([ref[:, 0], ref[:, 1]])
+        _, stats = dpo.dpo_batch_loss(model, batch, beta=config.beta, loss_type=config.loss_type,
+                                      label_smoothing=config.label_smoothing,
+                                      average=config.use_average_logps)
+        cr.append(stats["chosen_rewards"].float().cpu())
+        rr.append(stats["rejected_rewards"].float().cpu())
+    model.train(was_training)
+    c, r = torch.cat(cr), torch.cat(rr)
+    return {"accuracy": reward_model.preference_accuracy(c, r), "margin": (c - r).mean().item(),
+            "chosen_reward": c.mean().item(), "rejected_reward": r.mean().item()}
+
+
+def reference_preference(ref_logps: torch.Tensor) -> float:
+    """How often the *reference* already gives the chosen completion the higher log-prob
+    (the "before" of preference accuracy: implicit rewards are all 0 before training)."""
+    return (ref_logps[:, 0] > ref_logps[:, 1]).float().mean().item()
+
+
+def sample_metrics(model, ref_model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 24,
+                   seed: int = 0, scorer=None) -> dict:
+    """Fresh samples from `prompts` (the shared ``evaluation.evaluate_policy``): positive_fraction
+    (prompt + completion), distinct_2 of the completions, kl_to_ref (mean per-token k3 over the
+    sampled tokens, computed with your ``kl`` and ``sft`` functions), and the texts."""
+    from course_lib.core import evaluation
+    res = evaluation.evaluate_policy(model, tokenizer, list(prompts), ref=ref_model,
+                                     max_new_tokens=max_new_tokens, seed=seed, sentiment=True,
+                                     batch_size=64, scorer=scorer)
+    return {"positive_fraction": res["positive_fraction"], "distinct_2": res["distinct_2"],
+            "kl_to_ref": res["kl_to_ref"],
+            "samples": [s["prompt"] + s["response"] for s in res["samples"]]}
+
+
+# --------------------------------------------------------------------------- training
+
+
+def train(model, tokenizer, pairs, config: DPOConfig, ref_model=None, ref_logps: torch.Tensor | None = None,
+          eval_pairs=None, eval_ref_logps: torch.Tensor | None = None, eval_every: int = 0,
+          show_progress: bool = True, desc: str = "DPO") -> list[dict]:
+    """Train `model` in place on `pairs` for ``config.max_steps`` steps; return the history.
+
+    The reference is `ref_model` if given, else `model` itself as it is *now* (before any update):
+    either way only its precomputed log-probs are used. Each history entry: step, loss,
+    chosen_reward, rejected_reward, margin, accuracy (this batch), seconds (this step), and
+    every `eval_every` steps eval_accuracy / eval_margin on `eval_pairs`.
+    """
+    if len(pairs) < config.per_device_train_batch_size:
+        raise ValueError(f"train: {len(pairs)} pairs is fewer than one batch "
+                         f"({config.per_device_train_batch_size})")
+    dev = _device(model)
+    if ref_logps is None:
+        ref_logps = precompute_ref_logps(ref_model or model, tokenizer, pairs, config)
+    if eval_pairs is not None and eval_ref_logps is None:
+        eval_ref_logps = precompute_ref_logps(ref_model or model, tokenizer, eval_pairs, config)
+    disable_dropout(model)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, warmup_linear_lambda(config.lr_scheduler_type, config.warmup_steps, config.max_steps))
+    g = torch.Generator().manual_seed(config.seed)
+
+    def new_order():
+        if config.train_sampling_strategy == "sequential":
+            return torch.arange(len(pairs))
+        return torch.randperm(len(pairs), generator=g)
+    order, pos = new_order(), 0
+    history: list[dict] = []
+    bar = progress(range(config.max_steps), desc=desc, disable=not show_progress)
+    for step in bar:
+        t0 = time.perf_counter()
+        B = config.per_device_train_batch_size
+        if pos + B > len(pairs):                                   # next epoch: reshuffle
+            order, pos = new_order(), 0
+        idx = order[pos:pos + B]
+        pos += B
+        rows = pairs[idx.tolist()]
+        batch = collate(rows["prompt"], rows["chosen"], rows["rejected"], tokenizer, config.max_length)
+        batch = {k: v.to(dev) for k, v in batch.items()}
+        batch["ref_logps"] = torch.cat([ref_logps[idx, 0], ref_logps[idx, 1]]).to(dev)
+
+        loss, stats = dpo.dpo_batch_loss(model, batch, beta=config.beta, loss_type=config.loss_type,
+                                         label_smoothing=config.label_smoothing,
+                                         average=config.use_average_logps)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        opt.step()
+        sched.step()
+
+        c, r = stats["chosen_rewards"].float(), stats["rejected_rewards"].float()
+        rec = {"step": step + 1, "loss": loss.item(), "chosen_reward": c.mean().item(),
+               "rejected_reward": r.mean().item(), "margin": (c - r).mean().item(),
+               "accuracy": (c > r).float().mean().item(), "seconds": time.perf_counter() - t0}
+        if eval_every and eval_pairs is not None and ((step + 1) % eval_every == 0 or step == 0):
+            ev = evaluate_pairs(model, tokenizer, eval_pairs, eval_ref_logps, config)
+            rec.update(eval_accuracy=ev["accuracy"], eval_margin=ev["margin"])
+        history.append(rec)
+        bar.set_postfix(loss=f"{rec['loss']:.3f}", margin=f"{rec['margin']:.2f}")
+    model.eval()
+    return history
+
+
+def seconds_per_step(history: list[dict]) -> float:
+    """Median seconds of a step (ignores the first, warm-up, step)."""
+    import statistics
+    secs = [h["seconds"] for h in history[1:]] or [h["seconds"] for h in history]
+    return statistics.median(secs)
+
+
+# --------------------------------------------------------------------------- TRL side by side
+def trl_dpo(model, tokenizer, pairs, config: DPOConfig, ref_model=None,
+            output_dir: str | Path | None = None) -> tuple[list[dict], object]:
+    """The same run with TRL 1.16's ``DPOTrainer``, for the side-by-side comparison.
+
+    TRL tokenizes ``prompt`` and ``prompt + completion + EOS`` itself; on these datasets the
+    tokens equal :func:`collate`'s (a test checks it). Reference log-probs are precomputed
+    like ours; with ``config.train_sampling_strategy="sequential"`` both trainers take the
+    batches in dataset order, so they see the same batches; no dropout. Returns (history, trainer): one dict
+    per step with loss (the exact value TRL optimised), logps/rewards TRL logs, and seconds.
+    """
+    import tempfile
+
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import PrinterCallback
+    from trl import DPOConfig as TRLDPOConfig
+    from trl import DPOTrainer
+
+    losses: list[float] = []
+
+    class _Recorder(DPOTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            if model.training:
+                losses.append((loss[0] if return_outputs else loss).detach().float().item())
+            return loss
+
+    times: list[float] = []
+
+    class _Clock(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            times.append(time.perf_counter())
+
+        def on_step_end(self, args, state, control, **kw):
+            times[-1] = time.perf_counter() - times[-1]
+
+    out = Path(output_dir or tempfile.mkdtemp(prefix="trl_dpo_"))
+    cpu = not torch.cuda.is_available()
+    args = TRLDPOConfig(
+        output_dir=str(out), learning_rate=config.learning_rate, beta=config.beta,
+        loss_type=[config.loss_type], label_smoothing=config.label_smoothing,
+        per_device_train_batch_size=config.per_device_train_batch_size, max_steps=config.max_steps,
+        max_length=config.max_length, max_grad_norm=config.max_grad_norm,
+        weight_decay=config.weight_decay, lr_scheduler_type=config.lr_scheduler_type,
+        warmup_steps=config.warmup_steps, seed=config.seed, precompute_ref_log_probs=True,
+        precompute_ref_batch_size=config.precompute_ref_batch_size,
+        train_sampling_strategy=config.train_sampling_strategy,
+        logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=True,
+        use_cpu=cpu, bf16=False, activation_checkpointing=False, dataloader_num_workers=0,
+        pad_to_multiple_of=None)
+    trainer = _Recorder(model=model, ref_model=ref_model, args=args,
+                        train_dataset=pairs.select_columns(["prompt", "chosen", "rejected"]),
+                        processing_class=tokenizer, callbacks=[_Clock()])
+    trainer.remove_callback(PrinterCallback)        # it prints every step's logs
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h and "step" in h]
+    history = []
+    for i, loss in enumerate(losses):
+        rec = {"step": i + 1, "loss": loss, "seconds": times[i] if i < len(times) else float("nan")}
+        if i < len(logs):
+            rec.update({k.replace("/", "_"): logs[i][k] for k in
+                        ("rewards/chosen", "rewards/rejected", "rewards/margins", "logps/chosen",
+                         "logps/rejected") if k in logs[i]})
+        history.append(rec)
+    return history, trainer
+
+
+# --------------------------------------------------------------------------- quick_train
+def quick_train(profile: Profile | None = None, preset: str = "quick", out_dir: str | Path | None = None,
+                source: str = "mixed", n_pairs: int | None = None, **overrides) -> Path:
+    """Train the unit's default DPO run with the active exercise functions; save; return the path.
+
+    Starts from the SFT checkpoint when it exists (else the base model), the frozen reference is
+    that starting model; `n_pairs` pairs (None: the source's default) from :func:`build_pairs`
+    (`source`). `overrides` are :class:`DPOConfig` fields. Saves ``checkpoint_dir()/"dpo"`` (or
+    `out_dir`).
+    """
+    profile = profile or get_profile()
+    torch.manual_seed(0)
+    model, tok, start = start_model(profile)
+    config = DPOConfig.from_preset(profile, preset, **overrides)
+    pairs = build_pairs(source, "train", n=n_pairs, model=model, tokenizer=tok, profile=profile)
+    history = train(model, tok, pairs, config)
+    return save_checkpoint(model, tok, out_dir, config=config, history=history, profile=profile,
+                           start=start, source=source)
+
+
+def save_checkpoint(model, tokenizer, out_dir: str | Path | None = None, config: DPOConfig | None = None,
+                    history: Sequence[dict] = (), profile: Profile | None = None, **info) -> Path:
+    """``save_pretrained`` to `out_dir` or ``checkpoint_dir()/"dpo"``, with a training_info.json."""
+    import json
+    out = Path(out_dir) if out_dir else checkpoint_dir() / "dpo"
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    meta = {"trainer": "dpo", "profile": (profile or get_profile()).name,
+            "config": dataclasses.asdict(config) if config else None, "steps": len(history),
+            "final_loss": history[-1]["loss"] if history else None, **info}
+    (out / "training_info.json").write_text(json.dumps(meta, indent=2, default=str))
+    return out
+
+
+
+__all__ = ["DPOConfig", "start_model", "on_policy_pairs", "build_pairs", "collate",
+           "precompute_ref_logps", "disable_dropout", "evaluate_pairs", "reference_preference",
+           "sample_metrics", "train", "seconds_per_step", "trl_dpo", "quick_train", "save_checkpoint",
+           "DEFAULTS", "STEP_MULTIPLIER"]

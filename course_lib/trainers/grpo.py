@@ -1,0 +1,463 @@
+"""GRPO from scratch (unit 06): one readable training loop that calls *your* exercise functions.
+
+Each step (DeepSeekMath's Group Relative Policy Optimization, with TRL's names):
+
+1. take ``prompts_per_step`` prompts and sample a *group* of ``num_generations`` completions for
+   each (KV-cached sampler, :func:`course_lib.core.sampling.sample`);
+2. score every completion with one or more TRL-style reward functions (weighted sum);
+3. turn the rewards into advantages *relative to the group* -- ``grpo.group_advantages``
+   (exercise 6.1): no value network, the group mean is the baseline;
+4. log-probs of the sampled tokens under the frozen reference (for the KL term) and, when the
+   batch is reused (``num_iterations > 1``), under the sampling policy ("old" log-probs, kept
+   fixed while the policy moves);
+5. ``num_iterations`` optimizer steps on that batch -- ``grpo.grpo_step`` (exercise 6.3), which
+   calls ``grpo.grpo_loss`` (exercise 6.2): clipped ratio objective + beta * k3 KL, gradient
+   clipping; a cosine learning-rate schedule over the whole run.
+
+Use it as::
+
+    cfg = GRPOConfig.for_task("sentiment")             # presets from the profile
+    run = train(cfg)                                    # a GRPORun: model, ref_model, history
+    evaluate(run.model, run.tokenizer, "sentiment", ref_model=run.ref_model)
+
+or ``quick_train()`` (what ``course run`` and unit 08 call). :func:`train_trl` runs TRL's
+``GRPOTrainer`` with the same settings and reward functions for the side-by-side comparison.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from course_lib import grpo, kl, rewards, sft
+from course_lib.core import sampling
+from course_lib.core.config import Profile, checkpoint_dir, get_profile
+from course_lib.core.utils import progress
+
+TASKS = ("sentiment", "arithmetic")
+CHECKPOINT_NAMES = {"sentiment": "grpo", "arithmetic": "grpo_arithmetic"}
+
+
+# --------------------------------------------------------------------------- configuration
+@dataclass
+class GRPOConfig:
+    """Hyper-parameters, named as in ``trl.GRPOConfig`` wherever TRL has the knob.
+
+    ``prompts_per_step`` prompts x ``num_generations`` completions = one batch
+    (TRL: ``per_device_train_batch_size = prompts_per_step * num_generations``).
+    ``max_steps`` counts sampled batches; each gives ``num_iterations`` optimizer steps.
+    None means "from the profile / preset" (see :meth:`for_task`).
+    """
+    task: str = "sentiment"                 # "sentiment" | "arithmetic" (picks data + rewards)
+    max_steps: int | None = None            # preset.steps
+    prompts_per_step: int | None = None     # preset.batch_size
+    num_generations: int = 8                # G, the group size
+    learning_rate: float = 1e-4
+    beta: float = 0.04                      # weight of the k3 KL to the reference (in the loss)
+    epsilon: float = 0.2                    # PPO clip range of the ratio
+    loss_type: str = "grpo"                 # "grpo" | "bnpo" | "dr_grpo" | "dapo"
+    scale_rewards: str = "group"            # "group" | "batch" | "none"
+    max_completion_length: int | None = None  # profile.max_completion_length
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    num_iterations: int = 1                 # optimizer steps per sampled batch (mu)
+    max_grad_norm: float = 1.0
+    lr_scheduler_type: str = "cosine"
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    reward_weights: list[float] | None = None
+    shaping_temperature: float | None = None  # sentiment: exp(s / T) - 1 (rewards.exponential_shaping)
+    disable_dropout: bool = True            # dropout would make pi_theta != pi_old at ratio 1
+    eval_size: int | None = None            # preset.eval_size
+    seed: int = 0
+
+    @property
+    def per_device_train_batch_size(self) -> int:
+        return int(self.prompts_per_step or 1) * self.num_generations
+
+    def resolved(self, profile: Profile | None = None, preset: str | None = None) -> "GRPOConfig":
+        """A copy with every None filled in from the profile and preset; validated."""
+        profile = profile or get_profile()
+        p = profile.preset(preset)
+        cfg = dataclasses.replace(
+            self,
+            max_steps=p.steps if self.max_steps is None else self.max_steps,
+            prompts_per_step=p.batch_size if self.prompts_per_step is None else self.prompts_per_step,
+            max_completion_length=(self.max_completion_length or profile.max_completion_length),
+            eval_size=p.eval_size if self.eval_size is None else self.eval_size)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"GRPOConfig.task must be one of {TASKS}, got {self.task!r}")
+        if self.loss_type not in grpo.LOSS_TYPES:
+            raise ValueError(f"GRPOConfig.loss_type must be one of {grpo.LOSS_TYPES}, got {self.loss_type!r}")
+        if self.scale_rewards not in grpo.SCALES:
+            raise ValueError(f"GRPOConfig.scale_rewards must be one of {grpo.SCALES}, got {self.scale_rewards!r}")
+        if self.num_generations < 2:
+            raise ValueError(f"GRPOConfig.num_generations must be >= 2 (a group needs a spread), "
+                             f"got {self.num_generations}")
+        if self.num_iterations < 1:
+            raise ValueError(f"GRPOConfig.num_iterations must be >= 1, got {self.num_iterations}")
+        for name in ("max_steps", "prompts_per_step", "max_completion_length"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ValueError(f"GRPOConfig.{name} must be >= 1, got {v}")
+
+    @classmethod
+    def for_task(cls, task: str = "sentiment", profile: Profile | None = None,
+                 preset: str | None = None, **overrides) -> "GRPOConfig":
+        """The unit's defaults for a task, resolved against the profile's preset.
+
+        * sentiment: ``scale_rewards="none"`` -- VADER saturates, and dividing by a group's tiny
+          std amplifies meaningless differences (the notebook shows the reward hacking);
+        * arithmetic: a 0/1 reward, ``scale_rewards="group"``, short completions (an answer is a
+          few tokens; the tiny profile caps them at 8).
+        """
+        profile = profile or get_profile()
+        if task == "sentiment":
+            base = dict(task=task, learning_rate=1e-3, beta=0.04, scale_rewards="none",
+                        num_generations=8)
+        elif task == "arithmetic":
+            base = dict(task=task, learning_rate=2e-4, beta=0.04, scale_rewards="group",
+                        num_generations=8,
+                        max_completion_length=min(8, profile.max_completion_length))
+        else:
+            raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
+        base.update(overrides)
+        return cls(**base).resolved(profile, preset)
+
+    def to_trl(self, output_dir: str | Path, **extra):
+        """The equivalent ``trl.GRPOConfig`` (CPU settings when there is no GPU)."""
+        from trl import GRPOConfig as TRLConfig
+        on_cpu = not torch.cuda.is_available()
+        kw = dict(output_dir=str(output_dir), max_steps=self.max_steps,
+                  per_device_train_batch_size=self.per_device_train_batch_size,
+                  num_generations=self.num_generations, learning_rate=self.learning_rate,
+                  beta=self.beta, epsilon=self.epsilon, loss_type=self.loss_type,
+                  scale_rewards=self.scale_rewards, max_completion_length=self.max_completion_length,
+                  temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
+                  num_iterations=self.num_iterations, max_grad_norm=self.max_grad_norm,
+                  lr_scheduler_type=self.lr_scheduler_type, warmup_steps=self.warmup_steps,
+                  weight_decay=self.weight_decay, reward_weights=self.reward_weights,
+                  seed=self.seed, disable_dropout=self.disable_dropout, logging_steps=1, report_to="none", save_strategy="no",
+                  disable_tqdm=True, use_cpu=on_cpu, bf16=False, activation_checkpointing=False,
+                  dataloader_num_workers=0)
+        kw.update(extra)
+        return TRLConfig(**kw)
+
+
+# --------------------------------------------------------------------------- rewards & data
+def _named(fn: Callable, name: str) -> Callable:
+    fn.__name__ = fn.__qualname__ = name
+    return fn
+
+
+def task_rewards(task: str, shaping_temperature: float | None = None) -> list[Callable]:
+    """The task's TRL-style reward functions. They look the exercise up *when called*
+    (``rewards.sentiment_reward``...), so they always run the active implementation.
+
+    * sentiment: positive probability, optionally shaped with ``rewards.exponential_shaping``
+      (exp(s/T) - 1 grows fastest near s = 1: it rewards *very* positive text more);
+    * arithmetic: ``rewards.correctness_reward`` (the last integer equals the answer).
+    """
+    if task == "sentiment":
+        if shaping_temperature is None:
+            return [_named(lambda completions, **kw: rewards.sentiment_reward(completions, **kw),
+                           "sentiment_reward")]
+        T = float(shaping_temperature)
+        return [_named(lambda completions, **kw: [float(x) for x in rewards.exponential_shaping(
+            rewards.sentiment_reward(completions, **kw), T)], "shaped_sentiment_reward")]
+    if task == "arithmetic":
+        return [_named(lambda completions, answer, **kw: rewards.correctness_reward(
+            completions, answer=answer, **kw), "correctness_reward")]
+    raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
+
+
+def task_prompts(task: str, split: str = "train", n: int | None = None,
+                 profile: Profile | None = None, seed: int = 0):
+    """A ``datasets.Dataset`` with a ``prompt`` column (+ ``answer`` for arithmetic)."""
+    from course_lib.core import data
+    return data.load_task(task, split, n=n, profile=profile, seed=seed)
+
+
+def start_model(profile: Profile | None = None, device=None):
+    """(model, tokenizer, path): the SFT checkpoint when it exists, else the profile's base model."""
+    from course_lib.core.models import latest_checkpoint, load_policy
+    profile = profile or get_profile()
+    path = latest_checkpoint("sft") or profile.policy_model
+    model, tok = load_policy(path, profile=profile, device=device)
+    return model, tok, str(path)
+
+
+# --------------------------------------------------------------------------- the loop
+@dataclass
+class GRPORun:
+    """What :func:`train` returns: the trained policy, its frozen reference and the history."""
+    model: torch.nn.Module
+    tokenizer: object
+    ref_model: torch.nn.Module | None
+    config: GRPOConfig
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def curve(self, key: str) -> list[float]:
+        return [h[key] for h in self.history]
+
+
+def _score(reward_funcs, weights, rollout: sampling.Rollout, columns: dict[str, list]):
+    """Weighted sum of the reward functions -> (rewards [B], {name: mean})."""
+    B = len(rollout)
+    total = torch.zeros(B)
+    per_func = {}
+    lengths = rollout.completion_mask.sum(-1).tolist()
+    ids = [row[:n] for row, n in zip(rollout.completion_ids.tolist(), lengths)]
+    for f, w in zip(reward_funcs, weights):
+        vals = f(completions=rollout.texts, prompts=rollout.prompts, completion_ids=ids, **columns)
+        if len(vals) != B:
+            raise ValueError(f"reward function {getattr(f, '__name__', f)} returned {len(vals)} "
+                             f"rewards for {B} completions")
+        v = torch.tensor([float(x) for x in vals])
+        per_func[getattr(f, "__name__", "reward")] = v.mean().item()
+        total += w * v
+    return total, per_func
+
+
+def _lr_lambda(kind: str, warmup: int, total: int):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        if kind == "constant":
+            return 1.0
+        t = (step - warmup) / max(1, total - warmup)
+        if kind == "linear":
+            return max(0.0, 1.0 - t)
+        if kind == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+        raise ValueError(f"lr_scheduler_type must be 'cosine', 'linear' or 'constant', got {kind!r}")
+    return f
+
+
+def train(config: GRPOConfig | None = None, *, model=None, tokenizer=None, ref_model=None,
+          reward_funcs: Sequence[Callable] | None = None, train_dataset=None,
+          profile: Profile | None = None, desc: str | None = None, show_progress: bool = True,
+          on_step: Callable[[dict], None] | None = None) -> GRPORun:
+    """Train with GRPO; returns a :class:`GRPORun`.
+
+    Defaults: the task's config (:meth:`GRPOConfig.for_task`), the SFT checkpoint or base model,
+    its frozen copy as reference, the task's reward functions and training prompts.
+    `train_dataset` is a ``datasets.Dataset`` (or list of dicts) with a ``prompt`` column; its
+    other columns (e.g. ``answer``) reach the reward functions as keyword arguments.
+    """
+    from course_lib.core.models import frozen_copy
+    profile = profile or get_profile()
+    cfg = (config or GRPOConfig.for_task("sentiment", profile)).resolved(profile)
+    torch.manual_seed(cfg.seed)
+    if model is None:
+        model, tokenizer, _ = start_model(profile)
+    elif tokenizer is None:
+        raise ValueError("train: pass the tokenizer together with the model")
+    if cfg.disable_dropout:
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.Dropout):
+                mod.p = 0.0
+    if ref_model is None:
+        ref_model = frozen_copy(model)
+    reward_funcs = list(reward_funcs or task_rewards(cfg.task, cfg.shaping_temperature))
+    weights = list(cfg.reward_weights or [1.0] * len(reward_funcs))
+    if len(weights) != len(reward_funcs):
+        raise ValueError(f"train: {len(reward_funcs)} reward functions but {len(weights)} reward_weights")
+    rows = train_dataset if train_dataset is not None else task_prompts(cfg.task, "train", profile=profile)
+    rows = [dict(r) for r in rows]
+    if not rows or "prompt" not in rows[0]:
+        raise ValueError("train: the training data needs a non-empty `prompt` column")
+    dev = next(model.parameters()).device
+    gen = torch.Generator(device=dev).manual_seed(cfg.seed)
+    order_rng = random.Random(cfg.seed)
+    order: list[int] = []
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    n_updates = cfg.max_steps * cfg.num_iterations
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _lr_lambda(cfg.lr_scheduler_type, cfg.warmup_steps, n_updates))
+    G, history = cfg.num_generations, []
+    t_start = time.perf_counter()
+    bar = progress(range(cfg.max_steps), desc=desc or f"GRPO {cfg.task}", disable=not show_progress)
+    for step in bar:
+        t0 = time.perf_counter()
+        # 1. a group of G completions for each of this step's prompts
+        if len(order) < cfg.prompts_per_step:
+            idx = list(range(len(rows)))
+            order_rng.shuffle(idx)
+            order += idx
+        batch, order = [rows[i] for i in order[:cfg.prompts_per_step]], order[cfg.prompts_per_step:]
+        rollout = sampling.sample(model, tokenizer, [r["prompt"] for r in batch],
+                                  max_new_tokens=cfg.max_completion_length, num_samples=G,
+                                  temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
+                                  generator=gen)
+        mask = rollout.completion_mask
+        # 2. rewards (extra columns repeated once per completion, as TRL does)
+        columns = {k: [r[k] for r in batch for _ in range(G)] for k in batch[0] if k != "prompt"}
+        scores, per_func = _score(reward_funcs, weights, rollout, columns)
+        # 3. group-relative advantages (exercise 6.1)
+        advantages = grpo.group_advantages(scores.to(dev), G, scale=cfg.scale_rewards)
+        # 4. reference and "old" log-probs, no gradients
+        with torch.no_grad():
+            ref_logp = kl.token_logprobs(sampling.completion_logits(ref_model, rollout, cfg.temperature),
+                                         rollout.completion_ids)
+            old_logp = None
+            if cfg.num_iterations > 1:     # the batch is reused: freeze pi_old before it moves
+                model.eval()
+                old_logp = kl.token_logprobs(sampling.completion_logits(model, rollout, cfg.temperature),
+                                             rollout.completion_ids)
+        # 5. num_iterations optimizer steps on this batch (exercise 6.3 calls 6.2)
+        losses, clip_fracs, grad_norms, first_logp = [], [], [], None
+        for _ in range(cfg.num_iterations):
+            out = grpo.grpo_step(model, optimizer, rollout, advantages, old_logp=old_logp,
+                                 ref_logp=ref_logp, clip_eps=cfg.epsilon, beta=cfg.beta,
+                                 loss_type=cfg.loss_type,
+                                 max_completion_length=cfg.max_completion_length,
+                                 max_grad_norm=cfg.max_grad_norm, temperature=cfg.temperature)
+            scheduler.step()
+            logp = out["logp"]
+            first_logp = logp if first_logp is None else first_logp
+            ratio = torch.exp(logp - (old_logp if old_logp is not None else logp))
+            clipped = ((ratio < 1 - cfg.epsilon) | (ratio > 1 + cfg.epsilon)).float()
+            clip_fracs.append(float(sft.masked_mean(clipped, mask)))
+            losses.append(out["loss"])
+            grad_norms.append(out["grad_norm"])
+        with torch.no_grad():
+            kl_now = float(sft.masked_mean(kl.kl_estimate(first_logp, ref_logp, "k3"), mask))
+        groups = scores.view(-1, G)
+        rec = {"step": step + 1, "loss": sum(losses) / len(losses),
+               "reward": scores.mean().item(), "reward_std": scores.std().item() if len(scores) > 1 else 0.0,
+               **{f"rewards/{k}": v for k, v in per_func.items()},
+               "frac_reward_zero_std": (groups.std(-1) < 1e-6).float().mean().item(),
+               "kl": kl_now, "clip_ratio": sum(clip_fracs) / len(clip_fracs),
+               "grad_norm": sum(grad_norms) / len(grad_norms),
+               "completion_length": mask.sum(-1).float().mean().item(),
+               "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0}
+        rec["time"] = time.perf_counter() - t_start
+        history.append(rec)
+        if show_progress:
+            bar.set_postfix(reward=f"{rec['reward']:.3f}", kl=f"{kl_now:.3f}",
+                            len=f"{rec['completion_length']:.1f}")
+        if on_step:
+            on_step(rec)
+    model.eval()
+    return GRPORun(model, tokenizer, ref_model, cfg, history, time.perf_counter() - t_start)
+
+
+# --------------------------------------------------------------------------- evaluation
+def evaluate(model, tokenizer, task: str = "sentiment", ref_model=None, n: int | None = None,
+             profile: Profile | None = None, max_new_tokens: int | None = None, seed: int = 0,
+             temperature: float = 1.0) -> dict:
+    """Fresh samples on the task's *eval* prompts (never training prompts), with the shared
+    :func:`course_lib.core.evaluation.evaluate_policy`.
+
+    sentiment: positive_fraction (prompt + completion), distinct_2, kl_to_ref, reward_mean;
+    arithmetic: accuracy (mean ``correctness_reward`` of one sample per problem),
+    first_integer_accuracy, distinct_2, kl_to_ref, tokens_mean.
+    """
+    from course_lib.core import evaluation
+    profile = profile or get_profile()
+    n = n or profile.preset().eval_size
+    ds = task_prompts(task, "eval", n=n, profile=profile)
+    if max_new_tokens is None:
+        max_new_tokens = (min(8, profile.max_completion_length) if task == "arithmetic"
+                          else profile.max_completion_length)
+    kwargs = {"answer": list(ds["answer"])} if task == "arithmetic" else None
+    res = evaluation.evaluate_policy(model, tokenizer, list(ds["prompt"]),
+                                     reward_fn=task_rewards(task)[0], ref=ref_model,
+                                     max_new_tokens=max_new_tokens, seed=seed,
+                                     temperature=temperature, sentiment=(task == "sentiment"),
+                                     reward_kwargs=kwargs)
+    if task == "arithmetic":
+        res["accuracy"] = res["reward_mean"]
+        res["first_integer_accuracy"] = evaluation.first_integer_accuracy(
+            [s["response"] for s in res["samples"]], ds["answer"])
+    return res
+
+
+# --------------------------------------------------------------------------- TRL side by side
+def train_trl(config: GRPOConfig, model, tokenizer, reward_funcs: Sequence[Callable] | None = None,
+              train_dataset=None, output_dir: str | Path | None = None,
+              profile: Profile | None = None) -> dict:
+    """TRL's ``GRPOTrainer`` with the same config, model and reward functions.
+
+    Returns ``{"history": [{"step", "reward", "kl", "completion_length"}...],
+    "step_seconds": [...], "seconds": total, "model": trained model}``.
+    """
+    import tempfile
+
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import GRPOTrainer
+
+    profile = profile or get_profile()
+    cfg = config.resolved(profile)
+    reward_funcs = list(reward_funcs or task_rewards(cfg.task, cfg.shaping_temperature))
+    ds = train_dataset if train_dataset is not None else task_prompts(cfg.task, "train", profile=profile)
+    if not isinstance(ds, Dataset):
+        ds = Dataset.from_list([dict(r) for r in ds])
+    out = Path(output_dir or tempfile.mkdtemp(prefix="trl_grpo_"))
+
+    class _Timer(TrainerCallback):
+        def __init__(self):
+            self.t, self.steps = None, []
+
+        def on_step_begin(self, args, state, control, **kw):
+            self.t = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            self.steps.append(time.perf_counter() - self.t)
+
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    timer = _Timer()
+    trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=cfg.to_trl(out),
+                          train_dataset=ds, processing_class=tokenizer, callbacks=[timer])
+    for cb in (PrinterCallback, ProgressCallback):   # keep the notebook output readable
+        trainer.remove_callback(cb)
+    t0 = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - t0
+    hist = []
+    for row in trainer.state.log_history:
+        if "reward" in row:
+            hist.append({"step": row.get("step"), "reward": row["reward"], "kl": row.get("kl"),
+                         "completion_length": row.get("completions/mean_length"),
+                         "loss": row.get("loss")})
+    return {"history": hist, "step_seconds": timer.steps, "seconds": seconds, "model": trainer.model}
+
+
+# --------------------------------------------------------------------------- course run / unit 08
+def save_checkpoint(model, tokenizer, name_or_path: str | Path) -> Path:
+    """save_pretrained to ``checkpoint_dir()/name`` (a bare name) or to a path; returns it."""
+    p = Path(name_or_path)
+    path = p if (p.is_absolute() or len(p.parts) > 1) else checkpoint_dir() / str(name_or_path)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def quick_train(profile: Profile | None = None, preset: str = "quick", out_dir=None,
+                task: str = "sentiment", **overrides) -> Path:
+    """Train GRPO on `task` with the active exercise functions and save it.
+
+    Saves with ``save_pretrained`` to `out_dir` or ``checkpoint_dir()/"grpo"`` (sentiment) /
+    ``"grpo_arithmetic"`` and returns the path.
+    """
+    profile = profile or get_profile()
+    cfg = GRPOConfig.for_task(task, profile, preset, **overrides)
+    run = train(cfg, profile=profile)
+    return save_checkpoint(run.model, run.tokenizer, Path(out_dir).resolve() if out_dir else
+                           checkpoint_dir() / CHECKPOINT_NAMES[task])
