@@ -4,7 +4,7 @@
     course bench --steps 50 --out runs/bench --results runs/course/results.json
 
 For SFT, GRPO and DPO it trains the profile's base model twice in one process, side by side —
-once with our loop (``course_lib.<algo>_trainer.train``, calling the active exercise functions)
+once with our loop (``course_lib.trainers.<algo>.train``, calling the active exercise functions)
 and once with TRL's trainer (``SFTTrainer`` / ``GRPOTrainer`` / ``DPOTrainer`` through the same
 module's TRL helper) — with the same model, data, batch size, learning rate and lengths, and
 reports the median seconds per optimizer step of each (the first step, which warms caches, is

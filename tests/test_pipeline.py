@@ -136,7 +136,7 @@ def test_sandbox_uses_only_exercise_modules_from_student(tmp_path):
     cl = tmp_path / "course_lib"
     cl.mkdir()
     (cl / "kl.py").write_text("x = 1\n")
-    (cl / "utils.py").write_text("raise SystemExit('student utils must not be used')\n")
+    (cl / "cli.py").write_text("raise SystemExit('a student copy of provided code must not be used')\n")
     (cl / "my_helpers.py").write_text("y = 2\n")
     files = sandbox.student_files(cl)
     assert set(files) == {"kl.py", "my_helpers.py"}

@@ -236,7 +236,7 @@ under nbgrader (FAST) when a checkpoint is missing - it only has to run, fast.""
 def checkpoint_or_train(name: str, profile=None, preset: str | None = "quick",
                         train_if_missing: bool = True, **overrides) -> dict:
     """The checkpoint ``checkpoint_dir()/name`` if it exists, else train it now with
-    ``course_lib.<name>_trainer.quick_train(profile, preset, **overrides)`` (the active exercise
+    ``course_lib.trainers.<name>.quick_train(profile, preset, **overrides)`` (the active exercise
     functions: the student's own, or the solutions).
 
     Returns ``{"name", "path", "origin": "found" | "trained here", "seconds", "info"}`` where
@@ -255,7 +255,7 @@ def checkpoint_or_train(name: str, profile=None, preset: str | None = "quick",
         if not train_if_missing:
             raise FileNotFoundError(f"checkpoint_or_train: no checkpoint {path} (run unit "
                                     f"{name!r} first, or pass train_if_missing=True)")
-        trainer = importlib.import_module(f"course_lib.{name}_trainer")
+        trainer = importlib.import_module(f"course_lib.trainers.{name}")
         t0 = time.perf_counter()
         path = Path(trainer.quick_train(profile=profile, preset=preset, **overrides))
         origin, seconds = "trained here", time.perf_counter() - t0
