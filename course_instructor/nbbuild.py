@@ -1,24 +1,35 @@
-"""Build nbgrader *source* notebooks from Python, so every unit has the same cell conventions.
+"""Build the nbgrader *source* notebooks ``notebooks/NN_name.ipynb`` from jupytext percent files.
 
-A unit's builder script (``notebooks/_build/NN_name.py``) lists cells and calls :func:`write`:
+A unit's source is ``notebooks/NN_name.py`` in jupytext's percent format (it opens as a notebook in
+Jupyter / VS Code with jupytext): ``# %%`` starts a code cell, ``# %% [markdown]`` a markdown cell.
+Cells are plain Python / Markdown; a cell with a special role says so with one tag:
 
-    from course_instructor.nbbuild import md, code, setup, exercise_test, answer, write
-    cells = [setup("02", "KL penalties"), md("# ..."), code("x = 1"),
-             exercise_test("kl_estimate"), answer("q_kl_sign", "Why can k1 be negative?"), ...]
-    write(cells, "notebooks/02_kl_penalties.ipynb")
+* ``# %% tags=["setup"]`` (empty code cell): the set-up cell of unit ``NN`` (from the file name),
+  written by :func:`setup` -- Colab install, autoreload, ``profile``, ``FAST``.
+* ``# %% tags=["exercise-test:grpo_loss"]`` (empty code cell): the locked, graded test cell of one
+  exercise of :mod:`course_lib.core.registry`, worth that exercise's points (:func:`exercise_test`).
+* ``# %% [markdown] tags=["answer:q_grpo_std"]`` (the question's text): a locked question cell
+  followed by a manually graded "YOUR ANSWER HERE" cell (:func:`answer`); 2 points unless a
+  second tag says otherwise, e.g. ``tags=["answer:q_eval_pick", "points:3"]``.
+* ``tags=["locked:<grade_id>"]`` (any cell): a read-only cell with that nbgrader id.
+
+Any other tag is an error naming the cell. Build every unit with ``course build-notebooks``
+(``python -m course_instructor.nbbuild``); ``--check`` only reports stale notebooks (exit 1).
 
 Conventions (the grading pipeline relies on them):
 
-* :func:`exercise_test` makes the locked, graded test cell ``test_<function>`` for one exercise
-  of :mod:`course_lib.core.registry`, worth that exercise's points: visible checks
-  (``course_lib.checks.check``) then the hidden block (``solutions.grading.hidden_check``),
-  which nbgrader strips from the release.
-* :func:`answer` makes a manually graded markdown answer cell (``grade_id`` = ``q_...``) preceded
-  by a locked question cell.
-* every other cell is a plain cell with cleared outputs.
+* the test cell ``test_<function>`` runs the visible checks (``course_lib.checks.check``) then the
+  hidden block (``solutions.grading.hidden_check``), which nbgrader strips from the release;
+* a written answer is graded by hand (``grade_id`` = ``q_...``), its question cell is locked;
+* every other cell is a plain cell with cleared outputs; cell ids are ``c000, c001, ...``.
+
+The Python helpers (:func:`md`, :func:`code`, ... , :func:`write`) are the same cells for tests
+that build a throwaway notebook in code.
 """
 from __future__ import annotations
 
+import argparse
+import re
 from pathlib import Path
 
 import nbformat
@@ -27,6 +38,8 @@ from course_lib.core import registry as exercises
 
 SCHEMA = 3
 COLAB_REPO = "https://github.com/rl-posttraining-course/course.git"
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+DEFAULT_ANSWER_POINTS = 2
 
 
 def _meta(grade_id: str | None = None, *, grade=False, solution=False, locked=False,
@@ -56,7 +69,7 @@ def code(src: str, grade_id: str | None = None, locked: bool = False, tags: list
     return cell
 
 
-def setup(unit: str, title: str):
+def setup(unit: str):
     """The first code cell of every notebook: Colab/Drive set-up, autoreload, course_lib, seeds."""
     src = f'''# Set-up (run first). On Colab this installs the course; locally use the `rl-course` kernel.
 import os, sys
@@ -87,25 +100,23 @@ FAST = course_lib.grading_mode()                    # True while the grader runs
     return code(src, grade_id=f"setup_{unit}", locked=True)
 
 
-def exercise_test(name: str, extra_visible: str = ""):
+def exercise_test(name: str):
     """The graded, locked test cell of one exercise (visible checks + hidden block)."""
     ex = exercises.get(name)
     src = (f"# Tests for exercise {ex.number}: `{ex.name}` in course_lib/{ex.module}.py "
            f"({ex.points} points)\n"
            f"from course_lib.checks import check\n"
-           f"check(\"{ex.name}\")\n")
-    if extra_visible:
-        src += extra_visible.strip("\n") + "\n"
-    src += ("### BEGIN HIDDEN TESTS\n"
-            "from solutions.grading import hidden_check\n"
-            f"hidden_check(\"{ex.name}\")\n"
-            "### END HIDDEN TESTS")
+           f"check(\"{ex.name}\")\n"
+           "### BEGIN HIDDEN TESTS\n"
+           "from solutions.grading import hidden_check\n"
+           f"hidden_check(\"{ex.name}\")\n"
+           "### END HIDDEN TESTS")
     cell = nbformat.v4.new_code_cell(src)
     cell.metadata.update(_meta(f"test_{ex.name}", grade=True, locked=True, points=ex.points))
     return cell
 
 
-def answer(grade_id: str, question: str, points: int = 2):
+def answer(grade_id: str, question: str, points: int = DEFAULT_ANSWER_POINTS):
     """A locked question cell followed by a manually graded markdown answer cell."""
     q = nbformat.v4.new_markdown_cell(f"**Question ({points} points).** {question.strip()}")
     q.metadata.update(_meta(f"{grade_id}_prompt", locked=True))
@@ -121,15 +132,150 @@ def flatten(cells) -> list:
     return out
 
 
-def write(cells, path: str | Path) -> Path:
+def notebook(cells) -> nbformat.NotebookNode:
+    """The source notebook of a list of cells (nested lists allowed), with stable ids c000, c001, ..."""
     nb = nbformat.v4.new_notebook()
     nb.cells = flatten(cells)
     for i, c in enumerate(nb.cells):   # stable ids: regenerating gives an identical file
         c["id"] = f"c{i:03d}"
     nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
                    "language_info": {"name": "python"}}
+    nbformat.validate(nb)
+    return nb
+
+
+def render(nb) -> str:
+    """The exact text :func:`write` puts on disk."""
+    text = nbformat.writes(nb)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def write(cells, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.validate(nb)
-    nbformat.write(nb, str(path))
+    path.write_text(render(notebook(cells)), encoding="utf-8")
     return path
+
+
+# --- percent source -> nbgrader cells ---------------------------------------------------------------
+class SourceError(ValueError):
+    """A percent source that does not follow the cell conventions (the message names the cell)."""
+
+
+def _unit_of(source: Path) -> str:
+    m = re.match(r"(\d\d)_", source.name)
+    if not m:
+        raise SourceError(f"{source}: a notebook source is named NN_name.py (NN = the unit), got {source.name!r}")
+    return m.group(1)
+
+
+def _cell_from_percent(cell, unit: str, where: str):
+    """One jupytext cell -> the nbgrader cell(s) its tags ask for."""
+    extra = sorted(set(cell.metadata) - {"tags"})
+    if extra:
+        raise SourceError(f"{where}: unsupported cell metadata {extra} (only tags=[...] is used)")
+    roles = {}
+    for tag in cell.metadata.get("tags", []):
+        key, _, value = tag.partition(":")
+        if key not in ("setup", "exercise-test", "answer", "points", "locked") or key in roles \
+                or (key == "setup") == bool(value):
+            raise SourceError(f"{where}: bad tag {tag!r}; a cell takes one of 'setup', "
+                              "'exercise-test:<function>', 'answer:q_<id>' (+ 'points:<n>'), "
+                              "'locked:<grade_id>'")
+        roles[key] = value
+    kind, text = cell.cell_type, cell.source
+    if "points" in roles and "answer" not in roles:
+        raise SourceError(f"{where}: 'points:' goes with an 'answer:' tag only (exercise points "
+                          "come from course_lib/core/registry.py)")
+    if len(roles.keys() - {"points"}) > 1:
+        raise SourceError(f"{where}: one role per cell, got tags {cell.metadata['tags']}")
+    if "setup" in roles or "exercise-test" in roles:
+        if kind != "code" or text.strip():
+            raise SourceError(f"{where}: a {'setup' if 'setup' in roles else 'exercise-test'} cell is "
+                              "an empty code cell (nbbuild writes its source)")
+        if "setup" in roles:
+            return setup(unit)
+        try:
+            return exercise_test(roles["exercise-test"])
+        except KeyError as e:
+            raise SourceError(f"{where}: {e.args[0]}") from None
+    if "answer" in roles:
+        if kind != "markdown" or not roles["answer"].startswith("q_") or not text.strip():
+            raise SourceError(f"{where}: an answer cell is a markdown cell holding the question, "
+                              f"tagged 'answer:q_<id>', got a {kind} cell tagged answer:{roles['answer']}")
+        points = roles.get("points", str(DEFAULT_ANSWER_POINTS))
+        if not points.isdigit():
+            raise SourceError(f"{where}: points must be a whole number, got {points!r}")
+        return answer(roles["answer"], text, points=int(points))
+    make = md if kind == "markdown" else code
+    return make(text, grade_id=roles.get("locked"), locked="locked" in roles)
+
+
+def cells_from_percent(source: str | Path) -> list:
+    """The nbgrader cells of a percent source ``NN_name.py`` (see the module docstring)."""
+    import jupytext
+
+    source = Path(source)
+    unit = _unit_of(source)
+    nb = jupytext.read(source, fmt="py:percent")
+    out = []
+    for i, cell in enumerate(nb.cells):
+        first = cell.source.strip().splitlines()
+        label = f"{cell.cell_type}, " + (f"starts {first[0][:50]!r}" if first else "empty")
+        out.append(_cell_from_percent(cell, unit, f"{source.name} cell {i + 1} ({label})"))
+    return out
+
+
+def build(source: str | Path, target: str | Path | None = None) -> Path:
+    """Write the nbgrader notebook of a percent source (default: next to it, ``.ipynb``)."""
+    source = Path(source)
+    return write(cells_from_percent(source), target or source.with_suffix(".ipynb"))
+
+
+def sources(folder: Path = NOTEBOOKS) -> list[Path]:
+    return sorted(Path(folder).glob("[0-9][0-9]_*.py"))
+
+
+def stale(paths: list[Path], folder: Path | None = None) -> list[str]:
+    """Problems, one line each: a percent source whose ``.ipynb`` differs from what it builds or is
+    missing; with ``folder``, also a ``NN_*.ipynb`` there that has no source."""
+    problems = []
+    for src in paths:
+        nb_path, fresh = src.with_suffix(".ipynb"), render(notebook(cells_from_percent(src)))
+        if not nb_path.exists():
+            problems.append(f"{nb_path} is missing")
+        elif nb_path.read_text(encoding="utf-8") != fresh:
+            problems.append(f"{nb_path} is stale")
+    if folder is not None:
+        built = {p.with_suffix(".ipynb") for p in paths}
+        for orphan in sorted(set(Path(folder).glob("[0-9][0-9]_*.ipynb")) - built):
+            problems.append(f"{orphan} has no source {orphan.with_suffix('.py').name}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="course build-notebooks",
+                                 description="Write notebooks/NN_name.ipynb from notebooks/NN_name.py.")
+    ap.add_argument("sources", nargs="*", type=Path, help="percent sources (default: notebooks/NN_*.py)")
+    ap.add_argument("--check", action="store_true",
+                    help="write nothing; exit 1 naming every stale or missing notebook")
+    args = ap.parse_args(argv)
+    paths = args.sources or sources()
+    try:
+        if args.check:
+            problems = stale(paths, folder=None if args.sources else NOTEBOOKS)
+            for p in problems:
+                print(p)
+            if problems:
+                print("run: course build-notebooks")
+            return 1 if problems else 0
+        for src in paths:
+            print(build(src))
+    except SourceError as e:
+        print(f"error: {e}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

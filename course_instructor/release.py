@@ -77,7 +77,8 @@ def nbgrader_config(root: Path, *, cell_timeout: int = 60, kernel_name: str | No
     c.CourseDirectory.source_directory = "notebooks"
     c.CourseDirectory.release_directory = "release"
     c.CourseDirectory.db_url = f"sqlite:///{Path(root) / 'gradebook.db'}"
-    c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "_build",
+    c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback",
+                                "*.py",   # notebooks/NN_name.py: the jupytext sources of the .ipynb
                                 "*.bak", ".DS_Store"]
     # Keep the student's own course_lib when autograding (nbgrader would otherwise overwrite every
     # non-notebook file of a submission with the copy from the source folder).

@@ -1,0 +1,341 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["setup"]
+
+# %% [markdown]
+# # Unit 01 — Reward functions
+#
+# Reinforcement learning post-training changes a language model so that its samples score higher
+# under a **reward**: a number given to each completion. Everything later in the course (PPO, GRPO,
+# DPO) only ever sees the model's samples and these numbers, so *the reward is the specification*.
+# If it pays for something we did not mean, the optimiser will find it.
+#
+# In this notebook you will
+#
+# 1. write seven reward functions with **TRL's signature** `f(completions, **kwargs) -> list[float]`
+#    (so they plug into `trl.GRPOTrainer` unchanged — we do exactly that at the end),
+# 2. look at how they score samples from the course's base model,
+# 3. improve the policy without any training (**best-of-n**),
+# 4. watch a reward get **hacked** by a tiny optimiser, and fix it.
+#
+# The exercises live in `course_lib/rewards.py`; each has a test cell right after its explanation.
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+
+from course_lib.core import data, evaluation, sampling
+from course_lib import rewards
+from course_lib.labs import unit01
+from course_lib.core.models import load_policy
+from course_lib.core.report import report_metrics, save_figure
+
+model, tokenizer = load_policy(profile=profile)
+L = profile.max_completion_length
+print(f"policy: {profile.policy_model}  ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters)")
+
+# %% [markdown]
+# ## The signature TRL expects
+#
+# TRL calls every reward function as `f(prompts=..., completions=..., completion_ids=..., **columns)`:
+# `completions` is a list of strings (or, for chat data, lists of messages — `rewards.as_text`
+# turns both into strings), and every extra dataset column (e.g. `answer`) arrives as a keyword
+# argument holding one value per completion. A reward function must therefore **accept and ignore
+# keyword arguments it does not use**, and return one float per completion.
+#
+# ### Exercise 1.1 — `format_reward`
+# The classic GPT-2 SQuAD assignment rewards answers of the form `Question: …\nAnswer: …`. Return
+# **+1.0** when the stripped completion matches `rewards.FORMAT_PATTERN` *entirely*
+# (`re.fullmatch`), **-1.0** otherwise.
+#
+# *Hint:* `[1.0 if re.fullmatch(FORMAT_PATTERN, t.strip()) else -1.0 for t in as_text(completions)]`
+# is the whole idea; make sure unknown keyword arguments are accepted.
+
+# %% tags=["exercise-test:format_reward"]
+
+# %%
+examples = ["Question: What is the capital of Avalon?\nAnswer: Lorin.",
+            "The capital of Avalon is Lorin.",
+            "Question: What is the capital of Avalon?\nAnswer: Lorin.\nQuestion: and more"]
+for text, r in zip(examples, rewards.format_reward(examples, prompts=["..."] * 3)):
+    print(f"{r:+.0f}  {text!r}")
+
+# %% [markdown]
+# ### Exercise 1.2 — `correctness_reward`
+# For arithmetic (and GSM8K) the reward is **1.0** when the *last* integer of the completion equals
+# the answer, else **0.0**. `answer` is a dataset column, so it arrives as a keyword argument with one
+# entry per completion (an int, or a string such as `"68"` or `"… #### 68"`).
+#
+# *Hint:* `re.findall(r"-?\d+", text)` lists the integers; take the last one (commas removed); a
+# completion without integers gets 0.0; different lengths of `completions` and `answer` → `ValueError`.
+
+# %% tags=["exercise-test:correctness_reward"]
+
+# %% [markdown]
+# ### Exercise 1.3 — `sentiment_reward`
+# The positive-sentiment score of each completion, in [0, 1], from the provided scorer
+# `course_lib.core.sentiment.get_scorer().positive_probability(texts)`: VADER offline in the tiny
+# profile, a DistilBERT classifier in the gpu profile. (This is the reward of the classic
+# "make GPT-2 write positive IMDB reviews" assignment.)
+#
+# *Hint:* one line — convert the completions with `as_text` and return a list of Python floats.
+
+# %% tags=["exercise-test:sentiment_reward"]
+
+# %% [markdown]
+# ### Exercise 1.4 — `repetition_penalty`
+# `1 - unique / total` over the lower-cased, whitespace-separated words: 0.0 for text without
+# repeats, close to 1 for `great great great …`, 0.0 for an empty completion. It is a *penalty*:
+# combine it with a negative weight.
+#
+# *Hint:* `words = text.lower().split()`; `len(set(words)) / len(words)`.
+
+# %% tags=["exercise-test:repetition_penalty"]
+
+# %% [markdown]
+# ### Exercise 1.5 — `length_penalty`
+# **0.0** when the number of whitespace words lies in `[min_words, max_words]`, **-1.0** outside.
+# Without it a policy can learn that the shortest (or the longest) answer pays best.
+#
+# *Hint:* both bounds are inclusive; `min_words` and `max_words` are keyword arguments with defaults.
+
+# %% tags=["exercise-test:length_penalty"]
+
+# %% [markdown]
+# ### Exercise 1.6 — `exponential_shaping`
+# Reward *shaping* changes the numbers but not the order: `exp(s / T) - 1`. A small temperature `T`
+# makes the curve steep, so the few best samples get much larger rewards than the merely good ones —
+# useful when a reward saturates (VADER scores of 0.93 and 0.97 are "equally positive" to a
+# policy-gradient update, after shaping with `T = 0.1` they differ by a factor 1.5).
+#
+# *Hint:* lists in → list of floats out; a tensor in → a tensor out (`torch.exp`); `T <= 0` → `ValueError`.
+
+# %% tags=["exercise-test:exponential_shaping"]
+
+# %% [markdown]
+# ### Exercise 1.7 — `combine_rewards`
+# Real rewards are weighted sums, e.g. `R = w_s·sentiment + w_r·repetition + w_l·length`.
+# `combine_rewards(funcs, weights)` returns a **new reward function** with the same TRL signature
+# that passes every keyword argument through to each component.
+#
+# *Hint:* define an inner `def combined(completions, **kwargs)` and return it (a closure);
+# mismatched lengths or an empty list of functions → `ValueError`.
+
+# %% tags=["exercise-test:combine_rewards"]
+
+# %% [markdown]
+# ## What the base model writes, and how each reward sees it
+#
+# We sample from the **base** model (no post-training yet) on three tasks: continuations of neutral
+# review openings (sentiment), bare questions (format), and sums `a + b =` on pairs never seen in
+# pretraining (correctness). Looking at reward *distributions* before training tells you what an RL
+# algorithm has to work with: a reward that is the same for every sample gives no signal at all.
+
+# %%
+n_prompts = 8 if FAST else min(32, profile.preset().eval_size)
+gen = torch.Generator().manual_seed(0)
+reviews = data.load_task("sentiment", "eval", n=n_prompts)["prompt"]
+qa = data.load_task("qa", "eval", n=n_prompts)
+arith = data.load_task("arithmetic", "eval", n=n_prompts)
+review_texts = sampling.sample(model, tokenizer, reviews, max_new_tokens=L, num_samples=4, generator=gen).texts
+qa_texts = sampling.sample(model, tokenizer, qa["prompt"], max_new_tokens=2 * L, num_samples=4, generator=gen).texts
+arith_texts = sampling.sample(model, tokenizer, arith["prompt"], max_new_tokens=8, num_samples=4, generator=gen).texts
+for p, t in list(zip([p for p in reviews for _ in range(4)], review_texts))[:3]:
+    print(repr(p), "->", repr(t))
+
+# %%
+answers = [a for a in arith["answer"] for _ in range(4)]
+scores = {
+    "format (questions)": rewards.format_reward(qa_texts),
+    "correctness (sums)": rewards.correctness_reward(arith_texts, answer=answers),
+    "sentiment (reviews)": rewards.sentiment_reward(review_texts),
+    "repetition (reviews)": rewards.repetition_penalty(review_texts),
+    "length (reviews)": rewards.length_penalty(review_texts),
+}
+fig, axes = plt.subplots(1, len(scores), figsize=(16, 3))
+for ax, (name, vals) in zip(axes, scores.items()):
+    ax.hist(vals, bins=20, color="tab:blue")
+    ax.set_title(f"{name}\nmean {sum(vals) / len(vals):.2f}", fontsize=9)
+    ax.set_xlabel("reward")
+axes[0].set_ylabel("samples")
+fig.suptitle("Rewards of base-model samples")
+fig.tight_layout(); save_figure(fig, "01_reward_histograms"); plt.show()
+
+# %% [markdown]
+# Binary rewards (format, correctness) give the optimiser only "better or worse than the others".
+# Correctness is almost always 0 here: the base model often keeps writing after its answer (a new
+# `a + b =` …), and then the *last* integer is not the answer — the reward's exact definition decides
+# what "correct" means, and what the policy will learn to do (stop after the answer). The sentiment score is graded but bunches up near its ends; the penalties are zero for most
+# samples and only bite on the rare bad ones — which is exactly what a penalty should do.
+#
+# ## Shaping: same order, different gaps
+#
+# `exponential_shaping` keeps the ranking of samples but changes how much more the best one is worth.
+# Move the slider (in Jupyter/Colab) to see the curve and what it does to the sentiment rewards above.
+
+# %%
+s = torch.linspace(0, 1, 101)
+fig, ax = plt.subplots(figsize=(5, 3.5))
+for T in (0.1, 0.25, 0.5, 1.0, 2.0):
+    ax.plot(s, rewards.exponential_shaping(s, T), label=f"T = {T}")
+ax.set_yscale("symlog", linthresh=1); ax.set_xlabel("score s"); ax.set_ylabel("exp(s/T) - 1")
+ax.set_title("Exponential shaping"); ax.legend()
+save_figure(fig, "01_exponential_shaping"); plt.show()
+
+# %%
+import ipywidgets as widgets
+
+sent = torch.tensor(scores["sentiment (reviews)"])
+
+def show_shaping(temperature=0.25):
+    shaped = rewards.exponential_shaping(sent, temperature)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3))
+    a.plot(s, rewards.exponential_shaping(s, temperature)); a.set_title(f"exp(s/{temperature:.2f}) - 1")
+    b.hist(shaped, bins=20); b.set_title(f"shaped sentiment rewards (max/median = "
+                                         f"{shaped.max() / shaped.median().clamp(min=1e-6):.1f})")
+    plt.show()
+
+widgets.interact(show_shaping, temperature=widgets.FloatLogSlider(
+    value=0.25, base=10, min=-1.3, max=0.5, step=0.05, continuous_update=False));
+
+# %% [markdown]
+# ## Best-of-n: the simplest policy improvement
+#
+# Sample `n` completions, keep the one with the highest reward. No gradient, no training — and yet
+# the *best-of-n policy* is a better policy. We draw N = 16 samples per prompt once and compute, for
+# every n ≤ 16, the expected best reward over all subsets of size n
+# (`unit01.expected_best_of_n`), so the curve has no resampling noise.
+
+# %%
+N = 16
+bon_texts = []
+for i in course_lib.progress(range(0, len(reviews), 8), desc="sampling 16 per prompt"):
+    bon_texts += sampling.sample(model, tokenizer, reviews[i:i + 8], max_new_tokens=L, num_samples=N,
+                                 generator=gen).texts
+bon_reward = torch.tensor(rewards.sentiment_reward(bon_texts)).view(len(reviews), N)
+shaped = rewards.combine_rewards([rewards.sentiment_reward, rewards.repetition_penalty,
+                                  rewards.length_penalty], [1.0, -0.5, 0.5])
+bon_combined = torch.tensor(shaped(bon_texts)).view(len(reviews), N)
+ns = list(range(1, N + 1))
+curve = unit01.expected_best_of_n(bon_reward, ns)
+curve_combined = unit01.expected_best_of_n(bon_combined, ns)
+fig, ax = plt.subplots(figsize=(5, 3.5))
+ax.plot(ns, curve, "o-", label="sentiment_reward")
+ax.plot(ns, curve_combined, "s-", label="sentiment - 0.5·repetition + 0.5·length")
+ax.set_xscale("log", base=2); ax.set_xlabel("n (samples per prompt)"); ax.set_ylabel("E[best reward]")
+ax.set_title("Best-of-n"); ax.legend(fontsize=8)
+save_figure(fig, "01_best_of_n"); plt.show()
+print(f"best-of-1 {curve[0]:.3f} -> best-of-{N} {curve[-1]:.3f}")
+
+# %% [markdown]
+# The gain per doubling of n shrinks: the maximum of n samples grows slowly once n is past the
+# bulk of the distribution, while the cost (n forward passes per answer) grows linearly. RL
+# post-training *amortises* this search into the weights. (Best-of-n is also a yardstick: its KL
+# from the base policy is at most `log n - (n-1)/n` nats — unit 02 explains what that means.)
+#
+# ## Reward hacking
+#
+# Here is a reward that sounds sensible: *count the positive words*. Let an optimiser loose on it.
+# Our optimiser is tiny — it builds a text word by word, always appending the word (from the 200
+# words the model uses most) that raises the reward most — but it is an optimiser, and that is enough.
+
+# %%
+words = unit01.candidate_words(bon_texts, k=200)
+no_repeats = rewards.combine_rewards([unit01.positive_word_count, rewards.repetition_penalty], [1.0, -2.0])
+searches = {"positive words": unit01.positive_word_count,
+            "sentiment_reward": rewards.sentiment_reward,
+            "positive words - 2·repetition": no_repeats}
+hacked = {name: unit01.greedy_word_search(f, words, length=10) for name, f in searches.items()}
+for name, text in hacked.items():
+    print(f"{name:>30}: {text!r}")
+    print(f"{'':>30}  positive words {unit01.positive_word_count([text])[0]:.0f}, "
+          f"sentiment {rewards.sentiment_reward([text])[0]:.2f}, repetition {rewards.repetition_penalty([text])[0]:.2f}")
+
+# %%
+best_naive = unit01.best_of_n_texts(bon_texts, unit01.positive_word_count(bon_texts), N)
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
+for ax, metric, f in zip(axes, ["positive words", "sentiment_reward", "repetition_penalty"],
+                         [unit01.positive_word_count, rewards.sentiment_reward, rewards.repetition_penalty]):
+    names = ["base samples (mean)", "best-of-16 by count"] + [f"greedy: {k}" for k in hacked]
+    vals = [sum(f(bon_texts)) / len(bon_texts), sum(f([t for t, _ in best_naive])) / len(best_naive)]
+    vals += [f([t])[0] for t in hacked.values()]
+    ax.bar(range(len(vals)), vals, color=["gray", "tab:blue", "tab:red", "tab:red", "tab:green"])
+    ax.set_xticks(range(len(vals)), names, fontsize=7, rotation=30, ha="right"); ax.set_title(metric)
+fig.suptitle("Optimising a reward: what the optimiser finds")
+fig.tight_layout(); save_figure(fig, "01_reward_hacking"); plt.show()
+
+# %% [markdown]
+# Both the naive count **and** the VADER sentiment reward are maximised by repeating one word:
+# neither was written with that text in mind, and neither punishes it. (The same thing happens to
+# real RL runs: GRPO on VADER drifts into "happy happy happy" within a minute, see unit 06.)
+# Adding the repetition penalty removes the repetition — the combined reward's optimum uses every
+# positive word once. Be honest about what that fixed: the result is still a word salad that no
+# reader would call a review. Each patch closes one loophole; the general fix is to keep the policy
+# close to a model that writes fluent text — the KL penalty of unit 02.
+#
+# ## Plugging a reward into TRL unchanged
+#
+# Your `sentiment_reward` already has TRL's signature, so it goes straight into
+# `trl.GRPOTrainer(reward_funcs=[...])`. A few CPU steps (one while grading) show TRL calling it
+# and logging its mean under the function's name.
+
+# %%
+trl_model, _ = load_policy(profile=profile)
+trl_log = unit01.run_trl_grpo(trl_model, tokenizer, rewards.sentiment_reward,
+                              data.load_task("sentiment", "train", n=32)["prompt"],
+                              steps=1 if FAST else 4, max_completion_length=L)
+key = "rewards/sentiment_reward/mean"
+print("TRL logged", key, [round(h[key], 3) for h in trl_log])
+fig, ax = plt.subplots(figsize=(5, 3))
+ax.plot([h["step"] for h in trl_log], [h[key] for h in trl_log], "o-")
+ax.set_xlabel("GRPOTrainer step"); ax.set_ylabel(key); ax.set_title("TRL calling rewards.sentiment_reward")
+save_figure(fig, "01_trl_grpo"); plt.show()
+
+# %% [markdown]
+# A handful of steps is not training (unit 06 trains properly and compares TRL with our own loop);
+# the point is the interface: the same function you wrote and tested here is what TRL optimises.
+#
+# ## Headline numbers
+
+# %%
+report_metrics("01", {
+    "best_of_n_sentiment": (curve[0], curve[-1]),
+    "best_of_n_combined": (curve_combined[0], curve_combined[-1]),
+    "hack_repetition": (rewards.repetition_penalty([hacked["positive words"]])[0],
+                        rewards.repetition_penalty([hacked["positive words - 2·repetition"]])[0]),
+    "trl_logged_sentiment_reward": (None, sum(h[key] for h in trl_log) / len(trl_log)),
+});
+
+# %% [markdown]
+# ## Questions
+
+# %% [markdown] tags=["answer:q_reward_offset"]
+# Without a baseline, the REINFORCE gradient is `E[R · ∇ log π(completion)]`. Compare the format
+# reward with values +1/-1 to the same reward with values 1/0. For a batch in which almost every
+# sample fails the format, what does each version do to the probability of the failing samples, and
+# how does that change the noise of the gradient? What changes once the mean reward of a group of
+# samples is subtracted (as GRPO does)?
+
+# %% [markdown] tags=["answer:q_hacking"]
+# The repetition penalty stopped `great great great …`. Give a text that still scores high under
+# `positive words - 2·repetition` (or under `sentiment_reward`) but is not a good review, and
+# propose one more reward term *or* a constraint that rules out your text. Why can a finite list of
+# penalties never close every loophole?
+
+# %% [markdown] tags=["answer:q_best_of_n"]
+# Best-of-16 raised the mean sentiment reward without changing a single weight. Why does the curve
+# flatten as n grows, what does best-of-n cost at inference time, and what would you expect from
+# best-of-n if the reward were the hackable positive-word count?

@@ -1,0 +1,305 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["setup"]
+
+# %% [markdown]
+# # Unit 06 — GRPO from scratch
+#
+# PPO (unit 05) needs a **value network** to tell good tokens from bad ones. GRPO (Group Relative
+# Policy Optimization, DeepSeekMath 2024) drops it: for each prompt it samples a **group** of $G$
+# completions, scores them, and uses the group itself as the baseline,
+#
+# $$A_i = \frac{r_i - \operatorname{mean}(r_{1..G})}{\operatorname{std}(r_{1..G}) + \varepsilon}
+# \quad\text{(the same } A_i \text{ for every token of completion } i\text{)}.$$
+#
+# A completion is "good" if it beats its siblings — no critic to train, no GAE. The update is
+# PPO's clipped ratio objective, and the KL to a frozen reference sits **in the loss** (k3
+# estimator) instead of in the reward:
+#
+# $$\ell_{i,t} = -\min\big(\rho_{i,t} A_i,\ \operatorname{clip}(\rho_{i,t}, 1-\epsilon, 1+\epsilon) A_i\big)
+# + \beta\,\mathrm{k3}_{i,t},\qquad \rho_{i,t} = \frac{\pi_\theta(o_{i,t}|\cdot)}{\pi_\text{old}(o_{i,t}|\cdot)}.$$
+#
+# Tutorials disagree on almost every detail — divide by the std or not, average per sequence or per
+# token, keep the KL or not. This unit **pins each convention** (TRL's names) and then *measures*
+# what each one changes on two tasks: small arithmetic (a 0/1 correctness reward) and positive
+# sentiment (VADER).
+#
+# **Plan.** Three exercises (6.1 group advantages, 6.2 the loss, 6.3 one update step) → the
+# provided loop with *your* functions on sentiment and arithmetic → why the loss is ~0 →
+# ablations: `scale_rewards`, `beta`, `loss_type` → TRL's `GRPOTrainer` side by side.
+
+# %%
+import copy, time
+import matplotlib.pyplot as plt
+import torch
+from course_lib import grpo, rewards
+from course_lib.trainers import grpo as grpo_trainer
+from course_lib.core.report import report_metrics, save_figure
+
+STEPS = None                             # None = the preset's number of steps
+ABL_STEPS = 25                           # ablations: short runs
+N_EVAL = 8 if FAST else None             # None = preset.eval_size
+# under the grader (FAST) every run shrinks to one step of 2 prompts x 4 completions
+FAST_SIZE = course_lib.core.utils.GRADING_SIZES["grpo"] if FAST else {}
+
+def grpo_config(task, **overrides):   # the unit's GRPOConfig.for_task(task) on this profile
+    return grpo_trainer.GRPOConfig.for_task(task, profile, **{**overrides, **FAST_SIZE})
+
+base_model, tokenizer, start_path = grpo_trainer.start_model(profile)
+print("start model:", start_path, "·", profile.preset())
+
+# %% [markdown]
+# ## Exercise 6.1 — group-relative advantages
+#
+# `grpo.group_advantages(rewards, group_size, scale)`: the batch holds `n_prompts × G` rewards, each
+# prompt's group **contiguous**. Subtract the group mean, then divide by the group's std
+# (`"group"`, the original GRPO), the whole batch's std (`"batch"`), or nothing (`"none"`, Dr. GRPO).
+#
+# Why it matters: a group whose rewards are `[0.91, 0.92, 0.93]` has std 0.01 — dividing by it turns
+# a meaningless 0.01 difference into advantages of ±1, as large as the gap between a right and a
+# wrong answer. Keep that in mind for the sentiment ablation.
+
+# %% tags=["exercise-test:group_advantages"]
+
+# %%
+r = torch.tensor([0.0, 1.0, 1.0, 0.0,   0.91, 0.92, 0.93, 0.92])   # 2 prompts x G=4
+fig, ax = plt.subplots(figsize=(7, 2.6))
+for k, scale in enumerate(["group", "batch", "none"]):
+    ax.bar(torch.arange(8) + 0.27 * (k - 1), grpo.group_advantages(r, 4, scale=scale), width=0.27, label=scale)
+ax.axvline(3.5, color="gray", lw=0.8); ax.set_xticks(range(8), [f"{x:.2f}" for x in r.tolist()])
+ax.set_xlabel("reward (left group: arithmetic-like 0/1, right group: saturated sentiment)")
+ax.set_ylabel("advantage"); ax.legend(title="scale_rewards"); ax.set_title("Std scaling blows up tiny differences")
+plt.show(); save_figure(fig, "06_advantages")
+
+# %% [markdown]
+# ## Exercise 6.2 — the GRPO loss and its reductions
+#
+# `grpo.grpo_loss(logp, old_logp, ref_logp, advantages, mask, clip_eps, beta, loss_type, max_completion_length)`
+# computes the per-token loss above and reduces it. The reduction is where the variants differ:
+#
+# | `loss_type` | reduction | consequence |
+# |---|---|---|
+# | `grpo` | mean over each sequence's tokens, then over sequences | a token of a *long* completion weighs less: long wrong answers are punished less per token → length bias |
+# | `bnpo`, `dapo` | sum / number of completion tokens in the batch | every token weighs the same |
+# | `dr_grpo` | sum / (B × `max_completion_length`) | a constant normaliser: no length bias at all |
+
+# %% tags=["exercise-test:grpo_loss"]
+
+# %% [markdown]
+# ## Exercise 6.3 — one update step
+#
+# `grpo.grpo_step(model, optimizer, rollout, advantages, old_logp=None, ref_logp=None, ...)` is the
+# inner loop's body: log-probs of the sampled tokens *with* gradients, your loss, backward, gradient
+# clipping, optimizer step. When the batch is used once (`num_iterations=1`) the "old" policy *is*
+# the current one: `old_logp=None` means `logp.detach()` — the ratio is exactly 1, yet its gradient
+# is not zero ($\nabla\rho = \rho\,\nabla\log\pi$), and we save a forward pass.
+
+# %% tags=["exercise-test:grpo_step"]
+
+# %% [markdown]
+# ## The training loop (provided)
+#
+# `course_lib/trainers/grpo.py` is one readable loop — open it. Each step: sample $G$ completions per
+# prompt with the KV-cached sampler → score them (TRL-style reward functions) →
+# `grpo.group_advantages` → reference log-probs (and old log-probs if `num_iterations > 1`) →
+# `num_iterations` × `grpo.grpo_step` → cosine learning-rate schedule.
+#
+# ### Task 1: positive sentiment
+#
+# Reward = VADER's positive probability of the completion (`rewards.sentiment_reward`, unit 01).
+# We use `scale_rewards="none"` (why: see the ablation below) and $\beta = 0.04$.
+
+# %%
+sent_cfg = grpo_config("sentiment", max_steps=STEPS)
+print(sent_cfg)
+sent_before = grpo_trainer.evaluate(base_model, tokenizer, "sentiment", n=N_EVAL, profile=profile)
+sent = grpo_trainer.train(sent_cfg, model=copy.deepcopy(base_model), tokenizer=tokenizer,
+                          profile=profile, desc="GRPO sentiment")
+sent_after = grpo_trainer.evaluate(sent.model, tokenizer, "sentiment", ref_model=sent.ref_model,
+                                   n=N_EVAL, profile=profile)
+print(f"trained {len(sent.history)} steps in {sent.seconds:.1f}s")
+for k in ("positive_fraction", "distinct_2"):
+    print(f"{k:>18}: {sent_before[k]:.3f} -> {sent_after[k]:.3f}")
+print(f"{'kl_to_ref':>18}: {sent_after['kl_to_ref']:.3f} nats/token")
+for s in sent_after["samples"][:4]:
+    print("  ", repr(s["prompt"] + s["response"]))
+
+
+# %%
+def curves(runs, keys, title, name, xlabel="step"):
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3))
+    for ax, key in zip(axes if len(keys) > 1 else [axes], keys):
+        for label, hist in runs.items():
+            ax.plot([h["step"] for h in hist], [h[key] for h in hist], label=label)
+        ax.set_title(key); ax.set_xlabel(xlabel)
+    axes[0].legend() if len(keys) > 1 else axes.legend()
+    fig.suptitle(title); fig.tight_layout(); plt.show(); save_figure(fig, name)
+
+curves({"sentiment": sent.history}, ["reward", "kl", "loss"], "GRPO on sentiment", "06_sentiment_curves")
+grpo_trainer.save_checkpoint(sent.model, tokenizer, "grpo")
+
+# %% [markdown]
+# ### Why is the loss ~0 — and why watch the reward instead?
+#
+# Look at the right panel: the loss hovers around zero from the first step while the reward climbs.
+# At each step's first (and here only) update, $\rho = 1$, so the policy term is
+# $-\frac{1}{B}\sum_i A_i$ (for `grpo`) — and group advantages have **zero mean by construction**.
+# What remains is $\beta\,$k3, which starts at 0. The loss *value* carries no information about
+# progress; its *gradient* does ($\nabla\rho = \nabla\log\pi$ weighted by $A$). Watch the reward,
+# the KL and samples, never the loss, to judge a GRPO run.
+#
+# ### Task 2: arithmetic on problems never seen
+#
+# Prompts `"a + b ="`; reward = `rewards.correctness_reward` (the last integer equals the answer).
+# Training prompts are pairs from pretraining; evaluation uses held-out pairs that were **never**
+# a training prompt nor in the pretraining corpus, so gains there are generalisation. A 0/1
+# reward has real spread inside a group, so here std scaling (`"group"`) is fine.
+
+# %%
+ar_cfg = grpo_config("arithmetic", max_steps=STEPS)
+ar_before = grpo_trainer.evaluate(base_model, tokenizer, "arithmetic", n=N_EVAL, profile=profile)
+ar = grpo_trainer.train(ar_cfg, model=copy.deepcopy(base_model), tokenizer=tokenizer,
+                        profile=profile, desc="GRPO arithmetic")
+ar_after = grpo_trainer.evaluate(ar.model, tokenizer, "arithmetic", ref_model=ar.ref_model,
+                                 n=N_EVAL, profile=profile)
+print(f"trained {len(ar.history)} steps in {ar.seconds:.1f}s")
+print(f"sampled accuracy on held-out problems: {ar_before['accuracy']:.3f} -> {ar_after['accuracy']:.3f}"
+      f"   (first integer: {ar_before['first_integer_accuracy']:.3f} -> {ar_after['first_integer_accuracy']:.3f})")
+for s in ar_after["samples"][:4]:
+    print("  ", repr(s["prompt"] + s["response"]))
+curves({"arithmetic": ar.history}, ["reward", "kl", "frac_reward_zero_std"], "GRPO on arithmetic",
+       "06_arithmetic_curves")
+grpo_trainer.save_checkpoint(ar.model, tokenizer, "grpo_arithmetic")
+
+# %%
+report_metrics("06", {
+    "arithmetic_accuracy": (ar_before["accuracy"], ar_after["accuracy"]),
+    "positive_fraction": (sent_before["positive_fraction"], sent_after["positive_fraction"]),
+    "distinct_2": (sent_before["distinct_2"], sent_after["distinct_2"]),
+    "kl_to_ref": (0.0, sent_after["kl_to_ref"]),
+    "arithmetic_train_seconds": (None, ar.seconds),
+})
+
+
+# %% [markdown]
+# `frac_reward_zero_std` (right panel above) is the fraction of groups whose $G$ completions all got
+# the same reward: their advantages are all 0 and they teach nothing. When a problem is always
+# solved (or never), GRPO stops learning from it — that is why difficulty matters in GRPO datasets.
+#
+# ## Ablations (short runs, 4 prompts × 8 completions)
+#
+# One baseline (sentiment: `grpo` loss, `scale_rewards="none"`, $\beta=0.04$) and one knob changed
+# at a time. Same seed, same prompts.
+
+# %%
+def ablation(**changes):
+    cfg = grpo_config("sentiment", max_steps=ABL_STEPS, prompts_per_step=4, **changes)
+    run = grpo_trainer.train(cfg, model=copy.deepcopy(base_model), tokenizer=tokenizer,
+                             profile=profile, desc=str(changes or "baseline"))
+    ev = grpo_trainer.evaluate(run.model, tokenizer, "sentiment", ref_model=run.ref_model,
+                               n=N_EVAL, profile=profile)
+    print(f"{str(changes or 'baseline'):<28} positive {ev['positive_fraction']:.2f}  distinct-2 "
+          f"{ev['distinct_2']:.2f}  KL {ev['kl_to_ref']:.2f}  | {ev['samples'][1]['response']!r}")
+    return run.history
+
+abl = {"baseline": ablation()}
+abl["scale group"] = ablation(scale_rewards="group")
+abl["beta 0"] = ablation(beta=0.0)
+abl["dr_grpo"] = ablation(loss_type="dr_grpo")
+abl["dapo"] = ablation(loss_type="dapo")
+
+# %% [markdown]
+# ### `scale_rewards`: "group" vs "none"
+#
+# VADER saturates: once most completions are positive, a group's rewards differ by hundredths.
+# Dividing by that tiny std makes those differences look as important as "positive vs negative",
+# so the policy chases whatever VADER scores a hair higher — piling up positive words, drifting far
+# from the reference (look at the KL). Without scaling, a group of near-identical rewards gives
+# near-zero advantages: the signal fades when there is nothing left to learn.
+
+# %%
+curves({"none (baseline)": abl["baseline"], "group": abl["scale group"]}, ["reward", "kl"],
+       "scale_rewards", "06_ablation_scale")
+
+# %% [markdown]
+# ### $\beta$ = 0 vs 0.04
+#
+# With $\beta=0$ nothing holds the policy near the reference except the clip: the reward rises
+# fastest, the KL explodes, and the text degenerates into strings of positive words — classic reward
+# hacking of a rule-based scorer. The k3 term is cheap insurance.
+
+# %%
+curves({"beta 0.04 (baseline)": abl["baseline"], "beta 0": abl["beta 0"]}, ["reward", "kl"],
+       "beta", "06_ablation_beta")
+
+# %% [markdown]
+# ### `loss_type`: grpo vs dr_grpo vs dapo — completion length
+#
+# The reductions weigh tokens differently, so they push length differently: `grpo` divides each
+# sequence by its own length (long negative-advantage completions are penalised less per token),
+# `dapo` weighs every token in the batch equally, `dr_grpo` divides by a constant. On this small
+# task completions are capped at a few dozen tokens and all three stay close; the bias shows in
+# long chain-of-thought training, where `grpo` lets wrong answers grow long. Note also the *scale*:
+# `dr_grpo`'s constant normaliser makes its gradients smaller for short completions — an implicit
+# learning-rate change.
+
+# %%
+curves({"grpo": abl["baseline"], "dr_grpo": abl["dr_grpo"], "dapo": abl["dapo"]},
+       ["completion_length", "reward"], "loss_type", "06_ablation_loss_type")
+
+# %% [markdown]
+# ## Side by side: TRL's `GRPOTrainer`
+#
+# Same starting model, same prompts, same settings (`GRPOConfig.to_trl` maps our config onto TRL's
+# names), and **your** reward function — it has TRL's signature, so it plugs in unchanged. Both run
+# here, one after the other, and we time each step.
+
+# %%
+cmp_cfg = grpo_config("sentiment", max_steps=15, prompts_per_step=4)
+t0 = time.perf_counter()
+ours = grpo_trainer.train(cmp_cfg, model=copy.deepcopy(base_model), tokenizer=tokenizer,
+                          profile=profile, desc="ours")
+theirs = grpo_trainer.train_trl(cmp_cfg, copy.deepcopy(base_model), tokenizer, profile=profile)
+med = lambda xs: sorted(xs)[len(xs) // 2]
+ours_s, trl_s = med([h["seconds"] for h in ours.history]), med(theirs["step_seconds"])
+print(f"median seconds per step: ours {ours_s:.3f}  ·  TRL {trl_s:.3f}  ·  ratio TRL/ours {trl_s / ours_s:.2f}")
+fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3))
+a1.plot([h["step"] for h in ours.history], [h["reward"] for h in ours.history], label="ours")
+a1.plot([h["step"] for h in theirs["history"]], [h["reward"] for h in theirs["history"]], label="TRL")
+a1.set_xlabel("step"); a1.set_title("reward"); a1.legend()
+a2.bar(["ours", "TRL"], [ours_s, trl_s]); a2.set_title("median seconds / step")
+fig.tight_layout(); plt.show(); save_figure(fig, "06_trl_side_by_side")
+report_metrics("06", {"seconds_per_step_ours": (None, ours_s), "seconds_per_step_trl": (None, trl_s)})
+
+# %% [markdown]
+# The curves are not identical — different random numbers for sampling — but they should climb
+# alike. Where does the time go? About half of a step is generation (one forward per new token),
+# the rest the reference forward and the policy forward + backward. TRL adds bookkeeping (data
+# loader, accelerate, logging, metrics) around the same work.
+#
+# ## Questions
+
+# %% [markdown] tags=["answer:q_grpo_std"]
+# In the sentiment ablation, std scaling (`scale_rewards="group"`) drifted much further from the reference than no scaling, while on arithmetic it worked well. Explain the difference using what the reward distribution inside a group looks like on each task.
+
+# %% [markdown] tags=["answer:q_grpo_loss_zero"]
+# The logged loss is about 0 at every step even while the reward rises. Why? What would you monitor instead to know whether GRPO is working, and why does the gradient not vanish when the loss value does?
+
+# %% [markdown] tags=["answer:q_grpo_length"]
+# Explain how the `grpo` reduction (per-sequence mean) creates a length bias for completions with negative advantage, and how `dr_grpo` and `dapo` remove it.
+
+# %% [markdown] tags=["answer:q_grpo_vs_ppo"]
+# GRPO has no value network. What does it use as a baseline instead, what does it cost per prompt, and when would you still prefer PPO's critic?
