@@ -183,6 +183,14 @@ def test_format_response_keeps_only_the_qa_block():
     assert serving.format_response("Who?", "  just words ") == ("just words", False)
 
 
+def test_format_ok_only_when_the_users_own_question_is_answered():
+    other = "Question: What is the capital of Norwick?\nAnswer: Dunmere."
+    assert serving.format_response("What is 2 + 3?", other) == (other, False)
+    own = "Question: what is 2 + 3\nAnswer: 5"
+    assert serving.format_response("What is  2 + 3?", other + "\n" + own) == (own, True)
+    assert serving.format_response("What is 2 + 3?", "Question: What is 2 + 3?\nAnswer:  ")[1] is False
+
+
 def test_default_checkpoint_falls_back_to_the_base_model(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CHECKPOINTS", str(tmp_path))
     assert serving.default_checkpoint() == str(ASSET_DIR)

@@ -47,12 +47,25 @@ def default_checkpoint() -> str:
     return str(found) if found else get_profile().policy_model
 
 
+def _normalise_question(text: str) -> str:
+    return " ".join(text.split()).casefold().rstrip("?").strip()
+
+
 def format_response(question: str, generated: str) -> tuple[str, bool]:
-    """(response, format_ok): the first "Question: …\\nAnswer: …" block of the generated text,
-    or — when the model did not produce the format — the generated text itself, stripped."""
-    m = QA_RE.search(generated)
-    if m:
-        return m.group(0).strip(), True
+    """(response, format_ok) for the generated text.
+
+    format_ok is True only when the model echoed *the user's own question* and answered it: the
+    first "Question: <question>\nAnswer: <non-empty>" block whose question equals the asked one
+    (whitespace, case and a trailing "?" ignored). A block that answers another question is
+    returned as the response with format_ok False; without any block, the stripped text."""
+    asked = _normalise_question(question)
+    blocks = list(QA_RE.finditer(generated))
+    for m in blocks:
+        question_line = m.group(0).split("\n", 1)[0][len("Question:"):]
+        if _normalise_question(question_line) == asked:
+            return m.group(0).strip(), True
+    if blocks:
+        return blocks[0].group(0).strip(), False
     return generated.strip(), False
 
 
