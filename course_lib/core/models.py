@@ -32,6 +32,11 @@ def load_policy(name_or_path: str | Path | None = None, profile: Profile | None 
     profile = profile or get_profile()
     name_or_path = str(name_or_path or profile.policy_model)
     model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=getattr(torch, profile.dtype))
+    if getattr(model, "loss_type", None) is None:
+        # GPT-2's class name matches no entry of transformers' loss table, so every loss computed
+        # by the model (TRL side-by-side cells) logged "`loss_type=None` was set in the config".
+        # The loss it falls back to is this one; naming it silences the warning, nothing else.
+        model.loss_type = "ForCausalLM"
     tok_src = name_or_path if (Path(name_or_path) / "tokenizer_config.json").exists() else profile.tokenizer
     tok = load_tokenizer(tok_src)
     if model.config.pad_token_id is None:
