@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
 import nbformat
@@ -236,45 +237,52 @@ def sources(folder: Path = NOTEBOOKS) -> list[Path]:
     return sorted(Path(folder).glob("[0-9][0-9]_*.py"))
 
 
-def stale(paths: list[Path], folder: Path | None = None) -> list[str]:
-    """Problems, one line each: a percent source whose ``.ipynb`` differs from what it builds or is
-    missing; with ``folder``, also a ``NN_*.ipynb`` there that has no source."""
+def stale(paths: list[Path], *, fix: bool = False) -> list[str]:
+    """One line per percent source whose ``.ipynb`` is missing or differs from what it builds;
+    ``fix=True`` also rewrites those notebooks."""
     problems = []
-    for src in paths:
+    for src in map(Path, paths):
+        if not src.is_file():
+            raise SourceError(f"{src}: no such notebook source")
         nb_path, fresh = src.with_suffix(".ipynb"), render(notebook(cells_from_percent(src)))
-        if not nb_path.exists():
-            problems.append(f"{nb_path} is missing")
-        elif nb_path.read_text(encoding="utf-8") != fresh:
-            problems.append(f"{nb_path} is stale")
-    if folder is not None:
-        built = {p.with_suffix(".ipynb") for p in paths}
-        for orphan in sorted(set(Path(folder).glob("[0-9][0-9]_*.ipynb")) - built):
-            problems.append(f"{orphan} has no source {orphan.with_suffix('.py').name}")
+        if nb_path.exists() and nb_path.read_text(encoding="utf-8") == fresh:
+            continue
+        problems.append(f"{nb_path} is {'stale' if nb_path.exists() else 'missing'}")
+        if fix:
+            nb_path.write_text(fresh, encoding="utf-8")
     return problems
+
+
+def orphans(folder: Path = NOTEBOOKS) -> list[str]:
+    """One line per ``NN_*.ipynb`` of ``folder`` without its percent source."""
+    return [f"{nb} has no source {nb.with_suffix('.py').name}"
+            for nb in sorted(Path(folder).glob("[0-9][0-9]_*.ipynb")) if not nb.with_suffix(".py").exists()]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="course build-notebooks",
-                                 description="Write notebooks/NN_name.ipynb from notebooks/NN_name.py.")
+                                 description="Write notebooks/NN_name.ipynb from notebooks/NN_name.py "
+                                             "(only the notebooks that changed).")
     ap.add_argument("sources", nargs="*", type=Path, help="percent sources (default: notebooks/NN_*.py)")
     ap.add_argument("--check", action="store_true",
                     help="write nothing; exit 1 naming every stale or missing notebook")
     args = ap.parse_args(argv)
     paths = args.sources or sources()
     try:
-        if args.check:
-            problems = stale(paths, folder=None if args.sources else NOTEBOOKS)
-            for p in problems:
-                print(p)
-            if problems:
-                print("run: course build-notebooks")
-            return 1 if problems else 0
-        for src in paths:
-            print(build(src))
+        changed = stale(paths, fix=not args.check)
     except SourceError as e:
-        print(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
         return 1
-    return 0
+    errors = [] if args.sources else orphans()
+    if args.check:
+        errors = changed + errors
+        if errors:
+            errors.append("run: course build-notebooks")
+    else:
+        print("\n".join(f"rebuilt: {c}" for c in changed) or f"{len(paths)} notebooks up to date")
+    for line in errors:
+        print(line, file=sys.stderr)
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":

@@ -139,24 +139,34 @@ def test_a_source_is_named_after_its_unit(tmp_path):
         nbbuild.cells_from_percent(_write(tmp_path, "# %%\nx = 1\n", name="made_up.py"))
 
 
-def test_check_mode_names_stale_missing_and_orphan_notebooks(tmp_path, capsys):
+def test_check_mode_names_stale_and_missing_notebooks_and_build_fixes_them(tmp_path, capsys):
     src = _write(tmp_path, MADE_UP)
     assert nbbuild.main(["--check", str(src)]) == 1
-    assert "05_made_up.ipynb is missing" in capsys.readouterr().out
-    nbbuild.main([str(src)])
+    assert "05_made_up.ipynb is missing" in capsys.readouterr().err
+    assert nbbuild.main([str(src)]) == 0
+    assert "rebuilt: " in capsys.readouterr().out
     assert nbbuild.main(["--check", str(src)]) == 0
     src.write_text(MADE_UP.replace("Why?", "Why not?"), encoding="utf-8")   # edited, not rebuilt
     assert nbbuild.main(["--check", str(src)]) == 1
-    assert "05_made_up.ipynb is stale" in capsys.readouterr().out
+    assert "05_made_up.ipynb is stale" in capsys.readouterr().err
+    assert nbbuild.main([str(src)]) == 0
+    assert "Why not?" in (tmp_path / "05_made_up.ipynb").read_text()
+    assert nbbuild.main([str(src)]) == 0
+    assert "1 notebooks up to date" in capsys.readouterr().out
+
+
+def test_a_notebook_without_source_is_named(tmp_path):
+    nbbuild.build(_write(tmp_path, MADE_UP))
     (tmp_path / "06_orphan.ipynb").write_text("{}")
-    assert nbbuild.stale([src], folder=tmp_path) == [f"{tmp_path / '05_made_up.ipynb'} is stale",
-                                                     f"{tmp_path / '06_orphan.ipynb'} has no source 06_orphan.py"]
+    assert nbbuild.orphans(tmp_path) == [f"{tmp_path / '06_orphan.ipynb'} has no source 06_orphan.py"]
 
 
 def test_check_mode_reports_a_bad_source_instead_of_a_traceback(tmp_path, capsys):
     src = _write(tmp_path, '# %% tags=["nonsense"]\n')
     assert nbbuild.main(["--check", str(src)]) == 1
-    assert "error: 05_made_up.py cell 1" in capsys.readouterr().out
+    assert "error: 05_made_up.py cell 1" in capsys.readouterr().err
+    assert nbbuild.main(["--check", str(tmp_path / "07_absent.py")]) == 1
+    assert "no such notebook source" in capsys.readouterr().err
 
 
 # --- with the stubs: the first exercise the notebook needs stops it, with the stub's message -----
