@@ -47,8 +47,12 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor
     where k3 = ``exp(ref_logp - logp) - 1 - (ref_logp - logp)``; with ``beta == 0`` the KL term
     is skipped and `ref_logp` may be None. Reduction by `loss_type`:
 
-    * ``"grpo"``: mean over each sequence's tokens, then mean over sequences,
-    * ``"bnpo"`` and ``"dapo"``: sum over all tokens / number of completion tokens in the batch,
+    * ``"grpo"``: mean over each sequence's tokens, then mean over sequences (a row whose mask
+      is all zero has no mean: ValueError),
+    * ``"bnpo"`` and ``"dapo"``: sum over all tokens / number of completion tokens in the batch
+      (ValueError if the whole mask is zero). On one batch they are the same number; in TRL they
+      differ under gradient accumulation: ``bnpo`` normalises by the tokens of the local batch,
+      ``dapo`` by the tokens of the whole generation batch across the accumulation steps,
     * ``"dr_grpo"``: sum over all tokens / (B * max_completion_length); when
       `max_completion_length` is None, T (= mask.shape[1]) is used.
 

@@ -52,8 +52,10 @@ def correctness_reward(completions: Sequence, answer: Sequence, **kwargs) -> lis
     """Exercise 1.2: 1.0 if the *last* integer in the completion equals the answer, else 0.0.
 
     `answer` holds one entry per completion (an int, or a string whose last integer is the
-    answer, e.g. ``"68"`` or GSM8K's ``"... #### 68"``). Integers are matched with
-    ``-?\\d+``; a completion with no integer gets 0.0. Lengths must agree (ValueError otherwise).
+    answer, e.g. ``"68"`` or GSM8K's ``"... #### 68"``). Every comma is deleted from the
+    completion and from a string answer before integers are matched with ``-?\\d+``, so the
+    thousands separator in ``"1,000"`` reads as 1000 (and ``"3,4"`` as 34). A completion with no
+    integer gets 0.0. Lengths must agree (ValueError otherwise).
     """
     raise NotImplementedError(
         "Exercise 1.2 (notebook 01_reward_functions): implement `correctness_reward` in course_lib/rewards.py")

@@ -20,8 +20,9 @@ def tokenize_prompt_and_completion(prompts: Sequence[str], completions: Sequence
     """Exercise 3.1: tokenize prompt/completion pairs for SFT.
 
     For each pair, tokenize the prompt and the completion *separately* (no special tokens:
-    ``tokenizer(text, add_special_tokens=False)``; append ``tokenizer.eos_token`` to the
-    completion text yourself if the model must learn to stop) and concatenate the ids. Right-pad
+    ``tokenizer(text, add_special_tokens=False)``) and concatenate the ids. Add no EOS here: a
+    caller that wants the model to learn to stop appends ``tokenizer.eos_token`` to the completion
+    *texts* first (the SFT trainer does, see ``course_lib.trainers.sft.with_eos``). Right-pad
     every sequence to the longest length L with ``tokenizer.pad_token_id`` (or
     ``eos_token_id`` if there is no pad token). Return
 

@@ -99,6 +99,8 @@ def _correctness_reward(g):
         ans = [str(a) if i == 1 else (f"so ... #### {a}" if i == 2 else a) for a in answers]
         cases.append(_case(f"answers{i}", comps, ans, completion_ids=[[1, 2]] * n))
     cases.append(_case("kwarg", ["x = 12", "-7"], answer=[12, -7]))
+    cases.append(_case("commas", ["about 1,000 people", "it costs 12,500.", "3 then 2,000"],   # commas deleted
+                       ["1000", 12500, "so ... #### 2,000"]))
     cases.append(_case("length-mismatch", ["1", "2"], [1]))
     return cases
 
@@ -114,13 +116,15 @@ def _repetition_penalty(g):
         comps = [_sentence(g, g.int_(1, 15)) for _ in range(5)] + ["Great great GREAT great"]
         cases.append(_case(f"texts{i}", comps))
     cases.append(_case("empty", ["", "one"]))
+    cases.append(_case("whitespace", ["great  great\ngreat", "a\tb  a", " lead and trail "]))   # any whitespace
     return cases
 
 
 def _length_penalty(g):
     comps = [_sentence(g, n) for n in (0, 1, 3, 4, 10, 40, 41, 60)]
     return [_case("defaults", comps), _case("bounds", comps, min_words=2, max_words=10),
-            _case("kwargs", comps[:4], answer=[1, 2, 3, 4], max_words=3)]
+            _case("kwargs", comps[:4], answer=[1, 2, 3, 4], max_words=3),
+            _case("whitespace", ["a  b  c  d", "a\nb\tc d e", "  a b  "], min_words=2, max_words=4)]
 
 
 def _exponential_shaping(g):
@@ -151,6 +155,8 @@ def _token_logprobs(g):
         tokens = torch.randint(0, V, (B, T), generator=g.g)
         cases.append(_case(f"shape{B}x{T}x{V}", logits, tokens, grad=[0], grad_seed=i))
     cases.append(_case("bad-shape", g.randn(2, 5, 7), torch.zeros(2, 4, dtype=torch.long)))
+    cases.append(_case("large-logits", g.randn(2, 3, 5, scale=300),        # softmax underflows to 0
+                       torch.randint(0, 5, (2, 3), generator=g.g)))
     return cases
 
 
@@ -192,6 +198,7 @@ def _tokenize_prompt_and_completion(g):
         comps = [" " + _sentence(g, g.int_(1, 6)) for _ in range(3)]
         cases.append(_case(f"pairs{i}", prompts, comps, tok))
     cases.append(_case("qa", ["Question: What is 2 + 3?\nAnswer:"], [" 5"], tok))
+    cases.append(_case("no-space", ["the movie", "Answer:"], ["s were great", "5"], tok))   # tokenized apart
     cases.append(_case("mismatch", ["a", "b"], ["c"], tok))
     return cases
 
@@ -218,6 +225,7 @@ def _bradley_terry_loss(g):
     return [_case("plain", g.randn(6), g.randn(6), grad=[0, 1], grad_seed=1),
             _case("margin-float", g.randn(5, scale=3), g.randn(5), margin=0.5, grad=[0, 1]),
             _case("margin-tensor", g.randn(4), g.randn(4), g.rng.random() * torch.ones(4), grad=[0, 1]),
+            _case("large-gap", torch.tensor([-200.0, 150.0, 0.5]), torch.zeros(3), grad=[0]),
             _case("bad-shape", g.randn(3), g.randn(4))]
 
 

@@ -50,6 +50,20 @@ def solutions_on():
     course_lib.use_solutions(False)
 
 
+@pytest.fixture(autouse=True)
+def _exercise_tests_use_the_solutions_in_the_instructor_repo(request):
+    """tests/test_exercises.py checks the student's own functions. In the instructor repository
+    (where the solutions exist) it checks the solutions, so the suite stays green there; in the
+    student release it checks the student's code."""
+    import course_lib
+    if request.module.__name__.rpartition(".")[2] != "test_exercises" or not course_lib.solutions_available():
+        yield
+        return
+    course_lib.use_solutions(True)
+    yield
+    course_lib.use_solutions(False)
+
+
 class NotebookRun:
     """One headless execution of a source notebook with the solutions."""
 

@@ -1,0 +1,297 @@
+"""Visible checks of unit 06 (course_lib/grpo.py): exercises 6.1-6.3."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from course_lib.checks._checker import LN2, LN3, register, t
+from course_lib.checks._toys import ToyLM, toy_rollout
+
+
+@register(
+    "group_advantages",
+    (
+        "each reward minus the mean of ITS group (groups are contiguous runs of "
+        "group_size rows), divided by a spread chosen by `scale`",
+        "'group': the group's Bessel std + eps; 'batch': the Bessel std of all "
+        "rewards + eps; 'none': no division",
+    ),
+)
+def _group_advantages(fn, c):
+    r = t([1.0, 2.0, 3.0, 0.0, 0.0, 4.0])
+    # group 0: mean 2, std 1; group 1: mean 4/3, std sqrt(16/3) = 2.3094
+    c.close(
+        "scale='group'",
+        c.call("group", fn, r, 3),
+        [-0.9999, 0.0, 0.9999, -0.5773253, -0.5773253, 1.1546506],
+        kind="tensor",
+        hint=(
+            "rows 0..2 are one prompt's group, rows 3..5 the next; each group is centred on its "
+            "mean and divided by its Bessel-corrected std plus eps",
+            "group 0 = [1, 2, 3] has std 1 with Bessel (0.816 without); eps is added to the std",
+        ),
+    )
+    c.close(
+        "scale='batch' (std of all 6 = 1.63299)",
+        c.call("batch", fn, r, 3, scale="batch"),
+        [-0.6123349, 0.0, 0.6123349, -0.8164465, -0.8164465, 1.6328930],
+        hint=(
+            "'batch' still subtracts each GROUP's mean, but divides by the std of ALL rewards",
+            "the Bessel std of all 6 rewards is 1.633",
+        ),
+    )
+    c.close(
+        "scale='none' (Dr. GRPO)",
+        c.call("none", fn, r, 3, scale="none"),
+        [-1.0, 0.0, 1.0, -4 / 3, -4 / 3, 8 / 3],
+        hint="'none' only subtracts the group mean",
+    )
+    c.close(
+        "a group with equal rewards -> 0 (eps avoids 0/0)",
+        c.call("flat", fn, t([2.0, 2.0, 1.0, 3.0]), 2),
+        [0.0, 0.0, -0.7070568, 0.7070568],
+        hint="a group whose rewards are all equal has std 0: eps added to the std keeps 0/0 away",
+    )
+    c.raises("5 rewards, group_size 3", ValueError, fn, t([1.0] * 5), 3)
+    c.raises("group_size 1", ValueError, fn, t([1.0, 2.0]), 1)
+    c.raises("unknown scale", ValueError, fn, r, 3, scale="median")
+
+
+CLIP = (
+    "per token the objective is the MINIMUM of the unclipped rho*A and the clipped clip(rho)*A: "
+    "a move past the clip range in the direction A favours earns nothing more, a move against it "
+    "is never clipped",
+    "row 0, token 0 of the second clipping case: rho = 1.5, A = -1 -> the objective is -1.5 "
+    "(the unclipped one, the smaller), not the clipped -1.2",
+)
+
+
+@register(
+    "grpo_loss",
+    (
+        "per token -min(rho*A, clip(rho)*A) + beta*k3 over completion tokens, then a "
+        "reduction chosen by loss_type",
+        "'grpo' averages within each sequence first, then over sequences; 'bnpo'/'dapo' "
+        "divide the masked sum by the number of completion tokens; 'dr_grpo' by "
+        "B * max_completion_length",
+    ),
+)
+def _grpo_loss(fn, c):
+    z = torch.zeros(2, 3)
+    mask = torch.tensor([[1, 1, 1], [1, 0, 0]])
+    A = t([1.0, -2.0])
+    # on-policy (rho = 1), beta = 0: per token -A -> row 0: [-1, -1, -1], row 1: [2, (pad), (pad)]
+    # padding positions of row 1 have rho = e: they must not count
+    logp, z_pad = torch.zeros(2, 3, requires_grad=True), t([[0.0, 0.0, 0.0], [0.0, -1.0, -1.0]])
+    got = c.call("grpo", fn, logp, z_pad, None, A, mask, beta=0.0, loss_type="grpo")
+    c.close(
+        "grpo: mean(-1, 2) = 0.5",
+        got,
+        0.5,
+        kind="tensor",
+        hint=(
+            "'grpo' averages per sequence first (over ITS completion tokens), then over "
+            "sequences: every sequence weighs the same",
+            "row means -1 and 2; a mean over all 4 tokens gives -0.25",
+        ),
+    )
+    c.grad(
+        "grpo gradient: -A / (n_tokens(row) * B)",
+        got,
+        {"logp": logp},
+        {"logp": [[-1 / 6, -1 / 6, -1 / 6], [1.0, 0.0, 0.0]]},
+        hint="the gradient of rho = exp(logp - old_logp) flows through logp (old_logp is a constant)",
+    )
+    c.close(
+        "bnpo: (-3 + 2) / 4",
+        c.call("bnpo", fn, z, z, None, A, mask, beta=0.0, loss_type="bnpo"),
+        -0.25,
+        hint="'bnpo': the masked sum over the whole batch divided by the number of completion tokens (4)",
+    )
+    c.close(
+        "dapo = bnpo",
+        c.call("dapo", fn, z, z, None, A, mask, beta=0.0, loss_type="dapo"),
+        -0.25,
+        hint="'dapo' reduces like 'bnpo' here (the docstring explains the difference in TRL)",
+    )
+    c.close(
+        "dr_grpo, max_completion_length 4: -1 / (2 * 4)",
+        c.call("dr_grpo", fn, z, z, None, A, mask, beta=0.0, loss_type="dr_grpo", max_completion_length=4),
+        -0.125,
+        hint=(
+            "'dr_grpo' divides the masked sum by a CONSTANT: B * max_completion_length",
+            "use the max_completion_length argument when it is given",
+        ),
+    )
+    c.close(
+        "dr_grpo without max_completion_length uses T = 3",
+        c.call("dr_grpo T", fn, z, z, None, A, mask, beta=0.0, loss_type="dr_grpo"),
+        -1 / 6,
+        hint="without max_completion_length, 'dr_grpo' uses T = mask.shape[1]",
+    )
+    # clipping, A = [1, -2]: row 0 t0 rho 1.5 -> -min(1.5, 1.2) = -1.2;
+    # row 1 t0 rho 0.5 -> -min(-1, -1.6) = 1.6
+    # padding positions (rho 1, -A = 2) must not count
+    lp = t([[math.log(1.5), 0.0, 0.0], [math.log(0.5), 0.0, 0.0]])
+    c.close(
+        "clipping helps: mean((-1.2 - 1 - 1)/3, 1.6)",
+        c.call("clip", fn, lp, z, None, A, mask, beta=0.0),
+        0.2666667,
+        hint=CLIP,
+    )
+    # A = [-1, 2]: row 0 t0 rho 1.5 -> -min(-1.5, -1.2) = 1.5, t1, t2: 1 -> 7/6;
+    # row 1 t0 rho 0.5 -> -min(1, 1.6) = -1
+    c.close(
+        "clipping never helps the other way: mean((1.5 + 1 + 1)/3, -1)",
+        c.call("clip other side", fn, lp, z, None, t([-1.0, 2.0]), mask, beta=0.0),
+        1 / 12,
+        hint=CLIP,
+    )
+    # KL: A = 0, ref - logp = 1 at row 0 t0: k3 = e - 2; beta 0.5 -> row 0 mean 0.5*(e-2)/3, row 1: 0
+    ref = t([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    c.close(
+        "KL term beta * k3 with log r = ref_logp - logp",
+        c.call("kl", fn, z, z, ref, t([0.0, 0.0]), mask, beta=0.5),
+        0.5 * (math.e - 2) / 3 / 2,
+        hint=(
+            "the KL penalty is beta times the k3 estimate per completion token, with log r = ref_logp - logp",
+            "exercise 2.2's kl_estimate(logp, ref_logp, 'k3')",
+        ),
+    )
+    c.raises("unknown loss_type", ValueError, fn, z, z, None, A, mask, beta=0.0, loss_type="mean")
+    c.raises("advantages [3] for B = 2", ValueError, fn, z, z, None, t([1.0, 2.0, 3.0]), mask, beta=0.0)
+
+
+def _grad_norm_hint(norm) -> tuple[str, str]:
+    if isinstance(norm, float) and abs(norm) < 1e-6:
+        return (
+            "the gradient is ZERO: with old_logp None the ratio exp(logp - old_logp) must be 1 in "
+            "value but still depend on logp; here the loss does not depend on the parameters",
+            "a copy of logp used as old_logp must carry no gradient of its own",
+        )
+    if isinstance(norm, float) and norm > 10:
+        return (
+            "the gradient norm is huge: the stale gradient left in the parameters (100 everywhere) "
+            "was added to this step's gradient",
+            "clear old gradients BEFORE backward",
+        )
+    if isinstance(norm, float) and abs(norm - 1.0) < 1e-3:
+        return (
+            "this is the norm AFTER clipping; report the total norm BEFORE clipping",
+            "clip_grad_norm_ returns the norm before it clips",
+        )
+    return (
+        "the gradient norm (before clipping) of this step's loss",
+        "clear old gradients before backward; return what clip_grad_norm_ returns",
+    )
+
+
+@register(
+    "grpo_step",
+    (
+        "one step = training mode, log-probs of the completions at the given "
+        "temperature (with gradient), grpo_loss, gradients of THIS batch only, clipped, "
+        "one optimizer step; return loss, grad_norm (before clipping) and logp",
+        "the docstring lists the steps in order",
+    ),
+)
+def _grpo_step(fn, c):
+    roll = toy_rollout([[1, 2], [3, 1]], [[1, 1], [1, 0]])
+    A = t([1.0, -3.0])
+    # uniform logits (zero table): logp = ln 1/4 everywhere; rho = 1; grpo loss = mean(-1, 3) = 1
+    model = ToyLM().eval()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    model.table.weight.grad = torch.full_like(model.table.weight, 100.0)  # stale gradient
+    out = c.call("on-policy step", fn, model, opt, roll, A, beta=0.0, max_grad_norm=1.0)
+    c.true(
+        "returns a dict",
+        isinstance(out, dict) and {"loss", "grad_norm", "logp"} <= set(out),
+        "a dict with loss, grad_norm, logp",
+        repr(out)[:200],
+    )
+    c.close(
+        "loss (grpo: mean of the row means -1 and 3)",
+        out["loss"],
+        1.0,
+        kind="float",
+        hint="the loss of exercise 6.2 as a Python float; with old_logp None the ratio is exactly 1",
+    )
+    c.close(
+        "logp = ln 1/4 per completion token",
+        out["logp"],
+        [[-1.3862944] * 2] * 2,
+        hint="logp are the log-probabilities of rollout.completion_ids under the model (exercise 2.1 "
+        "on sampling.completion_logits)",
+    )
+    c.close(
+        "grad_norm before clipping",
+        out["grad_norm"],
+        1.4031215,
+        kind="float",
+        hint=_grad_norm_hint(out["grad_norm"]),
+    )
+    c.close(
+        "the clipped update has norm max_grad_norm = 1",
+        model.table.weight.detach().norm(),
+        1.0,
+        atol=1e-3,
+        hint=(
+            "the gradient's total norm is clipped to max_grad_norm before the step",
+            "between backward and step",
+        ),
+    )
+    c.true(
+        "training mode",
+        model.training,
+        "the model in training mode",
+        "model is in eval mode",
+        hint="the step must put the model in training mode",
+    )
+    model = ToyLM()
+    out = c.call(
+        "with old_logp",
+        fn,
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.0),
+        roll,
+        A,
+        old_logp=torch.full((2, 2), math.log(0.25) - LN2),
+        beta=0.0,
+    )
+    # rho = 2: row 0 -min(2, 1.2) = -1.2; row 1 -min(-6, -3.6) = 6 -> mean 2.4
+    c.close(
+        "given old_logp (rho = 2, clipped)",
+        out["loss"],
+        2.4,
+        kind="float",
+        hint="an old_logp that is given (not None) is the sampling policy's: the ratio uses it",
+    )
+    # every table row = [0, ln 3, 0, 0]: at T = 0.5 the logits double -> p(1) = 9/12, p(other) = 1/12
+    model = ToyLM()
+    with torch.no_grad():
+        model.table.weight[:, 1] = LN3
+    out = c.call(
+        "temperature 0.5",
+        fn,
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.0),
+        roll,
+        A,
+        beta=0.0,
+        temperature=0.5,
+    )
+    c.close(
+        "logp at temperature 0.5: [[ln 3/4, ln 1/12], [ln 1/12, ln 3/4]]",
+        out["logp"],
+        [[math.log(0.75), math.log(1 / 12)], [math.log(1 / 12), math.log(0.75)]],
+        hint=(
+            "the log-probs must be those of the SAMPLING distribution, i.e. at the given temperature",
+            "pass `temperature` on to sampling.completion_logits (which divides "
+            "the logits by it; do not divide twice)",
+        ),
+    )
+    c.raises(
+        "advantages [3] for 2 completions", ValueError, fn, ToyLM(), opt, roll, t([1.0, 2.0, 3.0]), beta=0.0
+    )
