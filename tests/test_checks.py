@@ -510,6 +510,11 @@ def _w_pref_acc(r_chosen, r_rejected):
     return (r_chosen >= r_rejected).float().mean().item()
 
 
+wrong("preference_accuracy", "a count, not a fraction", "fraction")(
+    lambda r_chosen, r_rejected: S_rm.preference_accuracy(r_chosen, r_rejected) * r_chosen.numel()
+)
+
+
 # 4.3 last_token_pool
 def _pool(values, attention_mask, index):
     if (attention_mask.sum(-1) == 0).any() or values.shape[:2] != attention_mask.shape:

@@ -79,7 +79,7 @@ def _preference_accuracy(fn, c):
         got,
         0.5,
         kind="float",
-        hint="strictly greater: a tie counts as wrong",
+        hint="the fraction (in [0, 1]) of pairs where chosen is strictly greater: a tie counts as wrong",
     )
     c.close("all right", c.call("all", fn, t([1.0, 1.0]), t([0.0, 0.5])), 1.0, kind="float")
     c.raises("empty batch", ValueError, fn, t([]), t([]))
