@@ -101,6 +101,48 @@ def test_student_pytest_fails_on_a_stub_naming_the_exercise(ex):
         test_exercises.test_exercise(ex)
 
 
+def test_student_pytest_file_ships():
+    from course_instructor import release
+
+    assert Path(__file__).with_name("test_exercises.py") in release.public_tests()
+
+
+def test_student_runs_pytest_k_grpo_without_the_solutions(tmp_path):
+    """As in the student bundle (no solutions package): `pytest -k grpo` runs the three unit-06
+    exercises, and each stub fails naming its exercise."""
+    import subprocess
+    import sys
+
+    block = tmp_path / "solutions"
+    block.mkdir()
+    (block / "__init__.py").write_text("raise ImportError('not in the student bundle')\n")
+    # run from tmp_path: `python -m pytest` puts the cwd first on sys.path, so `solutions` is the block
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
+    tests = Path(__file__).parent
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-k",
+            "grpo",
+            str(tests / "test_exercises.py"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "3 failed, 27 deselected" in r.stdout, r.stdout[-3000:]
+    for number, name in (("6.1", "group_advantages"), ("6.2", "grpo_loss"), ("6.3", "grpo_step")):
+        assert f"exercise {number} `{name}` (course_lib/grpo.py) is not implemented yet" in r.stdout
+
+
 def test_student_pytest_shows_the_check_message_for_a_wrong_function(monkeypatch):
     import test_exercises
 
