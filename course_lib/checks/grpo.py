@@ -71,8 +71,8 @@ CLIP = (
 @register(
     "grpo_loss",
     (
-        "per token -min(rho*A, clip(rho)*A) + beta*k3 over completion tokens, then a "
-        "reduction chosen by loss_type",
+        "per completion token the pessimistic clipped objective (the docstring's formula) plus "
+        "the k3 KL penalty, then the reduction that loss_type names",
         "'grpo' averages within each sequence first, then over sequences; 'bnpo'/'dapo' "
         "divide the masked sum by the number of completion tokens; 'dr_grpo' by "
         "B * max_completion_length",

@@ -63,8 +63,7 @@ SIGN = (
     "kl_estimate",
     (
         "each estimator is a function of the per-token log-ratio log r = ref_logp - "
-        "logp (reference over policy): k1 = -log r, k2 = (log r)^2 / 2, "
-        "k3 = exp(log r) - 1 - log r",
+        "logp (reference over policy), as the docstring defines it",
         SIGN[1],
     ),
 )

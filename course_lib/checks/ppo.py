@@ -12,9 +12,9 @@ from course_lib.checks._checker import LN2, LN3, register, t
 @register(
     "compute_gae",
     (
-        "generalised advantage estimation: a BACKWARD recursion over time, "
-        "A_t = delta_t + gamma * lam * A_{t+1} with delta_t = r_t + gamma * V_{t+1} "
-        "- V_t; padding contributes nothing; returns = advantages + values",
+        "generalised advantage estimation: each advantage collects the discounted FUTURE "
+        "TD errors (a backward recursion over time); padding contributes nothing; the "
+        "returns are advantages plus values",
         "after the last response token V = A = 0; zero rewards and values where "
         "the mask is 0 before the recursion",
     ),

@@ -262,8 +262,9 @@ def _length_penalty(fn, c):
 @register(
     "exponential_shaping",
     (
-        "exp(score / temperature) - 1 element-wise: a score of 0 maps to 0, "
-        "a list in gives a list out, a tensor in a tensor out",
+        "the exponential shaping of the docstring, element-wise: a score of 0 maps to 0, a "
+        "smaller temperature gives a steeper curve; a list in gives a list out, a tensor in "
+        "a tensor out",
         "the temperature divides the score inside the exponential",
     ),
 )
