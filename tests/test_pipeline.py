@@ -165,6 +165,9 @@ def test_course_run_collects_metrics_and_survives_a_failing_unit(tmp_path, capsy
     assert (out / "01_ok.ipynb").exists()
     printed = capsys.readouterr().out
     assert "format_compliance" in printed and "0.250" in printed and "FAILED" in printed
+    # memory: the peak of runner + kernels, overall and per unit, and getrusage's largest kernel
+    assert res["peak_rss_mb"] >= max(e["peak_rss_mb"] for e in res["units"].values()) > 0
+    assert res["max_rss_mb"]["largest_child"] > 0 and f"peak memory: {res['peak_rss_mb']:.0f} MB" in printed
     assert runner.main(["--out", str(out), "--source", str(src), "--units", "01,03"]) == 0
     assert runner.main(["--out", str(out), "--source", str(src), "--units", "09"]) == 2
 
