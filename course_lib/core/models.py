@@ -5,6 +5,7 @@ and saves with ``save_pretrained(dir)``, so a checkpoint directory works whereve
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 
 import torch
@@ -12,6 +13,10 @@ from torch import nn
 
 from course_lib.core.config import Profile, get_profile
 from course_lib.core.utils import default_device
+
+# TRL 1.16 reads transformers' deprecated `model.is_gradient_checkpointing` while it generates, so
+# every TRL cell printed a FutureWarning about code the student never wrote; silence exactly that one.
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 def load_tokenizer(name_or_path: str | None = None, profile: Profile | None = None):

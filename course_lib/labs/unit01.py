@@ -119,3 +119,45 @@ def run_trl_grpo(model, tokenizer, reward_func: Callable, prompts: Sequence[str]
                           processing_class=tokenizer)
     trainer.train()
     return [h for h in trainer.state.log_history if "reward" in h]
+
+
+def reinforce_gradients(logits, rewards, n: int, repeats: int, baseline: str = "none",
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+    """`repeats` REINFORCE estimates of the gradient of E[R] with respect to the logits of a
+    softmax policy over K outcomes (a toy "policy" whose completions are K fixed texts).
+
+    Each estimate samples `n` outcomes x_i ~ softmax(logits), sets A_i = R(x_i) - b and
+    differentiates the policy-gradient *loss* ``mean_i(-A_i * log pi(x_i))`` with autograd; the
+    returned row is minus that gradient (the ascent direction of E[R]). `rewards` is [K] (the
+    reward of each outcome); `baseline`: "none" (b = 0) or "mean" (b = mean of the n sampled
+    rewards, GRPO's group mean). Returns [repeats, K].
+    """
+    logits = torch.as_tensor(logits, dtype=torch.float64)
+    rewards = torch.as_tensor(rewards, dtype=torch.float64)
+    if logits.dim() != 1 or logits.shape != rewards.shape:
+        raise ValueError(f"reinforce_gradients: logits and rewards must both be [K], got "
+                         f"{list(logits.shape)} and {list(rewards.shape)}")
+    if baseline not in ("none", "mean"):
+        raise ValueError(f"reinforce_gradients: baseline must be 'none' or 'mean', got {baseline!r}")
+    if n < 1 or repeats < 1:
+        raise ValueError(f"reinforce_gradients: n and repeats must be >= 1, got {n}, {repeats}")
+    out = torch.empty(repeats, len(logits), dtype=torch.float64)
+    probs = torch.softmax(logits, -1)
+    for k in range(repeats):
+        theta = logits.clone().requires_grad_(True)
+        x = torch.multinomial(probs, n, replacement=True, generator=generator)
+        r = rewards[x]
+        adv = r - (r.mean() if baseline == "mean" else 0.0)
+        loss = -(adv * torch.log_softmax(theta, -1)[x]).mean()
+        (grad,) = torch.autograd.grad(loss, theta)
+        out[k] = -grad
+    return out
+
+
+def exact_policy_gradient(logits, rewards) -> torch.Tensor:
+    """The true gradient of E[R] = sum_x pi(x) R(x) with respect to the logits, [K]:
+    pi * (R - E[R]) (what :func:`reinforce_gradients` estimates)."""
+    logits = torch.as_tensor(logits, dtype=torch.float64)
+    rewards = torch.as_tensor(rewards, dtype=torch.float64)
+    p = torch.softmax(logits, -1)
+    return p * (rewards - (p * rewards).sum())
