@@ -4,7 +4,8 @@
 #
 #   bash setup.sh            set up, then run the self-check
 #   bash setup.sh --test     set up, then run the test suite (the README's test command)
-#   bash setup.sh --run ...  set up, then `course run ...` (every notebook headless, tiny profile)
+#   bash setup.sh --run ...  (instructor repository only) set up, then `course run ...`: every
+#                            notebook headless with the solutions, tiny profile
 #   bash setup.sh --no-check set up only
 #
 # Environment: PYTHON (default python3), VENV (default .venv), TORCH_SPEC (default torch==2.13.0).
@@ -17,9 +18,17 @@ MODE=check
 if [ $# -gt 0 ]; then
   case "$1" in
     --test) MODE=test; shift ;;
-    --run) MODE=run; shift ;;
+    --run)
+      if [ ! -d course_instructor ]; then
+        echo "setup.sh --run executes every notebook with the instructor's solutions: it exists only in the" >&2
+        echo "instructor's repository. In your copy: bash setup.sh (set up + self-check), then" >&2
+        echo ".venv/bin/jupyter lab and open exercises/01_reward_functions.ipynb; .venv/bin/python -m pytest -q" >&2
+        echo "runs the public tests and your exercise checks." >&2
+        exit 2
+      fi
+      MODE=run; shift ;;
     --no-check) MODE=none; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $1 (see bash setup.sh --help)" >&2; exit 2 ;;
   esac
 fi
@@ -72,6 +81,13 @@ step "4/5 Jupyter kernel 'rl-course'"
 # Always (re)register: an existing "rl-course" kernel may point to another checkout's venv.
 "$PY" -m ipykernel install --user --name rl-course --display-name "RL post-training course" >/dev/null \
   || fail "register the Jupyter kernel" "run: $PY -m ipykernel install --user --name rl-course"
+# Kernels started by this venv's Jupyter (lab, nbconvert) get CurveZMQ keys: ipykernel otherwise
+# warns "Kernel is running over TCP without encryption" at every start.
+if "$PY" -c 'import sys, zmq; sys.exit(0 if zmq.has("curve") else 1)'; then
+  mkdir -p "$VENV/etc/jupyter"
+  [ -f "$VENV/etc/jupyter/jupyter_config.json" ] \
+    || echo '{"KernelManager": {"transport_encryption": "auto"}}' > "$VENV/etc/jupyter/jupyter_config.json"
+fi
 echo "    kernel ready; set-up took $(( $(date +%s) - START )) s"
 
 case "$MODE" in

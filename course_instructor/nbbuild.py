@@ -36,9 +36,9 @@ from pathlib import Path
 import nbformat
 
 from course_lib.core import registry as exercises
+from course_instructor import first_cell
 
 SCHEMA = 3
-COLAB_REPO = "https://github.com/rl-posttraining-course/course.git"
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 DEFAULT_ANSWER_POINTS = 2
 
@@ -72,28 +72,7 @@ def code(src: str, grade_id: str | None = None, locked: bool = False, tags: list
 
 def setup(unit: str):
     """The first code cell of every notebook: Colab/Drive set-up, autoreload, course_lib, seeds."""
-    src = f'''# Set-up (run first). On Colab this installs the course; locally use the `rl-course` kernel.
-import os, sys
-if "google.colab" in sys.modules and not os.path.exists("course_lib"):
-    KEEP_WORK_ON_DRIVE = False   # True: clone into Google Drive so your course_lib edits persist
-    root = "/content"
-    if KEEP_WORK_ON_DRIVE:
-        from google.colab import drive
-        drive.mount("/content/drive"); root = "/content/drive/MyDrive"
-    if not os.path.exists(f"{{root}}/rl-course"):
-        !git clone -q {COLAB_REPO} {{root}}/rl-course
-    %cd {{root}}/rl-course
-    !pip install -q -e .
-    sys.path.insert(0, os.getcwd())
-elif os.path.basename(os.getcwd()) in ("notebooks", "exercises"):
-    os.chdir("..")                # run from the course root so course_lib/ is importable
-    sys.path.insert(0, os.getcwd())
-%load_ext autoreload
-%autoreload 2
-%matplotlib inline
-import course_lib
-profile = course_lib.setup_notebook(unit="{unit}")   # seeds, picks the profile (tiny on CPU)
-FAST = course_lib.grading_mode()                    # True while the grader runs this notebook'''
+    src = first_cell.setup_source(unit)   # Colab install (pure Python), autoreload, profile, FAST
     if unit > "02":
         src += ("\n# This unit also runs functions you wrote in earlier units: a NotImplementedError that names\n"
                 "# another notebook's exercise (e.g. \"Exercise 1.3 (notebook 01_reward_functions)\") means:\n"

@@ -11,11 +11,16 @@ nbgrader_config.py, a temporary folder for `course release` / `course autograde`
     course release                 # exercises/ + release/rl-course/ + release/rl-course.zip
     course release --out DIR       # the bundle in DIR instead of release/
     course release --check         # only verify that exercises/ is up to date (exit 1 if stale)
+    course release --repo-url https://github.com/OWNER/REPO.git
+                                   # Colab notebooks clone the bundle from there (+ README badges);
+                                   # publish release/rl-course as that repository
+
+Without --repo-url the notebooks' first cell installs the course on Colab from the rl-course.zip
+that the student uploads. No address is ever made up.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -24,6 +29,8 @@ import zipfile
 from pathlib import Path
 
 import nbformat
+
+from course_instructor import first_cell
 
 REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "exercises"
@@ -196,7 +203,7 @@ def public_tests(tests_dir: Path | None = None) -> list[Path]:
     return out
 
 
-STUDENT_README = """# Post-training LLMs with reinforcement learning — student copy
+STUDENT_README_HEAD = """# Post-training LLMs with reinforcement learning — student copy
 
 You implement the core of RLHF yourself: reward functions, KL penalties, SFT, a reward model,
 PPO, GRPO and DPO. Each unit is a notebook in `exercises/`; the functions you write live in
@@ -213,15 +220,9 @@ Everything runs on a CPU in the `tiny` profile (a small model shipped with the c
 NVIDIA GPU the notebooks switch to the `gpu` profile (real hub models) automatically.
 Conda users: `conda env create -f environment.yml && conda activate rl-course`.
 
-## Start on Google Colab
+"""
 
-Upload a notebook from `exercises/` (or open it from the course's GitHub page) and run the
-first cell: it clones the course and installs `course_lib`. Set `KEEP_WORK_ON_DRIVE = True` in
-that cell to keep the course folder — and your `course_lib` edits — on Google Drive. Edit the
-exercise files with Colab's file browser (`rl-course/course_lib/*.py`); the notebooks reload
-them automatically (`%autoreload`).
-
-## Working on an exercise
+STUDENT_README_WORK = """## Working on an exercise
 
 1. Read the explanation in the notebook, then open the stub in `course_lib/<module>.py` and
    replace `raise NotImplementedError(...)` with your code. Do not rename functions or change
@@ -244,15 +245,75 @@ whose cells are broken gives you less useful feedback.
     .venv/bin/course submit                        # writes submission-$USER.zip
     .venv/bin/course submit --student-id jdoe --out ~/jdoe.zip
 
-The zip holds `exercises/*.ipynb` and your `course_lib/*.py`. Upload it where your instructor
-says. Grading runs your functions on hidden inputs in a sandbox (no network, no file access
-outside your submission, time and memory limits) and compares them with the reference; each
-exercise earns the fraction of hidden cases it passes. Written answers are graded by hand.
+The zip holds one notebook per unit (`exercises/NN_*.ipynb`, or the copy you worked in if you
+name its folder with `--notebooks DIR`) and your `course_lib/*.py`. Upload it where your
+instructor says. Grading runs your functions on hidden inputs in a sandbox (no network, no file
+access outside your submission, time and memory limits) and compares them with the reference;
+each exercise earns the fraction of hidden cases it passes. Written answers are graded by hand.
+
+On Colab, run this in a new cell of any course notebook (it saves the open notebook into the
+course folder, takes your other notebooks from Drive's "Colab Notebooks" folder when Drive is
+mounted, and downloads the zip):
+
+    from course_lib.submit import submit_from_colab
+    submit_from_colab("jdoe")
 """
 
 
-def build_bundle(out_dir: Path, exercises_dir: Path | None = None) -> Path:
-    """out_dir/rl-course/ (+ out_dir/rl-course.zip): what a student gets."""
+def colab_section(notebooks: list[str], repo_url: str | None = None, branch: str = "main") -> str:
+    """The student README's Colab section: badges from a GitHub `repo_url`, else the zip route."""
+    lines = ["## Start on Google Colab", ""]
+    badges = [(nb, first_cell.colab_badge_url(repo_url, nb, branch)) for nb in notebooks] if repo_url else []
+    if badges and all(url for _, url in badges):
+        lines += ["Open a unit in Colab and run its first cell: it clones the course from",
+                  f"`{repo_url}` and installs what Colab lacks (Colab's torch, numpy and Jupyter stay).", ""]
+        lines += [f"- [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url}) "
+                  f"`{nb}`" for nb, url in badges]
+        lines += ["", "Save your work with File > Save a copy in Drive (it goes to \"Colab Notebooks\")."]
+    elif repo_url:
+        lines += ["Upload a notebook from `exercises/` (File > Upload notebook) and run its first cell: it",
+                  f"clones the course from `{repo_url}` and installs what Colab lacks."]
+    else:
+        lines += ["1. Upload `rl-course.zip` (the file this folder came in) with Colab's Files panel",
+                  "   (folder icon on the left) into `/content`, or into My Drive if you set",
+                  "   `KEEP_WORK_ON_DRIVE = True`.",
+                  "2. Upload a notebook from `exercises/` (File > Upload notebook) and run its first cell:",
+                  "   it unpacks the zip into `rl-course/` and installs what Colab lacks (Colab's torch,",
+                  "   numpy and Jupyter stay). If something is missing it stops with one message saying",
+                  "   what to do."]
+    lines += ["", "Set `KEEP_WORK_ON_DRIVE = True` in the first cell to keep the course folder, and your",
+              "`course_lib` edits, on Google Drive across sessions (otherwise they end with the runtime).",
+              "Edit the exercise files with Colab's file browser (`rl-course/course_lib/*.py`); the",
+              "notebooks reload them automatically (autoreload). With a GPU (Runtime > Change runtime type",
+              "> T4) the notebooks use the `gpu` profile; the first cell prints the device and dtype. A T4",
+              "has no bfloat16, so the course never uses bf16 there (float16 is its mixed precision), and",
+              "batch sizes shrink to fit the GPU's memory.", "", ""]
+    return "\n".join(lines)
+
+
+def student_readme(notebooks: list[str], repo_url: str | None = None, branch: str = "main") -> str:
+    return STUDENT_README_HEAD + colab_section(notebooks, repo_url, branch) + STUDENT_README_WORK
+
+
+def set_repo_url(notebook: Path, repo_url: str) -> None:
+    """Write `repo_url` into the set-up cell of a released notebook (and its nbgrader checksum,
+    so that nbgrader's Validate does not report a changed locked cell)."""
+    from nbgrader.utils import compute_checksum
+    nb = nbformat.read(str(notebook), as_version=4)
+    cell = nb.cells[0]
+    if not cell.metadata.get("nbgrader", {}).get("grade_id", "").startswith("setup_"):
+        raise ValueError(f"{notebook.name}: the first cell is not the set-up cell")
+    cell.source = first_cell.with_repo_url(cell.source, repo_url)
+    if "checksum" in cell.metadata["nbgrader"]:
+        cell.metadata["nbgrader"]["checksum"] = compute_checksum(cell)
+    nbformat.write(nb, str(notebook))
+
+
+def build_bundle(out_dir: Path, exercises_dir: Path | None = None, repo_url: str | None = None,
+                 branch: str = "main") -> Path:
+    """out_dir/rl-course/ (+ out_dir/rl-course.zip): what a student gets. With `repo_url` (where
+    the instructor publishes this folder as a git repository) every notebook's first cell clones
+    from it on Colab and the README gets "Open in Colab" badges (GitHub addresses)."""
     exercises_dir = Path(exercises_dir or REPO / "exercises")
     out_dir = Path(out_dir)
     bundle = out_dir / BUNDLE_NAME
@@ -262,6 +323,8 @@ def build_bundle(out_dir: Path, exercises_dir: Path | None = None) -> Path:
     (bundle / "exercises").mkdir()
     for nb in sorted(exercises_dir.glob("*.ipynb")):
         shutil.copy(nb, bundle / "exercises" / nb.name)
+        if repo_url:
+            set_repo_url(bundle / "exercises" / nb.name, repo_url)
 
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "_solutions_cache", "*.egg-info")
     for package in STUDENT_PACKAGES:
@@ -272,7 +335,8 @@ def build_bundle(out_dir: Path, exercises_dir: Path | None = None) -> Path:
     (bundle / "tests").mkdir()
     for t in public_tests():
         shutil.copy(t, bundle / "tests" / t.name)
-    (bundle / "README.md").write_text(STUDENT_README)
+    notebooks = sorted(p.name for p in (bundle / "exercises").glob("*.ipynb"))
+    (bundle / "README.md").write_text(student_readme(notebooks, repo_url, branch))
     (bundle / ".gitignore").write_text(".venv/\n__pycache__/\n*.egg-info/\ncheckpoints/\noutputs/\n"
                                        "submission-*.zip\n.ipynb_checkpoints/\n")
     zip_path = out_dir / f"{BUNDLE_NAME}.zip"
@@ -311,10 +375,12 @@ def scan_for_leaks(path: Path) -> list[str]:
 
 
 def release(out_dir: Path | None = None, exercises_dir: Path | None = None,
-            source_dir: Path | None = None) -> dict:
+            source_dir: Path | None = None, repo_url: str | None = None, branch: str = "main") -> dict:
     exercises_dir = Path(exercises_dir or REPO / "exercises")
+    if repo_url:
+        repo_url = first_cell.check_repo_url(repo_url)   # fail before the slow part
     written = generate(exercises_dir, source_dir)
-    bundle = build_bundle(Path(out_dir or REPO / "release"), exercises_dir)
+    bundle = build_bundle(Path(out_dir or REPO / "release"), exercises_dir, repo_url, branch)
     problems = scan_for_leaks(bundle) + scan_for_leaks(bundle.parent / f"{BUNDLE_NAME}.zip")
     return {"notebooks": [str(p) for p in written], "bundle": str(bundle),
             "zip": str(bundle.parent / f"{BUNDLE_NAME}.zip"), "leaks": problems}
@@ -325,6 +391,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(REPO / "release"), help="where the student bundle goes (default release/)")
     ap.add_argument("--exercises", default=str(REPO / "exercises"), help="generated notebooks (default exercises/)")
     ap.add_argument("--source", default=str(REPO / "notebooks"), help="source notebooks (default notebooks/)")
+    ap.add_argument("--repo-url", default=None, metavar="URL",
+                    help="git address where you publish the student bundle (release/rl-course): written into "
+                         "every notebook's first cell for Colab, plus Open-in-Colab badges in its README")
+    ap.add_argument("--branch", default="main", help="the branch the Colab badges open (default main)")
     ap.add_argument("--check", action="store_true", help="only check that exercises/ is up to date")
     args = ap.parse_args(argv)
     if args.check:
@@ -332,13 +402,22 @@ def main(argv: list[str] | None = None) -> int:
         print("exercises/ is up to date" if not problems else "exercises/ is stale: " + ", ".join(problems)
               + "\n  run `course release` to regenerate it")
         return 1 if problems else 0
-    info = release(Path(args.out), Path(args.exercises), Path(args.source))
+    try:
+        info = release(Path(args.out), Path(args.exercises), Path(args.source), args.repo_url, args.branch)
+    except ValueError as e:
+        print(f"course release: {e}", file=sys.stderr)
+        return 2
     print(f"exercises: {len(info['notebooks'])} notebooks in {args.exercises}")
     print(f"student bundle: {info['bundle']}\n              + {info['zip']}")
     if info["leaks"]:
         print("LEAK CHECK FAILED:\n  " + "\n  ".join(info["leaks"]), file=sys.stderr)
         return 1
     print("leak check: no solution code, canary or hidden test in the bundle")
+    if args.repo_url:
+        print(f"Colab: the notebooks clone {args.repo_url}; publish {info['bundle']} there "
+              f"(branch {args.branch})")
+    else:
+        print("Colab: no --repo-url, so students upload rl-course.zip (the student README says how)")
     return 0
 
 

@@ -35,6 +35,8 @@ def setup_notebook(unit: str | None = None, seed: int = 0, quiet: bool = False):
         grading = " · grading mode (training shrinks)" if grading_mode() else ""
         print(f"course_lib {__version__} · profile {profile.name} · {mode}{grading}"
               + (f" · unit {unit}" if unit else ""))
+        from course_lib.core.config import describe_precision, precision
+        print(describe_precision(precision(profile)))
     return profile
 
 

@@ -2,10 +2,21 @@
 
     course submit                               # -> submission-<your id>.zip in the course folder
     course submit --student-id jdoe --out ~/jdoe.zip
+    course submit --notebooks ~/my-copies       # also look for your notebooks in another folder
 
-The zip holds ``exercises/*.ipynb``, ``course_lib/*.py`` (the files you edit; the rest of
-course_lib comes from the grader's copy) and ``SUBMISSION.json`` with your student id.
+On Google Colab, run in a notebook (it saves the open notebook first, then downloads the zip):
+
+    from course_lib.submit import submit_from_colab
+    submit_from_colab("jdoe")
+
+The zip holds one notebook per unit as ``exercises/NN_name.ipynb``, ``course_lib/*.py`` (the files
+you edit; the rest of course_lib comes from the grader's copy) and ``SUBMISSION.json`` with your
+student id and where each notebook came from. For each unit the notebook is the one you worked in:
+among the course's ``exercises/NN_name.ipynb`` and the copies found in the extra folders (on Colab:
+Google Drive's "Colab Notebooks" folder, e.g. "Copy of 01_reward_functions.ipynb"), a notebook with
+outputs or written answers wins over a blank one, and the newest wins among those.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +30,10 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MAX_FILE_BYTES = 20 * 2 ** 20
+MAX_FILE_BYTES = 20 * 2**20
+BLANK_ANSWER = "YOUR ANSWER HERE"
+# Google Drive as the first cell mounts it on Colab ($COURSE_DRIVE_DIR is set by that cell).
+COLAB_DRIVE = "/content/drive/MyDrive"
 
 
 def clean_id(student_id: str) -> str:
@@ -39,40 +53,186 @@ def default_student_id() -> str:
         return "student"
 
 
-def submit(student_id: str, out: Path | None = None, root: Path = ROOT) -> Path:
+def _read_notebook(path: Path) -> dict:
+    """The notebook's JSON, or {} if it is not a readable notebook (too big, broken, not JSON)."""
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return {}
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return nb if isinstance(nb, dict) else {}
+
+
+def notebook_unit(nb: dict) -> str | None:
+    """The unit ("01", ...) of a course notebook: from its set-up cell's nbgrader id `setup_NN`."""
+    for cell in nb.get("cells", [])[:3]:
+        grade_id = (
+            cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "") if isinstance(cell, dict) else ""
+        )
+        if isinstance(grade_id, str) and re.fullmatch(r"setup_\d\d", grade_id):
+            return grade_id[-2:]
+    return None
+
+
+def worked_in(nb: dict) -> bool:
+    """True if the notebook was run (a code cell has outputs) or has a written answer."""
+    for cell in nb.get("cells", []):
+        if not isinstance(cell, dict):
+            continue
+        if cell.get("cell_type") == "code" and cell.get("outputs"):
+            return True
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.get("cell_type") == "markdown" and meta.get("solution"):
+            text = (
+                "".join(cell.get("source", ""))
+                if isinstance(cell.get("source"), list)
+                else cell.get("source", "")
+            )
+            if text.strip() and text.strip() != BLANK_ANSWER:
+                return True
+    return False
+
+
+def colab_notebook_dirs() -> list[Path]:
+    """Where Colab keeps a student's notebooks, if Google Drive is mounted: "Colab Notebooks"."""
+    drive = Path(os.environ.get("COURSE_DRIVE_DIR") or COLAB_DRIVE)
+    return [d for d in (drive / "Colab Notebooks",) if d.is_dir()]
+
+
+def choose_notebooks(root: Path, search_dirs=()) -> dict[str, Path]:
+    """exercises/<name> -> the notebook of that unit the student worked in (see the module doc)."""
+    course = sorted((Path(root) / "exercises").glob("*.ipynb"))
+    units = {}
+    for p in course:  # the course's notebooks define the units: NN_name.ipynb
+        m = re.match(r"(\d\d)_", p.name)
+        if m:
+            units[m.group(1)] = p.name
+    candidates: dict[str, list[Path]] = {p.name: [p] for p in course}
+    for d in search_dirs:
+        for p in sorted(Path(d).glob("*.ipynb")):
+            unit = notebook_unit(_read_notebook(p))
+            if unit in units and p.resolve() != (Path(root) / "exercises" / units[unit]).resolve():
+                candidates[units[unit]].append(p)
+
+    def rank(p: Path):
+        return (worked_in(_read_notebook(p)), p.stat().st_mtime)
+
+    return {name: max(paths, key=rank) for name, paths in candidates.items()}
+
+
+def submit(student_id: str, out: Path | None = None, root: Path = ROOT, search_dirs=()) -> Path:
+    """Write the submission zip (see the module doc) and return its path."""
     sid = clean_id(student_id)
     root = Path(root)
-    notebooks = sorted((root / "exercises").glob("*.ipynb"))
+    notebooks = choose_notebooks(root, search_dirs)
     code = sorted((root / "course_lib").glob("*.py"))
     if not notebooks:
         raise FileNotFoundError(f"no notebooks in {root / 'exercises'}: run this from the course folder")
     out = Path(out) if out else root / f"submission-{sid}.zip"
     out.parent.mkdir(parents=True, exist_ok=True)
+    sources = {}
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        for p in notebooks + code:
+        for name, p in notebooks.items():
+            if p.is_file() and not p.is_symlink() and p.stat().st_size <= MAX_FILE_BYTES:
+                z.write(p, f"exercises/{name}")
+                sources[name] = str(p)
+        for p in code:
             if p.is_file() and not p.is_symlink() and p.stat().st_size <= MAX_FILE_BYTES:
                 z.write(p, p.relative_to(root).as_posix())
-        z.writestr("SUBMISSION.json", json.dumps({"student_id": sid, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                                  "notebooks": [p.name for p in notebooks]}, indent=1))
+        z.writestr(
+            "SUBMISSION.json",
+            json.dumps(
+                {
+                    "student_id": sid,
+                    "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                    "notebooks": sorted(sources),
+                    "sources": sources,
+                },
+                indent=1,
+            ),
+        )
     return out
+
+
+# --- Google Colab -------------------------------------------------------------------------------
+def save_open_notebook(root: Path = ROOT) -> Path:
+    """Colab only: write the notebook open in this browser tab to <course>/exercises/NN_name.ipynb
+    (Colab keeps it in the browser / on Drive, not in the course folder)."""
+    from google.colab import _message  # Colab's own module: the front end sends the open notebook
+
+    nb = _message.blocking_request("get_ipynb", timeout_sec=60)
+    nb = nb.get("ipynb", nb) if isinstance(nb, dict) else {}
+    unit = notebook_unit(nb)
+    if unit is None:
+        raise ValueError(
+            "the open notebook is not one of the course's (its first cell is not the set-up cell)"
+        )
+    matches = sorted((Path(root) / "exercises").glob(f"{unit}_*.ipynb"))
+    if not matches:
+        raise FileNotFoundError(f"no exercises/{unit}_*.ipynb in {root}: is this the course folder?")
+    matches[0].write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding="utf-8")
+    return matches[0]
+
+
+def submit_from_colab(
+    student_id: str, out: Path | None = None, root: Path = ROOT, download: bool = True
+) -> Path:
+    """On Colab: save the open notebook into the course folder, zip the notebooks you worked in (the
+    course folder + Drive's "Colab Notebooks") and your course_lib, and download the zip."""
+    saved = save_open_notebook(root)
+    path = submit(student_id, out, root, colab_notebook_dirs())
+    print(f"saved the open notebook as {saved}")
+    print(_summary(path))
+    if download:
+        from google.colab import files
+
+        files.download(str(path))
+    return path
+
+
+def _summary(path: Path) -> str:
+    with zipfile.ZipFile(path) as z:
+        names = z.namelist()
+        sources = json.loads(z.read("SUBMISSION.json")).get("sources", {})
+    lines = [
+        f"wrote {path} ({sum(n.endswith('.ipynb') for n in names)} notebooks, "
+        f"{sum(n.endswith('.py') for n in names)} course_lib files)"
+    ]
+    lines += [f"  exercises/{name} <- {src}" for name, src in sorted(sources.items())]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="course submit", description=__doc__.split("\n\n")[0])
     ap.add_argument("--student-id", default=None, help="your student id (default: $USER)")
     ap.add_argument("--out", default=None, help="the zip to write (default submission-<id>.zip)")
+    ap.add_argument(
+        "--notebooks",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="another folder holding your notebooks (repeatable; Colab's Drive folder is added "
+        "automatically when Drive is mounted)",
+    )
     ap.add_argument("--root", default=str(ROOT), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    dirs = [Path(d) for d in args.notebooks]
+    missing = [str(d) for d in dirs if not d.is_dir()]
+    if missing:
+        print(f"course submit: --notebooks {missing[0]}: no such folder", file=sys.stderr)
+        return 2
     try:
-        path = submit(args.student_id or default_student_id(), Path(args.out) if args.out else None,
-                      Path(args.root))
+        path = submit(
+            args.student_id or default_student_id(),
+            Path(args.out) if args.out else None,
+            Path(args.root),
+            dirs + colab_notebook_dirs(),
+        )
     except (ValueError, FileNotFoundError) as e:
         print(f"course submit: {e}", file=sys.stderr)
         return 2
-    with zipfile.ZipFile(path) as z:
-        names = z.namelist()
-    print(f"wrote {path} ({sum(n.endswith('.ipynb') for n in names)} notebooks, "
-          f"{sum(n.endswith('.py') for n in names)} course_lib files)")
+    print(_summary(path))
     return 0
 
 

@@ -39,7 +39,7 @@ class Profile:
     max_prompt_length: int
     max_completion_length: int
     presets: dict[str, Preset]
-    dtype: str = "float32"
+    dtype: str = "float32"            # weights of trained models (fp16 weights + AdamW underflow)
     extra: dict = field(default_factory=dict)
 
     def preset(self, name: str | None = None) -> Preset:
@@ -48,7 +48,7 @@ class Profile:
             raise ValueError(f"unknown preset {name!r}; choose one of {sorted(self.presets)}")
         return self.presets[name]
 
-    def replace(self, **changes) -> "Profile":
+    def replace(self, **changes) -> Profile:
         """A copy with some fields changed (e.g. point the gpu profile at local stand-ins)."""
         return dataclasses.replace(self, **changes)
 
@@ -91,6 +91,65 @@ GPU = Profile(
 
 PROFILES = {"tiny": TINY, "gpu": GPU}
 
+# --- the GPU: precision and memory (Colab's free T4 first) ----------------------------------------
+# Largest batch (prompts for RL, examples for SFT / reward model / DPO) per model on a 16 GB T4 at
+# the gpu profile's lengths. Estimated, not measured (no GPU here): training in float32 costs
+# ~16 bytes/parameter (weights, gradients, AdamW's two moments) + 4 for the frozen reference,
+# i.e. ~2.5 GB for gpt2 and ~10 GB for Qwen2.5-0.5B; what is left holds the activations.
+T4_MEMORY_GB = 15.0
+T4_BATCH_LIMITS = {"gpt2": 32, "distilgpt2": 32, "HuggingFaceTB/SmolLM2-135M-Instruct": 16,
+                   "Qwen/Qwen2.5-0.5B-Instruct": 4}
+
+
+def max_batch_size(model: str, memory_gb: float) -> int | None:
+    """The batch limit of `model` on a GPU with `memory_gb` (T4_BATCH_LIMITS scaled by memory,
+    rounded down to a power of two, at least 1); None for a model not in the table."""
+    if memory_gb <= 0:
+        raise ValueError(f"memory_gb must be positive, got {memory_gb}")
+    limit = T4_BATCH_LIMITS.get(model)
+    if limit is None:
+        return None
+    scaled = max(1, int(limit * memory_gb / T4_MEMORY_GB))
+    return 1 << (scaled.bit_length() - 1)
+
+
+def fit_to_memory(profile: Profile, memory_gb: float) -> Profile:
+    """`profile` with every preset's batch size capped at :func:`max_batch_size` of its policy."""
+    cap = max_batch_size(profile.policy_model, memory_gb)
+    if cap is None:
+        return profile
+    return profile.replace(presets={k: dataclasses.replace(p, batch_size=min(p.batch_size, cap))
+                                    for k, p in profile.presets.items()})
+
+
+def precision(profile: Profile | None = None, device: str | None = None) -> dict:
+    """How models run here: {"device", "gpu" (name or None), "dtype", "mixed", "fp16", "bf16"}.
+
+    `dtype` is the profile's weight dtype. `mixed` is the mixed-precision dtype this device allows:
+    "bfloat16" on GPUs that support it (compute capability 8+: A100, L4, H100), "float16" on older
+    ones -- a T4 (7.5) has no bfloat16, so never bf16 there -- and None on the CPU; `fp16` / `bf16`
+    are the matching TRL flags (TrainingArguments(fp16=..., bf16=...))."""
+    import torch
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    gpu = mixed = None
+    if device.startswith("cuda"):
+        gpu = torch.cuda.get_device_name(torch.device(device))
+        mixed = "bfloat16" if torch.cuda.is_bf16_supported(including_emulation=False) else "float16"
+    return {"device": device, "gpu": gpu, "dtype": (profile or get_profile()).dtype,
+            "mixed": mixed, "fp16": mixed == "float16", "bf16": mixed == "bfloat16"}
+
+
+def describe_precision(info: dict) -> str:
+    """One line for the notebooks' first cell, e.g. "device cuda (Tesla T4) · dtype float32 · no
+    bfloat16 on this GPU: mixed precision is float16"."""
+    where = f"{info['device']} ({info['gpu']})" if info["gpu"] else info["device"]
+    line = f"device {where} · dtype {info['dtype']}"
+    if info["mixed"] == "float16":
+        line += " · no bfloat16 on this GPU: mixed precision is float16"
+    elif info["mixed"]:
+        line += f" · mixed precision {info['mixed']}"
+    return line
+
 
 def get_profile(name: str | None = None) -> Profile:
     """`name`, else $COURSE_PROFILE, else `gpu` when CUDA is available, else `tiny`.
@@ -100,8 +159,8 @@ def get_profile(name: str | None = None) -> Profile:
     (the offline tests of the gpu path do this). Presets are given as {"quick": {"steps": 5, ...}}.
     """
     name = name or os.environ.get("COURSE_PROFILE")
+    import torch
     if not name:
-        import torch
         name = "gpu" if torch.cuda.is_available() else "tiny"
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)} "
@@ -117,6 +176,8 @@ def get_profile(name: str | None = None) -> Profile:
         if unknown:
             raise ValueError(f"COURSE_PROFILE_OVERRIDES: unknown profile fields {sorted(unknown)}")
         profile = profile.replace(**overrides)
+    if profile.name == "gpu" and torch.cuda.is_available():   # memory-aware batch sizes (T4: 15 GB)
+        profile = fit_to_memory(profile, torch.cuda.get_device_properties(0).total_memory / 2 ** 30)
     return profile
 
 

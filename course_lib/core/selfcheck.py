@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     except Exception as e:  # report which step failed and what to do
         print(f"\nselfcheck FAILED at step '{step}': {type(e).__name__}: {e}\n"
               "What to do: re-run `bash setup.sh` (it reinstalls the pinned packages); if the tiny "
-              "model is missing, run `course build-tiny`.", file=sys.stderr)
+              "model (course_lib/assets/tiny) is missing, download the course again.", file=sys.stderr)
         return 1
     print(f"selfcheck passed in {time.time() - t0:.1f} s")
     return 0

@@ -368,6 +368,10 @@ def trl_dpo(model, tokenizer, pairs, config: DPOConfig, ref_model=None,
         def on_step_end(self, args, state, control, **kw):
             times[-1] = time.perf_counter() - times[-1]
 
+    if config.loss_type == "sigmoid" and config.label_smoothing:
+        raise ValueError("train_with_trl: TRL 1.16's loss_type='sigmoid' ignores label_smoothing (cDPO), so TRL "
+                         f"would train a different loss than ours (label_smoothing={config.label_smoothing}); "
+                         "compare with label_smoothing=0.0")
     out = Path(output_dir or tempfile.mkdtemp(prefix="trl_dpo_"))
     cpu = not torch.cuda.is_available()
     args = TRLDPOConfig(

@@ -143,6 +143,7 @@ class GRPOConfig:
                   per_device_train_batch_size=self.per_device_train_batch_size,
                   num_generations=self.num_generations, learning_rate=self.learning_rate,
                   beta=self.beta, epsilon=self.epsilon, loss_type=self.loss_type,
+                  use_bias_correction_kl=False,   # TRL 1.16's default True; grpo.grpo_loss has none
                   scale_rewards=self.scale_rewards, max_completion_length=self.max_completion_length,
                   temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
                   num_iterations=self.num_iterations, max_grad_norm=self.max_grad_norm,
