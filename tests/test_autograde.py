@@ -7,9 +7,7 @@ points never depend on them); a second, slower batch also runs nbgrader's notebo
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,9 +24,7 @@ POINTS = {"kl_estimate": 3.0, "group_advantages": 3.0, "combine_rewards": 2.0}
 SOLVED = ("kl", "grpo", "rewards")
 
 
-def repo_hashes() -> dict[str, str]:
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
-    return {f: hashlib.sha256((ROOT / f).read_bytes()).hexdigest() for f in files if (ROOT / f).is_file()}
+repo_hashes = S.instructor_hashes
 
 
 @pytest.fixture(scope="module")
@@ -275,3 +271,67 @@ def test_real_course_solutions_copy_grades_in_full_and_fast_cells_run(tmp_path):
                            and "solutions" in o["evalue"])]
         assert not errors, (path.name, errors)
     assert r["seconds"] < 150, r["seconds"]
+
+
+# --- isolation, integrity, feedback ----------------------------------------------------------------
+def test_grader_refuses_to_run_student_code_without_isolation(fixture_course, tmp_path, monkeypatch, capsys):
+    from course_instructor.grading import autograde, isolation
+    src, released = fixture_course
+    S.make_submission(tmp_path / "subs" / "s", released)
+    monkeypatch.setattr(isolation, "check", lambda: "bubblewrap (bwrap) is not installed: install it")
+    rc = autograde.main([str(tmp_path / "subs"), "--out", str(tmp_path / "out"), "--source", str(src),
+                         "--no-notebooks"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "refusing to run student code without isolation" in err and "--unsafe-no-isolation" in err
+    assert not (tmp_path / "out" / "grades.csv").exists()
+    # with the flag it runs, and says loudly that it is unsafe
+    rc = autograde.main([str(tmp_path / "subs"), "--out", str(tmp_path / "out"), "--source", str(src),
+                         "--no-notebooks", "--unsafe-no-isolation"])
+    assert rc == 0 and "UNSAFE" in capsys.readouterr().err
+    assert code_points(read_grades(tmp_path / "out")["s"]) == {k: 0.0 for k in POINTS}
+
+
+def test_a_changed_grader_file_stops_the_batch_without_grades(fixture_course, tmp_path, monkeypatch):
+    """Integrity: the source notebooks are hashed before the batch; a change after a submission
+    (here: simulated by the test itself) aborts with an alarm and leaves grades.csv unwritten."""
+    import shutil
+    from course_instructor.grading import autograde
+    from course_instructor.grading.integrity import IntegrityError
+    src0, released = fixture_course
+    src = tmp_path / "src"
+    shutil.copytree(src0, src)
+    for name in ("a", "b"):
+        S.make_submission(tmp_path / "subs" / name, released)
+    real = autograde.Grader.grade_one
+
+    def grade_then_tamper(self, sub):
+        r = real(self, sub)
+        with open(src / "02_fixture.ipynb", "a") as f:
+            f.write(" ")
+        return r
+    monkeypatch.setattr(autograde.Grader, "grade_one", grade_then_tamper)
+    with pytest.raises(IntegrityError, match=r"GRADER INTEGRITY ALARM after grading a .*02_fixture.ipynb"):
+        autograde.autograde(tmp_path / "subs", tmp_path / "out", source_dir=src, run_notebooks=False, quiet=True)
+    assert not (tmp_path / "out" / "grades.csv").exists()
+
+
+def test_feedback_escapes_everything_the_student_wrote(tmp_path):
+    from course_instructor.grading import feedback
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("<script>alert(1)</script>\n\n[x](javascript:alert(2)) **ok**"),
+                nbformat.v4.new_code_cell("print('<b>')", outputs=[
+                    nbformat.v4.new_output("stream", name="stdout", text="<script>alert(3)</script>"),
+                    nbformat.v4.new_output("display_data", data={"text/html": "<img src=x onerror=alert(4)>",
+                                                                 "text/plain": "<HTML object>"}),
+                    nbformat.v4.new_output("display_data", data={"image/png": 'x" onerror="alert(5)'}),
+                    nbformat.v4.new_output("error", ename="E", evalue="<i>", traceback=["<svg onload=alert(6)>"])])]
+    nbformat.write(nb, str(tmp_path / "02_x.ipynb"))
+    scores = {"kl_estimate": {"passed": 0, "total": 1, "score": 0.0, "max_score": 3.0,
+                              "failures": ["case 1: raised ValueError: <script>alert(7)</script>"], "error": None}}
+    cells = [{"notebook": "02_x", "grade_id": "test_kl_estimate", "kind": "code", "exercise": "kl_estimate",
+              "max_score": 3.0}]
+    feedback.write_feedback(tmp_path / "02_x.ipynb", tmp_path / "fb.html", cells, scores, "status <b>")
+    html = (tmp_path / "fb.html").read_text()
+    for bad in ("<script>alert", "<img src=x", "onerror=\"alert(5)", "<svg", "javascript:alert", "<i>", "status <b>"):
+        assert bad not in html, bad
+    assert "&lt;script&gt;alert(3)" in html and "<strong>ok</strong>" in html and "&lt;HTML object&gt;" in html

@@ -1,59 +1,54 @@
-"""The locked-down grading kernel and its fork server (course_instructor/grading/grader_kernel.py).
+"""The isolated grading kernel and its fork server (course_instructor/grading/grader_kernel.py).
 
-Kernels are started the way nbgrader starts them (jupyter_client + the course's kernelspec), with
-and without the fork server ("zygote"). Each test asserts what a grader relies on: the forked
-kernel is a real, locked-down kernel; interrupts reach it; it dies with its launcher; a kernel
-cannot reach the fork server; without a server kernels still start (cold)."""
+Kernels are started the way nbgrader starts them (jupyter_client + the course's kernelspec, Unix
+socket transport in the submission's private folder), with and without the fork server
+("zygote"). Each test asserts what a grader relies on: the kernel runs inside bubblewrap (no
+instructor repository, no network, uid nobody, no other process visible); interrupts reach it;
+it dies with its launcher; closing a submission kills every process of it; without a server
+kernels still start (cold), in the submission's folder."""
 from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.slow
-
-
-def _root(tmp_path: Path, warm: bool) -> Path:
-    from course_instructor.grading import autograde
-    root = tmp_path / "course"
-    (root / "autograded" / "s1" / "exercises").mkdir(parents=True)
-    autograde.write_course_config(root, 10, autograde.grading_kernel_spec(root, 60, warm), threads=1)
-    return root
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def kernels(tmp_path, monkeypatch):
-    """start(warm=..., cwd=...) -> (KernelManager, client); everything is stopped afterwards."""
+    """start(warm=..., cwd=...) -> (KernelManager, client, SubmissionKernels); all stopped afterwards."""
     from jupyter_client import KernelManager
     from jupyter_client.kernelspec import KernelSpecManager
-    from course_instructor.grading import autograde
-    started, zygotes = [], []
+    from course_instructor.grading import nbgrader_run
+    from course_instructor.grading.isolation import Isolation
+    started, subs = [], []
+    root = tmp_path / "course"
+    (root / "autograded" / "s1" / "exercises").mkdir(parents=True)
+    iso = Isolation(True)
+    nbgrader_run.write_course_config(root, 10, iso, threads=1)
 
     def start(warm: bool = True, cwd: Path | None = None):
-        """A second call in one test starts another kernel from the same server."""
-        if zygotes:
-            z = zygotes[0]
-            root = z.root
-        else:
-            root, z = _root(tmp_path, warm), None
-        monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(root / "home" / "runtime"))
-        if warm and z is None:
-            z = autograde.KernelZygote(root, autograde.kernel_env(root))
-            z.start()
-            zygotes.append(z)
-            assert z.wait_ready(60), (root / "zygote.log").read_text()
-        km = KernelManager(kernel_name="course-grader",
+        """A second call in one test starts another kernel of the same submission."""
+        if not subs:
+            subs.append(nbgrader_run.SubmissionKernels(root, iso, "s1", 60, warm=warm))
+            if warm:
+                assert subs[0].zygote.wait_ready(60), (root / "zygote.log").read_text()
+        k = subs[0]
+        monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(k.run_dir / "runtime"))
+        km = KernelManager(kernel_name="course-grader", transport="ipc", ip=str(k.run_dir / f"t{len(started)}"),
+                           connection_file=str(k.run_dir / "runtime" / f"k{len(started)}.json"),
                            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(root / "jupyter" / "kernels")]))
-        km.start_kernel(cwd=str(cwd or root / "autograded" / "s1" / "exercises"))
+        km.start_kernel(cwd=str(cwd or k.cwd))
         started.append(km)
         kc = km.client()
         kc.start_channels()
         kc.wait_for_ready(timeout=60)
-        return km, kc, z, root
+        return km, kc, k
 
     yield start
     for km in started:
@@ -61,8 +56,8 @@ def kernels(tmp_path, monkeypatch):
             km.shutdown_kernel(now=True)
         except Exception:  # noqa: BLE001
             pass
-    for z in zygotes:
-        z.stop()
+    for k in subs:
+        k.close()
 
 
 def run(kc, code: str, timeout: float = 30) -> dict:
@@ -84,51 +79,36 @@ def run(kc, code: str, timeout: float = 30) -> dict:
     return {"value": json.loads(lines[-1]) if lines else None, "error": err}
 
 
-PROBE = "import os, sys, json; print(json.dumps({'pid': os.getpid(), 'ppid': os.getppid(), " \
-        "'cwd': os.getcwd(), 'torch': 'torch' in sys.modules, 'course_lib': 'course_lib' in sys.modules}))"
+PROBE = ("import os, sys, json; print(json.dumps({'pid': os.getpid(), 'ppid': os.getppid(), 'uid': os.getuid(), "
+         "'cwd': os.getcwd(), 'torch': 'torch' in sys.modules, 'course_lib': 'course_lib' in sys.modules, "
+         f"'repo': os.path.exists({str(ROOT / 'solutions')!r}) or os.path.exists({str(ROOT / 'README.md')!r}), "
+         "'procs': sorted(int(p) for p in os.listdir('/proc') if p.isdigit()), "
+         "'env': sorted(os.environ)}))")
 
 
-def _gone(pid: int, within: float) -> bool:
-    t_end = time.time() + within
-    while time.time() < t_end:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        try:   # a zombie of ours counts as gone
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                return True
-        except ChildProcessError:
-            pass
-        time.sleep(0.1)
-    return False
-
-
-def test_forked_kernel_is_a_locked_down_kernel_in_the_notebook_folder(kernels):
-    km, kc, z, root = kernels(warm=True)
+def test_forked_kernel_runs_isolated_in_the_notebook_folder(kernels):
+    km, kc, k = kernels(warm=True)
     v = run(kc, PROBE)["value"]
-    launcher = km.provisioner.process.pid
-    assert v["pid"] != launcher and v["ppid"] == z.proc.pid          # forked by the server
-    assert v["cwd"] == str((root / "autograded" / "s1" / "exercises").resolve())
+    assert v["cwd"] == str(k.cwd)
     assert v["torch"] and not v["course_lib"]                        # warm, and no instructor code
-    # the lock-down of a cold kernel: no solutions / repository reads, no processes
-    r = run(kc, "import course_instructor.grading.autograde")
-    assert r["error"] in ("ModuleNotFoundError", "PermissionError"), r
+    assert v["ppid"] != 1                                            # forked by the server
+    assert v["uid"] == 65534 and not v["repo"]                       # nobody; the repository does not exist
+    assert len(v["procs"]) <= 4, v["procs"]                          # only the sandbox's own processes
+    assert "JPY_PARENT_PID" not in v["env"] and "PYTHONPATH" not in v["env"]
+    assert run(kc, "import course_instructor.grading.autograde")["error"] == "ModuleNotFoundError"
+    assert run(kc, "import solutions")["error"] == "ModuleNotFoundError"
     assert run(kc, "import subprocess; subprocess.run(['true'])")["error"] == "PermissionError"
-    assert run(kc, f"open({str(root / 'nbgrader_config.py')!r}).read()")["error"] == "PermissionError"
-    # ... and it cannot reach the fork server or signal it
-    sock = json.loads((root / "kernel_spec.json").read_text())["zygote_socket"]
-    r = run(kc, f"import socket; s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.connect({sock!r})")
-    assert r["error"] == "PermissionError", r
-    assert run(kc, f"import os, signal; os.kill({z.proc.pid}, signal.SIGKILL)")["error"] == "PermissionError"
-    assert z.alive()
+    # no network, and the grader (this process) cannot be signalled: it does not exist in there
+    r = run(kc, "import socket; socket.create_connection(('1.1.1.1', 80), timeout=2)")
+    assert r["error"] in ("OSError", "PermissionError", "TimeoutError", "gaierror"), r
+    assert run(kc, f"import os; os.kill({os.getpid()}, 0)")["error"] in ("ProcessLookupError", "PermissionError")
     # torch works in the forked child (no thread pool inherited in a bad state)
     r = run(kc, "import torch, json; x = torch.randn(256, 256); print(json.dumps(float((x @ x).abs().sum() > 0)))")
     assert r == {"value": 1.0, "error": None}
 
 
 def test_interrupt_reaches_the_forked_kernel(kernels):
-    km, kc, _, _ = kernels(warm=True)
+    km, kc, _ = kernels(warm=True)
     msg_id = kc.execute("while True:\n    pass")
     time.sleep(1.0)
     km.interrupt_kernel()
@@ -138,42 +118,43 @@ def test_interrupt_reaches_the_forked_kernel(kernels):
     assert run(kc, "print(41 + 1)")["value"] == 42                  # and it keeps working
 
 
-def test_kernel_dies_with_its_launcher_and_exit_reaches_jupyter(kernels):
-    km, kc, z, _ = kernels(warm=True)
-    pid = run(kc, PROBE)["value"]["pid"]
+def test_kernel_dies_with_its_launcher(kernels):
+    import signal
+    km, kc, k = kernels(warm=True)
+    pid = run(kc, PROBE)["value"]["pid"]                             # its pid inside the sandbox
     os.kill(km.provisioner.process.pid, signal.SIGKILL)             # what a timed-out nbgrader does
-    assert _gone(pid, 10), "the forked kernel outlived its launcher"
-    assert z.alive()
-    km2, kc2, _, _ = kernels(warm=True)                              # the server keeps serving
-    pid2 = run(kc2, PROBE)["value"]["pid"]
-    km2.shutdown_kernel()                                            # a clean shutdown ...
-    assert _gone(pid2, 10)
-    assert km2.provisioner is None or not km2.is_alive()             # ... ends the launcher too
+    assert k.zygote.alive()
+    km2, kc2, _ = kernels(warm=True)                                 # the server keeps serving
+    t_end, alive = time.time() + 10, True
+    while alive and time.time() < t_end:
+        alive = run(kc2, f"import os, json; print(json.dumps(os.path.exists('/proc/{pid}')))")["value"]
+        time.sleep(0.2)
+    assert not alive, "the forked kernel outlived its launcher"
 
 
-def test_server_kills_leftover_kernels_between_submissions(kernels):
-    km, kc, z, _ = kernels(warm=True)
-    pid = run(kc, PROBE)["value"]["pid"]
-    z.kill_kernels()
-    assert _gone(pid, 10)
+def test_closing_the_submission_ends_every_kernel(kernels):
+    km, kc, k = kernels(warm=True)
+    run(kc, "import threading, time; threading.Thread(target=time.sleep, args=(600,)).start(); print(1)")
+    k.close()
     t_end = time.time() + 10
     while km.is_alive() and time.time() < t_end:                     # the launcher follows
         time.sleep(0.1)
     assert not km.is_alive()
 
 
-def test_without_a_server_kernels_start_cold(kernels):
-    km, kc, _, _ = kernels(warm=False)
+def test_without_a_server_kernels_start_cold_and_isolated(kernels):
+    km, kc, _ = kernels(warm=False)
     v = run(kc, PROBE)["value"]
-    assert v["pid"] == km.provisioner.process.pid and v["torch"] and not v["course_lib"]
+    assert v["ppid"] == 1 and v["torch"] and not v["course_lib"] and not v["repo"] and v["uid"] == 65534
     assert run(kc, "import subprocess; subprocess.run(['true'])")["error"] == "PermissionError"
 
 
-def test_server_refuses_a_kernel_outside_the_graded_folders(kernels, tmp_path):
+def test_a_kernel_asked_to_start_elsewhere_runs_in_the_submission_folder(kernels, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    km, kc, _, _ = kernels(warm=True, cwd=elsewhere)                 # refused: the launcher starts it cold
-    assert run(kc, PROBE)["value"]["pid"] == km.provisioner.process.pid
+    km, kc, k = kernels(warm=True, cwd=elsewhere)                    # refused by the server: starts cold
+    v = run(kc, PROBE)["value"]
+    assert v["ppid"] == 1 and v["cwd"] == str(k.cwd)
 
 
 @pytest.mark.parametrize("case", ["grading_folder_inside_repository", "repository_inside_tmp"])

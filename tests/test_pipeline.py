@@ -198,7 +198,7 @@ def test_submit_packs_notebooks_and_course_lib(tmp_path, monkeypatch):
 def test_notebook_groups_cover_every_unit_once(jobs):
     """The --notebook patterns of concurrent nbgrader processes: every NN_*.ipynb in exactly one."""
     import fnmatch
-    from course_instructor.grading.autograde import notebook_groups
+    from course_instructor.grading.nbgrader_run import notebook_groups
     names = [f"{i:02d}_unit" for i in range(1, 21)] + ["08_evaluation", "02_fixture"]
     groups = notebook_groups(jobs)
     assert len(groups) == jobs
@@ -206,3 +206,32 @@ def test_notebook_groups_cover_every_unit_once(jobs):
         assert sum(fnmatch.fnmatch(name, g) for g in groups) == 1, (name, groups)
     if jobs == 2:   # neighbouring units (similar cost) go to different processes
         assert not fnmatch.fnmatch("05_ppo", groups[1]) and fnmatch.fnmatch("06_grpo", groups[1])
+
+
+def test_results_from_the_sandbox_are_parsed_strictly():
+    """The wire format: tensors come back as float64 / int64 / bool tensors the grader builds;
+    anything malformed is refused with a named error; a bool tensor never passes for numbers."""
+    from solutions import grading
+    t = torch.tensor([[0.5, -1.0], [2.0, float("nan")]])
+    r = caserun.run_case(lambda: (t, {"n": 3}), {"args": []})
+    back = caserun.decode_result(json.loads(json.dumps(caserun.encode(r))))
+    v = back["value"][0]
+    assert type(v) is torch.Tensor and v.dtype == torch.float64 and v.shape == (2, 2)
+    assert torch.equal(v.nan_to_num(7.0), t.double().nan_to_num(7.0)) and back["value"][1] == {"n": 3}
+    for bad, msg in [({"__tensor__": "float32", "shape": [3], "data": [1.0, 2.0]}, "shape"),
+                     ({"__tensor__": "object", "shape": [1], "data": [1]}, "dtype"),
+                     ({"__tensor__": "bool", "shape": [1], "data": [1]}, "bool"),
+                     ({"__tensor__": "int64", "shape": [1], "data": [0.5]}, "int"),
+                     ("x" * 2000, "longer than"), ([[[[[[[[[[1]]]]]]]]]], "nested")]:
+        with pytest.raises(caserun.MalformedResult, match=msg):
+            caserun.decode(bad)
+    with pytest.raises(caserun.MalformedResult):
+        caserun.decode_result({"value": 1, "grads": {}, "error": None, "error_types": [], "id": "", "x": 1})
+    expected = caserun.run_case(lambda: torch.tensor([0.3, 0.7]), {"args": []})
+    as_bool = caserun.decode_result(caserun.encode(caserun.run_case(lambda: torch.tensor([True, True]), {"args": []})))
+    ok, msg = grading.compare(expected, as_bool)
+    assert not ok and "expected a tensor of real numbers" in msg and "bool" in msg
+    ok, msg = grading.compare(caserun.run_case(lambda: 1.0, {"args": []}), {**expected, "value": True})
+    assert not ok
+    r = caserun.run_case(lambda: torch.zeros(2).as_subclass(type("Sub", (torch.Tensor,), {})), {"args": []})
+    assert "subclass" in r["error"]

@@ -1,8 +1,10 @@
 """Run an exercise function on grading *cases* and collect what it returned (value + gradients).
 
-This module is public (it ships with the student release) because the sandboxed grading process
-needs it without access to ``solutions/``: it only *runs* a function, it never decides whether
-the result is right. The instructor's ``solutions/grading.py`` makes the cases and compares.
+The sandboxed grading process gets a copy of this file (it needs it without access to
+``solutions/``): there it only *runs* a function and encodes what came back as JSON
+(:func:`encode`). The grader parses that JSON with :func:`decode_result` into plain float64 /
+int64 / bool tensors it builds itself, and the instructor's ``solutions/grading.py`` compares
+(:func:`close`). Nothing the sandbox returns is unpickled or has a method called on it.
 
 A case is a plain, picklable dict::
 
@@ -26,9 +28,9 @@ Case options for those exercises: ``"report_params": True`` returns ``{"return":
 ``"grad_model": True`` back-propagates the first returned tensor and reports the gradient of
 the model's parameters as ``grads["model"]``.
 
-A result is a dict that :func:`torch.load` accepts with ``weights_only=True`` (only tensors,
-numbers, strings, lists, dicts, None): ``{"value": ..., "grads": {...}, "error": None | str,
-"error_types": [...]}``.
+A result is ``{"id", "value", "grads": {...}, "error": None | str, "error_types": [...]}`` made of
+tensors, numbers, strings, lists, dicts and None; on the wire (sandbox -> grader) tensors are
+``{"__tensor__": dtype, "shape": [...], "data": [flat numbers]}``.
 """
 from __future__ import annotations
 
@@ -153,9 +155,11 @@ def normalize(x, depth: int = 0):
     if depth > 6:
         raise TypeError("returned object is nested too deeply")
     if isinstance(x, torch.Tensor):
+        if type(x) not in (torch.Tensor, torch.nn.Parameter):
+            raise TypeError(f"returned a {type(x).__name__} (a torch.Tensor subclass): return a plain tensor")
         if x.numel() > MAX_ELEMENTS:
             raise ValueError(f"returned tensor is too large ({x.numel()} elements)")
-        return x.detach().to("cpu").clone()
+        return torch.Tensor.detach(x).to("cpu").clone()
     if isinstance(x, bool):
         return bool(x)
     if isinstance(x, int):
@@ -272,10 +276,12 @@ def close(a, b, rtol: float, atol: float, path: str = "value") -> tuple[bool, st
             return False, f"{path}: expected {describe(a)}, got {describe(b)}"
         if tuple(a.shape) != tuple(b.shape):
             return False, f"{path}: expected shape {list(a.shape)}, got {list(b.shape)}"
-        if a.dtype == torch.bool or b.dtype == torch.bool:
-            if not torch.equal(a.bool(), b.bool()):
-                return False, f"{path}: boolean values differ"
-            return True, ""
+        if a.dtype == torch.bool:
+            if b.dtype != torch.bool:
+                return False, f"{path}: expected a bool tensor, got {b.dtype}"
+            return (True, "") if torch.equal(a, b) else (False, f"{path}: boolean values differ")
+        if b.dtype == torch.bool or b.is_complex():
+            return False, f"{path}: expected a tensor of real numbers ({a.dtype}), got {b.dtype}"
         a64, b64 = a.to(torch.float64), b.to(torch.float64)
         if not torch.isfinite(b64).all() and torch.isfinite(a64).all():
             return False, f"{path}: contains nan/inf"
@@ -286,7 +292,8 @@ def close(a, b, rtol: float, atol: float, path: str = "value") -> tuple[bool, st
             return False, f"{path}: values differ from the expected ones (max abs error {err:.3g})"
         return True, ""
     if isinstance(a, bool) or isinstance(b, bool):
-        return (a == b, "" if a == b else f"{path}: expected {a}, got {b}")
+        same = type(a) is type(b) and a == b
+        return (same, "" if same else f"{path}: expected {a!r}, got {b!r}")
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         fa, fb = float(a), float(b)
         if math.isnan(fa) and math.isnan(fb):
@@ -319,12 +326,78 @@ def close(a, b, rtol: float, atol: float, path: str = "value") -> tuple[bool, st
     return False, f"{path}: cannot compare {describe(a)} with {describe(b)}"
 
 
-def validate_result(r) -> dict:
-    """Check that a result read back from the sandbox has the expected structure."""
-    if not isinstance(r, dict) or not {"value", "grads", "error", "error_types"} <= set(r):
-        raise ValueError("malformed case result")
-    if not isinstance(r["grads"], dict) or not isinstance(r["error_types"], list):
-        raise ValueError("malformed case result")
-    if r["error"] is not None and not isinstance(r["error"], str):
-        raise ValueError("malformed case result")
-    return r
+# --- the wire format (sandbox -> grader) ------------------------------------------------------------
+DTYPES = {"float16": torch.float64, "bfloat16": torch.float64, "float32": torch.float64,
+          "float64": torch.float64, "uint8": torch.int64, "int8": torch.int64, "int16": torch.int64,
+          "int32": torch.int64, "int64": torch.int64, "bool": torch.bool}
+MAX_DEPTH = 8
+
+
+def encode(x):
+    """A normalized value (see :func:`normalize`) as JSON-able data; tensors become
+    ``{"__tensor__": dtype, "shape": [...], "data": [...]}`` (NaN / inf as JSON's NaN / Infinity)."""
+    if isinstance(x, torch.Tensor):
+        t = torch.Tensor.detach(x).cpu()
+        dtype = str(t.dtype).replace("torch.", "")
+        if dtype not in DTYPES:
+            raise TypeError(f"returned a tensor of dtype {dtype}, which the grader cannot compare")
+        flat = t.reshape(-1)
+        return {"__tensor__": dtype, "shape": list(t.shape),
+                "data": flat.tolist() if dtype != "bfloat16" else flat.float().tolist()}
+    if isinstance(x, list):
+        return [encode(v) for v in x]
+    if isinstance(x, dict):
+        return {str(k): encode(v) for k, v in x.items()}
+    return x
+
+
+class MalformedResult(ValueError):
+    """What the sandbox sent back is not a well-formed result (wrong types, sizes or structure)."""
+
+
+def decode(x, depth: int = 0):
+    """Parse JSON data from the sandbox into values the grader builds itself: float64 / int64 /
+    bool tensors of the declared shape, plain numbers, strings, lists, dicts. Raises
+    :class:`MalformedResult` naming the problem for anything else."""
+    if depth > MAX_DEPTH:
+        raise MalformedResult("the result is nested too deeply")
+    if x is None or type(x) in (bool, int, float):
+        return x
+    if type(x) is str:
+        if len(x) > 1000:
+            raise MalformedResult("a string in the result is longer than 1000 characters")
+        return x
+    if type(x) is list:
+        if len(x) > MAX_ELEMENTS:
+            raise MalformedResult("a list in the result is too long")
+        return [decode(v, depth + 1) for v in x]
+    if type(x) is not dict:
+        raise MalformedResult(f"unexpected {type(x).__name__} in the result")
+    if "__tensor__" not in x:
+        return {str(k): decode(v, depth + 1) for k, v in x.items()}
+    dtype, shape, data = x.get("__tensor__"), x.get("shape"), x.get("data")
+    if set(x) != {"__tensor__", "shape", "data"} or dtype not in DTYPES:
+        raise MalformedResult(f"a tensor of unknown dtype {str(dtype)[:40]!r} in the result")
+    if type(shape) is not list or len(shape) > 8 or any(type(d) is not int or d < 0 for d in shape):
+        raise MalformedResult("a tensor with a malformed shape in the result")
+    n = math.prod(shape)
+    if type(data) is not list or n > MAX_ELEMENTS or len(data) != n:
+        raise MalformedResult(f"a tensor of shape {shape} with {len(data) if type(data) is list else '?'} "
+                              "values in the result")
+    kinds = (bool,) if dtype == "bool" else (int,) if DTYPES[dtype] == torch.int64 else (int, float)
+    if not all(type(v) in kinds for v in data):
+        raise MalformedResult(f"a {dtype} tensor with values that are not {'/'.join(k.__name__ for k in kinds)}")
+    return torch.tensor(data, dtype=DTYPES[dtype]).reshape(shape)
+
+
+def decode_result(r) -> dict:
+    """One case result from the sandbox, parsed by :func:`decode` and checked for structure."""
+    if type(r) is not dict or set(r) != {"id", "value", "grads", "error", "error_types"}:
+        raise MalformedResult("malformed case result")
+    grads, error, types = r["grads"], r["error"], r["error_types"]
+    if type(grads) is not dict or type(types) is not list or not all(type(t) is str for t in types):
+        raise MalformedResult("malformed case result")
+    if error is not None and type(error) is not str:
+        raise MalformedResult("malformed case result")
+    return {"id": decode(r["id"]), "value": decode(r["value"]), "error": decode(error),
+            "grads": {str(k): decode(v) for k, v in grads.items()}, "error_types": types[:64]}

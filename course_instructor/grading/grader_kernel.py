@@ -1,32 +1,34 @@
 """The Jupyter kernel nbgrader uses while autograding (started through a kernelspec that
-course_instructor/grading/autograde.py writes; never imported by the course).
+course_instructor/grading/nbgrader_run.py writes; never imported by the course).
 
-    python -I -S grader_kernel.py SPEC.json -f CONNECTION_FILE     # the kernelspec's command
-    python -I -S grader_kernel.py --zygote SPEC.json               # the fork server (autograde)
+    python -I -S grader_kernel.py SPEC.json -f CONNECTION_FILE       # the kernelspec's launcher
+    python -I -S grader_kernel.py --zygote SPEC.json                 # the fork server (in bwrap)
+    python -I -S grader_kernel.py --cold SPEC.json -f CONNECTION_FILE  # a kernel without server (in bwrap)
 
-The notebook runs the student's code, so this kernel gets the same lock-down as the grading
-sandbox (sandbox_child.install_hook): explicit sys.path (the notebook's folder + site-packages,
-no editable-install finder, so no instructor repository and no solutions/), an audit hook that
-refuses reads under the instructor repository, writes outside the submission's folders,
-subprocesses, ctypes and Unix-socket connections, plus CPU and memory limits. Its outputs only
-feed the feedback HTML: the points of code exercises are decided by the grader, never by this
-kernel.
+The notebook runs the student's code, so the kernel runs inside the submission's bubblewrap
+sandbox (isolation.py: only the student's folder, the kernel files and a private /tmp exist; no
+network; uid nobody; its own pid namespace) and locks itself down further before ipykernel
+starts: rlimits and the fork ban (limits.py), an explicit sys.path (the notebook's folder +
+site-packages, no editable-install finder), the environment of SPEC's ``kernel_env`` only, and the
+audit hook of the grading sandbox as an extra alarm. Its outputs only feed the feedback page and
+the written answers: code points are decided by the grader, never by this kernel.
 
-Start-up cost. Importing torch + transformers + ipykernel takes ~4 s of CPU, paid by each of the
-eight notebooks of every submission. So autograde starts one **fork server** per batch (the
-"zygote": those trusted libraries imported once, no student code, no course_lib). The kernelspec's
-command is then only a small launcher: it hands the zygote its argv, working folder, environment
-and stdin/stdout/stderr; the zygote forks a child that locks itself down exactly as a cold kernel
-does and runs ipykernel. The launcher stays the process Jupyter knows: it relays signals
-(interrupt = SIGINT) to the child and exits with the child's exit code; if the launcher or the
-process that started it dies, the zygote kills the child. Without a zygote (none configured, or it
-cannot be reached) the launcher starts the kernel itself, as before.
+Start-up cost. Importing torch + transformers + ipykernel takes ~4 s of CPU, which each of the eight
+notebooks of a submission would pay. So each submission gets one **fork server** (the "zygote":
+those trusted libraries imported once, no student code, no course_lib), started by autograde
+inside the submission's sandbox. The kernelspec's command, run by nbgrader outside the sandbox,
+is a small launcher: it hands the zygote its argv and stdin/stdout/stderr over the zygote's Unix
+socket (in the submission's private folder); the zygote forks a kernel; the launcher stays the
+process Jupyter knows, relays signals (interrupt = SIGINT) over the socket and exits with the
+kernel's exit code; if the launcher dies, the zygote kills the kernel. Without a zygote (none
+configured, or not reachable in time) the launcher execs bubblewrap around ``--cold``.
 """
 import json
 import os
 import signal
 import socket
 import sys
+import time
 
 RELAYED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
@@ -63,29 +65,39 @@ def base_path(spec: dict) -> list:
     return [p for p in sys.path if p and p != os.path.dirname(os.path.abspath(__file__))] + spec["site_dirs"]
 
 
-def lock_down_and_run(spec: dict, base: list) -> None:
-    """Limits, sys.path, audit hook, then ipykernel with sys.argv[1:] (``-f CONNECTION_FILE``)."""
-    sys.path[:] = [os.getcwd()] + base
-    import resource
-    for res, val in ((resource.RLIMIT_AS, spec["mem_mb"] * 2 ** 20), (resource.RLIMIT_CPU, spec["cpu_seconds"]),
-                     (resource.RLIMIT_FSIZE, spec["fsize_mb"] * 2 ** 20), (resource.RLIMIT_CORE, 0)):
-        try:
-            resource.setrlimit(res, (val, val))
-        except (ValueError, OSError):
-            pass
-    import importlib
+def _load(spec: dict, name: str):
+    """A helper module of the kernel folder (limits.py, sandbox_hook.py), loaded by path."""
     import importlib.util
+    s = importlib.util.spec_from_file_location(f"_course_{name}", os.path.join(spec["kernel_dir"], f"{name}.py"))
+    mod = importlib.util.module_from_spec(s)
+    s.loader.exec_module(mod)
+    return mod
+
+
+def lock_down_and_run(spec: dict, base: list) -> None:
+    """Environment, limits, fork ban, sys.path, audit hook, then ipykernel with sys.argv[1:]
+    (``-f CONNECTION_FILE``)."""
+    os.environ.clear()
+    os.environ.update({str(k): str(v) for k, v in spec["kernel_env"].items()})
+    for var in ("HOME", "MPLCONFIGDIR", "COURSE_CHECKPOINTS"):
+        try:
+            os.makedirs(os.environ[var], exist_ok=True)
+        except (KeyError, OSError):
+            pass
+    sys.path[:] = [os.getcwd()] + base
+    import importlib
     importlib.invalidate_caches()
-    s = importlib.util.spec_from_file_location("_course_sandbox_hook", spec["hook_module"])
-    hook = importlib.util.module_from_spec(s)
-    s.loader.exec_module(hook)
+    limits = _load(spec, "limits")
+    hook = _load(spec, "sandbox_hook")
+    limits.apply(spec["cpu_seconds"], spec["mem_mb"], spec["fsize_mb"])
     preload()
+    limits.install_fork_ban()
     try:
         import torch
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS") or 1)))
     except Exception:  # noqa: BLE001
         pass
-    hook.install_hook({"root": spec["writable"], "forbidden": spec["forbidden"],
+    hook.install_hook({"writable": spec["writable"], "root": spec["writable"], "forbidden": spec["forbidden"],
                        "allowed_read": spec["allowed_read"]}, kernel=True)
     from ipykernel import kernelapp
     kernelapp.launch_new_instance()
@@ -100,19 +112,27 @@ def launch_via_zygote(spec: dict) -> None:
     path = spec.get("zygote_socket")
     if not path:
         return
+    t_end = time.time() + float(spec.get("zygote_wait", 60))
+    while not os.path.exists(path) and time.time() < t_end:   # the server may still be importing
+        time.sleep(0.05)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         s.settimeout(10)
         s.connect(path)
-        msg = json.dumps({"argv": sys.argv[1:], "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
-        socket.send_fds(s, [msg], [0, 1, 2])
+        socket.send_fds(s, [json.dumps({"argv": sys.argv[1:], "cwd": os.getcwd()}).encode()], [0, 1, 2])
         reply = json.loads(s.recv(65536) or b"{}")
-        pid = int(reply["pid"])
+        int(reply["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         s.close()
         return
+
+    def relay(n, _frame):      # the kernel's pid lives in the sandbox's pid namespace: ask the server
+        try:
+            s.send(json.dumps({"signal": int(n)}).encode())
+        except OSError:
+            pass
     for sig in RELAYED:
-        signal.signal(sig, lambda n, _f: _kill(pid, n))
+        signal.signal(sig, relay)
     parent = os.getppid()
     s.settimeout(0.5)
     while True:
@@ -120,20 +140,28 @@ def launch_via_zygote(spec: dict) -> None:
             data = s.recv(65536)
         except socket.timeout:
             if os.getppid() != parent:          # Jupyter (nbgrader) is gone: so is the kernel
-                _kill(pid, signal.SIGKILL)
-                os._exit(1)
+                os._exit(1)                     # (the server sees the connection close)
             continue
         except InterruptedError:
             continue
         except OSError:
             data = b""
-        if not data:                            # the zygote is gone: do not leave an orphan
-            _kill(pid, signal.SIGKILL)
+        if not data:                            # the zygote is gone: so is the kernel
             os._exit(1)
         try:
             os._exit(int(json.loads(data)["exit"]))
         except (ValueError, KeyError, TypeError):
             os._exit(1)
+
+
+def launch_cold(spec: dict, spec_path: str) -> None:
+    """No server: exec bubblewrap around ``--cold`` (with isolation), or lock down in place."""
+    argv = spec.get("isolated_argv") or []
+    if argv:
+        inner = [spec["python"], "-I", "-S", os.path.join(spec["kernel_dir"], "grader_kernel.py"), "--cold",
+                 spec_path] + sys.argv[1:]
+        os.execv(argv[0], argv + inner)
+    lock_down_and_run(spec, base_path(spec))
 
 
 def _kill(pid: int, sig: int) -> None:
@@ -203,13 +231,21 @@ def serve(spec: dict) -> None:
                 _accept(srv, children, spec, base, allowed_cwd)
                 continue
             try:
-                data = r.recv(16)
+                data = r.recv(256)
             except OSError:
                 data = b""
+            pid = next((p for p, c in children.items() if c is r), None)
+            if pid is None:
+                continue
             if not data:                        # the launcher died (SIGKILL): its kernel goes too
-                for pid, conn in children.items():
-                    if conn is r:
-                        _kill(pid, signal.SIGKILL)
+                _kill(pid, signal.SIGKILL)
+                continue
+            try:                                # a signal the launcher relays (interrupt)
+                sig = int(json.loads(data)["signal"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            if sig in [int(x) for x in RELAYED]:
+                _kill(pid, sig)
 
 
 def _accept(srv, children: dict, spec: dict, base: list, allowed_cwd: str) -> None:
@@ -222,8 +258,8 @@ def _accept(srv, children: dict, spec: dict, base: list, allowed_cwd: str) -> No
         conn.settimeout(2)
         raw, fds, _flags, _addr = socket.recv_fds(conn, 1 << 20, 3)
         req = json.loads(raw)
-        argv, cwd, env = list(map(str, req["argv"])), os.path.realpath(req["cwd"]), dict(req["env"])
-        if len(fds) != 3 or not cwd.startswith(allowed_cwd + os.sep):
+        argv, cwd = list(map(str, req["argv"])), os.path.realpath(req["cwd"])
+        if len(fds) != 3 or not (cwd == allowed_cwd or cwd.startswith(allowed_cwd + os.sep)):
             raise ValueError("refused")
     except (OSError, ValueError, KeyError, TypeError):
         for fd in fds:
@@ -244,8 +280,6 @@ def _accept(srv, children: dict, spec: dict, base: list, allowed_cwd: str) -> No
                 os.dup2(fd, i)
                 os.close(fd)
             os.chdir(cwd)
-            os.environ.clear()
-            os.environ.update({str(k): str(v) for k, v in env.items()})
             sys.argv = [sys.argv[0]] + argv
             lock_down_and_run(spec, base)
         finally:
@@ -265,11 +299,16 @@ def main() -> None:
         spec = json.loads(open(sys.argv[2]).read())
         serve(spec)
         return
-    spec = json.loads(open(sys.argv[1]).read())
+    if sys.argv[1] == "--cold":                 # inside bubblewrap
+        spec = json.loads(open(sys.argv[2]).read())
+        del sys.argv[1:3]
+        lock_down_and_run(spec, base_path(spec))
+        return
+    spec_path = sys.argv[1]
+    spec = json.loads(open(spec_path).read())
     del sys.argv[1]
     launch_via_zygote(spec)
-    preload_base = base_path(spec)
-    lock_down_and_run(spec, preload_base)
+    launch_cold(spec, spec_path)
 
 
 if __name__ == "__main__":

@@ -1,122 +1,95 @@
-"""Run a student's exercise functions on grading cases in a separate, locked-down process.
+"""Run a student's exercise functions on grading cases in a separate, isolated process.
 
-The grader never imports student code. :func:`run_student_cases` copies the course's own
-``course_lib`` into a fresh temporary folder, lays the student's exercise modules over it, and
-starts ``python -I -S course_instructor/grading/sandbox_child.py`` there:
+The grader never imports student code. :func:`run_student_cases` lays the student's exercise
+modules over a copy of the course's own ``course_lib`` in a fresh folder (the "box", with the jobs
+and the child's helpers) and starts ``python -I -S sandbox_child.py`` on it inside bubblewrap
+(isolation.py): the box is mounted read-only at ``/box``, the only writable place is a private
+``/tmp``; the instructor repository, ``solutions/``, the gradebook, the grades and every other
+submission do not exist in there; no network, uid nobody, its own pid namespace.
 
-* isolated interpreter (``-I -S``): no PYTHON* variables, no user site, no ``.pth`` files (the
-  editable install's finder would map ``solutions`` to the instructor repository); ``sys.path`` is
-  the sandbox folder + the standard library + site-packages, set explicitly;
-* an audit hook (installed before the student's modules are imported) refuses reads under the
-  instructor repository (except the interpreter's own files), writes outside the sandbox folder,
-  subprocesses / os.system / exec / fork, ctypes and sockets;
-* resource limits: CPU seconds, address space, file size (caps any output file), no core dumps;
-  stdout/stderr go to /dev/null and a capped in-memory sink; a new session so the whole process
-  group can be killed;
-* wall-clock bounds: start-up, each exercise (no new result file for ``exercise_timeout`` s = the
-  exercise hangs: the process is killed, that exercise gets no result and the sandbox restarts for
-  the remaining ones) and the whole submission (``total_timeout``);
-* optional: when ``unshare`` can create user + mount namespaces, the instructor repository is
-  additionally hidden behind an empty tmpfs (``hide_repo=True``; off by default).
-
-The child writes one result file per exercise; the parent checks size and structure and loads it
-with ``torch.load(weights_only=True)`` (plain tensors / numbers / strings only).
+Inside, the child loads the fork ban and the audit hook (an extra alarm) before importing student
+code; rlimits (limits.py) bound CPU, memory, file size and open files. Results come back as JSON
+lines on the child's stdout, read with a size cap and parsed by :func:`caserun.decode_result`
+into tensors the grader builds itself -- nothing is unpickled, no method of a student object is
+ever called here. Wall-clock bounds: start-up, each exercise (no new result line for
+``exercise_timeout`` s: the whole sandbox is killed, that exercise gets no result and a fresh
+sandbox runs the remaining ones) and the whole submission (``total_timeout``).
 """
 from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import signal
-import site
 import subprocess
 import sys
-import sysconfig
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import torch
 
 from course_lib.core import registry as exercises
-from course_instructor.grading import caserun
+from course_instructor.grading import caserun, limits
+from course_instructor.grading.isolation import Isolation
 
 REPO = Path(__file__).resolve().parents[2]             # the instructor repository (when it is one)
 PACKAGE = REPO / "course_lib"                          # the course_lib that grading lays student files over
 EXERCISE_MODULES = tuple(exercises.modules())
 MAX_RESULT_BYTES = 32 * 2 ** 20
+HELPERS = ("sandbox_child.py", "caserun.py", "limits.py")
+BOX = "/box"                                           # where the box is mounted inside the sandbox
 
 
-def student_files(student_course_lib: Path | None) -> dict[str, Path]:
+def student_files(student_course_lib: Path | None, base: Path = PACKAGE) -> dict[str, Path]:
     """The files of a student's course_lib that grading uses: the exercise modules, plus any
     *new* top-level .py helper module the student added. Provided infrastructure always comes
-    from the grader's own copy."""
+    from the grader's own copy (`base`)."""
     if student_course_lib is None or not Path(student_course_lib).is_dir():
         return {}
     out = {}
     for p in sorted(Path(student_course_lib).glob("*.py")):
         if p.is_symlink() or not p.is_file():
             continue
-        if p.stem in EXERCISE_MODULES or not (PACKAGE / p.name).exists():
+        if p.stem in EXERCISE_MODULES or not (base / p.name).exists():
             out[p.name] = p
     return out
 
 
-def prepare_course_lib(student_course_lib: Path | None, dest: Path) -> Path:
-    """dest/course_lib = this course_lib (+ assets) with the student's files laid over it."""
-    target = dest / "course_lib"
-    shutil.copytree(PACKAGE, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-                    symlinks=False)
-    for name, src in student_files(student_course_lib).items():
+def copy_package(dest: Path, base: Path = PACKAGE) -> Path:
+    """dest = a copy of course_lib (+ assets) without caches or symlinks."""
+    shutil.copytree(base, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), symlinks=False)
+    return dest
+
+
+def prepare_course_lib(student_course_lib: Path | None, dest: Path, base: Path = PACKAGE) -> Path:
+    """dest/course_lib = the grader's course_lib (`base`) with the student's files laid over it."""
+    target = copy_package(dest / "course_lib", base)
+    for name, src in student_files(student_course_lib, base).items():
         shutil.copyfile(src, target / name)
-    # The child process and its case runner (trusted code, copied next to the student's package).
+    return target
+
+
+def prepare_box(student_course_lib: Path | None, dest: Path, base: Path = PACKAGE) -> Path:
+    """prepare_course_lib + the child process and its helpers (trusted code) next to it."""
+    target = prepare_course_lib(student_course_lib, dest, base)
     grading = dest / "course_instructor" / "grading"
     grading.mkdir(parents=True)
     (dest / "course_instructor" / "__init__.py").write_text("")
     (grading / "__init__.py").write_text("")
-    for helper in ("sandbox_child.py", "caserun.py"):
+    for helper in HELPERS:
         shutil.copyfile(Path(__file__).with_name(helper), grading / helper)
     return target
 
 
-def _site_dirs() -> list[str]:
-    dirs = []
-    for d in [*site.getsitepackages(), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]:
-        if d and os.path.isdir(d) and d not in dirs:
-            dirs.append(d)
-    return dirs
-
-
 def forbidden_roots() -> list[str]:
+    """What the audit hook refuses to read (inside the sandbox these do not even exist)."""
     roots = [str(REPO / "solutions")]
     if (REPO / "solutions").exists() or (REPO / ".git").exists():
         roots.append(str(REPO))
     return roots
-
-
-def _limits(cpu_seconds: int, mem_mb: int, fsize_mb: int):
-    def apply():
-        import resource
-        os.setsid()
-        for res, val in ((resource.RLIMIT_CPU, cpu_seconds), (resource.RLIMIT_AS, mem_mb * 2 ** 20),
-                         (resource.RLIMIT_FSIZE, fsize_mb * 2 ** 20), (resource.RLIMIT_CORE, 0)):
-            try:
-                resource.setrlimit(res, (val, val))
-            except (ValueError, OSError):
-                pass
-    return apply
-
-
-def unshare_available() -> bool:
-    exe = shutil.which("unshare")
-    if not exe:
-        return False
-    try:
-        r = subprocess.run([exe, "--user", "--map-root-user", "--mount", "true"], capture_output=True,
-                           timeout=10)
-        return r.returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -131,82 +104,105 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _load_result(path: Path, name: str, n_cases: int) -> tuple[list | None, str | None]:
+class _Lines:
+    """Reads the child's result lines in a thread: at most MAX_RESULT_BYTES in all, each line
+    handed over as text; past the cap the reader stops (and says so)."""
+
+    def __init__(self, stream):
+        self.q: queue.Queue = queue.Queue()
+        self.overflow = False
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream) -> None:
+        total = 0
+        try:
+            for raw in iter(lambda: stream.readline(MAX_RESULT_BYTES + 1), b""):
+                total += len(raw)
+                if total > MAX_RESULT_BYTES or not raw.endswith(b"\n"):
+                    self.overflow = total > MAX_RESULT_BYTES
+                    break
+                self.q.put(raw.decode("utf-8", "replace"))
+        except (OSError, ValueError):
+            pass
+        finally:
+            self.q.put(None)
+
+
+def _parse(line: str, index: int, name: str, n_cases: int) -> tuple[list | None, str | None, str]:
+    """(results, error, output) of one result line; never trusts its content."""
     try:
-        if path.stat().st_size > MAX_RESULT_BYTES:
-            return None, "the result file is too large"
-        data = torch.load(path, weights_only=True)
-        if not isinstance(data, dict) or data.get("name") != name:
-            return None, "malformed result file"
-        res = data.get("results")
-        if not isinstance(res, list) or len(res) != n_cases:
-            return None, "malformed result file (wrong number of cases)"
-        return [caserun.validate_result(r) for r in res], None
-    except Exception as e:  # noqa: BLE001 - anything odd in a student-written file = no result
-        return None, f"unreadable result file ({type(e).__name__})"
+        msg = json.loads(line)
+        if type(msg) is not dict or msg.get("i") != index or msg.get("name") != name:
+            raise caserun.MalformedResult("a result line for another exercise")
+        res = msg.get("results")
+        if type(res) is not list or len(res) != n_cases:
+            raise caserun.MalformedResult("wrong number of case results")
+        out = msg.get("output") if type(msg.get("output")) is str else ""
+        return [caserun.decode_result(r) for r in res], None, out[:70000]
+    except (ValueError, RecursionError) as e:   # MalformedResult is a ValueError
+        return None, f"the sandbox sent back a malformed result ({str(e)[:200]})", ""
 
 
 def run_student_cases(student_course_lib: Path | None, jobs: dict[str, list[dict]], *,
-                      exercise_timeout: float = 20.0, startup_timeout: float = 90.0,
-                      total_timeout: float = 120.0, cpu_seconds: int = 300, mem_mb: int = 6144,
-                      fsize_mb: int = 64, hide_repo: bool = False, workdir: Path | None = None) -> dict:
+                      isolation: Isolation | None = None, exercise_timeout: float = 20.0,
+                      startup_timeout: float = 90.0, total_timeout: float = 120.0,
+                      cpu_seconds: int = 300, mem_mb: int = 6144, fsize_mb: int = 64,
+                      workdir: Path | None = None, base: Path = PACKAGE) -> dict:
     """Run the student's function of every exercise in `jobs` ({name: cases}) in the sandbox.
 
     Returns {name: {"results": [case result, ...] | None, "error": str | None, "output": str}}.
-    A result of None means nothing usable came back (crash, timeout, malformed file)."""
+    A result of None means nothing usable came back (crash, timeout, malformed output).
+    `isolation` None = bubblewrap (raises IsolationUnavailable where it cannot run); `base` = the
+    course_lib the student's files are laid over."""
+    iso = isolation if isolation is not None else Isolation(True)
     names = [n for n in jobs if n in exercises.BY_NAME]
     outcome: dict[str, dict] = {}
-    base = Path(tempfile.mkdtemp(prefix="course_sandbox_", dir=workdir))
+    work = Path(tempfile.mkdtemp(prefix="course_sandbox_", dir=workdir))
     try:
-        root = base / "box"
-        root.mkdir()
-        prepare_course_lib(student_course_lib, root)
-        torch.save({n: jobs[n] for n in names}, root / "jobs.pt")
+        box = work / "box"
+        box.mkdir()
+        prepare_box(student_course_lib, box, base)
+        torch.save({n: jobs[n] for n in names}, box / "jobs.pt")
+        inner = BOX if iso.enabled else str(box)
+        scratch = "/tmp" if iso.enabled else str(work / "scratch")
+        os.makedirs(work / "scratch", exist_ok=True)
         preload = any(caserun.needs_tokenizer(c) or _needs_model(c) for n in names for c in jobs[n])
         deadline = time.monotonic() + total_timeout
         pending = list(names)
         attempt = 0
+        env = {"PATH": "/usr/bin:/bin", "HOME": scratch, "TMPDIR": scratch, "OMP_NUM_THREADS": "1",
+               "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+               "HF_DATASETS_OFFLINE": "1", "COURSE_PROFILE": "tiny", "TOKENIZERS_PARALLELISM": "false",
+               "HF_HOME": scratch + "/hf", "MPLCONFIGDIR": scratch + "/mpl"}
         while pending:
             attempt += 1
-            out = root / f"out{attempt}"
-            out.mkdir()
-            spec = {"root": str(root), "site_dirs": _site_dirs(), "jobs": str(root / "jobs.pt"),
-                    "out": str(out), "order": pending,
-                    "modules": {n: exercises.get(n).module for n in pending},
-                    "forbidden": forbidden_roots(),
-                    "allowed_read": [sys.prefix, sys.base_prefix, sys.exec_prefix, *_site_dirs()],
+            spec = {"root": inner, "site_dirs": iso.site_paths(), "jobs": f"{inner}/jobs.pt",
+                    "order": pending, "modules": {n: exercises.get(n).module for n in pending},
+                    "forbidden": forbidden_roots(), "writable": [scratch],
+                    "allowed_read": [sys.prefix, sys.base_prefix, sys.exec_prefix, *iso.site_paths()],
                     "preload_transformers": preload, "output_cap": 65536}
-            (root / "spec.json").write_text(json.dumps(spec))
-            cmd = [sys.executable, "-I", "-S", str(root / "course_instructor/grading/sandbox_child.py"),
-                   str(root / "spec.json")]
-            if hide_repo and unshare_available():
-                script = (f"mount -t tmpfs none {REPO} 2>/dev/null; exec " +
-                          " ".join(f"'{c}'" for c in cmd))
-                cmd = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script]
-            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(root),
-                   "TMPDIR": str(root), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                   "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-                   "COURSE_PROFILE": "tiny", "TOKENIZERS_PARALLELISM": "false",
-                   "HF_HOME": str(root / "hf"), "MPLCONFIGDIR": str(root / "mpl")}
-            with open(root / f"stderr{attempt}.txt", "wb") as err:
-                proc = subprocess.Popen(cmd, cwd=str(root), env=env, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=err,
-                                        preexec_fn=_limits(cpu_seconds, mem_mb, fsize_mb))
-                reason = _watch(proc, out, len(pending), exercise_timeout, startup_timeout, deadline)
-            stderr_tail = (root / f"stderr{attempt}.txt").read_bytes()[-2000:].decode("utf-8", "replace")
-            got = 0
-            for i, name in enumerate(pending):
-                f = out / f"{i:03d}.pt"
-                if not f.exists():
-                    break
-                res, err = _load_result(f, name, len(jobs[name]))
-                outcome[name] = {"results": res, "error": err, "output": ""}
-                got += 1
+            (box / f"spec{attempt}.json").write_text(json.dumps(spec))
+            argv = [isolation_python(iso), "-I", "-S", f"{inner}/course_instructor/grading/sandbox_child.py",
+                    f"{inner}/spec{attempt}.json"]
+            cmd = iso.command(argv, env=env, cwd=scratch, ro={str(box): BOX}, tmp_mb=512)
+            with open(work / f"stderr{attempt}.txt", "wb") as err:
+                proc = subprocess.Popen(cmd, cwd=scratch if not iso.enabled else str(work),
+                                        env=env if not iso.enabled else {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+                                        start_new_session=True,
+                                        preexec_fn=lambda: limits.apply(cpu_seconds, mem_mb, fsize_mb))
+                try:
+                    got, reason = _collect(proc, pending, jobs, outcome, exercise_timeout, startup_timeout,
+                                           deadline)
+                finally:
+                    _kill(proc)
+                    proc.stdout.close()
+            stderr_tail = (work / f"stderr{attempt}.txt").read_bytes()[-2000:].decode("utf-8", "replace")
             rest = pending[got:]
             if not rest:
                 break
-            if not (out / "ready").exists():
-                msg = f"the grading sandbox did not start ({reason}); {stderr_tail.strip()[-300:]}"
+            if reason.startswith("start-up:"):
+                msg = f"the grading sandbox did not start ({reason[9:]}); {stderr_tail.strip()[-300:]}"
                 for name in rest:
                     outcome[name] = {"results": None, "error": msg, "output": ""}
                 break
@@ -219,8 +215,59 @@ def run_student_cases(student_course_lib: Path | None, jobs: dict[str, list[dict
                                      f"({total_timeout:.0f} s) ran out", "output": ""}
                 break
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
     return outcome
+
+
+def isolation_python(iso: Isolation) -> str:
+    from course_instructor.grading.isolation import interpreter
+    return interpreter() if iso.enabled else sys.executable
+
+
+def _collect(proc, pending: list[str], jobs: dict, outcome: dict, exercise_timeout: float,
+             startup_timeout: float, deadline: float) -> tuple[int, str]:
+    """Read result lines until the child finishes, stalls or runs out of time.
+    Returns (exercises that got a result, why it ended; "start-up: ..." if it never got ready)."""
+    lines = _Lines(proc.stdout)
+    started = last = time.monotonic()
+    ready, got = False, 0
+    while True:
+        now = time.monotonic()
+        limit = (last + exercise_timeout) if ready else (started + startup_timeout)
+        try:
+            line = lines.q.get(timeout=max(0.01, min(limit, deadline) - now))
+        except queue.Empty:
+            now = time.monotonic()
+            if now >= deadline:
+                return got, ("the submission's time budget ran out" if ready
+                             else "start-up: the submission's time budget ran out")
+            if not ready:
+                return got, f"start-up: start-up took longer than {startup_timeout:.0f} s"
+            return got, f"timed out after {exercise_timeout:.0f} s (an infinite loop?)"
+        if line is None:                       # the child closed its output: it ended
+            rc = proc.wait()
+            if lines.overflow:
+                return got, "it sent back more than 32 MB of results"
+            if not ready:
+                return got, f"start-up: the process ended with status {rc}"
+            if rc < 0:
+                sig = signal.Signals(-rc).name if -rc in signal.Signals._value2member_map_ else -rc
+                return got, f"the process was killed by {sig} (a resource limit: CPU time, memory or output size)"
+            return got, f"the process exited early with status {rc} (sys.exit / os._exit?)"
+        last = time.monotonic()
+        if not ready:
+            ready = line.strip() == json.dumps({"ready": True})
+            if not ready:
+                return got, "start-up: the sandbox sent something before it was ready"
+            continue
+        if got >= len(pending):
+            if line.strip() == json.dumps({"done": True}):
+                return got, "finished"
+            continue
+        name = pending[got]
+        res, err, out = _parse(line, got, name, len(jobs[name]))
+        outcome[name] = {"results": res, "error": err, "output": out}
+        got += 1
 
 
 def _needs_model(obj) -> bool:
@@ -231,36 +278,3 @@ def _needs_model(obj) -> bool:
     if isinstance(obj, (list, tuple)):
         return any(_needs_model(v) for v in obj)
     return False
-
-
-def _watch(proc, out: Path, n: int, exercise_timeout, startup_timeout, deadline) -> str:
-    """Wait for the child; kill it when it stops making progress. Returns why it ended."""
-    last_count, last_change = -1, time.monotonic()
-    started = time.monotonic()
-    ready_at = None
-    while True:
-        rc = proc.poll()
-        now = time.monotonic()
-        if rc is not None:
-            if (out / "done").exists():
-                return "finished"
-            if rc < 0:
-                sig = signal.Signals(-rc).name if -rc in signal.Signals._value2member_map_ else -rc
-                return f"the process was killed by {sig} (a resource limit: CPU time, memory or output size)"
-            return f"the process exited early with status {rc} (sys.exit / os._exit?)"
-        ready = (out / "ready").exists()
-        if ready and ready_at is None:
-            ready_at = now
-        count = len(list(out.glob("*.pt")))
-        if count != last_count:
-            last_count, last_change = count, now
-        if not ready and now - started > startup_timeout:
-            _kill(proc)
-            return f"start-up took longer than {startup_timeout:.0f} s"
-        if ready and now - max(last_change, ready_at) > exercise_timeout:
-            _kill(proc)
-            return f"timed out after {exercise_timeout:.0f} s (an infinite loop?)"
-        if now > deadline:
-            _kill(proc)
-            return "the submission's time budget ran out"
-        time.sleep(0.05)

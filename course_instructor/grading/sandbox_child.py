@@ -2,14 +2,16 @@
 
     python -I -S sandbox_child.py SPEC.json
 
-Runs with an explicit sys.path (the sandbox's own copy of course_lib + the interpreter's
-site-packages; no .pth files, so no editable-install finder that could reach the instructor
-repository). Before any student code is imported it installs an audit hook that refuses to open
-files under the forbidden roots (the instructor repository, solutions/), to write or delete files
-outside the sandbox folder, to start processes (subprocess, os.system, exec, spawn, fork), to load
-native code through ctypes and to open network sockets. It then imports the student's modules,
-runs every exercise on its cases (course_instructor.grading.caserun) and writes one result file per
-exercise, which the grader validates. It never sees expected outputs and decides nothing.
+Runs inside bubblewrap (isolation.py: no instructor repository, no network, uid nobody, own pid
+namespace) with an explicit sys.path (the sandbox's own copy of course_lib + site-packages
+without the editable-install finder). Before any student code is imported it loads the fork ban
+(limits.py: no new processes) and an audit hook -- an extra alarm, not the wall -- that refuses to
+open files under the forbidden roots, to write outside the scratch folders, to start processes,
+to load native code through ctypes and to open sockets. It then imports the student's modules,
+runs every exercise on its cases (course_instructor.grading.caserun) and writes one JSON line per
+exercise to the result descriptor (the original stdout): ``{"ready": true}``, then
+``{"i": i, "name": ..., "results": [...], "output": "..."}`` per exercise, then ``{"done": true}``.
+The grader parses those lines strictly; it never sees expected outputs here and decides nothing.
 """
 import json
 import os
@@ -28,19 +30,21 @@ def main() -> None:
     pkg.__path__ = [os.path.join(spec["root"], "course_lib")]   # module; we import them one by one
     pkg.__file__ = os.path.join(pkg.__path__[0], "__init__.py")
     sys.modules["course_lib"] = pkg
-    from course_instructor.grading import caserun
-    jobs = torch.load(spec["jobs"], weights_only=True)
+    from course_instructor.grading import caserun, limits
+    jobs = torch.load(spec["jobs"], weights_only=True)    # written by the grader, not by students
     if spec.get("preload_transformers"):
         import transformers  # noqa: F401
         from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast  # noqa: F401
         if any(caserun.needs_tokenizer(c) for cs in jobs.values() for c in cs):
             caserun.tiny_tokenizer()
-    out = spec["out"]
-    _touch(os.path.join(out, "ready"))
-    install_hook(spec)
-    sink = _Sink(spec.get("output_cap", 65536))
+    results = os.fdopen(os.dup(1), "w")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
+    if spec.get("fork_ban", True) and not limits.install_fork_ban():
+        sys.stderr.write("sandbox: the fork ban could not be loaded\n")
+    _send(results, {"ready": True})
+    install_hook(spec)
+    sink = _Sink(spec.get("output_cap", 65536))
     os.dup2(devnull, 2)
     sys.stdout = sys.stderr = sink
 
@@ -63,24 +67,34 @@ def main() -> None:
                 res = [_error(f"course_lib/{module}.py has no function {name}") for _ in cases]
             else:
                 res = [caserun.run_case(func, case) for case in cases]
-        tmp = os.path.join(out, f"{i:03d}.tmp")
         try:
-            torch.save({"name": name, "results": res, "output": sink.text()}, tmp)
-        except BaseException as e:  # noqa: BLE001 - an output that cannot be stored
-            res = [_error(f"the result cannot be stored: {type(e).__name__}") for _ in cases]
-            torch.save({"name": name, "results": res, "output": ""}, tmp)
-        os.replace(tmp, os.path.join(out, f"{i:03d}.pt"))
-    _touch(os.path.join(out, "done"))
+            line = json.dumps({"i": i, "name": name, "results": [_wire(caserun, r) for r in res],
+                               "output": sink.text()})
+        except BaseException as e:  # noqa: BLE001 - a result that cannot be encoded
+            line = json.dumps({"i": i, "name": name, "output": "", "results": [
+                _error(f"the result cannot be sent to the grader: {type(e).__name__}: {str(e)[:200]}")
+                for _ in cases]})
+        results.write(line + "\n")
+        results.flush()
+    _send(results, {"done": True})
     os._exit(0)   # do not wait for threads the student code may have started
+
+
+def _wire(caserun, r: dict) -> dict:
+    """One case result as JSON data; a value that cannot be encoded becomes that case's error."""
+    try:
+        return caserun.encode(r)
+    except Exception as e:  # noqa: BLE001
+        return _error(f"{type(e).__name__}: {str(e)[:300]}")
+
+
+def _send(f, msg: dict) -> None:
+    f.write(json.dumps(msg) + "\n")
+    f.flush()
 
 
 def _error(msg: str) -> dict:
     return {"id": "", "value": None, "grads": {}, "error": msg, "error_types": ["Exception"]}
-
-
-def _touch(path: str) -> None:
-    with open(path, "w") as f:
-        f.write("1")
 
 
 class _Sink:
@@ -129,7 +143,8 @@ def install_hook(spec: dict, kernel: bool = False) -> None:
     """`kernel=True`: the notebook kernel under nbgrader (it needs its own sockets)."""
     forbidden = [os.path.realpath(p) for p in spec["forbidden"]]
     allowed = [os.path.realpath(p) for p in spec["allowed_read"]]
-    roots = spec["root"] if isinstance(spec["root"], list) else [spec["root"]]
+    roots = spec["writable"] if "writable" in spec else spec["root"]
+    roots = roots if isinstance(roots, list) else [roots]
     writable = [os.path.realpath(p) for p in roots]
     blocked = BLOCKED_EVENTS - KERNEL_ALLOWED if kernel else BLOCKED_EVENTS
     realpath, fspath, isinstance_, str_, bytes_ = os.path.realpath, os.fspath, isinstance, str, bytes

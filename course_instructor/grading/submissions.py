@@ -1,0 +1,104 @@
+"""Finding, unpacking and naming submissions (zips from `course submit`, or folders).
+
+Only what grading uses is taken from a submission, by name: ``exercises/NN_*.ipynb``,
+``course_lib/<name>.py`` and ``SUBMISSION.json`` (optionally under one top folder). Anything else
+-- absolute or ``..`` paths (zip-slip), symlinks, odd names, nested folders -- is skipped, and the
+bytes actually decompressed are counted (a zip bomb stops at :data:`MAX_UNZIPPED`)."""
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from pathlib import Path
+
+MAX_UNZIPPED = 200 * 2 ** 20
+MAX_FILE = 50 * 2 ** 20
+_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}"
+_WANTED = re.compile(rf"^(?:{_NAME}/)?(?:exercises/{_NAME}\.ipynb|course_lib/{_NAME}\.py|SUBMISSION\.json)$")
+
+
+class BadSubmission(ValueError):
+    """A submission that cannot be read (corrupt or oversized archive, undecodable names)."""
+
+
+def find_submissions(path: Path) -> list[Path]:
+    path = Path(path)
+    if path.is_file() or (path / "exercises").is_dir() or (path / "course_lib").is_dir():
+        return [path]
+    return sorted(p for p in path.iterdir() if (p.is_dir() or p.suffix == ".zip") and not p.name.startswith("."))
+
+
+def wanted(name: str) -> bool:
+    """Is this relative path one that grading reads?"""
+    return bool(_WANTED.match(name)) and ".." not in name.split("/")
+
+
+def _copy_capped(src, dst: Path, budget: int) -> int:
+    """Copy at most `budget` bytes (and MAX_FILE per file); returns the bytes copied."""
+    n = 0
+    with open(dst, "wb") as out:
+        for block in iter(lambda: src.read(1 << 20), b""):
+            n += len(block)
+            if n > min(budget, MAX_FILE):
+                raise BadSubmission(f"the submission is larger than {MAX_UNZIPPED // 2 ** 20} MB unpacked "
+                                    f"(or one file larger than {MAX_FILE // 2 ** 20} MB)")
+            out.write(block)
+    return n
+
+
+def unpack(sub: Path, dest: Path) -> Path:
+    """Copy/extract the files grading uses into dest; returns the folder holding them."""
+    dest.mkdir(parents=True, exist_ok=True)
+    budget = MAX_UNZIPPED
+    if sub.is_file():
+        try:
+            with zipfile.ZipFile(sub) as z:
+                for info in z.infolist():
+                    is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
+                    if info.is_dir() or is_link or not wanted(info.filename):
+                        continue
+                    target = dest / info.filename
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with z.open(info) as src:
+                        budget -= _copy_capped(src, target, budget)
+        except UnicodeDecodeError as e:
+            raise BadSubmission(f"the zip has a file name that is not valid UTF-8 ({e.reason})") from e
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as e:
+            raise BadSubmission(f"the zip cannot be read ({type(e).__name__}: {e})") from e
+    else:
+        for p in sorted(sub.rglob("*")):
+            rel = p.relative_to(sub).as_posix()
+            if p.is_symlink() or not p.is_file() or not wanted(rel):
+                continue
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            with open(p, "rb") as src:
+                budget -= _copy_capped(src, dest / rel, budget)
+    # a zip may hold one top folder
+    if not (dest / "exercises").exists() and not (dest / "course_lib").exists():
+        subdirs = [p for p in dest.iterdir() if p.is_dir()]
+        if len(subdirs) == 1:
+            return subdirs[0]
+    return dest
+
+
+def student_id_of(sub: Path, unpacked: Path) -> str:
+    """SUBMISSION.json's student_id, else the file / folder name without 'submission-'."""
+    from course_lib.submit import clean_id
+    meta = unpacked / "SUBMISSION.json"
+    sid = None
+    if meta.is_file() and meta.stat().st_size < 10000:
+        try:
+            sid = json.loads(meta.read_text()).get("student_id")
+        except (ValueError, AttributeError):
+            sid = None
+    if not isinstance(sid, str) or not sid.strip():
+        sid = re.sub(r"^submission-", "", sub.stem if sub.is_file() else sub.name)
+    try:
+        return clean_id(sid)
+    except ValueError:
+        return fallback_id(sub)
+
+
+def fallback_id(sub: Path) -> str:
+    """An id from the file name alone (for submissions that cannot be read)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", sub.stem)[:64].strip("._") or "unknown"
