@@ -341,7 +341,7 @@ def test_release_repo_url_goes_into_first_cells_and_badges(tmp_path):
 
     from course_instructor import release
 
-    url = "https://github.com/some-teacher/rl-course.git"
+    url = "https://github.com/OWNER/REPO.git"
     bundle = release.build_bundle(tmp_path / "with", ROOT / "exercises", repo_url=url, branch="fall")
     notebooks = sorted((bundle / "exercises").glob("*.ipynb"))
     assert len(notebooks) == len(list((ROOT / "exercises").glob("*.ipynb"))) > 0
@@ -351,7 +351,7 @@ def test_release_repo_url_goes_into_first_cells_and_badges(tmp_path):
         assert f"COURSE_REPO_URL = {url!r}" in cell.source, nb_path.name
         assert cell.metadata.nbgrader["checksum"] == compute_checksum(cell)  # Validate stays quiet
         assert (
-            f"https://colab.research.google.com/github/some-teacher/rl-course/blob/fall/exercises/"
+            f"https://colab.research.google.com/github/OWNER/REPO/blob/fall/exercises/"
             f"{nb_path.name}"
         ) in readme
     with zipfile.ZipFile(bundle.parent / "rl-course.zip") as z:  # the zip carries the same cells
