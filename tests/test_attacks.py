@@ -366,6 +366,8 @@ def test_kernel_attacks_through_nbgrader(fixture_course, tmp_path):
     tries = json.loads(lines[0][len("ATTACK "):])
     assert set(tries) == {"read_solutions", "import_solutions", "write_grading", "write_repo", "gradebook",
                           "other_student", "kill_grader", "network", "fork", "plant"}
+    planted = tries.pop("plant")      # succeeds, into the kernel's private /tmp: nothing on the host
+    assert planted == "DONE" and not _no_planted_files()
     assert "DONE" not in tries.values(), tries
     with Gradebook(f"sqlite:///{out / 'nbgrader' / 'gradebook.db'}", "rl-posttraining") as gb:
         assert gb.find_grade("test_kl_estimate", "02_fixture", "exercises", "a_honest").score == 3.0

@@ -23,12 +23,13 @@ MODULES = ("rewards", "kl", "sft", "reward_model", "ppo", "grpo", "dpo")
 
 
 def solved_module(module: str) -> str:
+    """The stub file with the solution appended: the solution's definitions replace the stubs."""
     stub = (REPO / "course_lib" / f"{module}.py").read_text()
     sol = (REPO / "solutions" / f"{module}.py").read_text()
     keep = [re.sub(r"^(\s*)from solutions\.(\w+) import", r"\1from course_lib.\2 import", ln)
             for ln in sol.splitlines()
             if not ln.startswith(f"from course_lib.{module} import") and not ln.startswith("from __future__")]
-    return stub + "\n\n" + "\n".join(keep) + "\n"
+    return stub + "\n\n# ---- the student's work ----\n" + "\n".join(keep) + "\n"
 
 
 def make_submission(dest: Path, notebooks: list[Path], solved: bool) -> Path:

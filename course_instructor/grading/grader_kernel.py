@@ -30,6 +30,7 @@ import socket
 import sys
 import time
 
+PASSED_ENV = ("NBGRADER_EXECUTION",)     # what nbgrader tells the kernel (training cells shrink)
 RELAYED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
@@ -77,8 +78,10 @@ def _load(spec: dict, name: str):
 def lock_down_and_run(spec: dict, base: list) -> None:
     """Environment, limits, fork ban, sys.path, audit hook, then ipykernel with sys.argv[1:]
     (``-f CONNECTION_FILE``)."""
+    passed = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
     os.environ.clear()
     os.environ.update({str(k): str(v) for k, v in spec["kernel_env"].items()})
+    os.environ.update(passed)
     for var in ("HOME", "MPLCONFIGDIR", "COURSE_CHECKPOINTS"):
         try:
             os.makedirs(os.environ[var], exist_ok=True)
@@ -119,7 +122,8 @@ def launch_via_zygote(spec: dict) -> None:
     try:
         s.settimeout(10)
         s.connect(path)
-        socket.send_fds(s, [json.dumps({"argv": sys.argv[1:], "cwd": os.getcwd()}).encode()], [0, 1, 2])
+        socket.send_fds(s, [json.dumps({"argv": sys.argv[1:], "cwd": os.getcwd(), "env": _passed()}).encode()],
+                        [0, 1, 2])
         reply = json.loads(s.recv(65536) or b"{}")
         int(reply["pid"])
     except (OSError, ValueError, KeyError, TypeError):
@@ -154,13 +158,18 @@ def launch_via_zygote(spec: dict) -> None:
             os._exit(1)
 
 
+def _passed() -> dict:
+    return {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+
+
 def launch_cold(spec: dict, spec_path: str) -> None:
     """No server: exec bubblewrap around ``--cold`` (with isolation), or lock down in place."""
     argv = spec.get("isolated_argv") or []
     if argv:
         inner = [spec["python"], "-I", "-S", os.path.join(spec["kernel_dir"], "grader_kernel.py"), "--cold",
                  spec_path] + sys.argv[1:]
-        os.execv(argv[0], argv + inner)
+        env = [a for k, v in _passed().items() for a in ("--setenv", k, v)]
+        os.execv(argv[0], argv[:-1] + env + argv[-1:] + inner)      # argv ends with "--"
     lock_down_and_run(spec, base_path(spec))
 
 
@@ -259,6 +268,7 @@ def _accept(srv, children: dict, spec: dict, base: list, allowed_cwd: str) -> No
         raw, fds, _flags, _addr = socket.recv_fds(conn, 1 << 20, 3)
         req = json.loads(raw)
         argv, cwd = list(map(str, req["argv"])), os.path.realpath(req["cwd"])
+        passed = {k: str(v) for k, v in dict(req.get("env") or {}).items() if k in PASSED_ENV}
         if len(fds) != 3 or not (cwd == allowed_cwd or cwd.startswith(allowed_cwd + os.sep)):
             raise ValueError("refused")
     except (OSError, ValueError, KeyError, TypeError):
@@ -280,6 +290,7 @@ def _accept(srv, children: dict, spec: dict, base: list, allowed_cwd: str) -> No
                 os.dup2(fd, i)
                 os.close(fd)
             os.chdir(cwd)
+            os.environ.update(passed)
             sys.argv = [sys.argv[0]] + argv
             lock_down_and_run(spec, base)
         finally:
