@@ -36,15 +36,6 @@ from pathlib import Path
 ALGOS = ("sft", "grpo", "dpo")
 
 
-def _median_steps(seconds) -> float:
-    """Median step time without the first (warm-up) step."""
-    xs = [float(s) for s in seconds if s == s]          # drop NaN
-    xs = xs[1:] if len(xs) > 1 else xs
-    if not xs:
-        raise RuntimeError("no step was timed")
-    return statistics.median(xs)
-
-
 def _fresh(profile, device):
     from course_lib.core.models import load_policy
     from course_lib.core.utils import seed_everything
@@ -52,54 +43,62 @@ def _fresh(profile, device):
     return load_policy(profile=profile, device=device)
 
 
+def _side_by_side(ours, trl, steps: int) -> dict:
+    """Median seconds per step of two Runs (``_loop.median_step_seconds``: first step dropped)."""
+    from course_lib.trainers._loop import median_step_seconds
+    result = {"ours_s_per_step": median_step_seconds(ours.history),
+              "trl_s_per_step": median_step_seconds(trl.history), "steps": steps}
+    if any(v != v for v in result.values()):
+        raise RuntimeError("no step was timed")
+    return result
+
+
 def bench_sft(profile, steps: int, batch: int, device=None) -> dict:
     from course_lib.core import data
-    from course_lib.trainers import sft as sft_trainer
+    from course_lib.trainers import sft
     ds = data.load_task("qa", "train", profile=profile)
-    cfg = sft_trainer.default_config(profile, None, max_steps=steps, per_device_train_batch_size=batch)
+    cfg = sft.SFTConfig.from_profile(profile, None, max_steps=steps, per_device_train_batch_size=batch)
     model, tok = _fresh(profile, device)
-    ours = sft_trainer.train(model, tok, ds, cfg, desc="bench SFT (ours)")
+    ours = sft.train(cfg, model, tok, ds, profile=profile, desc="bench SFT (ours)")
     model, tok = _fresh(profile, device)
     with tempfile.TemporaryDirectory(prefix="bench_trl_sft_") as d:
-        trl = sft_trainer.run_trl_sft(model, tok, ds, cfg, d)
-    return {"ours_s_per_step": _median_steps([h["seconds"] for h in ours]),
-            "trl_s_per_step": float(trl["seconds_per_step"]), "steps": steps,
-            "batch": batch, "learning_rate": cfg.learning_rate, "max_length": cfg.max_length}
+        trl = sft.train_with_trl(cfg, model, tok, ds, d)
+    return {**_side_by_side(ours, trl, steps), "batch": batch, "learning_rate": cfg.learning_rate,
+            "max_length": cfg.max_length}
 
 
 def bench_grpo(profile, steps: int, batch: int, device=None, num_generations: int = 4) -> dict:
-    from course_lib.trainers import grpo as grpo_trainer
     from course_lib.core.models import frozen_copy
+    from course_lib.trainers import grpo
     prompts = max(1, batch // num_generations)
-    cfg = grpo_trainer.GRPOConfig.for_task("sentiment", profile, None, max_steps=steps,
-                                           prompts_per_step=prompts, num_generations=num_generations)
+    cfg = grpo.GRPOConfig.from_profile(profile, None, task="sentiment", max_steps=steps,
+                                       prompts_per_step=prompts, num_generations=num_generations)
     model, tok = _fresh(profile, device)
-    run = grpo_trainer.train(cfg, model=model, tokenizer=tok, ref_model=frozen_copy(model),
-                             profile=profile, desc="bench GRPO (ours)")
+    ours = grpo.train(cfg, model, tok, ref_model=frozen_copy(model), profile=profile,
+                      desc="bench GRPO (ours)")
     model, tok = _fresh(profile, device)
     with tempfile.TemporaryDirectory(prefix="bench_trl_grpo_") as d:
-        trl = grpo_trainer.train_trl(cfg, model, tok, output_dir=d, profile=profile)
-    return {"ours_s_per_step": _median_steps([h["seconds"] for h in run.history]),
-            "trl_s_per_step": _median_steps(trl["step_seconds"]), "steps": steps,
-            "batch": prompts * num_generations, "prompts_per_step": prompts,
-            "num_generations": num_generations, "max_completion_length": cfg.max_completion_length,
-            "learning_rate": cfg.learning_rate, "beta": cfg.beta}
+        trl = grpo.train_with_trl(cfg, model, tok, output_dir=d, profile=profile)
+    return {**_side_by_side(ours, trl, steps), "batch": prompts * num_generations,
+            "prompts_per_step": prompts, "num_generations": num_generations,
+            "max_completion_length": cfg.max_completion_length, "learning_rate": cfg.learning_rate,
+            "beta": cfg.beta}
 
 
 def bench_dpo(profile, steps: int, batch: int, device=None) -> dict:
     from course_lib.core import data
-    from course_lib.trainers import dpo as dpo_trainer
     from course_lib.core.models import frozen_copy
+    from course_lib.trainers import dpo
     pairs = data.load_task("preferences", "train", n=max(4 * batch, batch * (steps + 1)), profile=profile)
-    cfg = dpo_trainer.DPOConfig.from_preset(profile, None, max_steps=steps, per_device_train_batch_size=batch)
+    cfg = dpo.DPOConfig.from_profile(profile, None, max_steps=steps, per_device_train_batch_size=batch)
     model, tok = _fresh(profile, device)
-    ours = dpo_trainer.train(model, tok, pairs, cfg, ref_model=frozen_copy(model), desc="bench DPO (ours)")
+    ours = dpo.train(cfg, model, tok, pairs, ref_model=frozen_copy(model), profile=profile,
+                     desc="bench DPO (ours)")
     model, tok = _fresh(profile, device)
     with tempfile.TemporaryDirectory(prefix="bench_trl_dpo_") as d:
-        trl_hist, _ = dpo_trainer.trl_dpo(model, tok, pairs, cfg, ref_model=frozen_copy(model), output_dir=d)
-    return {"ours_s_per_step": _median_steps([h["seconds"] for h in ours]),
-            "trl_s_per_step": _median_steps([h["seconds"] for h in trl_hist]), "steps": steps,
-            "batch": batch, "learning_rate": cfg.learning_rate, "max_length": cfg.max_length}
+        trl = dpo.train_with_trl(cfg, model, tok, pairs, d, ref_model=frozen_copy(model))
+    return {**_side_by_side(ours, trl, steps), "batch": batch, "learning_rate": cfg.learning_rate,
+            "max_length": cfg.max_length}
 
 
 BENCHES = {"sft": bench_sft, "grpo": bench_grpo, "dpo": bench_dpo}
@@ -196,7 +195,7 @@ def run(steps: int = 20, batch: int = 8, algos=ALGOS, profile=None, device=None,
             out[algo] = BENCHES[algo](profile, steps, batch, device, **kw)
             r = out[algo]
             r["ratio_trl_over_ours"] = r["trl_s_per_step"] / r["ours_s_per_step"]
-        except Exception as e:   # one failing trainer must not hide the others' numbers
+        except Exception as e:  # noqa: BLE001  (one failing trainer must not hide the others' numbers)
             out[algo] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
         out[algo]["wall_seconds"] = round(time.perf_counter() - t0, 2)
     from course_lib import solutions_active

@@ -183,14 +183,15 @@ print(f"mean NLL over completion tokens {sft.sft_loss(logp, one['labels'], comp[
 # run shrinks to 3 steps.
 
 # %%
-config = sft_trainer.default_config(profile, **({"max_steps": 3} if FAST else {}))
+config = sft_trainer.SFTConfig.from_profile(profile, **({"max_steps": 3} if FAST else {}))
 print(config)
 held_out = lambda m: {"eval_loss": sft_trainer.eval_loss(m, tokenizer, eval_ds)}
 eval_every = max(1, config.max_steps // 6)
 course_lib.seed_everything(0)
 model, tokenizer = load_policy(profile=profile)
 t0 = time.perf_counter()
-history = sft_trainer.train(model, tokenizer, train_ds, config, eval_fn=held_out, eval_every=eval_every)
+run = sft_trainer.train(config, model, tokenizer, train_ds, eval_fn=held_out, eval_every=eval_every)
+history = run.history
 train_seconds = time.perf_counter() - t0
 print(f"{len(history)} steps in {train_seconds:.1f} s")
 
@@ -224,8 +225,8 @@ save_figure(fig, "03_sft_loss"); plt.show()
 course_lib.seed_everything(0)
 model_all, _ = load_policy(profile=profile)
 config_all = dataclasses.replace(config, completion_only_loss=False)
-history_all = sft_trainer.train(model_all, tokenizer, train_ds, config_all, eval_fn=held_out,
-                                eval_every=eval_every, desc="SFT, loss on all tokens")
+history_all = sft_trainer.train(config_all, model_all, tokenizer, train_ds, eval_fn=held_out,
+                                eval_every=eval_every, desc="SFT, loss on all tokens").history
 after_all, all_texts = sft_trainer.format_compliance(model_all, tokenizer, eval_ds["prompt"], MAX_NEW)
 
 # %%
@@ -262,16 +263,16 @@ print(f"held-out completion NLL after training: completion only {sft_trainer.eva
 course_lib.seed_everything(0)
 model_trl, _ = load_policy(profile=profile)
 with tempfile.TemporaryDirectory() as tmp:
-    trl_run = sft_trainer.run_trl_sft(model_trl, tokenizer, train_ds, config, tmp)
+    trl_run = sft_trainer.train_with_trl(config, model_trl, tokenizer, train_ds, tmp)
 after_trl, _ = sft_trainer.format_compliance(model_trl, tokenizer, eval_ds["prompt"], MAX_NEW)
-ours_sps, trl_sps = sft_trainer.seconds_per_step(history), trl_run["seconds_per_step"]
+ours_sps, trl_sps = run.seconds_per_step, trl_run.seconds_per_step
 print(f"seconds per step: ours {ours_sps:.3f}, TRL {trl_sps:.3f} (TRL / ours = {trl_sps / ours_sps:.2f})")
 print(f"format compliance: ours {after:.0%}, TRL {after_trl:.0%}")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), gridspec_kw={"width_ratios": [2, 1]})
 axes[0].plot([h["step"] for h in history], [h["loss"] for h in history], label="our loop")
-axes[0].plot([h["step"] for h in trl_run["history"]], [h["loss"] for h in trl_run["history"]], label="TRL SFTTrainer")
+axes[0].plot([h["step"] for h in trl_run.history], [h["loss"] for h in trl_run.history], label="TRL SFTTrainer")
 axes[0].set_xlabel("step"); axes[0].set_ylabel("completion NLL (training batch)"); axes[0].legend()
 axes[1].bar(["ours", "TRL"], [ours_sps, trl_sps], color=["#93c47d", "#e69138"])
 axes[1].set_ylabel("seconds / step (median)")
@@ -291,7 +292,7 @@ save_figure(fig, "03_ours_vs_trl"); plt.show()
 
 # %%
 if not FAST:
-    path = sft_trainer.save_checkpoint(model, tokenizer, config=config, history=history, profile=profile)
+    path = sft_trainer.save_checkpoint(run)
     print("saved", path)
 report_metrics("03", {"format_compliance": (before, after),
                       "format_compliance_all_tokens": (before, after_all),

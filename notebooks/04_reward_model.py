@@ -112,7 +112,7 @@ save_figure(fig, "04_bt_loss"); plt.show()
 # texts in one forward pass. Every few steps the loop measures the **held-out** accuracy.
 
 # %%
-config = rmt.default_config(profile, **({"max_steps": 3} if FAST else {}))
+config = rmt.RewardConfig.from_profile(profile, **({"max_steps": 3} if FAST else {}))
 print(config)
 course_lib.seed_everything(0)
 tokenizer = load_tokenizer(profile=profile)
@@ -122,8 +122,9 @@ print(f"held-out accuracy before training: {before:.1%} (a random head)")
 eval_every = max(1, config.max_steps // 6)
 t0 = time.perf_counter()
 probe_ds = eval_ds.select(range(min(128, len(eval_ds))))     # a quick held-out probe during training
-history = rmt.train(rm, tokenizer, train_ds, config, eval_every=eval_every,
-                    eval_fn=lambda m: rmt.evaluate(m, tokenizer, probe_ds))
+run = rmt.train(config, rm, tokenizer, train_ds, eval_every=eval_every,
+                eval_fn=lambda m: rmt.evaluate(m, tokenizer, probe_ds))
+history = run.history
 train_seconds = time.perf_counter() - t0
 r_chosen, r_rejected = rmt.score_pairs(rm, tokenizer, eval_ds)
 after = reward_model.preference_accuracy(r_chosen, r_rejected)
@@ -220,15 +221,15 @@ save_figure(fig, "04_accuracy_vs_margin"); plt.show()
 # %%
 course_lib.seed_everything(0)
 with tempfile.TemporaryDirectory() as tmp:
-    trl_run = rmt.run_trl_reward(profile.reward_model_base, tokenizer, train_ds, config, tmp)
-tc, tr = rmt.score_pairs(trl_run["model"], tokenizer, eval_ds, score_fn=rmt.trl_score_fn(trl_run["model"]))
+    trl_run = rmt.train_with_trl(config, profile.reward_model_base, tokenizer, train_ds, tmp)
+tc, tr = rmt.score_pairs(trl_run.model, tokenizer, eval_ds, score_fn=rmt.trl_score_fn(trl_run.model))
 after_trl = reward_model.preference_accuracy(tc, tr)
-ours_sps, trl_sps = rmt.seconds_per_step(history), trl_run["seconds_per_step"]
+ours_sps, trl_sps = run.seconds_per_step, trl_run.seconds_per_step
 print(f"held-out accuracy: ours {after:.1%}, TRL {after_trl:.1%}")
 print(f"seconds per step: ours {ours_sps:.3f}, TRL {trl_sps:.3f} (TRL / ours = {trl_sps / ours_sps:.2f})")
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), gridspec_kw={"width_ratios": [2, 1]})
 axes[0].plot([h["step"] for h in history], [h["loss"] for h in history], label="our loop")
-axes[0].plot([h["step"] for h in trl_run["history"]], [h["loss"] for h in trl_run["history"]], label="TRL RewardTrainer")
+axes[0].plot([h["step"] for h in trl_run.history], [h["loss"] for h in trl_run.history], label="TRL RewardTrainer")
 axes[0].set_xlabel("step"); axes[0].set_ylabel("Bradley-Terry loss"); axes[0].legend()
 axes[1].bar(["ours", "TRL"], [ours_sps, trl_sps], color=["#93c47d", "#e69138"]); axes[1].set_ylabel("seconds / step (median)")
 fig.suptitle(f"held-out accuracy: ours {after:.0%}, TRL {after_trl:.0%}")
@@ -244,7 +245,7 @@ save_figure(fig, "04_ours_vs_trl"); plt.show()
 
 # %%
 if not FAST:
-    path = rmt.save_checkpoint(rm, tokenizer, config=config, history=history, profile=profile)
+    path = rmt.save_checkpoint(run)
     print("saved", path)
     reloaded = RewardModel.from_pretrained(path)
     texts = [ex["prompt"] + ex["chosen"], ex["prompt"] + ex["rejected"]]

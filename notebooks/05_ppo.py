@@ -62,11 +62,11 @@ from course_lib.core.report import report_metrics, save_figure
 
 torch.set_num_threads(2)
 preset = profile.preset()                         # "quick" unless $COURSE_PRESET says otherwise
-config = ppo_trainer.default_config(profile, preset.name)
+config = ppo_trainer.PPOConfig.from_profile(profile, preset.name)
 if FAST:   # under the grader: small batches, short completions, two steps (comparisons: one)
     config = dataclasses.replace(config, **course_lib.core.utils.GRADING_SIZES["ppo"])
-STEPS = 2 if FAST else config.steps
-SHORT = 1 if FAST else max(2, config.steps // 2)   # the comparison runs are shorter
+STEPS = 2 if FAST else config.max_steps
+SHORT = 1 if FAST else max(2, config.max_steps // 2)   # the comparison runs are shorter
 N_EVAL = 8 if FAST else 2 * preset.eval_size    # 128 prompts on the quick preset
 eval_prompts = list(data.load_task("sentiment", "eval", n=N_EVAL)["prompt"])
 print("start model:", latest_checkpoint("sft") or profile.policy_model)
@@ -255,7 +255,7 @@ for s in before["samples"][:4]:
 # %%
 torch.manual_seed(0)
 t0 = time.time()
-result = ppo_trainer.train(policy, ref, tok, dataclasses.replace(config, steps=STEPS))
+result = ppo_trainer.train(dataclasses.replace(config, max_steps=STEPS), policy, tok, ref_model=ref)
 train_seconds = time.time() - t0
 history = result.history
 print(f"{len(history)} PPO steps in {train_seconds:.0f} s")
@@ -298,9 +298,7 @@ report_metrics("05", {**ppo_trainer.headline(before, after), "train_seconds": (N
 # Save the policy for the later units (unit 08 compares it with GRPO and DPO):
 
 # %%
-path = ppo_trainer.save(policy, tok, checkpoint_dir() / ppo_trainer.CHECKPOINT_NAME,
-                        {"trainer": "ppo", "profile": profile.name, "steps": len(history),
-                         "final": history[-1]})
+path = ppo_trainer.save_checkpoint(result)
 print("saved", path)
 
 # %% [markdown]
@@ -316,8 +314,8 @@ runs = {result.config.kl_coef: history}
 for beta in (0.03, 0.3):
     torch.manual_seed(0)
     pb, refb, _ = ppo_trainer.load_models(profile)
-    runs[beta] = ppo_trainer.train(pb, refb, tok, dataclasses.replace(config, steps=SHORT, kl_coef=beta),
-                                   desc=f"PPO kl_coef={beta}").history
+    runs[beta] = ppo_trainer.train(dataclasses.replace(config, max_steps=SHORT, kl_coef=beta), pb, tok,
+                                   ref_model=refb, desc=f"PPO kl_coef={beta}").history
 fig, axes = plt.subplots(1, 3, figsize=(11, 3))
 for beta, h in runs.items():
     h = h[:SHORT]
@@ -369,7 +367,8 @@ for name, over in {"no KL term": dict(kl_coef=0.0),
                    "no clipping, no KL term": dict(kl_coef=0.0, clip_range=None)}.items():
     torch.manual_seed(0)
     pa, refa, _ = ppo_trainer.load_models(profile)
-    h = ppo_trainer.train(pa, refa, tok, dataclasses.replace(config, steps=SHORT, **over), desc=name).history
+    h = ppo_trainer.train(dataclasses.replace(config, max_steps=SHORT, **over), pa, tok, ref_model=refa,
+                          desc=name).history
     ablations[name] = (h, ppo_trainer.evaluate(pa, refa, tok, eval_prompts[:max(8, N_EVAL // 2)]))
 fig, axes = plt.subplots(1, 4, figsize=(13, 3))
 for name, (h, _) in ablations.items():

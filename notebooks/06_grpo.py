@@ -55,8 +55,8 @@ N_EVAL = 8 if FAST else None             # None = preset.eval_size
 # under the grader (FAST) every run shrinks to one step of 2 prompts x 4 completions
 FAST_SIZE = course_lib.core.utils.GRADING_SIZES["grpo"] if FAST else {}
 
-def grpo_config(task, **overrides):   # the unit's GRPOConfig.for_task(task) on this profile
-    return grpo_trainer.GRPOConfig.for_task(task, profile, **{**overrides, **FAST_SIZE})
+def grpo_config(task, **overrides):   # the unit's GRPOConfig for `task` on this profile
+    return grpo_trainer.GRPOConfig.from_profile(profile, task=task, **{**overrides, **FAST_SIZE})
 
 base_model, tokenizer, start_path = grpo_trainer.start_model(profile)
 print("start model:", start_path, "·", profile.preset())
@@ -149,7 +149,7 @@ def curves(runs, keys, title, name, xlabel="step"):
     fig.suptitle(title); fig.tight_layout(); plt.show(); save_figure(fig, name)
 
 curves({"sentiment": sent.history}, ["reward", "kl", "loss"], "GRPO on sentiment", "06_sentiment_curves")
-grpo_trainer.save_checkpoint(sent.model, tokenizer, "grpo")
+grpo_trainer.save_checkpoint(sent)                      # checkpoints/grpo
 
 # %% [markdown]
 # ### Why is the loss ~0 — and why watch the reward instead?
@@ -182,7 +182,7 @@ for s in ar_after["samples"][:4]:
     print("  ", repr(s["prompt"] + s["response"]))
 curves({"arithmetic": ar.history}, ["reward", "kl", "frac_reward_zero_std"], "GRPO on arithmetic",
        "06_arithmetic_curves")
-grpo_trainer.save_checkpoint(ar.model, tokenizer, "grpo_arithmetic")
+grpo_trainer.save_checkpoint(ar)                        # checkpoints/grpo_arithmetic
 
 # %%
 report_metrics("06", {
@@ -272,13 +272,12 @@ cmp_cfg = grpo_config("sentiment", max_steps=15, prompts_per_step=4)
 t0 = time.perf_counter()
 ours = grpo_trainer.train(cmp_cfg, model=copy.deepcopy(base_model), tokenizer=tokenizer,
                           profile=profile, desc="ours")
-theirs = grpo_trainer.train_trl(cmp_cfg, copy.deepcopy(base_model), tokenizer, profile=profile)
-med = lambda xs: sorted(xs)[len(xs) // 2]
-ours_s, trl_s = med([h["seconds"] for h in ours.history]), med(theirs["step_seconds"])
+theirs = grpo_trainer.train_with_trl(cmp_cfg, copy.deepcopy(base_model), tokenizer, profile=profile)
+ours_s, trl_s = ours.seconds_per_step, theirs.seconds_per_step
 print(f"median seconds per step: ours {ours_s:.3f}  ·  TRL {trl_s:.3f}  ·  ratio TRL/ours {trl_s / ours_s:.2f}")
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3))
 a1.plot([h["step"] for h in ours.history], [h["reward"] for h in ours.history], label="ours")
-a1.plot([h["step"] for h in theirs["history"]], [h["reward"] for h in theirs["history"]], label="TRL")
+a1.plot([h["step"] for h in theirs.history], [h["reward"] for h in theirs.history], label="TRL")
 a1.set_xlabel("step"); a1.set_title("reward"); a1.legend()
 a2.bar(["ours", "TRL"], [ours_s, trl_s]); a2.set_title("median seconds / step")
 fig.tight_layout(); plt.show(); save_figure(fig, "06_trl_side_by_side")

@@ -161,7 +161,7 @@ ax.legend(); plt.show(); save_figure(fig, "07_loss_shapes")
 # (diversity — a fluency sanity check) and the **KL to the reference** (0 before training).
 
 # %%
-config = dpo_trainer.DPOConfig.from_preset(profile)      # tuned defaults for this profile
+config = dpo_trainer.DPOConfig.from_profile(profile)     # tuned defaults for this profile
 if FAST:
     config = dataclasses.replace(config, max_steps=2)
 print(config)
@@ -179,9 +179,10 @@ print({k: round(v, 3) for k, v in before.items() if k != "samples"},
 
 # %%
 t0 = time.time()
-history = dpo_trainer.train(policy, tokenizer, train_pairs, config, ref_logps=ref_logps,
-                            eval_pairs=heldout_pairs, eval_ref_logps=heldout_ref_logps,
-                            eval_every=max(1, config.max_steps // 12))
+run = dpo_trainer.train(config, policy, tokenizer, train_pairs, ref_logps=ref_logps,
+                        eval_pairs=heldout_pairs, eval_ref_logps=heldout_ref_logps,
+                        eval_every=max(1, config.max_steps // 12))
+history = run.history
 train_seconds = time.time() - t0
 final = dpo_trainer.evaluate_pairs(policy, tokenizer, heldout_pairs, heldout_ref_logps, config)
 after = dpo_trainer.sample_metrics(policy, reference, tokenizer, eval_prompts,
@@ -234,8 +235,8 @@ metrics = report_metrics("07", {
     "kl_to_ref": (before["kl_to_ref"], after["kl_to_ref"]),
 })
 if not FAST:
-    print("saved", dpo_trainer.save_checkpoint(policy, tokenizer, config=config, history=history,
-                                               profile=profile, start=start_path, source="mixed"))
+    run.info["start"] = start_path
+    print("saved", dpo_trainer.save_checkpoint(run))
 
 
 # %% [markdown]
@@ -253,7 +254,7 @@ def short_run(steps, **overrides):
     # A fresh copy of the starting model trained with `overrides`: held-out preferences + fresh samples.
     cfg = dataclasses.replace(config, max_steps=1 if FAST else steps, **overrides)
     model = copy.deepcopy(reference).requires_grad_(True)
-    hist = dpo_trainer.train(model, tokenizer, train_pairs, cfg, ref_logps=ref_logps, desc=str(overrides))
+    hist = dpo_trainer.train(cfg, model, tokenizer, train_pairs, ref_logps=ref_logps, desc=str(overrides)).history
     ev = dpo_trainer.evaluate_pairs(model, tokenizer, heldout_pairs, heldout_ref_logps, cfg)
     sm = dpo_trainer.sample_metrics(model, reference, tokenizer, eval_prompts,
                                     max_new_tokens=profile.max_completion_length)
@@ -346,10 +347,11 @@ if FAST:
 else:
     side = dataclasses.replace(config, max_steps=60, train_sampling_strategy="sequential")
     ours_model = copy.deepcopy(reference).requires_grad_(True)
-    ours_hist = dpo_trainer.train(ours_model, tokenizer, train_pairs, side, ref_logps=ref_logps, desc="ours")
-    trl_hist, _ = dpo_trainer.trl_dpo(copy.deepcopy(reference).requires_grad_(True), tokenizer, train_pairs,
-                                      side, ref_model=copy.deepcopy(reference))
-    ours_sps, trl_sps = dpo_trainer.seconds_per_step(ours_hist), dpo_trainer.seconds_per_step(trl_hist)
+    ours = dpo_trainer.train(side, ours_model, tokenizer, train_pairs, ref_logps=ref_logps, desc="ours")
+    trl = dpo_trainer.train_with_trl(side, copy.deepcopy(reference).requires_grad_(True), tokenizer, train_pairs,
+                                     ref_model=copy.deepcopy(reference))
+    ours_hist, trl_hist = ours.history, trl.history
+    ours_sps, trl_sps = ours.seconds_per_step, trl.seconds_per_step
     print(f"first-step loss: ours {ours_hist[0]['loss']:.6f}, TRL {trl_hist[0]['loss']:.6f}")
     print(f"seconds per step: ours {ours_sps:.4f}, TRL {trl_sps:.4f} (TRL/ours = {trl_sps / ours_sps:.2f}x)")
     fig, ax = plt.subplots(figsize=(6, 3.5))

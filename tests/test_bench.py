@@ -9,8 +9,17 @@ import pytest
 from course_instructor import bench
 
 
+@pytest.fixture
+def solutions_restored():
+    """`course bench` switches the solutions on (its default); put the switch back afterwards."""
+    import course_lib
+    before = course_lib.solutions_active()
+    yield
+    course_lib.use_solutions(before)
+
+
 @pytest.mark.slow
-def test_bench_writes_side_by_side_numbers(tmp_path, capsys):
+def test_bench_writes_side_by_side_numbers(tmp_path, capsys, solutions_restored):
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"profile": "tiny", "preset": "quick",
                                    "units": {"05": {"seconds": 61.5, "metrics": {}},
@@ -34,8 +43,6 @@ def test_bench_writes_side_by_side_numbers(tmp_path, capsys):
     assert out["autograde"]["seconds_per_submission"] == pytest.approx(12.0)
     printed = capsys.readouterr().out
     assert "TRL / ours" in printed and "grpo" in printed and "12.0 s per submission" in printed
-    import course_lib
-    course_lib.use_solutions(False)
 
 
 def test_a_failing_trainer_is_reported_not_fatal(monkeypatch, tmp_path):

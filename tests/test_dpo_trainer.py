@@ -7,10 +7,9 @@ import json
 import pytest
 import torch
 
-import course_lib
 from course_lib import dpo
-from course_lib.trainers import dpo as T
 from course_lib.core.config import TINY
+from course_lib.trainers import dpo as T
 
 
 def _toy_model(seed=0, vocab=40):
@@ -38,7 +37,7 @@ def _toy_batch(B=3, T_=7, vocab=40, seed=1):
 
 def visible_check_dpo_batch_loss(fn):
     """The visible check proposed for course_lib/checks/ (exercise 7.3)."""
-    from solutions import dpo as sol   # in checks.py: the same numbers computed from tensors
+    from solutions import dpo as sol  # in checks.py: the same numbers computed from tensors
     model, batch = _toy_model(), _toy_batch()
     loss, stats = fn(model, batch, beta=0.1)
     assert loss.dim() == 0, f"dpo_batch_loss: the loss must be a scalar, got shape {list(loss.shape)}"
@@ -148,9 +147,10 @@ def test_no_reference_forward_during_training(tiny, solutions_on):
                       learning_rate=1e-4)
     ref_logps = T.precompute_ref_logps(ref, tok, pairs, cfg)
     assert ref.calls == 2
-    hist = T.train(model, tok, pairs, cfg, ref_model=ref, ref_logps=ref_logps, show_progress=False)
+    hist = T.train(cfg, model, tok, pairs, ref_model=ref, ref_logps=ref_logps, show_progress=False).history
     assert ref.calls == 2, "the training loop ran the reference model"
-    assert len(hist) == 6 and {"loss", "chosen_reward", "rejected_reward", "margin", "seconds"} <= set(hist[0])
+    assert len(hist) == 6
+    assert {"loss", "chosen_reward", "rejected_reward", "margin", "lr", "seconds"} <= set(hist[0])
     assert abs(hist[0]["loss"] - torch.log(torch.tensor(2.0)).item()) < 1e-4   # π = π_ref at step 1
     assert hist[0]["margin"] == pytest.approx(0.0, abs=1e-4)
 
@@ -165,7 +165,7 @@ def test_training_learns_the_preference(tiny, solutions_on):
     held_ref = T.precompute_ref_logps(base, tok, held, cfg)
     before = T.evaluate_pairs(model, tok, held, held_ref, cfg)
     assert before["accuracy"] == 0.0 and abs(before["margin"]) < 1e-4   # all rewards exactly 0
-    T.train(model, tok, pairs, cfg, show_progress=False)
+    T.train(cfg, model, tok, pairs, show_progress=False)
     after = T.evaluate_pairs(model, tok, held, held_ref, cfg)
     assert after["accuracy"] >= 0.75 and after["margin"] > 0.1, after
 
@@ -213,16 +213,16 @@ def test_first_step_loss_equals_trl(tiny, solutions_on):
     batch = T.collate(first["prompt"], first["chosen"], first["rejected"], tok, cfg.max_length)
     batch["ref_logps"] = torch.cat([ref_logps[:8, 0], ref_logps[:8, 1]])
     ours, stats = dpo.dpo_batch_loss(ours_model, batch, beta=cfg.beta)
-    trl_hist, _ = T.trl_dpo(copy.deepcopy(policy), tok, pairs, cfg, ref_model=copy.deepcopy(ref))
+    trl_hist = T.train_with_trl(cfg, copy.deepcopy(policy), tok, pairs, ref_model=copy.deepcopy(ref)).history
     assert abs(ours.item() - 0.6931) > 1e-3, "the comparison should not be at the trivial loss"
     assert abs(ours.item() - trl_hist[0]["loss"]) < 1e-5
     assert abs(stats["logps"][:8].mean().item() - trl_hist[0]["logps_chosen"]) < 1e-3
-    assert abs(stats["chosen_rewards"].mean().item() - trl_hist[0]["rewards_chosen"]) < 1e-5
+    assert abs(stats["chosen_rewards"].mean().item() - trl_hist[0]["chosen_reward"]) < 1e-5
 
 
 def test_quick_train_tiny_saves_a_checkpoint(tmp_path, monkeypatch, solutions_on):
     monkeypatch.setenv("COURSE_CHECKPOINTS", str(tmp_path / "ckpt"))
-    out = T.quick_train(profile=TINY, source="synthetic", max_steps=2)
+    out = T.quick_train(profile=TINY, pair_source="synthetic", max_steps=2)
     assert out == tmp_path / "ckpt" / "dpo" and (out / "config.json").exists()
     from course_lib.core.models import load_policy
     model, _ = load_policy(out, profile=TINY, device="cpu")

@@ -10,9 +10,9 @@ import torch
 
 import course_lib
 from course_lib import grpo, kl
-from course_lib.trainers import grpo as gt
 from course_lib.core import sampling
 from course_lib.core.config import TINY
+from course_lib.trainers import grpo as gt
 
 
 @pytest.fixture
@@ -44,8 +44,8 @@ def test_stub_raises_naming_notebook_and_exercise():
 
 
 def test_registered_and_signature_matches_solution():
-    from course_lib.core import registry as exercises
     import solutions.grpo
+    from course_lib.core import registry as exercises
     ex = exercises.get("grpo_step")
     assert (ex.number, ex.module, ex.notebook) == ("6.3", "grpo", "06_grpo")
     stub = course_lib.core.switch._ORIGINALS.get(("grpo", "grpo_step"), grpo.grpo_step)
@@ -113,75 +113,11 @@ def test_grpo_step_bad_shapes_name_the_tensor(tiny, rollout, solutions_on, bad):
                        ref_logp=kw["ref_logp"], beta=0.0)
 
 
-def check_grpo_step():
-    """Visible check for exercise 6.3, written to be pasted into course_lib/checks/.
-
-    Small fixed case (a 1-layer random GPT-2, no checkpoint needed); each failure says what was
-    expected, what came back, and gives a hint."""
-    import copy as _copy
-
-    import torch as _t
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    from course_lib import grpo as _grpo, kl as _kl
-    from course_lib.core import sampling as _s
-
-    _t.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=13, n_positions=16, n_embd=8, n_layer=1, n_head=2,
-                                       resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                                       bos_token_id=0, eos_token_id=0))
-    B, P, C = 4, 3, 5
-    ids = _t.randint(2, 13, (B, P + C))
-    cmask = _t.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 1, 1, 1, 0], [1, 0, 0, 0, 0]])
-    roll = _s.Rollout(prompts=["p"] * B, texts=[""] * B, prompt_ids=ids[:, :P],
-                      prompt_mask=_t.ones(B, P, dtype=_t.long),
-                      completion_ids=ids[:, P:] * cmask, completion_mask=cmask)
-    adv = _t.tensor([1.0, -1.0, 0.5, -0.5])
-    with _t.no_grad():
-        logp0 = _kl.token_logprobs(_s.completion_logits(model, roll), roll.completion_ids)
-    ref = logp0 + 0.1 * _t.randn(B, C)
-    expected = _grpo.grpo_loss(logp0, logp0, ref, adv, cmask, 0.2, 0.04, "grpo", None).item()
-    m = _copy.deepcopy(model)
-    opt = _t.optim.SGD(m.parameters(), lr=0.1)
-    out = _grpo.grpo_step(m, opt, roll, adv, ref_logp=ref, beta=0.04)
-    assert isinstance(out, dict) and {"loss", "grad_norm", "logp"} <= set(out), (
-        f"grpo_step should return a dict with keys loss, grad_norm, logp; got {out!r}. "
-        "Hint: return {'loss': loss.item(), 'grad_norm': float(norm), 'logp': logp.detach()}.")
-    assert abs(out["loss"] - expected) < 1e-5, (
-        f"loss: expected {expected:.6f} (grpo_loss with old_logp = logp.detach()), got {out['loss']}. "
-        "Hint: with old_logp=None use logp.detach() as the old log-probs, and pass clip_eps, beta, "
-        "loss_type and max_completion_length through to grpo_loss.")
-    assert _t.allclose(out["logp"], logp0, atol=1e-5) and not out["logp"].requires_grad, (
-        "logp: expected the detached per-token log-probs of rollout.completion_ids under the model "
-        "*before* the update, shape [B, C]. Hint: kl.token_logprobs(sampling.completion_logits("
-        "model, rollout, temperature), rollout.completion_ids), then .detach() when returning.")
-    moved = max((a - b).abs().max().item() for a, b in zip(model.parameters(), m.parameters()))
-    assert moved > 0, "the parameters did not change. Hint: loss.backward() then optimizer.step()."
-    gnorm = _t.sqrt(sum((p.grad ** 2).sum() for p in m.parameters() if p.grad is not None)).item()
-    assert gnorm <= 1.0 + 1e-4, (
-        f"the gradient norm after the step is {gnorm:.4f} > max_grad_norm=1.0. Hint: "
-        "torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm) before optimizer.step().")
-    m2 = _copy.deepcopy(model)
-    opt2 = _t.optim.SGD(m2.parameters(), lr=0.1)
-    out2 = _grpo.grpo_step(m2, opt2, roll, adv, ref_logp=ref, beta=0.04, max_grad_norm=1e-3)
-    g2 = _t.sqrt(sum((p.grad ** 2).sum() for p in m2.parameters() if p.grad is not None)).item()
-    assert abs(g2 - 1e-3) < 1e-5 and out2["grad_norm"] > 1e-3, (
-        f"with max_grad_norm=1e-3 expected gradients clipped to norm 1e-3 and grad_norm (before "
-        f"clipping) > 1e-3; got norm {g2:.2e}, grad_norm {out2['grad_norm']:.2e}. Hint: "
-        "clip_grad_norm_ returns the norm before clipping.")
-    m3 = _copy.deepcopy(model)
-    old = logp0 - 1.0
-    exp3 = _grpo.grpo_loss(logp0, old, None, adv, cmask, 0.2, 0.0, "dapo", None).item()
-    out3 = _grpo.grpo_step(m3, _t.optim.SGD(m3.parameters(), lr=0.1), roll, adv, old_logp=old,
-                           beta=0.0, loss_type="dapo")
-    assert abs(out3["loss"] - exp3) < 1e-5, (
-        f"with old_logp given, beta=0, loss_type='dapo': expected loss {exp3:.6f}, got {out3['loss']}. "
-        "Hint: use the old_logp you are given (only None means logp.detach()).")
-    print("grpo_step: all visible checks passed")
-
-
-def test_visible_check_passes_with_solution_and_catches_mistakes(solutions_on, monkeypatch):
-    check_grpo_step()
+def test_shipped_visible_check_passes_with_solution_and_catches_mistakes(solutions_on, monkeypatch):
+    """The check the notebook's test cell runs (course_lib/checks/grpo.py), against the solution and
+    two plausible mistakes."""
+    from course_lib.checks import check
+    check("grpo_step")
     import solutions.grpo as sol
 
     def no_clip(model, optimizer, rollout, advantages, old_logp=None, ref_logp=None, **kw):
@@ -189,15 +125,15 @@ def test_visible_check_passes_with_solution_and_catches_mistakes(solutions_on, m
         return sol.grpo_step(model, optimizer, rollout, advantages, old_logp, ref_logp, **kw)
 
     monkeypatch.setattr(grpo, "grpo_step", no_clip)
-    with pytest.raises(AssertionError, match="clip_grad_norm_"):
-        check_grpo_step()
+    with pytest.raises(AssertionError, match="max_grad_norm"):
+        check("grpo_step")
 
     def ignores_old(model, optimizer, rollout, advantages, old_logp=None, ref_logp=None, **kw):
         return sol.grpo_step(model, optimizer, rollout, advantages, None, ref_logp, **kw)
 
     monkeypatch.setattr(grpo, "grpo_step", ignores_old)
     with pytest.raises(AssertionError, match="old_logp"):
-        check_grpo_step()
+        check("grpo_step")
 
 
 # --------------------------------------------------------------------------- the trainer
@@ -205,7 +141,7 @@ def _small(task="sentiment", **kw):
     base = dict(max_steps=3, prompts_per_step=2, num_generations=4, max_completion_length=8,
                 eval_size=8)
     base.update(kw)
-    return gt.GRPOConfig.for_task(task, TINY, "quick", **base)
+    return gt.GRPOConfig.from_profile(TINY, "quick", task=task, **base)
 
 
 def test_config_names_follow_trl_and_validate():
@@ -228,21 +164,33 @@ def test_config_names_follow_trl_and_validate():
 
 
 def test_presets_fill_steps_batch_and_lengths():
-    cfg = gt.GRPOConfig.for_task("sentiment", TINY, "medium")
+    cfg = gt.GRPOConfig.from_profile(TINY, "medium", task="sentiment")
     assert (cfg.max_steps, cfg.prompts_per_step, cfg.eval_size) == (150, 8, 128)
     assert cfg.max_completion_length == TINY.max_completion_length
-    assert gt.GRPOConfig.for_task("arithmetic", TINY, "quick").max_completion_length == 8
+    assert gt.GRPOConfig.from_profile(TINY, "quick", task="arithmetic").max_completion_length == 8
+    with pytest.raises(ValueError, match="unknown field 'num_generation'"):
+        gt.GRPOConfig.from_profile(TINY, "quick", num_generation=4)
 
 
 def test_cosine_schedule():
-    f = gt._lr_lambda("cosine", 0, 10)
-    assert f(0) == 1.0 and f(5) == pytest.approx(0.5) and f(10) == pytest.approx(0.0)
-    assert gt._lr_lambda("cosine", 2, 10)(0) < gt._lr_lambda("cosine", 2, 10)(1) < 1.0
+    from course_lib.trainers._loop import lr_schedule
+
+    def lrs(warmup, offset, steps=10):
+        sched = lr_schedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), "cosine",
+                            warmup, steps, warmup_offset=offset)
+        out = []
+        for _ in range(steps + 1):
+            out.append(sched.get_last_lr()[0])
+            sched.optimizer.step()
+            sched.step()
+        return out
+    f = lrs(0, 1)
+    assert f[0] == 1.0 and f[5] == pytest.approx(0.5) and f[10] == pytest.approx(0.0)
+    assert lrs(2, 1)[:3] == pytest.approx([1 / 3, 2 / 3, 1.0])      # GRPO warms up: (step + 1) / (warmup + 1)
 
 
 def test_train_is_seeded_and_starts_at_the_reference(tiny, solutions_on):
-    runs = [gt.train(_small(), model=copy.deepcopy(tiny[0]), tokenizer=tiny[1],
-                     show_progress=False) for _ in range(2)]
+    runs = [gt.train(_small(), copy.deepcopy(tiny[0]), tiny[1], show_progress=False) for _ in range(2)]
     h1, h2 = runs[0].history, runs[1].history
     assert len(h1) == 3
     assert [h["reward"] for h in h1] == [h["reward"] for h in h2]
@@ -250,11 +198,11 @@ def test_train_is_seeded_and_starts_at_the_reference(tiny, solutions_on):
     assert h1[-1]["kl"] > 0
     # loss at step 1: ratio 1, KL 0, group-centred advantages -> exactly zero on average
     assert h1[0]["loss"] == pytest.approx(0.0, abs=1e-6)
-    for k in ("loss", "reward", "reward_std", "kl", "clip_ratio", "grad_norm",
+    for k in ("loss", "reward", "reward_std", "kl", "clip_fraction", "grad_norm",
               "completion_length", "lr", "seconds", "frac_reward_zero_std",
               "rewards/sentiment_reward"):
         assert k in h1[0], k
-    assert h1[-1]["lr"] == pytest.approx(0.0, abs=1e-12)     # cosine decays to 0 by the end
+    assert h1[0]["lr"] == 1e-3 and h1[-1]["lr"] == pytest.approx(0.25e-3)   # cosine: the LR each step used
 
 
 def test_weighted_rewards_and_extra_columns_reach_reward_functions(tiny, solutions_on):
@@ -268,9 +216,8 @@ def test_weighted_rewards_and_extra_columns_reach_reward_functions(tiny, solutio
         return [1.0] * len(completions)
 
     data = [{"prompt": "The film was", "tag": "a"}, {"prompt": "I watched it and", "tag": "b"}]
-    run = gt.train(_small(max_steps=1, reward_weights=[0.5, 2.0]), model=copy.deepcopy(tiny[0]),
-                   tokenizer=tiny[1], reward_funcs=[words, one], train_dataset=data,
-                   show_progress=False)
+    run = gt.train(_small(max_steps=1, reward_weights=[0.5, 2.0]), copy.deepcopy(tiny[0]), tiny[1], data,
+                   reward_funcs=[words, one], show_progress=False)
     h = run.history[0]
     assert h["reward"] == pytest.approx(0.5 * h["rewards/words"] + 2.0)
     assert sorted(set(seen["tag"])) == ["a", "b"] and len(seen["tag"]) == 8
@@ -279,10 +226,10 @@ def test_weighted_rewards_and_extra_columns_reach_reward_functions(tiny, solutio
 
 def test_num_iterations_reuses_the_batch_with_old_logprobs(tiny, solutions_on):
     run = gt.train(_small(max_steps=2, num_iterations=3, learning_rate=3e-2),
-                   model=copy.deepcopy(tiny[0]), tokenizer=tiny[1], show_progress=False)
+                   copy.deepcopy(tiny[0]), tiny[1], show_progress=False)
     assert len(run.history) == 2
     # iterations 2 and 3 see ratios != 1 (old log-probs are fixed): some tokens get clipped
-    assert max(h["clip_ratio"] for h in run.history) > 0
+    assert max(h["clip_fraction"] for h in run.history) > 0
 
 
 def test_trainer_learns_a_simple_reward(tiny, solutions_on):
@@ -292,8 +239,7 @@ def test_trainer_learns_a_simple_reward(tiny, solutions_on):
 
     run = gt.train(_small(max_steps=12, prompts_per_step=4, num_generations=8, learning_rate=1e-3,
                           max_completion_length=16, beta=0.0),
-                   model=copy.deepcopy(tiny[0]), tokenizer=tiny[1], reward_funcs=[short],
-                   show_progress=False)
+                   copy.deepcopy(tiny[0]), tiny[1], reward_funcs=[short], show_progress=False)
     first = sum(h["reward"] for h in run.history[:3]) / 3
     last = sum(h["reward"] for h in run.history[-3:]) / 3
     assert last > first + 2, (first, last)
@@ -303,8 +249,7 @@ def test_stub_mode_raises_the_exercise_error(tiny):
     if course_lib.solutions_active():
         pytest.skip("solutions active")
     with pytest.raises(NotImplementedError, match="Exercise"):
-        gt.train(_small(max_steps=1), model=copy.deepcopy(tiny[0]), tokenizer=tiny[1],
-                 show_progress=False)
+        gt.train(_small(max_steps=1), copy.deepcopy(tiny[0]), tiny[1], show_progress=False)
 
 
 def test_quick_train_saves_checkpoints(tmp_path, monkeypatch, solutions_on):
@@ -321,6 +266,7 @@ def test_quick_train_saves_checkpoints(tmp_path, monkeypatch, solutions_on):
 
 def tiny_layers():
     import json
+
     from course_lib.core.config import ASSET_DIR
     return json.loads((ASSET_DIR / "config.json").read_text())["n_layer"]
 
@@ -346,6 +292,6 @@ def test_evaluate_reports_the_shared_metrics(tiny, solutions_on):
 
 def test_train_trl_side_by_side_runs_with_our_reward_functions(tiny, solutions_on, tmp_path):
     cfg = _small(max_steps=2)
-    res = gt.train_trl(cfg, copy.deepcopy(tiny[0]), tiny[1], output_dir=tmp_path, profile=TINY)
-    assert len(res["history"]) == 2 and len(res["step_seconds"]) == 2
-    assert all(0.0 <= h["reward"] <= 1.0 for h in res["history"])
+    res = gt.train_with_trl(cfg, copy.deepcopy(tiny[0]), tiny[1], output_dir=tmp_path, profile=TINY)
+    assert [h["step"] for h in res.history] == [1, 2] and all(h["seconds"] > 0 for h in res.history)
+    assert all(0.0 <= h["reward"] <= 1.0 for h in res.history)

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from course_lib import kl, ppo
-from course_lib.trainers import ppo as pt
 from course_lib.core import sampling
 from course_lib.core.config import TINY
+from course_lib.trainers import ppo as pt
 
 PROMPTS = ["The movie was", "I think the plot was", "Overall, this film", "The acting in this film"]
 
@@ -46,8 +46,8 @@ def test_config_validates_and_derives_minibatch_size():
     with pytest.raises(ValueError, match="reward must be one of"):
         pt.PPOConfig(reward="vibes")
     p = TINY.preset("quick")
-    cfg = pt.default_config(TINY, "quick", learning_rate=1e-5)
-    assert (cfg.steps, cfg.batch_size, cfg.learning_rate) == (p.steps, 4 * p.batch_size, 1e-5)
+    cfg = pt.PPOConfig.from_profile(TINY, "quick", learning_rate=1e-5)
+    assert (cfg.max_steps, cfg.batch_size, cfg.learning_rate) == (p.steps, 4 * p.batch_size, 1e-5)
 
 
 def test_adaptive_kl_controller_math():
@@ -170,13 +170,14 @@ def test_the_value_head_learns(models, solutions_on):
 # --------------------------------------------------------------------------- the loop and quick_train
 def test_train_history_and_adaptive_beta(models, solutions_on):
     policy, ref, tok = models
-    cfg = pt.PPOConfig(steps=3, batch_size=4, max_new_tokens=8, learning_rate=3e-3, kl_coef=0.2,
+    cfg = pt.PPOConfig(max_steps=3, batch_size=4, max_new_tokens=8, learning_rate=3e-3, kl_coef=0.2,
                        adaptive_kl=True, target_kl=1e-3, horizon=8)
-    res = pt.train(policy, ref, tok, cfg, prompts=PROMPTS * 2, reward_fn=_const_reward(0.5),
+    res = pt.train(cfg, policy, tok, PROMPTS * 2, ref_model=ref, reward_fn=_const_reward(0.5),
                    profile=TINY)
+    assert res.model is policy and res.ref_model is ref
     assert [h["step"] for h in res.history] == [1, 2, 3]
     for key in ("reward", "kl", "kl_coef", "entropy", "clip_fraction", "value_loss", "policy_loss",
-                "approx_kl", "response_length", "seconds"):
+                "approx_kl", "completion_length", "lr", "seconds"):
         assert all(torch.isfinite(torch.tensor(h[key])) for h in res.history), key
     assert res.history[0]["kl"] == pytest.approx(0.0, abs=1e-5)      # starts at the reference
     assert res.history[-1]["kl"] > 0
@@ -185,6 +186,9 @@ def test_train_history_and_adaptive_beta(models, solutions_on):
         error = min(max(prev["kl_seq"] / 1e-3 - 1, -0.2), 0.2)
         assert nxt["kl_coef"] == pytest.approx(prev["kl_coef"] * (1 + error * 4 / 8))
     assert res.history[1]["kl_coef"] == pytest.approx(0.2 * 0.9)   # step 1: KL 0 -> beta lowered
+    last = res.history[-1]                                            # the final beta: one more update
+    error = min(max(last["kl_seq"] / 1e-3 - 1, -0.2), 0.2)
+    assert res.info["kl_coef"] == pytest.approx(last["kl_coef"] * (1 + error * 4 / 8))
 
 
 def test_reward_functions(solutions_on, tmp_path, monkeypatch):
@@ -201,7 +205,7 @@ def test_reward_functions(solutions_on, tmp_path, monkeypatch):
 
 def test_quick_train_saves_a_loadable_checkpoint(tmp_path, monkeypatch, solutions_on):
     monkeypatch.setenv("COURSE_CHECKPOINTS", str(tmp_path / "ckpts"))
-    out = pt.quick_train(TINY, "quick", steps=2, batch_size=4)
+    out = pt.quick_train(TINY, "quick", max_steps=2, batch_size=4)
     assert out == tmp_path / "ckpts" / "ppo"
     assert (out / "value_head.safetensors").exists() and (out / "training_info.json").exists()
     from course_lib.core.models import load_policy

@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from course_lib.core import data
 from course_lib import reward_model
-from course_lib.trainers import reward_model as rmt
+from course_lib.core import data
 from course_lib.core.config import get_profile
 from course_lib.core.models import RewardModel, load_tokenizer
+from course_lib.trainers import reward_model as rmt
 
 
 @pytest.fixture
@@ -58,8 +58,8 @@ def test_train_learns_the_rule_and_uses_the_exercises(monkeypatch, solutions_on,
     monkeypatch.setattr(reward_model, "last_token_pool", pool_spy)
     ev = data.preference_pairs("eval", n=64)
     before = rmt.evaluate(fresh_rm, tok, ev)["eval_accuracy"]
-    hist = rmt.train(fresh_rm, tok, data.preference_pairs("train"),
-                     rmt.RewardConfig(max_steps=60, learning_rate=2e-3))
+    hist = rmt.train(rmt.RewardConfig(max_steps=60, learning_rate=2e-3), fresh_rm, tok,
+                     data.preference_pairs("train")).history
     after = rmt.evaluate(fresh_rm, tok, ev)["eval_accuracy"]
     assert calls["bt"] == 60 and calls["pool"] >= 60
     assert len(hist) == 60 and {"loss", "accuracy", "margin", "seconds", "lr"} <= set(hist[0])
@@ -69,7 +69,7 @@ def test_train_learns_the_rule_and_uses_the_exercises(monkeypatch, solutions_on,
 
 def test_train_needs_the_preference_columns(solutions_on, fresh_rm, tok):
     with pytest.raises(ValueError, match="'chosen'"):
-        rmt.train(fresh_rm, tok, data.qa_pairs("train", n=8), rmt.RewardConfig(max_steps=1))
+        rmt.train(rmt.RewardConfig(max_steps=1), fresh_rm, tok, data.qa_pairs("train", n=8))
 
 
 def test_accuracy_vs_margin_bins():
@@ -129,10 +129,10 @@ def test_quick_train_runs_the_gpu_path_on_standins(solutions_on, gpu_profile, tm
 
 def test_trl_reward_side_by_side(solutions_on, tok, tmp_path):
     cfg = rmt.RewardConfig(max_steps=3, per_device_train_batch_size=4)
-    out = rmt.run_trl_reward(get_profile("tiny").reward_model_base, tok, data.preference_pairs("train", n=32),
-                             cfg, tmp_path, device="cpu")
-    assert [h["step"] for h in out["history"]] == [1, 2, 3]
-    assert out["seconds_per_step"] > 0
-    rc, rr = rmt.score_pairs(out["model"], tok, data.preference_pairs("eval", n=8),
-                             score_fn=rmt.trl_score_fn(out["model"]))
+    out = rmt.train_with_trl(cfg, get_profile("tiny").reward_model_base, tok,
+                             data.preference_pairs("train", n=32), tmp_path)
+    assert [h["step"] for h in out.history] == [1, 2, 3]
+    assert all(h["seconds"] > 0 and 0.0 <= h["accuracy"] <= 1.0 for h in out.history)
+    rc, rr = rmt.score_pairs(out.model, tok, data.preference_pairs("eval", n=8),
+                             score_fn=rmt.trl_score_fn(out.model))
     assert rc.shape == rr.shape == (8,) and torch.isfinite(rc).all()

@@ -6,11 +6,11 @@ import json
 import pytest
 import torch
 
-from course_lib.core import data
 from course_lib import sft
-from course_lib.trainers import sft as sft_trainer
+from course_lib.core import data
 from course_lib.core.config import get_profile
 from course_lib.core.models import load_policy
+from course_lib.trainers import sft as sft_trainer
 
 
 @pytest.fixture
@@ -53,13 +53,15 @@ def test_config_rejects_nonsense():
     with pytest.raises(ValueError, match="max_steps"):
         sft_trainer.SFTConfig(max_steps=0)
     with pytest.raises(ValueError, match="lr_scheduler_type"):
-        sft_trainer.SFTConfig(lr_scheduler_type="cosine")
+        sft_trainer.SFTConfig(lr_scheduler_type="cosine_with_restarts")
+    with pytest.raises(ValueError, match="unknown field 'max_step' \\(did you mean 'max_steps'\\?\\)"):
+        sft_trainer.SFTConfig.from_profile(get_profile("tiny"), "quick", max_step=3)
 
 
 def test_train_needs_prompt_and_completion_columns(solutions_on, fresh_tiny):
     model, tok = fresh_tiny
     with pytest.raises(ValueError, match="'completion'"):
-        sft_trainer.train(model, tok, data.preference_pairs("train", n=8), sft_trainer.SFTConfig(max_steps=1))
+        sft_trainer.train(sft_trainer.SFTConfig(max_steps=1), model, tok, data.preference_pairs("train", n=8))
 
 
 def test_train_lowers_the_loss_and_records_history(solutions_on, fresh_tiny):
@@ -68,8 +70,8 @@ def test_train_lowers_the_loss_and_records_history(solutions_on, fresh_tiny):
     before = sft_trainer.eval_loss(model, tok, ds)
     cfg = sft_trainer.SFTConfig(max_steps=12, per_device_train_batch_size=8, learning_rate=3e-3)
     calls = []
-    hist = sft_trainer.train(model, tok, ds, cfg, eval_every=4,
-                             eval_fn=lambda m: calls.append(1) or {"probe": 1.0})
+    hist = sft_trainer.train(cfg, model, tok, ds, eval_every=4,
+                             eval_fn=lambda m: calls.append(1) or {"probe": 1.0}).history
     assert len(hist) == 12 and [h["step"] for h in hist] == list(range(1, 13))
     assert all(h["seconds"] > 0 and h["lr"] > 0 for h in hist)
     assert hist[0]["lr"] > hist[-1]["lr"]                        # linear decay
@@ -88,8 +90,8 @@ def test_train_uses_the_active_sft_train_step(monkeypatch, solutions_on, fresh_t
         seen.append((tuple(batch["input_ids"].shape), int(batch["completion_mask"].sum()), max_grad_norm))
         return 0.5
     monkeypatch.setattr(sft, "sft_train_step", spy)
-    hist = sft_trainer.train(model, tok, data.qa_pairs("train", n=8),
-                             sft_trainer.SFTConfig(max_steps=2, per_device_train_batch_size=4, max_grad_norm=0.3))
+    cfg = sft_trainer.SFTConfig(max_steps=2, per_device_train_batch_size=4, max_grad_norm=0.3)
+    hist = sft_trainer.train(cfg, model, tok, data.qa_pairs("train", n=8)).history
     assert [h["loss"] for h in hist] == [0.5, 0.5]
     assert len(seen) == 2 and all(s[0][0] == 4 and s[1] > 0 and s[2] == 0.3 for s in seen)
 
@@ -99,7 +101,7 @@ def test_nan_loss_is_reported(monkeypatch, solutions_on, fresh_tiny):
     model, tok = fresh_tiny
     monkeypatch.setattr(sft, "sft_train_step", lambda *a, **k: float("nan"))
     with pytest.raises(FloatingPointError, match="sft_loss"):
-        sft_trainer.train(model, tok, data.qa_pairs("train", n=8), sft_trainer.SFTConfig(max_steps=2))
+        sft_trainer.train(sft_trainer.SFTConfig(max_steps=2), model, tok, data.qa_pairs("train", n=8))
 
 
 def test_format_compliance_uses_format_reward(monkeypatch, solutions_on, tiny):
@@ -132,8 +134,8 @@ def test_trl_side_by_side_runs_same_steps(solutions_on, fresh_tiny, tmp_path):
     model, tok = fresh_tiny
     cfg = sft_trainer.SFTConfig(max_steps=3, per_device_train_batch_size=4)
     w0 = model.transformer.wte.weight.detach().clone()
-    out = sft_trainer.run_trl_sft(model, tok, data.qa_pairs("train", n=16), cfg, tmp_path)
-    assert [h["step"] for h in out["history"]] == [1, 2, 3]
-    assert all(h["loss"] > 0 for h in out["history"])
-    assert out["seconds_per_step"] > 0 and out["seconds"] >= out["seconds_per_step"]
+    out = sft_trainer.train_with_trl(cfg, model, tok, data.qa_pairs("train", n=16), tmp_path)
+    assert [h["step"] for h in out.history] == [1, 2, 3]
+    assert all(h["loss"] > 0 and h["seconds"] > 0 for h in out.history)
+    assert out.seconds >= sum(h["seconds"] for h in out.history) and out.model is model
     assert not torch.equal(w0, model.transformer.wte.weight)        # TRL trained the model in place

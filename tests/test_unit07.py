@@ -23,7 +23,7 @@ def test_notebook_structure():
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
     text = "\n".join(src)
     assert "report_metrics(\"07\"" in text and text.count("save_figure(") >= 6
-    assert "dpo_trainer.train(" in text and "trl_dpo(" in text
+    assert "dpo_trainer.train(" in text and "train_with_trl(" in text
 
 
 def _number(pattern: str, text: str) -> float:

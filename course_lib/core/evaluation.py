@@ -7,7 +7,7 @@ them calls the exercise functions through their modules (``rewards.repetition_pe
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from course_lib.core.utils import GRADING_SIZES
 
@@ -227,8 +227,8 @@ def write_samples_jsonl(path, prompts: Sequence[str], responses: Sequence[str],
 COMPARED = ("sft", "ppo", "grpo", "dpo")
 """Checkpoint names compared in unit 08, in training order (RL and DPO start from SFT)."""
 
-FAST_OVERRIDES = {"sft": {"max_steps": 1}, "ppo": {"steps": 1, **GRADING_SIZES["ppo"]},
-                  "grpo": dict(GRADING_SIZES["grpo"]), "dpo": {"max_steps": 1, "n_pairs": 16}}
+FAST_OVERRIDES = {"sft": {"max_steps": 1}, "ppo": {"max_steps": 1, **GRADING_SIZES["ppo"]},
+                  "grpo": dict(GRADING_SIZES["grpo"]), "dpo": {"max_steps": 1, "num_pairs": 16}}
 """One small step per trainer (the sizes units 05-07 use under the grader): what unit 08 trains
 under nbgrader (FAST) when a checkpoint is missing - it only has to run, fast."""
 

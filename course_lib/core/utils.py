@@ -1,4 +1,6 @@
-"""Small shared helpers: seeding, progress bars, devices, grading-mode detection, shape checks."""
+"""Small shared helpers: seeding, progress bars, devices, grading-mode detection, shape checks.
+
+The trainers' shared loop pieces (LR schedule, shuffled batches, ...) live in course_lib.trainers._loop."""
 from __future__ import annotations
 
 import os
@@ -52,28 +54,3 @@ def check_same_shape(exercise: str, **tensors: torch.Tensor) -> None:
 def check_ndim(exercise: str, name: str, x: torch.Tensor, ndim: int, layout: str) -> None:
     if x.dim() != ndim:
         raise ValueError(f"{exercise}: `{name}` must be {ndim}-D {layout}, got shape {list(x.shape)}")
-
-
-def warmup_linear_lambda(kind: str, warmup_steps: int, max_steps: int):
-    """Factor for ``torch.optim.lr_scheduler.LambdaLR``: linear warm-up ``(step + 1) / warmup_steps``,
-    then ``"constant"`` (1.0) or ``"linear"`` decay to 0 at `max_steps` (TRL's default schedule)."""
-    if kind not in ("constant", "linear"):
-        raise ValueError(f"lr_scheduler_type must be 'constant' or 'linear', got {kind!r}")
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        if kind == "constant":
-            return 1.0
-        return max(0.0, (max_steps - step) / max(1, max_steps - warmup_steps))
-    return factor
-
-
-def shuffled_batches(n: int, batch_size: int, rng: random.Random):
-    """Endless shuffled mini-batches of indices into `n` examples (a fresh permutation every
-    epoch; an incomplete last batch is dropped, unless n < batch_size)."""
-    while True:
-        order = list(range(n))
-        rng.shuffle(order)
-        for i in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
-            yield order[i:i + batch_size]

@@ -1,1 +1,4 @@
-"""The provided training loops (one readable file per algorithm) that call the student's exercises."""
+"""The provided training loops (one readable file per algorithm) that call the student's exercises.
+
+sft, reward_model, ppo, grpo, dpo share one API (``XConfig.from_profile`` -> ``train`` -> ``Run`` ->
+``save_checkpoint``, ``train_with_trl``), described once in :mod:`course_lib.trainers._loop`."""

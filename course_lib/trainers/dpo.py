@@ -16,23 +16,24 @@ Data (:func:`build_pairs`): the fixed synthetic pairs of ``data.preference_pairs
 ``data.PREFERENCE_RULE``), on-policy pairs made from the starting model's own samples ranked by
 the sentiment scorer (tiny), or Anthropic HH-RLHF (gpu profile; local stand-ins in tests).
 
-Shared trainer API (units 03–08): :class:`DPOConfig` (TRL's names), presets from
-``course_lib.core.config``, a progress bar, a ``history`` (one dict per step) and
-:func:`quick_train` → the path of the saved checkpoint ``checkpoint_dir()/"dpo"``.
+The API shared by the five trainers (``DPOConfig.from_profile``, ``train -> Run``, history keys,
+``save_checkpoint``, ``train_with_trl``, ``quick_train``) is described in
+:mod:`course_lib.trainers._loop`; the checkpoint is ``checkpoint_dir()/"dpo"``.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
 from course_lib import dpo, reward_model, sft
-from course_lib.core.config import Profile, checkpoint_dir, get_profile
-from course_lib.core.utils import progress, warmup_linear_lambda
+from course_lib.core.config import Profile, get_profile
+from course_lib.core.utils import progress
+from course_lib.trainers import _loop
+from course_lib.trainers._loop import Run, disable_dropout, save_checkpoint, start_model  # noqa: F401
 
 
 @dataclass
@@ -52,45 +53,45 @@ class DPOConfig:
     precompute_ref_batch_size: int = 64
     use_average_logps: bool = False       # average instead of sum the log-probs (IPO as TRL does it)
     train_sampling_strategy: str = "random"   # "random" (reshuffle every epoch) | "sequential"
+    pair_source: str = "mixed"            # train()'s default pairs: see build_pairs (not a TRL knob)
+    num_pairs: int | None = None          # how many of them (None: the source's default)
     seed: int = 0
 
+    def __post_init__(self):
+        _loop.check_config(self)
+        if self.train_sampling_strategy not in ("random", "sequential"):
+            raise ValueError(f"DPOConfig: train_sampling_strategy must be 'random' or 'sequential', "
+                             f"got {self.train_sampling_strategy!r}")
+
     @classmethod
-    def from_preset(cls, profile: Profile | None = None, preset: str | None = None, **overrides):
-        """The profile's tuned defaults (:data:`DEFAULTS`) for a preset; `overrides` win.
+    def from_profile(cls, profile: Profile | None = None, preset: str | None = None,
+                     **overrides) -> DPOConfig:
+        """The profile's tuned defaults (:data:`DEFAULTS`) for a preset (None: $COURSE_PRESET or
+        "quick"); `overrides` are fields and win.
 
         A DPO step samples nothing and scores nothing, so it costs a fraction of an RL step:
         DPO runs ``STEP_MULTIPLIER`` times the preset's steps."""
         profile = profile or get_profile()
         p = profile.preset(preset)
         base = {"max_steps": p.steps * STEP_MULTIPLIER, "per_device_train_batch_size": p.batch_size,
-                "max_length": profile.max_prompt_length + profile.max_completion_length}
-        base.update(DEFAULTS.get(profile.name, {}))
-        base.update(overrides)
-        return cls(**base)
+                "max_length": profile.max_prompt_length + profile.max_completion_length,
+                **DEFAULTS.get(profile.name, {})}
+        return _loop.config_from(cls, base, overrides)
 
 
-# Tuned on the tiny profile (notebook 07): held-out implicit-reward accuracy >= 0.9, positive
-# fraction +30 points, per-token KL to the reference ~0.4 nats, from the base model or the SFT
-# checkpoint. 1e-3 (ten times) turns the text to gibberish.
 DEFAULTS: dict[str, dict] = {"tiny": {"learning_rate": 1e-4, "beta": 0.2},
                              "gpu": {"learning_rate": 5e-7, "beta": 0.1}}
+"""Tuned on the tiny profile (notebook 07): held-out implicit-reward accuracy >= 0.9, positive
+fraction +30 points, per-token KL to the reference ~0.4 nats, from the base model or the SFT
+checkpoint. 1e-3 (ten times) turns the text to gibberish."""
 STEP_MULTIPLIER = 5
 
 
 # --------------------------------------------------------------------------- data
-def start_model(profile: Profile | None = None, device: str | None = None):
-    """(model, tokenizer, path): the unit-03 SFT checkpoint when it exists, else the base model."""
-    from course_lib.core.models import latest_checkpoint, load_policy
-    profile = profile or get_profile()
-    path = latest_checkpoint("sft") or profile.policy_model
-    model, tok = load_policy(path, profile=profile, device=device)
-    return model, tok, str(path)
-
-
 @torch.no_grad()
 def on_policy_pairs(model, tokenizer, prompts: Sequence[str], num_samples: int = 4,
                     max_new_tokens: int = 24, min_gap: float = 0.2, scorer=None,
-                    seed: int = 0) -> "datasets.Dataset":  # noqa: F821
+                    seed: int = 0) -> datasets.Dataset:  # noqa: F821
     """Preference pairs from the model's *own* samples: for each prompt, sample `num_samples`
     completions, score prompt+completion with the sentiment scorer, and keep (best, worst) as
     (chosen, rejected) when their scores differ by at least `min_gap` (near-ties teach nothing).
@@ -202,14 +203,6 @@ def precompute_ref_logps(ref_model, tokenizer, pairs, config: DPOConfig,
     return torch.cat(out)
 
 
-def disable_dropout(model) -> None:
-    """DPO compares log-probs of the same text under two models: dropout would add noise (TRL too
-    turns it off)."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.Dropout):
-            m.p = 0.0
-
-
 # --------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def evaluate_pairs(model, tokenizer, pairs, ref_logps: torch.Tensor, config: DPOConfig) -> dict:
@@ -257,96 +250,94 @@ def sample_metrics(model, ref_model, tokenizer, prompts: Sequence[str], max_new_
 
 
 # --------------------------------------------------------------------------- training
+def train(config: DPOConfig | None = None, model=None, tokenizer=None, dataset=None, *,
+          ref_model=None, ref_logps: torch.Tensor | None = None, eval_pairs=None,
+          eval_ref_logps: torch.Tensor | None = None, eval_every: int = 0,
+          profile: Profile | None = None, show_progress: bool = True, desc: str = "DPO") -> Run:
+    """Train `model` in place on preference pairs (`dataset`) for ``config.max_steps`` steps.
 
-
-def train(model, tokenizer, pairs, config: DPOConfig, ref_model=None, ref_logps: torch.Tensor | None = None,
-          eval_pairs=None, eval_ref_logps: torch.Tensor | None = None, eval_every: int = 0,
-          show_progress: bool = True, desc: str = "DPO") -> list[dict]:
-    """Train `model` in place on `pairs` for ``config.max_steps`` steps; return the history.
-
-    The reference is `ref_model` if given, else `model` itself as it is *now* (before any update):
-    either way only its precomputed log-probs are used. Each history entry: step, loss,
-    chosen_reward, rejected_reward, margin, accuracy (this batch), seconds (this step), and
-    every `eval_every` steps eval_accuracy / eval_margin on `eval_pairs`.
+    Defaults: :meth:`DPOConfig.from_profile`; :func:`start_model` (seeded with ``config.seed``);
+    ``build_pairs(config.pair_source, n=config.num_pairs)``. The reference is `ref_model` if
+    given, else `model` itself as it is *now* (before any update): either way only its
+    precomputed log-probs are used (pass `ref_logps` [N, 2] to reuse them). History keys (see
+    ``_loop``): step, loss, chosen_reward, rejected_reward, margin, accuracy (this batch), lr,
+    seconds, and every `eval_every` steps eval_accuracy / eval_margin on `eval_pairs`.
     """
-    if len(pairs) < config.per_device_train_batch_size:
-        raise ValueError(f"train: {len(pairs)} pairs is fewer than one batch "
-                         f"({config.per_device_train_batch_size})")
+    profile = profile or get_profile()
+    config = config or DPOConfig.from_profile(profile)
+    start = None
+    if model is None:
+        model, tokenizer, start = start_model(profile, seed=config.seed)
+    elif tokenizer is None:
+        raise ValueError("dpo train: pass the tokenizer together with the model")
+    if dataset is None:
+        dataset = build_pairs(config.pair_source, "train", n=config.num_pairs, model=model,
+                              tokenizer=tokenizer, profile=profile)
+    pairs = dataset
+    B = config.per_device_train_batch_size
+    if len(pairs) < B:
+        raise ValueError(f"dpo train: {len(pairs)} pairs is fewer than one batch ({B})")
     dev = _device(model)
-    if ref_logps is None:
+    if ref_logps is None:                                                   # [N, 2]
         ref_logps = precompute_ref_logps(ref_model or model, tokenizer, pairs, config)
     if eval_pairs is not None and eval_ref_logps is None:
         eval_ref_logps = precompute_ref_logps(ref_model or model, tokenizer, eval_pairs, config)
     disable_dropout(model)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, warmup_linear_lambda(config.lr_scheduler_type, config.warmup_steps, config.max_steps))
+    sched = _loop.lr_schedule(opt, config.lr_scheduler_type, config.warmup_steps, config.max_steps)
     g = torch.Generator().manual_seed(config.seed)
-
-    def new_order():
-        if config.train_sampling_strategy == "sequential":
-            return torch.arange(len(pairs))
-        return torch.randperm(len(pairs), generator=g)
-    order, pos = new_order(), 0
+    batches = _loop.shuffled_batches(len(pairs), B, g if config.train_sampling_strategy == "random" else None)
     history: list[dict] = []
-    bar = progress(range(config.max_steps), desc=desc, disable=not show_progress)
+    started = time.perf_counter()
+    bar = _loop.progress_bar(config.max_steps, desc, show_progress)
     for step in bar:
         t0 = time.perf_counter()
-        B = config.per_device_train_batch_size
-        if pos + B > len(pairs):                                   # next epoch: reshuffle
-            order, pos = new_order(), 0
-        idx = order[pos:pos + B]
-        pos += B
+        idx = torch.tensor(next(batches))                                   # [B]
         rows = pairs[idx.tolist()]
+        # input_ids, labels, completion_mask, attention_mask: [2B, T] (chosen rows, then rejected)
         batch = collate(rows["prompt"], rows["chosen"], rows["rejected"], tokenizer, config.max_length)
         batch = {k: v.to(dev) for k, v in batch.items()}
-        batch["ref_logps"] = torch.cat([ref_logps[idx, 0], ref_logps[idx, 1]]).to(dev)
+        batch["ref_logps"] = torch.cat([ref_logps[idx, 0], ref_logps[idx, 1]]).to(dev)   # [2B]
 
         loss, stats = dpo.dpo_batch_loss(model, batch, beta=config.beta, loss_type=config.loss_type,
                                          label_smoothing=config.label_smoothing,
                                          average=config.use_average_logps)
+        lr = sched.get_last_lr()[0]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
         opt.step()
         sched.step()
 
-        c, r = stats["chosen_rewards"].float(), stats["rejected_rewards"].float()
+        c, r = stats["chosen_rewards"].float(), stats["rejected_rewards"].float()       # [B], [B]
         rec = {"step": step + 1, "loss": loss.item(), "chosen_reward": c.mean().item(),
                "rejected_reward": r.mean().item(), "margin": (c - r).mean().item(),
-               "accuracy": (c > r).float().mean().item(), "seconds": time.perf_counter() - t0}
+               "accuracy": (c > r).float().mean().item(), "lr": lr, "seconds": time.perf_counter() - t0}
         if eval_every and eval_pairs is not None and ((step + 1) % eval_every == 0 or step == 0):
             ev = evaluate_pairs(model, tokenizer, eval_pairs, eval_ref_logps, config)
             rec.update(eval_accuracy=ev["accuracy"], eval_margin=ev["margin"])
         history.append(rec)
         bar.set_postfix(loss=f"{rec['loss']:.3f}", margin=f"{rec['margin']:.2f}")
     model.eval()
-    return history
-
-
-def seconds_per_step(history: list[dict]) -> float:
-    """Median seconds of a step (ignores the first, warm-up, step)."""
-    import statistics
-    secs = [h["seconds"] for h in history[1:]] or [h["seconds"] for h in history]
-    return statistics.median(secs)
+    return Run(model, tokenizer, history, time.perf_counter() - started, config, trainer="dpo",
+               checkpoint_name="dpo", info={"profile": profile.name, "start": start})
 
 
 # --------------------------------------------------------------------------- TRL side by side
-def trl_dpo(model, tokenizer, pairs, config: DPOConfig, ref_model=None,
-            output_dir: str | Path | None = None) -> tuple[list[dict], object]:
+def train_with_trl(config: DPOConfig, model, tokenizer, dataset, output_dir: str | Path | None = None,
+                   *, ref_model=None) -> Run:
     """The same run with TRL 1.16's ``DPOTrainer``, for the side-by-side comparison.
 
     TRL tokenizes ``prompt`` and ``prompt + completion + EOS`` itself; on these datasets the
-    tokens equal :func:`collate`'s (a test checks it). Reference log-probs are precomputed
-    like ours; with ``config.train_sampling_strategy="sequential"`` both trainers take the
-    batches in dataset order, so they see the same batches; no dropout. Returns (history, trainer): one dict
-    per step with loss (the exact value TRL optimised), logps/rewards TRL logs, and seconds.
+    tokens equal :func:`collate`'s (a test checks it). Reference log-probs are precomputed like
+    ours; with ``config.train_sampling_strategy="sequential"`` both trainers take the batches in
+    dataset order, so they see the same batches; no dropout. A :class:`Run` whose history has
+    step, loss (the exact value TRL optimised), lr, seconds, chosen_reward, rejected_reward,
+    margin and TRL's logps_chosen / logps_rejected.
     """
     import tempfile
 
-    from transformers import TrainerCallback
-    from transformers.trainer_callback import PrinterCallback
     from trl import DPOConfig as TRLDPOConfig
     from trl import DPOTrainer
 
@@ -358,15 +349,6 @@ def trl_dpo(model, tokenizer, pairs, config: DPOConfig, ref_model=None,
             if model.training:
                 losses.append((loss[0] if return_outputs else loss).detach().float().item())
             return loss
-
-    times: list[float] = []
-
-    class _Clock(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kw):
-            times.append(time.perf_counter())
-
-        def on_step_end(self, args, state, control, **kw):
-            times[-1] = time.perf_counter() - times[-1]
 
     if config.loss_type == "sigmoid" and config.label_smoothing:
         raise ValueError("train_with_trl: TRL 1.16's loss_type='sigmoid' ignores label_smoothing (cDPO), so TRL "
@@ -387,59 +369,20 @@ def trl_dpo(model, tokenizer, pairs, config: DPOConfig, ref_model=None,
         use_cpu=cpu, bf16=False, activation_checkpointing=False, dataloader_num_workers=0,
         pad_to_multiple_of=None)
     trainer = _Recorder(model=model, ref_model=ref_model, args=args,
-                        train_dataset=pairs.select_columns(["prompt", "chosen", "rejected"]),
-                        processing_class=tokenizer, callbacks=[_Clock()])
-    trainer.remove_callback(PrinterCallback)        # it prints every step's logs
-    trainer.train()
-    logs = [h for h in trainer.state.log_history if "loss" in h and "step" in h]
-    history = []
-    for i, loss in enumerate(losses):
-        rec = {"step": i + 1, "loss": loss, "seconds": times[i] if i < len(times) else float("nan")}
-        if i < len(logs):
-            rec.update({k.replace("/", "_"): logs[i][k] for k in
-                        ("rewards/chosen", "rewards/rejected", "rewards/margins", "logps/chosen",
-                         "logps/rejected") if k in logs[i]})
-        history.append(rec)
-    return history, trainer
+                        train_dataset=dataset.select_columns(["prompt", "chosen", "rejected"]),
+                        processing_class=tokenizer)
+    return _loop.run_trl(trainer, config, tokenizer, "dpo", desc="TRL DPOTrainer", losses=losses,
+                         keys={"rewards/chosen": "chosen_reward", "rewards/rejected": "rejected_reward",
+                               "rewards/margins": "margin", "logps/chosen": "logps_chosen",
+                               "logps/rejected": "logps_rejected"})
 
 
 # --------------------------------------------------------------------------- quick_train
-def quick_train(profile: Profile | None = None, preset: str = "quick", out_dir: str | Path | None = None,
-                source: str = "mixed", n_pairs: int | None = None, **overrides) -> Path:
-    """Train the unit's default DPO run with the active exercise functions; save; return the path.
+def quick_train(profile: Profile | None = None, preset: str | None = None,
+                out_dir: str | Path | None = None, **overrides) -> Path:
+    """Train the unit's default DPO run with the active exercise functions and save it to
+    `out_dir` or ``checkpoint_dir()/"dpo"``: the SFT checkpoint (else the base model) as start and
+    frozen reference, ``config.num_pairs`` pairs from ``build_pairs(config.pair_source)``.
+    `overrides` are :class:`DPOConfig` fields (e.g. ``pair_source="synthetic", max_steps=2``)."""
+    return _loop.quick_train(train, DPOConfig, profile, preset, out_dir, **overrides)
 
-    Starts from the SFT checkpoint when it exists (else the base model), the frozen reference is
-    that starting model; `n_pairs` pairs (None: the source's default) from :func:`build_pairs`
-    (`source`). `overrides` are :class:`DPOConfig` fields. Saves ``checkpoint_dir()/"dpo"`` (or
-    `out_dir`).
-    """
-    profile = profile or get_profile()
-    torch.manual_seed(0)
-    model, tok, start = start_model(profile)
-    config = DPOConfig.from_preset(profile, preset, **overrides)
-    pairs = build_pairs(source, "train", n=n_pairs, model=model, tokenizer=tok, profile=profile)
-    history = train(model, tok, pairs, config)
-    return save_checkpoint(model, tok, out_dir, config=config, history=history, profile=profile,
-                           start=start, source=source)
-
-
-def save_checkpoint(model, tokenizer, out_dir: str | Path | None = None, config: DPOConfig | None = None,
-                    history: Sequence[dict] = (), profile: Profile | None = None, **info) -> Path:
-    """``save_pretrained`` to `out_dir` or ``checkpoint_dir()/"dpo"``, with a training_info.json."""
-    import json
-    out = Path(out_dir) if out_dir else checkpoint_dir() / "dpo"
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    meta = {"trainer": "dpo", "profile": (profile or get_profile()).name,
-            "config": dataclasses.asdict(config) if config else None, "steps": len(history),
-            "final_loss": history[-1]["loss"] if history else None, **info}
-    (out / "training_info.json").write_text(json.dumps(meta, indent=2, default=str))
-    return out
-
-
-
-__all__ = ["DPOConfig", "start_model", "on_policy_pairs", "build_pairs", "collate",
-           "precompute_ref_logps", "disable_dropout", "evaluate_pairs", "reference_preference",
-           "sample_metrics", "train", "seconds_per_step", "trl_dpo", "quick_train", "save_checkpoint",
-           "DEFAULTS", "STEP_MULTIPLIER"]

@@ -16,29 +16,31 @@ Each step (DeepSeekMath's Group Relative Policy Optimization, with TRL's names):
 
 Use it as::
 
-    cfg = GRPOConfig.for_task("sentiment")             # presets from the profile
-    run = train(cfg)                                    # a GRPORun: model, ref_model, history
+    cfg = GRPOConfig.from_profile(task="sentiment")     # presets from the profile
+    run = train(cfg)                                    # a Run: model, tokenizer, history, ref_model
     evaluate(run.model, run.tokenizer, "sentiment", ref_model=run.ref_model)
 
-or ``quick_train()`` (what ``course run`` and unit 08 call). :func:`train_trl` runs TRL's
+or ``quick_train()`` (what ``course run`` and unit 08 call). :func:`train_with_trl` runs TRL's
 ``GRPOTrainer`` with the same settings and reward functions for the side-by-side comparison.
+The API shared by the five trainers (``Run``, history keys, ``save_checkpoint``) is described in
+:mod:`course_lib.trainers._loop`.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 import random
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 
 from course_lib import grpo, kl, rewards, sft
 from course_lib.core import sampling
-from course_lib.core.config import Profile, checkpoint_dir, get_profile
-from course_lib.core.utils import progress
+from course_lib.core.config import Profile, get_profile
+from course_lib.trainers import _loop
+from course_lib.trainers._loop import Run, save_checkpoint, start_model  # noqa: F401  (shared API)
 
 TASKS = ("sentiment", "arithmetic")
 CHECKPOINT_NAMES = {"sentiment": "grpo", "arithmetic": "grpo_arithmetic"}
@@ -52,7 +54,7 @@ class GRPOConfig:
     ``prompts_per_step`` prompts x ``num_generations`` completions = one batch
     (TRL: ``per_device_train_batch_size = prompts_per_step * num_generations``).
     ``max_steps`` counts sampled batches; each gives ``num_iterations`` optimizer steps.
-    None means "from the profile / preset" (see :meth:`for_task`).
+    None means "from the profile / preset" (see :meth:`from_profile`).
     """
     task: str = "sentiment"                 # "sentiment" | "arithmetic" (picks data + rewards)
     max_steps: int | None = None            # preset.steps
@@ -82,7 +84,7 @@ class GRPOConfig:
     def per_device_train_batch_size(self) -> int:
         return int(self.prompts_per_step or 1) * self.num_generations
 
-    def resolved(self, profile: Profile | None = None, preset: str | None = None) -> "GRPOConfig":
+    def resolved(self, profile: Profile | None = None, preset: str | None = None) -> GRPOConfig:
         """A copy with every None filled in from the profile and preset; validated."""
         profile = profile or get_profile()
         p = profile.preset(preset)
@@ -107,15 +109,17 @@ class GRPOConfig:
                              f"got {self.num_generations}")
         if self.num_iterations < 1:
             raise ValueError(f"GRPOConfig.num_iterations must be >= 1, got {self.num_iterations}")
+        _loop.check_schedule("GRPOConfig", self.lr_scheduler_type)
         for name in ("max_steps", "prompts_per_step", "max_completion_length"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ValueError(f"GRPOConfig.{name} must be >= 1, got {v}")
 
     @classmethod
-    def for_task(cls, task: str = "sentiment", profile: Profile | None = None,
-                 preset: str | None = None, **overrides) -> "GRPOConfig":
-        """The unit's defaults for a task, resolved against the profile's preset.
+    def from_profile(cls, profile: Profile | None = None, preset: str | None = None,
+                     task: str = "sentiment", **overrides) -> GRPOConfig:
+        """The unit's defaults for a task, resolved against the profile's preset (None:
+        $COURSE_PRESET or "quick"); `overrides` are fields and win.
 
         * sentiment: ``scale_rewards="none"`` -- VADER saturates, and dividing by a group's tiny
           std amplifies meaningless differences (the notebook shows the reward hacking);
@@ -131,9 +135,8 @@ class GRPOConfig:
                         num_generations=8,
                         max_completion_length=min(8, profile.max_completion_length))
         else:
-            raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
-        base.update(overrides)
-        return cls(**base).resolved(profile, preset)
+            raise ValueError(f"GRPOConfig.from_profile: unknown task {task!r}; choose one of {TASKS}")
+        return _loop.config_from(cls, base, overrides).resolved(profile, preset)
 
     def to_trl(self, output_dir: str | Path, **extra):
         """The equivalent ``trl.GRPOConfig`` (CPU settings when there is no GPU)."""
@@ -149,7 +152,8 @@ class GRPOConfig:
                   num_iterations=self.num_iterations, max_grad_norm=self.max_grad_norm,
                   lr_scheduler_type=self.lr_scheduler_type, warmup_steps=self.warmup_steps,
                   weight_decay=self.weight_decay, reward_weights=self.reward_weights,
-                  seed=self.seed, disable_dropout=self.disable_dropout, logging_steps=1, report_to="none", save_strategy="no",
+                  seed=self.seed, disable_dropout=self.disable_dropout, logging_steps=1, report_to="none",
+                  save_strategy="no",
                   disable_tqdm=True, use_cpu=on_cpu, bf16=False, activation_checkpointing=False,
                   dataloader_num_workers=0)
         kw.update(extra)
@@ -190,30 +194,7 @@ def task_prompts(task: str, split: str = "train", n: int | None = None,
     return data.load_task(task, split, n=n, profile=profile, seed=seed)
 
 
-def start_model(profile: Profile | None = None, device=None):
-    """(model, tokenizer, path): the SFT checkpoint when it exists, else the profile's base model."""
-    from course_lib.core.models import latest_checkpoint, load_policy
-    profile = profile or get_profile()
-    path = latest_checkpoint("sft") or profile.policy_model
-    model, tok = load_policy(path, profile=profile, device=device)
-    return model, tok, str(path)
-
-
 # --------------------------------------------------------------------------- the loop
-@dataclass
-class GRPORun:
-    """What :func:`train` returns: the trained policy, its frozen reference and the history."""
-    model: torch.nn.Module
-    tokenizer: object
-    ref_model: torch.nn.Module | None
-    config: GRPOConfig
-    history: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def curve(self, key: str) -> list[float]:
-        return [h[key] for h in self.history]
-
-
 def _score(reward_funcs, weights, rollout: sampling.Rollout, columns: dict[str, list]):
     """Weighted sum of the reward functions -> (rewards [B], {name: mean})."""
     B = len(rollout)
@@ -232,88 +213,70 @@ def _score(reward_funcs, weights, rollout: sampling.Rollout, columns: dict[str, 
     return total, per_func
 
 
-def _lr_lambda(kind: str, warmup: int, total: int):
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        if kind == "constant":
-            return 1.0
-        t = (step - warmup) / max(1, total - warmup)
-        if kind == "linear":
-            return max(0.0, 1.0 - t)
-        if kind == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
-        raise ValueError(f"lr_scheduler_type must be 'cosine', 'linear' or 'constant', got {kind!r}")
-    return f
-
-
-def train(config: GRPOConfig | None = None, *, model=None, tokenizer=None, ref_model=None,
-          reward_funcs: Sequence[Callable] | None = None, train_dataset=None,
+def train(config: GRPOConfig | None = None, model=None, tokenizer=None, dataset=None, *,
+          ref_model=None, reward_funcs: Sequence[Callable] | None = None,
           profile: Profile | None = None, desc: str | None = None, show_progress: bool = True,
-          on_step: Callable[[dict], None] | None = None) -> GRPORun:
-    """Train with GRPO; returns a :class:`GRPORun`.
+          on_step: Callable[[dict], None] | None = None) -> Run:
+    """Train with GRPO; returns a :class:`Run` (with ``ref_model``).
 
-    Defaults: the task's config (:meth:`GRPOConfig.for_task`), the SFT checkpoint or base model,
-    its frozen copy as reference, the task's reward functions and training prompts.
-    `train_dataset` is a ``datasets.Dataset`` (or list of dicts) with a ``prompt`` column; its
-    other columns (e.g. ``answer``) reach the reward functions as keyword arguments.
+    Defaults: the task's config (:meth:`GRPOConfig.from_profile`), the SFT checkpoint or base
+    model, its frozen copy as reference, the task's reward functions and training prompts.
+    `dataset` is a ``datasets.Dataset`` (or list of dicts) with a ``prompt`` column; its other
+    columns (e.g. ``answer``) reach the reward functions as keyword arguments. History keys (see
+    ``_loop``): step, loss, reward, reward_std, ``rewards/<function>`` (mean of each reward
+    function), ``frac_reward_zero_std`` (groups whose rewards all tie), kl, clip_fraction,
+    grad_norm, completion_length, lr, seconds. `on_step(row)` is called after every step.
     """
     from course_lib.core.models import frozen_copy
     profile = profile or get_profile()
-    cfg = (config or GRPOConfig.for_task("sentiment", profile)).resolved(profile)
+    cfg = (config or GRPOConfig.from_profile(profile)).resolved(profile)
     torch.manual_seed(cfg.seed)
+    start = None
     if model is None:
-        model, tokenizer, _ = start_model(profile)
+        model, tokenizer, start = start_model(profile)
     elif tokenizer is None:
-        raise ValueError("train: pass the tokenizer together with the model")
+        raise ValueError("grpo train: pass the tokenizer together with the model")
     if cfg.disable_dropout:
-        for mod in model.modules():
-            if isinstance(mod, torch.nn.Dropout):
-                mod.p = 0.0
+        _loop.disable_dropout(model)
     if ref_model is None:
         ref_model = frozen_copy(model)
     reward_funcs = list(reward_funcs or task_rewards(cfg.task, cfg.shaping_temperature))
     weights = list(cfg.reward_weights or [1.0] * len(reward_funcs))
     if len(weights) != len(reward_funcs):
         raise ValueError(f"train: {len(reward_funcs)} reward functions but {len(weights)} reward_weights")
-    rows = train_dataset if train_dataset is not None else task_prompts(cfg.task, "train", profile=profile)
+    rows = dataset if dataset is not None else task_prompts(cfg.task, "train", profile=profile)
     rows = [dict(r) for r in rows]
     if not rows or "prompt" not in rows[0]:
-        raise ValueError("train: the training data needs a non-empty `prompt` column")
+        raise ValueError("grpo train: the training data needs a non-empty `prompt` column")
     dev = next(model.parameters()).device
     gen = torch.Generator(device=dev).manual_seed(cfg.seed)
-    order_rng = random.Random(cfg.seed)
-    order: list[int] = []
+    batches = _loop.shuffled_batches(len(rows), cfg.prompts_per_step, random.Random(cfg.seed),
+                                     keep_remainder=True)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    n_updates = cfg.max_steps * cfg.num_iterations
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _lr_lambda(cfg.lr_scheduler_type, cfg.warmup_steps, n_updates))
+    scheduler = _loop.lr_schedule(optimizer, cfg.lr_scheduler_type, cfg.warmup_steps,
+                                  cfg.max_steps * cfg.num_iterations, warmup_offset=1)
     G, history = cfg.num_generations, []
     t_start = time.perf_counter()
-    bar = progress(range(cfg.max_steps), desc=desc or f"GRPO {cfg.task}", disable=not show_progress)
+    bar = _loop.progress_bar(cfg.max_steps, desc or f"GRPO {cfg.task}", show_progress)
     for step in bar:
         t0 = time.perf_counter()
-        # 1. a group of G completions for each of this step's prompts
-        if len(order) < cfg.prompts_per_step:
-            idx = list(range(len(rows)))
-            order_rng.shuffle(idx)
-            order += idx
-        batch, order = [rows[i] for i in order[:cfg.prompts_per_step]], order[cfg.prompts_per_step:]
+        # 1. a group of G completions for each of this step's prompts: B = prompts_per_step * G rows
+        batch = [rows[i] for i in next(batches)]
         rollout = sampling.sample(model, tokenizer, [r["prompt"] for r in batch],
                                   max_new_tokens=cfg.max_completion_length, num_samples=G,
                                   temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
                                   generator=gen)
-        mask = rollout.completion_mask
+        mask = rollout.completion_mask                     # [B, C], 1 on completion tokens
         # 2. rewards (extra columns repeated once per completion, as TRL does)
         columns = {k: [r[k] for r in batch for _ in range(G)] for k in batch[0] if k != "prompt"}
-        scores, per_func = _score(reward_funcs, weights, rollout, columns)
+        scores, per_func = _score(reward_funcs, weights, rollout, columns)           # [B]
         # 3. group-relative advantages (exercise 6.1)
-        advantages = grpo.group_advantages(scores.to(dev), G, scale=cfg.scale_rewards)
+        advantages = grpo.group_advantages(scores.to(dev), G, scale=cfg.scale_rewards)  # [B]
         # 4. reference and "old" log-probs, no gradients
         with torch.no_grad():
             ref_logp = kl.token_logprobs(sampling.completion_logits(ref_model, rollout, cfg.temperature),
-                                         rollout.completion_ids)
+                                         rollout.completion_ids)                     # [B, C]
             old_logp = None
             if cfg.num_iterations > 1:     # the batch is reused: freeze pi_old before it moves
                 model.eval()
@@ -321,6 +284,7 @@ def train(config: GRPOConfig | None = None, *, model=None, tokenizer=None, ref_m
                                              rollout.completion_ids)
         # 5. num_iterations optimizer steps on this batch (exercise 6.3 calls 6.2)
         losses, clip_fracs, grad_norms, first_logp = [], [], [], None
+        lr = scheduler.get_last_lr()[0]
         for _ in range(cfg.num_iterations):
             out = grpo.grpo_step(model, optimizer, rollout, advantages, old_logp=old_logp,
                                  ref_logp=ref_logp, clip_eps=cfg.epsilon, beta=cfg.beta,
@@ -328,7 +292,7 @@ def train(config: GRPOConfig | None = None, *, model=None, tokenizer=None, ref_m
                                  max_completion_length=cfg.max_completion_length,
                                  max_grad_norm=cfg.max_grad_norm, temperature=cfg.temperature)
             scheduler.step()
-            logp = out["logp"]
+            logp = out["logp"]                                                      # [B, C]
             first_logp = logp if first_logp is None else first_logp
             ratio = torch.exp(logp - (old_logp if old_logp is not None else logp))
             clipped = ((ratio < 1 - cfg.epsilon) | (ratio > 1 + cfg.epsilon)).float()
@@ -342,11 +306,10 @@ def train(config: GRPOConfig | None = None, *, model=None, tokenizer=None, ref_m
                "reward": scores.mean().item(), "reward_std": scores.std().item() if len(scores) > 1 else 0.0,
                **{f"rewards/{k}": v for k, v in per_func.items()},
                "frac_reward_zero_std": (groups.std(-1) < 1e-6).float().mean().item(),
-               "kl": kl_now, "clip_ratio": sum(clip_fracs) / len(clip_fracs),
+               "kl": kl_now, "clip_fraction": sum(clip_fracs) / len(clip_fracs),
                "grad_norm": sum(grad_norms) / len(grad_norms),
                "completion_length": mask.sum(-1).float().mean().item(),
-               "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0}
-        rec["time"] = time.perf_counter() - t_start
+               "lr": lr, "seconds": time.perf_counter() - t0}
         history.append(rec)
         if show_progress:
             bar.set_postfix(reward=f"{rec['reward']:.3f}", kl=f"{kl_now:.3f}",
@@ -354,7 +317,9 @@ def train(config: GRPOConfig | None = None, *, model=None, tokenizer=None, ref_m
         if on_step:
             on_step(rec)
     model.eval()
-    return GRPORun(model, tokenizer, ref_model, cfg, history, time.perf_counter() - t_start)
+    return Run(model, tokenizer, history, time.perf_counter() - t_start, cfg, trainer="grpo",
+               checkpoint_name=CHECKPOINT_NAMES[cfg.task], ref_model=ref_model,
+               info={"profile": profile.name, "task": cfg.task, "start": start})
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -389,76 +354,34 @@ def evaluate(model, tokenizer, task: str = "sentiment", ref_model=None, n: int |
 
 
 # --------------------------------------------------------------------------- TRL side by side
-def train_trl(config: GRPOConfig, model, tokenizer, reward_funcs: Sequence[Callable] | None = None,
-              train_dataset=None, output_dir: str | Path | None = None,
-              profile: Profile | None = None) -> dict:
-    """TRL's ``GRPOTrainer`` with the same config, model and reward functions.
-
-    Returns ``{"history": [{"step", "reward", "kl", "completion_length"}...],
-    "step_seconds": [...], "seconds": total, "model": trained model}``.
-    """
+def train_with_trl(config: GRPOConfig, model, tokenizer, dataset=None, output_dir: str | Path | None = None,
+                   *, reward_funcs: Sequence[Callable] | None = None, profile: Profile | None = None) -> Run:
+    """TRL's ``GRPOTrainer`` with the same config, model and reward functions (default: the
+    task's, on its training prompts). A :class:`Run` whose history has step, loss, lr, seconds,
+    reward, kl, completion_length."""
     import tempfile
 
     from datasets import Dataset
-    from transformers import TrainerCallback
     from trl import GRPOTrainer
 
     profile = profile or get_profile()
     cfg = config.resolved(profile)
     reward_funcs = list(reward_funcs or task_rewards(cfg.task, cfg.shaping_temperature))
-    ds = train_dataset if train_dataset is not None else task_prompts(cfg.task, "train", profile=profile)
+    ds = dataset if dataset is not None else task_prompts(cfg.task, "train", profile=profile)
     if not isinstance(ds, Dataset):
         ds = Dataset.from_list([dict(r) for r in ds])
     out = Path(output_dir or tempfile.mkdtemp(prefix="trl_grpo_"))
-
-    class _Timer(TrainerCallback):
-        def __init__(self):
-            self.t, self.steps = None, []
-
-        def on_step_begin(self, args, state, control, **kw):
-            self.t = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kw):
-            self.steps.append(time.perf_counter() - self.t)
-
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-    timer = _Timer()
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=cfg.to_trl(out),
-                          train_dataset=ds, processing_class=tokenizer, callbacks=[timer])
-    for cb in (PrinterCallback, ProgressCallback):   # keep the notebook output readable
-        trainer.remove_callback(cb)
-    t0 = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - t0
-    hist = []
-    for row in trainer.state.log_history:
-        if "reward" in row:
-            hist.append({"step": row.get("step"), "reward": row["reward"], "kl": row.get("kl"),
-                         "completion_length": row.get("completions/mean_length"),
-                         "loss": row.get("loss")})
-    return {"history": hist, "step_seconds": timer.steps, "seconds": seconds, "model": trainer.model}
+                          train_dataset=ds, processing_class=tokenizer)
+    return _loop.run_trl(trainer, cfg, tokenizer, "grpo", desc="TRL GRPOTrainer",
+                         keys={"reward": "reward", "kl": "kl",
+                               "completions/mean_length": "completion_length"})
 
 
 # --------------------------------------------------------------------------- course run / unit 08
-def save_checkpoint(model, tokenizer, name_or_path: str | Path) -> Path:
-    """save_pretrained to ``checkpoint_dir()/name`` (a bare name) or to a path; returns it."""
-    p = Path(name_or_path)
-    path = p if (p.is_absolute() or len(p.parts) > 1) else checkpoint_dir() / str(name_or_path)
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
-def quick_train(profile: Profile | None = None, preset: str = "quick", out_dir=None,
-                task: str = "sentiment", **overrides) -> Path:
-    """Train GRPO on `task` with the active exercise functions and save it.
-
-    Saves with ``save_pretrained`` to `out_dir` or ``checkpoint_dir()/"grpo"`` (sentiment) /
-    ``"grpo_arithmetic"`` and returns the path.
-    """
-    profile = profile or get_profile()
-    cfg = GRPOConfig.for_task(task, profile, preset, **overrides)
-    run = train(cfg, profile=profile)
-    return save_checkpoint(run.model, run.tokenizer, Path(out_dir).resolve() if out_dir else
-                           checkpoint_dir() / CHECKPOINT_NAMES[task])
+def quick_train(profile: Profile | None = None, preset: str | None = None,
+                out_dir: str | Path | None = None, **overrides) -> Path:
+    """Train GRPO with the active exercise functions (``task="sentiment"`` or ``"arithmetic"``
+    among the `overrides`, which are :class:`GRPOConfig` fields) and save it to `out_dir` or
+    ``checkpoint_dir()/"grpo"`` (sentiment) / ``"grpo_arithmetic"``; returns the path."""
+    return _loop.quick_train(train, GRPOConfig, profile, preset, out_dir, **overrides)

@@ -1,8 +1,8 @@
 """PPO from scratch (unit 05): one readable training loop, no framework in between.
 
     policy, ref, tok = load_models()                       # SFT checkpoint if present, else base
-    result = train(policy, ref, tok, PPOConfig(steps=60))  # history: one dict per step
-    metrics = evaluate(policy, ref, tok, data.load_task("sentiment", "eval", n=64)["prompt"])
+    run = train(PPOConfig.from_profile(max_steps=60), policy, tok, ref_model=ref)   # a Run
+    metrics = evaluate(run.model, ref, tok, data.load_task("sentiment", "eval", n=64)["prompt"])
 
 One PPO step (:func:`train`), as in Ziegler et al. (2019) / InstructGPT and the classic "GPT-2
 positive sentiment" assignment:
@@ -24,28 +24,30 @@ positive sentiment" assignment:
 
 Every exercise is called through its module (``ppo.compute_gae(...)``), so the loop runs whatever
 is active: the student's functions or, with ``course_lib.use_solutions()``, the instructor's.
-TRL 1.16 has no PPO trainer any more; the config keeps the names of TRL's old ``PPOConfig``
-where they exist. :func:`quick_train` is the entry point shared by every unit (`course run`,
-unit 08): it trains the positive-sentiment policy and saves the checkpoint
-``checkpoint_dir()/"ppo"``.
+TRL 1.16 has no PPO trainer any more (so there is no ``train_with_trl`` here); the config keeps
+the names of TRL's old ``PPOConfig`` where they exist. The API shared by the five trainers
+(``Run``, history keys, ``save_checkpoint``, ``quick_train``) is described in
+:mod:`course_lib.trainers._loop`; the checkpoint is ``checkpoint_dir()/"ppo"`` (the LM, loadable
+with ``load_policy``, plus the value head).
 """
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 
-from course_lib.core import data, evaluation, sampling
 from course_lib import kl, ppo, rewards, sft
+from course_lib.core import data, evaluation, sampling
 from course_lib.core.config import Profile, checkpoint_dir, get_profile
-from course_lib.core.models import PolicyWithValueHead, frozen_copy, latest_checkpoint, load_policy
-from course_lib.core.utils import default_device, progress, seed_everything
+from course_lib.core.models import PolicyWithValueHead, frozen_copy, latest_checkpoint
+from course_lib.core.utils import default_device
+from course_lib.trainers import _loop
+from course_lib.trainers._loop import Run, save_checkpoint  # noqa: F401  (the shared API)
 
 CHECKPOINT_NAME = "ppo"
 REWARDS = ("sentiment", "combined", "reward_model")
@@ -60,7 +62,7 @@ class PPOConfig:
     `num_mini_batches` minibatches of `mini_batch_size`; each step makes
     ``ppo_epochs * num_mini_batches`` optimizer updates on its own samples.
     """
-    steps: int = 60                      # PPO steps (rollout + update)
+    max_steps: int = 60                  # PPO steps (rollout + update)
     batch_size: int = 32                 # prompts = sampled sequences per step
     num_mini_batches: int = 4
     ppo_epochs: int = 2
@@ -85,8 +87,8 @@ class PPOConfig:
     max_time: float | None = None        # stop early after this many seconds of training
 
     def __post_init__(self):
-        if self.steps < 1 or self.batch_size < 2:
-            raise ValueError(f"PPOConfig: steps ({self.steps}) must be >= 1 and batch_size "
+        if self.max_steps < 1 or self.batch_size < 2:
+            raise ValueError(f"PPOConfig: max_steps ({self.max_steps}) must be >= 1 and batch_size "
                              f"({self.batch_size}) >= 2 (advantages are whitened over the batch)")
         if self.num_mini_batches < 1 or self.batch_size % self.num_mini_batches:
             raise ValueError(f"PPOConfig: batch_size ({self.batch_size}) must be a multiple of "
@@ -103,6 +105,35 @@ class PPOConfig:
     @property
     def mini_batch_size(self) -> int:
         return self.batch_size // self.num_mini_batches
+
+    @classmethod
+    def from_profile(cls, profile: Profile | None = None, preset: str | None = None,
+                     **overrides) -> PPOConfig:
+        """The unit's settings for a profile + preset (None: $COURSE_PRESET or "quick"): steps from
+        the preset, ``4 * batch_size`` sequences per step, lr 4e-4 (tiny) / 1.41e-5 (gpu), 2 epochs
+        over 4 minibatches; `overrides` are fields and win.
+
+        Tiny: kl_coef 0.07 and entropy_coef 0.003, tuned on 2 CPU cores (quick preset, ~25 s of
+        training, 128 held-out prompts, seeds 0/1/2). From the unit-03 SFT checkpoint: positive
+        fraction +41/+45/+41 points, distinct-2 -11/-8/+12 %, KL 0.30/0.29/0.42 nats/token. The
+        alternatives measured the same way: kl_coef 0.1 without entropy bonus +41/+35/+32 but
+        distinct-2 -24 % on seed 2; kl_coef 0.05 + 0.005 KL 0.58-0.59 on two seeds; lr 2e-4 for
+        120 steps only +23..+29; 4 PPO epochs diverged (KL 1.4-2.0). From the base model (already
+        ~65 % positive, so +30 means >= 95 %): +23/+31 (seeds 0/1) with these settings."""
+        profile = profile or get_profile()
+        p = profile.preset(preset)
+        tiny = profile.name == "tiny"
+        return _loop.config_from(cls, {
+            "max_steps": p.steps, "batch_size": ROLLOUTS_PER_PROMPT_BATCH * p.batch_size,
+            "num_mini_batches": 4, "max_new_tokens": profile.max_completion_length,
+            "learning_rate": 4e-4 if tiny else 1.41e-5,
+            "kl_coef": 0.07 if tiny else 0.1, "entropy_coef": 0.003 if tiny else 0.0}, overrides)
+
+
+ROLLOUTS_PER_PROMPT_BATCH = 4
+"""PPO samples ``4 * preset.batch_size`` prompts per step (32 on the quick preset): with only 8
+sequences the whitened advantages are too noisy (measured on tiny: unstable above lr 3e-4, and too
+slow below). GRPO's steps sample 8 prompts x 8 completions = 64 sequences, so this is no more."""
 
 
 # --------------------------------------------------------------------------- KL controllers
@@ -145,12 +176,10 @@ def load_models(profile: Profile | None = None, init_from: str | Path | None = N
     """(policy with a fresh value head, frozen reference = the starting LM, tokenizer).
 
     Starts from `init_from`, else the unit-03 SFT checkpoint when it exists, else the base model."""
-    profile = profile or get_profile()
-    start = init_from or latest_checkpoint("sft") or profile.policy_model
-    lm, tok = load_policy(start, profile=profile, device=device)
+    lm, tok, start = _loop.start_model(profile, init_from, device)
     ref = frozen_copy(lm)
     policy = PolicyWithValueHead(lm).to(next(lm.parameters()).device)
-    policy.start = str(start)
+    policy.start = start
     return policy, ref, tok
 
 
@@ -248,94 +277,94 @@ def ppo_update(policy: PolicyWithValueHead, optimizer: torch.optim.Optimizer, ba
     keys = ("response_ids", "mask", "old_logprobs", "old_values", "advantages", "returns")
     clip = config.clip_range if config.clip_range is not None else math.inf
     sums: dict[str, float] = {}
-    n = 0
+    minibatches = _loop.shuffled_batches(B, config.mini_batch_size, rng)   # a fresh shuffle per epoch
+    n_updates = config.ppo_epochs * config.num_mini_batches
     policy.eval()    # dropout off (as in TRL's PPO): at the first minibatch the ratio is exactly 1
-    for _ in range(config.ppo_epochs):
-        order = list(range(B))
-        rng.shuffle(order)
-        for i in range(0, B, config.mini_batch_size):
-            rows = torch.tensor(order[i:i + config.mini_batch_size], device=batch["mask"].device)
-            logits, values = policy_forward(policy, roll, config.temperature, rows)
-            mb = {k: batch[k][rows] for k in keys}
-            loss, stats = ppo.ppo_minibatch_loss(
-                logits, values, mb, clip_range=clip, cliprange_value=config.cliprange_value,
-                vf_coef=config.vf_coef, entropy_coef=config.entropy_coef)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"PPO: the minibatch loss became {loss.item()}; check ppo_minibatch_loss and "
-                    "the losses it calls (or lower the learning rate)")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            gn = (torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
-                  if config.max_grad_norm is not None else torch.tensor(0.0))
-            optimizer.step()
-            for k, v in {"loss": loss.detach(), "grad_norm": gn, **stats}.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            n += 1
-    return {k: v / n for k, v in sums.items()}
+    for _ in range(n_updates):
+        rows = torch.tensor(next(minibatches), device=batch["mask"].device)      # [b]
+        logits, values = policy_forward(policy, roll, config.temperature, rows)  # [b, C, V], [b, C]
+        mb = {k: batch[k][rows] for k in keys}                                   # each [b, C]
+        loss, stats = ppo.ppo_minibatch_loss(
+            logits, values, mb, clip_range=clip, cliprange_value=config.cliprange_value,
+            vf_coef=config.vf_coef, entropy_coef=config.entropy_coef)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"PPO: the minibatch loss became {loss.item()}; check ppo_minibatch_loss and "
+                "the losses it calls (or lower the learning rate)")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = (torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+              if config.max_grad_norm is not None else torch.tensor(0.0))
+        optimizer.step()
+        for k, v in {"loss": loss.detach(), "grad_norm": gn, **stats}.items():
+            sums[k] = sums.get(k, 0.0) + float(v)
+    return {k: v / n_updates for k, v in sums.items()}
 
 
 # --------------------------------------------------------------------------- the loop
-@dataclass
-class PPOResult:
-    history: list[dict]
-    config: PPOConfig
-    seconds: float
-    kl_coef: float                                  # the final beta (changes if adaptive)
-    samples: list[str] = field(default_factory=list)   # the last batch's completions
+def train(config: PPOConfig | None = None, model: PolicyWithValueHead | None = None, tokenizer=None,
+          dataset=None, *, ref_model=None, reward_fn: Callable | None = None,
+          profile: Profile | None = None, desc: str = "PPO", show_progress: bool = True) -> Run:
+    """Train the policy (a ``PolicyWithValueHead``) in place with PPO against the frozen `ref_model`.
 
-
-def train(policy: PolicyWithValueHead, ref, tokenizer, config: PPOConfig | None = None,
-          prompts: Sequence[str] | None = None, reward_fn: Callable | None = None,
-          desc: str = "PPO", profile: Profile | None = None) -> PPOResult:
-    """Train `policy` in place with PPO against the frozen `ref`. Returns a :class:`PPOResult`
-    whose `history` has one dict per step: ``reward`` (mean score), ``kl`` (mean per-token k3 to
-    the reference on the rollout), ``kl_seq`` (mean summed k1 per sequence, what the controller
-    sees), ``kl_coef``, ``entropy``, ``clip_fraction``, ``approx_kl``, ``policy_loss``,
-    ``value_loss``, ``loss``, ``grad_norm``, ``response_length``, ``seconds`` (time since start)."""
-    config = config or PPOConfig()
+    Defaults: :meth:`PPOConfig.from_profile`; :func:`load_models` (seeded with ``config.seed``:
+    the SFT checkpoint or the base model, a fresh value head, its frozen copy as reference); the
+    sentiment training prompts (`dataset`: a list of prompts or a dataset with a ``prompt``
+    column); the config's reward (:func:`make_reward_fn`). History keys (see ``_loop``): step,
+    reward, reward_std, kl, ``kl_seq`` (mean summed k1 per sequence, what the adaptive controller
+    sees), ``kl_coef`` (beta of this step), completion_length, ``entropy``, clip_fraction,
+    ``approx_kl``, ``policy_loss``, ``value_loss``, loss, grad_norm, lr, seconds.
+    ``run.info["kl_coef"]`` is the final beta (it moves when adaptive)."""
     profile = profile or get_profile()
-    if prompts is None:
-        prompts = data.load_task("sentiment", "train", profile=profile)["prompt"]
-    prompts = list(prompts)
+    config = config or PPOConfig.from_profile(profile)
+    if model is None:
+        from course_lib.core.utils import seed_everything
+        seed_everything(config.seed)
+        model, ref_model, tokenizer = load_models(profile)
+    elif tokenizer is None:
+        raise ValueError("ppo train: pass the tokenizer together with the model")
+    policy = model if isinstance(model, PolicyWithValueHead) else PolicyWithValueHead(model)
+    ref = ref_model if ref_model is not None else frozen_copy(policy.lm)
+    if dataset is None:
+        dataset = data.load_task("sentiment", "train", profile=profile)
+    prompts = list(dataset["prompt"]) if hasattr(dataset, "column_names") else list(dataset)
     if len(prompts) < config.batch_size:
-        raise ValueError(f"ppo_trainer.train: {len(prompts)} prompts for batch_size {config.batch_size}")
+        raise ValueError(f"ppo train: {len(prompts)} prompts for batch_size {config.batch_size}")
     reward_fn = reward_fn or make_reward_fn(config, tokenizer)
     dev = next(policy.parameters()).device
-    rng = random.Random(config.seed)
+    rng = random.Random(config.seed)        # prompt order and minibatch shuffles
     gen = torch.Generator(device=dev).manual_seed(config.seed)
+    batches = _loop.shuffled_batches(len(prompts), config.batch_size, rng, from_end=True)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.learning_rate, eps=1e-5)
     controller = make_kl_controller(config)
     history: list[dict] = []
-    order: list[int] = []
-    texts: list[str] = []
     started = time.perf_counter()
-    bar = progress(range(config.steps), desc=desc)
+    bar = _loop.progress_bar(config.max_steps, desc, show_progress)
     for step in bar:
-        if len(order) < config.batch_size:              # a fresh shuffle of the prompts each epoch
-            order = list(range(len(prompts)))
-            rng.shuffle(order)
-        batch_prompts = [prompts[order.pop()] for _ in range(config.batch_size)]
+        t0 = time.perf_counter()
+        batch_prompts = [prompts[i] for i in next(batches)]
         beta = controller.value
+        # rollout, scores [B], per-token tensors [B, C]: mask, old/ref logprobs, values, advantages
         batch = collect_rollout(policy, ref, tokenizer, batch_prompts, reward_fn, beta, config, gen)
         stats = ppo_update(policy, optimizer, batch, config, rng)
-        mask = batch["mask"]
-        kl_tok = kl.kl_estimate(batch["old_logprobs"], batch["ref_logprobs"], "k3")
+        mask = batch["mask"]                                                     # [B, C]
+        kl_tok = kl.kl_estimate(batch["old_logprobs"], batch["ref_logprobs"], "k3")  # [B, C]
         kl_seq = ((batch["old_logprobs"] - batch["ref_logprobs"]) * mask).sum(-1).mean().item()
         controller.update(kl_seq, config.batch_size)
-        texts = batch["texts"]
         row = {"step": step + 1, "reward": batch["scores"].mean().item(),
                "reward_std": batch["scores"].std().item(),
                "kl": sft.masked_mean(kl_tok, mask).item(), "kl_seq": kl_seq, "kl_coef": beta,
-               "response_length": mask.sum(-1).float().mean().item(), **stats,
-               "seconds": time.perf_counter() - started}
+               "completion_length": mask.sum(-1).float().mean().item(), **stats,
+               "lr": config.learning_rate, "seconds": time.perf_counter() - t0}
         history.append(row)
         bar.set_postfix(reward=f"{row['reward']:.2f}", kl=f"{row['kl']:.3f}")
-        if config.max_time is not None and row["seconds"] > config.max_time:
+        if config.max_time is not None and time.perf_counter() - started > config.max_time:
             break
     policy.eval()
-    return PPOResult(history=history, config=config, seconds=time.perf_counter() - started,
-                     kl_coef=controller.value, samples=texts)
+    return Run(policy, tokenizer, history, time.perf_counter() - started, config, trainer="ppo",
+               checkpoint_name=CHECKPOINT_NAME, ref_model=ref,
+               info={"profile": profile.name, "start": getattr(policy, "start", None),
+                     "kl_coef": controller.value})
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -358,57 +387,9 @@ def headline(before: dict, after: dict) -> dict[str, tuple[float, float]]:
     return {k: (before[k], after[k]) for k in HEADLINE}
 
 
-def save(policy: PolicyWithValueHead, tokenizer, out: str | Path, info: dict | None = None) -> Path:
-    """``save_pretrained`` of the LM (loadable with ``load_policy(out)``) + value head + tokenizer."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    policy.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    if info is not None:
-        (out / "training_info.json").write_text(json.dumps(info, indent=2, default=str))
-    return out
-
-
-# --------------------------------------------------------------------------- shared entry point
-ROLLOUTS_PER_PROMPT_BATCH = 4
-"""PPO samples ``4 * preset.batch_size`` prompts per step (32 on the quick preset): with only 8
-sequences the whitened advantages are too noisy (measured on tiny: unstable above lr 3e-4, and too
-slow below). GRPO's steps sample 8 prompts x 8 completions = 64 sequences, so this is no more."""
-
-
-def default_config(profile: Profile, preset: str | None = "quick", **overrides) -> PPOConfig:
-    """The unit's settings for a profile + preset: steps from the preset, ``4 * batch_size``
-    sequences per step, lr 4e-4 (tiny) / 1.41e-5 (gpu), 2 epochs over 4 minibatches.
-
-    Tiny: kl_coef 0.07 and entropy_coef 0.003, tuned on 2 CPU cores (quick preset, ~25 s of
-    training, 128 held-out prompts, seeds 0/1/2). From the unit-03 SFT checkpoint: positive
-    fraction +41/+45/+41 points, distinct-2 -11/-8/+12 %, KL 0.30/0.29/0.42 nats/token. The
-    alternatives measured the same way: kl_coef 0.1 without entropy bonus +41/+35/+32 but
-    distinct-2 -24 % on seed 2; kl_coef 0.05 + 0.005 KL 0.58-0.59 on two seeds; lr 2e-4 for 120
-    steps only +23..+29; 4 PPO epochs diverged (KL 1.4-2.0). From the base model (already ~65 %
-    positive, so +30 means >= 95 %): +23/+31 (seeds 0/1) with these settings."""
-    p = profile.preset(preset)
-    tiny = profile.name == "tiny"
-    base = {"steps": p.steps, "batch_size": ROLLOUTS_PER_PROMPT_BATCH * p.batch_size,
-            "num_mini_batches": 4, "max_new_tokens": profile.max_completion_length,
-            "learning_rate": 4e-4 if tiny else 1.41e-5,
-            "kl_coef": 0.07 if tiny else 0.1, "entropy_coef": 0.003 if tiny else 0.0}
-    base.update(overrides)
-    return PPOConfig(**base)
-
-
-def quick_train(profile: Profile | None = None, preset: str | None = "quick",
+def quick_train(profile: Profile | None = None, preset: str | None = None,
                 out_dir: str | Path | None = None, **overrides) -> Path:
     """Train the positive-sentiment policy with the active exercise functions (from the SFT
-    checkpoint when it exists, else the base model), save it (``save_pretrained``) to `out_dir`
-    or ``checkpoint_dir()/"ppo"`` and return the path. `overrides` are :class:`PPOConfig` fields
-    (e.g. ``steps=5``)."""
-    profile = profile or get_profile()
-    config = default_config(profile, preset, **overrides)
-    seed_everything(config.seed)
-    policy, ref, tok = load_models(profile)
-    result = train(policy, ref, tok, config, profile=profile)
-    out = Path(out_dir) if out_dir else checkpoint_dir() / CHECKPOINT_NAME
-    return save(policy, tok, out, {"trainer": "ppo", "profile": profile.name, "start": policy.start,
-                                   "config": asdict(config), "steps": len(result.history),
-                                   "final": result.history[-1]})
+    checkpoint when it exists, else the base model) and save it to `out_dir` or
+    ``checkpoint_dir()/"ppo"``. `overrides` are :class:`PPOConfig` fields (e.g. ``max_steps=5``)."""
+    return _loop.quick_train(train, PPOConfig, profile, preset, out_dir, **overrides)

@@ -1,8 +1,8 @@
 """Reward-model training (unit 04): one readable Bradley–Terry loop, no framework in between.
 
     rm, tok = RewardModel.from_base(), load_tokenizer()
-    history = train(rm, tok, data.preference_pairs("train"), RewardConfig(max_steps=60))
-    r_chosen, r_rejected = score_pairs(rm, tok, data.preference_pairs("eval"))
+    run = train(RewardConfig.from_profile(max_steps=60), rm, tok, data.preference_pairs("train"))
+    r_chosen, r_rejected = score_pairs(run.model, tok, data.preference_pairs("eval"))
     reward_model.preference_accuracy(r_chosen, r_rejected)
 
 Each step scores prompt+chosen and prompt+rejected in one forward (``RewardModel.score`` pools
@@ -11,9 +11,10 @@ with the student's ``reward_model.last_token_pool``) and minimises the student's
 (no EOS is appended, unlike TRL's RewardTrainer), so ``RewardModel.score_texts`` and
 :func:`reward_texts` score new texts — e.g. decoded policy samples in unit 05 — exactly as in
 training. The config uses TRL's
-``RewardConfig`` names; :func:`run_trl_reward` is the side-by-side run. :func:`quick_train`
-(shared entry point of every unit) trains on the preference pairs and saves
-``checkpoint_dir()/"reward_model"`` (load it with ``RewardModel.from_pretrained``).
+``RewardConfig`` names; :func:`train_with_trl` is the side-by-side run. The API shared by the
+five trainers (``Run``, history keys, ``save_checkpoint``, ``quick_train``) is described in
+:mod:`course_lib.trainers._loop`; the checkpoint ``checkpoint_dir()/"reward_model"`` loads with
+``RewardModel.from_pretrained``.
 """
 from __future__ import annotations
 
@@ -21,21 +22,22 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
 from course_lib import reward_model
-from course_lib.core.config import Profile, checkpoint_dir, get_profile
-from course_lib.core.utils import progress, shuffled_batches, warmup_linear_lambda
+from course_lib.core.config import Profile, get_profile
+from course_lib.trainers import _loop
+from course_lib.trainers._loop import Run, save_checkpoint  # noqa: F401  (the shared API)
 
 CHECKPOINT_NAME = "reward_model"
 
 
 @dataclass
-class RewardConfig:
+class RewardConfig(_loop.PresetConfig):
     """Hyper-parameters, named as in ``trl.RewardConfig`` (the subset this loop uses)."""
     learning_rate: float = 2e-3
     per_device_train_batch_size: int = 8     # preference pairs per step
@@ -50,12 +52,13 @@ class RewardConfig:
     logging_steps: int = 1
 
     def __post_init__(self):
-        if self.max_steps < 1 or self.per_device_train_batch_size < 1:
-            raise ValueError(f"RewardConfig: max_steps ({self.max_steps}) and per_device_train_batch_size "
-                             f"({self.per_device_train_batch_size}) must be >= 1")
-        if self.lr_scheduler_type not in ("linear", "constant"):
-            raise ValueError(f"RewardConfig: lr_scheduler_type must be 'linear' or 'constant', "
-                             f"got {self.lr_scheduler_type!r}")
+        _loop.check_config(self)
+
+    @staticmethod
+    def profile_defaults(profile: Profile) -> dict:
+        """What :meth:`from_profile` sets besides the preset's steps and batch size."""
+        return {"learning_rate": 2e-3 if profile.name == "tiny" else 1e-5,
+                "max_length": 128 if profile.name == "tiny" else 256}
 
 
 def encode_texts(texts: Sequence[str], tokenizer, device="cpu", max_length: int | None = 128,
@@ -87,37 +90,49 @@ def pair_rewards(rm, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torc
     return scores.chunk(2)
 
 
+def train(config: RewardConfig | None = None, model=None, tokenizer=None, dataset=None, *,
+          profile: Profile | None = None, eval_fn=None, eval_every: int = 0,
+          desc: str = "reward model", show_progress: bool = True) -> Run:
+    """Train a reward model (``RewardModel``) in place on prompt / chosen / rejected pairs.
 
-
-
-
-def train(rm, tokenizer, dataset, config: RewardConfig | None = None,
-          eval_fn=None, eval_every: int = 0, desc: str = "reward model") -> list[dict]:
-    """Train the reward model in place on a dataset with prompt / chosen / rejected columns.
-
-    History rows: ``step``, ``loss``, ``accuracy`` and ``margin`` (mean r_c - r_r) on the
-    training batch, ``lr``, ``seconds`` (wall time of the step), plus ``eval_fn(rm)`` every
-    `eval_every` steps."""
-    config = config or RewardConfig()
+    Defaults: :meth:`RewardConfig.from_profile`, a fresh ``RewardModel.from_base`` (seeded with
+    ``config.seed``), the profile's preference pairs. History keys (see ``_loop``): ``step``,
+    ``loss``, ``accuracy`` and ``margin`` on the training batch, ``lr``, ``seconds``, plus
+    ``eval_fn(model)`` every `eval_every` steps."""
+    profile = profile or get_profile()
+    config = config or RewardConfig.from_profile(profile)
+    if model is None:
+        from course_lib.core.models import RewardModel, load_tokenizer
+        from course_lib.core.utils import default_device, seed_everything
+        seed_everything(config.seed)
+        tokenizer = load_tokenizer(profile=profile)
+        model = RewardModel.from_base(profile=profile).to(default_device())
+    elif tokenizer is None:
+        raise ValueError("reward model train: pass the tokenizer together with the model")
+    if dataset is None:
+        from course_lib.core import data
+        dataset = data.preference_pairs("train", profile=profile)
     for col in ("prompt", "chosen", "rejected"):
         if col not in dataset.column_names:
-            raise ValueError(f"reward_model_trainer.train: the dataset needs a {col!r} column, "
+            raise ValueError(f"reward model train: the dataset needs a {col!r} column, "
                              f"has {dataset.column_names}")
+    rm = model
     device = next(rm.parameters()).device
     P, C, R = list(dataset["prompt"]), list(dataset["chosen"]), list(dataset["rejected"])
     optimizer = torch.optim.AdamW(rm.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_linear_lambda(config.lr_scheduler_type, config.warmup_steps, config.max_steps))
-    batches = shuffled_batches(len(P), config.per_device_train_batch_size, random.Random(config.seed))
+    scheduler = _loop.lr_schedule(optimizer, config.lr_scheduler_type, config.warmup_steps, config.max_steps)
+    batches = _loop.shuffled_batches(len(P), config.per_device_train_batch_size, random.Random(config.seed))
     history: list[dict] = []
-    bar = progress(range(config.max_steps), desc=desc)
+    started = time.perf_counter()
+    bar = _loop.progress_bar(config.max_steps, desc, show_progress)
     for step in bar:
         t0 = time.perf_counter()
         idx = next(batches)
+        # input_ids, attention_mask: [2B, T], rows 0..B-1 prompt + chosen, B..2B-1 prompt + rejected
         batch = encode_pairs([P[i] for i in idx], [C[i] for i in idx], [R[i] for i in idx],
                              tokenizer, device, config.max_length)
         rm.train()
-        r_c, r_r = pair_rewards(rm, batch)
+        r_c, r_r = pair_rewards(rm, batch)                       # [B], [B]
         loss = reward_model.bradley_terry_loss(r_c, r_r)
         if config.center_rewards_coefficient:
             loss = loss + config.center_rewards_coefficient * ((r_c + r_r) ** 2).mean()
@@ -141,7 +156,8 @@ def train(rm, tokenizer, dataset, config: RewardConfig | None = None,
         if step % max(1, config.logging_steps) == 0:
             bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.2f}")
     rm.eval()
-    return history
+    return Run(rm, tokenizer, history, time.perf_counter() - started, config, trainer="reward_model",
+               checkpoint_name=CHECKPOINT_NAME, info={"profile": profile.name, "append_eos": False})
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -229,34 +245,29 @@ def write_mistakes(cases: list[dict], path: str | Path = "analysis/reward_model_
 
 
 # --------------------------------------------------------------------------- TRL side by side
-def run_trl_reward(model_name_or_path: str, tokenizer, dataset, config: RewardConfig,
-                   output_dir: str | Path, device=None) -> dict:
-    """Train a ``AutoModelForSequenceClassification(num_labels=1)`` on the same base, data and
-    settings with TRL's RewardTrainer. Returns {"model", "history" (step, loss, accuracy),
-    "seconds_per_step" (median, timed by a callback), "seconds"}."""
+def train_with_trl(config: RewardConfig, model, tokenizer, dataset,
+                   output_dir: str | Path | None = None) -> Run:
+    """TRL's ``RewardTrainer`` on the same data and settings. `model` is a base model name/path
+    (loaded as ``AutoModelForSequenceClassification(num_labels=1)``) or such a model. A
+    :class:`Run` whose history has step, loss, lr, accuracy, seconds."""
+    import tempfile
+
     from transformers import AutoModelForSequenceClassification
     from trl import RewardConfig as TRLRewardConfig
     from trl import RewardTrainer
 
-    from course_lib.trainers.sft import trl_step_timer, trl_training_args
-
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = AutoModelForSequenceClassification.from_pretrained(str(model_name_or_path), num_labels=1)
+    if isinstance(model, (str, Path)):
+        model = AutoModelForSequenceClassification.from_pretrained(str(model), num_labels=1)
+        model.to(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     model.config.pad_token_id = tokenizer.pad_token_id
-    args = TRLRewardConfig(**trl_training_args(config, output_dir, device.type == "cpu"),
+    use_cpu = next(model.parameters()).device.type == "cpu"
+    out = output_dir or tempfile.mkdtemp(prefix="trl_reward_")
+    args = TRLRewardConfig(**_loop.trl_training_args(config, out, use_cpu),
                            center_rewards_coefficient=config.center_rewards_coefficient)
     trainer = RewardTrainer(model=model, args=args, processing_class=tokenizer,
                             train_dataset=dataset.select_columns(["prompt", "chosen", "rejected"]))
-    timer = trl_step_timer(trainer, desc="TRL RewardTrainer")
-    t0 = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - t0
-    model.eval()
-    hist = [{"step": r["step"], "loss": r["loss"], "accuracy": r.get("accuracy")}
-            for r in trainer.state.log_history if "loss" in r]
-    times = sorted(timer.times)
-    return {"model": model, "history": hist, "seconds": seconds,
-            "seconds_per_step": times[len(times) // 2] if times else float("nan")}
+    return _loop.run_trl(trainer, config, tokenizer, "reward_model", desc="TRL RewardTrainer",
+                         keys={"accuracy": "accuracy"})
 
 
 def trl_score_fn(model):
@@ -266,51 +277,9 @@ def trl_score_fn(model):
     return f
 
 
-def seconds_per_step(history: Sequence[dict]) -> float:
-    """Median wall time of one step of our loop."""
-    s = sorted(h["seconds"] for h in history)
-    return s[len(s) // 2] if s else float("nan")
-
-
-# --------------------------------------------------------------------------- shared entry point
-def default_config(profile: Profile, preset: str | None = "quick", **overrides) -> RewardConfig:
-    p = profile.preset(preset)
-    base = {"max_steps": p.steps, "per_device_train_batch_size": p.batch_size,
-            "learning_rate": 2e-3 if profile.name == "tiny" else 1e-5,
-            "max_length": 128 if profile.name == "tiny" else 256}
-    base.update(overrides)
-    return RewardConfig(**base)
-
-
-def quick_train(profile: Profile | None = None, preset: str | None = "quick",
+def quick_train(profile: Profile | None = None, preset: str | None = None,
                 out_dir: str | Path | None = None, **overrides) -> Path:
-    """Train a reward model on the profile's preference pairs with the active exercise functions,
-    save it to `out_dir` or ``checkpoint_dir()/"reward_model"`` (``RewardModel.save_pretrained``
-    + the tokenizer) and return the path. `overrides` are :class:`RewardConfig` fields."""
-    from course_lib.core import data
-    from course_lib.core.models import RewardModel, load_tokenizer
-    from course_lib.core.utils import default_device, seed_everything
-
-    profile = profile or get_profile()
-    config = default_config(profile, preset, **overrides)
-    seed_everything(config.seed)
-    tok = load_tokenizer(profile=profile)
-    rm = RewardModel.from_base(profile=profile).to(default_device())
-    history = train(rm, tok, data.preference_pairs("train", profile=profile), config)
-    return save_checkpoint(rm, tok, out_dir, config=config, history=history, profile=profile)
-
-
-def save_checkpoint(rm, tokenizer, out_dir: str | Path | None = None, config: RewardConfig | None = None,
-                    history: Sequence[dict] = (), profile: Profile | None = None) -> Path:
-    """``RewardModel.save_pretrained`` + the tokenizer to `out_dir` or
-    ``checkpoint_dir()/"reward_model"`` with a training_info.json; returns the path. Load it
-    with ``RewardModel.from_pretrained(path)`` and score texts with :func:`reward_texts`."""
-    out = Path(out_dir) if out_dir else checkpoint_dir() / CHECKPOINT_NAME
-    out.mkdir(parents=True, exist_ok=True)
-    rm.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    info = {"trainer": "reward_model", "profile": (profile or get_profile()).name,
-            "config": asdict(config) if config else None, "append_eos": False, "steps": len(history),
-            "final_loss": history[-1]["loss"] if history else None}
-    (out / "training_info.json").write_text(json.dumps(info, indent=2))
-    return out
+    """Train a reward model on the profile's preference pairs with the active exercise functions
+    and save it to `out_dir` or ``checkpoint_dir()/"reward_model"`` (``RewardModel.save_pretrained``
+    + the tokenizer). `overrides` are :class:`RewardConfig` fields."""
+    return _loop.quick_train(train, RewardConfig, profile, preset, out_dir, **overrides)
