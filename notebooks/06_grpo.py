@@ -266,9 +266,18 @@ curves({"grpo": abl["baseline"], "dr_grpo": abl["dr_grpo"], "dapo": abl["dapo"]}
 # Same starting model, same prompts, same settings (`GRPOConfig.to_trl` maps our config onto TRL's
 # names), and **your** reward function — it has TRL's signature, so it plugs in unchanged. Both run
 # here, one after the other, and we time each step.
+#
+# TRL 1.16's defaults are **not** this unit's GRPO: `loss_type="dapo"` (token-level sum over the
+# batch), `beta=0.0` (no KL term, no reference model) and `use_bias_correction_kl=True` (the KL term
+# multiplied by the importance ratio). Left to its defaults TRL would train DAPO without a KL
+# penalty. So the cell below sets `loss_type` and `beta` explicitly, and `to_trl` passes them and
+# `use_bias_correction_kl=False` on to TRL: both trainers optimise the same objective.
 
 # %%
-cmp_cfg = grpo_config("sentiment", max_steps=15, prompts_per_step=4)
+import tempfile
+cmp_cfg = grpo_config("sentiment", max_steps=15, prompts_per_step=4, loss_type="grpo", beta=0.04)
+print("TRL gets:", {k: getattr(cmp_cfg.to_trl(tempfile.mkdtemp()), k)
+                    for k in ("loss_type", "beta", "use_bias_correction_kl", "scale_rewards")})
 t0 = time.perf_counter()
 ours = grpo_trainer.train(cmp_cfg, model=copy.deepcopy(base_model), tokenizer=tokenizer,
                           profile=profile, desc="ours")

@@ -340,12 +340,18 @@ plt.tight_layout(); plt.show(); save_figure(fig, "07_loss_types")
 # log-probs precomputed in both. At the first step the two losses must agree — at step 1 the
 # policy *is* the reference, so both equal log 2; the tests also compare them on a policy that
 # differs from its reference, to 1e-5. Then the curves, and seconds per step measured in this run.
+#
+# One TRL default to know: since TRL 1.16 `loss_type="sigmoid"` ignores `label_smoothing` (the
+# conservative cDPO loss of `dpo.dpo_loss`); with `label_smoothing > 0` TRL would silently train
+# plain DPO. The cell sets `loss_type="sigmoid"` and `label_smoothing=0.0` explicitly, and
+# `train_with_trl` refuses the combination that TRL would not honour.
 
 # %%
 if FAST:
     print("(skipped while grading)")
 else:
-    side = dataclasses.replace(config, max_steps=60, train_sampling_strategy="sequential")
+    side = dataclasses.replace(config, max_steps=60, train_sampling_strategy="sequential",
+                               loss_type="sigmoid", label_smoothing=0.0)
     ours_model = copy.deepcopy(reference).requires_grad_(True)
     ours = dpo_trainer.train(side, ours_model, tokenizer, train_pairs, ref_logps=ref_logps, desc="ours")
     trl = dpo_trainer.train_with_trl(side, copy.deepcopy(reference).requires_grad_(True), tokenizer, train_pairs,
