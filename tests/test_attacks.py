@@ -268,6 +268,9 @@ def attack_batch(fixture_course, tmp_path_factory):
     for name, (solved, over, _) in ATTACKS.items():
         S.make_submission(subs / name, released, solved=solved, overrides=over)
     _odd_zips(subs, released)
+    imp = S.make_submission(subs.parent / "impostor_src", released)          # stubs claiming an honest id
+    (imp / "SUBMISSION.json").write_text(json.dumps({"student_id": "aaa_honest"}))
+    S.zip_folder(imp, subs / "impostor.zip")
     out = tmp_path_factory.mktemp("attack_out")
     before = S.instructor_hashes()
     t0 = time.time()
@@ -301,6 +304,13 @@ def test_hostile_archives_are_refused_or_trimmed(attack_batch):
     assert "larger than" in r["zip_bomb"]["status"]
     assert "not valid UTF-8" in r["odd_name"]["status"]
     assert not _no_planted_files()
+
+
+def test_an_impostor_id_never_takes_another_students_records(attack_batch):
+    g, r = attack_batch["grades"], attack_batch["results"]
+    assert g["aaa_honest"] == POINTS and g["aaa_honest-dup2"] == {k: 0.0 for k in POINTS}
+    assert "DUPLICATE STUDENT ID 'aaa_honest'" in r["aaa_honest-dup2"]["status"]
+    assert (attack_batch["out"] / "feedback" / "aaa_honest-dup2").is_dir()
 
 
 def test_lying_types_are_named_in_the_feedback(attack_batch):

@@ -98,6 +98,8 @@ class Grader:
             warn_unsafe(lambda m: print(m, file=sys.stderr, flush=True))
         self.expected: dict[str, tuple[list, list]] = {}
         self.integrity: Integrity | None = None
+        self.claimed: dict[str, str] = {}      # student id -> the submission (file name) that has it
+        self.alarms: list[str] = []            # duplicate ids etc., printed at the end of the batch
 
     def log(self, msg: str) -> None:
         if not self.quiet:
@@ -159,9 +161,10 @@ class Grader:
         try:
             try:
                 unpacked = submissions.unpack(sub, work / "sub")
-                sid = submissions.student_id_of(sub, unpacked)
+                sid, dup = self._claim(submissions.student_id_of(sub, unpacked), sub)
             except (ValueError, OSError) as e:
-                return self._broken(submissions.fallback_id(sub), f"unreadable submission: {e}", t0)
+                return self._broken(self._claim(submissions.fallback_id(sub), sub)[0],
+                                    f"unreadable submission: {e}", t0)
             cl = unpacked / "course_lib"
             cl = cl if cl.is_dir() else None
             nb_dir = unpacked / "exercises" if (unpacked / "exercises").is_dir() else unpacked
@@ -172,7 +175,7 @@ class Grader:
                     kernels, run = self._start_notebooks(sid, nb_dir, cl)
                 code_scores = self.grade_code(cl)
                 t_code = time.time() - t0
-                status = "Code exercises graded by running your functions on hidden inputs in a sandbox."
+                status = dup + "Code exercises graded by running your functions on hidden inputs in a sandbox."
                 t_nb = None
                 if run:
                     ok, msg = run.wait(self.notebook_timeout)
@@ -265,22 +268,35 @@ class Grader:
         or grader file changed on the way."""
         self.prepare()
         results = []
-        seen = set()
         for sub in subs:
             try:
                 r = self.grade_one(sub)
             except Exception as e:  # noqa: BLE001 - one bad submission must not stop the batch
-                r = self._broken(submissions.fallback_id(sub), f"grading failed: {type(e).__name__}: {e}",
-                                 time.time())
+                r = self._broken(self._claim(submissions.fallback_id(sub), sub)[0],
+                                 f"grading failed: {type(e).__name__}: {e}", time.time())
             self.integrity.verify(f"grading {r['student_id']} ({sub.name})")
-            if r["student_id"] in seen:
-                r["student_id"] += f"-{len(seen)}"
-                for row in r["rows"]:
-                    row["student_id"] = r["student_id"]
-            seen.add(r["student_id"])
             results.append(r)
         self.write(results)
+        for a in self.alarms:
+            print(f"course autograde: {a}", file=sys.stderr, flush=True)
         return results
+
+    def _claim(self, sid: str, sub: Path) -> tuple[str, str]:
+        """(the id this submission is graded under, a warning or ""). A second submission claiming
+        an id already graded is graded under ``<id>-dupN`` -- the same id in grades, feedback and
+        gradebook -- and never touches the first one's records; both are named in the alarm."""
+        if sid not in self.claimed:
+            self.claimed[sid] = sub.name
+            return sid, ""
+        n = 2
+        while f"{sid}-dup{n}" in self.claimed:
+            n += 1
+        new = f"{sid}-dup{n}"
+        self.claimed[new] = sub.name
+        msg = (f"DUPLICATE STUDENT ID {sid!r}: {sub.name} claims it, but {self.claimed[sid]} already has it; "
+               f"graded as {new!r}. Check by hand which one is the student's. ")
+        self.alarms.append(msg.strip())
+        return new, msg
 
     def write(self, results: list[dict]) -> None:
         with open(self.out / "grades.csv", "w", newline="") as f:
