@@ -79,8 +79,10 @@ for text, r in zip(examples, rewards.format_reward(examples, prompts=["..."] * 3
 # the answer, else **0.0**. `answer` is a dataset column, so it arrives as a keyword argument with one
 # entry per completion (an int, or a string such as `"68"` or `"… #### 68"`).
 #
-# *Hint:* `re.findall(r"-?\d+", text)` lists the integers; take the last one (commas removed); a
-# completion without integers gets 0.0; different lengths of `completions` and `answer` → `ValueError`.
+# *Hint:* delete **every** comma of the text first (so a thousands separator as in `1,234` reads as
+# 1234 — and `"3,4"` as 34), then `re.findall(r"-?\d+", text)` lists the integers; take the last one;
+# do the same to a string `answer`; a completion without integers gets 0.0; different lengths of
+# `completions` and `answer` → `ValueError`.
 
 # %% tags=["exercise-test:correctness_reward"]
 
@@ -170,16 +172,35 @@ for ax, (name, vals) in zip(axes, scores.items()):
     ax.hist(vals, bins=20, color="tab:blue")
     ax.set_title(f"{name}\nmean {sum(vals) / len(vals):.2f}", fontsize=9)
     ax.set_xlabel("reward")
+# a penalty that never fires is one bar at 0: show what it looks at instead (words per sample)
+n_words = [len(t.split()) for t in review_texts]
+fired = sum(v != 0 for v in scores["length (reviews)"])
+axes[-1].clear()
+axes[-1].hist(n_words, bins=range(0, 45), color="tab:blue")
+for bound in (4, 40):                                   # length_penalty's default bounds
+    axes[-1].axvline(bound, color="tab:red", ls="--", lw=1)
+axes[-1].set_xlabel("words per sample (red: the allowed range)")
+axes[-1].set_title(f"length (reviews): penalty -1 on\n{fired} of {len(n_words)} samples", fontsize=9)
 axes[0].set_ylabel("samples")
 fig.suptitle("Rewards of base-model samples")
 fig.tight_layout(); save_figure(fig, "01_reward_histograms"); plt.show()
+first_int = evaluation.first_integer_accuracy(arith_texts, answers)
+print(f"sums: last integer right {sum(scores['correctness (sums)']) / len(answers):.2f}, "
+      f"first integer right {first_int:.2f}")
+print(f"sentiment: {sum(abs(v - 0.5) < 1e-9 for v in scores['sentiment (reviews)'])} of {len(review_texts)} "
+      "samples score exactly 0.5 (VADER found no sentiment word)")
 
 # %% [markdown]
 # Binary rewards (format, correctness) give the optimiser only "better or worse than the others".
-# Correctness is almost always 0 here: the base model often keeps writing after its answer (a new
-# `a + b =` …), and then the *last* integer is not the answer — the reward's exact definition decides
-# what "correct" means, and what the policy will learn to do (stop after the answer). The sentiment score is graded but bunches up near its ends; the penalties are zero for most
-# samples and only bite on the rare bad ones — which is exactly what a penalty should do.
+# The base model gets about half of the held-out sums right (the printed numbers), and its *first*
+# integer is right a little more often than its *last*: some samples give the answer and then keep
+# writing (`25. 12 +`), so the reward's exact definition — the last integer — decides what "correct"
+# means and what a policy trained on it will learn (to stop after the answer). The sentiment score
+# is graded and spread over the whole range, with one spike at exactly 0.5: VADER scores a text
+# without any sentiment word as neutral. The repetition penalty is small for most samples, and the
+# length penalty never fires on these samples (all between 4 and 40 words, last panel): a penalty
+# should bite only on the rare bad sample, and a penalty that never bites is one you cannot see
+# working until the policy drifts — that is why we test it on made-up extremes above.
 #
 # ## Shaping: same order, different gaps
 #
@@ -188,11 +209,16 @@ fig.tight_layout(); save_figure(fig, "01_reward_histograms"); plt.show()
 
 # %%
 s = torch.linspace(0, 1, 101)
-fig, ax = plt.subplots(figsize=(5, 3.5))
+fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
 for T in (0.1, 0.25, 0.5, 1.0, 2.0):
-    ax.plot(s, rewards.exponential_shaping(s, T), label=f"T = {T}")
-ax.set_yscale("symlog", linthresh=1); ax.set_xlabel("score s"); ax.set_ylabel("exp(s/T) - 1")
-ax.set_title("Exponential shaping"); ax.legend()
+    shaped_s = rewards.exponential_shaping(s, T)
+    a.plot(s[1:], shaped_s[1:], label=f"T = {T}")            # s = 0 gives 0: no place on a log axis
+    b.plot(s, shaped_s / shaped_s[-1], label=f"T = {T}")
+a.set_yscale("log"); a.set_xlabel("score s"); a.set_ylabel("exp(s/T) - 1  (log scale)")
+a.set_title("shaped reward")
+b.set_xlabel("score s"); b.set_ylabel("shaped reward / shaped reward at s = 1")
+b.set_title("the same, relative to the best score"); b.legend(fontsize=8)
+fig.suptitle("Exponential shaping: same order, different gaps"); fig.tight_layout()
 save_figure(fig, "01_exponential_shaping"); plt.show()
 
 # %%
@@ -274,6 +300,7 @@ for ax, metric, f in zip(axes, ["positive words", "sentiment_reward", "repetitio
     vals += [f([t])[0] for t in hacked.values()]
     ax.bar(range(len(vals)), vals, color=["gray", "tab:blue", "tab:red", "tab:red", "tab:green"])
     ax.set_xticks(range(len(vals)), names, fontsize=7, rotation=30, ha="right"); ax.set_title(metric)
+    ax.set_ylabel(f"{metric} (mean over texts)", fontsize=8)
 fig.suptitle("Optimising a reward: what the optimiser finds")
 fig.tight_layout(); save_figure(fig, "01_reward_hacking"); plt.show()
 
@@ -308,6 +335,42 @@ save_figure(fig, "01_trl_grpo"); plt.show()
 # A handful of steps is not training (unit 06 trains properly and compares TRL with our own loop);
 # the point is the interface: the same function you wrote and tested here is what TRL optimises.
 #
+# ## How a reward becomes a gradient: REINFORCE
+#
+# Every RL unit of the course (PPO, GRPO) is a refinement of one estimator. We want to raise
+# $J(\theta) = \mathbb{E}_{x\sim\pi_\theta}[R(x)]$, but $x$ is *sampled*, so we cannot backpropagate
+# through it. The log-derivative trick, $\nabla\pi = \pi\,\nabla\log\pi$, gives
+#
+# $$\nabla_\theta J = \mathbb{E}_{x\sim\pi_\theta}\big[R(x)\,\nabla_\theta \log \pi_\theta(x)\big]
+# \approx \frac1n\sum_{i=1}^n R(x_i)\,\nabla_\theta\log\pi_\theta(x_i),$$
+#
+# so in code the **policy-gradient loss** is `loss = -(A * logp).mean()` with `A = R` held constant
+# (no gradient through the reward), and `loss.backward()` does the rest. Each sample pushes its own
+# log-probability up in proportion to `A`: up if `A > 0`, down if `A < 0`, not at all if `A = 0`.
+# Since $\mathbb{E}[\nabla\log\pi] = \sum_x \nabla\pi(x) = \nabla 1 = 0$, subtracting any constant
+# **baseline** `b` (`A = R - b`) leaves the expected gradient unchanged but changes its noise; GRPO's
+# group mean and PPO's value network are such baselines.
+#
+# **Predict, then run.** A toy policy chooses among four completions: one passes the format
+# (probability 0.1), three fail. Below, `unit01.reinforce_gradients` computes 2000 estimates from 8
+# samples each, with autograd on exactly the loss above, for the format reward as +1/-1 and as 1/0,
+# with and without the batch-mean baseline. Before running: which setting has the noisiest
+# gradient *relative to its size*, and do +1/-1 and 1/0 point the same way once the mean is
+# subtracted? Write your prediction in `q_reward_offset` at the end, then run the cell.
+
+# %%
+toy_logits = torch.log(torch.tensor([0.1, 0.3, 0.3, 0.3]))       # outcome 0 passes the format
+g_pg = torch.Generator().manual_seed(0)
+print(f"{'rewards':>8} {'baseline':>9} {'E[estimate]/true (pass logit)':>30} {'noise/|true gradient|':>22}")
+for label, R in {"+1 / -1": [1.0, -1.0, -1.0, -1.0], "1 / 0": [1.0, 0.0, 0.0, 0.0]}.items():
+    true = unit01.exact_policy_gradient(toy_logits, R)
+    for baseline in ("none", "mean"):
+        est = unit01.reinforce_gradients(toy_logits, R, n=8, repeats=2000, baseline=baseline, generator=g_pg)
+        noise = float(est.var(0).sum().sqrt() / true.norm())
+        print(f"{label:>8} {baseline:>9} {float(est[:, 0].mean() / true[0]):>30.2f} {noise:>22.2f}")
+print("true gradient (+1/-1):", [round(v, 3) for v in unit01.exact_policy_gradient(toy_logits, [1.0, -1, -1, -1]).tolist()])
+
+# %% [markdown]
 # ## Headline numbers
 
 # %%
@@ -323,11 +386,13 @@ report_metrics("01", {
 # ## Questions
 
 # %% [markdown] tags=["answer:q_reward_offset"]
-# Without a baseline, the REINFORCE gradient is `E[R · ∇ log π(completion)]`. Compare the format
-# reward with values +1/-1 to the same reward with values 1/0. For a batch in which almost every
-# sample fails the format, what does each version do to the probability of the failing samples, and
-# how does that change the noise of the gradient? What changes once the mean reward of a group of
-# samples is subtracted (as GRPO does)?
+# *Predict first* (before running the REINFORCE cell), then explain the printed table. (a) In a
+# batch of 8 where 7 samples fail the format, what does one failing sample do to its own
+# probability under +1/-1 and under 1/0 rewards, without a baseline? (b) Your prediction: which of
+# the four settings is noisiest relative to the true gradient — and what did the cell print?
+# (c) With the batch-mean baseline, why do +1/-1 and 1/0 give the same update up to a factor
+# (which factor?), and why is the "E[estimate]/true" column below 1 with that baseline when n = 8?
+# (Hint: the sample's own reward is part of the mean.)
 
 # %% [markdown] tags=["answer:q_hacking"]
 # The repetition penalty stopped `great great great …`. Give a text that still scores high under
@@ -336,6 +401,11 @@ report_metrics("01", {
 # penalties never close every loophole?
 
 # %% [markdown] tags=["answer:q_best_of_n"]
-# Best-of-16 raised the mean sentiment reward without changing a single weight. Why does the curve
-# flatten as n grows, what does best-of-n cost at inference time, and what would you expect from
-# best-of-n if the reward were the hackable positive-word count?
+# *Predict, then run* (add a cell). (a) Before computing: if best-of-16 selects by the hackable
+# `unit01.positive_word_count` instead of `sentiment_reward`, will the selected texts be as
+# positive (sentiment) as best-of-16 by sentiment, and will they look like `warm warm warm …`?
+# Then compute it with `unit01.best_of_n_texts(bon_texts, unit01.positive_word_count(bon_texts), 16)`
+# and report the mean `sentiment_reward` and `repetition_penalty` of the selected texts next to
+# those selected by sentiment. Explain why best-of-n cannot produce the greedy optimiser's text.
+# (b) The KL of best-of-n from the base policy is at most `log n - (n-1)/n` nats: compute it for
+# n = 2, 4, 16 and, from the curve above, pick the n you would deploy and say what it costs per answer.

@@ -216,6 +216,7 @@ per_token = {"exact": st.exact[m], **{k: v[m] for k, v in est.items()}}
 b.bar(range(4), [float(v.mean()) for v in per_token.values()],
       yerr=[float(v.std()) for v in per_token.values()], capsize=4, color=["k", "C0", "C1", "C2"])
 b.set_xticks(range(4), list(per_token)); b.set_title("all tokens: mean ± std per token")
+a.set_ylabel("KL (nats)"); a.set_xlabel("sampled token"); b.set_ylabel("per-token KL (nats)")
 fig.tight_layout(); save_figure(fig, "02_per_token_kl"); plt.show()
 for k, v in per_token.items():
     print(f"{k:>5}: mean {v.mean():.4f}  std {v.std():.4f}  negative on {float((v < -1e-6).float().mean()):.0%} of tokens")
@@ -325,16 +326,17 @@ fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
 for s, r in runs.items():
     log_pref = r.seq_sum(r.ref_logp)
     a.scatter(r.seq_sum(kl.kl_estimate(r.logp, r.ref_logp, "k1")), kl_coef * log_pref, s=6, label=f"strength {s:g}")
-    b.hist(log10_bwd(log_pref).numpy(), bins=30, alpha=0.5, label=f"strength {s:g}")
-a.set_xlabel("sequence KL sample (k1)"); a.set_ylabel("kl_coef · log P_ref(c)")
-a.set_title('"forward KL" reward vs an actual KL sample'); a.legend(fontsize=7)
-b.set_xlabel("log10 |kl_coef · exp(-log P_ref(c))|"); b.set_title('"backward KL" reward: magnitude')
+    b.hist(log10_bwd(log_pref).numpy(), bins=30, histtype="step", lw=1.5, label=f"strength {s:g}")
+a.set_xlabel("sequence KL sample (k1, nats)"); a.set_ylabel("kl_coef · log P_ref(c)")
+a.set_title('"forward KL" reward vs an actual KL sample'); a.legend(fontsize=7, markerscale=2)
+b.set_xlabel("log10 |kl_coef · exp(-log P_ref(c))|"); b.set_ylabel("completions")
+b.set_title('"backward KL" reward: orders of magnitude'); b.legend(fontsize=7)
 fig.tight_layout(); save_figure(fig, "02_likelihood_terms"); plt.show()
 
 # %% [markdown]
 # The "forward" term is dominated by the completion's length and entropy (tens of nats) and barely
-# moves while the true KL grows from 0 to several nats; the "backward" term spans dozens of orders of
-# magnitude, so one sample decides the whole batch. If you want a KL penalty inside a reward
+# moves while the true KL grows from 0 to several nats; the "backward" term spans about twenty orders
+# of magnitude (right panel: from 10^1 to over 10^20 among one batch), so one sample decides the whole batch. If you want a KL penalty inside a reward
 # function, use k1 or k3 of the sequence — which needs the policy's log-probabilities too — or let
 # the trainer add it (PPO's `kl_penalized_rewards`, GRPO's β·k3 in the loss).
 #
@@ -366,7 +368,13 @@ report_metrics("02", {
 # KL(π_ref‖π) be practical to estimate during RL? (Think about whose samples you have.)
 
 # %% [markdown] tags=["answer:q_likelihood_terms"]
-# The reward term `kl_coef · log P_ref(completion)` is sometimes called a "forward KL" reward.
-# Using the numbers above, say what it equals in expectation, what it rewards even when the policy
-# equals the reference, and what behaviour you would expect a policy trained with it to drift to.
-# How would you write a reward term that really estimates the sequence KL?
+# *Predict, then run* (add a cell). A policy trained with the "forward KL" reward
+# `kl_coef · log P_ref(completion)` is paid for completions the reference finds likely. (a) Predict:
+# does sampling from the *base* model at temperature 0.5 instead of 1.0 raise or lower the mean of
+# this term, and does it change the true KL to the reference (the base model *is* the reference)?
+# Then measure it: sample 4 completions per prompt with `sampling.sample(model, tokenizer, prompts,
+# max_new_tokens=L, num_samples=4, temperature=t)` for t = 1.0 and 0.5, and compute the mean of
+# `kl_coef * log P_ref` with `kl.token_logprobs` on `sampling.completion_logits(reference, rollout)`
+# (sum over each completion's tokens with `rollout.completion_mask`). (b) Use your numbers to say
+# what this term rewards that a KL penalty does not, and what a policy trained with it would
+# drift to. (c) Write the one-line per-sequence reward term that *does* estimate the KL.

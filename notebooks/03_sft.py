@@ -41,7 +41,7 @@
 # same job side by side.
 
 # %%
-import dataclasses, tempfile, time
+import dataclasses, statistics, tempfile, time
 
 import matplotlib.pyplot as plt
 import torch
@@ -51,6 +51,8 @@ from course_lib import sft
 from course_lib.trainers import sft as sft_trainer
 from course_lib.core.models import load_policy
 from course_lib.core.report import report_metrics, save_figure
+from course_lib.core.serving import format_response
+from course_lib.labs import speed as speed_lab
 
 preset = profile.preset()
 train_ds = data.qa_pairs("train", profile=profile)
@@ -90,9 +92,9 @@ for p, t in list(zip(eval_ds["prompt"], base_texts))[:4]:
 # so that `logits[:, t]` from `model(input_ids)` predicts `labels[:, t]` with no further shifting.
 # Tokenize prompt and completion **separately** and concatenate the ids: then you know exactly where
 # the completion starts (tokenizing the joined string can merge tokens across the boundary). Pad on
-# the right; padding gets mask 0. We append `tokenizer.eos_token` to every completion (the trainer
-# does it for you via `sft_trainer.with_eos`): the EOS is a completion token, so the model learns
-# *to stop* after the answer.
+# the right; padding gets mask 0. Add **no** EOS inside this function: the trainer appends
+# `tokenizer.eos_token` to every completion *text* before calling it (`sft_trainer.with_eos`), so
+# the EOS arrives as an ordinary completion token and the model learns *to stop* after the answer.
 #
 # *Hint:* build Python lists first (`p_ids + c_ids`, `[0]*len(p_ids) + [1]*len(c_ids)`), pad them to
 # the longest length `L`, turn them into int64 tensors, then slice `[:, :-1]` and `[:, 1:]`.
@@ -236,28 +238,47 @@ for h, name in [(history, "completion only"), (history_all, "all tokens")]:
     ev = [r for r in h if "eval_loss" in r]
     axes[0].plot([r["step"] for r in ev], [r["eval_loss"] for r in ev], "o--", label=f"{name}: held-out completion NLL")
 axes[0].set_xlabel("step"); axes[0].legend(fontsize=7); axes[0].set_title("loss")
-axes[1].bar(["base", "completion only", "all tokens"], [before, after, after_all], color=["grey", "#93c47d", "#6fa8dc"])
-axes[1].set_ylim(0, 1); axes[1].set_title("format compliance (held-out questions)")
-save_figure(fig, "03_mask_vs_all_tokens"); plt.show()
+def own_question(texts):   # the format AND the echoed question is the one asked (serving's format_ok)
+    return sum(format_response(p, t)[1] for p, t in zip(eval_ds["prompt"], texts)) / len(texts)
+
+variants = {"base": (before, own_question(base_texts)), "completion only": (after, own_question(sft_texts)),
+            "all tokens": (after_all, own_question(all_texts))}
+xs = torch.arange(len(variants))
+axes[1].bar(xs - 0.2, [v[0] for v in variants.values()], width=0.4, color="#93c47d", label="format (format_reward)")
+axes[1].bar(xs + 0.2, [v[1] for v in variants.values()], width=0.4, color="#e69138",
+            label="format + the user's own question echoed")
+axes[1].set_xticks(range(3), list(variants)); axes[1].set_ylim(0, 1.15); axes[1].legend(fontsize=7, loc="upper left")
+axes[1].set_ylabel("fraction of held-out samples"); axes[1].set_title("what the samples get right")
+axes[0].set_ylabel("NLL per token")
+fig.tight_layout(); save_figure(fig, "03_mask_vs_all_tokens"); plt.show()
 print(f"held-out completion NLL after training: completion only {sft_trainer.eval_loss(model, tokenizer, eval_ds):.3f}, "
       f"all tokens {sft_trainer.eval_loss(model_all, tokenizer, eval_ds):.3f}; "
-      f"format compliance {after:.0%} vs {after_all:.0%}")
+      f"format compliance {after:.0%} vs {after_all:.0%}; own question echoed "
+      f"{variants['completion only'][1]:.0%} vs {variants['all tokens'][1]:.0%} (base {variants['base'][1]:.0%})")
 
 # %% [markdown]
 # Read the two panels together. The all-tokens training loss sits higher because it also averages
 # the (unpredictable) question tokens — the two training curves measure different things and
-# cannot be compared directly; the held-out completion NLL can. With the prompt in the loss, part
-# of every gradient step goes into modelling questions, so the behaviour we care about is learned
-# from a diluted signal. On this tiny, regular task both variants may end up using the format; the
-# difference is in what else the model learned, and it grows with long prompts (chat histories,
-# documents to summarise), where prompt tokens outnumber answer tokens many times over.
+# cannot be compared directly; the held-out completion NLL can, and it is lower with the mask
+# (printed above). **Format compliance cannot tell the two apart**: both reach (nearly) 100 %,
+# because `format_reward` only checks the *shape* `Question: …\nAnswer: …`. The stricter orange
+# bars ask whether the model echoed **the user's own question** (the serving endpoint's
+# `format_ok`): most SFT samples fail that — `What is 5 + 8?` comes back as `Question: What is
+# 5 + 13?` — the copying failure of a tiny model. The mask helps a little there too (the printed
+# numbers, on 60 questions: a difference of a few samples, so treat it as a hint, not a proof),
+# but neither variant fixes copying: SFT on a few hundred pairs teaches the form, and a reward
+# that checks the echo would be the RL fix. The mask's effect grows with long prompts (chat
+# histories, documents to summarise), where prompt tokens outnumber answer tokens many times
+# over and an all-tokens loss spends most of its gradient on text the assistant never writes.
 #
 # ## Side by side: TRL's `SFTTrainer`
 #
 # The same model, data, number of steps, batch size, learning rate and schedule, with TRL's
 # `SFTTrainer` on a prompt–completion dataset (`completion_only_loss=True`, EOS appended by TRL).
-# Both runs happen in this notebook, so their seconds per step are measured on the same machine
-# under the same load.
+# For the speed, both loops then run **back to back** on 12 steps, three times, alternating which
+# goes first (`labs.speed.compare_speed`): each pair sees the same load, and the spread of the
+# three ratios says how far one pair can be trusted. It is a look, not a benchmark: the
+# instructor's `course bench`, run alone on an idle machine, is the measurement.
 
 # %%
 course_lib.seed_everything(0)
@@ -265,25 +286,40 @@ model_trl, _ = load_policy(profile=profile)
 with tempfile.TemporaryDirectory() as tmp:
     trl_run = sft_trainer.train_with_trl(config, model_trl, tokenizer, train_ds, tmp)
 after_trl, _ = sft_trainer.format_compliance(model_trl, tokenizer, eval_ds["prompt"], MAX_NEW)
-ours_sps, trl_sps = run.seconds_per_step, trl_run.seconds_per_step
-print(f"seconds per step: ours {ours_sps:.3f}, TRL {trl_sps:.3f} (TRL / ours = {trl_sps / ours_sps:.2f})")
 print(f"format compliance: ours {after:.0%}, TRL {after_trl:.0%}")
+
+def _fresh_model():
+    course_lib.seed_everything(0)
+    return load_policy(profile=profile)[0]
+
+speed_cfg = dataclasses.replace(config, max_steps=min(config.max_steps, 12))
+speed = speed_lab.compare_speed(
+    lambda: sft_trainer.train(speed_cfg, _fresh_model(), tokenizer, train_ds, show_progress=False),
+    lambda: sft_trainer.train_with_trl(speed_cfg, _fresh_model(), tokenizer, train_ds),
+    repeats=1 if FAST else 3)
+print(speed_lab.describe(speed))
+ours_sps, trl_sps = statistics.median(speed["ours"]), statistics.median(speed["trl"])
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), gridspec_kw={"width_ratios": [2, 1]})
 axes[0].plot([h["step"] for h in history], [h["loss"] for h in history], label="our loop")
 axes[0].plot([h["step"] for h in trl_run.history], [h["loss"] for h in trl_run.history], label="TRL SFTTrainer")
 axes[0].set_xlabel("step"); axes[0].set_ylabel("completion NLL (training batch)"); axes[0].legend()
-axes[1].bar(["ours", "TRL"], [ours_sps, trl_sps], color=["#93c47d", "#e69138"])
-axes[1].set_ylabel("seconds / step (median)")
+for k, (o, t) in enumerate(zip(speed["ours"], speed["trl"])):
+    axes[1].plot([0, 1], [o, t], "o-", color="gray", alpha=0.6, label="one back-to-back pair" if k == 0 else None)
+axes[1].set_xticks([0, 1], ["ours", "TRL"]); axes[1].set_xlim(-0.5, 1.5); axes[1].set_ylim(bottom=0)
+axes[1].set_ylabel("seconds / step (median of a run)"); axes[1].legend(fontsize=7)
+axes[1].set_title(f"TRL / ours = {speed['ratio_median']:.2f} ({speed['ratio_min']:.2f}–{speed['ratio_max']:.2f})")
 fig.suptitle(f"same model, data and steps — compliance ours {after:.0%}, TRL {after_trl:.0%}")
-save_figure(fig, "03_ours_vs_trl"); plt.show()
+fig.tight_layout(); save_figure(fig, "03_ours_vs_trl"); plt.show()
 
 # %% [markdown]
 # The curves differ in detail (the two loops draw batches in a different order), not in trend. TRL
 # adds machinery our loop does not have — dataset preprocessing, a data collator, the `Trainer`
-# callbacks, logging of token accuracy and entropy, mixed precision and multi-GPU support — which
-# costs a little per step on a model this small and pays off on real ones.
+# callbacks, logging of token accuracy and entropy, mixed precision and multi-GPU support. On a
+# model this small the step itself is tiny, so the two come out about equally fast: the printed
+# ratio sits near 1 and its spread over three back-to-back pairs (tens of percent on a shared
+# laptop) is larger than any difference between them — which is why one timing is never the answer.
 #
 # ## Save the checkpoint
 #
@@ -305,10 +341,14 @@ report_metrics("03", {"format_compliance": (before, after),
 # ## Questions
 
 # %% [markdown] tags=["answer:q_sft_mask"]
-# Using the figures of this notebook, explain what changes when the loss covers all tokens instead
-# of only the completion. Why do the two *training* loss curves not compare like for like, and why
-# does the completion mask matter much more for a chat assistant trained on long conversations than
-# for our short questions?
+# *Compute, then explain.* (a) For one batch of 8 training rows (`sft_trainer.make_batch`), count the
+# prompt tokens and the completion tokens: what fraction of the all-tokens loss's gradient weight
+# goes to tokens the assistant never has to produce? Now suppose each prompt were a 2 000-token
+# conversation with a 50-token answer: what is that fraction then, and what does that do to the
+# learning signal for the answer at a fixed number of steps? (b) The format-compliance bars could
+# not tell the two variants apart while the held-out completion NLL could: name one more
+# measurement (not in this notebook) that would show the difference on *our* data, and predict
+# which variant wins it.
 
 # %% [markdown] tags=["answer:q_sft_eos"]
 # Every completion ends with the EOS token and the EOS label is a completion token. What would the

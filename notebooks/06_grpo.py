@@ -42,15 +42,17 @@
 # ablations: `scale_rewards`, `beta`, `loss_type` → TRL's `GRPOTrainer` side by side.
 
 # %%
-import copy, time
+import copy, statistics, time
 import matplotlib.pyplot as plt
 import torch
 from course_lib import grpo, rewards
 from course_lib.trainers import grpo as grpo_trainer
+from course_lib.core.models import load_policy
 from course_lib.core.report import report_metrics, save_figure
+from course_lib.labs import speed as speed_lab
 
 STEPS = None                             # None = the preset's number of steps
-ABL_STEPS = 25                           # ablations: short runs
+ABL_STEPS = 25                           # ablations: five short runs (~45 s on 2 idle cores); 60+ for a fuller sweep
 N_EVAL = 8 if FAST else None             # None = preset.eval_size
 # under the grader (FAST) every run shrinks to one step of 2 prompts x 4 completions
 FAST_SIZE = course_lib.core.utils.GRADING_SIZES["grpo"] if FAST else {}
@@ -81,8 +83,8 @@ for k, scale in enumerate(["group", "batch", "none"]):
     ax.bar(torch.arange(8) + 0.27 * (k - 1), grpo.group_advantages(r, 4, scale=scale), width=0.27, label=scale)
 ax.axvline(3.5, color="gray", lw=0.8); ax.set_xticks(range(8), [f"{x:.2f}" for x in r.tolist()])
 ax.set_xlabel("reward (left group: arithmetic-like 0/1, right group: saturated sentiment)")
-ax.set_ylabel("advantage"); ax.legend(title="scale_rewards"); ax.set_title("Std scaling blows up tiny differences")
-plt.show(); save_figure(fig, "06_advantages")
+ax.set_ylabel("advantage"); ax.legend(title="scale_rewards", loc="center left", bbox_to_anchor=(1.0, 0.5)); ax.set_title("Std scaling blows up tiny differences")
+save_figure(fig, "06_advantages"); plt.show()
 
 # %% [markdown]
 # ## Exercise 6.2 — the GRPO loss and its reductions
@@ -95,6 +97,12 @@ plt.show(); save_figure(fig, "06_advantages")
 # | `grpo` | mean over each sequence's tokens, then over sequences | a token of a *long* completion weighs less: long wrong answers are punished less per token → length bias |
 # | `bnpo`, `dapo` | sum / number of completion tokens in the batch | every token weighs the same |
 # | `dr_grpo` | sum / (B × `max_completion_length`) | a constant normaliser: no length bias at all |
+#
+# Two details the table hides. Under `grpo` a row whose mask is all zero (an empty completion) has
+# no mean: raise `ValueError` (the other reductions only fail when the *whole* mask is zero). And
+# `bnpo` and `dapo` give the same number on one batch; TRL keeps both names because they differ
+# under gradient accumulation: `bnpo` divides by the completion tokens of the local batch, `dapo` by
+# those of the whole generation batch across the accumulation steps (our loop has no accumulation).
 
 # %% tags=["exercise-test:grpo_loss"]
 
@@ -137,29 +145,46 @@ print(f"{'kl_to_ref':>18}: {sent_after['kl_to_ref']:.3f} nats/token")
 for s in sent_after["samples"][:4]:
     print("  ", repr(s["prompt"] + s["response"]))
 
-
 # %%
-def curves(runs, keys, title, name, xlabel="step"):
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3))
-    for ax, key in zip(axes if len(keys) > 1 else [axes], keys):
+YLABELS = {"reward": "mean reward of the step's samples", "kl": "KL to reference (nats/token, k3)",
+           "loss": "logged loss", "completion_length": "completion length (tokens)",
+           "frac_reward_zero_std": "fraction of groups"}
+
+def curves(runs, keys, title, name, xlabel="step", extra=None):
+    """One panel per history key, one line per run; `extra`: {key: [(label, xs, ys)]} more lines."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys):
         for label, hist in runs.items():
             ax.plot([h["step"] for h in hist], [h[key] for h in hist], label=label)
-        ax.set_title(key); ax.set_xlabel(xlabel)
-    axes[0].legend() if len(keys) > 1 else axes.legend()
-    fig.suptitle(title); fig.tight_layout(); plt.show(); save_figure(fig, name)
+        for label, xs, ys in (extra or {}).get(key, []):
+            ax.plot(xs, ys, "--", label=label)
+        ax.set_title(key); ax.set_xlabel(xlabel); ax.set_ylabel(YLABELS.get(key, key))
+        if (extra or {}).get(key):
+            ax.legend(fontsize=7)
+    if len(runs) > 1:   # one legend for the runs, below the panels (never over a curve)
+        fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=len(runs),
+                   fontsize=8, bbox_to_anchor=(0.5, -0.08))
+    fig.suptitle(title); fig.tight_layout(); save_figure(fig, name); plt.show()
 
-curves({"sentiment": sent.history}, ["reward", "kl", "loss"], "GRPO on sentiment", "06_sentiment_curves")
+beta_kl = [sent_cfg.beta * h["kl"] for h in sent.history]
+curves({"sentiment": sent.history}, ["reward", "kl", "loss"], "GRPO on sentiment", "06_sentiment_curves",
+       extra={"loss": [("β · kl (the KL term alone)", [h["step"] for h in sent.history], beta_kl)]})
+policy_term = [h["loss"] - b for h, b in zip(sent.history, beta_kl)]
+print(f"loss - β·kl over the run: between {min(policy_term):+.4f} and {max(policy_term):+.4f}"
+      f"  (the loss itself: {min(h['loss'] for h in sent.history):.4f} .. {max(h['loss'] for h in sent.history):.4f})")
 grpo_trainer.save_checkpoint(sent)                      # checkpoints/grpo
 
 # %% [markdown]
-# ### Why is the loss ~0 — and why watch the reward instead?
+# ### What the logged loss is — and why watch the reward instead
 #
-# Look at the right panel: the loss hovers around zero from the first step while the reward climbs.
-# At each step's first (and here only) update, $\rho = 1$, so the policy term is
-# $-\frac{1}{B}\sum_i A_i$ (for `grpo`) — and group advantages have **zero mean by construction**.
-# What remains is $\beta\,$k3, which starts at 0. The loss *value* carries no information about
-# progress; its *gradient* does ($\nabla\rho = \nabla\log\pi$ weighted by $A$). Watch the reward,
-# the KL and samples, never the loss, to judge a GRPO run.
+# Look at the right panel: the logged loss is small, jumps early and then drifts down — it follows
+# the dashed $\beta\cdot$kl line (up to how tokens are averaged) and the KL panel, not the reward. At each step's first (and here
+# only) update, $\rho = 1$, so the policy term is $-\frac{1}{B}\sum_i A_i$ (for `grpo`) — and group
+# advantages have **zero mean by construction**: the policy term is exactly 0 at every step (the
+# printed "loss − β·kl" stays near zero). What remains is $\beta\,$k3, which starts at 0 and grows as
+# the policy leaves the reference. So the loss *value* says nothing about the reward; its *gradient*
+# does ($\nabla\rho = \nabla\log\pi$ weighted by $A$). Watch the reward, the KL and samples, never
+# the loss, to judge a GRPO run.
 #
 # ### Task 2: arithmetic on problems never seen
 #
@@ -167,11 +192,24 @@ grpo_trainer.save_checkpoint(sent)                      # checkpoints/grpo
 # Training prompts are pairs from pretraining; evaluation uses held-out pairs that were **never**
 # a training prompt nor in the pretraining corpus, so gains there are generalisation. A 0/1
 # reward has real spread inside a group, so here std scaling (`"group"`) is fine.
+#
+# **Which model do we start from?** Not the unit-03 SFT checkpoint. SFT taught the Q/A format at a
+# high learning rate on a few hundred pairs, and on the tiny profile it made the model much
+# *worse* at sums: held-out accuracy about 0.47 for the pretrained model, about 0.05 after SFT (the
+# cell prints both when the SFT checkpoint exists; the SFT model writes confident wrong sums such as
+# `40 + 35 = 65`). Fine-tuning on one behaviour can erase another — *forgetting* — and RL can only
+# reinforce what the model still samples now and then. So arithmetic GRPO starts from the
+# pretrained model and must beat **its own start**.
 
 # %%
 ar_cfg = grpo_config("arithmetic", max_steps=STEPS)
-ar_before = grpo_trainer.evaluate(base_model, tokenizer, "arithmetic", n=N_EVAL, profile=profile)
-ar = grpo_trainer.train(ar_cfg, model=copy.deepcopy(base_model), tokenizer=tokenizer,
+ar_start, _ = load_policy(profile=profile)        # the pretrained model, not the SFT checkpoint (see above)
+if start_path != profile.policy_model:            # what unit 03's SFT did to sums
+    ar_sft = grpo_trainer.evaluate(base_model, tokenizer, "arithmetic", n=N_EVAL, profile=profile)
+    print(f"held-out accuracy of the SFT checkpoint: {ar_sft['accuracy']:.3f}  e.g. "
+          f"{ar_sft['samples'][0]['prompt'] + ar_sft['samples'][0]['response']!r}")
+ar_before = grpo_trainer.evaluate(ar_start, tokenizer, "arithmetic", n=N_EVAL, profile=profile)
+ar = grpo_trainer.train(ar_cfg, model=ar_start, tokenizer=tokenizer,
                         profile=profile, desc="GRPO arithmetic")
 ar_after = grpo_trainer.evaluate(ar.model, tokenizer, "arithmetic", ref_model=ar.ref_model,
                                  n=N_EVAL, profile=profile)
@@ -195,6 +233,10 @@ report_metrics("06", {
 
 
 # %% [markdown]
+# On the quick preset GRPO lifts held-out accuracy from about 0.47 to about 0.77 (printed above),
+# and the first-integer accuracy with it: the policy learned both to add better and to stop after
+# the answer (the two numbers meet), on pairs it never trained on.
+#
 # `frac_reward_zero_std` (right panel above) is the fraction of groups whose $G$ completions all got
 # the same reward: their advantages are all 0 and they teach nothing. When a problem is always
 # solved (or never), GRPO stops learning from it — that is why difficulty matters in GRPO datasets.
@@ -250,11 +292,15 @@ curves({"beta 0.04 (baseline)": abl["baseline"], "beta 0": abl["beta 0"]}, ["rew
 #
 # The reductions weigh tokens differently, so they push length differently: `grpo` divides each
 # sequence by its own length (long negative-advantage completions are penalised less per token),
-# `dapo` weighs every token in the batch equally, `dr_grpo` divides by a constant. On this small
-# task completions are capped at a few dozen tokens and all three stay close; the bias shows in
-# long chain-of-thought training, where `grpo` lets wrong answers grow long. Note also the *scale*:
-# `dr_grpo`'s constant normaliser makes its gradients smaller for short completions — an implicit
-# learning-rate change.
+# `dapo` weighs every token in the batch equally, `dr_grpo` divides by a constant. Read the left
+# panel for length: completions are capped at 24 tokens here, yet `grpo`'s tend to grow longest.
+# They do **not** stay close on the evaluation: the lines printed by the ablation cell give
+# positive fractions that differ by up to about 0.25 after 25 steps (lowest for `grpo`), while the
+# training-reward curves (right) overlap within their step-to-step noise. One short run per
+# variant with one seed cannot rank them — rerun the three with `seed=1` before believing an
+# order. The length bias matters most in long chain-of-thought training, where `grpo` lets wrong
+# answers grow long. Note also the *scale*: `dr_grpo`'s constant normaliser makes its gradients
+# smaller for short completions — an implicit learning-rate change.
 
 # %%
 curves({"grpo": abl["baseline"], "dr_grpo": abl["dr_grpo"], "dapo": abl["dapo"]},
@@ -264,8 +310,11 @@ curves({"grpo": abl["baseline"], "dr_grpo": abl["dr_grpo"], "dapo": abl["dapo"]}
 # ## Side by side: TRL's `GRPOTrainer`
 #
 # Same starting model, same prompts, same settings (`GRPOConfig.to_trl` maps our config onto TRL's
-# names), and **your** reward function — it has TRL's signature, so it plugs in unchanged. Both run
-# here, one after the other, and we time each step.
+# names), and **your** reward function — it has TRL's signature, so it plugs in unchanged. First
+# one 15-step run of each for the reward curves; then, for the speed, both loops **back to back**
+# on 6 steps, three times, alternating which goes first (`labs.speed.compare_speed`): the ratio
+# of each pair is measured under the same load, and the spread over the three pairs shows how
+# much one pair can be trusted.
 #
 # TRL 1.16's defaults are **not** this unit's GRPO: `loss_type="dapo"` (token-level sum over the
 # batch), `beta=0.0` (no KL term, no reference model) and `use_bias_correction_kl=True` (the KL term
@@ -282,32 +331,62 @@ t0 = time.perf_counter()
 ours = grpo_trainer.train(cmp_cfg, model=copy.deepcopy(base_model), tokenizer=tokenizer,
                           profile=profile, desc="ours")
 theirs = grpo_trainer.train_with_trl(cmp_cfg, copy.deepcopy(base_model), tokenizer, profile=profile)
-ours_s, trl_s = ours.seconds_per_step, theirs.seconds_per_step
-print(f"median seconds per step: ours {ours_s:.3f}  ·  TRL {trl_s:.3f}  ·  ratio TRL/ours {trl_s / ours_s:.2f}")
+speed_cfg = grpo_config("sentiment", max_steps=6, prompts_per_step=4)
+speed = speed_lab.compare_speed(
+    lambda: grpo_trainer.train(speed_cfg, model=copy.deepcopy(base_model), tokenizer=tokenizer,
+                               profile=profile, show_progress=False),
+    lambda: grpo_trainer.train_with_trl(speed_cfg, copy.deepcopy(base_model), tokenizer, profile=profile),
+    repeats=1 if FAST else 3)
+print(speed_lab.describe(speed))
+ours_s, trl_s = statistics.median(speed["ours"]), statistics.median(speed["trl"])
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3))
 a1.plot([h["step"] for h in ours.history], [h["reward"] for h in ours.history], label="ours")
 a1.plot([h["step"] for h in theirs.history], [h["reward"] for h in theirs.history], label="TRL")
-a1.set_xlabel("step"); a1.set_title("reward"); a1.legend()
-a2.bar(["ours", "TRL"], [ours_s, trl_s]); a2.set_title("median seconds / step")
-fig.tight_layout(); plt.show(); save_figure(fig, "06_trl_side_by_side")
+a1.set_xlabel("step"); a1.set_ylabel("mean reward of the step's samples"); a1.set_title("reward"); a1.legend()
+for k, (o, t) in enumerate(zip(speed["ours"], speed["trl"])):
+    a2.plot([0, 1], [o, t], "o-", color="gray", alpha=0.6, label="one back-to-back pair" if k == 0 else None)
+a2.set_xticks([0, 1], ["ours", "TRL"]); a2.set_xlim(-0.5, 1.5); a2.set_ylim(bottom=0)
+a2.set_ylabel("median seconds / step"); a2.legend(fontsize=7)
+a2.set_title(f"TRL / ours = {speed['ratio_median']:.2f} ({speed['ratio_min']:.2f}–{speed['ratio_max']:.2f})")
+fig.tight_layout(); save_figure(fig, "06_trl_side_by_side"); plt.show()
 report_metrics("06", {"seconds_per_step_ours": (None, ours_s), "seconds_per_step_trl": (None, trl_s)})
 
 # %% [markdown]
 # The curves are not identical — different random numbers for sampling — but they should climb
 # alike. Where does the time go? About half of a step is generation (one forward per new token),
 # the rest the reference forward and the policy forward + backward. TRL adds bookkeeping (data
-# loader, accelerate, logging, metrics) around the same work.
+# loader, accelerate, logging, metrics) around the same work. Read the speed as the printed ratio
+# *with its spread*: on a shared or busy laptop one pair can be off by a factor of several; the
+# course's number is the instructor's `course bench`, run alone on an idle machine.
 #
 # ## Questions
 
 # %% [markdown] tags=["answer:q_grpo_std"]
-# In the sentiment ablation, std scaling (`scale_rewards="group"`) drifted much further from the reference than no scaling, while on arithmetic it worked well. Explain the difference using what the reward distribution inside a group looks like on each task.
+# *Predict, then compute* with your `grpo.group_advantages` (G = 8): group S = sentiment rewards
+# `[0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97]`, group M = arithmetic rewards
+# `[0, 0, 0, 0, 0, 0, 0, 1]`. (a) Predict, then compute, the largest |advantage| in each group under
+# `scale="group"` and under `scale="none"`. Which group gets the bigger push under each scale?
+# (b) Use your numbers to explain why std scaling drifted far from the reference in the sentiment
+# ablation (its KL) but works on arithmetic. (c) What do the advantages become for a group of eight
+# identical rewards, and what role does `eps` play there?
 
 # %% [markdown] tags=["answer:q_grpo_loss_zero"]
-# The logged loss is about 0 at every step even while the reward rises. Why? What would you monitor instead to know whether GRPO is working, and why does the gradient not vanish when the loss value does?
+# *Predict, then check.* (a) Write the logged loss of one step (ρ = 1, `loss_type="grpo"`) as a
+# formula in the advantages and the per-token k3. From it, predict the logged loss of every step of
+# the `beta 0` ablation run, then check `[h["loss"] for h in abl["beta 0"]]`. (b) The loss of that
+# run says nothing about its reward, yet its reward rose fastest of all: show with a two-token
+# example (one completion, A = +1, log π = θ) that the gradient of `-ρ·A` at ρ = 1 is not zero.
+# (c) Name the two curves you would watch to judge a GRPO run and what failure each one catches.
 
 # %% [markdown] tags=["answer:q_grpo_length"]
-# Explain how the `grpo` reduction (per-sequence mean) creates a length bias for completions with negative advantage, and how `dr_grpo` and `dapo` remove it.
+# *Compute* (a few lines with your `grpo.grpo_loss` and autograd): a batch of two completions, both
+# with advantage −1, one of 2 tokens and one of 10 (mask), ρ = 1 (`old_logp = logp.detach()`),
+# β = 0. Give the gradient of the loss with respect to each token's `logp` under `grpo`, `dapo` and
+# `dr_grpo` (`max_completion_length=10`). (a) Under which reduction is a token of the long wrong
+# answer pushed down less than a token of the short one, and by what factor? (b) What length does
+# that make a policy prefer for *wrong* answers, and for *right* answers (A = +1)? (c) Compare
+# with what the `loss_type` ablation's completion-length panel shows, and say why 25 steps with
+# 24-token completions may not show it.
 
 # %% [markdown] tags=["answer:q_grpo_vs_ppo"]
 # GRPO has no value network. What does it use as a baseline instead, what does it cost per prompt, and when would you still prefer PPO's critic?

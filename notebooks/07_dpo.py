@@ -44,7 +44,7 @@
 # `DPOTrainer` side by side.
 
 # %%
-import copy, dataclasses, time
+import copy, dataclasses, statistics, time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -53,6 +53,7 @@ from course_lib import dpo, progress
 from course_lib.trainers import dpo as dpo_trainer
 from course_lib.core.models import frozen_copy
 from course_lib.core.report import report_metrics, save_figure
+from course_lib.labs import speed as speed_lab
 
 torch.set_num_threads(2)
 policy, tokenizer, start_path = dpo_trainer.start_model(profile)   # SFT checkpoint if unit 03 saved one
@@ -339,7 +340,10 @@ plt.tight_layout(); plt.show(); save_figure(fig, "07_loss_types")
 # same order (`train_sampling_strategy="sequential"`), same optimizer settings; reference
 # log-probs precomputed in both. At the first step the two losses must agree — at step 1 the
 # policy *is* the reference, so both equal log 2; the tests also compare them on a policy that
-# differs from its reference, to 1e-5. Then the curves, and seconds per step measured in this run.
+# differs from its reference, to 1e-5. Then the curves; for the speed, both loops run **back to
+# back** on 12 steps, three times, alternating which goes first (`labs.speed.compare_speed`): the
+# ratio with its spread under this machine's load — a look, not a benchmark (the instructor's
+# `course bench`, run alone on an idle machine, is the measurement).
 #
 # One TRL default to know: since TRL 1.16 `loss_type="sigmoid"` ignores `label_smoothing` (the
 # conservative cDPO loss of `dpo.dpo_loss`); with `label_smoothing > 0` TRL would silently train
@@ -357,9 +361,16 @@ else:
     trl = dpo_trainer.train_with_trl(side, copy.deepcopy(reference).requires_grad_(True), tokenizer, train_pairs,
                                      ref_model=copy.deepcopy(reference))
     ours_hist, trl_hist = ours.history, trl.history
-    ours_sps, trl_sps = ours.seconds_per_step, trl.seconds_per_step
     print(f"first-step loss: ours {ours_hist[0]['loss']:.6f}, TRL {trl_hist[0]['loss']:.6f}")
-    print(f"seconds per step: ours {ours_sps:.4f}, TRL {trl_sps:.4f} (TRL/ours = {trl_sps / ours_sps:.2f}x)")
+    speed_cfg = dataclasses.replace(side, max_steps=12)
+    speed = speed_lab.compare_speed(
+        lambda: dpo_trainer.train(speed_cfg, copy.deepcopy(reference).requires_grad_(True), tokenizer,
+                                  train_pairs, ref_logps=ref_logps, show_progress=False),
+        lambda: dpo_trainer.train_with_trl(speed_cfg, copy.deepcopy(reference).requires_grad_(True), tokenizer,
+                                           train_pairs, ref_model=copy.deepcopy(reference)),
+        repeats=3)
+    print(speed_lab.describe(speed))
+    ours_sps, trl_sps = statistics.median(speed["ours"]), statistics.median(speed["trl"])
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot([h["loss"] for h in ours_hist], label="ours (your functions)")
     ax.plot([h["loss"] for h in trl_hist], "--", label="TRL DPOTrainer")

@@ -24,11 +24,41 @@ def test_notebook_structure():
     assert "FAST" in src and "train_with_trl" in src
 
 
+def test_compare_speed_alternates_the_order_and_reports_the_spread_of_the_ratio():
+    from types import SimpleNamespace
+
+    from course_lib.labs import speed
+    calls, ours_times, trl_times = [], iter([1.0, 2.0, 1.0]), iter([1.5, 2.0, 3.0])
+
+    def ours():
+        calls.append("ours")
+        return SimpleNamespace(seconds_per_step=next(ours_times))
+
+    def trl():
+        calls.append("trl")
+        return SimpleNamespace(seconds_per_step=next(trl_times))
+
+    res = speed.compare_speed(ours, trl, repeats=3)
+    assert calls == ["ours", "trl", "trl", "ours", "ours", "trl"]      # neither always goes first
+    assert res["ratio"] == [1.5, 1.0, 3.0]
+    assert (res["ratio_median"], res["ratio_min"], res["ratio_max"]) == (1.5, 1.0, 3.0)
+    text = speed.describe(res)
+    assert "1.50 (1.00–3.00 over 3 back-to-back repeats)" in text and "course bench" in text
+    with pytest.raises(ValueError, match="repeats"):
+        speed.compare_speed(ours, trl, repeats=0)
+    with pytest.raises(RuntimeError, match="trl run timed no step"):
+        speed.compare_speed(lambda: SimpleNamespace(seconds_per_step=1.0),
+                            lambda: SimpleNamespace(seconds_per_step=float("nan")), repeats=1)
+
+
 @pytest.mark.notebook
 def test_notebook_meets_the_bars(run_notebook):
     run = run_notebook("06")
     m = run.metrics
     acc, pos, d2, kl = (m[k] for k in ("arithmetic_accuracy", "positive_fraction", "distinct_2", "kl_to_ref"))
+    # arithmetic starts from the pretrained model (~0.47), not the SFT checkpoint that forgot sums
+    # (~0.05), and GRPO must beat that start by a clear margin
+    assert acc["before"] >= 0.3, acc
     assert acc["after"] - acc["before"] >= 0.15, acc
     assert pos["after"] - pos["before"] >= 0.30, pos
     assert abs(d2["after"] - d2["before"]) <= 0.2 * d2["before"], d2
