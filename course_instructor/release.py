@@ -238,7 +238,11 @@ whose cells are broken gives you less useful feedback.
 
 ## Tests
 
-    .venv/bin/python -m pytest -q    # the public tests (course infrastructure + your set-up)
+    .venv/bin/python -m pytest -q tests/test_exercises.py -k grpo   # your exercises of course_lib/grpo.py
+    .venv/bin/python -m pytest -q --deselect tests/test_exercises.py  # course infrastructure + set-up
+
+`tests/test_exercises.py` runs each exercise's visible checks: a function you have not written yet
+fails with "not implemented yet", so expect failures until the last unit.
 
 ## Submitting
 
