@@ -349,8 +349,9 @@ display(HTML("<img src=x onerror=alert(1)>"))
 
 @pytest.mark.slow
 def test_kernel_attacks_through_nbgrader(fixture_course, tmp_path):
-    from course_instructor.grading import autograde
     from nbgrader.api import Gradebook
+
+    from course_instructor.grading import autograde
     src, released = fixture_course
     subs, out = tmp_path / "subs", tmp_path / "out"
     S.make_submission(subs / "a_honest", released, solved="all")

@@ -195,8 +195,9 @@ def test_feedback_has_no_hidden_tests(hostile_batch):
 # --- the full path: nbgrader executes the notebooks too ------------------------------------------
 @pytest.mark.slow
 def test_autograde_with_nbgrader_notebooks(fixture_course, tmp_path):
-    from course_instructor.grading import autograde
     from nbgrader.api import Gradebook
+
+    from course_instructor.grading import autograde
     src, released = fixture_course
     subs = tmp_path / "subs"
     S.make_submission(subs / "solved", released, solved="all")
@@ -249,8 +250,8 @@ def test_real_course_solutions_copy_grades_in_full_and_fast_cells_run(tmp_path):
     """A solutions copy of the released course, autograded as a grader would: full code points,
     every FAST (NBGRADER_EXECUTION) cell of the eight notebooks runs without an error, in bounded
     time (~46 s on 2 cores; `python -m course_instructor.grading.bench_grading` prints the number)."""
-    from course_instructor.grading import autograde, bench_grading
     from course_instructor import release
+    from course_instructor.grading import autograde, bench_grading
     released = release.generate(tmp_path / "ex", ROOT / "notebooks")
     bench_grading.make_submission(tmp_path / "subs" / "solved", released, solved=True)
     (r,) = autograde.autograde(tmp_path / "subs", tmp_path / "out", quiet=True)
@@ -295,6 +296,7 @@ def test_a_changed_grader_file_stops_the_batch_without_grades(fixture_course, tm
     """Integrity: the source notebooks are hashed before the batch; a change after a submission
     (here: simulated by the test itself) aborts with an alarm and leaves grades.csv unwritten."""
     import shutil
+
     from course_instructor.grading import autograde
     from course_instructor.grading.integrity import IntegrityError
     src0, released = fixture_course

@@ -24,6 +24,7 @@ def kernels(tmp_path, monkeypatch):
     """start(warm=..., cwd=...) -> (KernelManager, client, SubmissionKernels); all stopped afterwards."""
     from jupyter_client import KernelManager
     from jupyter_client.kernelspec import KernelSpecManager
+
     from course_instructor.grading import nbgrader_run
     from course_instructor.grading.isolation import Isolation
     started, subs = [], []
@@ -163,6 +164,7 @@ def test_most_specific_folder_decides(tmp_path, case):
     repository (``--out grades``), and the instructor's files may sit inside a writable /tmp."""
     import subprocess
     import sys
+
     from course_instructor.grading import sandbox_child
     if case == "grading_folder_inside_repository":
         repo = tmp_path / "repo"

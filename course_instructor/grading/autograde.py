@@ -39,11 +39,11 @@ from pathlib import Path
 
 import nbformat
 
-from course_lib.core import registry as exercises
 from course_instructor import release
 from course_instructor.grading import feedback, nbgrader_run, sandbox, submissions
 from course_instructor.grading.integrity import Integrity, IntegrityError
 from course_instructor.grading.isolation import Isolation, IsolationUnavailable, warn_unsafe
+from course_lib.core import registry as exercises
 
 REPO = release.REPO
 ASSIGNMENT = release.ASSIGNMENT

@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="notebooks executed at once per submission (default: min(2, cores))")
     ap.add_argument("--cold-kernels", action="store_true", help="no kernel fork server (each kernel starts cold)")
     args = ap.parse_args(argv)
-    from course_instructor.grading import autograde
     from course_instructor import release
+    from course_instructor.grading import autograde
     work = Path(tempfile.mkdtemp(prefix="course_bench_"))
     try:
         released = release.generate(work / "ex", Path(args.source))

@@ -35,8 +35,9 @@ tensors, numbers, strings, lists, dicts and None; on the wire (sandbox -> grader
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 

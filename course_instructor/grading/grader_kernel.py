@@ -142,7 +142,7 @@ def launch_via_zygote(spec: dict) -> None:
     while True:
         try:
             data = s.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             if os.getppid() != parent:          # Jupyter (nbgrader) is gone: so is the kernel
                 os._exit(1)                     # (the server sees the connection close)
             continue

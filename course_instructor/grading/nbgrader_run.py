@@ -234,6 +234,7 @@ def prepare_gradebook(root: Path, sid: str) -> None:
     """Create the student and the submission before the concurrent nbgrader processes start (so
     none of them has to create a row another one is creating)."""
     import warnings
+
     from nbgrader.api import Gradebook
     with warnings.catch_warnings():   # nbgrader's own SQLAlchemy autoflush warnings
         warnings.simplefilter("ignore")

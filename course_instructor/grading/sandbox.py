@@ -31,9 +31,9 @@ from pathlib import Path
 
 import torch
 
-from course_lib.core import registry as exercises
 from course_instructor.grading import caserun, limits
 from course_instructor.grading.isolation import Isolation
+from course_lib.core import registry as exercises
 
 REPO = Path(__file__).resolve().parents[2]             # the instructor repository (when it is one)
 PACKAGE = REPO / "course_lib"                          # the course_lib that grading lays student files over

@@ -23,8 +23,8 @@ def main() -> None:
     spec = json.loads(open(sys.argv[1]).read())
     sys.path[:] = [spec["root"]] + [p for p in sys.path if p] + spec["site_dirs"]
     os.environ["OMP_NUM_THREADS"] = "1"
-    import torch  # noqa: F401  (trusted libraries first, before the hook)
     import numpy  # noqa: F401
+    import torch  # noqa: F401  (trusted libraries first, before the hook)
     torch.set_num_threads(1)
     pkg = types.ModuleType("course_lib")           # a bare package: its __init__ imports every
     pkg.__path__ = [os.path.join(spec["root"], "course_lib")]   # module; we import them one by one
