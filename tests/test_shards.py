@@ -79,10 +79,20 @@ def test_duplicate_ids_across_shards_are_renamed_as_unsharded(tmp_path):
     ids = ["ada", "ada", "bob"]          # the same id in shard 1 and shard 2
     dirs = make_shards(tmp_path, ids, 2)
     merged = shards.merge(dirs, tmp_path / "merged")
-    assert [r["student_id"] for r in merged] == ["ada", "ada-1", "bob"]
+    assert [r["student_id"] for r in merged] == ["ada", "ada-dup2", "bob"]
     csv = (tmp_path / "merged" / "grades.csv").read_text()
-    assert "ada-1,02,kl_estimate" in csv
-    assert (tmp_path / "merged" / "feedback" / "ada-1").is_dir()
+    assert "ada-dup2,02,kl_estimate" in csv
+    assert (tmp_path / "merged" / "feedback" / "ada-dup2").is_dir()
+
+
+def test_duplicate_renamed_inside_a_shard_is_renumbered_in_batch_order(tmp_path):
+    # positions 0 and 2 in shard 1 (the second already renamed there), position 1 in shard 2
+    dirs = make_shards(tmp_path, ["ada", "ada", "ada-dup2"], 2)
+    res = json.loads((dirs[0] / "grades.json").read_text())
+    res[1]["status"] = "DUPLICATE STUDENT ID 'ada': ... graded as 'ada-dup2'."
+    (dirs[0] / "grades.json").write_text(json.dumps(res))
+    merged = shards.merge(dirs, tmp_path / "merged")
+    assert [r["student_id"] for r in merged] == ["ada", "ada-dup2", "ada-dup3"]   # one machine's ids
 
 
 def test_merge_refuses_incomplete_or_mixed_shards(tmp_path):

@@ -113,19 +113,27 @@ def _load(shard_dirs: Sequence[Path]) -> list[tuple[Path, dict, list[dict]]]:
 
 
 def merge_results(shards: list[tuple[Path, dict, list[dict]]]) -> list[tuple[Path, str, dict]]:
-    """[(shard dir, id in that shard, result)] in the unsharded order; a student id met again in a
-    later shard is renamed ``<id>-<number of ids so far>`` as one unsharded run renames it."""
-    rows = sorted(((s["position"], d, s["student_id"], r) for d, m, res in shards
+    """[(shard dir, id in that shard, result)] in the unsharded order. Student ids are claimed
+    again in that order with the grader's own rule (``autograde.Grader._claim``: a second
+    submission with an id already graded becomes ``<id>-dupN``), so a duplicate split over two
+    shards gets the id that one unsharded run gives it."""
+    from course_instructor.grading import autograde
+    rows = sorted(((s["position"], d, s["name"], s["student_id"], r) for d, m, res in shards
                    for s, r in zip(m["submissions"], res)), key=lambda t: t[0])
-    seen: set[str] = set()
+    claims = types.SimpleNamespace(claimed={}, alarms=[])
     out = []
-    for _, d, sid, r in rows:
-        if r["student_id"] in seen:
-            r["student_id"] += f"-{len(seen)}"
+    for _, d, name, sid, r in rows:
+        raw = sid
+        if str(r.get("status", "")).startswith("DUPLICATE STUDENT ID"):   # renamed inside its shard
+            raw = re.sub(r"-dup\d+$", "", sid)
+        new, _ = autograde.Grader._claim(claims, raw, Path(name))
+        if new != r["student_id"]:
+            r["student_id"] = new
             for row in r["rows"]:
-                row["student_id"] = r["student_id"]
-        seen.add(r["student_id"])
+                row["student_id"] = new
         out.append((d, sid, r))
+    for a in claims.alarms:
+        print(f"course autograde --merge: {a}", flush=True)
     return out
 
 
