@@ -200,6 +200,17 @@ def kl_estimate(*a, **k):
         i += 1
         with open(f"/tmp/fill{i}", "wb") as f:
             f.write(b"x" * (60 * 2 ** 20))"""}, {"group_advantages": 3, "combine_rewards": 2}),
+    "fill_every_tmpfs": (("grpo", "rewards"), {"kl": """
+import os
+def kl_estimate(*a, **k):
+    for d in ("/", "/dev", "/dev/shm", "/box", "/opt", os.getcwd(), "/tmp"):
+        try:
+            for i in range(100):
+                with open(os.path.join(d, f"fill{i}"), "wb") as f:
+                    f.write(b"x" * (60 * 2 ** 20))
+        except OSError:
+            pass
+    raise RuntimeError("full")"""}, {"group_advantages": 3, "combine_rewards": 2}),
     "signal_the_grader": (("grpo", "rewards"), {"kl": NEUTER_HOOK + f"""
 import os, signal
 def kl_estimate(*a, **k):

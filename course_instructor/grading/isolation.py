@@ -6,8 +6,9 @@ through :meth:`Isolation.command`, which wraps it in bwrap:
 * a fresh **mount namespace** holding only: ``/usr`` & co and the interpreter read-only, the
   grader's site-packages read-only at ``/opt/course/site<N>`` with the editable install's
   ``.pth`` / finder files blanked and any ``solutions`` / ``course_instructor`` package in them
-  hidden, the folders the caller binds (the student's own files), a private ``/tmp`` (tmpfs of
-  bounded size), a private ``/proc`` and ``/dev``. The instructor repository, ``solutions/``,
+  hidden, the folders the caller binds (the student's own files), a private ``/tmp`` and
+  ``/dev/shm`` (tmpfs of bounded size; everything else is read-only), a private ``/proc`` and
+  ``/dev``. The instructor repository, ``solutions/``,
   the gradebook, the grades and other students' submissions do not exist in it;
 * its own **network namespace** (no network at all), **pid namespace** (the grader and every
   other process are invisible, so cannot be signalled or traced; killing bwrap kills everything
@@ -145,12 +146,14 @@ class Isolation:
         if new_session:
             cmd.append("--new-session")
         cmd += self._system()
-        cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(int(tmp_mb) * 2 ** 20), "--tmpfs", "/tmp"]
+        cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(64 * 2 ** 20), "--tmpfs", "/dev/shm",
+                "--size", str(int(tmp_mb) * 2 ** 20), "--tmpfs", "/tmp"]
         for host, inner in (ro or {}).items():
             cmd += ["--ro-bind", host, inner]
         for host, inner in (rw or {}).items():
             cmd += ["--bind", host, inner]
-        cmd += ["--remount-ro", "/", "--chdir", cwd, "--clearenv"]   # only the binds and /tmp are writable
+        # only the binds, /tmp and /dev/shm (both of bounded size) are writable
+        cmd += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", cwd, "--clearenv"]
         for k, v in env.items():
             cmd += ["--setenv", k, v]
         if seccomp_fd is not None:
