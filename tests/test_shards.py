@@ -114,6 +114,16 @@ def test_merge_refuses_incomplete_or_mixed_shards(tmp_path):
         shards.merge(dirs, tmp_path / "m5")
 
 
+def test_command_line_flags(tmp_path, capsys):
+    dirs = make_shards(tmp_path, ["ada", "bob", "cy"], 2)
+    assert autograde.main(["--merge", *map(str, dirs), "--out", str(tmp_path / "m")]) == 0
+    assert (tmp_path / "m" / "grades.csv").read_text().count("\n") == 1 + 3 * len(EXERCISES)
+    assert autograde.main(["--merge", str(dirs[0]), "--out", str(tmp_path / "m2")]) == 2
+    assert "missing [2]" in capsys.readouterr().err
+    assert autograde.main([str(tmp_path), "--shard", "3/2"]) == 2
+    assert "1 <= i <= n" in capsys.readouterr().err
+
+
 def test_gradebooks_merge(tmp_path):
     from nbgrader.api import Gradebook
 
@@ -158,11 +168,12 @@ def test_two_shards_grade_like_one_machine(tmp_path, fixture_course):  # noqa: F
     kw = dict(source_dir=src, run_notebooks=False, exercise_timeout=8, sandbox_timeout=60, quiet=True)
     autograde.autograde(subs, tmp_path / "whole", **kw)
     parts = [tmp_path / f"shard-{i}" for i in (1, 2)]
-    for i, d in enumerate(parts, 1):
-        shards.grade_shard(subs, d, f"{i}/2", **kw)
+    flags = ["--source", str(src), "--no-notebooks", "--exercise-timeout", "8", "--sandbox-timeout", "60"]
+    for i, d in enumerate(parts, 1):          # through the command line: course autograde --shard i/2
+        assert autograde.main([str(subs), "--shard", f"{i}/2", "--out", str(d), *flags]) == 0
     assert [s["name"] for s in json.loads((parts[0] / "shard.json").read_text())["submissions"]] == \
         ["a_stubs", "c_partial"]
-    shards.merge(parts, tmp_path / "merged")
+    assert autograde.main(["--merge", *map(str, parts), "--out", str(tmp_path / "merged")]) == 0
     whole = (tmp_path / "whole" / "grades.csv").read_bytes()
     assert (tmp_path / "merged" / "grades.csv").read_bytes() == whole
     scores = {}

@@ -35,6 +35,7 @@ import shutil
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import nbformat
@@ -316,7 +317,12 @@ def autograde(submissions_path: Path, out: Path, **kw) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="course autograde", description=__doc__.split("\n\n")[0])
-    ap.add_argument("submissions", help="a folder of submissions (zips or folders), or one submission")
+    ap.add_argument("submissions", nargs="?",
+                    help="a folder of submissions (zips or folders), or one submission")
+    ap.add_argument("--shard", metavar="I/N", default=None,
+                    help="grade only shard I of N (submissions I, I+N, ... of the sorted batch; shards.py)")
+    ap.add_argument("--merge", nargs="+", metavar="SHARD_DIR", default=None,
+                    help="combine the --out folders of shards 1..N into --out (no grading)")
     ap.add_argument("--out", default="grades", help="output folder (default grades/)")
     ap.add_argument("--source", default=str(REPO / "notebooks"), help="source notebooks (default notebooks/)")
     ap.add_argument("--cell-timeout", type=int, default=60, help="nbgrader per-cell timeout, s (default 60)")
@@ -334,6 +340,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--unsafe-no-isolation", action="store_true",
                     help="run student code WITHOUT bubblewrap (unsafe: only for trusted submissions)")
     args = ap.parse_args(argv)
+    if args.merge or args.shard:
+        from course_instructor.grading import shards
+        if args.merge:
+            return shards.merge_main(args.merge, args.out)
+        try:
+            shards.parse_shard(args.shard)
+        except ValueError as e:
+            print(f"course autograde: {e}", file=sys.stderr)
+            return 2
+    if args.submissions is None:
+        ap.error("give a folder of submissions (or --merge SHARD_DIR ...)")
     if not Path(args.submissions).exists():
         print(f"course autograde: {args.submissions} does not exist", file=sys.stderr)
         return 2
@@ -344,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.time()
     try:
-        results = autograde(Path(args.submissions), Path(args.out), source_dir=Path(args.source),
+        grade = partial(shards.grade_shard, spec=args.shard) if args.shard else autograde
+        results = grade(Path(args.submissions), Path(args.out), source_dir=Path(args.source),
                             cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
                             exercise_timeout=args.exercise_timeout, sandbox_timeout=args.sandbox_timeout,
                             run_notebooks=not args.no_notebooks, seed=args.seed, jobs=args.jobs,

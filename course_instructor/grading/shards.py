@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 import types
 from collections.abc import Sequence
 from pathlib import Path
@@ -162,6 +163,17 @@ def merge(shard_dirs: Sequence[Path], out: Path) -> list[dict]:
         merge_gradebooks([p for p, _ in sorted(dbs, key=lambda t: t[1]["shard"])], out / "nbgrader",
                          {sid: r["student_id"] for _, sid, r in merged})
     return results
+
+
+def merge_main(shard_dirs: Sequence[str], out: str) -> int:
+    """``course autograde --merge DIR... --out OUT``: exit status 0, or 2 with the reason."""
+    try:
+        results = merge([Path(d) for d in shard_dirs], Path(out))
+    except ValueError as e:
+        print(f"course autograde --merge: {e}", file=sys.stderr)
+        return 2
+    print(f"merged {len(shard_dirs)} shard(s): {len(results)} submission(s) -> {Path(out) / 'grades.csv'}")
+    return 0
 
 
 def merge_gradebooks(roots: Sequence[Path], dest: Path, renamed: dict[str, str] | None = None) -> None:
