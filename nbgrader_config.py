@@ -19,6 +19,7 @@ so that plain nbgrader works:
 own course root and adds the sandboxed grading of code exercises. Set COURSE_NBGRADER_ROOT to
 use another staging folder.
 """
+
 import os
 import sys
 from pathlib import Path

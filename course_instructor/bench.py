@@ -22,6 +22,7 @@ bench.json::
 An algorithm that fails (e.g. a student's exercise is not implemented yet) gets
 ``{"error": "..."}`` instead of numbers; the others still run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,6 +40,7 @@ ALGOS = ("sft", "grpo", "dpo")
 def _fresh(profile, device):
     from course_lib.core.models import load_policy
     from course_lib.core.utils import seed_everything
+
     seed_everything(0)
     return load_policy(profile=profile, device=device)
 
@@ -46,8 +48,12 @@ def _fresh(profile, device):
 def _side_by_side(ours, trl, steps: int) -> dict:
     """Median seconds per step of two Runs (``_loop.median_step_seconds``: first step dropped)."""
     from course_lib.trainers._loop import median_step_seconds
-    result = {"ours_s_per_step": median_step_seconds(ours.history),
-              "trl_s_per_step": median_step_seconds(trl.history), "steps": steps}
+
+    result = {
+        "ours_s_per_step": median_step_seconds(ours.history),
+        "trl_s_per_step": median_step_seconds(trl.history),
+        "steps": steps,
+    }
     if any(v != v for v in result.values()):
         raise RuntimeError("no step was timed")
     return result
@@ -56,6 +62,7 @@ def _side_by_side(ours, trl, steps: int) -> dict:
 def bench_sft(profile, steps: int, batch: int, device=None) -> dict:
     from course_lib.core import data
     from course_lib.trainers import sft
+
     ds = data.load_task("qa", "train", profile=profile)
     cfg = sft.SFTConfig.from_profile(profile, None, max_steps=steps, per_device_train_batch_size=batch)
     model, tok = _fresh(profile, device)
@@ -63,42 +70,65 @@ def bench_sft(profile, steps: int, batch: int, device=None) -> dict:
     model, tok = _fresh(profile, device)
     with tempfile.TemporaryDirectory(prefix="bench_trl_sft_") as d:
         trl = sft.train_with_trl(cfg, model, tok, ds, d)
-    return {**_side_by_side(ours, trl, steps), "batch": batch, "learning_rate": cfg.learning_rate,
-            "max_length": cfg.max_length}
+    return {
+        **_side_by_side(ours, trl, steps),
+        "batch": batch,
+        "learning_rate": cfg.learning_rate,
+        "max_length": cfg.max_length,
+    }
 
 
 def bench_grpo(profile, steps: int, batch: int, device=None, num_generations: int = 4) -> dict:
     from course_lib.core.models import frozen_copy
     from course_lib.trainers import grpo
+
     prompts = max(1, batch // num_generations)
-    cfg = grpo.GRPOConfig.from_profile(profile, None, task="sentiment", max_steps=steps,
-                                       prompts_per_step=prompts, num_generations=num_generations)
+    cfg = grpo.GRPOConfig.from_profile(
+        profile,
+        None,
+        task="sentiment",
+        max_steps=steps,
+        prompts_per_step=prompts,
+        num_generations=num_generations,
+    )
     model, tok = _fresh(profile, device)
-    ours = grpo.train(cfg, model, tok, ref_model=frozen_copy(model), profile=profile,
-                      desc="bench GRPO (ours)")
+    ours = grpo.train(
+        cfg, model, tok, ref_model=frozen_copy(model), profile=profile, desc="bench GRPO (ours)"
+    )
     model, tok = _fresh(profile, device)
     with tempfile.TemporaryDirectory(prefix="bench_trl_grpo_") as d:
         trl = grpo.train_with_trl(cfg, model, tok, output_dir=d, profile=profile)
-    return {**_side_by_side(ours, trl, steps), "batch": prompts * num_generations,
-            "prompts_per_step": prompts, "num_generations": num_generations,
-            "max_completion_length": cfg.max_completion_length, "learning_rate": cfg.learning_rate,
-            "beta": cfg.beta}
+    return {
+        **_side_by_side(ours, trl, steps),
+        "batch": prompts * num_generations,
+        "prompts_per_step": prompts,
+        "num_generations": num_generations,
+        "max_completion_length": cfg.max_completion_length,
+        "learning_rate": cfg.learning_rate,
+        "beta": cfg.beta,
+    }
 
 
 def bench_dpo(profile, steps: int, batch: int, device=None) -> dict:
     from course_lib.core import data
     from course_lib.core.models import frozen_copy
     from course_lib.trainers import dpo
+
     pairs = data.load_task("preferences", "train", n=max(4 * batch, batch * (steps + 1)), profile=profile)
     cfg = dpo.DPOConfig.from_profile(profile, None, max_steps=steps, per_device_train_batch_size=batch)
     model, tok = _fresh(profile, device)
-    ours = dpo.train(cfg, model, tok, pairs, ref_model=frozen_copy(model), profile=profile,
-                     desc="bench DPO (ours)")
+    ours = dpo.train(
+        cfg, model, tok, pairs, ref_model=frozen_copy(model), profile=profile, desc="bench DPO (ours)"
+    )
     model, tok = _fresh(profile, device)
     with tempfile.TemporaryDirectory(prefix="bench_trl_dpo_") as d:
         trl = dpo.train_with_trl(cfg, model, tok, pairs, d, ref_model=frozen_copy(model))
-    return {**_side_by_side(ours, trl, steps), "batch": batch, "learning_rate": cfg.learning_rate,
-            "max_length": cfg.max_length}
+    return {
+        **_side_by_side(ours, trl, steps),
+        "batch": batch,
+        "learning_rate": cfg.learning_rate,
+        "max_length": cfg.max_length,
+    }
 
 
 BENCHES = {"sft": bench_sft, "grpo": bench_grpo, "dpo": bench_dpo}
@@ -106,8 +136,11 @@ BENCHES = {"sft": bench_sft, "grpo": bench_grpo, "dpo": bench_dpo}
 
 # --------------------------------------------------------------------------- collected timings
 def _default_results() -> Path | None:
-    cands = [p for pat in ("results.json", "outputs/**/results.json", "runs/**/results.json")
-             for p in Path(".").glob(pat)]
+    cands = [
+        p
+        for pat in ("results.json", "outputs/**/results.json", "runs/**/results.json")
+        for p in Path(".").glob(pat)
+    ]
     return max(cands, key=lambda p: p.stat().st_mtime) if cands else None
 
 
@@ -137,22 +170,33 @@ def autograde_times(path: str | Path | None) -> dict:
             return {"seconds_per_submission": float(raw[key]), "source": str(path)}
     subs = raw.get("submissions")
     if isinstance(subs, list):
-        secs = [s["seconds"] for s in subs if isinstance(s, dict) and isinstance(s.get("seconds"), (int, float))]
+        secs = [
+            s["seconds"] for s in subs if isinstance(s, dict) and isinstance(s.get("seconds"), (int, float))
+        ]
         if secs:
-            return {"seconds_per_submission": statistics.mean(secs), "submissions": len(secs),
-                    "source": str(path)}
+            return {
+                "seconds_per_submission": statistics.mean(secs),
+                "submissions": len(secs),
+                "source": str(path),
+            }
     return {}
 
 
 def machine_info() -> dict:
     import torch
-    info = {"python": platform.python_version(), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
-            "platform": platform.platform()}
+
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+        "platform": platform.platform(),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     try:
         import trl
+
         info["trl"] = trl.__version__
     except ImportError:
         pass
@@ -166,8 +210,10 @@ def format_table(result: dict) -> str:
         if "error" in r:
             lines.append(f"{algo:<8}  failed: {r['error']}")
         elif r:
-            lines.append(f"{algo:<8}{r['ours_s_per_step']:>13.4f}{r['trl_s_per_step']:>13.4f}"
-                         f"{r['trl_s_per_step'] / r['ours_s_per_step']:>11.2f}x")
+            lines.append(
+                f"{algo:<8}{r['ours_s_per_step']:>13.4f}{r['trl_s_per_step']:>13.4f}"
+                f"{r['trl_s_per_step'] / r['ours_s_per_step']:>11.2f}x"
+            )
     if result.get("notebooks"):
         lines.append("")
         lines.append("notebook headless runtimes (course run):")
@@ -177,13 +223,21 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def run(steps: int = 20, batch: int = 8, algos=ALGOS, profile=None, device=None,
-        results: str | Path | None = None, autograde: str | Path | None = None,
-        num_generations: int = 4) -> dict:
+def run(
+    steps: int = 20,
+    batch: int = 8,
+    algos=ALGOS,
+    profile=None,
+    device=None,
+    results: str | Path | None = None,
+    autograde: str | Path | None = None,
+    num_generations: int = 4,
+) -> dict:
     """Run the side-by-side benchmark; returns the bench.json dict."""
     import torch
 
     from course_lib.core.config import get_profile
+
     profile = profile or get_profile()
     out: dict = {}
     for algo in algos:
@@ -199,9 +253,15 @@ def run(steps: int = 20, batch: int = 8, algos=ALGOS, profile=None, device=None,
             out[algo] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
         out[algo]["wall_seconds"] = round(time.perf_counter() - t0, 2)
     from course_lib import solutions_active
-    out["settings"] = {"profile": profile.name, "policy_model": profile.policy_model, "steps": steps,
-                       "batch": batch, "exercise_code": "solutions" if solutions_active() else "course_lib",
-                       "device": str(device or ("cuda" if torch.cuda.is_available() else "cpu"))}
+
+    out["settings"] = {
+        "profile": profile.name,
+        "policy_model": profile.policy_model,
+        "steps": steps,
+        "batch": batch,
+        "exercise_code": "solutions" if solutions_active() else "course_lib",
+        "device": str(device or ("cuda" if torch.cuda.is_available() else "cpu")),
+    }
     out["machine"] = machine_info()
     out["notebooks"] = notebook_runtimes(results if results is not None else _default_results())
     out["autograde"] = autograde_times(autograde)
@@ -209,21 +269,34 @@ def run(steps: int = 20, batch: int = 8, algos=ALGOS, profile=None, device=None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="course bench", description="Seconds per training step, our "
-                                 "from-scratch trainers vs TRL's, measured side by side.")
-    ap.add_argument("--out", default="runs/bench", help="folder for bench.json (default runs/bench, git-ignored)")
+    ap = argparse.ArgumentParser(
+        prog="course bench",
+        description="Seconds per training step, our from-scratch trainers vs TRL's, measured side by side.",
+    )
+    ap.add_argument(
+        "--out", default="runs/bench", help="folder for bench.json (default runs/bench, git-ignored)"
+    )
     ap.add_argument("--steps", type=int, default=20, help="optimizer steps per trainer (default 20)")
-    ap.add_argument("--batch", type=int, default=8, help="examples (SFT), pairs (DPO) or completions "
-                                                         "(GRPO) per step (default 8)")
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=8,
+        help="examples (SFT), pairs (DPO) or completions (GRPO) per step (default 8)",
+    )
     ap.add_argument("--num-generations", type=int, default=4, help="GRPO group size (default 4)")
     ap.add_argument("--only", default=",".join(ALGOS), help="comma-separated subset of sft,grpo,dpo")
     ap.add_argument("--profile", default=None, help="tiny or gpu (default: automatic)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    ap.add_argument("--results", default=None, help="a `course run` results.json for notebook runtimes "
-                                                    "(default: the newest ./results.json, outputs/, runs/)")
+    ap.add_argument(
+        "--results",
+        default=None,
+        help="a `course run` results.json for notebook runtimes "
+        "(default: the newest ./results.json, outputs/, runs/)",
+    )
     ap.add_argument("--autograde", default=None, help="JSON with autograde seconds per submission")
-    ap.add_argument("--student", action="store_true", help="time your own course_lib exercises "
-                                                           "instead of the solutions")
+    ap.add_argument(
+        "--student", action="store_true", help="time your own course_lib exercises instead of the solutions"
+    )
     args = ap.parse_args(argv)
     if args.steps < 2:
         ap.error("--steps must be >= 2 (the first step is a warm-up and is not timed)")
@@ -231,13 +304,21 @@ def main(argv: list[str] | None = None) -> int:
 
     import course_lib
     from course_lib.core.config import get_profile
+
     if args.threads:
         torch.set_num_threads(args.threads)
     if not args.student and course_lib.solutions_available():
         course_lib.use_solutions()
     algos = [a.strip() for a in args.only.split(",") if a.strip()]
-    result = run(args.steps, args.batch, algos, get_profile(args.profile), results=args.results,
-                 autograde=args.autograde, num_generations=args.num_generations)
+    result = run(
+        args.steps,
+        args.batch,
+        algos,
+        get_profile(args.profile),
+        results=args.results,
+        autograde=args.autograde,
+        num_generations=args.num_generations,
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(result, indent=2))

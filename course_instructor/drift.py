@@ -109,7 +109,7 @@ def check_pair(transformers: str, trl: str, work: Path, units: list[str] | None,
     }
     venv = work / f"venv-{transformers}-{trl}"
     shutil.rmtree(venv, ignore_errors=True)
-    py = make_env(venv, first=[REPO])   # the repository importable, as its editable install is
+    py = make_env(venv, first=[REPO])  # the repository importable, as its editable install is
     env = clean_env(
         MPLBACKEND="Agg",
         COURSE_PROFILE="tiny",
@@ -144,8 +144,14 @@ def check_pair(transformers: str, trl: str, work: Path, units: list[str] | None,
     if row["install"] != "ok":
         return row
     # the notebooks' kernel must run this venv's versions too (not a kernelspec from elsewhere)
-    kernel = subprocess.run([str(py), "-c", KERNEL_PROBE, str(venv / "probe.ipynb")], capture_output=True,
-                            text=True, timeout=600, env=env, cwd=REPO)
+    kernel = subprocess.run(
+        [str(py), "-c", KERNEL_PROBE, str(venv / "probe.ipynb")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=REPO,
+    )
     if kernel.stdout.split()[-2:] != [transformers, trl]:
         row["install"] = f"kernel runs other versions: {_tail(kernel.stdout + kernel.stderr, 200)}"
         return row
@@ -161,7 +167,7 @@ def check_pair(transformers: str, trl: str, work: Path, units: list[str] | None,
         re.findall(r"^=*\s*(\d+ (?:passed|failed).*?)\s*=*$", r.stdout, re.M) or [_tail(r.stdout, 120)]
     )[-1]
     row["contract"] = {"ok": r.returncode == 0, "summary": summary}
-    if units == []:   # --units none: the contract tests only
+    if units == []:  # --units none: the contract tests only
         row["seconds"] = round(time.time() - t0)
         return row
     out = work / f"run-{transformers}-{trl}"
@@ -227,8 +233,9 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="comma-separated TRANSFORMERS/TRL pairs (default: pins and previous minors, all combinations)",
     )
-    ap.add_argument("--units", default=None,
-                    help="comma-separated units (default: all; none: the contract tests only)")
+    ap.add_argument(
+        "--units", default=None, help="comma-separated units (default: all; none: the contract tests only)"
+    )
     ap.add_argument("--out", default=str(REPO / "runs" / "drift"), help="output folder (default runs/drift)")
     args = ap.parse_args(argv)
     pins = pinned()

@@ -6,6 +6,7 @@ or SIGTERM while the notebook runs. On a signal the kernel is killed first, then
 delivered again under the caller's own handlers (by default: KeyboardInterrupt for SIGINT, the
 process ends for SIGTERM), so callers such as ``course run`` stop instead of going on.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -50,7 +51,7 @@ class _Client(NotebookClient):
                     self.loop.add_signal_handler(sig, lambda: None)
                 else:
                     self.loop.add_signal_handler(sig, self._stop, sig, task)
-            except (RuntimeError, ValueError, NotImplementedError):   # not the main thread / no signals
+            except (RuntimeError, ValueError, NotImplementedError):  # not the main thread / no signals
                 pass
         await super().async_start_new_kernel(**kwargs)
 
@@ -64,7 +65,7 @@ class _Client(NotebookClient):
             raise
 
     def _stop(self, sig: int, task: asyncio.Task) -> None:
-        if self.stopped_by is None:          # a second Ctrl-C must not cancel the cleanup itself
+        if self.stopped_by is None:  # a second Ctrl-C must not cancel the cleanup itself
             self.stopped_by = sig
             self.shutdown_kernel = "immediate"
             task.cancel()
@@ -89,9 +90,17 @@ def _shut_down(km) -> None:
         run_sync(km.shutdown_kernel)(now=True)
 
 
-def execute_notebook(path: str | Path, out_path: str | Path | None = None, *, solutions: bool = True,
-                     env: dict | None = None, timeout: int = 600, cwd: str | Path | None = None,
-                     kernel_name: str = "python3", allow_errors: bool = False):
+def execute_notebook(
+    path: str | Path,
+    out_path: str | Path | None = None,
+    *,
+    solutions: bool = True,
+    env: dict | None = None,
+    timeout: int = 600,
+    cwd: str | Path | None = None,
+    kernel_name: str = "python3",
+    allow_errors: bool = False,
+):
     """Run every cell of `path` in a fresh kernel; return (executed notebook, seconds).
 
     `solutions=True` sets COURSE_LIB_SOLUTIONS=1 for the kernel. `env` entries are added to the
@@ -105,9 +114,14 @@ def execute_notebook(path: str | Path, out_path: str | Path | None = None, *, so
     path = Path(path)
     nb = nbformat.read(str(path), as_version=4)
     kernel_env = dict(os.environ)
-    kernel_env.update({"COURSE_LIB_SOLUTIONS": "1" if solutions else "0",
-                       "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-                       "PYDEVD_DISABLE_FILE_VALIDATION": "1", "TQDM_MININTERVAL": "5"})
+    kernel_env.update(
+        {
+            "COURSE_LIB_SOLUTIONS": "1" if solutions else "0",
+            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+            "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+            "TQDM_MININTERVAL": "5",
+        }
+    )
     kernel_env.update(env or {})
     root = Path(cwd) if cwd else Path(__file__).resolve().parents[1]
     previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
@@ -115,12 +129,18 @@ def execute_notebook(path: str | Path, out_path: str | Path | None = None, *, so
         # the kernel talks over Unix sockets in a private folder (not TCP on localhost); the folder
         # goes only after the kernel is down
         km = AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=os.path.join(sockets, "k"))
-        client = _Client(nb, km=km, timeout=timeout, kernel_name=kernel_name, allow_errors=allow_errors,
-                         resources={"metadata": {"path": str(root)}},
-                         keep_ignoring=frozenset(s for s, h in previous.items() if h == signal.SIG_IGN))
+        client = _Client(
+            nb,
+            km=km,
+            timeout=timeout,
+            kernel_name=kernel_name,
+            allow_errors=allow_errors,
+            resources={"metadata": {"path": str(root)}},
+            keep_ignoring=frozenset(s for s, h in previous.items() if h == signal.SIG_IGN),
+        )
         t0 = time.time()
         try:
-            client.execute(env=kernel_env, cleanup_kc=True)   # cleanup_kc: shut down even though we own km
+            client.execute(env=kernel_env, cleanup_kc=True)  # cleanup_kc: shut down even though we own km
         except BaseException:
             if client.stopped_by is None:
                 raise
@@ -129,7 +149,7 @@ def execute_notebook(path: str | Path, out_path: str | Path | None = None, *, so
             _shut_down(km)
         seconds = time.time() - t0
     if client.stopped_by is not None:
-        signal.raise_signal(client.stopped_by)     # the caller's handler: KeyboardInterrupt, exit, ...
+        signal.raise_signal(client.stopped_by)  # the caller's handler: KeyboardInterrupt, exit, ...
         raise KeyboardInterrupt(f"{path.name}: stopped by {signal.Signals(client.stopped_by).name}")
     if out_path:
         out_path = Path(out_path)

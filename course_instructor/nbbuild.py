@@ -26,6 +26,7 @@ Conventions (the grading pipeline relies on them):
 The Python helpers (:func:`md`, :func:`code`, ... , :func:`write`) are the same cells for tests
 that build a throwaway notebook in code.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,20 +36,33 @@ from pathlib import Path
 
 import nbformat
 
-from course_lib.core import registry as exercises
 from course_instructor import first_cell
+from course_lib.core import registry as exercises
 
 SCHEMA = 3
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 DEFAULT_ANSWER_POINTS = 2
 
 
-def _meta(grade_id: str | None = None, *, grade=False, solution=False, locked=False,
-          points: int | float = 0, task=False) -> dict:
+def _meta(
+    grade_id: str | None = None,
+    *,
+    grade=False,
+    solution=False,
+    locked=False,
+    points: int | float = 0,
+    task=False,
+) -> dict:
     if grade_id is None:
         return {}
-    m = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": SCHEMA,
-         "solution": solution, "task": task}
+    m = {
+        "grade": grade,
+        "grade_id": grade_id,
+        "locked": locked,
+        "schema_version": SCHEMA,
+        "solution": solution,
+        "task": task,
+    }
     if grade or task:
         m["points"] = points
     return {"nbgrader": m}
@@ -72,25 +86,29 @@ def code(src: str, grade_id: str | None = None, locked: bool = False, tags: list
 
 def setup(unit: str):
     """The first code cell of every notebook: Colab/Drive set-up, autoreload, course_lib, seeds."""
-    src = first_cell.setup_source(unit)   # Colab install (pure Python), autoreload, profile, FAST
+    src = first_cell.setup_source(unit)  # Colab install (pure Python), autoreload, profile, FAST
     if unit > "02":
-        src += ("\n# This unit also runs functions you wrote in earlier units: a NotImplementedError that names\n"
-                "# another notebook's exercise (e.g. \"Exercise 1.3 (notebook 01_reward_functions)\") means:\n"
-                "# finish that exercise there first; its test cell tells you when it is right.")
+        src += (
+            "\n# This unit also runs functions you wrote in earlier units: a NotImplementedError that names\n"
+            '# another notebook\'s exercise (e.g. "Exercise 1.3 (notebook 01_reward_functions)") means:\n'
+            "# finish that exercise there first; its test cell tells you when it is right."
+        )
     return code(src, grade_id=f"setup_{unit}", locked=True)
 
 
 def exercise_test(name: str):
     """The graded, locked test cell of one exercise (visible checks + hidden block)."""
     ex = exercises.get(name)
-    src = (f"# Tests for exercise {ex.number}: `{ex.name}` in course_lib/{ex.module}.py "
-           f"({ex.points} points)\n"
-           f"from course_lib.checks import check\n"
-           f"check(\"{ex.name}\")\n"
-           "### BEGIN HIDDEN TESTS\n"
-           "from solutions.grading import hidden_check\n"
-           f"hidden_check(\"{ex.name}\")\n"
-           "### END HIDDEN TESTS")
+    src = (
+        f"# Tests for exercise {ex.number}: `{ex.name}` in course_lib/{ex.module}.py "
+        f"({ex.points} points)\n"
+        f"from course_lib.checks import check\n"
+        f'check("{ex.name}")\n'
+        "### BEGIN HIDDEN TESTS\n"
+        "from solutions.grading import hidden_check\n"
+        f'hidden_check("{ex.name}")\n'
+        "### END HIDDEN TESTS"
+    )
     cell = nbformat.v4.new_code_cell(src)
     cell.metadata.update(_meta(f"test_{ex.name}", grade=True, locked=True, points=ex.points))
     return cell
@@ -116,10 +134,12 @@ def notebook(cells) -> nbformat.NotebookNode:
     """The source notebook of a list of cells (nested lists allowed), with stable ids c000, c001, ..."""
     nb = nbformat.v4.new_notebook()
     nb.cells = flatten(cells)
-    for i, c in enumerate(nb.cells):   # stable ids: regenerating gives an identical file
+    for i, c in enumerate(nb.cells):  # stable ids: regenerating gives an identical file
         c["id"] = f"c{i:03d}"
-    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-                   "language_info": {"name": "python"}}
+    nb.metadata = {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"},
+    }
     nbformat.validate(nb)
     return nb
 
@@ -145,34 +165,50 @@ class SourceError(ValueError):
 def _unit_of(source: Path) -> str:
     m = re.match(r"(\d\d)_", source.name)
     if not m:
-        raise SourceError(f"{source}: a notebook source is named NN_name.py (NN = the unit), got {source.name!r}")
+        raise SourceError(
+            f"{source}: a notebook source is named NN_name.py (NN = the unit), got {source.name!r}"
+        )
     return m.group(1)
+
+
+JUPYTEXT_LAYOUT_KEYS = {"lines_to_next_cell", "lines_to_end_of_cell_marker"}
 
 
 def _cell_from_percent(cell, unit: str, where: str):
     """One jupytext cell -> the nbgrader cell(s) its tags ask for."""
-    extra = sorted(set(cell.metadata) - {"tags"})
+    # jupytext records how many blank lines follow a cell when a formatter leaves two after a
+    # `def` (PEP 8): layout only, never part of the built notebook.
+    extra = sorted(set(cell.metadata) - {"tags"} - JUPYTEXT_LAYOUT_KEYS)
     if extra:
         raise SourceError(f"{where}: unsupported cell metadata {extra} (only tags=[...] is used)")
     roles = {}
     for tag in cell.metadata.get("tags", []):
         key, _, value = tag.partition(":")
-        if key not in ("setup", "exercise-test", "answer", "points", "locked") or key in roles \
-                or (key == "setup") == bool(value):
-            raise SourceError(f"{where}: bad tag {tag!r}; a cell takes one of 'setup', "
-                              "'exercise-test:<function>', 'answer:q_<id>' (+ 'points:<n>'), "
-                              "'locked:<grade_id>'")
+        if (
+            key not in ("setup", "exercise-test", "answer", "points", "locked")
+            or key in roles
+            or (key == "setup") == bool(value)
+        ):
+            raise SourceError(
+                f"{where}: bad tag {tag!r}; a cell takes one of 'setup', "
+                "'exercise-test:<function>', 'answer:q_<id>' (+ 'points:<n>'), "
+                "'locked:<grade_id>'"
+            )
         roles[key] = value
     kind, text = cell.cell_type, cell.source
     if "points" in roles and "answer" not in roles:
-        raise SourceError(f"{where}: 'points:' goes with an 'answer:' tag only (exercise points "
-                          "come from course_lib/core/registry.py)")
+        raise SourceError(
+            f"{where}: 'points:' goes with an 'answer:' tag only (exercise points "
+            "come from course_lib/core/registry.py)"
+        )
     if len(roles.keys() - {"points"}) > 1:
         raise SourceError(f"{where}: one role per cell, got tags {cell.metadata['tags']}")
     if "setup" in roles or "exercise-test" in roles:
         if kind != "code" or text.strip():
-            raise SourceError(f"{where}: a {'setup' if 'setup' in roles else 'exercise-test'} cell is "
-                              "an empty code cell (nbbuild writes its source)")
+            raise SourceError(
+                f"{where}: a {'setup' if 'setup' in roles else 'exercise-test'} cell is "
+                "an empty code cell (nbbuild writes its source)"
+            )
         if "setup" in roles:
             return setup(unit)
         try:
@@ -181,8 +217,10 @@ def _cell_from_percent(cell, unit: str, where: str):
             raise SourceError(f"{where}: {e.args[0]}") from None
     if "answer" in roles:
         if kind != "markdown" or not roles["answer"].startswith("q_") or not text.strip():
-            raise SourceError(f"{where}: an answer cell is a markdown cell holding the question, "
-                              f"tagged 'answer:q_<id>', got a {kind} cell tagged answer:{roles['answer']}")
+            raise SourceError(
+                f"{where}: an answer cell is a markdown cell holding the question, "
+                f"tagged 'answer:q_<id>', got a {kind} cell tagged answer:{roles['answer']}"
+            )
         points = roles.get("points", str(DEFAULT_ANSWER_POINTS))
         if not points.isdigit():
             raise SourceError(f"{where}: points must be a whole number, got {points!r}")
@@ -234,17 +272,23 @@ def stale(paths: list[Path], *, fix: bool = False) -> list[str]:
 
 def orphans(folder: Path = NOTEBOOKS) -> list[str]:
     """One line per ``NN_*.ipynb`` of ``folder`` without its percent source."""
-    return [f"{nb} has no source {nb.with_suffix('.py').name}"
-            for nb in sorted(Path(folder).glob("[0-9][0-9]_*.ipynb")) if not nb.with_suffix(".py").exists()]
+    return [
+        f"{nb} has no source {nb.with_suffix('.py').name}"
+        for nb in sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
+        if not nb.with_suffix(".py").exists()
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="course build-notebooks",
-                                 description="Write notebooks/NN_name.ipynb from notebooks/NN_name.py "
-                                             "(only the notebooks that changed).")
+    ap = argparse.ArgumentParser(
+        prog="course build-notebooks",
+        description="Write notebooks/NN_name.ipynb from notebooks/NN_name.py "
+        "(only the notebooks that changed).",
+    )
     ap.add_argument("sources", nargs="*", type=Path, help="percent sources (default: notebooks/NN_*.py)")
-    ap.add_argument("--check", action="store_true",
-                    help="write nothing; exit 1 naming every stale or missing notebook")
+    ap.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 naming every stale or missing notebook"
+    )
     args = ap.parse_args(argv)
     paths = args.sources or sources()
     try:

@@ -18,6 +18,7 @@ nbgrader_config.py, a temporary folder for `course release` / `course autograde`
 Without --repo-url the notebooks' first cell installs the course on Colab from the rl-course.zip
 that the student uploads. No address is ever made up.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,15 @@ BUNDLE_FILES = ("setup.sh", "environment.yml", "pyproject.toml")
 # and never ships; nothing inside course_lib is instructor-only, so there is no deny-list.
 STUDENT_PACKAGES = ("course_lib",)
 # Strings that must never appear in the release.
-FORBIDDEN_STRINGS = ("COURSE-SOLUTION-CANARY", "BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS",
-                     "HIDDEN TESTS", "hidden_check", "solutions.grading")
+FORBIDDEN_STRINGS = (
+    "COURSE-SOLUTION-CANARY",
+    "BEGIN SOLUTION",
+    "END SOLUTION",
+    "BEGIN HIDDEN TESTS",
+    "HIDDEN TESTS",
+    "hidden_check",
+    "solutions.grading",
+)
 TEXT_SUFFIXES = {".py", ".ipynb", ".md", ".txt", ".sh", ".yml", ".yaml", ".toml", ".json", ".cfg", ".ini"}
 
 
@@ -68,7 +76,7 @@ def make_course_root(root: Path, source_dir: Path | None = None) -> Path:
         shutil.rmtree(link)
     try:
         link.symlink_to(os.path.relpath(source_dir, link.parent), target_is_directory=True)
-    except OSError:   # e.g. no symlinks on this file system: copy the notebooks instead
+    except OSError:  # e.g. no symlinks on this file system: copy the notebooks instead
         link.mkdir()
         for nb in source_notebooks(source_dir):
             shutil.copy(nb, link / nb.name)
@@ -78,15 +86,22 @@ def make_course_root(root: Path, source_dir: Path | None = None) -> Path:
 def nbgrader_config(root: Path, *, cell_timeout: int = 60, kernel_name: str | None = None):
     """The nbgrader configuration of this course (the repository's nbgrader_config.py uses it too)."""
     from traitlets.config import Config
+
     c = Config()
     c.CourseDirectory.root = str(root)
     c.CourseDirectory.course_id = "rl-posttraining"
     c.CourseDirectory.source_directory = "notebooks"
     c.CourseDirectory.release_directory = "release"
     c.CourseDirectory.db_url = f"sqlite:///{Path(root) / 'gradebook.db'}"
-    c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback",
-                                "*.py",   # notebooks/NN_name.py: the jupytext sources of the .ipynb
-                                "*.bak", ".DS_Store"]
+    c.CourseDirectory.ignore = [
+        ".ipynb_checkpoints",
+        "*.pyc",
+        "__pycache__",
+        "feedback",
+        "*.py",  # notebooks/NN_name.py: the jupytext sources of the .ipynb
+        "*.bak",
+        ".DS_Store",
+    ]
     # Keep the student's own course_lib when autograding (nbgrader would otherwise overwrite every
     # non-notebook file of a submission with the copy from the source folder).
     c.Autograde.exclude_overwriting = {ASSIGNMENT: [f"course_lib/{m}.py" for m in EXERCISE_MODULES]}
@@ -101,7 +116,7 @@ def nbgrader_config(root: Path, *, cell_timeout: int = 60, kernel_name: str | No
     if kernel_name:
         c.Execute.kernel_name = kernel_name
     c.GenerateAssignment.create_assignment = True
-    c.Exchange.root = str(Path(root) / "exchange")      # not used (no JupyterHub exchange); keeps nbgrader quiet
+    c.Exchange.root = str(Path(root) / "exchange")  # not used (no JupyterHub exchange); keeps nbgrader quiet
     return c
 
 
@@ -118,12 +133,17 @@ def _api(config):
     ensure_scripts_on_path()
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
+
     coursedir = CourseDirectory(config=config)
     return NbGraderAPI(coursedir, config=config)
 
 
-def generate(exercises_dir: Path | None = None, source_dir: Path | None = None,
-             root: Path | None = None, quiet: bool = True) -> list[Path]:
+def generate(
+    exercises_dir: Path | None = None,
+    source_dir: Path | None = None,
+    root: Path | None = None,
+    quiet: bool = True,
+) -> list[Path]:
     """nbgrader generate_assignment for every unit notebook; the result replaces exercises_dir."""
     exercises_dir = Path(exercises_dir or REPO / "exercises")
     notebooks = source_notebooks(source_dir)
@@ -138,7 +158,9 @@ def generate(exercises_dir: Path | None = None, source_dir: Path | None = None,
         api = _api(nbgrader_config(Path(root)))
         result = api.generate_assignment(ASSIGNMENT, force=True, create=True)
         if not result.get("success"):
-            raise RuntimeError(f"nbgrader generate_assignment failed:\n{result.get('error') or result.get('log')}")
+            raise RuntimeError(
+                f"nbgrader generate_assignment failed:\n{result.get('error') or result.get('log')}"
+            )
         out_dir = Path(root) / "release" / ASSIGNMENT
         exercises_dir.mkdir(parents=True, exist_ok=True)
         for old in exercises_dir.glob("*.ipynb"):
@@ -193,8 +215,15 @@ def public_tests(tests_dir: Path | None = None) -> list[Path]:
     A test file is public unless its text mentions solutions, hidden tests, executed notebooks
     or the instructor pipeline. conftest.py always ships (fixtures only)."""
     tests_dir = Path(tests_dir or REPO / "tests")
-    private_markers = ("solutions", "run_notebook", "hidden", "COURSE_LIB_SOLUTIONS", "course_instructor",
-                       "notebooks/", "nbbuild")
+    private_markers = (
+        "solutions",
+        "run_notebook",
+        "hidden",
+        "COURSE_LIB_SOLUTIONS",
+        "course_instructor",
+        "notebooks/",
+        "nbbuild",
+    )
     out = [tests_dir / "conftest.py"] if (tests_dir / "conftest.py").exists() else []
     for p in sorted(tests_dir.glob("test_*.py")):
         text = p.read_text(errors="replace")
@@ -269,29 +298,43 @@ def colab_section(notebooks: list[str], repo_url: str | None = None, branch: str
     lines = ["## Start on Google Colab", ""]
     badges = [(nb, first_cell.colab_badge_url(repo_url, nb, branch)) for nb in notebooks] if repo_url else []
     if badges and all(url for _, url in badges):
-        lines += ["Open a unit in Colab and run its first cell: it clones the course from",
-                  f"`{repo_url}` and installs what Colab lacks (Colab's torch, numpy and Jupyter stay).", ""]
-        lines += [f"- [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url}) "
-                  f"`{nb}`" for nb, url in badges]
-        lines += ["", "Save your work with File > Save a copy in Drive (it goes to \"Colab Notebooks\")."]
+        lines += [
+            "Open a unit in Colab and run its first cell: it clones the course from",
+            f"`{repo_url}` and installs what Colab lacks (Colab's torch, numpy and Jupyter stay).",
+            "",
+        ]
+        lines += [
+            f"- [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url}) `{nb}`"
+            for nb, url in badges
+        ]
+        lines += ["", 'Save your work with File > Save a copy in Drive (it goes to "Colab Notebooks").']
     elif repo_url:
-        lines += ["Upload a notebook from `exercises/` (File > Upload notebook) and run its first cell: it",
-                  f"clones the course from `{repo_url}` and installs what Colab lacks."]
+        lines += [
+            "Upload a notebook from `exercises/` (File > Upload notebook) and run its first cell: it",
+            f"clones the course from `{repo_url}` and installs what Colab lacks.",
+        ]
     else:
-        lines += ["1. Upload `rl-course.zip` (the file this folder came in) with Colab's Files panel",
-                  "   (folder icon on the left) into `/content`, or into My Drive if you set",
-                  "   `KEEP_WORK_ON_DRIVE = True`.",
-                  "2. Upload a notebook from `exercises/` (File > Upload notebook) and run its first cell:",
-                  "   it unpacks the zip into `rl-course/` and installs what Colab lacks (Colab's torch,",
-                  "   numpy and Jupyter stay). If something is missing it stops with one message saying",
-                  "   what to do."]
-    lines += ["", "Set `KEEP_WORK_ON_DRIVE = True` in the first cell to keep the course folder, and your",
-              "`course_lib` edits, on Google Drive across sessions (otherwise they end with the runtime).",
-              "Edit the exercise files with Colab's file browser (`rl-course/course_lib/*.py`); the",
-              "notebooks reload them automatically (autoreload). With a GPU (Runtime > Change runtime type",
-              "> T4) the notebooks use the `gpu` profile; the first cell prints the device and dtype. A T4",
-              "has no bfloat16, so the course never uses bf16 there (float16 is its mixed precision), and",
-              "batch sizes shrink to fit the GPU's memory.", "", ""]
+        lines += [
+            "1. Upload `rl-course.zip` (the file this folder came in) with Colab's Files panel",
+            "   (folder icon on the left) into `/content`, or into My Drive if you set",
+            "   `KEEP_WORK_ON_DRIVE = True`.",
+            "2. Upload a notebook from `exercises/` (File > Upload notebook) and run its first cell:",
+            "   it unpacks the zip into `rl-course/` and installs what Colab lacks (Colab's torch,",
+            "   numpy and Jupyter stay). If something is missing it stops with one message saying",
+            "   what to do.",
+        ]
+    lines += [
+        "",
+        "Set `KEEP_WORK_ON_DRIVE = True` in the first cell to keep the course folder, and your",
+        "`course_lib` edits, on Google Drive across sessions (otherwise they end with the runtime).",
+        "Edit the exercise files with Colab's file browser (`rl-course/course_lib/*.py`); the",
+        "notebooks reload them automatically (autoreload). With a GPU (Runtime > Change runtime type",
+        "> T4) the notebooks use the `gpu` profile; the first cell prints the device and dtype. A T4",
+        "has no bfloat16, so the course never uses bf16 there (float16 is its mixed precision), and",
+        "batch sizes shrink to fit the GPU's memory.",
+        "",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -303,6 +346,7 @@ def set_repo_url(notebook: Path, repo_url: str) -> None:
     """Write `repo_url` into the set-up cell of a released notebook (and its nbgrader checksum,
     so that nbgrader's Validate does not report a changed locked cell)."""
     from nbgrader.utils import compute_checksum
+
     nb = nbformat.read(str(notebook), as_version=4)
     cell = nb.cells[0]
     if not cell.metadata.get("nbgrader", {}).get("grade_id", "").startswith("setup_"):
@@ -313,8 +357,9 @@ def set_repo_url(notebook: Path, repo_url: str) -> None:
     nbformat.write(nb, str(notebook))
 
 
-def build_bundle(out_dir: Path, exercises_dir: Path | None = None, repo_url: str | None = None,
-                 branch: str = "main") -> Path:
+def build_bundle(
+    out_dir: Path, exercises_dir: Path | None = None, repo_url: str | None = None, branch: str = "main"
+) -> Path:
     """out_dir/rl-course/ (+ out_dir/rl-course.zip): what a student gets. With `repo_url` (where
     the instructor publishes this folder as a git repository) every notebook's first cell clones
     from it on Colab and the README gets "Open in Colab" badges (GitHub addresses)."""
@@ -341,8 +386,9 @@ def build_bundle(out_dir: Path, exercises_dir: Path | None = None, repo_url: str
         shutil.copy(t, bundle / "tests" / t.name)
     notebooks = sorted(p.name for p in (bundle / "exercises").glob("*.ipynb"))
     (bundle / "README.md").write_text(student_readme(notebooks, repo_url, branch))
-    (bundle / ".gitignore").write_text(".venv/\n__pycache__/\n*.egg-info/\ncheckpoints/\noutputs/\n"
-                                       "submission-*.zip\n.ipynb_checkpoints/\n")
+    (bundle / ".gitignore").write_text(
+        ".venv/\n__pycache__/\n*.egg-info/\ncheckpoints/\noutputs/\nsubmission-*.zip\n.ipynb_checkpoints/\n"
+    )
     zip_path = out_dir / f"{BUNDLE_NAME}.zip"
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as z:
         for p in sorted(bundle.rglob("*")):
@@ -374,37 +420,57 @@ def scan_for_leaks(path: Path) -> list[str]:
     else:
         for p in sorted(path.rglob("*")):
             if p.is_file():
-                check(str(p.relative_to(path)), p.read_bytes() if p.stat().st_size < 20 * 2 ** 20 else b"")
+                check(str(p.relative_to(path)), p.read_bytes() if p.stat().st_size < 20 * 2**20 else b"")
     return problems
 
 
-def release(out_dir: Path | None = None, exercises_dir: Path | None = None,
-            source_dir: Path | None = None, repo_url: str | None = None, branch: str = "main") -> dict:
+def release(
+    out_dir: Path | None = None,
+    exercises_dir: Path | None = None,
+    source_dir: Path | None = None,
+    repo_url: str | None = None,
+    branch: str = "main",
+) -> dict:
     exercises_dir = Path(exercises_dir or REPO / "exercises")
     if repo_url:
-        repo_url = first_cell.check_repo_url(repo_url)   # fail before the slow part
+        repo_url = first_cell.check_repo_url(repo_url)  # fail before the slow part
     written = generate(exercises_dir, source_dir)
     bundle = build_bundle(Path(out_dir or REPO / "release"), exercises_dir, repo_url, branch)
     problems = scan_for_leaks(bundle) + scan_for_leaks(bundle.parent / f"{BUNDLE_NAME}.zip")
-    return {"notebooks": [str(p) for p in written], "bundle": str(bundle),
-            "zip": str(bundle.parent / f"{BUNDLE_NAME}.zip"), "leaks": problems}
+    return {
+        "notebooks": [str(p) for p in written],
+        "bundle": str(bundle),
+        "zip": str(bundle.parent / f"{BUNDLE_NAME}.zip"),
+        "leaks": problems,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="course release", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default=str(REPO / "release"), help="where the student bundle goes (default release/)")
-    ap.add_argument("--exercises", default=str(REPO / "exercises"), help="generated notebooks (default exercises/)")
+    ap.add_argument(
+        "--out", default=str(REPO / "release"), help="where the student bundle goes (default release/)"
+    )
+    ap.add_argument(
+        "--exercises", default=str(REPO / "exercises"), help="generated notebooks (default exercises/)"
+    )
     ap.add_argument("--source", default=str(REPO / "notebooks"), help="source notebooks (default notebooks/)")
-    ap.add_argument("--repo-url", default=None, metavar="URL",
-                    help="git address where you publish the student bundle (release/rl-course): written into "
-                         "every notebook's first cell for Colab, plus Open-in-Colab badges in its README")
+    ap.add_argument(
+        "--repo-url",
+        default=None,
+        metavar="URL",
+        help="git address where you publish the student bundle (release/rl-course): written into "
+        "every notebook's first cell for Colab, plus Open-in-Colab badges in its README",
+    )
     ap.add_argument("--branch", default="main", help="the branch the Colab badges open (default main)")
     ap.add_argument("--check", action="store_true", help="only check that exercises/ is up to date")
     args = ap.parse_args(argv)
     if args.check:
         problems = stale_notebooks(Path(args.exercises), Path(args.source))
-        print("exercises/ is up to date" if not problems else "exercises/ is stale: " + ", ".join(problems)
-              + "\n  run `course release` to regenerate it")
+        print(
+            "exercises/ is up to date"
+            if not problems
+            else "exercises/ is stale: " + ", ".join(problems) + "\n  run `course release` to regenerate it"
+        )
         return 1 if problems else 0
     try:
         info = release(Path(args.out), Path(args.exercises), Path(args.source), args.repo_url, args.branch)
@@ -418,8 +484,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print("leak check: no solution code, canary or hidden test in the bundle")
     if args.repo_url:
-        print(f"Colab: the notebooks clone {args.repo_url}; publish {info['bundle']} there "
-              f"(branch {args.branch})")
+        print(
+            f"Colab: the notebooks clone {args.repo_url}; publish {info['bundle']} there "
+            f"(branch {args.branch})"
+        )
     else:
         print("Colab: no --repo-url, so students upload rl-course.zip (the student README says how)")
     return 0

@@ -26,6 +26,7 @@ descendants (psutil, every 0.5 s) and results.json records the peak of that sum 
 and RUSAGE_CHILDREN: the largest finished child, i.e. the biggest kernel; not sampled, so it also
 sees short spikes). ``course run`` prints them at the end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -107,9 +108,11 @@ class PeakRSS:
 
 def max_rss_mb() -> dict:
     """getrusage's peak resident MB of this process and of its largest finished (waited-for) child."""
-    kb = 1 if sys.platform != "darwin" else 1 / 1024     # ru_maxrss: KiB on Linux, bytes on macOS
-    return {"runner": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * kb / 1024, 1),
-            "largest_child": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * kb / 1024, 1)}
+    kb = 1 if sys.platform != "darwin" else 1 / 1024  # ru_maxrss: KiB on Linux, bytes on macOS
+    return {
+        "runner": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * kb / 1024, 1),
+        "largest_child": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * kb / 1024, 1),
+    }
 
 
 def _error_text(e: BaseException) -> str:
@@ -120,13 +123,24 @@ def _error_text(e: BaseException) -> str:
     return f"{type(e).__name__}: {tail}"[-3000:]
 
 
-def run(out: Path, profile: str = "tiny", preset: str = "quick", units: list[str] | None = None,
-        source_dir: Path | None = None, timeout: int = 3600, quiet: bool = False) -> dict:
+def run(
+    out: Path,
+    profile: str = "tiny",
+    preset: str = "quick",
+    units: list[str] | None = None,
+    source_dir: Path | None = None,
+    timeout: int = 3600,
+    quiet: bool = False,
+) -> dict:
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     results: dict = {"profile": profile, "preset": preset, "units": {}}
-    env = {"COURSE_RESULTS_DIR": str(out), "COURSE_PROFILE": profile, "COURSE_PRESET": preset,
-           "COURSE_CHECKPOINTS": str(out / "checkpoints")}
+    env = {
+        "COURSE_RESULTS_DIR": str(out),
+        "COURSE_PROFILE": profile,
+        "COURSE_PRESET": preset,
+        "COURSE_CHECKPOINTS": str(out / "checkpoints"),
+    }
     notebooks = unit_notebooks(source_dir, units)
     unit, mem = None, PeakRSS().start()
     try:
@@ -134,8 +148,8 @@ def run(out: Path, profile: str = "tiny", preset: str = "quick", units: list[str
             results["units"][unit] = entry = {"notebook": nb.name}
             _run_unit(unit, nb, out, env, timeout, quiet, entry)
             entry["peak_rss_mb"] = mem.take_unit_peak()
-            (out / "results.json").write_text(json.dumps(results, indent=2))   # partial results survive
-    except KeyboardInterrupt:            # Ctrl-C, or SIGTERM through main's handler
+            (out / "results.json").write_text(json.dumps(results, indent=2))  # partial results survive
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through main's handler
         results["interrupted"] = unit
         raise
     finally:
@@ -151,7 +165,7 @@ def _run_unit(unit: str, nb: Path, out: Path, env: dict, timeout: int, quiet: bo
 
     metrics_file = out / f"metrics_{unit}.json"
     if metrics_file.exists():
-        metrics_file.unlink()             # never report a previous run's numbers
+        metrics_file.unlink()  # never report a previous run's numbers
     if not quiet:
         print(f"[{unit}] {nb.name} ...", flush=True)
     t0 = time.time()
@@ -171,8 +185,10 @@ def _run_unit(unit: str, nb: Path, out: Path, env: dict, timeout: int, quiet: bo
 
 
 def table(results: dict) -> str:
-    lines = [f"profile {results['profile']} · preset {results['preset']}",
-             f"{'unit':<5} {'seconds':>8}  {'metric':<26} {'before':>8} {'after':>8}"]
+    lines = [
+        f"profile {results['profile']} · preset {results['preset']}",
+        f"{'unit':<5} {'seconds':>8}  {'metric':<26} {'before':>8} {'after':>8}",
+    ]
     for unit, e in results["units"].items():
         secs = f"{e.get('seconds', 0):.0f}"
         metrics = e.get("metrics") or {}
@@ -193,8 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", choices=["tiny", "gpu"], default="tiny")
     ap.add_argument("--preset", choices=["quick", "medium", "full"], default="quick")
     ap.add_argument("--units", default=None, help="comma-separated units, e.g. 05,06 (default: all)")
-    ap.add_argument("--out", default=str(REPO / "runs" / "latest"),
-                    help="output folder (default runs/latest)")
+    ap.add_argument(
+        "--out", default=str(REPO / "runs" / "latest"), help="output folder (default runs/latest)"
+    )
     ap.add_argument("--source", default=str(REPO / "notebooks"), help=argparse.SUPPRESS)
     ap.add_argument("--timeout", type=int, default=3600, help="per-cell timeout in seconds (default 3600)")
     args = ap.parse_args(argv)
@@ -209,11 +226,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as e:
         results = json.loads(results_file.read_text()) if results_file.exists() else {}
-        print(f"course run: stopped by {'SIGTERM' if isinstance(e, Terminated) else 'Ctrl-C'} during unit "
-              f"{results.get('interrupted')}; its kernel is shut down", file=sys.stderr)
+        print(
+            f"course run: stopped by {'SIGTERM' if isinstance(e, Terminated) else 'Ctrl-C'} during unit "
+            f"{results.get('interrupted')}; its kernel is shut down",
+            file=sys.stderr,
+        )
         print(memory_line(results), file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
-    except Exception:  # pragma: no cover - unexpected, but say where
+    except Exception:  # noqa: BLE001 - unexpected, but say where and exit 1
         traceback.print_exc()
         return 1
     finally:
@@ -239,9 +259,12 @@ def _terminated(signum, frame):
 
 def memory_line(results: dict) -> str:
     m = results.get("max_rss_mb", {})
-    return (f"peak memory: {results.get('peak_rss_mb', 0):.0f} MB resident (runner + kernels, sampled "
-            f"every 0.5 s); getrusage: runner {m.get('runner', 0):.0f} MB, largest kernel "
-            f"{m.get('largest_child', 0):.0f} MB")
+    return (
+        f"peak memory: {results.get('peak_rss_mb', 0):.0f} MB resident (runner + kernels, sampled "
+        f"every 0.5 s); getrusage: runner {m.get('runner', 0):.0f} MB, largest kernel "
+        f"{m.get('largest_child', 0):.0f} MB"
+    )
+
 
 if __name__ == "__main__":
     sys.exit(main())

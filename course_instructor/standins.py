@@ -11,6 +11,7 @@ and returns the overrides dict for ``COURSE_PROFILE_OVERRIDES`` (also written to
 ``dir/overrides.json``): ``COURSE_PROFILE=gpu COURSE_PROFILE_OVERRIDES=dir/overrides.json``
 then runs the gpu code path with no network.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,6 +29,7 @@ def _jsonl(path: Path, rows: list[dict]):
 def _datasets(root: Path, rng: random.Random, n: int = 24):
     def rev():
         return corpus.review(rng)
+
     for split in ("train", "test"):
         rows = []
         for _ in range(n):
@@ -37,23 +39,38 @@ def _datasets(root: Path, rng: random.Random, n: int = 24):
     for split in ("train", "validation"):
         rows = []
         for i, (q, a) in enumerate(corpus.QA_FACTS[:n]):
-            rows.append({"id": str(i), "title": "World", "context": a, "question": q,
-                         "answers": {"text": [a.split(" is ")[-1].rstrip(".")], "answer_start": [0]}})
+            rows.append(
+                {
+                    "id": str(i),
+                    "title": "World",
+                    "context": a,
+                    "question": q,
+                    "answers": {"text": [a.split(" is ")[-1].rstrip(".")], "answer_start": [0]},
+                }
+            )
         _jsonl(root / "squad" / f"{split}.jsonl", rows)
     for split in ("train", "test"):
         rows = []
         for _ in range(n):
             p = corpus.sentiment_prompt(rng)
             human = f"\n\nHuman: Finish this review: {p}\n\nAssistant:"
-            rows.append({"chosen": human + " " + corpus._sentence(rng, True),
-                         "rejected": human + " " + corpus._sentence(rng, False)})
+            rows.append(
+                {
+                    "chosen": human + " " + corpus._sentence(rng, True),
+                    "rejected": human + " " + corpus._sentence(rng, False),
+                }
+            )
         _jsonl(root / "hh-rlhf" / f"{split}.jsonl", rows)
     for split in ("train", "test"):
         rows = []
         for _ in range(n):
             a, b = rng.randint(1, 40), rng.randint(1, 40)
-            rows.append({"question": f"Tom has {a} apples and buys {b} more. How many now?",
-                         "answer": f"Tom has {a} + {b} = <<{a}+{b}={a + b}>>{a + b} apples.\n#### {a + b}"})
+            rows.append(
+                {
+                    "question": f"Tom has {a} apples and buys {b} more. How many now?",
+                    "answer": f"Tom has {a} + {b} = <<{a}+{b}={a + b}>>{a + b} apples.\n#### {a + b}",
+                }
+            )
         _jsonl(root / "gsm8k" / f"{split}.jsonl", rows)
 
 
@@ -61,10 +78,18 @@ def _policy(root: Path):
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
     from course_lib.core.config import ASSET_DIR
+
     tok = AutoTokenizer.from_pretrained(str(ASSET_DIR))
-    cfg = GPT2Config(vocab_size=len(tok), n_positions=256, n_embd=32, n_layer=2, n_head=2,
-                     bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
-                     pad_token_id=tok.pad_token_id)
+    cfg = GPT2Config(
+        vocab_size=len(tok),
+        n_positions=256,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=tok.eos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     GPT2LMHeadModel(cfg).save_pretrained(root / "policy")
     tok.save_pretrained(root / "policy")
 
@@ -73,17 +98,30 @@ def _classifier(root: Path):
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
     from transformers import DistilBertConfig, DistilBertForSequenceClassification, PreTrainedTokenizerFast
 
-    words = sorted({w.strip(".,!?").lower() for d in corpus.pretraining_corpus(500, seed=3)
-                    for w in d.split()} - {""})
+    words = sorted(
+        {w.strip(".,!?").lower() for d in corpus.pretraining_corpus(500, seed=3) for w in d.split()} - {""}
+    )
     vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words)}
     wp = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
     wp.normalizer = normalizers.BertNormalizer(lowercase=True)
     wp.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok = PreTrainedTokenizerFast(tokenizer_object=wp, unk_token="[UNK]", pad_token="[PAD]",
-                                  cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
-    cfg = DistilBertConfig(vocab_size=len(vocab), dim=32, hidden_dim=64, n_layers=2, n_heads=2,
-                           id2label={0: "NEGATIVE", 1: "POSITIVE"},
-                           label2id={"NEGATIVE": 0, "POSITIVE": 1})
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=wp,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+    cfg = DistilBertConfig(
+        vocab_size=len(vocab),
+        dim=32,
+        hidden_dim=64,
+        n_layers=2,
+        n_heads=2,
+        id2label={0: "NEGATIVE", 1: "POSITIVE"},
+        label2id={"NEGATIVE": 0, "POSITIVE": 1},
+    )
     DistilBertForSequenceClassification(cfg).save_pretrained(root / "classifier")
     tok.save_pretrained(root / "classifier")
 
@@ -92,16 +130,24 @@ def make_gpu_standins(root: str | Path, seed: int = 0) -> dict:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     import torch
+
     torch.manual_seed(seed)
     _policy(root)
     _classifier(root)
     _datasets(root, random.Random(seed))
     overrides = {
-        "policy_model": str(root / "policy"), "tokenizer": str(root / "policy"),
-        "reward_model_base": str(root / "policy"), "sentiment_scorer": str(root / "classifier"),
-        "datasets": {"sentiment": str(root / "imdb"), "qa": str(root / "squad"),
-                     "preferences": str(root / "hh-rlhf"), "arithmetic": str(root / "gsm8k")},
-        "max_prompt_length": 32, "max_completion_length": 8,
+        "policy_model": str(root / "policy"),
+        "tokenizer": str(root / "policy"),
+        "reward_model_base": str(root / "policy"),
+        "sentiment_scorer": str(root / "classifier"),
+        "datasets": {
+            "sentiment": str(root / "imdb"),
+            "qa": str(root / "squad"),
+            "preferences": str(root / "hh-rlhf"),
+            "arithmetic": str(root / "gsm8k"),
+        },
+        "max_prompt_length": 32,
+        "max_completion_length": 8,
         "presets": {"quick": {"steps": 2, "batch_size": 2, "eval_size": 4}},
     }
     (root / "overrides.json").write_text(json.dumps(overrides, indent=2))

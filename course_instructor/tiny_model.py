@@ -12,6 +12,7 @@ The result ships inside the package (a few MB). Rebuilding takes about as long a
 (measured on 2 CPU cores); the same seed and step count give the same weights on the same
 machine and torch version.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,27 +39,44 @@ def train_tokenizer(docs: list[str], vocab_size: int = 3000):
     from transformers import PreTrainedTokenizerFast
 
     bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Digits(individual_digits=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
+    )
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, show_progress=False,
-                                  special_tokens=[EOS, PAD],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        show_progress=False,
+        special_tokens=[EOS, PAD],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     bpe.train_from_iterator(docs, trainer=trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=EOS, bos_token=EOS,
-                                  unk_token=EOS, pad_token=PAD, model_max_length=256)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token=EOS, bos_token=EOS, unk_token=EOS, pad_token=PAD, model_max_length=256
+    )
     tok.padding_side = "right"
     return tok
 
 
-def make_model(vocab_size: int, eos_id: int, pad_id: int, n_layer=4, n_embd=128, n_head=4,
-               n_positions=256):
+def make_model(vocab_size: int, eos_id: int, pad_id: int, n_layer=4, n_embd=128, n_head=4, n_positions=256):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    cfg = GPT2Config(vocab_size=vocab_size, n_positions=n_positions, n_embd=n_embd,
-                     n_layer=n_layer, n_head=n_head, bos_token_id=eos_id, eos_token_id=eos_id,
-                     pad_token_id=pad_id, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    cfg = GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=n_positions,
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=n_head,
+        bos_token_id=eos_id,
+        eos_token_id=eos_id,
+        pad_token_id=pad_id,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
     return GPT2LMHeadModel(cfg)
 
 
@@ -72,8 +90,16 @@ def pack(docs: list[str], tok, block: int) -> torch.Tensor:
     return torch.tensor(ids[: n * block]).view(n, block)
 
 
-def build(out: Path = ASSET_DIR, steps: int = 3000, batch_size: int = 16, block: int = 128,
-          lr: float = 3e-3, n_documents: int = 100_000, seed: int = 0, threads: int | None = None):
+def build(
+    out: Path = ASSET_DIR,
+    steps: int = 3000,
+    batch_size: int = 16,
+    block: int = 128,
+    lr: float = 3e-3,
+    n_documents: int = 100_000,
+    seed: int = 0,
+    threads: int | None = None,
+):
     t0 = time.time()
     seed_everything(seed)
     if threads:
@@ -88,7 +114,8 @@ def build(out: Path = ASSET_DIR, steps: int = 3000, batch_size: int = 16, block:
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
     warmup = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
+    )
     g = torch.Generator().manual_seed(seed)
     model.train()
     losses = []
@@ -109,10 +136,19 @@ def build(out: Path = ASSET_DIR, steps: int = 3000, batch_size: int = 16, block:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tok.save_pretrained(out)
-    info = {"steps": steps, "batch_size": batch_size, "block": block, "lr": lr, "seed": seed,
-            "n_documents": n_documents, "tokens": int(data.numel()), "params": n_params,
-            "final_loss": sum(losses[-100:]) / len(losses[-100:]),
-            "build_seconds": round(time.time() - t0, 1), "torch": torch.__version__}
+    info = {
+        "steps": steps,
+        "batch_size": batch_size,
+        "block": block,
+        "lr": lr,
+        "seed": seed,
+        "n_documents": n_documents,
+        "tokens": int(data.numel()),
+        "params": n_params,
+        "final_loss": sum(losses[-100:]) / len(losses[-100:]),
+        "build_seconds": round(time.time() - t0, 1),
+        "torch": torch.__version__,
+    }
     (out / "build_info.json").write_text(json.dumps(info, indent=2))
     print(json.dumps(info, indent=2))
     return info

@@ -5,6 +5,7 @@
 * fluency: distinct-2 of review samples and the longest run of one word
 * "Question/Answer" format compliance from bare questions (before SFT)   — clearly imperfect
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,9 +18,9 @@ import torch
 from course_lib.core import data, evaluation, sampling
 from course_lib.core.config import get_profile
 from course_lib.core.models import load_policy
-from course_lib.rewards import FORMAT_PATTERN
 from course_lib.core.sentiment import get_scorer
 from course_lib.core.utils import seed_everything
+from course_lib.rewards import FORMAT_PATTERN
 
 
 def _longest_run(text: str) -> int:
@@ -53,10 +54,13 @@ def measure(model=None, tokenizer=None, n: int = 256, seed: int = 0) -> dict:
         "distinct_2": evaluation.distinct_n(reviews, 2),
         "max_word_run": max(_longest_run(t) for t in reviews),
         "format_compliance": sum(bool(re.fullmatch(FORMAT_PATTERN, t.strip())) for t in fmt) / len(fmt),
-        "n": n, "seconds": round(time.time() - t0, 1),
-        "samples": {"review": [p + t for p, t in zip(prompts[:3], reviews[:3])],
-                    "arithmetic": [p + t for p, t in zip(ar["prompt"][:3], sampled[:3])],
-                    "qa": [p + t for p, t in zip(qa["prompt"][:3], fmt[:3])]},
+        "n": n,
+        "seconds": round(time.time() - t0, 1),
+        "samples": {
+            "review": [p + t for p, t in zip(prompts[:3], reviews[:3])],
+            "arithmetic": [p + t for p, t in zip(ar["prompt"][:3], sampled[:3])],
+            "qa": [p + t for p, t in zip(qa["prompt"][:3], fmt[:3])],
+        },
     }
 
 

@@ -5,19 +5,33 @@ exercises as stubs in rewards, kl, sft, reward_model, ppo, grpo and dpo. Instruc
 exercise to the reference implementations with ``COURSE_LIB_SOLUTIONS=1`` or
 :func:`use_solutions`.
 """
+
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from course_lib import dpo, grpo, kl, ppo, reward_model, rewards, sft  # noqa: F401,E402
-from course_lib.core.switch import (enabled_by_env, solutions_active, solutions_available,  # noqa: E402
-                                   use_solutions)
-from course_lib.core.config import get_profile  # noqa: E402
-from course_lib.core.utils import grading_mode, progress, seed_everything  # noqa: E402
+from course_lib import dpo, grpo, kl, ppo, reward_model, rewards, sft
+from course_lib.core.config import get_profile
+from course_lib.core.switch import enabled_by_env, solutions_active, solutions_available, use_solutions
+from course_lib.core.utils import grading_mode, progress, seed_everything
 
-__all__ = ["use_solutions", "solutions_active", "solutions_available", "get_profile",
-           "grading_mode", "progress", "seed_everything", "setup_notebook",
-           "rewards", "kl", "sft", "reward_model", "ppo", "grpo", "dpo"]
+__all__ = [
+    "use_solutions",
+    "solutions_active",
+    "solutions_available",
+    "get_profile",
+    "grading_mode",
+    "progress",
+    "seed_everything",
+    "setup_notebook",
+    "rewards",
+    "kl",
+    "sft",
+    "reward_model",
+    "ppo",
+    "grpo",
+    "dpo",
+]
 
 
 def setup_notebook(unit: str | None = None, seed: int = 0, quiet: bool = False):
@@ -25,6 +39,7 @@ def setup_notebook(unit: str | None = None, seed: int = 0, quiet: bool = False):
 
     Returns the active :class:`~course_lib.core.config.Profile`."""
     import torch
+
     seed_everything(seed)
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
     if enabled_by_env():
@@ -33,9 +48,12 @@ def setup_notebook(unit: str | None = None, seed: int = 0, quiet: bool = False):
     if not quiet:
         mode = "solutions" if solutions_active() else "your course_lib code"
         grading = " · grading mode (training shrinks)" if grading_mode() else ""
-        print(f"course_lib {__version__} · profile {profile.name} · {mode}{grading}"
-              + (f" · unit {unit}" if unit else ""))
+        print(
+            f"course_lib {__version__} · profile {profile.name} · {mode}{grading}"
+            + (f" · unit {unit}" if unit else "")
+        )
         from course_lib.core.config import describe_precision, precision
+
         print(describe_precision(precision(profile)))
     return profile
 

@@ -7,6 +7,7 @@ log-probability is the *sum* of its completion-token log-probs unless averaging 
 
 Exercises 7.1–7.3: replace each ``raise NotImplementedError`` with your implementation.
 """
+
 from __future__ import annotations
 
 import torch
@@ -15,8 +16,9 @@ import torch.nn.functional as F  # noqa: F401
 LOSS_TYPES = ("sigmoid", "ipo", "hinge")
 
 
-def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,
-                      average: bool = False) -> torch.Tensor:
+def sequence_logprobs(
+    logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, average: bool = False
+) -> torch.Tensor:
     """Exercise 7.1: log π(completion | prompt) for each sequence.
 
     logits [B, T, V], labels [B, T], mask [B, T] -> [B]: the sum over t of
@@ -25,12 +27,19 @@ def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Te
     cause an error. Mismatched shapes raise ValueError.
     """
     raise NotImplementedError(
-        "Exercise 7.1 (notebook 07_dpo): implement `sequence_logprobs` in course_lib/dpo.py")
+        "Exercise 7.1 (notebook 07_dpo): implement `sequence_logprobs` in course_lib/dpo.py"
+    )
 
 
-def dpo_loss(pi_chosen: torch.Tensor, pi_rejected: torch.Tensor, ref_chosen: torch.Tensor,
-             ref_rejected: torch.Tensor, beta: float = 0.1, loss_type: str = "sigmoid",
-             label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def dpo_loss(
+    pi_chosen: torch.Tensor,
+    pi_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float = 0.1,
+    loss_type: str = "sigmoid",
+    label_smoothing: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Exercise 7.2: the DPO loss per pair, and the implicit rewards.
 
     All inputs [B] (sequence log-probs). With ``h = (pi_chosen - pi_rejected) - (ref_chosen -
@@ -45,13 +54,17 @@ def dpo_loss(pi_chosen: torch.Tensor, pi_rejected: torch.Tensor, ref_chosen: tor
     ``beta * (pi - ref)``, *detached*. Take ``losses.mean()`` to train. Unknown `loss_type`,
     ``beta <= 0`` or mismatched shapes raise ValueError.
     """
-    raise NotImplementedError(
-        "Exercise 7.2 (notebook 07_dpo): implement `dpo_loss` in course_lib/dpo.py")
+    raise NotImplementedError("Exercise 7.2 (notebook 07_dpo): implement `dpo_loss` in course_lib/dpo.py")
 
 
-def dpo_batch_loss(model, batch: dict[str, torch.Tensor], beta: float = 0.1,
-                   loss_type: str = "sigmoid", label_smoothing: float = 0.0,
-                   average: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def dpo_batch_loss(
+    model,
+    batch: dict[str, torch.Tensor],
+    beta: float = 0.1,
+    loss_type: str = "sigmoid",
+    label_smoothing: float = 0.0,
+    average: bool = False,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Exercise 7.3: the DPO loss of one batch of preference pairs (one training step's loss).
 
     `batch` (built by ``course_lib.trainers.dpo.collate``) holds B pairs as 2B rows, right padded:
@@ -74,4 +87,5 @@ def dpo_batch_loss(model, batch: dict[str, torch.Tensor], beta: float = 0.1,
     rows, or ``ref_logps`` that is not [2B], raises ValueError.
     """
     raise NotImplementedError(
-        "Exercise 7.3 (notebook 07_dpo): implement `dpo_batch_loss` in course_lib/dpo.py")
+        "Exercise 7.3 (notebook 07_dpo): implement `dpo_batch_loss` in course_lib/dpo.py"
+    )

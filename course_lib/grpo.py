@@ -7,6 +7,7 @@ with the k3 estimator and ``log r = ref_logp - logp``.
 
 Exercises 6.1–6.3: replace each ``raise NotImplementedError`` with your implementation.
 """
+
 from __future__ import annotations
 
 import torch
@@ -16,8 +17,9 @@ LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
 SCALES = ("group", "batch", "none")
 
 
-def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group",
-                     eps: float = 1e-4) -> torch.Tensor:
+def group_advantages(
+    rewards: torch.Tensor, group_size: int, scale: str = "group", eps: float = 1e-4
+) -> torch.Tensor:
     """Exercise 6.1: group-relative advantages, one per completion.
 
     rewards [N] -> advantages [N]. Subtract each group's mean reward, then divide by
@@ -30,13 +32,21 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group
     `scale` raise ValueError.
     """
     raise NotImplementedError(
-        "Exercise 6.1 (notebook 06_grpo): implement `group_advantages` in course_lib/grpo.py")
+        "Exercise 6.1 (notebook 06_grpo): implement `group_advantages` in course_lib/grpo.py"
+    )
 
 
-def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor | None,
-              advantages: torch.Tensor, mask: torch.Tensor, clip_eps: float = 0.2,
-              beta: float = 0.04, loss_type: str = "grpo",
-              max_completion_length: int | None = None) -> torch.Tensor:
+def grpo_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    ref_logp: torch.Tensor | None,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    clip_eps: float = 0.2,
+    beta: float = 0.04,
+    loss_type: str = "grpo",
+    max_completion_length: int | None = None,
+) -> torch.Tensor:
     """Exercise 6.2: the GRPO loss (a scalar to minimise).
 
     logp, old_logp, ref_logp, mask [B, T]; advantages [B] (one per sequence, broadcast over its
@@ -58,15 +68,24 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor
 
     Unknown `loss_type` or mismatched shapes raise ValueError.
     """
-    raise NotImplementedError(
-        "Exercise 6.2 (notebook 06_grpo): implement `grpo_loss` in course_lib/grpo.py")
+    raise NotImplementedError("Exercise 6.2 (notebook 06_grpo): implement `grpo_loss` in course_lib/grpo.py")
 
 
-def grpo_step(model, optimizer: torch.optim.Optimizer, rollout, advantages: torch.Tensor,
-              old_logp: torch.Tensor | None = None, ref_logp: torch.Tensor | None = None, *,
-              clip_eps: float = 0.2, beta: float = 0.04, loss_type: str = "grpo",
-              max_completion_length: int | None = None, max_grad_norm: float = 1.0,
-              temperature: float = 1.0) -> dict:
+def grpo_step(
+    model,
+    optimizer: torch.optim.Optimizer,
+    rollout,
+    advantages: torch.Tensor,
+    old_logp: torch.Tensor | None = None,
+    ref_logp: torch.Tensor | None = None,
+    *,
+    clip_eps: float = 0.2,
+    beta: float = 0.04,
+    loss_type: str = "grpo",
+    max_completion_length: int | None = None,
+    max_grad_norm: float = 1.0,
+    temperature: float = 1.0,
+) -> dict:
     """Exercise 6.3: one GRPO optimizer step on a batch of sampled completions.
 
     `rollout` is a :class:`course_lib.core.sampling.Rollout` (B rows = prompts x group size),
@@ -92,5 +111,4 @@ def grpo_step(model, optimizer: torch.optim.Optimizer, rollout, advantages: torc
     `advantages` that are not [B], or `old_logp` / `ref_logp` whose shape differs from
     ``rollout.completion_ids``, raise ValueError naming the tensor and both shapes.
     """
-    raise NotImplementedError(
-        "Exercise 6.3 (notebook 06_grpo): implement `grpo_step` in course_lib/grpo.py")
+    raise NotImplementedError("Exercise 6.3 (notebook 06_grpo): implement `grpo_step` in course_lib/grpo.py")

@@ -7,6 +7,7 @@ E[-log r] = KL(policy || reference).
 
 Exercises 2.1–2.4: replace each ``raise NotImplementedError`` with your implementation.
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,7 +22,8 @@ def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     Mismatched batch/time shapes raise ValueError.
     """
     raise NotImplementedError(
-        "Exercise 2.1 (notebook 02_kl_penalties): implement `token_logprobs` in course_lib/kl.py")
+        "Exercise 2.1 (notebook 02_kl_penalties): implement `token_logprobs` in course_lib/kl.py"
+    )
 
 
 def kl_estimate(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str = "k3") -> torch.Tensor:
@@ -36,7 +38,8 @@ def kl_estimate(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str = "k3") ->
     Returns a tensor of the same shape. An unknown `kind` or mismatched shapes raise ValueError.
     """
     raise NotImplementedError(
-        "Exercise 2.2 (notebook 02_kl_penalties): implement `kl_estimate` in course_lib/kl.py")
+        "Exercise 2.2 (notebook 02_kl_penalties): implement `kl_estimate` in course_lib/kl.py"
+    )
 
 
 def exact_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
@@ -46,11 +49,13 @@ def exact_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
     ``p = softmax(p_logits)``; compute it from log-softmax (stable for large logits).
     """
     raise NotImplementedError(
-        "Exercise 2.3 (notebook 02_kl_penalties): implement `exact_kl` in course_lib/kl.py")
+        "Exercise 2.3 (notebook 02_kl_penalties): implement `exact_kl` in course_lib/kl.py"
+    )
 
 
-def kl_penalized_rewards(scores: torch.Tensor, logp: torch.Tensor, ref_logp: torch.Tensor,
-                         mask: torch.Tensor, beta: float) -> torch.Tensor:
+def kl_penalized_rewards(
+    scores: torch.Tensor, logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor, beta: float
+) -> torch.Tensor:
     """Exercise 2.4: per-token rewards for PPO with the KL penalty inside the reward.
 
     scores [B] (one scalar reward per sequence), logp / ref_logp / mask [B, T] -> rewards [B, T]:
@@ -62,4 +67,5 @@ def kl_penalized_rewards(scores: torch.Tensor, logp: torch.Tensor, ref_logp: tor
     A row whose mask is all zero has no last token: raise ValueError naming the row.
     """
     raise NotImplementedError(
-        "Exercise 2.4 (notebook 02_kl_penalties): implement `kl_penalized_rewards` in course_lib/kl.py")
+        "Exercise 2.4 (notebook 02_kl_penalties): implement `kl_penalized_rewards` in course_lib/kl.py"
+    )

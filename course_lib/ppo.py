@@ -7,14 +7,16 @@ reward, score on the last token). All averages are token-level masked means
 
 Exercises 5.1–5.6: replace each ``raise NotImplementedError`` with your implementation.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F  # noqa: F401
 
 
-def compute_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
-                gamma: float = 1.0, lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+def compute_gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0, lam: float = 0.95
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Exercise 5.1: generalised advantage estimation, backwards over time.
 
     rewards, values, mask [B, T] -> (advantages [B, T], returns [B, T]).
@@ -23,8 +25,7 @@ def compute_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
     (A_T = 0), computed from t = T-1 down to 0. ``returns = advantages + values`` (the zeroed
     values). Both outputs are 0 where mask is 0 and carry no gradient (detach the inputs).
     """
-    raise NotImplementedError(
-        "Exercise 5.1 (notebook 05_ppo): implement `compute_gae` in course_lib/ppo.py")
+    raise NotImplementedError("Exercise 5.1 (notebook 05_ppo): implement `compute_gae` in course_lib/ppo.py")
 
 
 def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
@@ -35,12 +36,16 @@ def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torc
     plus `mean` added back if ``shift_mean=False`` (rescale without centring). Every position is
     transformed (mask positions out in the loss). Fewer than 2 masked entries: ValueError.
     """
-    raise NotImplementedError(
-        "Exercise 5.2 (notebook 05_ppo): implement `whiten` in course_lib/ppo.py")
+    raise NotImplementedError("Exercise 5.2 (notebook 05_ppo): implement `whiten` in course_lib/ppo.py")
 
 
-def ppo_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
-                    mask: torch.Tensor, clip_eps: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
+def ppo_policy_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    clip_eps: float = 0.2,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Exercise 5.3: the clipped surrogate loss of PPO and the fraction of clipped tokens.
 
     all [B, T] -> (loss scalar, clip_fraction scalar). With ``rho = exp(logp - old_logp)``:
@@ -48,18 +53,25 @@ def ppo_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torc
     mean. clip_fraction = masked mean of (clipped term > unclipped term), detached.
     """
     raise NotImplementedError(
-        "Exercise 5.3 (notebook 05_ppo): implement `ppo_policy_loss` in course_lib/ppo.py")
+        "Exercise 5.3 (notebook 05_ppo): implement `ppo_policy_loss` in course_lib/ppo.py"
+    )
 
 
-def ppo_value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor,
-                   mask: torch.Tensor, clip_range: float = 0.2) -> torch.Tensor:
+def ppo_value_loss(
+    values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    mask: torch.Tensor,
+    clip_range: float = 0.2,
+) -> torch.Tensor:
     """Exercise 5.4: the clipped value loss.
 
     all [B, T] -> scalar. ``v_clip = old_values + clip(values - old_values, -clip_range,
     clip_range)``; loss = ``0.5 * masked_mean(max((values - returns)**2, (v_clip - returns)**2))``.
     """
     raise NotImplementedError(
-        "Exercise 5.4 (notebook 05_ppo): implement `ppo_value_loss` in course_lib/ppo.py")
+        "Exercise 5.4 (notebook 05_ppo): implement `ppo_value_loss` in course_lib/ppo.py"
+    )
 
 
 def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
@@ -69,7 +81,8 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     (equal to ``-sum p log p``, but stable for large logits).
     """
     raise NotImplementedError(
-        "Exercise 5.5 (notebook 05_ppo): implement `entropy_from_logits` in course_lib/ppo.py")
+        "Exercise 5.5 (notebook 05_ppo): implement `entropy_from_logits` in course_lib/ppo.py"
+    )
 
 
 MINIBATCH_KEYS = ("response_ids", "mask", "old_logprobs", "old_values", "advantages", "returns")
@@ -77,9 +90,15 @@ MINIBATCH_KEYS = ("response_ids", "mask", "old_logprobs", "old_values", "advanta
 reads from its `batch` dict."""
 
 
-def ppo_minibatch_loss(logits: torch.Tensor, values: torch.Tensor, batch: dict[str, torch.Tensor],
-                       clip_range: float = 0.2, cliprange_value: float = 0.2, vf_coef: float = 0.1,
-                       entropy_coef: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def ppo_minibatch_loss(
+    logits: torch.Tensor,
+    values: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    clip_range: float = 0.2,
+    cliprange_value: float = 0.2,
+    vf_coef: float = 0.1,
+    entropy_coef: float = 0.0,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Exercise 5.6: wire exercises 2.1 and 5.3–5.5 into the loss of one PPO minibatch.
 
     Inputs, for a minibatch of B sequences and T response positions:
@@ -110,4 +129,5 @@ def ppo_minibatch_loss(logits: torch.Tensor, values: torch.Tensor, batch: dict[s
     the keys raises KeyError naming it.
     """
     raise NotImplementedError(
-        "Exercise 5.6 (notebook 05_ppo): implement `ppo_minibatch_loss` in course_lib/ppo.py")
+        "Exercise 5.6 (notebook 05_ppo): implement `ppo_minibatch_loss` in course_lib/ppo.py"
+    )

@@ -6,14 +6,16 @@ with the Bradley–Terry loss: P(chosen preferred) = sigmoid(r_chosen - r_reject
 
 Exercises 4.1–4.3: replace each ``raise NotImplementedError`` with your implementation.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F  # noqa: F401
 
 
-def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor,
-                       margin: torch.Tensor | float | None = None) -> torch.Tensor:
+def bradley_terry_loss(
+    r_chosen: torch.Tensor, r_rejected: torch.Tensor, margin: torch.Tensor | float | None = None
+) -> torch.Tensor:
     """Exercise 4.1: ``mean(-logsigmoid(r_chosen - r_rejected - margin))`` over the batch.
 
     r_chosen, r_rejected [B] -> scalar. `margin` (a float or a [B] tensor, None = 0) demands
@@ -21,7 +23,8 @@ def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor,
     Use ``F.logsigmoid`` (stable), not ``log(sigmoid(...))``. Mismatched shapes raise ValueError.
     """
     raise NotImplementedError(
-        "Exercise 4.1 (notebook 04_reward_model): implement `bradley_terry_loss` in course_lib/reward_model.py")
+        "Exercise 4.1 (notebook 04_reward_model): implement `bradley_terry_loss` in course_lib/reward_model.py"
+    )
 
 
 def preference_accuracy(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> float:
@@ -30,7 +33,8 @@ def preference_accuracy(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> flo
     r_chosen, r_rejected [B] -> a Python float in [0, 1]. An empty batch raises ValueError.
     """
     raise NotImplementedError(
-        "Exercise 4.2 (notebook 04_reward_model): implement `preference_accuracy` in course_lib/reward_model.py")
+        "Exercise 4.2 (notebook 04_reward_model): implement `preference_accuracy` in course_lib/reward_model.py"
+    )
 
 
 def last_token_pool(values: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -40,4 +44,5 @@ def last_token_pool(values: torch.Tensor, attention_mask: torch.Tensor) -> torch
     [B] or [B, H]. A row with no real token raises ValueError.
     """
     raise NotImplementedError(
-        "Exercise 4.3 (notebook 04_reward_model): implement `last_token_pool` in course_lib/reward_model.py")
+        "Exercise 4.3 (notebook 04_reward_model): implement `last_token_pool` in course_lib/reward_model.py"
+    )

@@ -7,11 +7,12 @@ keyword arguments (one value per completion), and unknown keyword arguments must
 
 Exercises 1.1–1.7: replace each ``raise NotImplementedError`` with your implementation.
 """
+
 from __future__ import annotations
 
 import math  # noqa: F401  (you may need these)
 import re  # noqa: F401
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch  # noqa: F401
 
@@ -32,8 +33,9 @@ def as_text(completions: Sequence) -> list[str]:
         elif isinstance(c, (list, tuple)) and all(isinstance(m, dict) for m in c):
             out.append("".join(str(m.get("content", "")) for m in c))
         else:
-            raise TypeError(f"rewards: a completion must be a str or a list of chat messages, "
-                            f"got {type(c).__name__}")
+            raise TypeError(
+                f"rewards: a completion must be a str or a list of chat messages, got {type(c).__name__}"
+            )
     return out
 
 
@@ -45,7 +47,8 @@ def format_reward(completions: Sequence, **kwargs) -> list[float]:
     is not in the format.
     """
     raise NotImplementedError(
-        "Exercise 1.1 (notebook 01_reward_functions): implement `format_reward` in course_lib/rewards.py")
+        "Exercise 1.1 (notebook 01_reward_functions): implement `format_reward` in course_lib/rewards.py"
+    )
 
 
 def correctness_reward(completions: Sequence, answer: Sequence, **kwargs) -> list[float]:
@@ -58,7 +61,8 @@ def correctness_reward(completions: Sequence, answer: Sequence, **kwargs) -> lis
     integer gets 0.0. Lengths must agree (ValueError otherwise).
     """
     raise NotImplementedError(
-        "Exercise 1.2 (notebook 01_reward_functions): implement `correctness_reward` in course_lib/rewards.py")
+        "Exercise 1.2 (notebook 01_reward_functions): implement `correctness_reward` in course_lib/rewards.py"
+    )
 
 
 def sentiment_reward(completions: Sequence, **kwargs) -> list[float]:
@@ -68,7 +72,8 @@ def sentiment_reward(completions: Sequence, **kwargs) -> list[float]:
     (VADER offline in the tiny profile, a DistilBERT classifier in the gpu profile).
     """
     raise NotImplementedError(
-        "Exercise 1.3 (notebook 01_reward_functions): implement `sentiment_reward` in course_lib/rewards.py")
+        "Exercise 1.3 (notebook 01_reward_functions): implement `sentiment_reward` in course_lib/rewards.py"
+    )
 
 
 def repetition_penalty(completions: Sequence, **kwargs) -> list[float]:
@@ -78,14 +83,15 @@ def repetition_penalty(completions: Sequence, **kwargs) -> list[float]:
     completion. It is a *penalty*: combine it with a negative weight.
     """
     raise NotImplementedError(
-        "Exercise 1.4 (notebook 01_reward_functions): implement `repetition_penalty` in course_lib/rewards.py")
+        "Exercise 1.4 (notebook 01_reward_functions): implement `repetition_penalty` in course_lib/rewards.py"
+    )
 
 
-def length_penalty(completions: Sequence, min_words: int = 4, max_words: int = 40,
-                   **kwargs) -> list[float]:
+def length_penalty(completions: Sequence, min_words: int = 4, max_words: int = 40, **kwargs) -> list[float]:
     """Exercise 1.5: 0.0 if ``min_words <= number of whitespace words <= max_words``, else -1.0."""
     raise NotImplementedError(
-        "Exercise 1.5 (notebook 01_reward_functions): implement `length_penalty` in course_lib/rewards.py")
+        "Exercise 1.5 (notebook 01_reward_functions): implement `length_penalty` in course_lib/rewards.py"
+    )
 
 
 def exponential_shaping(scores, temperature: float = 1.0):
@@ -96,7 +102,8 @@ def exponential_shaping(scores, temperature: float = 1.0):
     stretches the gaps between high scores: smaller temperature, steeper curve.
     """
     raise NotImplementedError(
-        "Exercise 1.6 (notebook 01_reward_functions): implement `exponential_shaping` in course_lib/rewards.py")
+        "Exercise 1.6 (notebook 01_reward_functions): implement `exponential_shaping` in course_lib/rewards.py"
+    )
 
 
 def combine_rewards(reward_funcs: Sequence[RewardFunc], weights: Sequence[float]) -> RewardFunc:
@@ -108,4 +115,5 @@ def combine_rewards(reward_funcs: Sequence[RewardFunc], weights: Sequence[float]
     no functions at all, raise ValueError.
     """
     raise NotImplementedError(
-        "Exercise 1.7 (notebook 01_reward_functions): implement `combine_rewards` in course_lib/rewards.py")
+        "Exercise 1.7 (notebook 01_reward_functions): implement `combine_rewards` in course_lib/rewards.py"
+    )

@@ -7,16 +7,18 @@ completion token.
 
 Exercises 3.1–3.4: replace each ``raise NotImplementedError`` with your implementation.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F  # noqa: F401
 
 
-def tokenize_prompt_and_completion(prompts: Sequence[str], completions: Sequence[str],
-                                   tokenizer) -> dict[str, torch.Tensor]:
+def tokenize_prompt_and_completion(
+    prompts: Sequence[str], completions: Sequence[str], tokenizer
+) -> dict[str, torch.Tensor]:
     """Exercise 3.1: tokenize prompt/completion pairs for SFT.
 
     For each pair, tokenize the prompt and the completion *separately* (no special tokens:
@@ -34,7 +36,8 @@ def tokenize_prompt_and_completion(prompts: Sequence[str], completions: Sequence
     Different numbers of prompts and completions raise ValueError.
     """
     raise NotImplementedError(
-        "Exercise 3.1 (notebook 03_sft): implement `tokenize_prompt_and_completion` in course_lib/sft.py")
+        "Exercise 3.1 (notebook 03_sft): implement `tokenize_prompt_and_completion` in course_lib/sft.py"
+    )
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
@@ -44,8 +47,7 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> 
     `mask` has the shape of `x` (0/1, bool, int or float). A mean over nothing is undefined:
     raise ValueError if any denominator is 0, and ValueError for mismatched shapes.
     """
-    raise NotImplementedError(
-        "Exercise 3.2 (notebook 03_sft): implement `masked_mean` in course_lib/sft.py")
+    raise NotImplementedError("Exercise 3.2 (notebook 03_sft): implement `masked_mean` in course_lib/sft.py")
 
 
 def sft_loss(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -56,12 +58,12 @@ def sft_loss(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> 
     Every completion token in the batch counts equally (not a mean of per-sequence means).
     Labels where mask is 0 may be anything (padding, -100) and must not cause an error.
     """
-    raise NotImplementedError(
-        "Exercise 3.3 (notebook 03_sft): implement `sft_loss` in course_lib/sft.py")
+    raise NotImplementedError("Exercise 3.3 (notebook 03_sft): implement `sft_loss` in course_lib/sft.py")
 
 
-def sft_train_step(model, batch: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer,
-                   max_grad_norm: float | None = 1.0) -> float:
+def sft_train_step(
+    model, batch: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, max_grad_norm: float | None = 1.0
+) -> float:
     """Exercise 3.4: one optimizer step of supervised fine-tuning; returns the loss as a float.
 
     `batch` is what :func:`tokenize_prompt_and_completion` returns (``input_ids``, ``labels``,
@@ -80,4 +82,5 @@ def sft_train_step(model, batch: dict[str, torch.Tensor], optimizer: torch.optim
     ``batch["completion_mask"]``. A batch missing one of the three keys raises KeyError naming it.
     """
     raise NotImplementedError(
-        "Exercise 3.4 (notebook 03_sft): implement `sft_train_step` in course_lib/sft.py")
+        "Exercise 3.4 (notebook 03_sft): implement `sft_train_step` in course_lib/sft.py"
+    )

@@ -37,15 +37,17 @@
 import matplotlib.pyplot as plt
 import torch
 
-from course_lib.core import data, evaluation, sampling
 from course_lib import rewards
-from course_lib.labs import unit01
+from course_lib.core import data, evaluation, sampling
 from course_lib.core.models import load_policy
 from course_lib.core.report import report_metrics, save_figure
+from course_lib.labs import unit01
 
 model, tokenizer = load_policy(profile=profile)
 L = profile.max_completion_length
-print(f"policy: {profile.policy_model}  ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters)")
+print(
+    f"policy: {profile.policy_model}  ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters)"
+)
 
 # %% [markdown]
 # ## The signature TRL expects
@@ -67,9 +69,11 @@ print(f"policy: {profile.policy_model}  ({sum(p.numel() for p in model.parameter
 # %% tags=["exercise-test:format_reward"]
 
 # %%
-examples = ["Question: What is the capital of Avalon?\nAnswer: Lorin.",
-            "The capital of Avalon is Lorin.",
-            "Question: What is the capital of Avalon?\nAnswer: Lorin.\nQuestion: and more"]
+examples = [
+    "Question: What is the capital of Avalon?\nAnswer: Lorin.",
+    "The capital of Avalon is Lorin.",
+    "Question: What is the capital of Avalon?\nAnswer: Lorin.\nQuestion: and more",
+]
 for text, r in zip(examples, rewards.format_reward(examples, prompts=["..."] * 3)):
     print(f"{r:+.0f}  {text!r}")
 
@@ -152,9 +156,15 @@ gen = torch.Generator().manual_seed(0)
 reviews = data.load_task("sentiment", "eval", n=n_prompts)["prompt"]
 qa = data.load_task("qa", "eval", n=n_prompts)
 arith = data.load_task("arithmetic", "eval", n=n_prompts)
-review_texts = sampling.sample(model, tokenizer, reviews, max_new_tokens=L, num_samples=4, generator=gen).texts
-qa_texts = sampling.sample(model, tokenizer, qa["prompt"], max_new_tokens=2 * L, num_samples=4, generator=gen).texts
-arith_texts = sampling.sample(model, tokenizer, arith["prompt"], max_new_tokens=8, num_samples=4, generator=gen).texts
+review_texts = sampling.sample(
+    model, tokenizer, reviews, max_new_tokens=L, num_samples=4, generator=gen
+).texts
+qa_texts = sampling.sample(
+    model, tokenizer, qa["prompt"], max_new_tokens=2 * L, num_samples=4, generator=gen
+).texts
+arith_texts = sampling.sample(
+    model, tokenizer, arith["prompt"], max_new_tokens=8, num_samples=4, generator=gen
+).texts
 for p, t in list(zip([p for p in reviews for _ in range(4)], review_texts))[:3]:
     print(repr(p), "->", repr(t))
 
@@ -177,18 +187,24 @@ n_words = [len(t.split()) for t in review_texts]
 fired = sum(v != 0 for v in scores["length (reviews)"])
 axes[-1].clear()
 axes[-1].hist(n_words, bins=range(0, 45), color="tab:blue")
-for bound in (4, 40):                                   # length_penalty's default bounds
+for bound in (4, 40):  # length_penalty's default bounds
     axes[-1].axvline(bound, color="tab:red", ls="--", lw=1)
 axes[-1].set_xlabel("words per sample (red: the allowed range)")
 axes[-1].set_title(f"length (reviews): penalty -1 on\n{fired} of {len(n_words)} samples", fontsize=9)
 axes[0].set_ylabel("samples")
 fig.suptitle("Rewards of base-model samples")
-fig.tight_layout(); save_figure(fig, "01_reward_histograms"); plt.show()
+fig.tight_layout()
+save_figure(fig, "01_reward_histograms")
+plt.show()
 first_int = evaluation.first_integer_accuracy(arith_texts, answers)
-print(f"sums: last integer right {sum(scores['correctness (sums)']) / len(answers):.2f}, "
-      f"first integer right {first_int:.2f}")
-print(f"sentiment: {sum(abs(v - 0.5) < 1e-9 for v in scores['sentiment (reviews)'])} of {len(review_texts)} "
-      "samples score exactly 0.5 (VADER found no sentiment word)")
+print(
+    f"sums: last integer right {sum(scores['correctness (sums)']) / len(answers):.2f}, "
+    f"first integer right {first_int:.2f}"
+)
+print(
+    f"sentiment: {sum(abs(v - 0.5) < 1e-9 for v in scores['sentiment (reviews)'])} of {len(review_texts)} "
+    "samples score exactly 0.5 (VADER found no sentiment word)"
+)
 
 # %% [markdown]
 # Binary rewards (format, correctness) give the optimiser only "better or worse than the others".
@@ -212,30 +228,45 @@ s = torch.linspace(0, 1, 101)
 fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
 for T in (0.1, 0.25, 0.5, 1.0, 2.0):
     shaped_s = rewards.exponential_shaping(s, T)
-    a.plot(s[1:], shaped_s[1:], label=f"T = {T}")            # s = 0 gives 0: no place on a log axis
+    a.plot(s[1:], shaped_s[1:], label=f"T = {T}")  # s = 0 gives 0: no place on a log axis
     b.plot(s, shaped_s / shaped_s[-1], label=f"T = {T}")
-a.set_yscale("log"); a.set_xlabel("score s"); a.set_ylabel("exp(s/T) - 1  (log scale)")
+a.set_yscale("log")
+a.set_xlabel("score s")
+a.set_ylabel("exp(s/T) - 1  (log scale)")
 a.set_title("shaped reward")
-b.set_xlabel("score s"); b.set_ylabel("shaped reward / shaped reward at s = 1")
-b.set_title("the same, relative to the best score"); b.legend(fontsize=8)
-fig.suptitle("Exponential shaping: same order, different gaps"); fig.tight_layout()
-save_figure(fig, "01_exponential_shaping"); plt.show()
+b.set_xlabel("score s")
+b.set_ylabel("shaped reward / shaped reward at s = 1")
+b.set_title("the same, relative to the best score")
+b.legend(fontsize=8)
+fig.suptitle("Exponential shaping: same order, different gaps")
+fig.tight_layout()
+save_figure(fig, "01_exponential_shaping")
+plt.show()
 
 # %%
 import ipywidgets as widgets
 
 sent = torch.tensor(scores["sentiment (reviews)"])
 
+
 def show_shaping(temperature=0.25):
     shaped = rewards.exponential_shaping(sent, temperature)
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3))
-    a.plot(s, rewards.exponential_shaping(s, temperature)); a.set_title(f"exp(s/{temperature:.2f}) - 1")
-    b.hist(shaped, bins=20); b.set_title(f"shaped sentiment rewards (max/median = "
-                                         f"{shaped.max() / shaped.median().clamp(min=1e-6):.1f})")
+    a.plot(s, rewards.exponential_shaping(s, temperature))
+    a.set_title(f"exp(s/{temperature:.2f}) - 1")
+    b.hist(shaped, bins=20)
+    b.set_title(
+        f"shaped sentiment rewards (max/median = {shaped.max() / shaped.median().clamp(min=1e-6):.1f})"
+    )
     plt.show()
 
-widgets.interact(show_shaping, temperature=widgets.FloatLogSlider(
-    value=0.25, base=10, min=-1.3, max=0.5, step=0.05, continuous_update=False));
+
+widgets.interact(
+    show_shaping,
+    temperature=widgets.FloatLogSlider(
+        value=0.25, base=10, min=-1.3, max=0.5, step=0.05, continuous_update=False
+    ),
+)
 
 # %% [markdown]
 # ## Best-of-n: the simplest policy improvement
@@ -249,11 +280,13 @@ widgets.interact(show_shaping, temperature=widgets.FloatLogSlider(
 N = 16
 bon_texts = []
 for i in course_lib.progress(range(0, len(reviews), 8), desc="sampling 16 per prompt"):
-    bon_texts += sampling.sample(model, tokenizer, reviews[i:i + 8], max_new_tokens=L, num_samples=N,
-                                 generator=gen).texts
+    bon_texts += sampling.sample(
+        model, tokenizer, reviews[i : i + 8], max_new_tokens=L, num_samples=N, generator=gen
+    ).texts
 bon_reward = torch.tensor(rewards.sentiment_reward(bon_texts)).view(len(reviews), N)
-shaped = rewards.combine_rewards([rewards.sentiment_reward, rewards.repetition_penalty,
-                                  rewards.length_penalty], [1.0, -0.5, 0.5])
+shaped = rewards.combine_rewards(
+    [rewards.sentiment_reward, rewards.repetition_penalty, rewards.length_penalty], [1.0, -0.5, 0.5]
+)
 bon_combined = torch.tensor(shaped(bon_texts)).view(len(reviews), N)
 ns = list(range(1, N + 1))
 curve = unit01.expected_best_of_n(bon_reward, ns)
@@ -261,9 +294,13 @@ curve_combined = unit01.expected_best_of_n(bon_combined, ns)
 fig, ax = plt.subplots(figsize=(5, 3.5))
 ax.plot(ns, curve, "o-", label="sentiment_reward")
 ax.plot(ns, curve_combined, "s-", label="sentiment - 0.5·repetition + 0.5·length")
-ax.set_xscale("log", base=2); ax.set_xlabel("n (samples per prompt)"); ax.set_ylabel("E[best reward]")
-ax.set_title("Best-of-n"); ax.legend(fontsize=8)
-save_figure(fig, "01_best_of_n"); plt.show()
+ax.set_xscale("log", base=2)
+ax.set_xlabel("n (samples per prompt)")
+ax.set_ylabel("E[best reward]")
+ax.set_title("Best-of-n")
+ax.legend(fontsize=8)
+save_figure(fig, "01_best_of_n")
+plt.show()
 print(f"best-of-1 {curve[0]:.3f} -> best-of-{N} {curve[-1]:.3f}")
 
 # %% [markdown]
@@ -281,28 +318,38 @@ print(f"best-of-1 {curve[0]:.3f} -> best-of-{N} {curve[-1]:.3f}")
 # %%
 words = unit01.candidate_words(bon_texts, k=200)
 no_repeats = rewards.combine_rewards([unit01.positive_word_count, rewards.repetition_penalty], [1.0, -2.0])
-searches = {"positive words": unit01.positive_word_count,
-            "sentiment_reward": rewards.sentiment_reward,
-            "positive words - 2·repetition": no_repeats}
+searches = {
+    "positive words": unit01.positive_word_count,
+    "sentiment_reward": rewards.sentiment_reward,
+    "positive words - 2·repetition": no_repeats,
+}
 hacked = {name: unit01.greedy_word_search(f, words, length=10) for name, f in searches.items()}
 for name, text in hacked.items():
     print(f"{name:>30}: {text!r}")
-    print(f"{'':>30}  positive words {unit01.positive_word_count([text])[0]:.0f}, "
-          f"sentiment {rewards.sentiment_reward([text])[0]:.2f}, repetition {rewards.repetition_penalty([text])[0]:.2f}")
+    print(
+        f"{'':>30}  positive words {unit01.positive_word_count([text])[0]:.0f}, "
+        f"sentiment {rewards.sentiment_reward([text])[0]:.2f}, repetition {rewards.repetition_penalty([text])[0]:.2f}"
+    )
 
 # %%
 best_naive = unit01.best_of_n_texts(bon_texts, unit01.positive_word_count(bon_texts), N)
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
-for ax, metric, f in zip(axes, ["positive words", "sentiment_reward", "repetition_penalty"],
-                         [unit01.positive_word_count, rewards.sentiment_reward, rewards.repetition_penalty]):
+for ax, metric, f in zip(
+    axes,
+    ["positive words", "sentiment_reward", "repetition_penalty"],
+    [unit01.positive_word_count, rewards.sentiment_reward, rewards.repetition_penalty],
+):
     names = ["base samples (mean)", "best-of-16 by count"] + [f"greedy: {k}" for k in hacked]
     vals = [sum(f(bon_texts)) / len(bon_texts), sum(f([t for t, _ in best_naive])) / len(best_naive)]
     vals += [f([t])[0] for t in hacked.values()]
     ax.bar(range(len(vals)), vals, color=["gray", "tab:blue", "tab:red", "tab:red", "tab:green"])
-    ax.set_xticks(range(len(vals)), names, fontsize=7, rotation=30, ha="right"); ax.set_title(metric)
+    ax.set_xticks(range(len(vals)), names, fontsize=7, rotation=30, ha="right")
+    ax.set_title(metric)
     ax.set_ylabel(f"{metric} (mean over texts)", fontsize=8)
 fig.suptitle("Optimising a reward: what the optimiser finds")
-fig.tight_layout(); save_figure(fig, "01_reward_hacking"); plt.show()
+fig.tight_layout()
+save_figure(fig, "01_reward_hacking")
+plt.show()
 
 # %% [markdown]
 # Both the naive count **and** the VADER sentiment reward are maximised by repeating one word:
@@ -321,15 +368,23 @@ fig.tight_layout(); save_figure(fig, "01_reward_hacking"); plt.show()
 
 # %%
 trl_model, _ = load_policy(profile=profile)
-trl_log = unit01.run_trl_grpo(trl_model, tokenizer, rewards.sentiment_reward,
-                              data.load_task("sentiment", "train", n=32)["prompt"],
-                              steps=1 if FAST else 4, max_completion_length=L)
+trl_log = unit01.run_trl_grpo(
+    trl_model,
+    tokenizer,
+    rewards.sentiment_reward,
+    data.load_task("sentiment", "train", n=32)["prompt"],
+    steps=1 if FAST else 4,
+    max_completion_length=L,
+)
 key = "rewards/sentiment_reward/mean"
 print("TRL logged", key, [round(h[key], 3) for h in trl_log])
 fig, ax = plt.subplots(figsize=(5, 3))
 ax.plot([h["step"] for h in trl_log], [h[key] for h in trl_log], "o-")
-ax.set_xlabel("GRPOTrainer step"); ax.set_ylabel(key); ax.set_title("TRL calling rewards.sentiment_reward")
-save_figure(fig, "01_trl_grpo"); plt.show()
+ax.set_xlabel("GRPOTrainer step")
+ax.set_ylabel(key)
+ax.set_title("TRL calling rewards.sentiment_reward")
+save_figure(fig, "01_trl_grpo")
+plt.show()
 
 # %% [markdown]
 # A handful of steps is not training (unit 06 trains properly and compares TRL with our own loop);
@@ -359,7 +414,7 @@ save_figure(fig, "01_trl_grpo"); plt.show()
 # subtracted? Write your prediction in `q_reward_offset` at the end, then run the cell.
 
 # %%
-toy_logits = torch.log(torch.tensor([0.1, 0.3, 0.3, 0.3]))       # outcome 0 passes the format
+toy_logits = torch.log(torch.tensor([0.1, 0.3, 0.3, 0.3]))  # outcome 0 passes the format
 g_pg = torch.Generator().manual_seed(0)
 print(f"{'rewards':>8} {'baseline':>9} {'E[estimate]/true (pass logit)':>30} {'noise/|true gradient|':>22}")
 for label, R in {"+1 / -1": [1.0, -1.0, -1.0, -1.0], "1 / 0": [1.0, 0.0, 0.0, 0.0]}.items():
@@ -368,19 +423,27 @@ for label, R in {"+1 / -1": [1.0, -1.0, -1.0, -1.0], "1 / 0": [1.0, 0.0, 0.0, 0.
         est = unit01.reinforce_gradients(toy_logits, R, n=8, repeats=2000, baseline=baseline, generator=g_pg)
         noise = float(est.var(0).sum().sqrt() / true.norm())
         print(f"{label:>8} {baseline:>9} {float(est[:, 0].mean() / true[0]):>30.2f} {noise:>22.2f}")
-print("true gradient (+1/-1):", [round(v, 3) for v in unit01.exact_policy_gradient(toy_logits, [1.0, -1, -1, -1]).tolist()])
+print(
+    "true gradient (+1/-1):",
+    [round(v, 3) for v in unit01.exact_policy_gradient(toy_logits, [1.0, -1, -1, -1]).tolist()],
+)
 
 # %% [markdown]
 # ## Headline numbers
 
 # %%
-report_metrics("01", {
-    "best_of_n_sentiment": (curve[0], curve[-1]),
-    "best_of_n_combined": (curve_combined[0], curve_combined[-1]),
-    "hack_repetition": (rewards.repetition_penalty([hacked["positive words"]])[0],
-                        rewards.repetition_penalty([hacked["positive words - 2·repetition"]])[0]),
-    "trl_logged_sentiment_reward": (None, sum(h[key] for h in trl_log) / len(trl_log)),
-});
+report_metrics(
+    "01",
+    {
+        "best_of_n_sentiment": (curve[0], curve[-1]),
+        "best_of_n_combined": (curve_combined[0], curve_combined[-1]),
+        "hack_repetition": (
+            rewards.repetition_penalty([hacked["positive words"]])[0],
+            rewards.repetition_penalty([hacked["positive words - 2·repetition"]])[0],
+        ),
+        "trl_logged_sentiment_reward": (None, sum(h[key] for h in trl_log) / len(trl_log)),
+    },
+)
 
 # %% [markdown]
 # ## Questions

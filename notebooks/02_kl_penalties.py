@@ -39,11 +39,11 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
-from course_lib.core import data, sampling
 from course_lib import kl, rewards
-from course_lib.labs import unit01, unit02
+from course_lib.core import data
 from course_lib.core.models import frozen_copy, load_policy
 from course_lib.core.report import report_metrics, save_figure
+from course_lib.labs import unit01, unit02
 
 # %% [markdown]
 # ### Exercise 2.1 — `token_logprobs`
@@ -100,14 +100,25 @@ fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
 for kind in unit02.KINDS:
     a.plot(distances, [r[kind]["bias"] / r["exact"] for r in table], "o-", label=kind)
     b.plot(distances, [r[kind]["std"] / r["exact"] for r in table], "o-", label=kind)
-a.set_ylabel("bias / KL"); b.set_ylabel("std of one sample / KL"); b.set_yscale("log")
+a.set_ylabel("bias / KL")
+b.set_ylabel("std of one sample / KL")
+b.set_yscale("log")
 for ax in (a, b):
-    ax.set_xscale("log"); ax.set_xlabel("distance between policy and reference"); ax.legend()
-a.set_title("relative bias"); b.set_title("relative standard deviation")
-save_figure(fig, "02_estimator_bias_variance"); plt.show()
+    ax.set_xscale("log")
+    ax.set_xlabel("distance between policy and reference")
+    ax.legend()
+a.set_title("relative bias")
+b.set_title("relative standard deviation")
+save_figure(fig, "02_estimator_bias_variance")
+plt.show()
 for r in table[::4]:
-    print(f"distance {r['distance']:.2f}  KL {r['exact']:.4f}  " + "  ".join(
-        f"{k}: bias {r[k]['bias'] / r['exact']:+.3f} std {r[k]['std'] / r['exact']:.2f}" for k in unit02.KINDS))
+    print(
+        f"distance {r['distance']:.2f}  KL {r['exact']:.4f}  "
+        + "  ".join(
+            f"{k}: bias {r[k]['bias'] / r['exact']:+.3f} std {r[k]['std'] / r['exact']:.2f}"
+            for k in unit02.KINDS
+        )
+    )
 
 # %% [markdown]
 # Read the figure in the regime RLHF lives in — per-token KLs of 0.001–0.1 nats, the left half:
@@ -121,6 +132,7 @@ for r in table[::4]:
 # %%
 import ipywidgets as widgets
 
+
 def show_estimators(distance=0.3):
     pol, ref = unit02.toy_pair(distance)
     samples = unit02.estimator_samples(pol, ref, 256, generator=torch.Generator().manual_seed(0))
@@ -129,10 +141,17 @@ def show_estimators(distance=0.3):
     for kind, v in samples.items():
         ax.hist(v.numpy(), bins=40, alpha=0.5, label=f"{kind}: mean {v.mean():.3f}")
     ax.axvline(exact, color="k", ls="--", label=f"exact KL {exact:.3f}")
-    ax.set_xlabel("per-sample estimate"); ax.legend(fontsize=8); plt.show()
+    ax.set_xlabel("per-sample estimate")
+    ax.legend(fontsize=8)
+    plt.show()
 
-widgets.interact(show_estimators, distance=widgets.FloatLogSlider(
-    value=0.3, base=10, min=-1.3, max=0.6, step=0.05, continuous_update=False));
+
+widgets.interact(
+    show_estimators,
+    distance=widgets.FloatLogSlider(
+        value=0.3, base=10, min=-1.3, max=0.6, step=0.05, continuous_update=False
+    ),
+)
 
 # %%
 # The same with a fixed budget of 64 samples, as a trainer sees it (mean of 200 repeats).
@@ -143,8 +162,10 @@ mc_error = {kind: 0.0 for kind in unit02.KINDS}
 for _ in range(200):
     for kind, v in unit02.estimator_samples(pol, ref, 64, generator=g).items():
         mc_error[kind] += abs(float(v.mean()) - exact_toy) / exact_toy / 200
-print(f"exact KL {exact_toy:.4f}; mean relative error of a 64-sample estimate:",
-      {k: round(v, 3) for k, v in mc_error.items()})
+print(
+    f"exact KL {exact_toy:.4f}; mean relative error of a 64-sample estimate:",
+    {k: round(v, 3) for k, v in mc_error.items()},
+)
 
 # %% [markdown]
 # ## Forward vs reverse KL: covering or seeking
@@ -164,15 +185,26 @@ print(f"exact KL {exact_toy:.4f}; mean relative error of a 64-sample estimate:",
 # %%
 grid = torch.linspace(-5, 5, 201, dtype=torch.float64)
 target = unit02.two_mode_target(grid)
-fits = {d: unit02.fit_one_mode(target, grid, d, steps=100 if FAST else 400, init_mean=1.0, init_std=0.5)
-        for d in ("forward", "reverse")}
+fits = {
+    d: unit02.fit_one_mode(target, grid, d, steps=100 if FAST else 400, init_mean=1.0, init_std=0.5)
+    for d in ("forward", "reverse")
+}
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
 for ax, (d, fit) in zip(axes, fits.items()):
     ax.fill_between(grid, torch.softmax(target, 0), alpha=0.3, color="gray", label="target p (two modes)")
-    ax.plot(grid, torch.softmax(fit["logits"], 0), lw=2, label=f"fit q: mean {fit['mean']:.2f}, std {fit['std']:.2f}")
-    ax.set_title({"forward": "forward KL(p||q): mode covering", "reverse": "reverse KL(q||p): mode seeking"}[d])
-    ax.legend(fontsize=8); ax.set_xlabel("x")
-save_figure(fig, "02_forward_vs_reverse_kl"); plt.show()
+    ax.plot(
+        grid,
+        torch.softmax(fit["logits"], 0),
+        lw=2,
+        label=f"fit q: mean {fit['mean']:.2f}, std {fit['std']:.2f}",
+    )
+    ax.set_title(
+        {"forward": "forward KL(p||q): mode covering", "reverse": "reverse KL(q||p): mode seeking"}[d]
+    )
+    ax.legend(fontsize=8)
+    ax.set_xlabel("x")
+save_figure(fig, "02_forward_vs_reverse_kl")
+plt.show()
 
 # %% [markdown]
 # ## Per-token KL on the tiny model
@@ -194,32 +226,55 @@ strengths = [0.0, 1.0, 2.0, 3.0, 4.0]
 runs = {}
 for strength in course_lib.progress(strengths, desc="sampling"):
     policy = unit02.SteeredPolicy(model, positive_ids, strength)
-    runs[strength] = unit02.rollout_stats(policy, reference, tokenizer, prompts, L, num_samples=samples_per_prompt,
-                                          generator=torch.Generator().manual_seed(1))
+    runs[strength] = unit02.rollout_stats(
+        policy,
+        reference,
+        tokenizer,
+        prompts,
+        L,
+        num_samples=samples_per_prompt,
+        generator=torch.Generator().manual_seed(1),
+    )
 print(f"{len(positive_ids)} positive-word tokens get the bonus; e.g. {tokenizer.decode(positive_ids[:5])!r}")
 
 # %%
 st = runs[2.0]
 est = {k: kl.kl_estimate(st.logp, st.ref_logp, k) for k in unit02.KINDS}
-print("mean per-token KL (strength 2):", f"exact {st.token_mean(st.exact):.4f}",
-      *(f"{k} {st.token_mean(v):.4f}" for k, v in est.items()))
+print(
+    "mean per-token KL (strength 2):",
+    f"exact {st.token_mean(st.exact):.4f}",
+    *(f"{k} {st.token_mean(v):.4f}" for k, v in est.items()),
+)
 row = int(st.seq_sum(st.exact).argmax())
 n_tok = int(st.mask[row].sum())
 labels = [tokenizer.decode([int(t)]) for t in st.rollout.completion_ids[row, :n_tok]]
 fig, (a, b) = plt.subplots(1, 2, figsize=(13, 3.5), gridspec_kw={"width_ratios": [2, 1]})
 a.bar(range(n_tok), st.exact[row, :n_tok], label="exact KL of the next-token distributions")
 a.plot(range(n_tok), est["k1"][row, :n_tok], "r.", label="k1 of the sampled token")
-a.set_xticks(range(n_tok), labels, rotation=90, fontsize=8); a.legend(fontsize=8)
+a.set_xticks(range(n_tok), labels, rotation=90, fontsize=8)
+a.legend(fontsize=8)
 a.set_title(f"one completion: {st.rollout.prompts[row]!r} …")
 m = st.mask.bool()
 per_token = {"exact": st.exact[m], **{k: v[m] for k, v in est.items()}}
-b.bar(range(4), [float(v.mean()) for v in per_token.values()],
-      yerr=[float(v.std()) for v in per_token.values()], capsize=4, color=["k", "C0", "C1", "C2"])
-b.set_xticks(range(4), list(per_token)); b.set_title("all tokens: mean ± std per token")
-a.set_ylabel("KL (nats)"); a.set_xlabel("sampled token"); b.set_ylabel("per-token KL (nats)")
-fig.tight_layout(); save_figure(fig, "02_per_token_kl"); plt.show()
+b.bar(
+    range(4),
+    [float(v.mean()) for v in per_token.values()],
+    yerr=[float(v.std()) for v in per_token.values()],
+    capsize=4,
+    color=["k", "C0", "C1", "C2"],
+)
+b.set_xticks(range(4), list(per_token))
+b.set_title("all tokens: mean ± std per token")
+a.set_ylabel("KL (nats)")
+a.set_xlabel("sampled token")
+b.set_ylabel("per-token KL (nats)")
+fig.tight_layout()
+save_figure(fig, "02_per_token_kl")
+plt.show()
 for k, v in per_token.items():
-    print(f"{k:>5}: mean {v.mean():.4f}  std {v.std():.4f}  negative on {float((v < -1e-6).float().mean()):.0%} of tokens")
+    print(
+        f"{k:>5}: mean {v.mean():.4f}  std {v.std():.4f}  negative on {float((v < -1e-6).float().mean()):.0%} of tokens"
+    )
 
 # %% [markdown]
 # The KL is not spread evenly: it sits on the positions where a positive word was a plausible next
@@ -252,20 +307,27 @@ for k, v in per_token.items():
 scores = {s: torch.tensor(rewards.sentiment_reward(r.rollout.texts)) for s, r in runs.items()}
 seq_kl = {s: float(r.seq_sum(r.exact).mean()) for s, r in runs.items()}
 betas = [0.01, 0.03, 0.1, 0.3]
-objective = {b: [float(unit02.penalized_return(scores[s], runs[s], b).mean()) for s in strengths] for b in betas}
+objective = {
+    b: [float(unit02.penalized_return(scores[s], runs[s], b).mean()) for s in strengths] for b in betas
+}
 fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
 a.plot([seq_kl[s] for s in strengths], [float(scores[s].mean()) for s in strengths], "o-")
 for s in strengths:
     a.annotate(f"strength {s:g}", (seq_kl[s], float(scores[s].mean())), fontsize=7)
-a.set_xlabel("KL(policy || reference) per sequence (nats)"); a.set_ylabel("mean sentiment score")
+a.set_xlabel("KL(policy || reference) per sequence (nats)")
+a.set_ylabel("mean sentiment score")
 a.set_title("reward vs KL of the steered policies")
 for beta, vals in objective.items():
-    line, = b.plot(strengths, vals, "o-", label=f"β = {beta}")
+    (line,) = b.plot(strengths, vals, "o-", label=f"β = {beta}")
     best = max(range(len(vals)), key=vals.__getitem__)
     b.plot(strengths[best], vals[best], "*", ms=14, color=line.get_color())
-b.set_xlabel("steering strength"); b.set_ylabel("E[score − β·KL]"); b.legend(fontsize=8)
+b.set_xlabel("steering strength")
+b.set_ylabel("E[score − β·KL]")
+b.legend(fontsize=8)
 b.set_title("the best policy depends on β (stars)")
-fig.tight_layout(); save_figure(fig, "02_beta_tradeoff"); plt.show()
+fig.tight_layout()
+save_figure(fig, "02_beta_tradeoff")
+plt.show()
 
 
 # %%
@@ -275,13 +337,19 @@ def show_beta(beta=0.05):
     vals = [float(unit02.penalized_return(scores[s], runs[s], beta).mean()) for s in strengths]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3), gridspec_kw={"width_ratios": [2, 1]})
     im = a.imshow(r[:8], aspect="auto", cmap="coolwarm", vmin=-1, vmax=1)
-    a.set_title(f"per-token rewards, β = {beta:.3f} (8 sequences, strength 2)"); a.set_xlabel("token")
+    a.set_title(f"per-token rewards, β = {beta:.3f} (8 sequences, strength 2)")
+    a.set_xlabel("token")
     fig.colorbar(im, ax=a)
-    b.plot(strengths, vals, "o-"); b.set_xlabel("strength"); b.set_title("E[score − β·KL]")
+    b.plot(strengths, vals, "o-")
+    b.set_xlabel("strength")
+    b.set_title("E[score − β·KL]")
     plt.show()
 
-widgets.interact(show_beta, beta=widgets.FloatLogSlider(
-    value=0.05, base=10, min=-2.5, max=0, step=0.1, continuous_update=False));
+
+widgets.interact(
+    show_beta,
+    beta=widgets.FloatLogSlider(value=0.05, base=10, min=-2.5, max=0, step=0.1, continuous_update=False),
+)
 
 # %% [markdown]
 # ## "Forward" and "backward" KL rewards: what they really compute
@@ -306,17 +374,26 @@ widgets.interact(show_beta, beta=widgets.FloatLogSlider(
 # %%
 kl_coef = 0.05
 
-def log10_bwd(log_pref):   # log10 |kl_coef * exp(-log P_ref)|, without overflowing exp()
+
+def log10_bwd(log_pref):  # log10 |kl_coef * exp(-log P_ref)|, without overflowing exp()
     return (math.log(kl_coef) - log_pref) / math.log(10)
+
 
 rows = []
 for s, r in runs.items():
-    log_pref = r.seq_sum(r.ref_logp)                         # log P_ref(completion)
+    log_pref = r.seq_sum(r.ref_logp)  # log P_ref(completion)
     seq_k1 = r.seq_sum(kl.kl_estimate(r.logp, r.ref_logp, "k1"))
-    surprise = -r.seq_sum(r.logp)                            # -log pi(completion)
+    surprise = -r.seq_sum(r.logp)  # -log pi(completion)
     assert torch.allclose(-log_pref, seq_k1 + surprise, atol=1e-3)
-    rows.append((s, float(seq_k1.mean()), float(surprise.mean()), float((kl_coef * log_pref).mean()),
-                 float(log10_bwd(log_pref).max())))
+    rows.append(
+        (
+            s,
+            float(seq_k1.mean()),
+            float(surprise.mean()),
+            float((kl_coef * log_pref).mean()),
+            float(log10_bwd(log_pref).max()),
+        )
+    )
 print(f"{'strength':>8} {'KL (k1)':>8} {'entropy':>8} {'fwd term':>9} {'log10 max |bwd term|':>21}")
 for s, k, h, f, b in rows:
     print(f"{s:>8g} {k:>8.3f} {h:>8.2f} {f:>9.3f} {b:>21.1f}")
@@ -325,13 +402,21 @@ for s, k, h, f, b in rows:
 fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
 for s, r in runs.items():
     log_pref = r.seq_sum(r.ref_logp)
-    a.scatter(r.seq_sum(kl.kl_estimate(r.logp, r.ref_logp, "k1")), kl_coef * log_pref, s=6, label=f"strength {s:g}")
+    a.scatter(
+        r.seq_sum(kl.kl_estimate(r.logp, r.ref_logp, "k1")), kl_coef * log_pref, s=6, label=f"strength {s:g}"
+    )
     b.hist(log10_bwd(log_pref).numpy(), bins=30, histtype="step", lw=1.5, label=f"strength {s:g}")
-a.set_xlabel("sequence KL sample (k1, nats)"); a.set_ylabel("kl_coef · log P_ref(c)")
-a.set_title('"forward KL" reward vs an actual KL sample'); a.legend(fontsize=7, markerscale=2)
-b.set_xlabel("log10 |kl_coef · exp(-log P_ref(c))|"); b.set_ylabel("completions")
-b.set_title('"backward KL" reward: orders of magnitude'); b.legend(fontsize=7)
-fig.tight_layout(); save_figure(fig, "02_likelihood_terms"); plt.show()
+a.set_xlabel("sequence KL sample (k1, nats)")
+a.set_ylabel("kl_coef · log P_ref(c)")
+a.set_title('"forward KL" reward vs an actual KL sample')
+a.legend(fontsize=7, markerscale=2)
+b.set_xlabel("log10 |kl_coef · exp(-log P_ref(c))|")
+b.set_ylabel("completions")
+b.set_title('"backward KL" reward: orders of magnitude')
+b.legend(fontsize=7)
+fig.tight_layout()
+save_figure(fig, "02_likelihood_terms")
+plt.show()
 
 # %% [markdown]
 # The "forward" term is dominated by the completion's length and entropy (tens of nats) and barely
@@ -345,14 +430,19 @@ fig.tight_layout(); save_figure(fig, "02_likelihood_terms"); plt.show()
 # %%
 toy = unit02.estimator_moments(*unit02.toy_pair(0.3))
 st = runs[2.0]
-report_metrics("02", {
-    "toy_rel_std_k1_to_k3": (toy["k1"]["std"] / toy["exact"], toy["k3"]["std"] / toy["exact"]),
-    "toy_mc64_rel_error_k1_to_k3": (mc_error["k1"], mc_error["k3"]),
-    "tiny_token_kl_exact": (runs[0.0].token_mean(runs[0.0].exact), st.token_mean(st.exact)),
-    "tiny_k3_abs_error": (abs(st.token_mean(est["k1"]) - st.token_mean(st.exact)),
-                          abs(st.token_mean(est["k3"]) - st.token_mean(st.exact))),
-    "sentiment_steered": (float(scores[0.0].mean()), float(scores[2.0].mean())),
-});
+report_metrics(
+    "02",
+    {
+        "toy_rel_std_k1_to_k3": (toy["k1"]["std"] / toy["exact"], toy["k3"]["std"] / toy["exact"]),
+        "toy_mc64_rel_error_k1_to_k3": (mc_error["k1"], mc_error["k3"]),
+        "tiny_token_kl_exact": (runs[0.0].token_mean(runs[0.0].exact), st.token_mean(st.exact)),
+        "tiny_k3_abs_error": (
+            abs(st.token_mean(est["k1"]) - st.token_mean(st.exact)),
+            abs(st.token_mean(est["k3"]) - st.token_mean(st.exact)),
+        ),
+        "sentiment_steered": (float(scores[0.0].mean()), float(scores[2.0].mean())),
+    },
+)
 
 # %% [markdown]
 # ## Questions

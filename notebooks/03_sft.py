@@ -41,23 +41,26 @@
 # same job side by side.
 
 # %%
-import dataclasses, statistics, tempfile, time
+import dataclasses
+import statistics
+import tempfile
+import time
 
 import matplotlib.pyplot as plt
 import torch
 
-from course_lib.core import data
 from course_lib import sft
-from course_lib.trainers import sft as sft_trainer
+from course_lib.core import data
 from course_lib.core.models import load_policy
 from course_lib.core.report import report_metrics, save_figure
 from course_lib.core.serving import format_response
 from course_lib.labs import speed as speed_lab
+from course_lib.trainers import sft as sft_trainer
 
 preset = profile.preset()
 train_ds = data.qa_pairs("train", profile=profile)
 eval_ds = data.qa_pairs("eval", n=16 if FAST else preset.eval_size, profile=profile)
-MAX_NEW = profile.max_completion_length + 16        # room to see whether the model stops
+MAX_NEW = profile.max_completion_length + 16  # room to see whether the model stops
 print(f"{len(train_ds)} training pairs, {len(eval_ds)} held-out questions (never trained on)")
 for ex in train_ds.select(range(3)):
     print(repr(ex["prompt"]), "->", repr(ex["completion"]))
@@ -109,12 +112,16 @@ for p, t in list(zip(eval_ds["prompt"], base_texts))[:4]:
 # %%
 rows = train_ds.select(range(8))
 batch = sft_trainer.make_batch(rows["prompt"], rows["completion"], tokenizer)
-kind = sft_trainer.all_tokens_mask(batch["completion_mask"]) + batch["completion_mask"]  # 0 pad, 1 prompt, 2 completion
+kind = (
+    sft_trainer.all_tokens_mask(batch["completion_mask"]) + batch["completion_mask"]
+)  # 0 pad, 1 prompt, 2 completion
 fig, ax = plt.subplots(figsize=(9, 3))
 ax.imshow(kind, cmap=plt.matplotlib.colors.ListedColormap(["#dddddd", "#6fa8dc", "#93c47d"]), aspect="auto")
-ax.set_xlabel("label position t"); ax.set_ylabel("example")
+ax.set_xlabel("label position t")
+ax.set_ylabel("example")
 ax.set_title("labels the loss sees: grey = padding, blue = prompt, green = completion (+EOS)")
-save_figure(fig, "03_completion_mask"); plt.show()
+save_figure(fig, "03_completion_mask")
+plt.show()
 first = batch["labels"][0][batch["completion_mask"][0] == 1]
 print("completion labels of row 0:", repr(tokenizer.decode(first)))
 
@@ -150,20 +157,28 @@ print("completion labels of row 0:", repr(tokenizer.decode(first)))
 # model it would teach the model to imitate users, including prompts we do not want it to write.
 
 # %%
-one = sft_trainer.make_batch(train_ds["prompt"][:1], train_ds["completion"][:1], tokenizer, completion_only_loss=False)
+one = sft_trainer.make_batch(
+    train_ds["prompt"][:1], train_ds["completion"][:1], tokenizer, completion_only_loss=False
+)
 with torch.no_grad():
     logp = torch.log_softmax(model(input_ids=one["input_ids"]).logits, -1)
 nll = -logp[0].gather(-1, one["labels"][0, :, None]).squeeze(-1)
-comp = sft_trainer.make_batch(train_ds["prompt"][:1], train_ds["completion"][:1], tokenizer)["completion_mask"][0]
+comp = sft_trainer.make_batch(train_ds["prompt"][:1], train_ds["completion"][:1], tokenizer)[
+    "completion_mask"
+][0]
 fig, ax = plt.subplots(figsize=(10, 3))
 ax.bar(range(len(nll)), nll, color=["#93c47d" if c else "#6fa8dc" for c in comp])
 ax.set_xticks(range(len(nll)))
 ax.set_xticklabels([tokenizer.decode([int(i)]) for i in one["labels"][0]], rotation=90, fontsize=7)
-ax.set_ylabel("-log p(label)"); ax.set_title("base model, one example: blue = prompt, green = completion")
-save_figure(fig, "03_per_token_loss"); plt.show()
+ax.set_ylabel("-log p(label)")
+ax.set_title("base model, one example: blue = prompt, green = completion")
+save_figure(fig, "03_per_token_loss")
+plt.show()
 m_all = sft_trainer.all_tokens_mask(comp[None])[0]
-print(f"mean NLL over completion tokens {sft.sft_loss(logp, one['labels'], comp[None]).item():.2f}, "
-      f"over all tokens {sft.sft_loss(logp, one['labels'], m_all[None]).item():.2f}")
+print(
+    f"mean NLL over completion tokens {sft.sft_loss(logp, one['labels'], comp[None]).item():.2f}, "
+    f"over all tokens {sft.sft_loss(logp, one['labels'], m_all[None]).item():.2f}"
+)
 
 # %% [markdown]
 # ## Exercise 3.4 — `sft_train_step`
@@ -206,9 +221,12 @@ fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot([h["step"] for h in history], [h["loss"] for h in history], label="training batch")
 ev = [h for h in history if "eval_loss" in h]
 ax.plot([h["step"] for h in ev], [h["eval_loss"] for h in ev], "o-", label="held-out questions")
-ax.set_xlabel("step"); ax.set_ylabel("completion NLL"); ax.legend()
+ax.set_xlabel("step")
+ax.set_ylabel("completion NLL")
+ax.legend()
 ax.set_title(f"SFT: format compliance {before:.0%} -> {after:.0%}")
-save_figure(fig, "03_sft_loss"); plt.show()
+save_figure(fig, "03_sft_loss")
+plt.show()
 
 # %% [markdown]
 # The held-out loss follows the training loss: the format transfers to questions about places the
@@ -227,34 +245,67 @@ save_figure(fig, "03_sft_loss"); plt.show()
 course_lib.seed_everything(0)
 model_all, _ = load_policy(profile=profile)
 config_all = dataclasses.replace(config, completion_only_loss=False)
-history_all = sft_trainer.train(config_all, model_all, tokenizer, train_ds, eval_fn=held_out,
-                                eval_every=eval_every, desc="SFT, loss on all tokens").history
+history_all = sft_trainer.train(
+    config_all,
+    model_all,
+    tokenizer,
+    train_ds,
+    eval_fn=held_out,
+    eval_every=eval_every,
+    desc="SFT, loss on all tokens",
+).history
 after_all, all_texts = sft_trainer.format_compliance(model_all, tokenizer, eval_ds["prompt"], MAX_NEW)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
 for h, name in [(history, "completion only"), (history_all, "all tokens")]:
-    axes[0].plot([r["step"] for r in h], [r["loss"] for r in h], label=f"{name}: training loss (its own mask)")
+    axes[0].plot(
+        [r["step"] for r in h], [r["loss"] for r in h], label=f"{name}: training loss (its own mask)"
+    )
     ev = [r for r in h if "eval_loss" in r]
-    axes[0].plot([r["step"] for r in ev], [r["eval_loss"] for r in ev], "o--", label=f"{name}: held-out completion NLL")
-axes[0].set_xlabel("step"); axes[0].legend(fontsize=7); axes[0].set_title("loss")
-def own_question(texts):   # the format AND the echoed question is the one asked (serving's format_ok)
+    axes[0].plot(
+        [r["step"] for r in ev], [r["eval_loss"] for r in ev], "o--", label=f"{name}: held-out completion NLL"
+    )
+axes[0].set_xlabel("step")
+axes[0].legend(fontsize=7)
+axes[0].set_title("loss")
+
+
+def own_question(texts):  # the format AND the echoed question is the one asked (serving's format_ok)
     return sum(format_response(p, t)[1] for p, t in zip(eval_ds["prompt"], texts)) / len(texts)
 
-variants = {"base": (before, own_question(base_texts)), "completion only": (after, own_question(sft_texts)),
-            "all tokens": (after_all, own_question(all_texts))}
+
+variants = {
+    "base": (before, own_question(base_texts)),
+    "completion only": (after, own_question(sft_texts)),
+    "all tokens": (after_all, own_question(all_texts)),
+}
 xs = torch.arange(len(variants))
-axes[1].bar(xs - 0.2, [v[0] for v in variants.values()], width=0.4, color="#93c47d", label="format (format_reward)")
-axes[1].bar(xs + 0.2, [v[1] for v in variants.values()], width=0.4, color="#e69138",
-            label="format + the user's own question echoed")
-axes[1].set_xticks(range(3), list(variants)); axes[1].set_ylim(0, 1.15); axes[1].legend(fontsize=7, loc="upper left")
-axes[1].set_ylabel("fraction of held-out samples"); axes[1].set_title("what the samples get right")
+axes[1].bar(
+    xs - 0.2, [v[0] for v in variants.values()], width=0.4, color="#93c47d", label="format (format_reward)"
+)
+axes[1].bar(
+    xs + 0.2,
+    [v[1] for v in variants.values()],
+    width=0.4,
+    color="#e69138",
+    label="format + the user's own question echoed",
+)
+axes[1].set_xticks(range(3), list(variants))
+axes[1].set_ylim(0, 1.15)
+axes[1].legend(fontsize=7, loc="upper left")
+axes[1].set_ylabel("fraction of held-out samples")
+axes[1].set_title("what the samples get right")
 axes[0].set_ylabel("NLL per token")
-fig.tight_layout(); save_figure(fig, "03_mask_vs_all_tokens"); plt.show()
-print(f"held-out completion NLL after training: completion only {sft_trainer.eval_loss(model, tokenizer, eval_ds):.3f}, "
-      f"all tokens {sft_trainer.eval_loss(model_all, tokenizer, eval_ds):.3f}; "
-      f"format compliance {after:.0%} vs {after_all:.0%}; own question echoed "
-      f"{variants['completion only'][1]:.0%} vs {variants['all tokens'][1]:.0%} (base {variants['base'][1]:.0%})")
+fig.tight_layout()
+save_figure(fig, "03_mask_vs_all_tokens")
+plt.show()
+print(
+    f"held-out completion NLL after training: completion only {sft_trainer.eval_loss(model, tokenizer, eval_ds):.3f}, "
+    f"all tokens {sft_trainer.eval_loss(model_all, tokenizer, eval_ds):.3f}; "
+    f"format compliance {after:.0%} vs {after_all:.0%}; own question echoed "
+    f"{variants['completion only'][1]:.0%} vs {variants['all tokens'][1]:.0%} (base {variants['base'][1]:.0%})"
+)
 
 # %% [markdown]
 # Read the two panels together. The all-tokens training loss sits higher because it also averages
@@ -288,30 +339,46 @@ with tempfile.TemporaryDirectory() as tmp:
 after_trl, _ = sft_trainer.format_compliance(model_trl, tokenizer, eval_ds["prompt"], MAX_NEW)
 print(f"format compliance: ours {after:.0%}, TRL {after_trl:.0%}")
 
+
 def _fresh_model():
     course_lib.seed_everything(0)
     return load_policy(profile=profile)[0]
+
 
 speed_cfg = dataclasses.replace(config, max_steps=min(config.max_steps, 12))
 speed = speed_lab.compare_speed(
     lambda: sft_trainer.train(speed_cfg, _fresh_model(), tokenizer, train_ds, show_progress=False),
     lambda: sft_trainer.train_with_trl(speed_cfg, _fresh_model(), tokenizer, train_ds),
-    repeats=1 if FAST else 3)
+    repeats=1 if FAST else 3,
+)
 print(speed_lab.describe(speed))
 ours_sps, trl_sps = statistics.median(speed["ours"]), statistics.median(speed["trl"])
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), gridspec_kw={"width_ratios": [2, 1]})
 axes[0].plot([h["step"] for h in history], [h["loss"] for h in history], label="our loop")
-axes[0].plot([h["step"] for h in trl_run.history], [h["loss"] for h in trl_run.history], label="TRL SFTTrainer")
-axes[0].set_xlabel("step"); axes[0].set_ylabel("completion NLL (training batch)"); axes[0].legend()
+axes[0].plot(
+    [h["step"] for h in trl_run.history], [h["loss"] for h in trl_run.history], label="TRL SFTTrainer"
+)
+axes[0].set_xlabel("step")
+axes[0].set_ylabel("completion NLL (training batch)")
+axes[0].legend()
 for k, (o, t) in enumerate(zip(speed["ours"], speed["trl"])):
-    axes[1].plot([0, 1], [o, t], "o-", color="gray", alpha=0.6, label="one back-to-back pair" if k == 0 else None)
-axes[1].set_xticks([0, 1], ["ours", "TRL"]); axes[1].set_xlim(-0.5, 1.5); axes[1].set_ylim(bottom=0)
-axes[1].set_ylabel("seconds / step (median of a run)"); axes[1].legend(fontsize=7)
-axes[1].set_title(f"TRL / ours = {speed['ratio_median']:.2f} ({speed['ratio_min']:.2f}–{speed['ratio_max']:.2f})")
+    axes[1].plot(
+        [0, 1], [o, t], "o-", color="gray", alpha=0.6, label="one back-to-back pair" if k == 0 else None
+    )
+axes[1].set_xticks([0, 1], ["ours", "TRL"])
+axes[1].set_xlim(-0.5, 1.5)
+axes[1].set_ylim(bottom=0)
+axes[1].set_ylabel("seconds / step (median of a run)")
+axes[1].legend(fontsize=7)
+axes[1].set_title(
+    f"TRL / ours = {speed['ratio_median']:.2f} ({speed['ratio_min']:.2f}–{speed['ratio_max']:.2f})"
+)
 fig.suptitle(f"same model, data and steps — compliance ours {after:.0%}, TRL {after_trl:.0%}")
-fig.tight_layout(); save_figure(fig, "03_ours_vs_trl"); plt.show()
+fig.tight_layout()
+save_figure(fig, "03_ours_vs_trl")
+plt.show()
 
 # %% [markdown]
 # The curves differ in detail (the two loops draw batches in a different order), not in trend. TRL
@@ -330,12 +397,17 @@ fig.tight_layout(); save_figure(fig, "03_ours_vs_trl"); plt.show()
 if not FAST:
     path = sft_trainer.save_checkpoint(run)
     print("saved", path)
-report_metrics("03", {"format_compliance": (before, after),
-                      "format_compliance_all_tokens": (before, after_all),
-                      "format_compliance_trl": (before, after_trl),
-                      "sft_train_seconds": (None, train_seconds),
-                      "seconds_per_step_ours": (None, ours_sps),
-                      "seconds_per_step_trl": (None, trl_sps)});
+report_metrics(
+    "03",
+    {
+        "format_compliance": (before, after),
+        "format_compliance_all_tokens": (before, after_all),
+        "format_compliance_trl": (before, after_trl),
+        "sft_train_seconds": (None, train_seconds),
+        "seconds_per_step_ours": (None, ours_sps),
+        "seconds_per_step_trl": (None, trl_sps),
+    },
+)
 
 # %% [markdown]
 # ## Questions

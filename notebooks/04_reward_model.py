@@ -35,17 +35,20 @@
 # that matters when RL uses it (unit 05).
 
 # %%
-import dataclasses, statistics, tempfile, time
+import dataclasses
+import statistics
+import tempfile
+import time
 
 import matplotlib.pyplot as plt
 import torch
 
-from course_lib.core import data
 from course_lib import reward_model
-from course_lib.trainers import reward_model as rmt
+from course_lib.core import data
 from course_lib.core.models import RewardModel, load_tokenizer
 from course_lib.core.report import report_metrics, results_dir, save_figure
 from course_lib.labs import speed as speed_lab
+from course_lib.trainers import reward_model as rmt
 
 preset = profile.preset()
 train_ds = data.preference_pairs("train", profile=profile)
@@ -74,11 +77,17 @@ for ex in train_ds.select(range(3)):
 d = torch.linspace(-6, 6, 121)
 fig, ax = plt.subplots(figsize=(6, 3.2))
 for m in [0.0, 2.0]:
-    ax.plot(d, [reward_model.bradley_terry_loss(x[None], torch.zeros(1), margin=m).item() for x in d],
-            label=f"margin {m:g}")
-ax.set_xlabel("r_chosen - r_rejected"); ax.set_ylabel("loss"); ax.legend()
+    ax.plot(
+        d,
+        [reward_model.bradley_terry_loss(x[None], torch.zeros(1), margin=m).item() for x in d],
+        label=f"margin {m:g}",
+    )
+ax.set_xlabel("r_chosen - r_rejected")
+ax.set_ylabel("loss")
+ax.legend()
 ax.set_title("Bradley-Terry loss: wrong order costs linearly, right order ~0")
-save_figure(fig, "04_bt_loss"); plt.show()
+save_figure(fig, "04_bt_loss")
+plt.show()
 
 # %% [markdown]
 # The loss never reaches zero, so the rewards of well-separated pairs keep drifting apart slowly,
@@ -122,9 +131,15 @@ before = rmt.evaluate(rm, tokenizer, eval_ds)["eval_accuracy"]
 print(f"held-out accuracy before training: {before:.1%} (a random head)")
 eval_every = max(1, config.max_steps // 6)
 t0 = time.perf_counter()
-probe_ds = eval_ds.select(range(min(128, len(eval_ds))))     # a quick held-out probe during training
-run = rmt.train(config, rm, tokenizer, train_ds, eval_every=eval_every,
-                eval_fn=lambda m: rmt.evaluate(m, tokenizer, probe_ds))
+probe_ds = eval_ds.select(range(min(128, len(eval_ds))))  # a quick held-out probe during training
+run = rmt.train(
+    config,
+    rm,
+    tokenizer,
+    train_ds,
+    eval_every=eval_every,
+    eval_fn=lambda m: rmt.evaluate(m, tokenizer, probe_ds),
+)
 history = run.history
 train_seconds = time.perf_counter() - t0
 r_chosen, r_rejected = rmt.score_pairs(rm, tokenizer, eval_ds)
@@ -134,13 +149,26 @@ print(f"{len(history)} steps in {train_seconds:.1f} s; held-out accuracy {before
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
 axes[0].plot([h["step"] for h in history], [h["loss"] for h in history])
-axes[0].set_xlabel("step"); axes[0].set_ylabel("Bradley-Terry loss"); axes[0].set_title("training loss")
+axes[0].set_xlabel("step")
+axes[0].set_ylabel("Bradley-Terry loss")
+axes[0].set_title("training loss")
 ev = [h for h in history if "eval_accuracy" in h]
-axes[1].plot([h["step"] for h in history], [h["accuracy"] for h in history], alpha=0.4, label="training batch")
-axes[1].plot([h["step"] for h in ev], [h["eval_accuracy"] for h in ev], "o-", label=f"held-out probe ({len(probe_ds)} pairs)")
-axes[1].set_ylim(0, 1.02); axes[1].set_xlabel("step"); axes[1].set_ylabel("accuracy"); axes[1].legend()
+axes[1].plot(
+    [h["step"] for h in history], [h["accuracy"] for h in history], alpha=0.4, label="training batch"
+)
+axes[1].plot(
+    [h["step"] for h in ev],
+    [h["eval_accuracy"] for h in ev],
+    "o-",
+    label=f"held-out probe ({len(probe_ds)} pairs)",
+)
+axes[1].set_ylim(0, 1.02)
+axes[1].set_xlabel("step")
+axes[1].set_ylabel("accuracy")
+axes[1].legend()
 axes[1].set_title(f"held-out accuracy {before:.0%} -> {after:.0%}")
-save_figure(fig, "04_rm_training"); plt.show()
+save_figure(fig, "04_rm_training")
+plt.show()
 
 # %% [markdown]
 # ### What does the head see along a text?
@@ -156,13 +184,20 @@ for ax, key in zip(axes, ["chosen", "rejected"]):
     enc = rmt.encode_texts([ex["prompt"] + ex[key]], tokenizer, device=next(rm.parameters()).device)
     with torch.no_grad():
         values = rm(enc["input_ids"], enc["attention_mask"])[0].cpu()
-    ax.plot(values, "o-"); ax.axvline(len(tokenizer(ex["prompt"], add_special_tokens=False)["input_ids"]) - 0.5,
-                                     color="grey", ls=":", label="answer starts")
+    ax.plot(values, "o-")
+    ax.axvline(
+        len(tokenizer(ex["prompt"], add_special_tokens=False)["input_ids"]) - 0.5,
+        color="grey",
+        ls=":",
+        label="answer starts",
+    )
     ax.set_xticks(range(len(values)))
     ax.set_xticklabels([tokenizer.decode([int(i)]) for i in enc["input_ids"][0]], rotation=90, fontsize=7)
-    ax.set_title(f"{key}: reward at the last token = {values[-1]:.2f}"); ax.legend(fontsize=7)
+    ax.set_title(f"{key}: reward at the last token = {values[-1]:.2f}")
+    ax.legend(fontsize=7)
 axes[0].set_ylabel("head value per token")
-save_figure(fig, "04_reward_along_text"); plt.show()
+save_figure(fig, "04_reward_along_text")
+plt.show()
 
 # %% [markdown]
 # ## Error analysis
@@ -178,13 +213,21 @@ save_figure(fig, "04_reward_along_text"); plt.show()
 cases, n_mistakes = rmt.mistakes(eval_ds, r_chosen, r_rejected, k=20)
 out_dir = (results_dir() or __import__("pathlib").Path(".")) / "analysis"
 path = rmt.write_mistakes(cases, out_dir / "reward_model_mistakes.jsonl")
-print(f"{n_mistakes} mistakes (rejected >= chosen) among {len(eval_ds)} held-out pairs; "
-      f"{len(cases)} cases written to {path}"
-      + ("" if n_mistakes >= 20 else f" (filled with the {len(cases) - n_mistakes} lowest-margin correct pairs)"))
+print(
+    f"{n_mistakes} mistakes (rejected >= chosen) among {len(eval_ds)} held-out pairs; "
+    f"{len(cases)} cases written to {path}"
+    + (
+        ""
+        if n_mistakes >= 20
+        else f" (filled with the {len(cases) - n_mistakes} lowest-margin correct pairs)"
+    )
+)
 for c in cases[:6]:
-    print(f"\n[{c['idx']}] margin {c['margin']:+.2f} {'MISTAKE' if c['mistake'] else '(correct, low margin)'}"
-          f"\n  prompt   {c['prompt']!r}\n  chosen   {c['chosen']!r} ({c['reward_chosen']:.2f})"
-          f"\n  rejected {c['rejected']!r} ({c['reward_rejected']:.2f})")
+    print(
+        f"\n[{c['idx']}] margin {c['margin']:+.2f} {'MISTAKE' if c['mistake'] else '(correct, low margin)'}"
+        f"\n  prompt   {c['prompt']!r}\n  chosen   {c['chosen']!r} ({c['reward_chosen']:.2f})"
+        f"\n  rejected {c['rejected']!r} ({c['reward_rejected']:.2f})"
+    )
 
 # %% [markdown]
 # What to look for in the cases above (your run's numbers may differ slightly). In our run the
@@ -204,12 +247,17 @@ for c in cases[:6]:
 centers, accs, counts = rmt.accuracy_vs_margin(r_chosen, r_rejected, n_bins=6)
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
 axes[0].plot(centers, accs, "o-")
-axes[0].set_xlabel("|r_chosen - r_rejected| (bin mean)"); axes[0].set_ylabel("accuracy in bin")
-axes[0].set_ylim(0, 1.02); axes[0].set_title("accuracy vs reward margin")
+axes[0].set_xlabel("|r_chosen - r_rejected| (bin mean)")
+axes[0].set_ylabel("accuracy in bin")
+axes[0].set_ylim(0, 1.02)
+axes[0].set_title("accuracy vs reward margin")
 margin = (r_chosen - r_rejected).numpy()
-axes[1].hist(margin, bins=30, color="#6fa8dc"); axes[1].axvline(0, color="red", ls="--")
-axes[1].set_xlabel("r_chosen - r_rejected"); axes[1].set_title(f"held-out margins ({n_mistakes} at or below 0)")
-save_figure(fig, "04_accuracy_vs_margin"); plt.show()
+axes[1].hist(margin, bins=30, color="#6fa8dc")
+axes[1].axvline(0, color="red", ls="--")
+axes[1].set_xlabel("r_chosen - r_rejected")
+axes[1].set_title(f"held-out margins ({n_mistakes} at or below 0)")
+save_figure(fig, "04_accuracy_vs_margin")
+plt.show()
 
 # %% [markdown]
 # ## Side by side: TRL's `RewardTrainer`
@@ -231,29 +279,45 @@ after_trl = reward_model.preference_accuracy(tc, tr)
 print(f"held-out accuracy: ours {after:.1%}, TRL {after_trl:.1%}")
 speed_cfg = dataclasses.replace(config, max_steps=min(config.max_steps, 12))
 
+
 def _ours_speed_run():
     course_lib.seed_everything(0)
     fresh = RewardModel.from_base(profile=profile).to(course_lib.core.utils.default_device())
     return rmt.train(speed_cfg, fresh, tokenizer, train_ds, show_progress=False)
 
+
 with tempfile.TemporaryDirectory() as tmp:
     speed = speed_lab.compare_speed(
         _ours_speed_run,
         lambda: rmt.train_with_trl(speed_cfg, profile.reward_model_base, tokenizer, train_ds, tmp),
-        repeats=1 if FAST else 3)
+        repeats=1 if FAST else 3,
+    )
 print(speed_lab.describe(speed))
 ours_sps, trl_sps = statistics.median(speed["ours"]), statistics.median(speed["trl"])
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), gridspec_kw={"width_ratios": [2, 1]})
 axes[0].plot([h["step"] for h in history], [h["loss"] for h in history], label="our loop")
-axes[0].plot([h["step"] for h in trl_run.history], [h["loss"] for h in trl_run.history], label="TRL RewardTrainer")
-axes[0].set_xlabel("step"); axes[0].set_ylabel("Bradley-Terry loss"); axes[0].legend()
+axes[0].plot(
+    [h["step"] for h in trl_run.history], [h["loss"] for h in trl_run.history], label="TRL RewardTrainer"
+)
+axes[0].set_xlabel("step")
+axes[0].set_ylabel("Bradley-Terry loss")
+axes[0].legend()
 for k, (o, t) in enumerate(zip(speed["ours"], speed["trl"])):
-    axes[1].plot([0, 1], [o, t], "o-", color="gray", alpha=0.6, label="one back-to-back pair" if k == 0 else None)
-axes[1].set_xticks([0, 1], ["ours", "TRL"]); axes[1].set_xlim(-0.5, 1.5); axes[1].set_ylim(bottom=0)
-axes[1].set_ylabel("seconds / step (median of a run)"); axes[1].legend(fontsize=7)
-axes[1].set_title(f"TRL / ours = {speed['ratio_median']:.2f} ({speed['ratio_min']:.2f}–{speed['ratio_max']:.2f})")
+    axes[1].plot(
+        [0, 1], [o, t], "o-", color="gray", alpha=0.6, label="one back-to-back pair" if k == 0 else None
+    )
+axes[1].set_xticks([0, 1], ["ours", "TRL"])
+axes[1].set_xlim(-0.5, 1.5)
+axes[1].set_ylim(bottom=0)
+axes[1].set_ylabel("seconds / step (median of a run)")
+axes[1].legend(fontsize=7)
+axes[1].set_title(
+    f"TRL / ours = {speed['ratio_median']:.2f} ({speed['ratio_min']:.2f}–{speed['ratio_max']:.2f})"
+)
 fig.suptitle(f"held-out accuracy: ours {after:.0%}, TRL {after_trl:.0%}")
-fig.tight_layout(); save_figure(fig, "04_ours_vs_trl"); plt.show()
+fig.tight_layout()
+save_figure(fig, "04_ours_vs_trl")
+plt.show()
 
 # %% [markdown]
 # ## Save the reward model
@@ -269,10 +333,21 @@ if not FAST:
     print("saved", path)
     reloaded = RewardModel.from_pretrained(path)
     texts = [ex["prompt"] + ex["chosen"], ex["prompt"] + ex["rejected"]]
-    print("reloaded scores (chosen, rejected):", [round(x, 2) for x in rmt.reward_texts(reloaded, tokenizer, texts)])
-report_metrics("04", {"rm_accuracy": (before, after), "rm_accuracy_trl": (None, after_trl),
-                      "rm_mistakes": (None, n_mistakes), "rm_train_seconds": (None, train_seconds),
-                      "seconds_per_step_ours": (None, ours_sps), "seconds_per_step_trl": (None, trl_sps)});
+    print(
+        "reloaded scores (chosen, rejected):",
+        [round(x, 2) for x in rmt.reward_texts(reloaded, tokenizer, texts)],
+    )
+report_metrics(
+    "04",
+    {
+        "rm_accuracy": (before, after),
+        "rm_accuracy_trl": (None, after_trl),
+        "rm_mistakes": (None, n_mistakes),
+        "rm_train_seconds": (None, train_seconds),
+        "seconds_per_step_ours": (None, ours_sps),
+        "seconds_per_step_trl": (None, trl_sps),
+    },
+)
 
 # %% [markdown]
 # ## Questions

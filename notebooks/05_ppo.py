@@ -53,21 +53,20 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from course_lib import ppo
 from course_lib.core import data
-from course_lib import kl, ppo, rewards
-from course_lib.trainers import ppo as ppo_trainer
-from course_lib.core.config import checkpoint_dir
 from course_lib.core.models import latest_checkpoint
 from course_lib.core.report import report_metrics, save_figure
+from course_lib.trainers import ppo as ppo_trainer
 
 torch.set_num_threads(2)
-preset = profile.preset()                         # "quick" unless $COURSE_PRESET says otherwise
+preset = profile.preset()  # "quick" unless $COURSE_PRESET says otherwise
 config = ppo_trainer.PPOConfig.from_profile(profile, preset.name)
-if FAST:   # under the grader: small batches, short completions, two steps (comparisons: one)
+if FAST:  # under the grader: small batches, short completions, two steps (comparisons: one)
     config = dataclasses.replace(config, **course_lib.core.utils.GRADING_SIZES["ppo"])
 STEPS = 2 if FAST else config.max_steps
-SHORT = 1 if FAST else max(2, config.max_steps // 2)   # the comparison runs are shorter
-N_EVAL = 8 if FAST else 2 * preset.eval_size    # 128 prompts on the quick preset
+SHORT = 1 if FAST else max(2, config.max_steps // 2)  # the comparison runs are shorter
+N_EVAL = 8 if FAST else 2 * preset.eval_size  # 128 prompts on the quick preset
 eval_prompts = list(data.load_task("sentiment", "eval", n=N_EVAL)["prompt"])
 print("start model:", latest_checkpoint("sft") or profile.policy_model)
 print("config:", config)
@@ -110,7 +109,8 @@ print("config:", config)
 # $\lambda = 1$ every token gets credit for it.
 
 # %%
-r = torch.zeros(1, 8); r[0, -1] = 1.0
+r = torch.zeros(1, 8)
+r[0, -1] = 1.0
 v = torch.full((1, 8), 0.5)
 m = torch.ones(1, 8)
 fig, ax = plt.subplots(figsize=(6, 3))
@@ -118,7 +118,9 @@ for lam in (0.0, 0.5, 0.95, 1.0):
     adv, _ = ppo.compute_gae(r, v, m, gamma=1.0, lam=lam)
     ax.plot(adv[0].numpy(), marker="o", label=f"lambda = {lam}")
 ax.set(xlabel="token t", ylabel="advantage A_t", title="GAE: how far back the final reward reaches")
-ax.legend(); plt.show(); save_figure(fig, "05_gae_lambda")
+ax.legend()
+plt.show()
+save_figure(fig, "05_gae_lambda")
 
 # %% [markdown]
 # ## 3. Exercise 5.2 — whitening
@@ -157,15 +159,23 @@ rho = torch.linspace(0.4, 1.8, 141)
 fig, axes = plt.subplots(1, 2, figsize=(9, 3), sharey=True)
 for ax, a in zip(axes, (1.0, -1.0)):
     A = torch.full_like(rho, a)
-    per_token = torch.stack([ppo.ppo_policy_loss(torch.log(x).view(1, 1), torch.zeros(1, 1),
-                                                 A[:1].view(1, 1), torch.ones(1, 1), 0.2)[0]
-                             for x in rho])
+    per_token = torch.stack(
+        [
+            ppo.ppo_policy_loss(
+                torch.log(x).view(1, 1), torch.zeros(1, 1), A[:1].view(1, 1), torch.ones(1, 1), 0.2
+            )[0]
+            for x in rho
+        ]
+    )
     ax.plot(rho, -per_token, label="clipped objective (-loss)")
     ax.plot(rho, a * rho, "--", alpha=0.6, label="unclipped rho * A")
     ax.axvspan(0.8, 1.2, color="grey", alpha=0.15)
     ax.set(title=f"A = {a:+.0f}", xlabel="ratio rho")
-axes[0].set_ylabel("objective"); axes[0].legend(fontsize=8)
-plt.tight_layout(); plt.show(); save_figure(fig, "05_clipped_objective")
+axes[0].set_ylabel("objective")
+axes[0].legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+save_figure(fig, "05_clipped_objective")
 
 # %% [markdown]
 # The flat parts are where the gradient is zero: with $A > 0$ nothing is gained beyond $\rho = 1.2$,
@@ -271,6 +281,7 @@ print(f"{len(history)} PPO steps in {train_seconds:.0f} s")
 #   the learning rate or the number of epochs is too high;
 # * **value loss** falls as the critic learns the returns (and jumps when the rewards change).
 
+
 # %%
 def curves(history, keys, title=None, axes=None, label=None):
     if axes is None:
@@ -284,9 +295,14 @@ def curves(history, keys, title=None, axes=None, label=None):
     plt.tight_layout()
     return np.atleast_1d(axes)[0].figure
 
-fig = curves(history, ["reward", "kl", "entropy", "clip_fraction", "value_loss"],
-             title=f"PPO, kl_coef = {result.config.kl_coef}")
-plt.show(); save_figure(fig, "05_training_curves")
+
+fig = curves(
+    history,
+    ["reward", "kl", "entropy", "clip_fraction", "value_loss"],
+    title=f"PPO, kl_coef = {result.config.kl_coef}",
+)
+plt.show()
+save_figure(fig, "05_training_curves")
 
 # %%
 after = ppo_trainer.evaluate(policy, ref, tok, eval_prompts)
@@ -314,21 +330,34 @@ runs = {result.config.kl_coef: history}
 for beta in (0.03, 0.3):
     torch.manual_seed(0)
     pb, refb, _ = ppo_trainer.load_models(profile)
-    runs[beta] = ppo_trainer.train(dataclasses.replace(config, max_steps=SHORT, kl_coef=beta), pb, tok,
-                                   ref_model=refb, desc=f"PPO kl_coef={beta}").history
+    runs[beta] = ppo_trainer.train(
+        dataclasses.replace(config, max_steps=SHORT, kl_coef=beta),
+        pb,
+        tok,
+        ref_model=refb,
+        desc=f"PPO kl_coef={beta}",
+    ).history
 fig, axes = plt.subplots(1, 3, figsize=(11, 3))
 for beta, h in runs.items():
     h = h[:SHORT]
     axes[0].plot([x["step"] for x in h], [x["reward"] for x in h], label=f"kl_coef {beta}")
     axes[1].plot([x["step"] for x in h], [x["kl"] for x in h], label=f"kl_coef {beta}")
-    axes[2].plot([x["kl"] for x in h], [x["reward"] for x in h], "o-", ms=3, alpha=0.7, label=f"kl_coef {beta}")
-axes[0].set(title="reward", xlabel="step"); axes[1].set(title="KL to reference (per token)", xlabel="step")
-axes[2].set(title="reward vs KL", xlabel="KL", ylabel="reward"); axes[0].legend()
-plt.tight_layout(); plt.show(); save_figure(fig, "05_kl_coef_sweep")
+    axes[2].plot(
+        [x["kl"] for x in h], [x["reward"] for x in h], "o-", ms=3, alpha=0.7, label=f"kl_coef {beta}"
+    )
+axes[0].set(title="reward", xlabel="step")
+axes[1].set(title="KL to reference (per token)", xlabel="step")
+axes[2].set(title="reward vs KL", xlabel="KL", ylabel="reward")
+axes[0].legend()
+plt.tight_layout()
+plt.show()
+save_figure(fig, "05_kl_coef_sweep")
 for beta, h in runs.items():
-    last = h[:SHORT][-max(1, SHORT // 4):]
-    print(f"kl_coef {beta}: last-quarter reward {np.mean([x['reward'] for x in last]):.3f}, "
-          f"KL {np.mean([x['kl'] for x in last]):.3f} nats/token")
+    last = h[:SHORT][-max(1, SHORT // 4) :]
+    print(
+        f"kl_coef {beta}: last-quarter reward {np.mean([x['reward'] for x in last]):.3f}, "
+        f"KL {np.mean([x['kl'] for x in last]):.3f} nats/token"
+    )
 
 # %% [markdown]
 # ### The adaptive KL controller
@@ -346,11 +375,16 @@ ctl = ppo_trainer.AdaptiveKLController(0.1, target=6.0, horizon=200)
 kl_path = [12 * (1 - np.exp(-s / 15)) * np.exp(-s / 60) + 4 for s in range(100)]
 betas = [ctl.value] + [ctl.update(k, 8) for k in kl_path]
 fig, ax1 = plt.subplots(figsize=(6, 3))
-ax1.plot(kl_path, color="C0"); ax1.axhline(6.0, color="C0", ls=":")
+ax1.plot(kl_path, color="C0")
+ax1.axhline(6.0, color="C0", ls=":")
 ax1.set(xlabel="step", ylabel="KL per sequence (nats)")
-ax2 = ax1.twinx(); ax2.plot(betas[1:], color="C1"); ax2.set_ylabel("beta", color="C1")
+ax2 = ax1.twinx()
+ax2.plot(betas[1:], color="C1")
+ax2.set_ylabel("beta", color="C1")
 ax1.set_title("adaptive KL controller (target 6, horizon 200, batch 8)")
-plt.tight_layout(); plt.show(); save_figure(fig, "05_adaptive_kl")
+plt.tight_layout()
+plt.show()
+save_figure(fig, "05_adaptive_kl")
 
 # %% [markdown]
 # ## 11. Ablation: remove the safety rails
@@ -363,25 +397,32 @@ plt.tight_layout(); plt.show(); save_figure(fig, "05_adaptive_kl")
 
 # %%
 ablations = {f"PPO (clip 0.2, kl_coef {result.config.kl_coef})": (history[:SHORT], None)}
-for name, over in {"no KL term": dict(kl_coef=0.0),
-                   "no clipping, no KL term": dict(kl_coef=0.0, clip_range=None)}.items():
+for name, over in {
+    "no KL term": dict(kl_coef=0.0),
+    "no clipping, no KL term": dict(kl_coef=0.0, clip_range=None),
+}.items():
     torch.manual_seed(0)
     pa, refa, _ = ppo_trainer.load_models(profile)
-    h = ppo_trainer.train(dataclasses.replace(config, max_steps=SHORT, **over), pa, tok, ref_model=refa,
-                          desc=name).history
-    ablations[name] = (h, ppo_trainer.evaluate(pa, refa, tok, eval_prompts[:max(8, N_EVAL // 2)]))
+    h = ppo_trainer.train(
+        dataclasses.replace(config, max_steps=SHORT, **over), pa, tok, ref_model=refa, desc=name
+    ).history
+    ablations[name] = (h, ppo_trainer.evaluate(pa, refa, tok, eval_prompts[: max(8, N_EVAL // 2)]))
 fig, axes = plt.subplots(1, 4, figsize=(13, 3))
 for name, (h, _) in ablations.items():
     for ax, key in zip(axes, ["reward", "kl", "entropy", "approx_kl"]):
         ax.plot([x["step"] for x in h], [x[key] for x in h], label=name)
         ax.set(title=key, xlabel="step")
 axes[0].legend(fontsize=7)
-plt.tight_layout(); plt.show(); save_figure(fig, "05_ablation")
-for name, (h, ev) in ablations.items():
+plt.tight_layout()
+plt.show()
+save_figure(fig, "05_ablation")
+for name, (_h, ev) in ablations.items():
     if ev is None:
         continue
-    print(f"{name}: positive {ev['positive_fraction']:.2f} · distinct-2 {ev['distinct_2']:.2f} "
-          f"(start {before['distinct_2']:.2f}) · KL {ev['kl_to_ref']:.2f} nats/token")
+    print(
+        f"{name}: positive {ev['positive_fraction']:.2f} · distinct-2 {ev['distinct_2']:.2f} "
+        f"(start {before['distinct_2']:.2f}) · KL {ev['kl_to_ref']:.2f} nats/token"
+    )
     for s in ev["samples"][:3]:
         print("   ", repr(s["prompt"] + s["response"]))
 

@@ -42,23 +42,29 @@
 # ablations: `scale_rewards`, `beta`, `loss_type` → TRL's `GRPOTrainer` side by side.
 
 # %%
-import copy, statistics, time
+import copy
+import statistics
+import time
+
 import matplotlib.pyplot as plt
 import torch
-from course_lib import grpo, rewards
-from course_lib.trainers import grpo as grpo_trainer
+
+from course_lib import grpo
 from course_lib.core.models import load_policy
 from course_lib.core.report import report_metrics, save_figure
 from course_lib.labs import speed as speed_lab
+from course_lib.trainers import grpo as grpo_trainer
 
-STEPS = None                             # None = the preset's number of steps
-ABL_STEPS = 25                           # ablations: five short runs (~45 s on 2 idle cores); 60+ for a fuller sweep
-N_EVAL = 8 if FAST else None             # None = preset.eval_size
+STEPS = None  # None = the preset's number of steps
+ABL_STEPS = 25  # ablations: five short runs (~45 s on 2 idle cores); 60+ for a fuller sweep
+N_EVAL = 8 if FAST else None  # None = preset.eval_size
 # under the grader (FAST) every run shrinks to one step of 2 prompts x 4 completions
 FAST_SIZE = course_lib.core.utils.GRADING_SIZES["grpo"] if FAST else {}
 
-def grpo_config(task, **overrides):   # the unit's GRPOConfig for `task` on this profile
+
+def grpo_config(task, **overrides):  # the unit's GRPOConfig for `task` on this profile
     return grpo_trainer.GRPOConfig.from_profile(profile, task=task, **{**overrides, **FAST_SIZE})
+
 
 base_model, tokenizer, start_path = grpo_trainer.start_model(profile)
 print("start model:", start_path, "·", profile.preset())
@@ -77,14 +83,20 @@ print("start model:", start_path, "·", profile.preset())
 # %% tags=["exercise-test:group_advantages"]
 
 # %%
-r = torch.tensor([0.0, 1.0, 1.0, 0.0,   0.91, 0.92, 0.93, 0.92])   # 2 prompts x G=4
+r = torch.tensor([0.0, 1.0, 1.0, 0.0, 0.91, 0.92, 0.93, 0.92])  # 2 prompts x G=4
 fig, ax = plt.subplots(figsize=(7, 2.6))
 for k, scale in enumerate(["group", "batch", "none"]):
-    ax.bar(torch.arange(8) + 0.27 * (k - 1), grpo.group_advantages(r, 4, scale=scale), width=0.27, label=scale)
-ax.axvline(3.5, color="gray", lw=0.8); ax.set_xticks(range(8), [f"{x:.2f}" for x in r.tolist()])
+    ax.bar(
+        torch.arange(8) + 0.27 * (k - 1), grpo.group_advantages(r, 4, scale=scale), width=0.27, label=scale
+    )
+ax.axvline(3.5, color="gray", lw=0.8)
+ax.set_xticks(range(8), [f"{x:.2f}" for x in r.tolist()])
 ax.set_xlabel("reward (left group: arithmetic-like 0/1, right group: saturated sentiment)")
-ax.set_ylabel("advantage"); ax.legend(title="scale_rewards", loc="center left", bbox_to_anchor=(1.0, 0.5)); ax.set_title("Std scaling blows up tiny differences")
-save_figure(fig, "06_advantages"); plt.show()
+ax.set_ylabel("advantage")
+ax.legend(title="scale_rewards", loc="center left", bbox_to_anchor=(1.0, 0.5))
+ax.set_title("Std scaling blows up tiny differences")
+save_figure(fig, "06_advantages")
+plt.show()
 
 # %% [markdown]
 # ## Exercise 6.2 — the GRPO loss and its reductions
@@ -134,10 +146,12 @@ save_figure(fig, "06_advantages"); plt.show()
 sent_cfg = grpo_config("sentiment", max_steps=STEPS)
 print(sent_cfg)
 sent_before = grpo_trainer.evaluate(base_model, tokenizer, "sentiment", n=N_EVAL, profile=profile)
-sent = grpo_trainer.train(sent_cfg, model=copy.deepcopy(base_model), tokenizer=tokenizer,
-                          profile=profile, desc="GRPO sentiment")
-sent_after = grpo_trainer.evaluate(sent.model, tokenizer, "sentiment", ref_model=sent.ref_model,
-                                   n=N_EVAL, profile=profile)
+sent = grpo_trainer.train(
+    sent_cfg, model=copy.deepcopy(base_model), tokenizer=tokenizer, profile=profile, desc="GRPO sentiment"
+)
+sent_after = grpo_trainer.evaluate(
+    sent.model, tokenizer, "sentiment", ref_model=sent.ref_model, n=N_EVAL, profile=profile
+)
 print(f"trained {len(sent.history)} steps in {sent.seconds:.1f}s")
 for k in ("positive_fraction", "distinct_2"):
     print(f"{k:>18}: {sent_before[k]:.3f} -> {sent_after[k]:.3f}")
@@ -146,9 +160,14 @@ for s in sent_after["samples"][:4]:
     print("  ", repr(s["prompt"] + s["response"]))
 
 # %%
-YLABELS = {"reward": "mean reward of the step's samples", "kl": "KL to reference (nats/token, k3)",
-           "loss": "logged loss", "completion_length": "completion length (tokens)",
-           "frac_reward_zero_std": "fraction of groups"}
+YLABELS = {
+    "reward": "mean reward of the step's samples",
+    "kl": "KL to reference (nats/token, k3)",
+    "loss": "logged loss",
+    "completion_length": "completion length (tokens)",
+    "frac_reward_zero_std": "fraction of groups",
+}
+
 
 def curves(runs, keys, title, name, xlabel="step", extra=None):
     """One panel per history key, one line per run; `extra`: {key: [(label, xs, ys)]} more lines."""
@@ -158,21 +177,39 @@ def curves(runs, keys, title, name, xlabel="step", extra=None):
             ax.plot([h["step"] for h in hist], [h[key] for h in hist], label=label)
         for label, xs, ys in (extra or {}).get(key, []):
             ax.plot(xs, ys, "--", label=label)
-        ax.set_title(key); ax.set_xlabel(xlabel); ax.set_ylabel(YLABELS.get(key, key))
+        ax.set_title(key)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(YLABELS.get(key, key))
         if (extra or {}).get(key):
             ax.legend(fontsize=7)
-    if len(runs) > 1:   # one legend for the runs, below the panels (never over a curve)
-        fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=len(runs),
-                   fontsize=8, bbox_to_anchor=(0.5, -0.08))
-    fig.suptitle(title); fig.tight_layout(); save_figure(fig, name); plt.show()
+    if len(runs) > 1:  # one legend for the runs, below the panels (never over a curve)
+        fig.legend(
+            *axes[0][0].get_legend_handles_labels(),
+            loc="lower center",
+            ncol=len(runs),
+            fontsize=8,
+            bbox_to_anchor=(0.5, -0.08),
+        )
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, name)
+    plt.show()
+
 
 beta_kl = [sent_cfg.beta * h["kl"] for h in sent.history]
-curves({"sentiment": sent.history}, ["reward", "kl", "loss"], "GRPO on sentiment", "06_sentiment_curves",
-       extra={"loss": [("β · kl (the KL term alone)", [h["step"] for h in sent.history], beta_kl)]})
+curves(
+    {"sentiment": sent.history},
+    ["reward", "kl", "loss"],
+    "GRPO on sentiment",
+    "06_sentiment_curves",
+    extra={"loss": [("β · kl (the KL term alone)", [h["step"] for h in sent.history], beta_kl)]},
+)
 policy_term = [h["loss"] - b for h, b in zip(sent.history, beta_kl)]
-print(f"loss - β·kl over the run: between {min(policy_term):+.4f} and {max(policy_term):+.4f}"
-      f"  (the loss itself: {min(h['loss'] for h in sent.history):.4f} .. {max(h['loss'] for h in sent.history):.4f})")
-grpo_trainer.save_checkpoint(sent)                      # checkpoints/grpo
+print(
+    f"loss - β·kl over the run: between {min(policy_term):+.4f} and {max(policy_term):+.4f}"
+    f"  (the loss itself: {min(h['loss'] for h in sent.history):.4f} .. {max(h['loss'] for h in sent.history):.4f})"
+)
+grpo_trainer.save_checkpoint(sent)  # checkpoints/grpo
 
 # %% [markdown]
 # ### What the logged loss is — and why watch the reward instead
@@ -203,33 +240,44 @@ grpo_trainer.save_checkpoint(sent)                      # checkpoints/grpo
 
 # %%
 ar_cfg = grpo_config("arithmetic", max_steps=STEPS)
-ar_start, _ = load_policy(profile=profile)        # the pretrained model, not the SFT checkpoint (see above)
-if start_path != profile.policy_model:            # what unit 03's SFT did to sums
+ar_start, _ = load_policy(profile=profile)  # the pretrained model, not the SFT checkpoint (see above)
+if start_path != profile.policy_model:  # what unit 03's SFT did to sums
     ar_sft = grpo_trainer.evaluate(base_model, tokenizer, "arithmetic", n=N_EVAL, profile=profile)
-    print(f"held-out accuracy of the SFT checkpoint: {ar_sft['accuracy']:.3f}  e.g. "
-          f"{ar_sft['samples'][0]['prompt'] + ar_sft['samples'][0]['response']!r}")
+    print(
+        f"held-out accuracy of the SFT checkpoint: {ar_sft['accuracy']:.3f}  e.g. "
+        f"{ar_sft['samples'][0]['prompt'] + ar_sft['samples'][0]['response']!r}"
+    )
 ar_before = grpo_trainer.evaluate(ar_start, tokenizer, "arithmetic", n=N_EVAL, profile=profile)
-ar = grpo_trainer.train(ar_cfg, model=ar_start, tokenizer=tokenizer,
-                        profile=profile, desc="GRPO arithmetic")
-ar_after = grpo_trainer.evaluate(ar.model, tokenizer, "arithmetic", ref_model=ar.ref_model,
-                                 n=N_EVAL, profile=profile)
+ar = grpo_trainer.train(ar_cfg, model=ar_start, tokenizer=tokenizer, profile=profile, desc="GRPO arithmetic")
+ar_after = grpo_trainer.evaluate(
+    ar.model, tokenizer, "arithmetic", ref_model=ar.ref_model, n=N_EVAL, profile=profile
+)
 print(f"trained {len(ar.history)} steps in {ar.seconds:.1f}s")
-print(f"sampled accuracy on held-out problems: {ar_before['accuracy']:.3f} -> {ar_after['accuracy']:.3f}"
-      f"   (first integer: {ar_before['first_integer_accuracy']:.3f} -> {ar_after['first_integer_accuracy']:.3f})")
+print(
+    f"sampled accuracy on held-out problems: {ar_before['accuracy']:.3f} -> {ar_after['accuracy']:.3f}"
+    f"   (first integer: {ar_before['first_integer_accuracy']:.3f} -> {ar_after['first_integer_accuracy']:.3f})"
+)
 for s in ar_after["samples"][:4]:
     print("  ", repr(s["prompt"] + s["response"]))
-curves({"arithmetic": ar.history}, ["reward", "kl", "frac_reward_zero_std"], "GRPO on arithmetic",
-       "06_arithmetic_curves")
-grpo_trainer.save_checkpoint(ar)                        # checkpoints/grpo_arithmetic
+curves(
+    {"arithmetic": ar.history},
+    ["reward", "kl", "frac_reward_zero_std"],
+    "GRPO on arithmetic",
+    "06_arithmetic_curves",
+)
+grpo_trainer.save_checkpoint(ar)  # checkpoints/grpo_arithmetic
 
 # %%
-report_metrics("06", {
-    "arithmetic_accuracy": (ar_before["accuracy"], ar_after["accuracy"]),
-    "positive_fraction": (sent_before["positive_fraction"], sent_after["positive_fraction"]),
-    "distinct_2": (sent_before["distinct_2"], sent_after["distinct_2"]),
-    "kl_to_ref": (0.0, sent_after["kl_to_ref"]),
-    "arithmetic_train_seconds": (None, ar.seconds),
-})
+report_metrics(
+    "06",
+    {
+        "arithmetic_accuracy": (ar_before["accuracy"], ar_after["accuracy"]),
+        "positive_fraction": (sent_before["positive_fraction"], sent_after["positive_fraction"]),
+        "distinct_2": (sent_before["distinct_2"], sent_after["distinct_2"]),
+        "kl_to_ref": (0.0, sent_after["kl_to_ref"]),
+        "arithmetic_train_seconds": (None, ar.seconds),
+    },
+)
 
 
 # %% [markdown]
@@ -246,16 +294,26 @@ report_metrics("06", {
 # One baseline (sentiment: `grpo` loss, `scale_rewards="none"`, $\beta=0.04$) and one knob changed
 # at a time. Same seed, same prompts.
 
+
 # %%
 def ablation(**changes):
     cfg = grpo_config("sentiment", max_steps=ABL_STEPS, prompts_per_step=4, **changes)
-    run = grpo_trainer.train(cfg, model=copy.deepcopy(base_model), tokenizer=tokenizer,
-                             profile=profile, desc=str(changes or "baseline"))
-    ev = grpo_trainer.evaluate(run.model, tokenizer, "sentiment", ref_model=run.ref_model,
-                               n=N_EVAL, profile=profile)
-    print(f"{str(changes or 'baseline'):<28} positive {ev['positive_fraction']:.2f}  distinct-2 "
-          f"{ev['distinct_2']:.2f}  KL {ev['kl_to_ref']:.2f}  | {ev['samples'][1]['response']!r}")
+    run = grpo_trainer.train(
+        cfg,
+        model=copy.deepcopy(base_model),
+        tokenizer=tokenizer,
+        profile=profile,
+        desc=str(changes or "baseline"),
+    )
+    ev = grpo_trainer.evaluate(
+        run.model, tokenizer, "sentiment", ref_model=run.ref_model, n=N_EVAL, profile=profile
+    )
+    print(
+        f"{str(changes or 'baseline'):<28} positive {ev['positive_fraction']:.2f}  distinct-2 "
+        f"{ev['distinct_2']:.2f}  KL {ev['kl_to_ref']:.2f}  | {ev['samples'][1]['response']!r}"
+    )
     return run.history
+
 
 abl = {"baseline": ablation()}
 abl["scale group"] = ablation(scale_rewards="group")
@@ -273,8 +331,12 @@ abl["dapo"] = ablation(loss_type="dapo")
 # near-zero advantages: the signal fades when there is nothing left to learn.
 
 # %%
-curves({"none (baseline)": abl["baseline"], "group": abl["scale group"]}, ["reward", "kl"],
-       "scale_rewards", "06_ablation_scale")
+curves(
+    {"none (baseline)": abl["baseline"], "group": abl["scale group"]},
+    ["reward", "kl"],
+    "scale_rewards",
+    "06_ablation_scale",
+)
 
 # %% [markdown]
 # ### $\beta$ = 0 vs 0.04
@@ -284,8 +346,12 @@ curves({"none (baseline)": abl["baseline"], "group": abl["scale group"]}, ["rewa
 # hacking of a rule-based scorer. The k3 term is cheap insurance.
 
 # %%
-curves({"beta 0.04 (baseline)": abl["baseline"], "beta 0": abl["beta 0"]}, ["reward", "kl"],
-       "beta", "06_ablation_beta")
+curves(
+    {"beta 0.04 (baseline)": abl["baseline"], "beta 0": abl["beta 0"]},
+    ["reward", "kl"],
+    "beta",
+    "06_ablation_beta",
+)
 
 # %% [markdown]
 # ### `loss_type`: grpo vs dr_grpo vs dapo — completion length
@@ -303,8 +369,12 @@ curves({"beta 0.04 (baseline)": abl["baseline"], "beta 0": abl["beta 0"]}, ["rew
 # smaller for short completions — an implicit learning-rate change.
 
 # %%
-curves({"grpo": abl["baseline"], "dr_grpo": abl["dr_grpo"], "dapo": abl["dapo"]},
-       ["completion_length", "reward"], "loss_type", "06_ablation_loss_type")
+curves(
+    {"grpo": abl["baseline"], "dr_grpo": abl["dr_grpo"], "dapo": abl["dapo"]},
+    ["completion_length", "reward"],
+    "loss_type",
+    "06_ablation_loss_type",
+)
 
 # %% [markdown]
 # ## Side by side: TRL's `GRPOTrainer`
@@ -324,31 +394,48 @@ curves({"grpo": abl["baseline"], "dr_grpo": abl["dr_grpo"], "dapo": abl["dapo"]}
 
 # %%
 import tempfile
+
 cmp_cfg = grpo_config("sentiment", max_steps=15, prompts_per_step=4, loss_type="grpo", beta=0.04)
-print("TRL gets:", {k: getattr(cmp_cfg.to_trl(tempfile.mkdtemp()), k)
-                    for k in ("loss_type", "beta", "use_bias_correction_kl", "scale_rewards")})
+print(
+    "TRL gets:",
+    {
+        k: getattr(cmp_cfg.to_trl(tempfile.mkdtemp()), k)
+        for k in ("loss_type", "beta", "use_bias_correction_kl", "scale_rewards")
+    },
+)
 t0 = time.perf_counter()
-ours = grpo_trainer.train(cmp_cfg, model=copy.deepcopy(base_model), tokenizer=tokenizer,
-                          profile=profile, desc="ours")
+ours = grpo_trainer.train(
+    cmp_cfg, model=copy.deepcopy(base_model), tokenizer=tokenizer, profile=profile, desc="ours"
+)
 theirs = grpo_trainer.train_with_trl(cmp_cfg, copy.deepcopy(base_model), tokenizer, profile=profile)
 speed_cfg = grpo_config("sentiment", max_steps=6, prompts_per_step=4)
 speed = speed_lab.compare_speed(
-    lambda: grpo_trainer.train(speed_cfg, model=copy.deepcopy(base_model), tokenizer=tokenizer,
-                               profile=profile, show_progress=False),
+    lambda: grpo_trainer.train(
+        speed_cfg, model=copy.deepcopy(base_model), tokenizer=tokenizer, profile=profile, show_progress=False
+    ),
     lambda: grpo_trainer.train_with_trl(speed_cfg, copy.deepcopy(base_model), tokenizer, profile=profile),
-    repeats=1 if FAST else 3)
+    repeats=1 if FAST else 3,
+)
 print(speed_lab.describe(speed))
 ours_s, trl_s = statistics.median(speed["ours"]), statistics.median(speed["trl"])
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3))
 a1.plot([h["step"] for h in ours.history], [h["reward"] for h in ours.history], label="ours")
 a1.plot([h["step"] for h in theirs.history], [h["reward"] for h in theirs.history], label="TRL")
-a1.set_xlabel("step"); a1.set_ylabel("mean reward of the step's samples"); a1.set_title("reward"); a1.legend()
+a1.set_xlabel("step")
+a1.set_ylabel("mean reward of the step's samples")
+a1.set_title("reward")
+a1.legend()
 for k, (o, t) in enumerate(zip(speed["ours"], speed["trl"])):
     a2.plot([0, 1], [o, t], "o-", color="gray", alpha=0.6, label="one back-to-back pair" if k == 0 else None)
-a2.set_xticks([0, 1], ["ours", "TRL"]); a2.set_xlim(-0.5, 1.5); a2.set_ylim(bottom=0)
-a2.set_ylabel("median seconds / step"); a2.legend(fontsize=7)
+a2.set_xticks([0, 1], ["ours", "TRL"])
+a2.set_xlim(-0.5, 1.5)
+a2.set_ylim(bottom=0)
+a2.set_ylabel("median seconds / step")
+a2.legend(fontsize=7)
 a2.set_title(f"TRL / ours = {speed['ratio_median']:.2f} ({speed['ratio_min']:.2f}–{speed['ratio_max']:.2f})")
-fig.tight_layout(); save_figure(fig, "06_trl_side_by_side"); plt.show()
+fig.tight_layout()
+save_figure(fig, "06_trl_side_by_side")
+plt.show()
 report_metrics("06", {"seconds_per_step_ours": (None, ours_s), "seconds_per_step_trl": (None, trl_s)})
 
 # %% [markdown]

@@ -44,20 +44,25 @@
 # `DPOTrainer` side by side.
 
 # %%
-import copy, dataclasses, statistics, time
+import copy
+import dataclasses
+import statistics
+import time
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+
+from course_lib import dpo
 from course_lib.core import data
-from course_lib import dpo, progress
-from course_lib.trainers import dpo as dpo_trainer
 from course_lib.core.models import frozen_copy
 from course_lib.core.report import report_metrics, save_figure
 from course_lib.labs import speed as speed_lab
+from course_lib.trainers import dpo as dpo_trainer
 
 torch.set_num_threads(2)
-policy, tokenizer, start_path = dpo_trainer.start_model(profile)   # SFT checkpoint if unit 03 saved one
-reference = frozen_copy(policy)                                     # π_ref: the starting model, frozen
+policy, tokenizer, start_path = dpo_trainer.start_model(profile)  # SFT checkpoint if unit 03 saved one
+reference = frozen_copy(policy)  # π_ref: the starting model, frozen
 print("starting model:", start_path)
 
 # %% [markdown]
@@ -75,9 +80,10 @@ print("starting model:", start_path)
 
 # %%
 print("rule:", data.PREFERENCE_RULE)
-n_pairs = 16 if FAST else None        # under the grader: a few pairs, a few steps
-train_pairs = dpo_trainer.build_pairs("mixed", "train", n=n_pairs, model=policy, tokenizer=tokenizer,
-                                      profile=profile)
+n_pairs = 16 if FAST else None  # under the grader: a few pairs, a few steps
+train_pairs = dpo_trainer.build_pairs(
+    "mixed", "train", n=n_pairs, model=policy, tokenizer=tokenizer, profile=profile
+)
 heldout_pairs = dpo_trainer.build_pairs("synthetic", "eval", n=16 if FAST else 128, profile=profile)
 print(f"{len(train_pairs)} training pairs, {len(heldout_pairs)} held-out pairs")
 for row in train_pairs.select(range(3)):
@@ -129,13 +135,16 @@ zero = torch.zeros_like(h)
 fig, ax = plt.subplots(figsize=(6, 3.5))
 for loss_type in ("sigmoid", "ipo", "hinge"):
     losses, _, _ = dpo.dpo_loss(h, zero, zero, zero, beta=beta, loss_type=loss_type)
-    scale = beta ** 2 if loss_type == "ipo" else 1.0     # IPO is in units of h², not β·h
+    scale = beta**2 if loss_type == "ipo" else 1.0  # IPO is in units of h², not β·h
     ax.plot(beta * h, scale * losses, label="ipo (× β²)" if loss_type == "ipo" else loss_type)
 losses, _, _ = dpo.dpo_loss(h, zero, zero, zero, beta=beta, loss_type="sigmoid", label_smoothing=0.2)
 ax.plot(beta * h, losses, "--", label="sigmoid, ε=0.2 (cDPO)")
-ax.set(xlabel="β·h (scaled implicit-reward margin)", ylabel="loss per pair", ylim=(0, 6),
-       title="DPO loss shapes")
-ax.legend(); plt.show(); save_figure(fig, "07_loss_shapes")
+ax.set(
+    xlabel="β·h (scaled implicit-reward margin)", ylabel="loss per pair", ylim=(0, 6), title="DPO loss shapes"
+)
+ax.legend()
+plt.show()
+save_figure(fig, "07_loss_shapes")
 
 # %% [markdown]
 # ## 4. Exercise 7.3 — the loss of one training batch
@@ -162,34 +171,53 @@ ax.legend(); plt.show(); save_figure(fig, "07_loss_shapes")
 # (diversity — a fluency sanity check) and the **KL to the reference** (0 before training).
 
 # %%
-config = dpo_trainer.DPOConfig.from_profile(profile)     # tuned defaults for this profile
+config = dpo_trainer.DPOConfig.from_profile(profile)  # tuned defaults for this profile
 if FAST:
     config = dataclasses.replace(config, max_steps=2)
 print(config)
-eval_prompts = list(data.load_task("sentiment", "eval", n=8 if FAST else profile.preset().eval_size,
-                                   profile=profile)["prompt"]) * 2
+eval_prompts = (
+    list(
+        data.load_task("sentiment", "eval", n=8 if FAST else profile.preset().eval_size, profile=profile)[
+            "prompt"
+        ]
+    )
+    * 2
+)
 t0 = time.time()
 ref_logps = dpo_trainer.precompute_ref_logps(reference, tokenizer, train_pairs, config, show_progress=True)
 heldout_ref_logps = dpo_trainer.precompute_ref_logps(reference, tokenizer, heldout_pairs, config)
 print(f"reference log-probs of {len(train_pairs)} pairs: {time.time() - t0:.1f}s, once")
-before = dpo_trainer.sample_metrics(policy, reference, tokenizer, eval_prompts,
-                                    max_new_tokens=profile.max_completion_length)
+before = dpo_trainer.sample_metrics(
+    policy, reference, tokenizer, eval_prompts, max_new_tokens=profile.max_completion_length
+)
 ref_pref = dpo_trainer.reference_preference(heldout_ref_logps)
-print({k: round(v, 3) for k, v in before.items() if k != "samples"},
-      f"| reference already prefers chosen on {ref_pref:.0%} of held-out pairs")
+print(
+    {k: round(v, 3) for k, v in before.items() if k != "samples"},
+    f"| reference already prefers chosen on {ref_pref:.0%} of held-out pairs",
+)
 
 # %%
 t0 = time.time()
-run = dpo_trainer.train(config, policy, tokenizer, train_pairs, ref_logps=ref_logps,
-                        eval_pairs=heldout_pairs, eval_ref_logps=heldout_ref_logps,
-                        eval_every=max(1, config.max_steps // 12))
+run = dpo_trainer.train(
+    config,
+    policy,
+    tokenizer,
+    train_pairs,
+    ref_logps=ref_logps,
+    eval_pairs=heldout_pairs,
+    eval_ref_logps=heldout_ref_logps,
+    eval_every=max(1, config.max_steps // 12),
+)
 history = run.history
 train_seconds = time.time() - t0
 final = dpo_trainer.evaluate_pairs(policy, tokenizer, heldout_pairs, heldout_ref_logps, config)
-after = dpo_trainer.sample_metrics(policy, reference, tokenizer, eval_prompts,
-                                   max_new_tokens=profile.max_completion_length)
-print(f"{config.max_steps} steps in {train_seconds:.1f}s; held-out implicit-reward accuracy "
-      f"{final['accuracy']:.3f}, margin {final['margin']:.2f}")
+after = dpo_trainer.sample_metrics(
+    policy, reference, tokenizer, eval_prompts, max_new_tokens=profile.max_completion_length
+)
+print(
+    f"{config.max_steps} steps in {train_seconds:.1f}s; held-out implicit-reward accuracy "
+    f"{final['accuracy']:.3f}, margin {final['margin']:.2f}"
+)
 
 # %% [markdown]
 # ### What the implicit rewards do
@@ -205,20 +233,27 @@ steps = [h["step"] for h in history]
 smooth = lambda x, k=10: np.convolve(x, np.ones(k) / k, mode="valid") if len(x) > k else np.array(x)
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.5))
 for key, label in (("chosen_reward", "chosen"), ("rejected_reward", "rejected")):
-    y = smooth([h[key] for h in history]); a1.plot(steps[len(steps) - len(y):], y, label=label)
+    y = smooth([h[key] for h in history])
+    a1.plot(steps[len(steps) - len(y) :], y, label=label)
 a1.axhline(0, color="gray", lw=0.5)
 a1.set(xlabel="step", ylabel="β·(log π − log π_ref)", title="implicit rewards (training batches)")
 a1.legend()
-y = smooth([h["margin"] for h in history]); a2.plot(steps[len(steps) - len(y):], y, label="margin (train)")
+y = smooth([h["margin"] for h in history])
+a2.plot(steps[len(steps) - len(y) :], y, label="margin (train)")
 ev = [h for h in history if "eval_accuracy" in h]
 a2.plot([h["step"] for h in ev], [h["eval_margin"] for h in ev], "o-", label="margin (held-out)")
 a2b = a2.twinx()
-a2b.plot([h["step"] for h in ev], [h["eval_accuracy"] for h in ev], "s--", color="C3",
-         label="accuracy (held-out)")
-a2b.set_ylim(0, 1.05); a2b.set_ylabel("held-out accuracy")
+a2b.plot(
+    [h["step"] for h in ev], [h["eval_accuracy"] for h in ev], "s--", color="C3", label="accuracy (held-out)"
+)
+a2b.set_ylim(0, 1.05)
+a2b.set_ylabel("held-out accuracy")
 a2.set(xlabel="step", ylabel="reward margin", title="margin and held-out accuracy")
-a2.legend(loc="upper left"); a2b.legend(loc="lower right")
-plt.tight_layout(); plt.show(); save_figure(fig, "07_implicit_rewards")
+a2.legend(loc="upper left")
+a2b.legend(loc="lower right")
+plt.tight_layout()
+plt.show()
+save_figure(fig, "07_implicit_rewards")
 
 # %% [markdown]
 # ### Did the *samples* change?
@@ -229,12 +264,15 @@ plt.tight_layout(); plt.show(); save_figure(fig, "07_implicit_rewards")
 # %%
 for b, a in list(zip(before["samples"], after["samples"]))[:5]:
     print(f"BEFORE {b!r}\nAFTER  {a!r}\n")
-metrics = report_metrics("07", {
-    "preference_accuracy": (ref_pref, final["accuracy"]),
-    "positive_fraction": (before["positive_fraction"], after["positive_fraction"]),
-    "distinct_2": (before["distinct_2"], after["distinct_2"]),
-    "kl_to_ref": (before["kl_to_ref"], after["kl_to_ref"]),
-})
+metrics = report_metrics(
+    "07",
+    {
+        "preference_accuracy": (ref_pref, final["accuracy"]),
+        "positive_fraction": (before["positive_fraction"], after["positive_fraction"]),
+        "distinct_2": (before["distinct_2"], after["distinct_2"]),
+        "kl_to_ref": (before["kl_to_ref"], after["kl_to_ref"]),
+    },
+)
 if not FAST:
     run.info["start"] = start_path
     print("saved", dpo_trainer.save_checkpoint(run))
@@ -250,32 +288,47 @@ if not FAST:
 #
 # Same data, two thirds of the steps, ten times the learning rate.
 
+
 # %%
 def short_run(steps, **overrides):
     # A fresh copy of the starting model trained with `overrides`: held-out preferences + fresh samples.
     cfg = dataclasses.replace(config, max_steps=1 if FAST else steps, **overrides)
     model = copy.deepcopy(reference).requires_grad_(True)
-    hist = dpo_trainer.train(cfg, model, tokenizer, train_pairs, ref_logps=ref_logps, desc=str(overrides)).history
+    hist = dpo_trainer.train(
+        cfg, model, tokenizer, train_pairs, ref_logps=ref_logps, desc=str(overrides)
+    ).history
     ev = dpo_trainer.evaluate_pairs(model, tokenizer, heldout_pairs, heldout_ref_logps, cfg)
-    sm = dpo_trainer.sample_metrics(model, reference, tokenizer, eval_prompts,
-                                    max_new_tokens=profile.max_completion_length)
+    sm = dpo_trainer.sample_metrics(
+        model, reference, tokenizer, eval_prompts, max_new_tokens=profile.max_completion_length
+    )
     return hist, ev, sm
 
+
 hot_hist, hot_eval, hot = short_run(config.max_steps * 2 // 3, learning_rate=config.learning_rate * 10)
-print(f"high learning rate ({config.learning_rate * 10:g}): held-out accuracy {hot_eval['accuracy']:.3f}, "
-      f"KL to reference {hot['kl_to_ref']:.2f} nats/token, distinct-2 {hot['distinct_2']:.3f}, "
-      f"positive fraction {hot['positive_fraction']:.3f}")
+print(
+    f"high learning rate ({config.learning_rate * 10:g}): held-out accuracy {hot_eval['accuracy']:.3f}, "
+    f"KL to reference {hot['kl_to_ref']:.2f} nats/token, distinct-2 {hot['distinct_2']:.3f}, "
+    f"positive fraction {hot['positive_fraction']:.3f}"
+)
 for s in hot["samples"][:5]:
     print("   ", repr(s))
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(11, 3))
 names = [f"lr {config.learning_rate:g}", f"lr {config.learning_rate * 10:g}"]
-for ax, (title, vals) in zip(axes, [("held-out accuracy", [final["accuracy"], hot_eval["accuracy"]]),
-                                     ("KL to reference (nats/token)", [after["kl_to_ref"], hot["kl_to_ref"]]),
-                                     ("positive fraction", [after["positive_fraction"], hot["positive_fraction"]])]):
-    ax.bar(names, vals, color=["C0", "C3"]); ax.set_title(title)
-plt.tight_layout(); plt.show(); save_figure(fig, "07_accuracy_is_not_quality")
+for ax, (title, vals) in zip(
+    axes,
+    [
+        ("held-out accuracy", [final["accuracy"], hot_eval["accuracy"]]),
+        ("KL to reference (nats/token)", [after["kl_to_ref"], hot["kl_to_ref"]]),
+        ("positive fraction", [after["positive_fraction"], hot["positive_fraction"]]),
+    ],
+):
+    ax.bar(names, vals, color=["C0", "C3"])
+    ax.set_title(title)
+plt.tight_layout()
+plt.show()
+save_figure(fig, "07_accuracy_is_not_quality")
 
 # %% [markdown]
 # The hot run ranks the held-out pairs (almost) perfectly, yet its samples have drifted far from
@@ -292,20 +345,27 @@ plt.tight_layout(); plt.show(); save_figure(fig, "07_accuracy_is_not_quality")
 # saturates the sigmoid. Short runs, same data:
 
 # %%
-betas = [0.1, 1.0] if FAST else [0.03, 0.1, 0.3, 1.0]     # under the grader: two
+betas = [0.1, 1.0] if FAST else [0.03, 0.1, 0.3, 1.0]  # under the grader: two
 sweep = {}
 for b in betas:
     _, ev, sm = short_run(config.max_steps // 2, beta=b)
     sweep[b] = {"margin_over_beta": ev["margin"] / b, "accuracy": ev["accuracy"], "kl": sm["kl_to_ref"]}
-    print(f"β={b:<5} held-out h = margin/β {ev['margin'] / b:6.2f}  accuracy {ev['accuracy']:.3f}  "
-          f"KL to reference {sm['kl_to_ref']:.3f}")
+    print(
+        f"β={b:<5} held-out h = margin/β {ev['margin'] / b:6.2f}  accuracy {ev['accuracy']:.3f}  "
+        f"KL to reference {sm['kl_to_ref']:.3f}"
+    )
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot(betas, [sweep[b]["margin_over_beta"] for b in betas], "o-", label="held-out h (log-ratio gap, nats)")
 ax2 = ax.twinx()
 ax2.plot(betas, [sweep[b]["kl"] for b in betas], "s--", color="C3", label="KL to reference (nats/token)")
-ax.set(xscale="log", xlabel="β", ylabel="h = margin / β"); ax2.set_ylabel("KL per token")
-ax.legend(loc="upper right"); ax2.legend(loc="center right")
-ax.set_title("β sweep"); plt.tight_layout(); plt.show(); save_figure(fig, "07_beta_sweep")
+ax.set(xscale="log", xlabel="β", ylabel="h = margin / β")
+ax2.set_ylabel("KL per token")
+ax.legend(loc="upper right")
+ax2.legend(loc="center right")
+ax.set_title("β sweep")
+plt.tight_layout()
+plt.show()
+save_figure(fig, "07_beta_sweep")
 
 # %% [markdown]
 # ## 8. Sigmoid vs IPO vs hinge
@@ -323,15 +383,21 @@ for loss_type in ("sigmoid", "ipo", "hinge"):
     runs[loss_type] = short_run(config.max_steps // 2, loss_type=loss_type)
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.5))
 for loss_type, (hist, ev, sm) in runs.items():
-    y = smooth([h["margin"] for h in hist]); a1.plot(range(len(y)), y, label=loss_type)
-    print(f"{loss_type:<8} held-out accuracy {ev['accuracy']:.3f}  margin {ev['margin']:.2f}  "
-          f"KL {sm['kl_to_ref']:.3f}  positive {sm['positive_fraction']:.3f}")
-a1.axhline(1.0, ls=":", color="gray"); a1.axhline(0.5, ls=":", color="gray")
+    y = smooth([h["margin"] for h in hist])
+    a1.plot(range(len(y)), y, label=loss_type)
+    print(
+        f"{loss_type:<8} held-out accuracy {ev['accuracy']:.3f}  margin {ev['margin']:.2f}  "
+        f"KL {sm['kl_to_ref']:.3f}  positive {sm['positive_fraction']:.3f}"
+    )
+a1.axhline(1.0, ls=":", color="gray")
+a1.axhline(0.5, ls=":", color="gray")
 a1.set(xlabel="step", ylabel="β·h (training batches)", title="margin over training")
 a1.legend()
 a2.bar(list(runs), [runs[k][2]["kl_to_ref"] for k in runs], color=["C0", "C1", "C2"])
 a2.set_title("KL to reference after training")
-plt.tight_layout(); plt.show(); save_figure(fig, "07_loss_types")
+plt.tight_layout()
+plt.show()
+save_figure(fig, "07_loss_types")
 
 # %% [markdown]
 # ## 9. Side by side: TRL's `DPOTrainer`
@@ -354,28 +420,48 @@ plt.tight_layout(); plt.show(); save_figure(fig, "07_loss_types")
 if FAST:
     print("(skipped while grading)")
 else:
-    side = dataclasses.replace(config, max_steps=60, train_sampling_strategy="sequential",
-                               loss_type="sigmoid", label_smoothing=0.0)
+    side = dataclasses.replace(
+        config, max_steps=60, train_sampling_strategy="sequential", loss_type="sigmoid", label_smoothing=0.0
+    )
     ours_model = copy.deepcopy(reference).requires_grad_(True)
     ours = dpo_trainer.train(side, ours_model, tokenizer, train_pairs, ref_logps=ref_logps, desc="ours")
-    trl = dpo_trainer.train_with_trl(side, copy.deepcopy(reference).requires_grad_(True), tokenizer, train_pairs,
-                                     ref_model=copy.deepcopy(reference))
+    trl = dpo_trainer.train_with_trl(
+        side,
+        copy.deepcopy(reference).requires_grad_(True),
+        tokenizer,
+        train_pairs,
+        ref_model=copy.deepcopy(reference),
+    )
     ours_hist, trl_hist = ours.history, trl.history
     print(f"first-step loss: ours {ours_hist[0]['loss']:.6f}, TRL {trl_hist[0]['loss']:.6f}")
     speed_cfg = dataclasses.replace(side, max_steps=12)
     speed = speed_lab.compare_speed(
-        lambda: dpo_trainer.train(speed_cfg, copy.deepcopy(reference).requires_grad_(True), tokenizer,
-                                  train_pairs, ref_logps=ref_logps, show_progress=False),
-        lambda: dpo_trainer.train_with_trl(speed_cfg, copy.deepcopy(reference).requires_grad_(True), tokenizer,
-                                           train_pairs, ref_model=copy.deepcopy(reference)),
-        repeats=3)
+        lambda: dpo_trainer.train(
+            speed_cfg,
+            copy.deepcopy(reference).requires_grad_(True),
+            tokenizer,
+            train_pairs,
+            ref_logps=ref_logps,
+            show_progress=False,
+        ),
+        lambda: dpo_trainer.train_with_trl(
+            speed_cfg,
+            copy.deepcopy(reference).requires_grad_(True),
+            tokenizer,
+            train_pairs,
+            ref_model=copy.deepcopy(reference),
+        ),
+        repeats=3,
+    )
     print(speed_lab.describe(speed))
     ours_sps, trl_sps = statistics.median(speed["ours"]), statistics.median(speed["trl"])
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot([h["loss"] for h in ours_hist], label="ours (your functions)")
     ax.plot([h["loss"] for h in trl_hist], "--", label="TRL DPOTrainer")
     ax.set(xlabel="step", ylabel="DPO loss", title="same model, same batches")
-    ax.legend(); plt.show(); save_figure(fig, "07_trl_side_by_side")
+    ax.legend()
+    plt.show()
+    save_figure(fig, "07_trl_side_by_side")
 
 # %% [markdown]
 # Both loops do the same arithmetic; the difference in speed is overhead. TRL's step goes through

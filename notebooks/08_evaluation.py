@@ -37,30 +37,30 @@
 
 # %%
 import json
-import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 
-from course_lib.core import data, evaluation
 from course_lib import rewards
+from course_lib.core import data, evaluation
 from course_lib.core.config import checkpoint_dir
 from course_lib.core.models import load_policy
 from course_lib.core.report import report_metrics, results_dir, save_figure
 from course_lib.core.utils import progress
 
-preset = profile.preset()                       # "quick" unless $COURSE_PRESET says otherwise
-N_EVAL = 8 if FAST else preset.eval_size        # prompts per model (the same for every model)
-MAX_NEW = profile.max_completion_length         # the same generation budget for every model
-QA_NEW = max(40, MAX_NEW)                       # room for "Question: ...\nAnswer: ..."
-SEED = 0                                        # the same sampling seed for every model
+preset = profile.preset()  # "quick" unless $COURSE_PRESET says otherwise
+N_EVAL = 8 if FAST else preset.eval_size  # prompts per model (the same for every model)
+MAX_NEW = profile.max_completion_length  # the same generation budget for every model
+QA_NEW = max(40, MAX_NEW)  # room for "Question: ...\nAnswer: ..."
+SEED = 0  # the same sampling seed for every model
 prompts = list(data.load_task("sentiment", "eval", n=N_EVAL)["prompt"])
 qa_prompts = list(data.load_task("qa", "eval", n=max(4, N_EVAL // 2))["prompt"])
-print(f"profile {profile.name} · preset {preset.name} · {len(prompts)} eval prompts · "
-      f"{MAX_NEW} new tokens · checkpoints in {checkpoint_dir()}")
+print(
+    f"profile {profile.name} · preset {preset.name} · {len(prompts)} eval prompts · "
+    f"{MAX_NEW} new tokens · checkpoints in {checkpoint_dir()}"
+)
 print("example prompts:", prompts[:3])
 
 # %% [markdown]
@@ -77,14 +77,23 @@ print("example prompts:", prompts[:3])
 
 # %%
 sources = {}
-for name in evaluation.COMPARED:                # sft first: the others start from it
+for name in evaluation.COMPARED:  # sft first: the others start from it
     overrides = evaluation.FAST_OVERRIDES[name] if FAST else {}
     sources[name] = evaluation.checkpoint_or_train(name, profile, preset.name, **overrides)
 
 paths = {"base": profile.policy_model, **{n: str(s["path"]) for n, s in sources.items()}}
-budget = pd.DataFrame([{"model": n, "origin": s["origin"], "train seconds": round(s["seconds"], 1),
-                        "steps": s["info"].get("steps", "?"), "path": str(s["path"])}
-                       for n, s in sources.items()]).set_index("model")
+budget = pd.DataFrame(
+    [
+        {
+            "model": n,
+            "origin": s["origin"],
+            "train seconds": round(s["seconds"], 1),
+            "steps": s["info"].get("steps", "?"),
+            "path": str(s["path"]),
+        }
+        for n, s in sources.items()
+    ]
+).set_index("model")
 budget
 
 # %% [markdown]
@@ -110,22 +119,41 @@ budget
 # A high reward with a large KL or a low `distinct_2` is a warning sign, not a win.
 
 # %%
-ref_model, _ = load_policy(paths["sft"], profile=profile)   # the common reference
+ref_model, _ = load_policy(paths["sft"], profile=profile)  # the common reference
 results, texts_qa = {}, {}
 for name, path in progress(paths.items(), desc="evaluating", total=len(paths)):
     model, tokenizer = load_policy(path, profile=profile)
-    res = evaluation.evaluate_policy(model, tokenizer, prompts, rewards.sentiment_reward, ref=ref_model,
-                                     max_new_tokens=MAX_NEW, seed=SEED, sentiment=True)
-    qa = evaluation.evaluate_policy(model, tokenizer, qa_prompts, rewards.format_reward,
-                                    max_new_tokens=QA_NEW, seed=SEED)
-    res["format_rate"] = (qa["reward_mean"] + 1) / 2     # format_reward is +1 / -1
+    res = evaluation.evaluate_policy(
+        model,
+        tokenizer,
+        prompts,
+        rewards.sentiment_reward,
+        ref=ref_model,
+        max_new_tokens=MAX_NEW,
+        seed=SEED,
+        sentiment=True,
+    )
+    qa = evaluation.evaluate_policy(
+        model, tokenizer, qa_prompts, rewards.format_reward, max_new_tokens=QA_NEW, seed=SEED
+    )
+    res["format_rate"] = (qa["reward_mean"] + 1) / 2  # format_reward is +1 / -1
     results[name] = res
     texts_qa[name] = qa["samples"]
     del model
 
 table = pd.DataFrame({n: evaluation.scalar_metrics(r) for n, r in results.items()}).T
-cols = ["reward_mean", "reward_std", "positive_fraction", "kl_to_ref", "distinct_1", "distinct_2",
-        "repetition", "length_mean", "tokens_mean", "format_rate"]
+cols = [
+    "reward_mean",
+    "reward_std",
+    "positive_fraction",
+    "kl_to_ref",
+    "distinct_1",
+    "distinct_2",
+    "repetition",
+    "length_mean",
+    "tokens_mean",
+    "format_rate",
+]
 table[cols].round(3)
 
 
@@ -139,6 +167,7 @@ table[cols].round(3)
 # **frontier**. Error bars are ±1 standard error of the mean over the prompts — with a few dozen
 # prompts, differences smaller than that are noise.
 
+
 # %%
 def pareto(points):
     """Names of the models no other model beats on both axes (lower KL and higher reward)."""
@@ -148,22 +177,32 @@ def pareto(points):
             keep.append(n)
     return sorted(keep, key=lambda n: points[n][0])
 
+
 points = {n: (r["kl_to_ref"], r["reward_mean"]) for n, r in results.items()}
 front = pareto(points)
 colors = dict(zip(paths, plt.cm.tab10.colors))
 fig, ax = plt.subplots(figsize=(6.5, 4.5))
 for n, r in results.items():
     se = r["reward_std"] / np.sqrt(r["n"])
-    ax.errorbar(r["kl_to_ref"], r["reward_mean"], yerr=se, fmt="o", ms=9, capsize=4,
-                color=colors[n], label=f"{n}  (pos. {r['positive_fraction']:.0%})")
+    ax.errorbar(
+        r["kl_to_ref"],
+        r["reward_mean"],
+        yerr=se,
+        fmt="o",
+        ms=9,
+        capsize=4,
+        color=colors[n],
+        label=f"{n}  (pos. {r['positive_fraction']:.0%})",
+    )
     ax.annotate(n, (r["kl_to_ref"], r["reward_mean"]), textcoords="offset points", xytext=(8, 6))
 ax.plot([points[n][0] for n in front], [points[n][1] for n in front], "k--", lw=1, label="frontier")
-ax.set_xscale("symlog", linthresh=0.01)     # linear near 0, logarithmic beyond: small and large KLs both visible
+ax.set_xscale("symlog", linthresh=0.01)  # linear near 0, logarithmic beyond: small and large KLs both visible
 ax.set_xlabel("KL to the SFT reference (mean per-token k3, nats; symlog scale)")
 ax.set_ylabel("mean sentiment reward")
 ax.set_title("reward vs KL: up-left is better")
 ax.legend(fontsize=8, loc="best")
-save_figure(fig, "08_frontier"); plt.show()
+save_figure(fig, "08_frontier")
+plt.show()
 print("on the frontier:", ", ".join(front))
 
 # %% [markdown]
@@ -183,7 +222,9 @@ for ax, metric in zip(axes.flat, cols):
     ax.set_title(metric, fontsize=10)
     ax.tick_params(axis="x", rotation=45, labelsize=8)
 fig.suptitle(f"{len(prompts)} held-out prompts, one sample each, seed {SEED}")
-fig.tight_layout(); save_figure(fig, "08_metrics"); plt.show()
+fig.tight_layout()
+save_figure(fig, "08_metrics")
+plt.show()
 
 # %% [markdown]
 # A mean hides the shape of a distribution. The box plot shows every sample's reward: a model whose
@@ -193,8 +234,10 @@ fig.tight_layout(); save_figure(fig, "08_metrics"); plt.show()
 fig, ax = plt.subplots(figsize=(7, 3.8))
 ax.boxplot([results[n]["rewards"] for n in paths], showmeans=True)
 ax.set_xticks(range(1, len(paths) + 1), list(paths))
-ax.set_ylabel("sentiment reward per sample"); ax.set_title("reward distribution per model")
-save_figure(fig, "08_reward_distributions"); plt.show()
+ax.set_ylabel("sentiment reward per sample")
+ax.set_title("reward distribution per model")
+save_figure(fig, "08_reward_distributions")
+plt.show()
 
 # %% [markdown]
 # ## 5. Samples side by side
@@ -206,14 +249,20 @@ save_figure(fig, "08_reward_distributions"); plt.show()
 
 # %%
 pd.set_option("display.max_colwidth", 90)
-side = pd.DataFrame({n: [s["response"] for s in results[n]["samples"][:4]] for n in paths},
-                    index=[s["prompt"] for s in results["base"]["samples"][:4]])
+side = pd.DataFrame(
+    {n: [s["response"] for s in results[n]["samples"][:4]] for n in paths},
+    index=[s["prompt"] for s in results["base"]["samples"][:4]],
+)
 display(side.T)
 
 samples_dir = (results_dir() or Path(".")) / "samples"
 for n, r in results.items():
-    p = evaluation.write_samples_jsonl(samples_dir / f"{n}.jsonl", [s["prompt"] for s in r["samples"]],
-                                       [s["response"] for s in r["samples"]], limit=20)
+    p = evaluation.write_samples_jsonl(
+        samples_dir / f"{n}.jsonl",
+        [s["prompt"] for s in r["samples"]],
+        [s["response"] for s in r["samples"]],
+        limit=20,
+    )
 print("wrote", ", ".join(sorted(str(p.name) for p in samples_dir.glob("*.jsonl"))), "to", samples_dir)
 print("\nthe same question to every model (format check):")
 for n in paths:
@@ -227,12 +276,12 @@ for n in paths:
 # the instructor's `course run` collects into `results.json` for the whole course.
 
 # %%
-start = {"sft": "base", "ppo": "sft", "grpo": "sft", "dpo": "sft"}   # where each run began
+start = {"sft": "base", "ppo": "sft", "grpo": "sft", "dpo": "sft"}  # where each run began
 headline = {}
 for n in evaluation.COMPARED:
     for metric in ("positive_fraction", "kl_to_ref", "distinct_2"):
         headline[f"{metric}_{n}"] = (results[start[n]][metric], results[n][metric])
-report_metrics("08", headline);
+report_metrics("08", headline)
 
 # %% [markdown]
 # ## 7. Serving the model
@@ -255,6 +304,7 @@ report_metrics("08", headline);
 
 # %%
 from fastapi.testclient import TestClient
+
 from course_lib.core import serving
 
 client = TestClient(serving.create_app(paths["sft"]))

@@ -4,4 +4,5 @@ Same modules, names and signatures as the stubs in course_lib/ (a test compares 
 function body carries the canary comment ``CANARY`` so that a test can prove that no solution
 code reaches the student release.
 """
+
 CANARY = "COURSE-SOLUTION-CANARY-7f3a9c"

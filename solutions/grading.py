@@ -8,38 +8,39 @@ seeded random cases, value AND gradients, with partial credit.
   Notebook hidden-test cells call it; the autograder does NOT trust it (it re-runs the same cases
   in a sandbox, see course_instructor/grading/autograde.py).
 """
+
 from __future__ import annotations
 
 import importlib
 import random
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
-from course_lib.core import registry as exercises
 from course_instructor.grading import caserun
+from course_lib.core import registry as exercises
 
 DEFAULT_SEED = 20240601
-RTOL, ATOL = 1e-4, 1e-5                # values (float32 arithmetic, different op orders)
-GRAD_RTOL, GRAD_ATOL = 1e-3, 1e-5      # gradients
+RTOL, ATOL = 1e-4, 1e-5  # values (float32 arithmetic, different op orders)
+GRAD_RTOL, GRAD_ATOL = 1e-3, 1e-5  # gradients
 
 
 # --- helpers ----------------------------------------------------------------------------------
 class _Gen:
     def __init__(self, name: str, seed: int):
-        s = (hash_str(name) * 1_000_003 + int(seed)) % (2 ** 31)
+        s = (hash_str(name) * 1_000_003 + int(seed)) % (2**31)
         self.g = torch.Generator().manual_seed(s)
         self.rng = random.Random(s)
 
     def randn(self, *shape, scale=1.0):
         return torch.randn(*shape, generator=self.g) * scale
 
-    def logp(self, *shape):                       # plausible token log-probs (<= 0)
+    def logp(self, *shape):  # plausible token log-probs (<= 0)
         return -torch.rand(*shape, generator=self.g) * 4 - 0.01
 
-    def mask(self, B, T, min_len=1):              # right padded, every row >= min_len tokens
+    def mask(self, B, T, min_len=1):  # right padded, every row >= min_len tokens
         lens = torch.randint(min_len, T + 1, (B,), generator=self.g)
-        lens[0] = T                               # one full row
+        lens[0] = T  # one full row
         return (torch.arange(T).unsqueeze(0) < lens.unsqueeze(1)).long()
 
     def int_(self, lo, hi):
@@ -49,22 +50,32 @@ class _Gen:
 def hash_str(s: str) -> int:
     h = 0
     for ch in s:
-        h = (h * 131 + ord(ch)) % (2 ** 31)
+        h = (h * 131 + ord(ch)) % (2**31)
     return h
 
 
-_WORDS = ("the movie was great fun and i loved it terrible boring plot acting bad good "
-          "wonderful awful story film cast music").split()
+_WORDS = (
+    "the movie was great fun and i loved it terrible boring plot acting bad good "
+    "wonderful awful story film cast music"
+).split()
 
 
 def _sentence(gen: _Gen, n: int) -> str:
     return " ".join(gen.rng.choice(_WORDS) for _ in range(n))
 
 
-def _case(cid, *args, grad=(), grad_seed=0, then_call=None, report_params=False, grad_model=False,
-          **kwargs) -> dict:
-    c = {"id": cid, "args": list(args), "kwargs": kwargs, "grad": list(grad), "grad_seed": grad_seed,
-         "report_params": report_params, "grad_model": grad_model}
+def _case(
+    cid, *args, grad=(), grad_seed=0, then_call=None, report_params=False, grad_model=False, **kwargs
+) -> dict:
+    c = {
+        "id": cid,
+        "args": list(args),
+        "kwargs": kwargs,
+        "grad": list(grad),
+        "grad_seed": grad_seed,
+        "report_params": report_params,
+        "grad_model": grad_model,
+    }
     if then_call is not None:
         c["then_call"] = then_call
     return c
@@ -72,17 +83,30 @@ def _case(cid, *args, grad=(), grad_seed=0, then_call=None, report_params=False,
 
 # --- case makers, one per exercise --------------------------------------------------------------
 def _format_reward(g):
-    good = ["Question: What is 2 + 3?\nAnswer: 5", "  Question: who wrote it?\nAnswer: a cat  ",
-            "Question: x\nAnswer: y"]
-    bad = ["Question: What is 2 + 3?\nAnswer: 5\nQuestion: more", "Answer: 5", "Question: \nAnswer: 5",
-           "Question: why?\nAnswer:", "the movie was great", "", "Question: a\n\nAnswer: b"]
+    good = [
+        "Question: What is 2 + 3?\nAnswer: 5",
+        "  Question: who wrote it?\nAnswer: a cat  ",
+        "Question: x\nAnswer: y",
+    ]
+    bad = [
+        "Question: What is 2 + 3?\nAnswer: 5\nQuestion: more",
+        "Answer: 5",
+        "Question: \nAnswer: 5",
+        "Question: why?\nAnswer:",
+        "the movie was great",
+        "",
+        "Question: a\n\nAnswer: b",
+    ]
     pool = good + bad
     cases = []
     for i in range(3):
         comps = [g.rng.choice(pool) for _ in range(6)]
         cases.append(_case(f"mix{i}", comps, prompts=["p"] * 6))
-    cases.append(_case("chat", [[{"role": "assistant", "content": good[0]}],
-                                [{"role": "assistant", "content": bad[0]}]]))
+    cases.append(
+        _case(
+            "chat", [[{"role": "assistant", "content": good[0]}], [{"role": "assistant", "content": bad[0]}]]
+        )
+    )
     return cases
 
 
@@ -94,20 +118,28 @@ def _correctness_reward(g):
         comps = []
         for a in answers:
             kind = g.int_(0, 3)
-            comps.append([f"The answer is {a}", f"{a + 1} no wait {a}", f"{a} then {a + 3}",
-                          "no number here"][kind])
+            comps.append(
+                [f"The answer is {a}", f"{a + 1} no wait {a}", f"{a} then {a + 3}", "no number here"][kind]
+            )
         ans = [str(a) if i == 1 else (f"so ... #### {a}" if i == 2 else a) for a in answers]
         cases.append(_case(f"answers{i}", comps, ans, completion_ids=[[1, 2]] * n))
     cases.append(_case("kwarg", ["x = 12", "-7"], answer=[12, -7]))
-    cases.append(_case("commas", ["about 1,000 people", "it costs 12,500.", "3 then 2,000"],   # commas deleted
-                       ["1000", 12500, "so ... #### 2,000"]))
+    cases.append(
+        _case(
+            "commas",
+            ["about 1,000 people", "it costs 12,500.", "3 then 2,000"],  # commas deleted
+            ["1000", 12500, "so ... #### 2,000"],
+        )
+    )
     cases.append(_case("length-mismatch", ["1", "2"], [1]))
     return cases
 
 
 def _sentiment_reward(g):
-    return [_case(f"texts{i}", [_sentence(g, g.int_(1, 12)) for _ in range(5)], prompts=["p"] * 5)
-            for i in range(2)] + [_case("empty", [""])]
+    return [
+        _case(f"texts{i}", [_sentence(g, g.int_(1, 12)) for _ in range(5)], prompts=["p"] * 5)
+        for i in range(2)
+    ] + [_case("empty", [""])]
 
 
 def _repetition_penalty(g):
@@ -116,32 +148,43 @@ def _repetition_penalty(g):
         comps = [_sentence(g, g.int_(1, 15)) for _ in range(5)] + ["Great great GREAT great"]
         cases.append(_case(f"texts{i}", comps))
     cases.append(_case("empty", ["", "one"]))
-    cases.append(_case("whitespace", ["great  great\ngreat", "a\tb  a", " lead and trail "]))   # any whitespace
+    cases.append(
+        _case("whitespace", ["great  great\ngreat", "a\tb  a", " lead and trail "])
+    )  # any whitespace
     return cases
 
 
 def _length_penalty(g):
     comps = [_sentence(g, n) for n in (0, 1, 3, 4, 10, 40, 41, 60)]
-    return [_case("defaults", comps), _case("bounds", comps, min_words=2, max_words=10),
-            _case("kwargs", comps[:4], answer=[1, 2, 3, 4], max_words=3),
-            _case("whitespace", ["a  b  c  d", "a\nb\tc d e", "  a b  "], min_words=2, max_words=4)]
+    return [
+        _case("defaults", comps),
+        _case("bounds", comps, min_words=2, max_words=10),
+        _case("kwargs", comps[:4], answer=[1, 2, 3, 4], max_words=3),
+        _case("whitespace", ["a  b  c  d", "a\nb\tc d e", "  a b  "], min_words=2, max_words=4),
+    ]
 
 
 def _exponential_shaping(g):
     t = g.randn(6)
-    return [_case("list", [float(x) for x in g.randn(5)], 1.0),
-            _case("tensor", t, 0.5, grad=[0], grad_seed=3),
-            _case("tensor2d", g.randn(3, 4), temperature=2.0),
-            _case("bad-temperature", [0.1, 0.2], 0.0)]
+    return [
+        _case("list", [float(x) for x in g.randn(5)], 1.0),
+        _case("tensor", t, 0.5, grad=[0], grad_seed=3),
+        _case("tensor2d", g.randn(3, 4), temperature=2.0),
+        _case("bad-temperature", [0.1, 0.2], 0.0),
+    ]
 
 
 def _combine_rewards(g):
     comps = [_sentence(g, g.int_(1, 8)) for _ in range(4)]
-    fn = lambda n: {caserun.MARKER: "reward_fn", "name": n}  # noqa: E731
+    fn = lambda n: {caserun.MARKER: "reward_fn", "name": n}
     return [
         _case("two", [fn("len"), fn("has_a")], [0.5, -2.0], then_call={"args": [comps], "kwargs": {}}),
-        _case("kwargs", [fn("len"), fn("bonus")], [1.0, 3.0],
-              then_call={"args": [comps], "kwargs": {"bonus": [1, 0, 2, 5], "prompts": ["p"] * 4}}),
+        _case(
+            "kwargs",
+            [fn("len"), fn("bonus")],
+            [1.0, 3.0],
+            then_call={"args": [comps], "kwargs": {"bonus": [1, 0, 2, 5], "prompts": ["p"] * 4}},
+        ),
         _case("one", [fn("has_a")], [0.25], then_call={"args": [comps[:2]], "kwargs": {}}),
         _case("mismatch", [fn("len"), fn("has_a")], [1.0]),
         _case("empty", [], []),
@@ -155,8 +198,13 @@ def _token_logprobs(g):
         tokens = torch.randint(0, V, (B, T), generator=g.g)
         cases.append(_case(f"shape{B}x{T}x{V}", logits, tokens, grad=[0], grad_seed=i))
     cases.append(_case("bad-shape", g.randn(2, 5, 7), torch.zeros(2, 4, dtype=torch.long)))
-    cases.append(_case("large-logits", g.randn(2, 3, 5, scale=300),        # softmax underflows to 0
-                       torch.randint(0, 5, (2, 3), generator=g.g)))
+    cases.append(
+        _case(
+            "large-logits",
+            g.randn(2, 3, 5, scale=300),  # softmax underflows to 0
+            torch.randint(0, 5, (2, 3), generator=g.g),
+        )
+    )
     return cases
 
 
@@ -164,8 +212,9 @@ def _kl_estimate(g):
     cases = []
     for i, kind in enumerate(["k1", "k2", "k3"]):
         for shape in [(3, 6), (10,)]:
-            cases.append(_case(f"{kind}-{shape}", g.logp(*shape), g.logp(*shape), kind=kind,
-                               grad=[0, 1], grad_seed=i))
+            cases.append(
+                _case(f"{kind}-{shape}", g.logp(*shape), g.logp(*shape), kind=kind, grad=[0, 1], grad_seed=i)
+            )
     cases.append(_case("default-kind", g.logp(2, 4), g.logp(2, 4), grad=[0]))
     cases.append(_case("bad-kind", g.logp(3), g.logp(3), kind="k4"))
     cases.append(_case("bad-shape", g.logp(3), g.logp(4), kind="k1"))
@@ -173,17 +222,20 @@ def _kl_estimate(g):
 
 
 def _exact_kl(g):
-    return [_case("2d", g.randn(4, 5, scale=2), g.randn(4, 5, scale=2), grad=[0, 1], grad_seed=1),
-            _case("3d", g.randn(2, 3, 8), g.randn(2, 3, 8), grad=[0, 1], grad_seed=2),
-            _case("large-logits", g.randn(3, 6, scale=40), g.randn(3, 6, scale=40), grad=[0]),
-            _case("same", *(2 * [g.randn(2, 5)]))]
+    return [
+        _case("2d", g.randn(4, 5, scale=2), g.randn(4, 5, scale=2), grad=[0, 1], grad_seed=1),
+        _case("3d", g.randn(2, 3, 8), g.randn(2, 3, 8), grad=[0, 1], grad_seed=2),
+        _case("large-logits", g.randn(3, 6, scale=40), g.randn(3, 6, scale=40), grad=[0]),
+        _case("same", *(2 * [g.randn(2, 5)])),
+    ]
 
 
 def _kl_penalized_rewards(g):
     cases = []
     for i, (B, T) in enumerate([(3, 6), (4, 5), (1, 4)]):
-        cases.append(_case(f"padded{B}x{T}", g.randn(B), g.logp(B, T), g.logp(B, T), g.mask(B, T),
-                           [0.1, 0.05, 0.0][i]))
+        cases.append(
+            _case(f"padded{B}x{T}", g.randn(B), g.logp(B, T), g.logp(B, T), g.mask(B, T), [0.1, 0.05, 0.0][i])
+        )
     m = g.mask(2, 4)
     m[1] = 0
     cases.append(_case("empty-row", g.randn(2), g.logp(2, 4), g.logp(2, 4), m, 0.1))
@@ -198,17 +250,19 @@ def _tokenize_prompt_and_completion(g):
         comps = [" " + _sentence(g, g.int_(1, 6)) for _ in range(3)]
         cases.append(_case(f"pairs{i}", prompts, comps, tok))
     cases.append(_case("qa", ["Question: What is 2 + 3?\nAnswer:"], [" 5"], tok))
-    cases.append(_case("no-space", ["the movie", "Answer:"], ["s were great", "5"], tok))   # tokenized apart
+    cases.append(_case("no-space", ["the movie", "Answer:"], ["s were great", "5"], tok))  # tokenized apart
     cases.append(_case("mismatch", ["a", "b"], ["c"], tok))
     return cases
 
 
 def _masked_mean(g):
-    return [_case("all", g.randn(3, 5), g.mask(3, 5), grad=[0], grad_seed=1),
-            _case("dim-1", g.randn(4, 6), g.mask(4, 6), dim=-1, grad=[0], grad_seed=2),
-            _case("dim1", g.randn(2, 3), g.mask(2, 3), 1, grad=[0]),
-            _case("float-mask", g.randn(3, 4), g.mask(3, 4).float(), grad=[0]),
-            _case("bad-shape", g.randn(3, 4), g.mask(3, 5))]
+    return [
+        _case("all", g.randn(3, 5), g.mask(3, 5), grad=[0], grad_seed=1),
+        _case("dim-1", g.randn(4, 6), g.mask(4, 6), dim=-1, grad=[0], grad_seed=2),
+        _case("dim1", g.randn(2, 3), g.mask(2, 3), 1, grad=[0]),
+        _case("float-mask", g.randn(3, 4), g.mask(3, 4).float(), grad=[0]),
+        _case("bad-shape", g.randn(3, 4), g.mask(3, 5)),
+    ]
 
 
 def _sft_loss(g):
@@ -222,25 +276,32 @@ def _sft_loss(g):
 
 
 def _bradley_terry_loss(g):
-    return [_case("plain", g.randn(6), g.randn(6), grad=[0, 1], grad_seed=1),
-            _case("margin-float", g.randn(5, scale=3), g.randn(5), margin=0.5, grad=[0, 1]),
-            _case("margin-tensor", g.randn(4), g.randn(4), g.rng.random() * torch.ones(4), grad=[0, 1]),
-            _case("large-gap", torch.tensor([-200.0, 150.0, 0.5]), torch.zeros(3), grad=[0]),
-            _case("bad-shape", g.randn(3), g.randn(4))]
+    return [
+        _case("plain", g.randn(6), g.randn(6), grad=[0, 1], grad_seed=1),
+        _case("margin-float", g.randn(5, scale=3), g.randn(5), margin=0.5, grad=[0, 1]),
+        _case("margin-tensor", g.randn(4), g.randn(4), g.rng.random() * torch.ones(4), grad=[0, 1]),
+        _case("large-gap", torch.tensor([-200.0, 150.0, 0.5]), torch.zeros(3), grad=[0]),
+        _case("bad-shape", g.randn(3), g.randn(4)),
+    ]
 
 
 def _preference_accuracy(g):
     a = g.randn(8)
     b = g.randn(8)
-    b[0] = a[0]                                   # a tie counts as wrong (strictly greater)
-    return [_case("random", a, b), _case("all-right", torch.ones(3), torch.zeros(3)),
-            _case("bad-shape", g.randn(3), g.randn(2))]
+    b[0] = a[0]  # a tie counts as wrong (strictly greater)
+    return [
+        _case("random", a, b),
+        _case("all-right", torch.ones(3), torch.zeros(3)),
+        _case("bad-shape", g.randn(3), g.randn(2)),
+    ]
 
 
 def _last_token_pool(g):
-    return [_case("2d", g.randn(3, 5), g.mask(3, 5), grad=[0]),
-            _case("3d", g.randn(4, 6, 2), g.mask(4, 6), grad=[0], grad_seed=1),
-            _case("empty-row", g.randn(2, 3), torch.tensor([[1, 1, 0], [0, 0, 0]]))]
+    return [
+        _case("2d", g.randn(3, 5), g.mask(3, 5), grad=[0]),
+        _case("3d", g.randn(4, 6, 2), g.mask(4, 6), grad=[0], grad_seed=1),
+        _case("empty-row", g.randn(2, 3), torch.tensor([[1, 1, 0], [0, 0, 0]])),
+    ]
 
 
 def _compute_gae(g):
@@ -254,9 +315,11 @@ def _compute_gae(g):
 
 
 def _whiten(g):
-    return [_case("shift", g.randn(3, 5, scale=3) + 2, g.mask(3, 5, 2), grad=[0]),
-            _case("no-shift", g.randn(4, 4) - 1, g.mask(4, 4, 2), shift_mean=False, grad=[0], grad_seed=1),
-            _case("1d", g.randn(7), torch.tensor([1, 1, 1, 0, 1, 1, 0]), grad=[0])]
+    return [
+        _case("shift", g.randn(3, 5, scale=3) + 2, g.mask(3, 5, 2), grad=[0]),
+        _case("no-shift", g.randn(4, 4) - 1, g.mask(4, 4, 2), shift_mean=False, grad=[0], grad_seed=1),
+        _case("1d", g.randn(7), torch.tensor([1, 1, 1, 0, 1, 1, 0]), grad=[0]),
+    ]
 
 
 def _ppo_policy_loss(g):
@@ -264,8 +327,7 @@ def _ppo_policy_loss(g):
     for i, (B, T, eps) in enumerate([(3, 5, 0.2), (2, 6, 0.1), (4, 4, 0.3)]):
         logp = g.logp(B, T)
         old = logp + g.randn(B, T, scale=0.3)
-        cases.append(_case(f"padded{i}", logp, old, g.randn(B, T), g.mask(B, T), eps, grad=[0],
-                           grad_seed=i))
+        cases.append(_case(f"padded{i}", logp, old, g.randn(B, T), g.mask(B, T), eps, grad=[0], grad_seed=i))
     return cases
 
 
@@ -273,26 +335,40 @@ def _ppo_value_loss(g):
     cases = []
     for i, (B, T, cr) in enumerate([(3, 5, 0.2), (2, 4, 0.5)]):
         old = g.randn(B, T)
-        cases.append(_case(f"padded{i}", old + g.randn(B, T, scale=0.5), old, g.randn(B, T),
-                           g.mask(B, T), cr, grad=[0], grad_seed=i))
+        cases.append(
+            _case(
+                f"padded{i}",
+                old + g.randn(B, T, scale=0.5),
+                old,
+                g.randn(B, T),
+                g.mask(B, T),
+                cr,
+                grad=[0],
+                grad_seed=i,
+            )
+        )
     return cases
 
 
 def _entropy_from_logits(g):
-    return [_case("2d", g.randn(3, 7, scale=2), grad=[0]),
-            _case("3d", g.randn(2, 4, 5), grad=[0], grad_seed=1),
-            _case("peaked", g.randn(2, 6, scale=30), grad=[0])]
+    return [
+        _case("2d", g.randn(3, 7, scale=2), grad=[0]),
+        _case("3d", g.randn(2, 4, 5), grad=[0], grad_seed=1),
+        _case("peaked", g.randn(2, 6, scale=30), grad=[0]),
+    ]
 
 
 def _group_advantages(g):
     r = g.randn(8)
     same = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0])
-    return [_case("group", r, 4, grad=[0]),
-            _case("group-ties", same, 4, "group"),
-            _case("batch", g.randn(6), 3, scale="batch", grad=[0], grad_seed=1),
-            _case("none", g.randn(6), 2, scale="none"),
-            _case("eps", g.randn(4), 2, eps=0.5),
-            _case("not-divisible", g.randn(7), 4)]
+    return [
+        _case("group", r, 4, grad=[0]),
+        _case("group-ties", same, 4, "group"),
+        _case("batch", g.randn(6), 3, scale="batch", grad=[0], grad_seed=1),
+        _case("none", g.randn(6), 2, scale="none"),
+        _case("eps", g.randn(4), 2, eps=0.5),
+        _case("not-divisible", g.randn(7), 4),
+    ]
 
 
 def _grpo_loss(g):
@@ -300,12 +376,36 @@ def _grpo_loss(g):
     for i, lt in enumerate(["grpo", "bnpo", "dr_grpo", "dapo"]):
         B, T = 4, 5
         logp = g.logp(B, T)
-        cases.append(_case(f"{lt}", logp, logp + g.randn(B, T, scale=0.2), g.logp(B, T), g.randn(B),
-                           g.mask(B, T), loss_type=lt, grad=[0], grad_seed=i))
+        cases.append(
+            _case(
+                f"{lt}",
+                logp,
+                logp + g.randn(B, T, scale=0.2),
+                g.logp(B, T),
+                g.randn(B),
+                g.mask(B, T),
+                loss_type=lt,
+                grad=[0],
+                grad_seed=i,
+            )
+        )
     B, T = 3, 4
     logp = g.logp(B, T)
-    cases.append(_case("dr_grpo-maxlen", logp, logp.clone(), g.logp(B, T), g.randn(B), g.mask(B, T),
-                       0.1, 0.0, "dr_grpo", 8, grad=[0]))
+    cases.append(
+        _case(
+            "dr_grpo-maxlen",
+            logp,
+            logp.clone(),
+            g.logp(B, T),
+            g.randn(B),
+            g.mask(B, T),
+            0.1,
+            0.0,
+            "dr_grpo",
+            8,
+            grad=[0],
+        )
+    )
     cases.append(_case("no-ref", logp, logp + 0.1, None, g.randn(B), g.mask(B, T), beta=0.0, grad=[0]))
     cases.append(_case("bad-loss-type", logp, logp, logp, g.randn(B), g.mask(B, T), loss_type="ppo"))
     return cases
@@ -318,18 +418,29 @@ def _sequence_logprobs(g):
         labels = torch.randint(0, V, (B, T), generator=g.g)
         m = g.mask(B, T)
         labels = torch.where(m.bool(), labels, torch.full_like(labels, -100))
-        cases.append(_case(f"average={avg}", g.randn(B, T, V, scale=2), labels, m, average=avg,
-                           grad=[0], grad_seed=i))
+        cases.append(
+            _case(f"average={avg}", g.randn(B, T, V, scale=2), labels, m, average=avg, grad=[0], grad_seed=i)
+        )
     return cases
 
 
 def _dpo_loss(g):
     cases = []
-    for i, (lt, beta, ls) in enumerate([("sigmoid", 0.1, 0.0), ("sigmoid", 0.5, 0.1), ("ipo", 0.1, 0.0),
-                                        ("hinge", 0.2, 0.0)]):
+    for i, (lt, beta, ls) in enumerate(
+        [("sigmoid", 0.1, 0.0), ("sigmoid", 0.5, 0.1), ("ipo", 0.1, 0.0), ("hinge", 0.2, 0.0)]
+    ):
         B = 5
-        cases.append(_case(f"{lt}-{beta}-{ls}", *[g.logp(B) * 10 for _ in range(4)], beta=beta,
-                           loss_type=lt, label_smoothing=ls, grad=[0, 1], grad_seed=i))
+        cases.append(
+            _case(
+                f"{lt}-{beta}-{ls}",
+                *[g.logp(B) * 10 for _ in range(4)],
+                beta=beta,
+                loss_type=lt,
+                label_smoothing=ls,
+                grad=[0, 1],
+                grad_seed=i,
+            )
+        )
     cases.append(_case("bad-loss-type", *[g.logp(2) for _ in range(4)], loss_type="kto"))
     return cases
 
@@ -351,7 +462,7 @@ def _sft_train_step(g):
     for i, (B, T, clip) in enumerate([(2, 6, 1.0), (3, 5, None), (2, 4, 0.01)]):
         ids = _ids(g, B, T + 1)
         m = g.mask(B, T)
-        m[:, 0] = 0                                   # the first label is a prompt token
+        m[:, 0] = 0  # the first label is a prompt token
         m[0, 1] = 1
         batch = {"input_ids": ids[:, :-1], "labels": ids[:, 1:], "completion_mask": m}
         cases.append(_case(f"step{i}", _model(i), batch, _sgd(), clip, report_params=True))
@@ -361,15 +472,22 @@ def _sft_train_step(g):
 
 def _ppo_minibatch_loss(g):
     cases = []
-    for i, (B, T, V, kw) in enumerate([(2, 5, 6, {}), (3, 4, 5, {"vf_coef": 0.5, "entropy_coef": 0.01,
-                                                                    "clip_range": 0.1})]):
+    for i, (B, T, V, kw) in enumerate(
+        [(2, 5, 6, {}), (3, 4, 5, {"vf_coef": 0.5, "entropy_coef": 0.01, "clip_range": 0.1})]
+    ):
         m = g.mask(B, T)
         old_logp = g.logp(B, T)
-        batch = {"response_ids": torch.randint(0, V, (B, T), generator=g.g), "mask": m,
-                 "old_logprobs": old_logp, "old_values": g.randn(B, T), "advantages": g.randn(B, T),
-                 "returns": g.randn(B, T)}
-        cases.append(_case(f"minibatch{i}", g.randn(B, T, V), g.randn(B, T), batch, grad=[0, 1],
-                           grad_seed=i, **kw))
+        batch = {
+            "response_ids": torch.randint(0, V, (B, T), generator=g.g),
+            "mask": m,
+            "old_logprobs": old_logp,
+            "old_values": g.randn(B, T),
+            "advantages": g.randn(B, T),
+            "returns": g.randn(B, T),
+        }
+        cases.append(
+            _case(f"minibatch{i}", g.randn(B, T, V), g.randn(B, T), batch, grad=[0, 1], grad_seed=i, **kw)
+        )
     batch = {"response_ids": torch.zeros(2, 3, dtype=torch.long), "mask": torch.ones(2, 3)}
     cases.append(_case("missing-key", g.randn(2, 3, 4), g.randn(2, 3), batch))
     return cases
@@ -377,46 +495,101 @@ def _ppo_minibatch_loss(g):
 
 def _rollout(g, B, P, C, V=32):
     plen = torch.randint(1, P + 1, (B,), generator=g.g)
-    pmask = (torch.arange(P).unsqueeze(0) >= (P - plen).unsqueeze(1)).long()    # left padded
+    pmask = (torch.arange(P).unsqueeze(0) >= (P - plen).unsqueeze(1)).long()  # left padded
     pids = torch.where(pmask.bool(), _ids(g, B, P, V), torch.zeros(B, P, dtype=torch.long))
     cmask = g.mask(B, C)
     cids = torch.where(cmask.bool(), _ids(g, B, C, V), torch.zeros(B, C, dtype=torch.long))
-    return {caserun.MARKER: "rollout", "fields": {"prompts": ["p"] * B, "texts": ["t"] * B,
-            "prompt_ids": pids, "prompt_mask": pmask, "completion_ids": cids,
-            "completion_mask": cmask}}
+    return {
+        caserun.MARKER: "rollout",
+        "fields": {
+            "prompts": ["p"] * B,
+            "texts": ["t"] * B,
+            "prompt_ids": pids,
+            "prompt_mask": pmask,
+            "completion_ids": cids,
+            "completion_mask": cmask,
+        },
+    }
 
 
 def _grpo_step(g):
     cases = []
     B, P, C = 4, 3, 5
-    cases.append(_case("on-policy", _model(1), _sgd(), _rollout(g, B, P, C), g.randn(B),
-                       ref_logp=g.logp(B, C), report_params=True))
-    cases.append(_case("old-logp-dapo", _model(2), _sgd(), _rollout(g, B, P, C), g.randn(B),
-                       g.logp(B, C), g.logp(B, C), loss_type="dapo", clip_eps=0.1,
-                       max_grad_norm=0.05, report_params=True))
-    cases.append(_case("beta0-temperature", _model(3), _sgd(), _rollout(g, 2, 2, 4), g.randn(2),
-                       beta=0.0, temperature=0.7, report_params=True))
+    cases.append(
+        _case(
+            "on-policy",
+            _model(1),
+            _sgd(),
+            _rollout(g, B, P, C),
+            g.randn(B),
+            ref_logp=g.logp(B, C),
+            report_params=True,
+        )
+    )
+    cases.append(
+        _case(
+            "old-logp-dapo",
+            _model(2),
+            _sgd(),
+            _rollout(g, B, P, C),
+            g.randn(B),
+            g.logp(B, C),
+            g.logp(B, C),
+            loss_type="dapo",
+            clip_eps=0.1,
+            max_grad_norm=0.05,
+            report_params=True,
+        )
+    )
+    cases.append(
+        _case(
+            "beta0-temperature",
+            _model(3),
+            _sgd(),
+            _rollout(g, 2, 2, 4),
+            g.randn(2),
+            beta=0.0,
+            temperature=0.7,
+            report_params=True,
+        )
+    )
     cases.append(_case("bad-advantages", _model(0), _sgd(), _rollout(g, 2, 2, 3), g.randn(3)))
     return cases
 
 
 def _dpo_batch_loss(g):
     cases = []
-    for i, (B, T, kw) in enumerate([(2, 5, {}), (3, 4, {"beta": 0.5, "loss_type": "ipo", "average": True}),
-                                    (2, 4, {"loss_type": "hinge", "label_smoothing": 0.0})]):
+    for i, (B, T, kw) in enumerate(
+        [
+            (2, 5, {}),
+            (3, 4, {"beta": 0.5, "loss_type": "ipo", "average": True}),
+            (2, 4, {"loss_type": "hinge", "label_smoothing": 0.0}),
+        ]
+    ):
         m = g.mask(2 * B, T)
         labels = torch.where(m.bool(), _ids(g, 2 * B, T), torch.full((2 * B, T), -100))
-        batch = {"input_ids": _ids(g, 2 * B, T), "labels": labels, "completion_mask": m,
-                 "ref_logps": g.logp(2 * B) * 5}
+        batch = {
+            "input_ids": _ids(g, 2 * B, T),
+            "labels": labels,
+            "completion_mask": m,
+            "ref_logps": g.logp(2 * B) * 5,
+        }
         cases.append(_case(f"pairs{i}", _model(i), batch, grad_model=True, **kw))
-    batch = {"input_ids": _ids(g, 3, 4), "labels": _ids(g, 3, 4), "completion_mask": torch.ones(3, 4),
-             "ref_logps": g.logp(3)}
+    batch = {
+        "input_ids": _ids(g, 3, 4),
+        "labels": _ids(g, 3, 4),
+        "completion_mask": torch.ones(3, 4),
+        "ref_logps": g.logp(3),
+    }
     cases.append(_case("odd-rows", _model(0), batch))
     return cases
 
 
-MAKERS: dict[str, Callable] = {name[1:]: fn for name, fn in list(globals().items())
-                               if name.startswith("_") and callable(fn) and name[1:] in exercises.BY_NAME}
+MAKERS: dict[str, Callable] = {
+    name[1:]: fn
+    for name, fn in list(globals().items())
+    if name.startswith("_") and callable(fn) and name[1:] in exercises.BY_NAME
+}
 
 
 def make_cases(name: str, seed: int = DEFAULT_SEED) -> list[dict]:
@@ -449,8 +622,10 @@ def compare(expected: dict, got: dict) -> tuple[bool, str]:
         if g_got is None:
             if torch.count_nonzero(g_exp) == 0:
                 continue
-            return False, (f"no gradient flows to input {k} (did you .detach(), use .item() or "
-                           "build a new tensor from Python numbers?)")
+            return False, (
+                f"no gradient flows to input {k} (did you .detach(), use .item() or "
+                "build a new tensor from Python numbers?)"
+            )
         ok, msg = caserun.close(g_exp, g_got, GRAD_RTOL, GRAD_ATOL, f"gradient w.r.t. input {k}")
         if not ok:
             return False, msg
@@ -468,6 +643,7 @@ def expected_results(name: str, seed: int = DEFAULT_SEED) -> tuple[list[dict], l
     The solutions of the "one step" exercises call other exercises through course_lib's modules,
     so the solutions switch is on while they run (and restored afterwards)."""
     import course_lib
+
     cases = make_cases(name, seed)
     was_active = course_lib.solutions_active()
     course_lib.use_solutions(True)
@@ -495,13 +671,22 @@ def score(name: str, expected: list[dict], got: list[dict] | None) -> dict:
     n = len(expected)
     # Cases that expect a ValueError for bad input only count once the function works at all:
     # a function that raises for everything must not collect those points.
-    value_ok = any(not e.get("error") for i, e in enumerate(expected)
-                   if got is not None and i < len(got) and got[i] is not None and compare(e, got[i])[0])
+    value_ok = any(
+        not e.get("error")
+        for i, e in enumerate(expected)
+        if got is not None and i < len(got) and got[i] is not None and compare(e, got[i])[0]
+    )
     earned = passed if value_ok else 0
     if not value_ok and passed:
         msgs.insert(0, "no case with a valid input passed, so the bad-input cases do not count")
-    return {"exercise": ex.name, "passed": earned, "total": n, "max_score": float(ex.points),
-            "score": round(ex.points * earned / n, 3) if n else 0.0, "failures": msgs}
+    return {
+        "exercise": ex.name,
+        "passed": earned,
+        "total": n,
+        "max_score": float(ex.points),
+        "score": round(ex.points * earned / n, 3) if n else 0.0,
+        "failures": msgs,
+    }
 
 
 def hidden_check(name: str, seed: int = DEFAULT_SEED) -> dict:
@@ -515,7 +700,9 @@ def hidden_check(name: str, seed: int = DEFAULT_SEED) -> dict:
     s = score(name, expected, got)
     if s["passed"] != s["total"]:
         lines = "\n  ".join(s["failures"][:5])
-        raise AssertionError(f"hidden tests for {ex.name}: {s['passed']}/{s['total']} cases passed "
-                             f"(partial credit {s['score']:.2f}/{ex.points} points)\n  {lines}")
+        raise AssertionError(
+            f"hidden tests for {ex.name}: {s['passed']}/{s['total']} cases passed "
+            f"(partial credit {s['score']:.2f}/{ex.points} points)\n  {lines}"
+        )
     print(f"hidden tests for {ex.name}: {s['passed']}/{s['total']} cases passed")
     return s

@@ -1,9 +1,10 @@
 """Solutions for unit 01 — reward functions."""
+
 from __future__ import annotations
 
 import math
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -28,8 +29,10 @@ def correctness_reward(completions: Sequence, answer: Sequence, **kwargs) -> lis
     # COURSE-SOLUTION-CANARY-7f3a9c
     texts = as_text(completions)
     if isinstance(answer, (str, int)):
-        raise ValueError("correctness_reward: `answer` must hold one entry per completion, "
-                         f"got a single {type(answer).__name__}")
+        raise ValueError(
+            "correctness_reward: `answer` must hold one entry per completion, "
+            f"got a single {type(answer).__name__}"
+        )
     if len(texts) != len(answer):
         raise ValueError(f"correctness_reward: {len(texts)} completions but {len(answer)} answers")
     out = []
@@ -42,6 +45,7 @@ def correctness_reward(completions: Sequence, answer: Sequence, **kwargs) -> lis
 def sentiment_reward(completions: Sequence, **kwargs) -> list[float]:
     # COURSE-SOLUTION-CANARY-7f3a9c
     from course_lib.core.sentiment import get_scorer
+
     return [float(p) for p in get_scorer().positive_probability(as_text(completions))]
 
 
@@ -54,8 +58,7 @@ def repetition_penalty(completions: Sequence, **kwargs) -> list[float]:
     return out
 
 
-def length_penalty(completions: Sequence, min_words: int = 4, max_words: int = 40,
-                   **kwargs) -> list[float]:
+def length_penalty(completions: Sequence, min_words: int = 4, max_words: int = 40, **kwargs) -> list[float]:
     # COURSE-SOLUTION-CANARY-7f3a9c
     return [0.0 if min_words <= len(t.split()) <= max_words else -1.0 for t in as_text(completions)]
 
@@ -82,8 +85,10 @@ def combine_rewards(reward_funcs: Sequence[RewardFunc], weights: Sequence[float]
         for f, w in zip(funcs, ws):
             vals = f(completions, **kwargs)
             if len(vals) != len(total):
-                raise ValueError(f"combine_rewards: {getattr(f, '__name__', f)} returned "
-                                 f"{len(vals)} rewards for {len(total)} completions")
+                raise ValueError(
+                    f"combine_rewards: {getattr(f, '__name__', f)} returned "
+                    f"{len(vals)} rewards for {len(total)} completions"
+                )
             total = [t + w * float(v) for t, v in zip(total, vals)]
         return total
 

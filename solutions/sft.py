@@ -1,7 +1,8 @@
 """Solutions for unit 03 — SFT."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -9,12 +10,14 @@ import torch.nn.functional as F
 from course_lib.core.utils import check_ndim, check_same_shape
 
 
-def tokenize_prompt_and_completion(prompts: Sequence[str], completions: Sequence[str],
-                                   tokenizer) -> dict[str, torch.Tensor]:
+def tokenize_prompt_and_completion(
+    prompts: Sequence[str], completions: Sequence[str], tokenizer
+) -> dict[str, torch.Tensor]:
     # COURSE-SOLUTION-CANARY-7f3a9c
     if len(prompts) != len(completions):
-        raise ValueError(f"tokenize_prompt_and_completion: {len(prompts)} prompts but "
-                         f"{len(completions)} completions")
+        raise ValueError(
+            f"tokenize_prompt_and_completion: {len(prompts)} prompts but {len(completions)} completions"
+        )
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     seqs, comp = [], []
     for p, c in zip(prompts, completions):
@@ -42,8 +45,10 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> 
         return (x * m).sum() / den
     den = m.sum(dim)
     if (den == 0).any():
-        raise ValueError(f"masked_mean: the mask is all zero along dim={dim} for some entries "
-                         "(a mean over nothing is undefined)")
+        raise ValueError(
+            f"masked_mean: the mask is all zero along dim={dim} for some entries "
+            "(a mean over nothing is undefined)"
+        )
     return (x * m).sum(dim) / den
 
 
@@ -52,21 +57,27 @@ def sft_loss(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> 
     check_ndim("sft_loss", "logits", logits, 3, "[B, T, V]")
     check_same_shape("sft_loss", labels=labels, mask=mask)
     if labels.shape != logits.shape[:2]:
-        raise ValueError(f"sft_loss: labels{list(labels.shape)} must be [B, T] = "
-                         f"{list(logits.shape[:2])} to match logits{list(logits.shape)}")
+        raise ValueError(
+            f"sft_loss: labels{list(labels.shape)} must be [B, T] = "
+            f"{list(logits.shape[:2])} to match logits{list(logits.shape)}"
+        )
     safe = torch.where(mask != 0, labels, torch.zeros_like(labels)).long()
     nll = -F.log_softmax(logits.float(), dim=-1).gather(-1, safe.unsqueeze(-1)).squeeze(-1)
     return masked_mean(nll, mask)
 
 
-def sft_train_step(model, batch: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer,
-                   max_grad_norm: float | None = 1.0) -> float:
+def sft_train_step(
+    model, batch: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, max_grad_norm: float | None = 1.0
+) -> float:
     # COURSE-SOLUTION-CANARY-7f3a9c
     from course_lib import sft
+
     missing = [k for k in ("input_ids", "labels", "completion_mask") if k not in batch]
     if missing:
-        raise KeyError(f"sft_train_step: the batch has no {missing} (keys: {sorted(batch)}); "
-                       "pass the dict that tokenize_prompt_and_completion returns")
+        raise KeyError(
+            f"sft_train_step: the batch has no {missing} (keys: {sorted(batch)}); "
+            "pass the dict that tokenize_prompt_and_completion returns"
+        )
     model.train()
     logits = model(input_ids=batch["input_ids"]).logits
     loss = sft.sft_loss(logits, batch["labels"], batch["completion_mask"])

@@ -1,4 +1,5 @@
 """Shared fixtures. Tests never need the network; the gpu path runs against local stand-ins."""
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,10 @@ os.environ.setdefault("COURSE_PROFILE", "tiny")
 def tiny():
     """(model, tokenizer) of the shipped tiny model, on CPU, eval mode."""
     from course_lib.core.models import load_policy
-    model, tok = load_policy(profile=__import__("course_lib.core.config", fromlist=["TINY"]).TINY, device="cpu")
+
+    model, tok = load_policy(
+        profile=__import__("course_lib.core.config", fromlist=["TINY"]).TINY, device="cpu"
+    )
     return model.eval(), tok
 
 
@@ -27,6 +31,7 @@ def gpu_standins(tmp_path_factory):
     """Path of a directory with gpu-profile stand-ins; its overrides.json feeds
     COURSE_PROFILE=gpu COURSE_PROFILE_OVERRIDES=<dir>/overrides.json."""
     from course_instructor.standins import make_gpu_standins
+
     d = tmp_path_factory.mktemp("gpu_standins")
     make_gpu_standins(d)
     return d
@@ -38,6 +43,7 @@ def gpu_profile(gpu_standins, monkeypatch):
     monkeypatch.setenv("COURSE_PROFILE", "gpu")
     monkeypatch.setenv("COURSE_PROFILE_OVERRIDES", str(gpu_standins / "overrides.json"))
     from course_lib.core.config import get_profile
+
     return get_profile()
 
 
@@ -45,6 +51,7 @@ def gpu_profile(gpu_standins, monkeypatch):
 def solutions_on():
     """Use the solutions for the duration of a test."""
     import course_lib
+
     course_lib.use_solutions(True)
     yield
     course_lib.use_solutions(False)
@@ -56,6 +63,7 @@ def _exercise_tests_use_the_solutions_in_the_instructor_repo(request):
     (where the solutions exist) it checks the solutions, so the suite stays green there; in the
     student release it checks the student's code."""
     import course_lib
+
     if request.module.__name__.rpartition(".")[2] != "test_exercises" or not course_lib.solutions_available():
         yield
         return
@@ -69,11 +77,15 @@ class NotebookRun:
 
     def __init__(self, path, out_dir, nb, seconds):
         import json
+
         self.path, self.dir, self.nb, self.seconds = path, out_dir, nb, seconds
         metrics = sorted(out_dir.glob("metrics_*.json"))
         self.metrics = json.loads(metrics[0].read_text()) if metrics else {}
-        self.figures = sorted(p.name for p in (out_dir / "figures").glob("*.png")) \
-            if (out_dir / "figures").exists() else []
+        self.figures = (
+            sorted(p.name for p in (out_dir / "figures").glob("*.png"))
+            if (out_dir / "figures").exists()
+            else []
+        )
 
     def outputs_text(self) -> str:
         """All stream/text outputs of the executed notebook, joined (for asserting prints)."""
@@ -111,12 +123,17 @@ def run_notebook(tmp_path_factory, session_checkpoints, gpu_standins):
             matches = sorted((root / "notebooks").glob(f"{unit}_*.ipynb"))
             assert matches, f"no notebook notebooks/{unit}_*.ipynb"
             out = tmp_path_factory.mktemp(f"nb{unit}_{profile}")
-            env = {"COURSE_RESULTS_DIR": str(out), "COURSE_PROFILE": profile, "COURSE_PRESET": preset,
-                   "COURSE_CHECKPOINTS": str(session_checkpoints if profile == "tiny" else out / "ckpt")}
+            env = {
+                "COURSE_RESULTS_DIR": str(out),
+                "COURSE_PROFILE": profile,
+                "COURSE_PRESET": preset,
+                "COURSE_CHECKPOINTS": str(session_checkpoints if profile == "tiny" else out / "ckpt"),
+            }
             if profile == "gpu":
                 env["COURSE_PROFILE_OVERRIDES"] = str(gpu_standins / "overrides.json")
-            nb, secs = execute_notebook(matches[0], out / "executed.ipynb", solutions=True, env=env,
-                                        timeout=timeout)
+            nb, secs = execute_notebook(
+                matches[0], out / "executed.ipynb", solutions=True, env=env, timeout=timeout
+            )
             cache[key] = NotebookRun(matches[0], out, nb, secs)
         return cache[key]
 

@@ -9,6 +9,7 @@ Two batches (CI time): most attacks go through the sandboxed function runs (``ru
 seconds per submission); a few go through the full nbgrader path (notebook kernels). Add every
 new idea as one more entry of ATTACKS / KERNEL_ATTACK.
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,14 +24,14 @@ import nbformat
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-import fixture_notebook  # noqa: E402
-import submissions as S  # noqa: E402
+import fixture_notebook
+import submissions as S
 
 ROOT = Path(__file__).resolve().parents[1]
 POINTS = {"kl_estimate": 3.0, "group_advantages": 3.0, "combine_rewards": 2.0}
 SOL = ROOT / "solutions"
 GRADER_PID = os.getpid()
-PLANTED = Path("/tmp/course_attack_planted")     # where attacks try to leave files for later
+PLANTED = Path("/tmp/course_attack_planted")  # where attacks try to leave files for later
 
 # A kl_estimate that takes the solution from wherever `load()` finds it, else raises: points
 # for kl_estimate = the attack worked.
@@ -63,7 +64,9 @@ for o in gc.get_objects():        # empty every list / set the audit hook closes
 ATTACKS: dict[str, tuple[tuple, dict, dict]] = {
     # name: (solved modules, {module: code appended}, expected code points)
     # --- reading the solutions ---------------------------------------------------------------
-    "other_copies_on_disk": ((), steal(f"""
+    "other_copies_on_disk": (
+        (),
+        steal(f"""
 import os
 for top in ["/", {str(ROOT)!r}, "/tmp", "/work", "/root", "/home"]:
     for d, dirs, files in os.walk(top):
@@ -71,8 +74,12 @@ for top in ["/", {str(ROOT)!r}, "/tmp", "/work", "/root", "/home"]:
         if "kl.py" in files and ("def kl_estimate" in open(os.path.join(d, "kl.py")).read()
                                  and "NotImplementedError" not in open(os.path.join(d, "kl.py")).read()):
             return open(os.path.join(d, "kl.py")).read()
-raise RuntimeError("no copy found")"""), {}),
-    "editable_install_finder": ((), steal("""
+raise RuntimeError("no copy found")"""),
+        {},
+    ),
+    "editable_install_finder": (
+        (),
+        steal("""
 import glob, sys, importlib.util
 for f in [f for p in sys.path for f in glob.glob(p + "/__editable__*finder.py")]:
     spec = importlib.util.spec_from_file_location("finder", f)
@@ -80,30 +87,58 @@ for f in [f for p in sys.path for f in glob.glob(p + "/__editable__*finder.py")]
     for name, path in m.MAPPING.items():
         if name == "solutions":
             return open(path + "/kl.py").read()
-raise RuntimeError("no finder")"""), {}),
-    "dir_fd": ((), steal(f"""
+raise RuntimeError("no finder")"""),
+        {},
+    ),
+    "dir_fd": (
+        (),
+        steal(f"""
 import os
 fd = os.open({str(ROOT)!r}, os.O_RDONLY | os.O_DIRECTORY)
-return os.read(os.open("solutions/kl.py", os.O_RDONLY, dir_fd=fd), 10 ** 6).decode()"""), {}),
-    "hard_link": ((), steal(f"""
+return os.read(os.open("solutions/kl.py", os.O_RDONLY, dir_fd=fd), 10 ** 6).decode()"""),
+        {},
+    ),
+    "hard_link": (
+        (),
+        steal(f"""
 import os
-os.link({str(SOL / 'kl.py')!r}, "/tmp/stolen.py")
-return open("/tmp/stolen.py").read()"""), {}),
-    "torch_load_planted": ((), steal(f"""
+os.link({str(SOL / "kl.py")!r}, "/tmp/stolen.py")
+return open("/tmp/stolen.py").read()"""),
+        {},
+    ),
+    "torch_load_planted": (
+        (),
+        steal(f"""
 import torch, pickle, os
 class P:
     def __reduce__(self):
         return (os.system, ("touch {ROOT}/PWNED_pickle",))
 os.makedirs({str(PLANTED)!r}, exist_ok=True)
-torch.save(P(), {str(PLANTED / 'evil.pt')!r})
-return torch.load({str(SOL / 'kl.py')!r}, weights_only=False)"""), {}),
-    "remove_audit_hook_gc": ((), {"kl": NEUTER_HOOK + STEAL.format(body=f"    return open({str(SOL / 'kl.py')!r}).read()")},
-                             {}),
-    "reexec_without_hook": ((), {"kl": NEUTER_HOOK + STEAL.format(body=f"""
+torch.save(P(), {str(PLANTED / "evil.pt")!r})
+return torch.load({str(SOL / "kl.py")!r}, weights_only=False)"""),
+        {},
+    ),
+    "remove_audit_hook_gc": (
+        (),
+        {"kl": NEUTER_HOOK + STEAL.format(body=f"    return open({str(SOL / 'kl.py')!r}).read()")},
+        {},
+    ),
+    "reexec_without_hook": (
+        (),
+        {
+            "kl": NEUTER_HOOK
+            + STEAL.format(
+                body=f"""
     import subprocess, sys
-    return subprocess.run([sys.executable, "-c", "print(open({str(SOL / 'kl.py')!r}).read())"],
-                          capture_output=True, text=True, check=True).stdout""")}, {}),
-    "proc_filesystem": ((), steal(f"""
+    return subprocess.run([sys.executable, "-c", "print(open({str(SOL / "kl.py")!r}).read())"],
+                          capture_output=True, text=True, check=True).stdout"""
+            )
+        },
+        {},
+    ),
+    "proc_filesystem": (
+        (),
+        steal(f"""
 import os
 for pid in os.listdir("/proc"):
     for p in (f"/proc/{{pid}}/root{SOL}/kl.py", f"/proc/{{pid}}/cwd/solutions/kl.py"):
@@ -111,45 +146,72 @@ for pid in os.listdir("/proc"):
             return open(p).read()
         except OSError:
             pass
-raise RuntimeError("nothing in /proc")"""), {}),
-    "environment": ((), steal("""
+raise RuntimeError("nothing in /proc")"""),
+        {},
+    ),
+    "environment": (
+        (),
+        steal("""
 import os
 for v in os.environ.values():
     for part in v.split(":"):
         for cand in (part + "/solutions/kl.py", part + "/../solutions/kl.py", part + "/../../solutions/kl.py"):
             if os.path.exists(cand):
                 return open(cand).read()
-raise RuntimeError("nothing in the environment")"""), {}),
-    "earlier_feedback": ((), steal("""
+raise RuntimeError("nothing in the environment")"""),
+        {},
+    ),
+    "earlier_feedback": (
+        (),
+        steal("""
 import glob
 for f in glob.glob("/tmp/**/feedback/**/*.html", recursive=True):
     return "raise RuntimeError('found ' + %r)" % f
-raise RuntimeError("no feedback")"""), {}),
+raise RuntimeError("no feedback")"""),
+        {},
+    ),
     # --- writing outside the sandbox -------------------------------------------------------------
-    "write_everywhere": ((), {"kl": NEUTER_HOOK + f"""
+    "write_everywhere": (
+        (),
+        {
+            "kl": NEUTER_HOOK
+            + f"""
 import os, sqlite3, torch
 def kl_estimate(logp, ref_logp, kind="k3"):
     tries = [
-        lambda: open(os.open("PWNED_dirfd", os.O_WRONLY | os.O_CREAT, dir_fd=os.open({str(ROOT)!r}, os.O_RDONLY)), "w").write("x"),
-        lambda: os.link({str(SOL / 'grading.py')!r}, "/tmp/g.py") or open("/tmp/g.py", "a").write("\\n# PWNED"),
-        lambda: sqlite3.connect({str(ROOT / 'PWNED.db')!r}).execute("create table t(x)"),
-        lambda: torch.save({{}}, {str(ROOT / 'PWNED.pt')!r}),
-        lambda: os.symlink({str(SOL / 'grading.py')!r}, "/tmp/l.py") or open("/tmp/l.py", "a").write("\\n# PWNED"),
-        lambda: open({str(SOL / 'grading.py')!r}, "a").write("\\ndef compare(*a, **k):\\n    return True, ''\\n"),
-        lambda: os.makedirs({str(PLANTED)!r}) or open({str(PLANTED / 'x')!r}, "w").write("x"),
+        lambda: open(os.open("PWNED_dirfd", os.O_WRONLY | os.O_CREAT,
+                             dir_fd=os.open({str(ROOT)!r}, os.O_RDONLY)), "w").write("x"),
+        lambda: os.link({str(SOL / "grading.py")!r}, "/tmp/g.py") or open("/tmp/g.py", "a").write("\\n# PWNED"),
+        lambda: sqlite3.connect({str(ROOT / "PWNED.db")!r}).execute("create table t(x)"),
+        lambda: torch.save({{}}, {str(ROOT / "PWNED.pt")!r}),
+        lambda: os.symlink({str(SOL / "grading.py")!r}, "/tmp/l.py") or open("/tmp/l.py", "a").write("\\n# PWNED"),
+        lambda: open({str(SOL / "grading.py")!r}, "a").write("\\ndef compare(*a, **k):\\n    return True, ''\\n"),
+        lambda: os.makedirs({str(PLANTED)!r}) or open({str(PLANTED / "x")!r}, "w").write("x"),
     ]
     for t in tries:
         try:
             t()
         except Exception:
             pass
-    raise RuntimeError("nothing to steal")"""}, {}),
+    raise RuntimeError("nothing to steal")"""
+        },
+        {},
+    ),
     # --- lying return objects ------------------------------------------------------------------
-    "bool_tensors": ((), {"kl": "import torch\ndef kl_estimate(logp, ref_logp, kind='k3'):\n"
-                                "    return (logp != ref_logp) | (logp == ref_logp)",
-                          "grpo": "import torch\ndef group_advantages(r, g, scale='group', eps=1e-4):\n"
-                                  "    return torch.ones_like(r, dtype=torch.bool)"}, {}),
-    "tensor_subclass": ((), {"kl": """
+    "bool_tensors": (
+        (),
+        {
+            "kl": "import torch\ndef kl_estimate(logp, ref_logp, kind='k3'):\n"
+            "    return (logp != ref_logp) | (logp == ref_logp)",
+            "grpo": "import torch\ndef group_advantages(r, g, scale='group', eps=1e-4):\n"
+            "    return torch.ones_like(r, dtype=torch.bool)",
+        },
+        {},
+    ),
+    "tensor_subclass": (
+        (),
+        {
+            "kl": """
 import torch
 class Liar(torch.Tensor):
     @classmethod
@@ -158,49 +220,92 @@ class Liar(torch.Tensor):
             return True
         return super().__torch_function__(func, types, args, kwargs or {})
 def kl_estimate(logp, ref_logp, kind="k3"):
-    return torch.zeros_like(logp).as_subclass(Liar)"""}, {}),
-    "lying_objects": ((), {"kl": """
+    return torch.zeros_like(logp).as_subclass(Liar)"""
+        },
+        {},
+    ),
+    "lying_objects": (
+        (),
+        {
+            "kl": """
 class Anything:
     def __eq__(self, other): return True
     def __float__(self): return 0.0
     def __len__(self): return 1
     def __getattr__(self, name): return lambda *a, **k: True
 def kl_estimate(logp, ref_logp, kind="k3"):
-    return Anything()""", "grpo": """
+    return Anything()""",
+            "grpo": """
 def group_advantages(r, g, scale="group", eps=1e-4):
     x = []
     for _ in range(100000):
         x = [x]
-    return x""", "rewards": """
+    return x""",
+            "rewards": """
 def combine_rewards(funcs, weights):
-    return lambda completions, **kw: [float("nan")] * len(completions)"""}, {}),
+    return lambda completions, **kw: [float("nan")] * len(completions)""",
+        },
+        {},
+    ),
     # --- bombs: each next to correct code, which keeps its points ------------------------------
-    "fork_bomb": (("grpo", "rewards"), {"kl": NEUTER_HOOK + """
+    "fork_bomb": (
+        ("grpo", "rewards"),
+        {
+            "kl": NEUTER_HOOK
+            + """
 import os
 def kl_estimate(*a, **k):
     while True:
-        os.fork()"""}, {"group_advantages": 3, "combine_rewards": 2}),
-    "thread_bomb": (("grpo", "rewards"), {"kl": """
+        os.fork()"""
+        },
+        {"group_advantages": 3, "combine_rewards": 2},
+    ),
+    "thread_bomb": (
+        ("grpo", "rewards"),
+        {
+            "kl": """
 import threading, time
 def kl_estimate(*a, **k):
     while True:
-        threading.Thread(target=time.sleep, args=(1000,), daemon=True).start()"""},
-                    {"group_advantages": 3, "combine_rewards": 2}),
-    "sleep_bomb": (("grpo", "rewards"), {"kl": "import time\ndef kl_estimate(*a, **k):\n    time.sleep(10 ** 6)"},
-                   {"group_advantages": 3, "combine_rewards": 2}),
-    "memory_bomb": (("kl", "rewards"), {"grpo": "def group_advantages(*a, **k):\n    x = bytearray(10 ** 12)"},
-                    {"kl_estimate": 3, "combine_rewards": 2}),
-    "recursion_bomb": (("kl", "grpo"), {"rewards": "import sys\nsys.setrecursionlimit(10 ** 8)\n"
-                                                   "def combine_rewards(*a, **k):\n    return combine_rewards(*a, **k)"},
-                       {"kl_estimate": 3, "group_advantages": 3}),
-    "disk_bomb": (("grpo", "rewards"), {"kl": """
+        threading.Thread(target=time.sleep, args=(1000,), daemon=True).start()"""
+        },
+        {"group_advantages": 3, "combine_rewards": 2},
+    ),
+    "sleep_bomb": (
+        ("grpo", "rewards"),
+        {"kl": "import time\ndef kl_estimate(*a, **k):\n    time.sleep(10 ** 6)"},
+        {"group_advantages": 3, "combine_rewards": 2},
+    ),
+    "memory_bomb": (
+        ("kl", "rewards"),
+        {"grpo": "def group_advantages(*a, **k):\n    x = bytearray(10 ** 12)"},
+        {"kl_estimate": 3, "combine_rewards": 2},
+    ),
+    "recursion_bomb": (
+        ("kl", "grpo"),
+        {
+            "rewards": "import sys\nsys.setrecursionlimit(10 ** 8)\n"
+            "def combine_rewards(*a, **k):\n    return combine_rewards(*a, **k)"
+        },
+        {"kl_estimate": 3, "group_advantages": 3},
+    ),
+    "disk_bomb": (
+        ("grpo", "rewards"),
+        {
+            "kl": """
 def kl_estimate(*a, **k):
     i = 0
     while True:
         i += 1
         with open(f"/tmp/fill{i}", "wb") as f:
-            f.write(b"x" * (60 * 2 ** 20))"""}, {"group_advantages": 3, "combine_rewards": 2}),
-    "fill_every_tmpfs": (("grpo", "rewards"), {"kl": """
+            f.write(b"x" * (60 * 2 ** 20))"""
+        },
+        {"group_advantages": 3, "combine_rewards": 2},
+    ),
+    "fill_every_tmpfs": (
+        ("grpo", "rewards"),
+        {
+            "kl": """
 import os
 def kl_estimate(*a, **k):
     for d in ("/", "/dev", "/dev/shm", "/box", "/opt", os.getcwd(), "/tmp"):
@@ -210,8 +315,15 @@ def kl_estimate(*a, **k):
                     f.write(b"x" * (60 * 2 ** 20))
         except OSError:
             pass
-    raise RuntimeError("full")"""}, {"group_advantages": 3, "combine_rewards": 2}),
-    "signal_the_grader": (("grpo", "rewards"), {"kl": NEUTER_HOOK + f"""
+    raise RuntimeError("full")"""
+        },
+        {"group_advantages": 3, "combine_rewards": 2},
+    ),
+    "signal_the_grader": (
+        ("grpo", "rewards"),
+        {
+            "kl": NEUTER_HOOK
+            + f"""
 import os, signal
 def kl_estimate(*a, **k):
     for pid in ({GRADER_PID}, os.getppid(), 1):
@@ -219,7 +331,10 @@ def kl_estimate(*a, **k):
             os.kill(pid, signal.SIGKILL)
         except Exception:
             pass
-    os.kill(-1, signal.SIGKILL)"""}, {"group_advantages": 3, "combine_rewards": 2}),
+    os.kill(-1, signal.SIGKILL)"""
+        },
+        {"group_advantages": 3, "combine_rewards": 2},
+    ),
 }
 
 
@@ -234,14 +349,14 @@ def _odd_zips(subs: Path, released: list[Path]) -> None:
         z.writestr("/tmp/course_attack_planted_abs.py", "x = 1\n")
         z.writestr("course_lib/../../course_attack_planted_dots.py", "x = 1\n")
         info = zipfile.ZipInfo("course_lib/link.py")
-        info.external_attr = 0o120777 << 16                          # a symlink member
+        info.external_attr = 0o120777 << 16  # a symlink member
         z.writestr(info, str(SOL / "kl.py"))
     with zipfile.ZipFile(subs / "zip_bomb.zip", "w", compression=zipfile.ZIP_DEFLATED) as z:
-        z.writestr("course_lib/kl.py", b"#" * (60 * 2 ** 20))
+        z.writestr("course_lib/kl.py", b"#" * (60 * 2**20))
     with zipfile.ZipFile(subs / "odd_name.zip", "w") as z:
         z.writestr("course_lib/kl_X.py", "x = 1\n")
     raw = bytearray((subs / "odd_name.zip").read_bytes().replace(b"kl_X", b"kl\xff\xfe"))
-    for sig, off in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):   # flag bit 11: "the name is UTF-8"
+    for sig, off in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # flag bit 11: "the name is UTF-8"
         i = raw.index(sig) + off
         raw[i + 1] |= 0x08
     (subs / "odd_name.zip").write_bytes(bytes(raw))
@@ -263,6 +378,7 @@ def _no_planted_files() -> list[str]:
 @pytest.fixture(scope="module")
 def fixture_course(tmp_path_factory):
     from course_instructor import release
+
     d = tmp_path_factory.mktemp("attack_course")
     fixture_notebook.build(d / "src" / "02_fixture.ipynb")
     return d / "src", release.generate(d / "ex", d / "src")
@@ -272,6 +388,7 @@ def fixture_course(tmp_path_factory):
 def attack_batch(fixture_course, tmp_path_factory):
     """Every attack + an honest full solution (graded first and last) in ONE code-only batch."""
     from course_instructor.grading import autograde
+
     src, released = fixture_course
     subs = tmp_path_factory.mktemp("attack_subs")
     S.make_submission(subs / "aaa_honest", released, solved="all")
@@ -279,16 +396,23 @@ def attack_batch(fixture_course, tmp_path_factory):
     for name, (solved, over, _) in ATTACKS.items():
         S.make_submission(subs / name, released, solved=solved, overrides=over)
     _odd_zips(subs, released)
-    imp = S.make_submission(subs.parent / "impostor_src", released)          # stubs claiming an honest id
+    imp = S.make_submission(subs.parent / "impostor_src", released)  # stubs claiming an honest id
     (imp / "SUBMISSION.json").write_text(json.dumps({"student_id": "aaa_honest"}))
     S.zip_folder(imp, subs / "impostor.zip")
     out = tmp_path_factory.mktemp("attack_out")
     before = S.instructor_hashes()
     t0 = time.time()
-    results = autograde.autograde(subs, out, source_dir=src, run_notebooks=False, exercise_timeout=8,
-                                  sandbox_timeout=60, quiet=True)
-    return {"out": out, "results": {r["student_id"]: r for r in results}, "seconds": time.time() - t0,
-            "before": before, "after": S.instructor_hashes(), "grades": _grades(out)}
+    results = autograde.autograde(
+        subs, out, source_dir=src, run_notebooks=False, exercise_timeout=8, sandbox_timeout=60, quiet=True
+    )
+    return {
+        "out": out,
+        "results": {r["student_id"]: r for r in results},
+        "seconds": time.time() - t0,
+        "before": before,
+        "after": S.instructor_hashes(),
+        "grades": _grades(out),
+    }
 
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))
@@ -311,7 +435,7 @@ def test_other_students_keep_their_grades(attack_batch):
 
 def test_hostile_archives_are_refused_or_trimmed(attack_batch):
     r = attack_batch["results"]
-    assert attack_batch["grades"]["zip_slip"] == {k: 0.0 for k in POINTS}      # stubs; odd members skipped
+    assert attack_batch["grades"]["zip_slip"] == {k: 0.0 for k in POINTS}  # stubs; odd members skipped
     assert "larger than" in r["zip_bomb"]["status"]
     assert "not valid UTF-8" in r["odd_name"]["status"]
     assert not _no_planted_files()
@@ -341,10 +465,10 @@ def attempt(name, fn):
         fn(); tries[name] = "DONE"
     except BaseException as e:
         tries[name] = type(e).__name__
-attempt("read_solutions", lambda: open({str(SOL / 'kl.py')!r}).read())
+attempt("read_solutions", lambda: open({str(SOL / "kl.py")!r}).read())
 attempt("import_solutions", lambda: __import__("solutions.kl"))
-attempt("write_grading", lambda: open({str(SOL / 'grading.py')!r}, "a").write("# PWNED"))
-attempt("write_repo", lambda: open({str(ROOT / 'PWNED_kernel')!r}, "w").write("x"))
+attempt("write_grading", lambda: open({str(SOL / "grading.py")!r}, "a").write("# PWNED"))
+attempt("write_repo", lambda: open({str(ROOT / "PWNED_kernel")!r}, "w").write("x"))
 attempt("gradebook", lambda: sqlite3.connect(GRADEBOOK).execute("update grade set manual_score = 99"))
 attempt("other_student", lambda: open(OTHER, "a").write("# PWNED"))
 attempt("kill_grader", lambda: os.kill({GRADER_PID}, signal.SIGKILL))
@@ -363,6 +487,7 @@ def test_kernel_attacks_through_nbgrader(fixture_course, tmp_path):
     from nbgrader.api import Gradebook
 
     from course_instructor.grading import autograde
+
     src, released = fixture_course
     subs, out = tmp_path / "subs", tmp_path / "out"
     S.make_submission(subs / "a_honest", released, solved="all")
@@ -373,22 +498,45 @@ def test_kernel_attacks_through_nbgrader(fixture_course, tmp_path):
         code = KERNEL_ATTACK.replace("GRADEBOOK", repr(str(out / "nbgrader" / "gradebook.db")))
         nb.cells.insert(1, nbformat.v4.new_code_cell(code.replace("OTHER", repr(str(other)))))
         nbformat.write(nb, str(path))
+
     S.make_submission(subs / "b_kernel_attacker", released, notebook_edit=add_attack)
     before = S.instructor_hashes()
-    results = {r["student_id"]: r for r in autograde.autograde(subs, out, source_dir=src, cell_timeout=20,
-                                                                  notebook_timeout=90, quiet=True)}
+    results = {
+        r["student_id"]: r
+        for r in autograde.autograde(
+            subs, out, source_dir=src, cell_timeout=20, notebook_timeout=90, quiet=True
+        )
+    }
     assert S.instructor_hashes() == before and not _no_planted_files()
     g = _grades(out)
     assert g["a_honest"] == POINTS and g["b_kernel_attacker"] == {k: 0.0 for k in POINTS}
     assert results["b_kernel_attacker"]["seconds"] < 90
-    executed = nbformat.read(str(out / "nbgrader" / "autograded" / "b_kernel_attacker" / "exercises" /
-                                 "02_fixture.ipynb"), as_version=4)
-    lines = [ln for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "stream"
-             for ln in o["text"].splitlines() if ln.startswith("ATTACK ")]
-    tries = json.loads(lines[0][len("ATTACK "):])
-    assert set(tries) == {"read_solutions", "import_solutions", "write_grading", "write_repo", "gradebook",
-                          "other_student", "kill_grader", "network", "fork", "plant"}
-    planted = tries.pop("plant")      # succeeds, into the kernel's private /tmp: nothing on the host
+    executed = nbformat.read(
+        str(out / "nbgrader" / "autograded" / "b_kernel_attacker" / "exercises" / "02_fixture.ipynb"),
+        as_version=4,
+    )
+    lines = [
+        ln
+        for c in executed.cells
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "stream"
+        for ln in o["text"].splitlines()
+        if ln.startswith("ATTACK ")
+    ]
+    tries = json.loads(lines[0][len("ATTACK ") :])
+    assert set(tries) == {
+        "read_solutions",
+        "import_solutions",
+        "write_grading",
+        "write_repo",
+        "gradebook",
+        "other_student",
+        "kill_grader",
+        "network",
+        "fork",
+        "plant",
+    }
+    planted = tries.pop("plant")  # succeeds, into the kernel's private /tmp: nothing on the host
     assert planted == "DONE" and not _no_planted_files()
     assert "DONE" not in tries.values(), tries
     with Gradebook(f"sqlite:///{out / 'nbgrader' / 'gradebook.db'}", "rl-posttraining") as gb:

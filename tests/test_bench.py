@@ -1,4 +1,5 @@
 """`course bench`: runs with a tiny number of steps; checks the JSON schema, not the timings."""
+
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ from course_instructor import bench
 def solutions_restored():
     """`course bench` switches the solutions on (its default); put the switch back afterwards."""
     import course_lib
+
     before = course_lib.solutions_active()
     yield
     course_lib.use_solutions(before)
@@ -21,13 +23,35 @@ def solutions_restored():
 @pytest.mark.slow
 def test_bench_writes_side_by_side_numbers(tmp_path, capsys, solutions_restored):
     results = tmp_path / "results.json"
-    results.write_text(json.dumps({"profile": "tiny", "preset": "quick",
-                                   "units": {"05": {"seconds": 61.5, "metrics": {}},
-                                             "06": {"seconds": 70.0, "metrics": {}}}}))
+    results.write_text(
+        json.dumps(
+            {
+                "profile": "tiny",
+                "preset": "quick",
+                "units": {"05": {"seconds": 61.5, "metrics": {}}, "06": {"seconds": 70.0, "metrics": {}}},
+            }
+        )
+    )
     grading = tmp_path / "grading.json"
     grading.write_text(json.dumps({"submissions": [{"seconds": 10.0}, {"seconds": 14.0}]}))
-    rc = bench.main(["--steps", "2", "--batch", "4", "--num-generations", "2", "--threads", "2",
-                     "--out", str(tmp_path / "b"), "--results", str(results), "--autograde", str(grading)])
+    rc = bench.main(
+        [
+            "--steps",
+            "2",
+            "--batch",
+            "4",
+            "--num-generations",
+            "2",
+            "--threads",
+            "2",
+            "--out",
+            str(tmp_path / "b"),
+            "--results",
+            str(results),
+            "--autograde",
+            str(grading),
+        ]
+    )
     out = json.loads((tmp_path / "b" / "bench.json").read_text())
     assert rc == 0, out
     for algo in ("sft", "grpo", "dpo"):
@@ -48,6 +72,7 @@ def test_bench_writes_side_by_side_numbers(tmp_path, capsys, solutions_restored)
 def test_a_failing_trainer_is_reported_not_fatal(monkeypatch, tmp_path):
     def boom(*a, **k):
         raise NotImplementedError("Exercise 3.3 (notebook 03_sft): implement `sft_loss`")
+
     monkeypatch.setitem(bench.BENCHES, "sft", boom)
     res = bench.run(steps=2, batch=2, algos=["sft"], results=tmp_path / "missing.json")
     assert res["sft"]["error"].startswith("NotImplementedError: Exercise 3.3")

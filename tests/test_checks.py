@@ -21,13 +21,13 @@ from course_lib.core.registry import BY_NAME, EXERCISES
 
 pytest.importorskip("solutions")  # instructor-only: the wrong implementations wrap the solutions
 
-from solutions import dpo as S_dpo  # noqa: E402
-from solutions import grpo as S_grpo  # noqa: E402
-from solutions import kl as S_kl  # noqa: E402
-from solutions import ppo as S_ppo  # noqa: E402
-from solutions import reward_model as S_rm  # noqa: E402
-from solutions import rewards as S_rw  # noqa: E402
-from solutions import sft as S_sft  # noqa: E402
+from solutions import dpo as S_dpo
+from solutions import grpo as S_grpo
+from solutions import kl as S_kl
+from solutions import ppo as S_ppo
+from solutions import reward_model as S_rm
+from solutions import rewards as S_rw
+from solutions import sft as S_sft
 
 IDS = [f"{e.number}-{e.name}" for e in EXERCISES]
 

@@ -351,8 +351,7 @@ def test_release_repo_url_goes_into_first_cells_and_badges(tmp_path):
         assert f"COURSE_REPO_URL = {url!r}" in cell.source, nb_path.name
         assert cell.metadata.nbgrader["checksum"] == compute_checksum(cell)  # Validate stays quiet
         assert (
-            f"https://colab.research.google.com/github/OWNER/REPO/blob/fall/exercises/"
-            f"{nb_path.name}"
+            f"https://colab.research.google.com/github/OWNER/REPO/blob/fall/exercises/{nb_path.name}"
         ) in readme
     with zipfile.ZipFile(bundle.parent / "rl-course.zip") as z:  # the zip carries the same cells
         assert url in z.read(f"rl-course/exercises/{notebooks[0].name}").decode()

@@ -4,6 +4,7 @@ solutions switch works (in-process, by environment variable, and fails clearly w
 
 Everything iterates over ``course_lib.core.registry.EXERCISES``, so rows added later are covered.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -69,7 +70,9 @@ def test_stub_raises_naming_notebook_and_exercise(ex):
         stub(*_dummy_args(stub))
     msg = str(info.value)
     assert ex.notebook in msg, f"{ex.name}: stub message {msg!r} does not name notebook {ex.notebook}"
-    assert f"Exercise {ex.number}" in msg, f"{ex.name}: stub message {msg!r} does not name exercise {ex.number}"
+    assert f"Exercise {ex.number}" in msg, (
+        f"{ex.name}: stub message {msg!r} does not name exercise {ex.number}"
+    )
     assert ex.name in msg and f"course_lib/{ex.module}.py" in msg, msg
 
 
@@ -88,10 +91,12 @@ def test_stub_and_solution_signatures_identical(ex):
 @pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
 def test_solution_carries_canary(ex):
     from solutions import CANARY
+
     src = inspect.getsource(_solution(ex))
     assert CANARY in src, f"solutions/{ex.module}.py:{ex.name} has no canary comment {CANARY}"
-    assert CANARY not in inspect.getsource(importlib.import_module(f"course_lib.{ex.module}")), \
+    assert CANARY not in inspect.getsource(importlib.import_module(f"course_lib.{ex.module}")), (
         f"the canary leaked into course_lib/{ex.module}.py"
+    )
 
 
 def test_use_solutions_switches_every_exercise_and_back():
@@ -111,8 +116,14 @@ def test_use_solutions_switches_every_exercise_and_back():
 def _python(code: str, env_extra: dict, cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("COURSE_LIB_SOLUTIONS", "PYTHONPATH")}
     env.update(env_extra)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_env_var_enables_solutions_in_a_fresh_process(tmp_path):
@@ -131,9 +142,12 @@ def test_env_var_enables_solutions_in_a_fresh_process(tmp_path):
     assert r.returncode == 0, r.stderr
     assert f"SWITCHED {len(EXERCISES)}" in r.stdout
     # without the variable the stubs stay
-    r = _python("import course_lib; assert not course_lib.solutions_active(); "
-                "assert course_lib.kl.kl_estimate.__module__ == 'course_lib.kl'; print('STUBS')",
-                {}, tmp_path)
+    r = _python(
+        "import course_lib; assert not course_lib.solutions_active(); "
+        "assert course_lib.kl.kl_estimate.__module__ == 'course_lib.kl'; print('STUBS')",
+        {},
+        tmp_path,
+    )
     assert r.returncode == 0 and "STUBS" in r.stdout, r.stderr
 
 
@@ -156,7 +170,9 @@ def release_dir(tmp_path):
 
 def test_switch_fails_clearly_without_solutions(release_dir):
     prelude = _HIDE_SOLUTIONS.format(root=str(ROOT), release=str(release_dir))
-    code = prelude + """
+    code = (
+        prelude
+        + """
     try:
         import solutions
         raise SystemExit("solutions is still importable")
@@ -177,6 +193,7 @@ def test_switch_fails_clearly_without_solutions(release_dir):
     except NotImplementedError as e:
         print("STUB:", e)
     """.replace("{release}", str(release_dir))
+    )
     r = _python(code, {}, release_dir)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ERROR:" in r.stdout and "solutions" in r.stdout and "student release" in r.stdout, r.stdout
@@ -187,4 +204,6 @@ def test_env_var_without_solutions_fails_at_import_with_clear_message(release_di
     code = _HIDE_SOLUTIONS.format(root=str(ROOT), release=str(release_dir)) + "    import course_lib\n"
     r = _python(code, {"COURSE_LIB_SOLUTIONS": "1"}, release_dir)
     assert r.returncode != 0
-    assert "RuntimeError" in r.stderr and "not available" in r.stderr and "COURSE_LIB_SOLUTIONS" in r.stderr, r.stderr
+    assert (
+        "RuntimeError" in r.stderr and "not available" in r.stderr and "COURSE_LIB_SOLUTIONS" in r.stderr
+    ), r.stderr

@@ -23,14 +23,29 @@ def test_pins_come_from_pyproject(tmp_path):
 
 
 def _row(transformers, trl, units, pinned=False):
-    return {"transformers": transformers, "trl": trl, "pinned": pinned, "install": "ok",
-            "contract": {"ok": True, "summary": "80 passed"}, "units": units, "seconds": 90}
+    return {
+        "transformers": transformers,
+        "trl": trl,
+        "pinned": pinned,
+        "install": "ok",
+        "contract": {"ok": True, "summary": "80 passed"},
+        "units": units,
+        "seconds": 90,
+    }
 
 
 def test_table_reports_each_pair():
-    rows = [_row("5.23.0", "1.16.0", {"01": "ok", "02": "ok"}, pinned=True),
-            _row("5.22.2", "1.15.0", {"01": "ok", "06": "TypeError: x"}),
-            {"transformers": "4.0.0", "trl": "1.16.0", "pinned": False, "install": "failed", "detail": "no match"}]
+    rows = [
+        _row("5.23.0", "1.16.0", {"01": "ok", "02": "ok"}, pinned=True),
+        _row("5.22.2", "1.15.0", {"01": "ok", "06": "TypeError: x"}),
+        {
+            "transformers": "4.0.0",
+            "trl": "1.16.0",
+            "pinned": False,
+            "install": "failed",
+            "detail": "no match",
+        },
+    ]
     text = drift.table(rows)
     assert "| 5.23.0 (pin) | 1.16.0 | ok | 80 passed | 2/2 pass | 90 |" in text
     assert "1/2 pass (failed 06: TypeError: x)" in text and "failed: no match" in text

@@ -1,5 +1,6 @@
 """course_lib/labs/engine_mismatch.py: an engine with other numerics, the per-token log-prob gap,
 and truncated importance sampling (TRL's vllm_importance_sampling_correction, token_truncate)."""
+
 from __future__ import annotations
 
 import pytest
@@ -38,12 +39,14 @@ def test_unit_weights_give_the_uncorrected_gradient(solutions_on):
         logp = kl.token_logprobs(theta, tokens)
         (gr,) = torch.autograd.grad(em.policy_gradient(logp, adv, mask, weights), theta)
         return gr
+
     plain = grad(None)
     assert torch.allclose(grad(torch.ones_like(mask)), plain)
     # the same as your grpo_loss at ratio 1 (clipping cannot act there)
     logp = kl.token_logprobs(theta, tokens)
-    (ref,) = torch.autograd.grad(grpo.grpo_loss(logp, logp.detach(), None, adv, mask, beta=0.0,
-                                                loss_type="bnpo"), theta)
+    (ref,) = torch.autograd.grad(
+        grpo.grpo_loss(logp, logp.detach(), None, adv, mask, beta=0.0, loss_type="bnpo"), theta
+    )
     assert torch.allclose(plain, ref)
     # weights scale each token's term: doubling every weight doubles the gradient
     assert torch.allclose(grad(2 * torch.ones_like(mask)), 2 * plain)
@@ -52,13 +55,13 @@ def test_unit_weights_give_the_uncorrected_gradient(solutions_on):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_tis_gradient_is_closer_to_on_policy_than_uncorrected(solutions_on, seed):
     toy = em.toy_bias(mismatch=1.0, caps=(1.0, 2.0, 5.0, 1e9), seed=seed)
-    assert toy["kl_pi_mu"] > 0.1 and toy["max_ratio"] > 5       # a real mismatch, some ratios capped
+    assert toy["kl_pi_mu"] > 0.1 and toy["max_ratio"] > 5  # a real mismatch, some ratios capped
     errs = toy["error_tis"]
     assert errs[2.0] < toy["error_uncorrected"]
-    assert errs[1e9] < 1e-6                                     # plain IS is unbiased in expectation
-    assert errs[5.0] <= errs[2.0] <= errs[1.0]                  # a higher cap, less bias ...
+    assert errs[1e9] < 1e-6  # plain IS is unbiased in expectation
+    assert errs[5.0] <= errs[2.0] <= errs[1.0]  # a higher cap, less bias ...
     spread = toy["spread_tis"]
-    assert spread[1.0] < spread[2.0] < spread[5.0] < spread[1e9]   # ... and more noise
+    assert spread[1.0] < spread[2.0] < spread[5.0] < spread[1e9]  # ... and more noise
 
 
 def test_engine_copies_and_the_gap_on_the_tiny_model(tiny, solutions_on):

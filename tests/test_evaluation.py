@@ -1,4 +1,5 @@
 """course_lib.core.evaluation: kl_to_ref, evaluate_policy, write_samples_jsonl (shared by units 05-08)."""
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,9 @@ def _perturbed(model, scale=0.05, seed=1):
 
 
 def _rollout(model, tok, prompts, seed=0):
-    return sampling.sample(model, tok, prompts, max_new_tokens=12, generator=torch.Generator().manual_seed(seed))
+    return sampling.sample(
+        model, tok, prompts, max_new_tokens=12, generator=torch.Generator().manual_seed(seed)
+    )
 
 
 def test_kl_to_ref_is_zero_for_the_same_model(tiny, prompts, solutions_on):
@@ -59,9 +62,10 @@ def test_kl_to_ref_matches_a_direct_k3_average(tiny, prompts, solutions_on):
 def test_kl_to_ref_calls_the_exercises_through_their_modules(tiny, prompts, monkeypatch):
     model, tok = tiny
     roll = _rollout(model, tok, prompts)
-    with pytest.raises(NotImplementedError, match="token_logprobs"):   # stubs: the student's code runs
+    with pytest.raises(NotImplementedError, match="token_logprobs"):  # stubs: the student's code runs
         evaluation.kl_to_ref(model, frozen_copy(model), roll)
     import course_lib
+
     course_lib.use_solutions(True)
     try:
         kinds = []
@@ -87,11 +91,28 @@ def test_kl_to_ref_rejects_empty_rollouts(tiny, prompts, solutions_on):
 def test_evaluate_policy_metrics(tiny, prompts, solutions_on):
     model, tok = tiny
     ref = _perturbed(model)
-    res = evaluation.evaluate_policy(model, tok, prompts, rewards.sentiment_reward, ref=ref,
-                                     max_new_tokens=12, seed=3, num_samples=2)
-    expected = {"n", "reward_mean", "reward_std", "reward_min", "reward_max", "positive_fraction",
-                "kl_to_ref", "distinct_1", "distinct_2", "repetition", "length_mean", "length_std",
-                "length_min", "length_max", "tokens_mean", "samples", "rewards"}
+    res = evaluation.evaluate_policy(
+        model, tok, prompts, rewards.sentiment_reward, ref=ref, max_new_tokens=12, seed=3, num_samples=2
+    )
+    expected = {
+        "n",
+        "reward_mean",
+        "reward_std",
+        "reward_min",
+        "reward_max",
+        "positive_fraction",
+        "kl_to_ref",
+        "distinct_1",
+        "distinct_2",
+        "repetition",
+        "length_mean",
+        "length_std",
+        "length_min",
+        "length_max",
+        "tokens_mean",
+        "samples",
+        "rewards",
+    }
     assert set(res) == expected
     assert res["n"] == len(res["samples"]) == 2 * len(prompts)
     texts = [s["response"] for s in res["samples"]]
@@ -107,46 +128,72 @@ def test_evaluate_policy_metrics(tiny, prompts, solutions_on):
     assert res["repetition"] == pytest.approx(sum(rep) / len(rep))
     assert 1 <= res["tokens_mean"] <= 12
     # seeded: the same seed gives the same samples, another seed other samples
-    again = evaluation.evaluate_policy(model, tok, prompts, rewards.sentiment_reward, ref=ref,
-                                       max_new_tokens=12, seed=3, num_samples=2)
+    again = evaluation.evaluate_policy(
+        model, tok, prompts, rewards.sentiment_reward, ref=ref, max_new_tokens=12, seed=3, num_samples=2
+    )
     assert again["samples"] == res["samples"]
-    other = evaluation.evaluate_policy(model, tok, prompts, rewards.sentiment_reward,
-                                       max_new_tokens=12, seed=4, num_samples=2)
+    other = evaluation.evaluate_policy(
+        model, tok, prompts, rewards.sentiment_reward, max_new_tokens=12, seed=4, num_samples=2
+    )
     assert other["samples"] != res["samples"]
     assert "kl_to_ref" not in other
     nums = evaluation.scalar_metrics(res)
-    assert "samples" not in nums and "n" not in nums and "rewards" not in nums and all(isinstance(v, float) for v in nums.values())
+    assert (
+        "samples" not in nums
+        and "n" not in nums
+        and "rewards" not in nums
+        and all(isinstance(v, float) for v in nums.values())
+    )
 
 
 def test_evaluate_policy_kl_is_zero_against_itself(tiny, prompts, solutions_on):
     model, tok = tiny
-    res = evaluation.evaluate_policy(model, tok, prompts, rewards.sentiment_reward, ref=frozen_copy(model),
-                                     max_new_tokens=8, batch_size=4)
+    res = evaluation.evaluate_policy(
+        model, tok, prompts, rewards.sentiment_reward, ref=frozen_copy(model), max_new_tokens=8, batch_size=4
+    )
     assert res["kl_to_ref"] == pytest.approx(0.0, abs=1e-6)
 
 
 def test_evaluate_policy_passes_reward_columns(tiny, solutions_on):
     model, tok = tiny
     ds = data.load_task("arithmetic", "eval", n=4)
-    res = evaluation.evaluate_policy(model, tok, ds["prompt"], rewards.correctness_reward,
-                                     max_new_tokens=4, reward_kwargs={"answer": ds["answer"]})
-    assert "positive_fraction" not in res          # not a sentiment reward
+    res = evaluation.evaluate_policy(
+        model,
+        tok,
+        ds["prompt"],
+        rewards.correctness_reward,
+        max_new_tokens=4,
+        reward_kwargs={"answer": ds["answer"]},
+    )
+    assert "positive_fraction" not in res  # not a sentiment reward
     assert set(res["samples"][0]) == {"prompt", "response"}
     assert 0.0 <= res["reward_mean"] <= 1.0
     with pytest.raises(ValueError, match="reward_kwargs\\['answer'\\]"):
-        evaluation.evaluate_policy(model, tok, ds["prompt"], rewards.correctness_reward,
-                                   max_new_tokens=4, reward_kwargs={"answer": ds["answer"][:2]})
+        evaluation.evaluate_policy(
+            model,
+            tok,
+            ds["prompt"],
+            rewards.correctness_reward,
+            max_new_tokens=4,
+            reward_kwargs={"answer": ds["answer"][:2]},
+        )
     with pytest.raises(ValueError, match="no prompts"):
         evaluation.evaluate_policy(model, tok, [], rewards.correctness_reward)
 
 
 def test_write_samples_jsonl(tmp_path):
-    path = evaluation.write_samples_jsonl(tmp_path / "samples" / "ppo.jsonl",
-                                          ["a", "b", "c"], [" x", ' "quoted"\nnew line', " é"])
+    path = evaluation.write_samples_jsonl(
+        tmp_path / "samples" / "ppo.jsonl", ["a", "b", "c"], [" x", ' "quoted"\nnew line', " é"]
+    )
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    assert rows == [{"prompt": "a", "response": " x"}, {"prompt": "b", "response": ' "quoted"\nnew line'},
-                    {"prompt": "c", "response": " é"}]
-    short = evaluation.write_samples_jsonl(tmp_path / "short.jsonl", ["a", "b", "c"], ["1", "2", "3"], limit=2)
+    assert rows == [
+        {"prompt": "a", "response": " x"},
+        {"prompt": "b", "response": ' "quoted"\nnew line'},
+        {"prompt": "c", "response": " é"},
+    ]
+    short = evaluation.write_samples_jsonl(
+        tmp_path / "short.jsonl", ["a", "b", "c"], ["1", "2", "3"], limit=2
+    )
     assert len(short.read_text().splitlines()) == 2
     with pytest.raises(ValueError, match="3 prompts but 2 responses"):
         evaluation.write_samples_jsonl(tmp_path / "bad.jsonl", ["a", "b", "c"], ["1", "2"])
@@ -158,6 +205,7 @@ def test_checkpoint_or_train_finds_or_trains(tmp_path, monkeypatch):
     import types
 
     from course_lib.core.config import ASSET_DIR
+
     monkeypatch.setenv("COURSE_CHECKPOINTS", str(tmp_path))
     shutil.copytree(ASSET_DIR, tmp_path / "sft")
     (tmp_path / "sft" / "training_info.json").write_text(json.dumps({"steps": 60}))
@@ -165,16 +213,21 @@ def test_checkpoint_or_train_finds_or_trains(tmp_path, monkeypatch):
     assert found["origin"] == "found" and found["path"] == tmp_path / "sft" and found["info"] == {"steps": 60}
     calls = []
 
-    def quick_train(profile=None, preset="quick", out_dir=None, **overrides):   # a stand-in trainer
+    def quick_train(profile=None, preset="quick", out_dir=None, **overrides):  # a stand-in trainer
         calls.append((preset, overrides))
         shutil.copytree(ASSET_DIR, tmp_path / "ppo")
         return tmp_path / "ppo"
-    monkeypatch.setitem(sys.modules, "course_lib.trainers.ppo", types.SimpleNamespace(quick_train=quick_train))
+
+    monkeypatch.setitem(
+        sys.modules, "course_lib.trainers.ppo", types.SimpleNamespace(quick_train=quick_train)
+    )
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         evaluation.checkpoint_or_train("ppo", train_if_missing=False)
     made = evaluation.checkpoint_or_train("ppo", preset="quick", **evaluation.FAST_OVERRIDES["ppo"])
     assert made["origin"] == "trained here" and made["path"] == tmp_path / "ppo"
-    assert calls == [("quick", {"max_steps": 1, "batch_size": 8, "num_mini_batches": 2, "max_new_tokens": 12})]
+    assert calls == [
+        ("quick", {"max_steps": 1, "batch_size": 8, "num_mini_batches": 2, "max_new_tokens": 12})
+    ]
 
 
 def test_fast_overrides_are_fields_each_trainer_accepts():
@@ -182,9 +235,14 @@ def test_fast_overrides_are_fields_each_trainer_accepts():
     rejects anything else) and shrinks the run to one step."""
     from course_lib.core.config import get_profile
     from course_lib.trainers import dpo, grpo, ppo, sft
+
     p = get_profile("tiny")
     o = evaluation.FAST_OVERRIDES
     assert set(o) == set(evaluation.COMPARED)
-    for name, config_cls in [("sft", sft.SFTConfig), ("ppo", ppo.PPOConfig), ("grpo", grpo.GRPOConfig),
-                             ("dpo", dpo.DPOConfig)]:
+    for name, config_cls in [
+        ("sft", sft.SFTConfig),
+        ("ppo", ppo.PPOConfig),
+        ("grpo", grpo.GRPOConfig),
+        ("dpo", dpo.DPOConfig),
+    ]:
         assert config_cls.from_profile(p, "quick", **o[name]).max_steps == 1, name

@@ -1,6 +1,7 @@
 """The provided infrastructure: profiles and presets, datasets in both profiles, the held-out
 arithmetic split, the sampler (masks, groups, padding invariance, log-probs), model save/load,
 the `course` command and the shipped tiny model's measured quality."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,12 @@ from course_lib.core import config, corpus, data, sampling
 from course_lib.core.config import GPU, TINY, get_profile
 
 ROOT = Path(__file__).resolve().parents[1]
-COLUMNS = {"sentiment": ["prompt"], "qa": ["prompt", "completion", "question", "answer"],
-           "preferences": ["prompt", "chosen", "rejected"], "arithmetic": ["prompt", "answer"]}
+COLUMNS = {
+    "sentiment": ["prompt"],
+    "qa": ["prompt", "completion", "question", "answer"],
+    "preferences": ["prompt", "chosen", "rejected"],
+    "arithmetic": ["prompt", "answer"],
+}
 
 
 # ============================================================================ profiles
@@ -40,21 +45,27 @@ class TestProfiles:
             get_profile()
 
     def test_overrides_json_string_file_and_presets(self, monkeypatch, tmp_path):
-        monkeypatch.setenv("COURSE_PROFILE_OVERRIDES", '{"max_completion_length": 5, "policy_model": "distilgpt2"}')
+        monkeypatch.setenv(
+            "COURSE_PROFILE_OVERRIDES", '{"max_completion_length": 5, "policy_model": "distilgpt2"}'
+        )
         p = get_profile("gpu")
         assert (p.max_completion_length, p.policy_model, p.tokenizer) == (5, "distilgpt2", GPU.tokenizer)
         f = tmp_path / "o.json"
-        f.write_text(json.dumps({"presets": {"quick": {"steps": 3}, "tiny_smoke": {"steps": 1, "batch_size": 2}}}))
+        f.write_text(
+            json.dumps({"presets": {"quick": {"steps": 3}, "tiny_smoke": {"steps": 1, "batch_size": 2}}})
+        )
         monkeypatch.setenv("COURSE_PROFILE_OVERRIDES", str(f))
         p = get_profile("tiny")
         assert p.preset("quick").steps == 3
-        assert p.preset("quick").batch_size == TINY.presets["quick"].batch_size     # other fields kept
-        assert p.preset("tiny_smoke").batch_size == 2                               # a new preset
-        assert TINY.presets["quick"].steps != 3                                     # the constant is untouched
+        assert p.preset("quick").batch_size == TINY.presets["quick"].batch_size  # other fields kept
+        assert p.preset("tiny_smoke").batch_size == 2  # a new preset
+        assert TINY.presets["quick"].steps != 3  # the constant is untouched
 
     def test_overrides_unknown_field_is_an_error(self, monkeypatch):
         monkeypatch.setenv("COURSE_PROFILE_OVERRIDES", '{"polcy_model": "x", "max_completion_length": 3}')
-        with pytest.raises(ValueError, match=r"COURSE_PROFILE_OVERRIDES: unknown profile fields \['polcy_model'\]"):
+        with pytest.raises(
+            ValueError, match=r"COURSE_PROFILE_OVERRIDES: unknown profile fields \['polcy_model'\]"
+        ):
             get_profile("tiny")
 
     @pytest.mark.parametrize("profile", [TINY, GPU], ids=["tiny", "gpu"])
@@ -92,9 +103,13 @@ def test_tiny_tasks_schema_splits_determinism(task):
         ds = data.load_task(task, split, n=16, profile=TINY)
         assert ds.column_names == COLUMNS[task], (task, ds.column_names)
         assert len(ds) > 0 and all(isinstance(v, str) and v for col in ds.column_names for v in ds[col]), task
-        assert _rows(ds) == _rows(data.load_task(task, split, n=16, profile=TINY)), f"{task}/{split} not deterministic"
-    if task != "preferences":    # different seeds/splits give different data
-        assert _rows(data.load_task(task, "train", n=16, profile=TINY)) != _rows(data.load_task(task, "eval", n=16, profile=TINY))
+        assert _rows(ds) == _rows(data.load_task(task, split, n=16, profile=TINY)), (
+            f"{task}/{split} not deterministic"
+        )
+    if task != "preferences":  # different seeds/splits give different data
+        assert _rows(data.load_task(task, "train", n=16, profile=TINY)) != _rows(
+            data.load_task(task, "eval", n=16, profile=TINY)
+        )
 
 
 @pytest.mark.parametrize("task", sorted(COLUMNS))
@@ -105,11 +120,11 @@ def test_gpu_tasks_on_local_standins(task, gpu_profile):
         assert ds.column_names == COLUMNS[task], (task, ds.column_names)
         assert 0 < len(ds) <= 8
         assert _rows(ds) == _rows(data.load_task(task, split, n=8, profile=gpu_profile))
-    if task == "arithmetic":     # GSM8K '#### 68' -> '68'
+    if task == "arithmetic":  # GSM8K '#### 68' -> '68'
         ds = data.load_task(task, "train", n=4, profile=gpu_profile)
         assert all(re.fullmatch(r"-?\d+", a) for a in ds["answer"])
         assert all(p.startswith("Question: ") and p.endswith("\nAnswer:") for p in ds["prompt"])
-    if task == "preferences":    # HH-RLHF: prompt ends with the assistant turn, chosen/rejected continue it
+    if task == "preferences":  # HH-RLHF: prompt ends with the assistant turn, chosen/rejected continue it
         ds = data.load_task(task, "train", n=4, profile=gpu_profile)
         assert all(p.endswith("\n\nAssistant:") for p in ds["prompt"])
 
@@ -136,7 +151,7 @@ def test_heldout_arithmetic_never_in_pretraining():
     # the eval splits use only held-out pairs, the train split none
     ev = data.load_task("arithmetic", "eval", profile=TINY)
     tr = data.load_task("arithmetic", "train", profile=TINY)
-    pair = lambda p: tuple(sorted(int(x) for x in re.findall(r"\d+", p)))  # noqa: E731
+    pair = lambda p: tuple(sorted(int(x) for x in re.findall(r"\d+", p)))
     assert {pair(p) for p in ev["prompt"]} <= held
     assert not {pair(p) for p in tr["prompt"]} & held
     assert all(int(a) == sum(pair(p)) for p, a in zip(ev["prompt"], ev["answer"]))
@@ -150,8 +165,9 @@ PROMPTS = ["3 + 4 =", "The movie was", "Question: What is 2 + 2?\nAnswer:"]
 
 def test_completion_mask_up_to_and_including_eos(tiny):
     model, tok = tiny
-    r = sampling.sample(model, tok, PROMPTS, max_new_tokens=24, num_samples=4,
-                        generator=torch.Generator().manual_seed(0))
+    r = sampling.sample(
+        model, tok, PROMPTS, max_new_tokens=24, num_samples=4, generator=torch.Generator().manual_seed(0)
+    )
     ids, m = r.completion_ids, r.completion_mask
     assert ids.shape == m.shape and m.dtype == torch.long and len(r) == 12
     n_eos = 0
@@ -171,11 +187,12 @@ def test_completion_mask_up_to_and_including_eos(tiny):
 
 def test_num_samples_groups_are_contiguous(tiny):
     model, tok = tiny
-    r = sampling.sample(model, tok, PROMPTS, max_new_tokens=4, num_samples=3,
-                        generator=torch.Generator().manual_seed(1))
+    r = sampling.sample(
+        model, tok, PROMPTS, max_new_tokens=4, num_samples=3, generator=torch.Generator().manual_seed(1)
+    )
     assert r.prompts == [p for p in PROMPTS for _ in range(3)]
     for g in range(3):
-        rows = r.prompt_ids[3 * g: 3 * g + 3]
+        rows = r.prompt_ids[3 * g : 3 * g + 3]
         assert (rows == rows[0]).all(), "each prompt's samples are contiguous rows"
     assert r.prompt_mask[:, -1].all(), "prompts are left-padded (the last column is real)"
 
@@ -194,16 +211,20 @@ def test_greedy_batch_equals_each_prompt_alone(tiny):
 
 def test_completion_logits_give_unpadded_logprobs(tiny):
     from solutions import kl
+
     model, tok = tiny
-    r = sampling.sample(model, tok, PROMPTS, max_new_tokens=10, num_samples=2,
-                        generator=torch.Generator().manual_seed(2))
+    r = sampling.sample(
+        model, tok, PROMPTS, max_new_tokens=10, num_samples=2, generator=torch.Generator().manual_seed(2)
+    )
     with torch.no_grad():
         logp = kl.token_logprobs(sampling.completion_logits(model, r), r.completion_ids)
         for i in range(len(r)):
             p = r.prompt_ids[i][r.prompt_mask[i] == 1]
             c = r.completion_ids[i][r.completion_mask[i] == 1]
             logits = model(input_ids=torch.cat([p, c])[None]).logits[0]
-            want = torch.log_softmax(logits[len(p) - 1: len(p) - 1 + len(c)], -1).gather(-1, c[:, None])[:, 0]
+            want = torch.log_softmax(logits[len(p) - 1 : len(p) - 1 + len(c)], -1).gather(-1, c[:, None])[
+                :, 0
+            ]
             torch.testing.assert_close(logp[i][: len(c)], want, atol=1e-4, rtol=0)
         # temperature divides the logits
         hot = sampling.completion_logits(model, r, temperature=2.0)
@@ -213,6 +234,7 @@ def test_completion_logits_give_unpadded_logprobs(tiny):
 # ============================================================================ models
 def test_frozen_copy_has_no_grads_and_is_independent(tiny):
     from course_lib.core.models import frozen_copy
+
     model, _ = tiny
     ref = frozen_copy(model)
     assert not ref.training and not any(p.requires_grad for p in ref.parameters())
@@ -224,9 +246,10 @@ def test_frozen_copy_has_no_grads_and_is_independent(tiny):
 
 def test_reward_model_round_trip(tmp_path):
     from course_lib.core.models import RewardModel
+
     torch.manual_seed(0)
     rm = RewardModel.from_base(profile=TINY).eval()
-    torch.nn.init.normal_(rm.head.weight)          # a non-default head must survive the round trip
+    torch.nn.init.normal_(rm.head.weight)  # a non-default head must survive the round trip
     ids, attn = torch.tensor([[5, 6, 7, 8], [9, 10, 1, 1]]), torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
     with torch.no_grad():
         before = rm(ids, attn)
@@ -239,6 +262,7 @@ def test_reward_model_round_trip(tmp_path):
 
 def test_policy_with_value_head_round_trip(tmp_path):
     from course_lib.core.models import PolicyWithValueHead, load_policy
+
     torch.manual_seed(0)
     lm, _ = load_policy(profile=TINY, device="cpu")
     pol = PolicyWithValueHead(lm).eval()
@@ -273,7 +297,7 @@ def test_course_help_and_unknown_command():
     assert r.returncode == 2 and "unknown command 'frobnicate'" in r.stderr
 
 
-def test_course_selfcheck():       # ~6 s on 2 idle cores
+def test_course_selfcheck():  # ~6 s on 2 idle cores
     r = _course("selfcheck", "--steps", "3")
     assert r.returncode == 0, r.stdout + r.stderr
     for i in range(1, 5):
@@ -281,14 +305,14 @@ def test_course_selfcheck():       # ~6 s on 2 idle cores
     assert "selfcheck passed" in r.stdout
 
 
-def test_tiny_model_quality_in_readme_ranges():       # ~8 s on 2 idle cores (n = 256)
+def test_tiny_model_quality_in_readme_ranges():  # ~8 s on 2 idle cores (n = 256)
     r = _course("quality", "--json", timeout=600)
     assert r.returncode == 0, r.stderr
-    q = json.loads(r.stdout[r.stdout.index("{"):])
+    q = json.loads(r.stdout[r.stdout.index("{") :])
     q.pop("samples")
-    assert 0.3 <= q["positive_fraction"] <= 0.7, q                 # room for RL to move sentiment
-    assert 0.2 <= q["arithmetic_accuracy_greedy"] <= 0.7, q        # held-out sums: weak to moderate
+    assert 0.3 <= q["positive_fraction"] <= 0.7, q  # room for RL to move sentiment
+    assert 0.2 <= q["arithmetic_accuracy_greedy"] <= 0.7, q  # held-out sums: weak to moderate
     assert 0.2 <= q["arithmetic_accuracy_sampled"] <= 0.7, q
-    assert q["format_compliance"] < 0.6, q                         # clearly imperfect before SFT
-    assert q["max_word_run"] <= 6, q                               # fluent-looking, no one-word loops
+    assert q["format_compliance"] < 0.6, q  # clearly imperfect before SFT
+    assert q["max_word_run"] <= 6, q  # fluent-looking, no one-word loops
     assert q["distinct_2"] > 0.2, q

@@ -6,6 +6,7 @@ socket transport in the submission's private folder), with and without the fork 
 instructor repository, no network, uid nobody, no other process visible); interrupts reach it;
 it dies with its launcher; closing a submission kills every process of it; without a server
 kernels still start (cold), in the submission's folder."""
+
 from __future__ import annotations
 
 import json
@@ -27,6 +28,7 @@ def kernels(tmp_path, monkeypatch):
 
     from course_instructor.grading import nbgrader_run
     from course_instructor.grading.isolation import Isolation
+
     started, subs = [], []
     root = tmp_path / "course"
     (root / "autograded" / "s1" / "exercises").mkdir(parents=True)
@@ -41,9 +43,13 @@ def kernels(tmp_path, monkeypatch):
                 assert subs[0].zygote.wait_ready(60), (root / "zygote.log").read_text()
         k = subs[0]
         monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(k.run_dir / "runtime"))
-        km = KernelManager(kernel_name="course-grader", transport="ipc", ip=str(k.run_dir / f"t{len(started)}"),
-                           connection_file=str(k.run_dir / "runtime" / f"k{len(started)}.json"),
-                           kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(root / "jupyter" / "kernels")]))
+        km = KernelManager(
+            kernel_name="course-grader",
+            transport="ipc",
+            ip=str(k.run_dir / f"t{len(started)}"),
+            connection_file=str(k.run_dir / "runtime" / f"k{len(started)}.json"),
+            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(root / "jupyter" / "kernels")]),
+        )
         km.start_kernel(cwd=str(cwd or k.cwd))
         started.append(km)
         kc = km.client()
@@ -80,21 +86,23 @@ def run(kc, code: str, timeout: float = 30) -> dict:
     return {"value": json.loads(lines[-1]) if lines else None, "error": err}
 
 
-PROBE = ("import os, sys, json; print(json.dumps({'pid': os.getpid(), 'ppid': os.getppid(), 'uid': os.getuid(), "
-         "'cwd': os.getcwd(), 'torch': 'torch' in sys.modules, 'course_lib': 'course_lib' in sys.modules, "
-         f"'repo': os.path.exists({str(ROOT / 'solutions')!r}) or os.path.exists({str(ROOT / 'README.md')!r}), "
-         "'procs': sorted(int(p) for p in os.listdir('/proc') if p.isdigit()), "
-         "'env': sorted(os.environ)}))")
+PROBE = (
+    "import os, sys, json; print(json.dumps({'pid': os.getpid(), 'ppid': os.getppid(), 'uid': os.getuid(), "
+    "'cwd': os.getcwd(), 'torch': 'torch' in sys.modules, 'course_lib': 'course_lib' in sys.modules, "
+    f"'repo': os.path.exists({str(ROOT / 'solutions')!r}) or os.path.exists({str(ROOT / 'README.md')!r}), "
+    "'procs': sorted(int(p) for p in os.listdir('/proc') if p.isdigit()), "
+    "'env': sorted(os.environ)}))"
+)
 
 
 def test_forked_kernel_runs_isolated_in_the_notebook_folder(kernels):
     km, kc, k = kernels(warm=True)
     v = run(kc, PROBE)["value"]
     assert v["cwd"] == str(k.cwd)
-    assert v["torch"] and not v["course_lib"]                        # warm, and no instructor code
-    assert v["ppid"] != 1                                            # forked by the server
-    assert v["uid"] == 65534 and not v["repo"]                       # nobody; the repository does not exist
-    assert len(v["procs"]) <= 4, v["procs"]                          # only the sandbox's own processes
+    assert v["torch"] and not v["course_lib"]  # warm, and no instructor code
+    assert v["ppid"] != 1  # forked by the server
+    assert v["uid"] == 65534 and not v["repo"]  # nobody; the repository does not exist
+    assert len(v["procs"]) <= 4, v["procs"]  # only the sandbox's own processes
     assert "JPY_PARENT_PID" not in v["env"] and "PYTHONPATH" not in v["env"]
     assert run(kc, "import course_instructor.grading.autograde")["error"] == "ModuleNotFoundError"
     assert run(kc, "import solutions")["error"] == "ModuleNotFoundError"
@@ -102,9 +110,14 @@ def test_forked_kernel_runs_isolated_in_the_notebook_folder(kernels):
     # no network, and the grader (this process) cannot be signalled: it does not exist in there
     r = run(kc, "import socket; socket.create_connection(('1.1.1.1', 80), timeout=2)")
     assert r["error"] in ("OSError", "PermissionError", "TimeoutError", "gaierror"), r
-    assert run(kc, f"import os; os.kill({os.getpid()}, 0)")["error"] in ("ProcessLookupError", "PermissionError")
+    assert run(kc, f"import os; os.kill({os.getpid()}, 0)")["error"] in (
+        "ProcessLookupError",
+        "PermissionError",
+    )
     # torch works in the forked child (no thread pool inherited in a bad state)
-    r = run(kc, "import torch, json; x = torch.randn(256, 256); print(json.dumps(float((x @ x).abs().sum() > 0)))")
+    r = run(
+        kc, "import torch, json; x = torch.randn(256, 256); print(json.dumps(float((x @ x).abs().sum() > 0)))"
+    )
     assert r == {"value": 1.0, "error": None}
 
 
@@ -116,16 +129,17 @@ def test_interrupt_reaches_the_forked_kernel(kernels):
     reply = kc.get_shell_msg(timeout=20)
     assert reply["parent_header"]["msg_id"] == msg_id
     assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
-    assert run(kc, "print(41 + 1)")["value"] == 42                  # and it keeps working
+    assert run(kc, "print(41 + 1)")["value"] == 42  # and it keeps working
 
 
 def test_kernel_dies_with_its_launcher(kernels):
     import signal
+
     km, kc, k = kernels(warm=True)
-    pid = run(kc, PROBE)["value"]["pid"]                             # its pid inside the sandbox
-    os.kill(km.provisioner.process.pid, signal.SIGKILL)             # what a timed-out nbgrader does
+    pid = run(kc, PROBE)["value"]["pid"]  # its pid inside the sandbox
+    os.kill(km.provisioner.process.pid, signal.SIGKILL)  # what a timed-out nbgrader does
     assert k.zygote.alive()
-    km2, kc2, _ = kernels(warm=True)                                 # the server keeps serving
+    km2, kc2, _ = kernels(warm=True)  # the server keeps serving
     t_end, alive = time.time() + 10, True
     while alive and time.time() < t_end:
         alive = run(kc2, f"import os, json; print(json.dumps(os.path.exists('/proc/{pid}')))")["value"]
@@ -138,7 +152,7 @@ def test_closing_the_submission_ends_every_kernel(kernels):
     run(kc, "import threading, time; threading.Thread(target=time.sleep, args=(600,)).start(); print(1)")
     k.close()
     t_end = time.time() + 10
-    while km.is_alive() and time.time() < t_end:                     # the launcher follows
+    while km.is_alive() and time.time() < t_end:  # the launcher follows
         time.sleep(0.1)
     assert not km.is_alive()
 
@@ -153,7 +167,7 @@ def test_without_a_server_kernels_start_cold_and_isolated(kernels):
 def test_a_kernel_asked_to_start_elsewhere_runs_in_the_submission_folder(kernels, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    km, kc, k = kernels(warm=True, cwd=elsewhere)                    # refused by the server: starts cold
+    km, kc, k = kernels(warm=True, cwd=elsewhere)  # refused by the server: starts cold
     v = run(kc, PROBE)["value"]
     assert v["ppid"] == 1 and v["cwd"] == str(k.cwd)
 
@@ -166,9 +180,14 @@ def test_most_specific_folder_decides(tmp_path, case):
     import sys
 
     from course_instructor.grading import sandbox_child
+
     if case == "grading_folder_inside_repository":
         repo = tmp_path / "repo"
-        work, writable, secret = repo / "grades" / "autograded", [repo / "grades" / "autograded"], repo / "solutions" / "x.py"
+        work, writable, secret = (
+            repo / "grades" / "autograded",
+            [repo / "grades" / "autograded"],
+            repo / "solutions" / "x.py",
+        )
     else:
         repo = tmp_path / "out" / "nbgrader" / "source"
         work, writable, secret = tmp_path / "out" / "nbgrader" / "autograded", [tmp_path], repo / "x.py"
@@ -183,8 +202,8 @@ sys.path.insert(0, {str(Path(sandbox_child.__file__).parent)!r})
 import sandbox_child
 sandbox_child.install_hook(json.loads({json.dumps(json.dumps(spec))}), kernel=True)
 res = {{}}
-for name, fn in [("read_own", lambda: open({str(work / 'mine.txt')!r}).read()),
-                 ("write_own", lambda: open({str(work / 'new.txt')!r}, "w").write("x")),
+for name, fn in [("read_own", lambda: open({str(work / "mine.txt")!r}).read()),
+                 ("write_own", lambda: open({str(work / "new.txt")!r}, "w").write("x")),
                  ("read_secret", lambda: open({str(secret)!r}).read()),
                  ("write_secret", lambda: open({str(secret)!r}, "a").write("x")),
                  ("list_repo", lambda: os.listdir({str(secret.parent)!r}))]:
@@ -196,6 +215,10 @@ print(json.dumps(res))
 """
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {
-        "read_own": "ok", "write_own": "ok", "read_secret": "refused", "write_secret": "refused",
-        "list_repo": "refused"}, out.stderr
+        "read_own": "ok",
+        "write_own": "ok",
+        "read_secret": "refused",
+        "write_secret": "refused",
+        "list_repo": "refused",
+    }, out.stderr
     assert secret.read_text() == "SECRET = 1\n"

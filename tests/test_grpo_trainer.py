@@ -1,4 +1,5 @@
 """Unit 06: exercise 6.3 (`grpo_step`) and the from-scratch GRPO trainer on seeded tiny cases."""
+
 from __future__ import annotations
 
 import copy
@@ -19,8 +20,9 @@ from course_lib.trainers import grpo as gt
 def rollout(tiny):
     model, tok = tiny
     g = torch.Generator().manual_seed(0)
-    return sampling.sample(model, tok, ["The film was", "I watched it and"], max_new_tokens=6,
-                           num_samples=4, generator=g)
+    return sampling.sample(
+        model, tok, ["The film was", "I watched it and"], max_new_tokens=6, num_samples=4, generator=g
+    )
 
 
 def _fresh(tiny):
@@ -37,6 +39,7 @@ def _logp(model, rollout):
 # --------------------------------------------------------------------------- exercise 6.3
 def test_stub_raises_naming_notebook_and_exercise():
     from course_lib.grpo import grpo_step as stub  # the module attribute may be rebound
+
     if course_lib.solutions_active():
         pytest.skip("solutions active")
     with pytest.raises(NotImplementedError, match=r"Exercise 6\.3 \(notebook 06_grpo\)"):
@@ -46,6 +49,7 @@ def test_stub_raises_naming_notebook_and_exercise():
 def test_registered_and_signature_matches_solution():
     import solutions.grpo
     from course_lib.core import registry as exercises
+
     ex = exercises.get("grpo_step")
     assert (ex.number, ex.module, ex.notebook) == ("6.3", "grpo", "06_grpo")
     stub = course_lib.core.switch._ORIGINALS.get(("grpo", "grpo_step"), grpo.grpo_step)
@@ -54,18 +58,18 @@ def test_registered_and_signature_matches_solution():
 
 def test_grpo_step_loss_logp_and_update(tiny, rollout, solutions_on):
     model, _ = _fresh(tiny)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05)       # small first-order step
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)  # small first-order step
     ref_logp = _logp(tiny[0], rollout)
     before = _logp(model, rollout)
-    adv = grpo.group_advantages(torch.tensor([1., 0, 0, 0, 1, 1, 0, 0]), 4)
+    adv = grpo.group_advantages(torch.tensor([1.0, 0, 0, 0, 1, 1, 0, 0]), 4)
     expected = grpo.grpo_loss(before, before, ref_logp, adv, rollout.completion_mask, beta=0.04)
     out = grpo.grpo_step(model, opt, rollout, adv, ref_logp=ref_logp, beta=0.04)
     assert set(out) >= {"loss", "grad_norm", "logp"}
     assert out["loss"] == pytest.approx(expected.item(), abs=1e-6)
-    torch.testing.assert_close(out["logp"], before)        # log-probs *before* the update
+    torch.testing.assert_close(out["logp"], before)  # log-probs *before* the update
     assert not out["logp"].requires_grad
     after = _logp(model, rollout)
-    assert (after - before).abs().max() > 1e-4                # the optimizer stepped
+    assert (after - before).abs().max() > 1e-4  # the optimizer stepped
     # the update moves probability towards the completions with positive advantage
     m = rollout.completion_mask
     gain = ((after - before) * m).sum(-1) / m.sum(-1)
@@ -74,9 +78,9 @@ def test_grpo_step_loss_logp_and_update(tiny, rollout, solutions_on):
 
 def test_grpo_step_clips_gradient_and_reports_norm_before_clipping(tiny, rollout, solutions_on):
     model, opt = _fresh(tiny)
-    adv = grpo.group_advantages(torch.tensor([3., 0, 1, 0, 2, 0, 0, 1]), 4)
+    adv = grpo.group_advantages(torch.tensor([3.0, 0, 1, 0, 2, 0, 0, 1]), 4)
     out = grpo.grpo_step(model, opt, rollout, adv, beta=0.0, max_grad_norm=1e-3)
-    total = torch.sqrt(sum((p.grad ** 2).sum() for p in model.parameters() if p.grad is not None))
+    total = torch.sqrt(sum((p.grad**2).sum() for p in model.parameters() if p.grad is not None))
     assert out["grad_norm"] > 1e-3
     assert total.item() == pytest.approx(1e-3, rel=1e-3)
 
@@ -92,7 +96,7 @@ def test_zero_advantages_and_no_kl_leave_the_model_unchanged(tiny, rollout, solu
 def test_old_logp_is_used_when_given(tiny, rollout, solutions_on):
     model, opt = _fresh(tiny)
     logp = _logp(model, rollout)
-    adv = torch.tensor([1., -1, 1, -1, 1, -1, 1, -1])
+    adv = torch.tensor([1.0, -1, 1, -1, 1, -1, 1, -1])
     # an old policy that gave the sampled tokens much *lower* probability: ratios > 1 + eps,
     # the positive-advantage tokens are clipped (no gradient), so the loss differs from rho=1
     old = logp - 1.0
@@ -100,7 +104,8 @@ def test_old_logp_is_used_when_given(tiny, rollout, solutions_on):
     expected = grpo.grpo_loss(logp, old, None, adv, rollout.completion_mask, beta=0.0)
     assert out["loss"] == pytest.approx(expected.item(), abs=1e-5)
     assert out["loss"] != pytest.approx(
-        grpo.grpo_loss(logp, logp, None, adv, rollout.completion_mask, beta=0.0).item(), abs=1e-3)
+        grpo.grpo_loss(logp, logp, None, adv, rollout.completion_mask, beta=0.0).item(), abs=1e-3
+    )
 
 
 @pytest.mark.parametrize("bad", ["advantages", "old_logp", "ref_logp"])
@@ -109,14 +114,16 @@ def test_grpo_step_bad_shapes_name_the_tensor(tiny, rollout, solutions_on, bad):
     kw = {"advantages": torch.zeros(len(rollout)), "old_logp": None, "ref_logp": None}
     kw[bad] = torch.zeros(3) if bad == "advantages" else torch.zeros(len(rollout), 2)
     with pytest.raises(ValueError, match=bad):
-        grpo.grpo_step(model, opt, rollout, kw["advantages"], old_logp=kw["old_logp"],
-                       ref_logp=kw["ref_logp"], beta=0.0)
+        grpo.grpo_step(
+            model, opt, rollout, kw["advantages"], old_logp=kw["old_logp"], ref_logp=kw["ref_logp"], beta=0.0
+        )
 
 
 def test_shipped_visible_check_passes_with_solution_and_catches_mistakes(solutions_on, monkeypatch):
     """The check the notebook's test cell runs (course_lib/checks/grpo.py), against the solution and
     two plausible mistakes."""
     from course_lib.checks import check
+
     check("grpo_step")
     import solutions.grpo as sol
 
@@ -138,27 +145,44 @@ def test_shipped_visible_check_passes_with_solution_and_catches_mistakes(solutio
 
 # --------------------------------------------------------------------------- the trainer
 def _small(task="sentiment", **kw):
-    base = dict(max_steps=3, prompts_per_step=2, num_generations=4, max_completion_length=8,
-                eval_size=8)
+    base = dict(max_steps=3, prompts_per_step=2, num_generations=4, max_completion_length=8, eval_size=8)
     base.update(kw)
     return gt.GRPOConfig.from_profile(TINY, "quick", task=task, **base)
 
 
 def test_config_names_follow_trl_and_validate():
     from trl import GRPOConfig as TRLConfig
+
     names = {f.name for f in __import__("dataclasses").fields(TRLConfig)}
     ours = {f.name for f in __import__("dataclasses").fields(gt.GRPOConfig)}
-    shared = {"num_generations", "beta", "epsilon", "loss_type", "scale_rewards",
-              "max_completion_length", "temperature", "num_iterations", "learning_rate",
-              "max_grad_norm", "lr_scheduler_type", "reward_weights", "max_steps"}
+    shared = {
+        "num_generations",
+        "beta",
+        "epsilon",
+        "loss_type",
+        "scale_rewards",
+        "max_completion_length",
+        "temperature",
+        "num_iterations",
+        "learning_rate",
+        "max_grad_norm",
+        "lr_scheduler_type",
+        "reward_weights",
+        "max_steps",
+    }
     assert shared <= names and shared <= ours
     cfg = _small(loss_type="dr_grpo", scale_rewards="batch", num_iterations=2)
     trl_cfg = cfg.to_trl("/tmp/unused_trl_dir")
     for n in shared - {"reward_weights"}:
         assert getattr(trl_cfg, n) == getattr(cfg, n), n
     assert trl_cfg.per_device_train_batch_size == 2 * 4
-    for bad in ({"loss_type": "ppo"}, {"scale_rewards": "std"}, {"num_generations": 1},
-                {"num_iterations": 0}, {"task": "chess"}):
+    for bad in (
+        {"loss_type": "ppo"},
+        {"scale_rewards": "std"},
+        {"num_generations": 1},
+        {"num_iterations": 0},
+        {"task": "chess"},
+    ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             _small(**bad) if "task" not in bad else gt.GRPOConfig(**bad).validate()
 
@@ -176,17 +200,23 @@ def test_cosine_schedule():
     from course_lib.trainers._loop import lr_schedule
 
     def lrs(warmup, offset, steps=10):
-        sched = lr_schedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), "cosine",
-                            warmup, steps, warmup_offset=offset)
+        sched = lr_schedule(
+            torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0),
+            "cosine",
+            warmup,
+            steps,
+            warmup_offset=offset,
+        )
         out = []
         for _ in range(steps + 1):
             out.append(sched.get_last_lr()[0])
             sched.optimizer.step()
             sched.step()
         return out
+
     f = lrs(0, 1)
     assert f[0] == 1.0 and f[5] == pytest.approx(0.5) and f[10] == pytest.approx(0.0)
-    assert lrs(2, 1)[:3] == pytest.approx([1 / 3, 2 / 3, 1.0])      # GRPO warms up: (step + 1) / (warmup + 1)
+    assert lrs(2, 1)[:3] == pytest.approx([1 / 3, 2 / 3, 1.0])  # GRPO warms up: (step + 1) / (warmup + 1)
 
 
 def test_train_is_seeded_and_starts_at_the_reference(tiny, solutions_on):
@@ -194,15 +224,25 @@ def test_train_is_seeded_and_starts_at_the_reference(tiny, solutions_on):
     h1, h2 = runs[0].history, runs[1].history
     assert len(h1) == 3
     assert [h["reward"] for h in h1] == [h["reward"] for h in h2]
-    assert h1[0]["kl"] == pytest.approx(0.0, abs=1e-6)      # before any update: policy == ref
+    assert h1[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # before any update: policy == ref
     assert h1[-1]["kl"] > 0
     # loss at step 1: ratio 1, KL 0, group-centred advantages -> exactly zero on average
     assert h1[0]["loss"] == pytest.approx(0.0, abs=1e-6)
-    for k in ("loss", "reward", "reward_std", "kl", "clip_fraction", "grad_norm",
-              "completion_length", "lr", "seconds", "frac_reward_zero_std",
-              "rewards/sentiment_reward"):
+    for k in (
+        "loss",
+        "reward",
+        "reward_std",
+        "kl",
+        "clip_fraction",
+        "grad_norm",
+        "completion_length",
+        "lr",
+        "seconds",
+        "frac_reward_zero_std",
+        "rewards/sentiment_reward",
+    ):
         assert k in h1[0], k
-    assert h1[0]["lr"] == 1e-3 and h1[-1]["lr"] == pytest.approx(0.25e-3)   # cosine: the LR each step used
+    assert h1[0]["lr"] == 1e-3 and h1[-1]["lr"] == pytest.approx(0.25e-3)  # cosine: the LR each step used
 
 
 def test_weighted_rewards_and_extra_columns_reach_reward_functions(tiny, solutions_on):
@@ -216,8 +256,14 @@ def test_weighted_rewards_and_extra_columns_reach_reward_functions(tiny, solutio
         return [1.0] * len(completions)
 
     data = [{"prompt": "The film was", "tag": "a"}, {"prompt": "I watched it and", "tag": "b"}]
-    run = gt.train(_small(max_steps=1, reward_weights=[0.5, 2.0]), copy.deepcopy(tiny[0]), tiny[1], data,
-                   reward_funcs=[words, one], show_progress=False)
+    run = gt.train(
+        _small(max_steps=1, reward_weights=[0.5, 2.0]),
+        copy.deepcopy(tiny[0]),
+        tiny[1],
+        data,
+        reward_funcs=[words, one],
+        show_progress=False,
+    )
     h = run.history[0]
     assert h["reward"] == pytest.approx(0.5 * h["rewards/words"] + 2.0)
     assert sorted(set(seen["tag"])) == ["a", "b"] and len(seen["tag"]) == 8
@@ -225,8 +271,12 @@ def test_weighted_rewards_and_extra_columns_reach_reward_functions(tiny, solutio
 
 
 def test_num_iterations_reuses_the_batch_with_old_logprobs(tiny, solutions_on):
-    run = gt.train(_small(max_steps=2, num_iterations=3, learning_rate=3e-2),
-                   copy.deepcopy(tiny[0]), tiny[1], show_progress=False)
+    run = gt.train(
+        _small(max_steps=2, num_iterations=3, learning_rate=3e-2),
+        copy.deepcopy(tiny[0]),
+        tiny[1],
+        show_progress=False,
+    )
     assert len(run.history) == 2
     # iterations 2 and 3 see ratios != 1 (old log-probs are fixed): some tokens get clipped
     assert max(h["clip_fraction"] for h in run.history) > 0
@@ -234,12 +284,24 @@ def test_num_iterations_reuses_the_batch_with_old_logprobs(tiny, solutions_on):
 
 def test_trainer_learns_a_simple_reward(tiny, solutions_on):
     """Reward = -number of words: GRPO must shorten the completions within a few steps."""
+
     def short(completions, **kw):
         return [-float(len(c.split())) for c in completions]
 
-    run = gt.train(_small(max_steps=12, prompts_per_step=4, num_generations=8, learning_rate=1e-3,
-                          max_completion_length=16, beta=0.0),
-                   copy.deepcopy(tiny[0]), tiny[1], reward_funcs=[short], show_progress=False)
+    run = gt.train(
+        _small(
+            max_steps=12,
+            prompts_per_step=4,
+            num_generations=8,
+            learning_rate=1e-3,
+            max_completion_length=16,
+            beta=0.0,
+        ),
+        copy.deepcopy(tiny[0]),
+        tiny[1],
+        reward_funcs=[short],
+        show_progress=False,
+    )
     first = sum(h["reward"] for h in run.history[:3]) / 3
     last = sum(h["reward"] for h in run.history[-3:]) / 3
     assert last > first + 2, (first, last)
@@ -256,10 +318,12 @@ def test_quick_train_saves_checkpoints(tmp_path, monkeypatch, solutions_on):
     monkeypatch.setenv("COURSE_CHECKPOINTS", str(tmp_path))
     path = gt.quick_train(TINY, "quick", max_steps=1, prompts_per_step=2, num_generations=2)
     assert path == tmp_path / "grpo" and (path / "config.json").exists()
-    path2 = gt.quick_train(TINY, "quick", task="arithmetic", max_steps=1, prompts_per_step=2,
-                           num_generations=2)
+    path2 = gt.quick_train(
+        TINY, "quick", task="arithmetic", max_steps=1, prompts_per_step=2, num_generations=2
+    )
     assert path2 == tmp_path / "grpo_arithmetic"
     from course_lib.core.models import load_policy
+
     model, tok = load_policy(path2, profile=TINY, device="cpu")
     assert model.config.n_layer == tiny_layers()
 
@@ -268,19 +332,27 @@ def tiny_layers():
     import json
 
     from course_lib.core.config import ASSET_DIR
+
     return json.loads((ASSET_DIR / "config.json").read_text())["n_layer"]
 
 
 def test_gpu_path_on_standins(gpu_profile, tmp_path, solutions_on):
     out = gt.quick_train(gpu_profile, "quick", out_dir=tmp_path / "g", task="arithmetic")
     assert (out / "config.json").exists()
-    res = gt.evaluate(*__import__("course_lib.core.models", fromlist=["load_policy"]).load_policy(
-        out, profile=gpu_profile, device="cpu"), task="arithmetic", profile=gpu_profile, n=4)
+    res = gt.evaluate(
+        *__import__("course_lib.core.models", fromlist=["load_policy"]).load_policy(
+            out, profile=gpu_profile, device="cpu"
+        ),
+        task="arithmetic",
+        profile=gpu_profile,
+        n=4,
+    )
     assert 0.0 <= res["accuracy"] <= 1.0 and res["n"] == 4
 
 
 def test_evaluate_reports_the_shared_metrics(tiny, solutions_on):
     from course_lib.core.models import frozen_copy
+
     model, tok = tiny
     res = gt.evaluate(model, tok, "sentiment", ref_model=frozen_copy(model), n=8, profile=TINY)
     assert {"positive_fraction", "distinct_2", "kl_to_ref", "reward_mean"} <= set(res)

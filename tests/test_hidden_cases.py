@@ -10,10 +10,10 @@ import pytest
 
 pytest.importorskip("solutions")
 
-import test_checks  # noqa: E402  (tests/ is on sys.path under pytest)
+import test_checks
 
-from course_instructor.grading import caserun  # noqa: E402
-from solutions import grading  # noqa: E402
+from course_instructor.grading import caserun
+from solutions import grading
 
 
 @pytest.fixture(autouse=True)

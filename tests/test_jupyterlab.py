@@ -2,6 +2,7 @@
 student starts it (`.venv/bin/jupyter lab` in the repository): the nbgrader lab extension is
 served, the formgrader sees the course (nbgrader_config.py), and the student's "Validate" button
 runs a released notebook and reports the stub's NotImplementedError."""
+
 from __future__ import annotations
 
 import json
@@ -30,26 +31,52 @@ def _free_port() -> int:
 def lab(tmp_path_factory):
     port, token = _free_port(), "course-test-token"
     home = tmp_path_factory.mktemp("lab_home")
-    env = dict(os.environ, HOME=str(home), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-               COURSE_NBGRADER_ROOT=str(ROOT / "build" / f"nbgrader_labtest_{os.getpid()}"),
-               PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    env = dict(
+        os.environ,
+        HOME=str(home),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        COURSE_NBGRADER_ROOT=str(ROOT / "build" / f"nbgrader_labtest_{os.getpid()}"),
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    )
     env.pop("COURSE_LIB_SOLUTIONS", None)
     # what the README's instructor section does first: plain nbgrader on this layout
-    gen = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "exercises", "--force"],
-                         cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=300)
+    gen = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "generate_assignment", "exercises", "--force"],
+        cwd=str(ROOT),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert gen.returncode == 0, gen.stderr[-3000:]
     log = open(home / "lab.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
-                             "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
-                             f"--ServerApp.root_dir={ROOT}", "--ServerApp.open_browser=False"]
-                            + (["--allow-root"] if os.geteuid() == 0 else []),
-                            cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            f"--port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={ROOT}",
+            "--ServerApp.open_browser=False",
+        ]
+        + (["--allow-root"] if os.geteuid() == 0 else []),
+        cwd=str(ROOT),
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
 
     def get(path: str, data: dict | None = None, timeout: float = 30) -> tuple[int, str]:
-        req = urllib.request.Request(base + path, headers={"Authorization": f"token {token}"},
-                                     data=json.dumps(data).encode() if data is not None else None,
-                                     method="POST" if data is not None else "GET")
+        req = urllib.request.Request(
+            base + path,
+            headers={"Authorization": f"token {token}"},
+            data=json.dumps(data).encode() if data is not None else None,
+            method="POST" if data is not None else "GET",
+        )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 return r.status, r.read().decode()
@@ -78,6 +105,7 @@ def lab(tmp_path_factory):
             proc.kill()
         log.close()
         import shutil
+
         shutil.rmtree(env["COURSE_NBGRADER_ROOT"], ignore_errors=True)
 
 

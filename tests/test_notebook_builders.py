@@ -1,6 +1,7 @@
 """Every source notebook notebooks/NN_name.ipynb is what its jupytext source NN_name.py builds
 (course_instructor.nbbuild), every unit follows the cell conventions, and the tags of a percent
 source become exactly the nbgrader cells the grader expects."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,10 +29,10 @@ def test_notebook_is_up_to_date_with_its_source(source):
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
 def test_source_opens_as_a_percent_notebook(source):
-    nb = jupytext.read(source)          # the format comes from the header, as in Jupyter
+    nb = jupytext.read(source)  # the format comes from the header, as in Jupyter
     assert nb.metadata["jupytext"]["formats"] == "py:percent"
     assert nb.metadata["kernelspec"]["name"] == "python3"
-    assert "jupytext_version:" not in source.read_text()    # re-saving with another jupytext: no churn
+    assert "jupytext_version:" not in source.read_text()  # re-saving with another jupytext: no churn
 
 
 # --- conventions every unit notebook follows (one check for all units) --------------------------
@@ -51,11 +52,11 @@ def test_notebook_follows_the_conventions(source):
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
     src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     for module in {ex.module for ex in exercises.for_unit(unit)}:
-        assert f"from course_lib.{module} import" not in src     # exercises go through their module
+        assert f"from course_lib.{module} import" not in src  # exercises go through their module
 
 
 # --- the tag -> nbgrader conversion on a made-up source ------------------------------------------
-MADE_UP = '''# %% tags=["setup"]
+MADE_UP = """# %% tags=["setup"]
 
 # %% [markdown]
 # # A made-up unit
@@ -75,7 +76,7 @@ print(x)
 
 # %% [markdown] tags=["locked:intro_locked"]
 # Read-only text.
-'''
+"""
 
 
 def _write(tmp_path: Path, text: str, name: str = "05_made_up.py") -> Path:
@@ -90,11 +91,17 @@ def test_tags_become_the_nbgrader_cells(tmp_path):
     cells = nbformat.read(str(out), as_version=4).cells
     assert [c.id for c in cells] == [f"c{i:03d}" for i in range(len(cells))]
     grading = [(c.cell_type, c.metadata.get("nbgrader", {}).get("grade_id")) for c in cells]
-    assert grading == [("code", "setup_05"), ("markdown", None), ("code", None),
-                       ("code", "test_group_advantages"),
-                       ("markdown", "q_made_up_prompt"), ("markdown", "q_made_up"),
-                       ("markdown", "q_default_points_prompt"), ("markdown", "q_default_points"),
-                       ("markdown", "intro_locked")]
+    assert grading == [
+        ("code", "setup_05"),
+        ("markdown", None),
+        ("code", None),
+        ("code", "test_group_advantages"),
+        ("markdown", "q_made_up_prompt"),
+        ("markdown", "q_made_up"),
+        ("markdown", "q_default_points_prompt"),
+        ("markdown", "q_default_points"),
+        ("markdown", "intro_locked"),
+    ]
     setup, intro, plain, test, prompt, ans, _, ans2, locked = cells
     assert setup.source == nbbuild.setup("05").source and 'unit="05"' in setup.source
     assert setup.metadata.nbgrader["locked"] and not setup.metadata.nbgrader["grade"]
@@ -102,33 +109,45 @@ def test_tags_become_the_nbgrader_cells(tmp_path):
     assert plain.source == 'x = "a\\nb"   # plain code, escapes untouched\nprint(x)'
     assert intro.metadata == {} and plain.metadata == {}
     ex = exercises.get("group_advantages")
-    assert test.metadata.nbgrader == {"grade": True, "grade_id": "test_group_advantages", "locked": True,
-                                      "points": ex.points, "schema_version": 3, "solution": False,
-                                      "task": False}
+    assert test.metadata.nbgrader == {
+        "grade": True,
+        "grade_id": "test_group_advantages",
+        "locked": True,
+        "points": ex.points,
+        "schema_version": 3,
+        "solution": False,
+        "task": False,
+    }
     assert 'check("group_advantages")' in test.source
     assert "### BEGIN HIDDEN TESTS" in test.source and 'hidden_check("group_advantages")' in test.source
     assert prompt.source == "**Question (3 points).** Why?" and prompt.metadata.nbgrader["locked"]
     assert ans.source == "YOUR ANSWER HERE"
-    assert (ans.metadata.nbgrader["grade"], ans.metadata.nbgrader["solution"],
-            ans.metadata.nbgrader["points"]) == (True, True, 3)
+    assert (
+        ans.metadata.nbgrader["grade"],
+        ans.metadata.nbgrader["solution"],
+        ans.metadata.nbgrader["points"],
+    ) == (True, True, 3)
     assert ans2.metadata.nbgrader["points"] == nbbuild.DEFAULT_ANSWER_POINTS
     assert locked.metadata.nbgrader["locked"] and not locked.metadata.nbgrader["grade"]
 
 
-@pytest.mark.parametrize("cell, problem", [
-    ('# %% tags=["exercise_test:kl_estimate"]\n', "bad tag 'exercise_test:kl_estimate'"),
-    ('# %% tags=["exercise-test:no_such_function"]\n', "no exercise named 'no_such_function'"),
-    ('# %% tags=["setup"]\nx = 1\n', "empty code cell"),
-    ('# %% tags=["setup:05"]\n', "bad tag 'setup:05'"),
-    ('# %% tags=["answer:q_why"]\nx = 1\n', "got a code cell"),
-    ('# %% [markdown] tags=["answer:why"]\n# Why?\n', "answer:q_<id>"),
-    ('# %% [markdown] tags=["answer:q_why", "points:two"]\n# Why?\n', "whole number"),
-    ('# %% tags=["exercise-test:kl_estimate", "points:3"]\n', "'points:' goes with an 'answer:'"),
-    ('# %% tags=["exercise-test:kl_estimate", "locked:x"]\n', "one role per cell"),
-    ('# %% [markdown] slide="yes"\n# Hi\n', "unsupported cell metadata ['slide']"),
-])
+@pytest.mark.parametrize(
+    "cell, problem",
+    [
+        ('# %% tags=["exercise_test:kl_estimate"]\n', "bad tag 'exercise_test:kl_estimate'"),
+        ('# %% tags=["exercise-test:no_such_function"]\n', "no exercise named 'no_such_function'"),
+        ('# %% tags=["setup"]\nx = 1\n', "empty code cell"),
+        ('# %% tags=["setup:05"]\n', "bad tag 'setup:05'"),
+        ('# %% tags=["answer:q_why"]\nx = 1\n', "got a code cell"),
+        ('# %% [markdown] tags=["answer:why"]\n# Why?\n', "answer:q_<id>"),
+        ('# %% [markdown] tags=["answer:q_why", "points:two"]\n# Why?\n', "whole number"),
+        ('# %% tags=["exercise-test:kl_estimate", "points:3"]\n', "'points:' goes with an 'answer:'"),
+        ('# %% tags=["exercise-test:kl_estimate", "locked:x"]\n', "one role per cell"),
+        ('# %% [markdown] slide="yes"\n# Hi\n', "unsupported cell metadata ['slide']"),
+    ],
+)
 def test_a_bad_tag_is_an_error_naming_the_cell(tmp_path, cell, problem):
-    path = _write(tmp_path, '# %%\nfirst = 1\n\n' + cell)
+    path = _write(tmp_path, "# %%\nfirst = 1\n\n" + cell)
     with pytest.raises(nbbuild.SourceError) as err:
         nbbuild.cells_from_percent(path)
     assert "05_made_up.py cell 2" in str(err.value) and problem in str(err.value)
@@ -146,7 +165,7 @@ def test_check_mode_names_stale_and_missing_notebooks_and_build_fixes_them(tmp_p
     assert nbbuild.main([str(src)]) == 0
     assert "rebuilt: " in capsys.readouterr().out
     assert nbbuild.main(["--check", str(src)]) == 0
-    src.write_text(MADE_UP.replace("Why?", "Why not?"), encoding="utf-8")   # edited, not rebuilt
+    src.write_text(MADE_UP.replace("Why?", "Why not?"), encoding="utf-8")  # edited, not rebuilt
     assert nbbuild.main(["--check", str(src)]) == 1
     assert "05_made_up.ipynb is stale" in capsys.readouterr().err
     assert nbbuild.main([str(src)]) == 0
@@ -178,12 +197,20 @@ def test_notebook_with_stubs_stops_at_an_exercise_with_the_stub_message(source, 
     from nbclient.exceptions import CellExecutionError
 
     from course_instructor.execute import execute_notebook
+
     unit = _unit(source)
     with pytest.raises(CellExecutionError) as err:
-        execute_notebook(source.with_suffix(".ipynb"), solutions=False,
-                         allow_errors=False, timeout=300,
-                         env={"COURSE_RESULTS_DIR": str(tmp_path), "COURSE_PROFILE": "tiny",
-                              "COURSE_CHECKPOINTS": str(tmp_path / "ckpt")})
+        execute_notebook(
+            source.with_suffix(".ipynb"),
+            solutions=False,
+            allow_errors=False,
+            timeout=300,
+            env={
+                "COURSE_RESULTS_DIR": str(tmp_path),
+                "COURSE_PROFILE": "tiny",
+                "COURSE_CHECKPOINTS": str(tmp_path / "ckpt"),
+            },
+        )
     msg = str(err.value)
     assert "NotImplementedError" in msg
     named = re.search(r"Exercise (\d+\.\d+) \(notebook (\d\d)_\w+\)", msg)
@@ -191,7 +218,7 @@ def test_notebook_with_stubs_stops_at_an_exercise_with_the_stub_message(source, 
     ex = next(e for e in exercises.EXERCISES if e.number == named.group(1))
     assert ex.name in msg and named.group(2) <= unit
     own = exercises.for_unit(unit)
-    if unit in ("01", "02"):     # nothing earlier to rely on: the unit's first exercise, at its test cell
+    if unit in ("01", "02"):  # nothing earlier to rely on: the unit's first exercise, at its test cell
         assert ex == own[0], ex
         assert f'check("{ex.name}")' in msg
-        assert not (tmp_path / "figures").exists()               # nothing after it ran
+        assert not (tmp_path / "figures").exists()  # nothing after it ran

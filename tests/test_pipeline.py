@@ -1,5 +1,6 @@
 """Hidden-test machinery (solutions/grading.py + caserun), the sandbox on every exercise,
 `course run` and `course submit`."""
+
 from __future__ import annotations
 
 import json
@@ -12,10 +13,10 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-import submissions as S  # noqa: E402
+import submissions as S
 
-from course_lib.core import registry as exercises  # noqa: E402
-from course_instructor.grading import caserun  # noqa: E402
+from course_instructor.grading import caserun
+from course_lib.core import registry as exercises
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,6 +35,7 @@ def canon(x):
 @pytest.mark.parametrize("name", [e.name for e in exercises.EXERCISES])
 def test_cases_are_seeded_picklable_and_varied(name):
     from solutions import grading
+
     a, b = grading.make_cases(name, 1), grading.make_cases(name, 1)
     assert len(a) >= 2
     pickle.loads(pickle.dumps(a))
@@ -45,8 +47,9 @@ def test_cases_are_seeded_picklable_and_varied(name):
 
 @pytest.mark.parametrize("name", [e.name for e in exercises.EXERCISES])
 def test_solution_passes_and_stub_scores_zero(name):
-    from solutions import grading
     import course_lib
+    from solutions import grading
+
     ex = exercises.get(name)
     cases, expected = grading.expected_results(name)
     assert any(not r["error"] for r in expected), "every exercise needs valid-input cases"
@@ -60,12 +63,13 @@ def test_solution_passes_and_stub_scores_zero(name):
 
 
 def test_hidden_check_reports_partial_credit(monkeypatch):
+    from course_lib import kl
     from solutions import grading
     from solutions import kl as sol
-    from course_lib import kl
 
     def half_right(logp, ref_logp, kind="k3"):
         return sol.kl_estimate(logp, ref_logp, "k1" if kind == "k3" else kind)
+
     monkeypatch.setattr(kl, "kl_estimate", half_right)
     with pytest.raises(AssertionError, match=r"hidden tests for kl_estimate: \d+/9 cases passed"):
         grading.hidden_check("kl_estimate")
@@ -75,6 +79,7 @@ def test_hidden_check_reports_partial_credit(monkeypatch):
 
 def test_compare_checks_values_and_gradients():
     from solutions import grading
+
     case = {"id": "c", "args": [torch.randn(3, 4), torch.randn(3, 4)], "kwargs": {}, "grad": [0, 1]}
     good = caserun.run_case(lambda a, b: (a - b).pow(2).mean(), case)
     detached = caserun.run_case(lambda a, b: (a.detach() - b.detach()).pow(2).mean().requires_grad_(), case)
@@ -94,6 +99,7 @@ def test_compare_checks_values_and_gradients():
 
 def test_raising_for_everything_earns_no_bad_input_points():
     from solutions import grading
+
     cases, expected = grading.expected_results("kl_estimate")
     got = caserun.run_cases(lambda *a, **k: (_ for _ in ()).throw(ValueError("no")), cases)
     assert grading.score("kl_estimate", expected, got)["score"] == 0
@@ -119,8 +125,9 @@ def test_caserun_markers_and_normalize():
 @pytest.mark.slow
 def test_sandbox_grades_every_exercise(tmp_path):
     """A copy of the solutions gets full marks on all exercises, run in the sandbox."""
-    from solutions import grading
     from course_instructor.grading import sandbox
+    from solutions import grading
+
     cl = S.make_course_lib(tmp_path / "sub", solved="all")
     jobs, expected = {}, {}
     for e in exercises.EXERCISES:
@@ -133,6 +140,7 @@ def test_sandbox_grades_every_exercise(tmp_path):
 
 def test_sandbox_uses_only_exercise_modules_from_student(tmp_path):
     from course_instructor.grading import sandbox
+
     cl = tmp_path / "course_lib"
     cl.mkdir()
     (cl / "kl.py").write_text("x = 1\n")
@@ -145,14 +153,28 @@ def test_sandbox_uses_only_exercise_modules_from_student(tmp_path):
 # --- course run -------------------------------------------------------------------------------
 def test_course_run_collects_metrics_and_survives_a_failing_unit(tmp_path, capsys):
     from course_instructor import nbbuild, runner
+
     src = tmp_path / "notebooks"
-    nbbuild.write([nbbuild.code("from course_lib.core.report import report_metrics\n"
-                                "import os\nprint(os.environ['COURSE_PROFILE'], os.environ['COURSE_CHECKPOINTS'])\n"
-                                "report_metrics('01', {'format_compliance': (0.25, 0.75)})")],
-                  src / "01_ok.ipynb")
+    nbbuild.write(
+        [
+            nbbuild.code(
+                "from course_lib.core.report import report_metrics\n"
+                "import os\nprint(os.environ['COURSE_PROFILE'], os.environ['COURSE_CHECKPOINTS'])\n"
+                "report_metrics('01', {'format_compliance': (0.25, 0.75)})"
+            )
+        ],
+        src / "01_ok.ipynb",
+    )
     nbbuild.write([nbbuild.code("raise RuntimeError('unit two is broken')")], src / "02_broken.ipynb")
-    nbbuild.write([nbbuild.code("from course_lib.core.report import report_metrics\n"
-                                "report_metrics('03', {'kl_to_ref': (None, 0.5)})")], src / "03_ok.ipynb")
+    nbbuild.write(
+        [
+            nbbuild.code(
+                "from course_lib.core.report import report_metrics\n"
+                "report_metrics('03', {'kl_to_ref': (None, 0.5)})"
+            )
+        ],
+        src / "03_ok.ipynb",
+    )
     out = tmp_path / "run"
     rc = runner.main(["--out", str(out), "--source", str(src), "--preset", "quick"])
     assert rc == 1
@@ -175,6 +197,7 @@ def test_course_run_collects_metrics_and_survives_a_failing_unit(tmp_path, capsy
 # --- course submit ----------------------------------------------------------------------------
 def test_submit_packs_notebooks_and_course_lib(tmp_path, monkeypatch):
     from course_lib import submit
+
     (tmp_path / "exercises").mkdir()
     (tmp_path / "exercises" / "01_x.ipynb").write_text("{}")
     S.make_course_lib(tmp_path)
@@ -198,13 +221,15 @@ def test_submit_packs_notebooks_and_course_lib(tmp_path, monkeypatch):
 def test_notebook_groups_cover_every_unit_once(jobs):
     """The --notebook patterns of concurrent nbgrader processes: every NN_*.ipynb in exactly one."""
     import fnmatch
+
     from course_instructor.grading.nbgrader_run import notebook_groups
+
     names = [f"{i:02d}_unit" for i in range(1, 21)] + ["08_evaluation", "02_fixture"]
     groups = notebook_groups(jobs)
     assert len(groups) == jobs
     for name in names:
         assert sum(fnmatch.fnmatch(name, g) for g in groups) == 1, (name, groups)
-    if jobs == 2:   # neighbouring units (similar cost) go to different processes
+    if jobs == 2:  # neighbouring units (similar cost) go to different processes
         assert not fnmatch.fnmatch("05_ppo", groups[1]) and fnmatch.fnmatch("06_grpo", groups[1])
 
 
@@ -212,23 +237,29 @@ def test_results_from_the_sandbox_are_parsed_strictly():
     """The wire format: tensors come back as float64 / int64 / bool tensors the grader builds;
     anything malformed is refused with a named error; a bool tensor never passes for numbers."""
     from solutions import grading
+
     t = torch.tensor([[0.5, -1.0], [2.0, float("nan")]])
     r = caserun.run_case(lambda: (t, {"n": 3}), {"args": []})
     back = caserun.decode_result(json.loads(json.dumps(caserun.encode(r))))
     v = back["value"][0]
     assert type(v) is torch.Tensor and v.dtype == torch.float64 and v.shape == (2, 2)
     assert torch.equal(v.nan_to_num(7.0), t.double().nan_to_num(7.0)) and back["value"][1] == {"n": 3}
-    for bad, msg in [({"__tensor__": "float32", "shape": [3], "data": [1.0, 2.0]}, "shape"),
-                     ({"__tensor__": "object", "shape": [1], "data": [1]}, "dtype"),
-                     ({"__tensor__": "bool", "shape": [1], "data": [1]}, "bool"),
-                     ({"__tensor__": "int64", "shape": [1], "data": [0.5]}, "int"),
-                     ("x" * 2000, "longer than"), ([[[[[[[[[[1]]]]]]]]]], "nested")]:
+    for bad, msg in [
+        ({"__tensor__": "float32", "shape": [3], "data": [1.0, 2.0]}, "shape"),
+        ({"__tensor__": "object", "shape": [1], "data": [1]}, "dtype"),
+        ({"__tensor__": "bool", "shape": [1], "data": [1]}, "bool"),
+        ({"__tensor__": "int64", "shape": [1], "data": [0.5]}, "int"),
+        ("x" * 2000, "longer than"),
+        ([[[[[[[[[[1]]]]]]]]]], "nested"),
+    ]:
         with pytest.raises(caserun.MalformedResult, match=msg):
             caserun.decode(bad)
     with pytest.raises(caserun.MalformedResult):
         caserun.decode_result({"value": 1, "grads": {}, "error": None, "error_types": [], "id": "", "x": 1})
     expected = caserun.run_case(lambda: torch.tensor([0.3, 0.7]), {"args": []})
-    as_bool = caserun.decode_result(caserun.encode(caserun.run_case(lambda: torch.tensor([True, True]), {"args": []})))
+    as_bool = caserun.decode_result(
+        caserun.encode(caserun.run_case(lambda: torch.tensor([True, True]), {"args": []}))
+    )
     ok, msg = grading.compare(expected, as_bool)
     assert not ok and "expected a tensor of real numbers" in msg and "bool" in msg
     ok, msg = grading.compare(caserun.run_case(lambda: 1.0, {"args": []}), {**expected, "value": True})

@@ -1,4 +1,5 @@
 """The from-scratch PPO trainer (course_lib/trainers/ppo.py), on seeded tiny cases with the solutions."""
+
 from __future__ import annotations
 
 import copy
@@ -19,6 +20,7 @@ PROMPTS = ["The movie was", "I think the plot was", "Overall, this film", "The a
 def models(tiny):
     """A fresh policy-with-value-head on a copy of the tiny model, and the frozen reference."""
     from course_lib.core.models import PolicyWithValueHead, frozen_copy
+
     model, tok = tiny
     torch.manual_seed(0)
     lm = copy.deepcopy(model)
@@ -28,13 +30,22 @@ def models(tiny):
 def _const_reward(value):
     def reward(completions, **kw):
         return [value] * len(completions)
+
     return reward
 
 
 def _rollout(models, config, reward_fn=None, kl_coef=0.1, seed=0):
     policy, ref, tok = models
-    return pt.collect_rollout(policy, ref, tok, PROMPTS, reward_fn or _const_reward(1.0), kl_coef,
-                              config, torch.Generator().manual_seed(seed))
+    return pt.collect_rollout(
+        policy,
+        ref,
+        tok,
+        PROMPTS,
+        reward_fn or _const_reward(1.0),
+        kl_coef,
+        config,
+        torch.Generator().manual_seed(seed),
+    )
 
 
 # --------------------------------------------------------------------------- config and KL control
@@ -52,13 +63,13 @@ def test_config_validates_and_derives_minibatch_size():
 
 def test_adaptive_kl_controller_math():
     c = pt.AdaptiveKLController(0.1, target=6.0, horizon=10000)
-    assert c.update(6.6, 1000) == pytest.approx(0.1 * (1 + 0.1 * 1000 / 10000))   # error 0.1
+    assert c.update(6.6, 1000) == pytest.approx(0.1 * (1 + 0.1 * 1000 / 10000))  # error 0.1
     c = pt.AdaptiveKLController(0.1, target=6.0, horizon=10000)
-    assert c.update(60.0, 1000) == pytest.approx(0.1 * 1.02)                       # error clipped at +0.2
+    assert c.update(60.0, 1000) == pytest.approx(0.1 * 1.02)  # error clipped at +0.2
     c = pt.AdaptiveKLController(0.1, target=6.0, horizon=100)
-    assert c.update(0.0, 50) == pytest.approx(0.1 * 0.9)                           # error clipped at -0.2
+    assert c.update(0.0, 50) == pytest.approx(0.1 * 0.9)  # error clipped at -0.2
     c = pt.AdaptiveKLController(0.1, target=6.0, horizon=100)
-    assert c.update(6.0, 50) == pytest.approx(0.1)                                 # on target: unchanged
+    assert c.update(6.0, 50) == pytest.approx(0.1)  # on target: unchanged
     f = pt.FixedKLController(0.3)
     assert f.update(100.0, 1000) == 0.3
     assert isinstance(pt.make_kl_controller(pt.PPOConfig(adaptive_kl=True)), pt.AdaptiveKLController)
@@ -67,8 +78,9 @@ def test_adaptive_kl_controller_math():
 # --------------------------------------------------------------------------- rollout -> advantages
 def test_policy_forward_matches_the_sampler_logits(models, solutions_on):
     policy, ref, tok = models
-    roll = sampling.sample(policy.lm, tok, PROMPTS, max_new_tokens=6,
-                           generator=torch.Generator().manual_seed(0))
+    roll = sampling.sample(
+        policy.lm, tok, PROMPTS, max_new_tokens=6, generator=torch.Generator().manual_seed(0)
+    )
     with torch.no_grad():
         logits, values = pt.policy_forward(policy, roll)
         expected = sampling.completion_logits(policy.lm, roll)
@@ -100,7 +112,7 @@ def test_rollout_rewards_advantages_shapes_and_sums(models, solutions_on):
 
 def test_kl_penalty_enters_the_rewards(models, solutions_on):
     policy, ref, tok = models
-    with torch.no_grad():                       # move the policy away from the reference
+    with torch.no_grad():  # move the policy away from the reference
         for p in policy.lm.parameters():
             p.add_(0.05 * torch.randn_like(p))
     cfg = pt.PPOConfig(batch_size=4, max_new_tokens=8)
@@ -114,11 +126,13 @@ def test_kl_penalty_enters_the_rewards(models, solutions_on):
 # --------------------------------------------------------------------------- the update
 def test_one_ppo_update_lowers_the_surrogate_loss(models, solutions_on):
     policy, ref, tok = models
-    cfg = pt.PPOConfig(batch_size=4, num_mini_batches=1, ppo_epochs=1, max_new_tokens=8,
-                       learning_rate=1e-3, vf_coef=0.0)
+    cfg = pt.PPOConfig(
+        batch_size=4, num_mini_batches=1, ppo_epochs=1, max_new_tokens=8, learning_rate=1e-3, vf_coef=0.0
+    )
     scores = iter([[1.0, 0.0, 1.0, 0.0]])
-    b = pt.collect_rollout(policy, ref, tok, PROMPTS, lambda c, **kw: next(scores), 0.0, cfg,
-                           torch.Generator().manual_seed(0))
+    b = pt.collect_rollout(
+        policy, ref, tok, PROMPTS, lambda c, **kw: next(scores), 0.0, cfg, torch.Generator().manual_seed(0)
+    )
     keys = ("response_ids", "mask", "old_logprobs", "old_values", "advantages", "returns")
 
     def surrogate():
@@ -144,21 +158,45 @@ def test_one_ppo_update_lowers_the_surrogate_loss(models, solutions_on):
 
 def test_no_clipping_means_zero_clip_fraction(models, solutions_on):
     policy, ref, tok = models
-    cfg = pt.PPOConfig(batch_size=4, num_mini_batches=2, ppo_epochs=4, max_new_tokens=8,
-                       learning_rate=3e-3, clip_range=None)
-    b = pt.collect_rollout(policy, ref, tok, PROMPTS, lambda c, **kw: [1.0, 0.0, 1.0, 0.0], 0.0, cfg,
-                           torch.Generator().manual_seed(0))
+    cfg = pt.PPOConfig(
+        batch_size=4, num_mini_batches=2, ppo_epochs=4, max_new_tokens=8, learning_rate=3e-3, clip_range=None
+    )
+    b = pt.collect_rollout(
+        policy,
+        ref,
+        tok,
+        PROMPTS,
+        lambda c, **kw: [1.0, 0.0, 1.0, 0.0],
+        0.0,
+        cfg,
+        torch.Generator().manual_seed(0),
+    )
     stats = pt.ppo_update(policy, torch.optim.AdamW(policy.parameters(), lr=3e-3), b, cfg)
     assert stats["clip_fraction"] == 0.0 and stats["approx_kl"] > 0
 
 
 def test_the_value_head_learns(models, solutions_on):
     policy, ref, tok = models
-    cfg = pt.PPOConfig(batch_size=4, num_mini_batches=1, ppo_epochs=1, max_new_tokens=8,
-                       vf_coef=1.0, cliprange_value=10.0, learning_rate=3e-3)
-    b = pt.collect_rollout(policy, ref, tok, PROMPTS, lambda c, **kw: [2.0, -1.0, 2.0, -1.0], 0.0, cfg,
-                           torch.Generator().manual_seed(0))
-    for p in policy.lm.parameters():           # train the critic only: the rollout stays valid
+    cfg = pt.PPOConfig(
+        batch_size=4,
+        num_mini_batches=1,
+        ppo_epochs=1,
+        max_new_tokens=8,
+        vf_coef=1.0,
+        cliprange_value=10.0,
+        learning_rate=3e-3,
+    )
+    b = pt.collect_rollout(
+        policy,
+        ref,
+        tok,
+        PROMPTS,
+        lambda c, **kw: [2.0, -1.0, 2.0, -1.0],
+        0.0,
+        cfg,
+        torch.Generator().manual_seed(0),
+    )
+    for p in policy.lm.parameters():  # train the critic only: the rollout stays valid
         p.requires_grad_(False)
     opt = torch.optim.AdamW(policy.value_head.parameters(), lr=3e-2)
     first = pt.ppo_update(policy, opt, b, cfg)["value_loss"]
@@ -170,23 +208,41 @@ def test_the_value_head_learns(models, solutions_on):
 # --------------------------------------------------------------------------- the loop and quick_train
 def test_train_history_and_adaptive_beta(models, solutions_on):
     policy, ref, tok = models
-    cfg = pt.PPOConfig(max_steps=3, batch_size=4, max_new_tokens=8, learning_rate=3e-3, kl_coef=0.2,
-                       adaptive_kl=True, target_kl=1e-3, horizon=8)
-    res = pt.train(cfg, policy, tok, PROMPTS * 2, ref_model=ref, reward_fn=_const_reward(0.5),
-                   profile=TINY)
+    cfg = pt.PPOConfig(
+        max_steps=3,
+        batch_size=4,
+        max_new_tokens=8,
+        learning_rate=3e-3,
+        kl_coef=0.2,
+        adaptive_kl=True,
+        target_kl=1e-3,
+        horizon=8,
+    )
+    res = pt.train(cfg, policy, tok, PROMPTS * 2, ref_model=ref, reward_fn=_const_reward(0.5), profile=TINY)
     assert res.model is policy and res.ref_model is ref
     assert [h["step"] for h in res.history] == [1, 2, 3]
-    for key in ("reward", "kl", "kl_coef", "entropy", "clip_fraction", "value_loss", "policy_loss",
-                "approx_kl", "completion_length", "lr", "seconds"):
+    for key in (
+        "reward",
+        "kl",
+        "kl_coef",
+        "entropy",
+        "clip_fraction",
+        "value_loss",
+        "policy_loss",
+        "approx_kl",
+        "completion_length",
+        "lr",
+        "seconds",
+    ):
         assert all(torch.isfinite(torch.tensor(h[key])) for h in res.history), key
-    assert res.history[0]["kl"] == pytest.approx(0.0, abs=1e-5)      # starts at the reference
+    assert res.history[0]["kl"] == pytest.approx(0.0, abs=1e-5)  # starts at the reference
     assert res.history[-1]["kl"] > 0
     # the loop feeds each step's mean KL per sequence to Ziegler's controller
     for prev, nxt in zip(res.history, res.history[1:]):
         error = min(max(prev["kl_seq"] / 1e-3 - 1, -0.2), 0.2)
         assert nxt["kl_coef"] == pytest.approx(prev["kl_coef"] * (1 + error * 4 / 8))
-    assert res.history[1]["kl_coef"] == pytest.approx(0.2 * 0.9)   # step 1: KL 0 -> beta lowered
-    last = res.history[-1]                                            # the final beta: one more update
+    assert res.history[1]["kl_coef"] == pytest.approx(0.2 * 0.9)  # step 1: KL 0 -> beta lowered
+    last = res.history[-1]  # the final beta: one more update
     error = min(max(last["kl_seq"] / 1e-3 - 1, -0.2), 0.2)
     assert res.info["kl_coef"] == pytest.approx(last["kl_coef"] * (1 + error * 4 / 8))
 
@@ -209,9 +265,11 @@ def test_quick_train_saves_a_loadable_checkpoint(tmp_path, monkeypatch, solution
     assert out == tmp_path / "ckpts" / "ppo"
     assert (out / "value_head.safetensors").exists() and (out / "training_info.json").exists()
     from course_lib.core.models import load_policy
+
     model, tok = load_policy(out, profile=TINY, device="cpu")
-    roll = sampling.sample(model, tok, PROMPTS[:1], max_new_tokens=4,
-                           generator=torch.Generator().manual_seed(0))
+    roll = sampling.sample(
+        model, tok, PROMPTS[:1], max_new_tokens=4, generator=torch.Generator().manual_seed(0)
+    )
     assert roll.completion_ids.shape[0] == 1
 
 
@@ -228,5 +286,5 @@ def test_gpu_path_on_standins(gpu_profile, tmp_path, solutions_on):
     out = pt.quick_train(gpu_profile, "quick", out_dir=tmp_path / "ppo")
     info = __import__("json").loads((out / "training_info.json").read_text())
     assert info["profile"] == "gpu" and info["steps"] == gpu_profile.preset("quick").steps
-    assert 0.0 <= info["final"]["reward"] <= 1.0        # P(positive) from the classifier stand-in
+    assert 0.0 <= info["final"]["reward"] <= 1.0  # P(positive) from the classifier stand-in
     assert (out / "config.json").exists()

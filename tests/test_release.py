@@ -1,4 +1,5 @@
 """`course release`: leak-proof student bundle, up-to-date exercises/, nbgrader config."""
+
 from __future__ import annotations
 
 import os
@@ -20,6 +21,7 @@ def built(tmp_path_factory):
     """A release of the repository's notebooks (or the fixture notebook while there are none),
     built into a temporary folder: (info, exercises dir)."""
     from course_instructor import release
+
     d = tmp_path_factory.mktemp("release")
     src = ROOT / "notebooks"
     if not release.source_notebooks(src):
@@ -36,19 +38,45 @@ def test_release_has_no_solutions_or_hidden_tests(built):
     assert not (bundle / "solutions").exists() and not (bundle / "notebooks").exists()
     names = {p.name for p in (bundle / "exercises").glob("*.ipynb")}
     assert names == {p.name for p in src.glob("[0-9][0-9]_*.ipynb")}
-    for f in ("setup.sh", "environment.yml", "pyproject.toml", "README.md", "course_lib/kl.py",
-              "course_lib/submit.py", "course_lib/core/config.py", "course_lib/assets/tiny/config.json",
-              "tests/conftest.py"):
+    for f in (
+        "setup.sh",
+        "environment.yml",
+        "pyproject.toml",
+        "README.md",
+        "course_lib/kl.py",
+        "course_lib/submit.py",
+        "course_lib/core/config.py",
+        "course_lib/assets/tiny/config.json",
+        "tests/conftest.py",
+    ):
         assert (bundle / f).exists(), f
     # Allow-list by audience: the bundle holds the student package and nothing instructor-only.
     assert not (bundle / "course_instructor").exists()
     shipped = sorted(p.relative_to(bundle).as_posix() for p in (bundle / "course_lib").rglob("*.py"))
-    repo_lib = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "course_lib").rglob("*.py")
-                      if "__pycache__" not in p.parts)
+    repo_lib = sorted(
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "course_lib").rglob("*.py")
+        if "__pycache__" not in p.parts
+    )
     assert shipped == repo_lib
     top = sorted(p.name for p in (bundle / "course_lib").iterdir() if p.name != "__pycache__")
-    assert top == ["__init__.py", "assets", "checks", "cli.py", "core", "dpo.py", "grpo.py", "kl.py",
-                   "labs", "ppo.py", "reward_model.py", "rewards.py", "sft.py", "submit.py", "trainers"], top
+    assert top == [
+        "__init__.py",
+        "assets",
+        "checks",
+        "cli.py",
+        "core",
+        "dpo.py",
+        "grpo.py",
+        "kl.py",
+        "labs",
+        "ppo.py",
+        "reward_model.py",
+        "rewards.py",
+        "sft.py",
+        "submit.py",
+        "trainers",
+    ], top
     with zipfile.ZipFile(info["zip"]) as z:
         names = z.namelist()
     assert not any("/solutions/" in n or n.startswith("solutions/") for n in names)
@@ -67,9 +95,14 @@ def test_leak_scanner_catches_planted_leaks(built, tmp_path):
 
     from course_instructor import release
     from solutions import CANARY
+
     bundle = Path(built[0]["bundle"])
-    for plant in (f"# {CANARY}\n", "### BEGIN SOLUTION\n", "### BEGIN HIDDEN TESTS\n",
-                  "from solutions.grading import hidden_check\n"):
+    for plant in (
+        f"# {CANARY}\n",
+        "### BEGIN SOLUTION\n",
+        "### BEGIN HIDDEN TESTS\n",
+        "from solutions.grading import hidden_check\n",
+    ):
         copy = tmp_path / f"b{abs(hash(plant))}"
         shutil.copytree(bundle, copy)
         with open(copy / "course_lib" / "utils.py", "a") as f:
@@ -86,7 +119,9 @@ def test_released_notebooks_keep_grading_metadata(built):
     _, ex, _ = built
     for nb_path in ex.glob("*.ipynb"):
         nb = nbformat.read(str(nb_path), as_version=4)
-        tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id", "").startswith("test_")]
+        tests = [
+            c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id", "").startswith("test_")
+        ]
         for c in tests:
             assert c.metadata["nbgrader"]["locked"] and c.metadata["nbgrader"]["grade"]
             assert "check(" in c.source and "hidden_check" not in c.source
@@ -94,6 +129,7 @@ def test_released_notebooks_keep_grading_metadata(built):
 
 def test_public_tests_do_not_need_solutions():
     from course_instructor import release
+
     for p in release.public_tests():
         text = p.read_text()
         if p.name != "conftest.py":
@@ -104,6 +140,7 @@ def test_exercises_folder_is_up_to_date():
     """exercises/ must be what `course release` generates from notebooks/ (run it after editing
     a notebook)."""
     from course_instructor import release
+
     if not release.source_notebooks():
         pytest.skip("no unit notebooks yet")
     problems = release.stale_notebooks()
@@ -112,13 +149,22 @@ def test_exercises_folder_is_up_to_date():
 
 def test_nbgrader_config_works_with_plain_nbgrader(tmp_path):
     """`nbgrader generate_assignment exercises` from the repository root uses nbgrader_config.py."""
-    env = dict(os.environ, COURSE_NBGRADER_ROOT=str(tmp_path / "nbroot"),
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = dict(
+        os.environ,
+        COURSE_NBGRADER_ROOT=str(tmp_path / "nbroot"),
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
     src = ROOT / "notebooks"
     if not list(src.glob("[0-9][0-9]_*.ipynb")):
         pytest.skip("no unit notebooks yet")
-    r = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "exercises", "--force"],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "generate_assignment", "exercises", "--force"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     out = {p.name for p in (tmp_path / "nbroot" / "release" / "exercises").glob("*.ipynb")}
     assert out == {p.name for p in src.glob("[0-9][0-9]_*.ipynb")}
@@ -129,15 +175,20 @@ def test_first_cell_sets_up_course_lib_from_exercises(built):
     """Run a released notebook's set-up cell from <bundle>/exercises: course_lib must come from
     the bundle (not from the instructor repository) and the visible checks must be importable."""
     from course_instructor.execute import execute_notebook
+
     info, _, _ = built
     bundle = Path(info["bundle"])
     nb_path = sorted((bundle / "exercises").glob("*.ipynb"))[0]
     nb = nbformat.read(str(nb_path), as_version=4)
     probe = nbformat.v4.new_notebook()
-    probe.cells = [nb.cells[0], nbformat.v4.new_code_cell(
-        "import os, course_lib, course_lib.checks\nprint('LIB', course_lib.__file__)\nprint('CWD', os.getcwd())\n"
-        "print('FAST', FAST)\nimport importlib.util\nprint('SOL', importlib.util.find_spec('solutions') is not None "
-        "and 'site' not in str(importlib.util.find_spec('solutions').origin))")]
+    probe.cells = [
+        nb.cells[0],
+        nbformat.v4.new_code_cell(
+            "import os, course_lib, course_lib.checks\nprint('LIB', course_lib.__file__)\nprint('CWD', os.getcwd())\n"
+            "print('FAST', FAST)\nimport importlib.util\nprint('SOL', importlib.util.find_spec('solutions') is not None "
+            "and 'site' not in str(importlib.util.find_spec('solutions').origin))"
+        ),
+    ]
     probe_path = bundle / "exercises" / "_probe.ipynb"
     nbformat.write(probe, str(probe_path))
     try:

@@ -1,5 +1,6 @@
 """course_lib.trainers.reward_model: the provided Bradley-Terry loop, evaluation, error analysis,
 the TRL side-by-side and quick_train."""
+
 from __future__ import annotations
 
 import json
@@ -28,10 +29,12 @@ def fresh_rm():
 def test_encode_pairs_chosen_first_right_padded(tok):
     b = rmt.encode_pairs(["P1", "P2 longer prompt"], [" good", " great"], [" bad", " awful awful"], tok)
     assert b["input_ids"].shape[0] == 4
-    for row, text in enumerate(["P1 good", "P2 longer prompt great", "P1 bad", "P2 longer prompt awful awful"]):
+    for row, text in enumerate(
+        ["P1 good", "P2 longer prompt great", "P1 bad", "P2 longer prompt awful awful"]
+    ):
         am = b["attention_mask"][row]
-        assert am.tolist() == sorted(am.tolist(), reverse=True)          # ones then zeros
-        assert tok.decode(b["input_ids"][row][am == 1]) == text           # no EOS: scored as decoded samples
+        assert am.tolist() == sorted(am.tolist(), reverse=True)  # ones then zeros
+        assert tok.decode(b["input_ids"][row][am == 1]) == text  # no EOS: scored as decoded samples
     with_eos = rmt.encode_texts(["P1 good"], tok, add_eos=True)["input_ids"][0]
     assert with_eos[-1].item() == tok.eos_token_id
     with pytest.raises(ValueError, match="2 prompts, 1 chosen"):
@@ -54,12 +57,14 @@ def test_train_learns_the_rule_and_uses_the_exercises(monkeypatch, solutions_on,
     def pool_spy(*a, **k):
         calls["pool"] += 1
         return pool(*a, **k)
+
     monkeypatch.setattr(reward_model, "bradley_terry_loss", bt_spy)
     monkeypatch.setattr(reward_model, "last_token_pool", pool_spy)
     ev = data.preference_pairs("eval", n=64)
     before = rmt.evaluate(fresh_rm, tok, ev)["eval_accuracy"]
-    hist = rmt.train(rmt.RewardConfig(max_steps=60, learning_rate=2e-3), fresh_rm, tok,
-                     data.preference_pairs("train")).history
+    hist = rmt.train(
+        rmt.RewardConfig(max_steps=60, learning_rate=2e-3), fresh_rm, tok, data.preference_pairs("train")
+    ).history
     after = rmt.evaluate(fresh_rm, tok, ev)["eval_accuracy"]
     assert calls["bt"] == 60 and calls["pool"] >= 60
     assert len(hist) == 60 and {"loss", "accuracy", "margin", "seconds", "lr"} <= set(hist[0])
@@ -85,7 +90,7 @@ def test_mistakes_worst_first_and_filled_to_k():
     ds = data.preference_pairs("eval", n=30)
     rc = torch.linspace(-1, 2, 30)
     rr = torch.zeros(30)
-    rr[5] = 10.0                                   # a clear mistake far down the list
+    rr[5] = 10.0  # a clear mistake far down the list
     cases, n = rmt.mistakes(ds, rc, rr, k=20)
     assert n == int(((rc - rr) <= 0).sum())
     assert len(cases) == 20 and cases[0]["idx"] == 5
@@ -94,12 +99,12 @@ def test_mistakes_worst_first_and_filled_to_k():
     assert [c["mistake"] for c in cases] == [m <= 0 for m in margins]
     assert cases[0]["prompt"] == ds[5]["prompt"] and cases[0]["reward_rejected"] == 10.0
     many = torch.full((30,), -1.0)
-    assert len(rmt.mistakes(ds, many, torch.zeros(30), k=20)[0]) == 30   # all mistakes are kept
+    assert len(rmt.mistakes(ds, many, torch.zeros(30), k=20)[0]) == 30  # all mistakes are kept
 
 
 def test_write_mistakes_jsonl(tmp_path):
     ds = data.preference_pairs("eval", n=25)
-    cases, _ = rmt.mistakes(ds, torch.zeros(25), torch.zeros(25), k=20)    # ties are mistakes
+    cases, _ = rmt.mistakes(ds, torch.zeros(25), torch.zeros(25), k=20)  # ties are mistakes
     path = rmt.write_mistakes(cases, tmp_path / "a" / "m.jsonl")
     rows = [json.loads(x) for x in path.read_text().splitlines()]
     assert len(rows) == 25
@@ -117,7 +122,7 @@ def test_quick_train_saves_and_reloads_identical_scores(solutions_on, tmp_path, 
     rc, rr = rmt.score_pairs(rm, tok, ds)
     texts = [p + c for p, c in zip(ds["prompt"], ds["chosen"])]
     assert torch.allclose(rc, torch.tensor(rmt.reward_texts(rm, tok, texts)), atol=1e-5)
-    assert torch.allclose(rc, torch.tensor(rm.score_texts(texts, tok)), atol=1e-5)   # what unit 05 calls
+    assert torch.allclose(rc, torch.tensor(rm.score_texts(texts, tok)), atol=1e-5)  # what unit 05 calls
     rm2 = RewardModel.from_pretrained(path)
     assert torch.allclose(rmt.score_pairs(rm2, tok, ds)[1], rr)
 
@@ -129,10 +134,12 @@ def test_quick_train_runs_the_gpu_path_on_standins(solutions_on, gpu_profile, tm
 
 def test_trl_reward_side_by_side(solutions_on, tok, tmp_path):
     cfg = rmt.RewardConfig(max_steps=3, per_device_train_batch_size=4)
-    out = rmt.train_with_trl(cfg, get_profile("tiny").reward_model_base, tok,
-                             data.preference_pairs("train", n=32), tmp_path)
+    out = rmt.train_with_trl(
+        cfg, get_profile("tiny").reward_model_base, tok, data.preference_pairs("train", n=32), tmp_path
+    )
     assert [h["step"] for h in out.history] == [1, 2, 3]
     assert all(h["seconds"] > 0 and 0.0 <= h["accuracy"] <= 1.0 for h in out.history)
-    rc, rr = rmt.score_pairs(out.model, tok, data.preference_pairs("eval", n=8),
-                             score_fn=rmt.trl_score_fn(out.model))
+    rc, rr = rmt.score_pairs(
+        out.model, tok, data.preference_pairs("eval", n=8), score_fn=rmt.trl_score_fn(out.model)
+    )
     assert rc.shape == rr.shape == (8,) and torch.isfinite(rc).all()

@@ -1,4 +1,5 @@
 """`course serve`: a real uvicorn server on 127.0.0.1 (subprocess), queried with httpx."""
+
 from __future__ import annotations
 
 import os
@@ -38,11 +39,32 @@ def ckpt_root(tmp_path_factory):
 def server(ckpt_root):
     """`course serve --host 127.0.0.1 --port P` with no checkpoint argument (uses the default)."""
     port = _free_port()
-    env = dict(os.environ, COURSE_CHECKPOINTS=str(ckpt_root), COURSE_PROFILE="tiny",
-               OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
-    proc = subprocess.Popen([sys.executable, "-m", "course_lib.cli", "serve", "--host", "127.0.0.1",
-                             "--port", str(port), "--time-limit", "20"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = dict(
+        os.environ,
+        COURSE_CHECKPOINTS=str(ckpt_root),
+        COURSE_PROFILE="tiny",
+        OMP_NUM_THREADS="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "course_lib.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--time-limit",
+            "20",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     try:
@@ -70,12 +92,13 @@ def server(ckpt_root):
 def test_health_reports_the_default_checkpoint(server, ckpt_root):
     h = server.get("/health").json()
     assert h["status"] == "ok"
-    assert Path(h["checkpoint"]) == ckpt_root / "sft"        # newest SFT/RL checkpoint
+    assert Path(h["checkpoint"]) == ckpt_root / "sft"  # newest SFT/RL checkpoint
     assert h["max_length_cap"] >= 32
 
 
 def test_generate_answers_in_the_trained_format(server):
     from course_lib.core import data
+
     questions = list(data.load_task("qa", "train", n=12)["question"])
     replies = []
     for q in questions:
@@ -87,10 +110,10 @@ def test_generate_answers_in_the_trained_format(server):
         replies.append((q, body))
     formatted = [(q, b) for q, b in replies if b["format_ok"]]
     assert formatted, "the model never produced the Q&A format on training questions"
-    for q, b in formatted:
+    for _q, b in formatted:
         question_line, answer_line = b["response"].split("\n")
         assert question_line.startswith("Question: ") and answer_line.startswith("Answer: ")
-        assert answer_line[len("Answer: "):].strip()
+        assert answer_line[len("Answer: ") :].strip()
 
 
 def test_max_length_bounds_the_response(server):
@@ -99,20 +122,23 @@ def test_max_length_bounds_the_response(server):
     assert r.json()["tokens"] <= 3
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"question": ""}, "question"),
-    ({"question": "   \n"}, "question"),
-    ({"max_length": 10}, "question"),
-    ({"question": 42}, "question"),
-    ({"question": ["a"]}, "question"),
-    ({"question": "x" * 5000}, "question"),
-    ({"question": "What is 2 + 2?", "max_length": 0}, "max_length"),
-    ({"question": "What is 2 + 2?", "max_length": 100000}, "max_length"),
-    ({"question": "What is 2 + 2?", "max_length": "ten"}, "max_length"),
-    ({"question": "What is 2 + 2?", "max_length": 2.5}, "max_length"),
-    ({"question": "What is 2 + 2?", "temperature": -1}, "temperature"),
-    ({"question": "What is 2 + 2?", "prompt": "x"}, "prompt"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"question": ""}, "question"),
+        ({"question": "   \n"}, "question"),
+        ({"max_length": 10}, "question"),
+        ({"question": 42}, "question"),
+        ({"question": ["a"]}, "question"),
+        ({"question": "x" * 5000}, "question"),
+        ({"question": "What is 2 + 2?", "max_length": 0}, "max_length"),
+        ({"question": "What is 2 + 2?", "max_length": 100000}, "max_length"),
+        ({"question": "What is 2 + 2?", "max_length": "ten"}, "max_length"),
+        ({"question": "What is 2 + 2?", "max_length": 2.5}, "max_length"),
+        ({"question": "What is 2 + 2?", "temperature": -1}, "temperature"),
+        ({"question": "What is 2 + 2?", "prompt": "x"}, "prompt"),
+    ],
+)
 def test_invalid_requests_get_422_with_a_clear_message(server, body, field):
     r = server.post("/generate", json=body)
     assert r.status_code == 422, r.text
@@ -124,7 +150,7 @@ def test_malformed_json_and_wrong_method(server):
     r = server.post("/generate", content=b'{"question": ', headers={"content-type": "application/json"})
     assert r.status_code == 422 and "JSON" in r.json()["message"]
     assert server.get("/generate").status_code == 405
-    assert server.get("/health").status_code == 200      # still alive
+    assert server.get("/health").status_code == 200  # still alive
 
 
 def test_concurrent_requests_are_safe(server):
@@ -132,7 +158,7 @@ def test_concurrent_requests_are_safe(server):
     barrier = threading.Barrier(len(questions))
 
     def ask(q):
-        barrier.wait()                                      # all requests in flight together
+        barrier.wait()  # all requests in flight together
         return server.post("/generate", json={"question": q, "max_length": 24})
 
     with ThreadPoolExecutor(len(questions)) as pool:
@@ -156,12 +182,18 @@ class _SlowGenerator:
 
     def generate(self, question, max_length, temperature=0.0):
         time.sleep(self.seconds)
-        return {"response": f"Question: {question}\nAnswer: ok", "format_ok": True, "tokens": 1,
-                "seconds": self.seconds, "truncated": False}
+        return {
+            "response": f"Question: {question}\nAnswer: ok",
+            "format_ok": True,
+            "tokens": 1,
+            "seconds": self.seconds,
+            "truncated": False,
+        }
 
 
 def test_a_request_that_takes_too_long_gets_504():
     from fastapi.testclient import TestClient
+
     app = serving.create_app(generator=_SlowGenerator(1.0), timeout_s=0.2)
     with TestClient(app) as c:
         r = c.post("/generate", json={"question": "slow?"})

@@ -1,5 +1,6 @@
 """Sharded grading (course_instructor/grading/shards.py) on made-up grade outputs, plus one
 end-to-end run: 2 shards on one machine == the unsharded grades.csv, byte for byte."""
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,16 @@ EXERCISES = [("01", "format_reward", 2.0), ("02", "kl_estimate", 3.0), ("06", "q
 
 def fake_result(sid: str, k: int) -> dict:
     """What Grader.grade_one returns, with made-up scores (a written answer pending: None)."""
-    rows = [{"student_id": sid, "unit": u, "exercise": e,
-             "score": None if e.startswith("q_") else (k * 0.37 + i) % (m + 0.01), "max_score": m}
-            for i, (u, e, m) in enumerate(EXERCISES)]
+    rows = [
+        {
+            "student_id": sid,
+            "unit": u,
+            "exercise": e,
+            "score": None if e.startswith("q_") else (k * 0.37 + i) % (m + 0.01),
+            "max_score": m,
+        }
+        for i, (u, e, m) in enumerate(EXERCISES)
+    ]
     return {"student_id": sid, "rows": rows, "seconds": 1.0 + k, "details": {}, "status": "ok"}
 
 
@@ -47,8 +55,13 @@ def make_shards(tmp: Path, ids: list[str], n: int) -> list[Path]:
 
 def test_parse_shard():
     assert shards.parse_shard("2/8") == (2, 8) and shards.parse_shard(" 1 / 1 ") == (1, 1)
-    for bad, msg in [("0/2", "numbered from 1"), ("3/2", "1 <= i <= n"), ("1-2", "look like i/n"),
-                     ("a/b", "look like i/n"), ("1/0", "1 <= i <= n")]:
+    for bad, msg in [
+        ("0/2", "numbered from 1"),
+        ("3/2", "1 <= i <= n"),
+        ("1-2", "look like i/n"),
+        ("a/b", "look like i/n"),
+        ("1/0", "1 <= i <= n"),
+    ]:
         with pytest.raises(ValueError, match=msg):
             shards.parse_shard(bad)
 
@@ -57,9 +70,9 @@ def test_parse_shard():
 def test_select_partitions_in_stable_order(n):
     items = [f"s{i:02d}" for i in range(10)]
     parts = [shards.select(items, i, n) for i in range(1, n + 1)]
-    assert sorted(x for p in parts for x in p) == items                     # all, each once
-    assert all(p == sorted(p) for p in parts)                               # order kept
-    assert parts[0][0] == "s00" and (n == 1 or parts[1][0] == "s01")        # every n-th from i
+    assert sorted(x for p in parts for x in p) == items  # all, each once
+    assert all(p == sorted(p) for p in parts)  # order kept
+    assert parts[0][0] == "s00" and (n == 1 or parts[1][0] == "s01")  # every n-th from i
 
 
 @pytest.mark.parametrize("n", [2, 3])
@@ -67,7 +80,7 @@ def test_merge_equals_unsharded_byte_for_byte(tmp_path, n):
     ids = ["ada", "bob", "cy", "dee", "eve"]
     write_out(tmp_path / "whole", [fake_result(sid, k) for k, sid in enumerate(ids)])
     dirs = make_shards(tmp_path, ids, n)
-    merged = shards.merge(list(reversed(dirs)), tmp_path / "merged")      # any order of folders
+    merged = shards.merge(list(reversed(dirs)), tmp_path / "merged")  # any order of folders
     assert [r["student_id"] for r in merged] == ids
     for f in ("grades.csv", "grades.json"):
         assert (tmp_path / "merged" / f).read_bytes() == (tmp_path / "whole" / f).read_bytes(), f
@@ -76,7 +89,7 @@ def test_merge_equals_unsharded_byte_for_byte(tmp_path, n):
 
 
 def test_duplicate_ids_across_shards_are_renamed_as_unsharded(tmp_path):
-    ids = ["ada", "ada", "bob"]          # the same id in shard 1 and shard 2
+    ids = ["ada", "ada", "bob"]  # the same id in shard 1 and shard 2
     dirs = make_shards(tmp_path, ids, 2)
     merged = shards.merge(dirs, tmp_path / "merged")
     assert [r["student_id"] for r in merged] == ["ada", "ada-dup2", "bob"]
@@ -92,7 +105,7 @@ def test_duplicate_renamed_inside_a_shard_is_renumbered_in_batch_order(tmp_path)
     res[1]["status"] = "DUPLICATE STUDENT ID 'ada': ... graded as 'ada-dup2'."
     (dirs[0] / "grades.json").write_text(json.dumps(res))
     merged = shards.merge(dirs, tmp_path / "merged")
-    assert [r["student_id"] for r in merged] == ["ada", "ada-dup2", "ada-dup3"]   # one machine's ids
+    assert [r["student_id"] for r in merged] == ["ada", "ada-dup2", "ada-dup3"]  # one machine's ids
 
 
 def test_merge_refuses_incomplete_or_mixed_shards(tmp_path):
@@ -128,6 +141,7 @@ def test_gradebooks_merge(tmp_path):
     from nbgrader.api import Gradebook
 
     from course_instructor.release import ensure_scripts_on_path
+
     ensure_scripts_on_path()
 
     def shard_db(root: Path, students: dict[str, float]) -> Path:
@@ -144,6 +158,7 @@ def test_gradebooks_merge(tmp_path):
                 gb.db.commit()
             (root / "nbgrader" / "autograded" / next(iter(students))).mkdir(parents=True)
         return root / "nbgrader"
+
     a = shard_db(tmp_path / "s1", {"ada": 2.0})
     b = shard_db(tmp_path / "s2", {"bob": 0.5, "cy": 1.0})
     shards.merge_gradebooks([a, b], tmp_path / "out" / "nbgrader")
@@ -160,6 +175,7 @@ def test_two_shards_grade_like_one_machine(tmp_path, fixture_course):  # noqa: F
     """Real grading (code points only, the cheapest setting) of made-up submissions: shards 1/2
     and 2/2 merged give the unsharded grades.csv byte for byte."""
     import submissions as S
+
     src, released = fixture_course
     subs = tmp_path / "subs"
     S.make_submission(subs / "a_stubs", released)
@@ -169,10 +185,12 @@ def test_two_shards_grade_like_one_machine(tmp_path, fixture_course):  # noqa: F
     autograde.autograde(subs, tmp_path / "whole", **kw)
     parts = [tmp_path / f"shard-{i}" for i in (1, 2)]
     flags = ["--source", str(src), "--no-notebooks", "--exercise-timeout", "8", "--sandbox-timeout", "60"]
-    for i, d in enumerate(parts, 1):          # through the command line: course autograde --shard i/2
+    for i, d in enumerate(parts, 1):  # through the command line: course autograde --shard i/2
         assert autograde.main([str(subs), "--shard", f"{i}/2", "--out", str(d), *flags]) == 0
-    assert [s["name"] for s in json.loads((parts[0] / "shard.json").read_text())["submissions"]] == \
-        ["a_stubs", "c_partial"]
+    assert [s["name"] for s in json.loads((parts[0] / "shard.json").read_text())["submissions"]] == [
+        "a_stubs",
+        "c_partial",
+    ]
     assert autograde.main(["--merge", *map(str, parts), "--out", str(tmp_path / "merged")]) == 0
     whole = (tmp_path / "whole" / "grades.csv").read_bytes()
     assert (tmp_path / "merged" / "grades.csv").read_bytes() == whole

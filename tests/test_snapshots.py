@@ -3,6 +3,7 @@ tests/snapshots/snapshot_cases.py with the solutions and compare with the stored
 
 Regenerate on purpose only: ``.venv/bin/python tests/snapshots/make_snapshots.py [name ...]``.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -22,8 +23,8 @@ from snapshot_cases import CASES, run_case  # noqa: E402
 from course_lib.core.registry import BY_NAME  # noqa: E402
 
 ATOL = 1e-6
-RTOL = 1e-6   # ~16 float32 ulps: only matters for the few outputs > 1 in size (e.g. IPO losses ~ 60),
-              # where a 1-ulp difference of exp/log between CPUs would otherwise exceed ATOL
+RTOL = 1e-6  # ~16 float32 ulps: only matters for the few outputs > 1 in size (e.g. IPO losses ~ 60),
+# where a 1-ulp difference of exp/log between CPUs would otherwise exceed ATOL
 PARAMS = [(name, case) for name in sorted(CASES) for case in CASES[name]]
 
 
@@ -55,19 +56,27 @@ def test_snapshot_value_and_gradient(name, case):
     assert len(outs) == n_out, f"{name}/{case_id}: {len(outs)} outputs, snapshot has {n_out}"
     for i, o in enumerate(outs):
         want = z[f"{case_id}/out/{i}"]
-        assert tuple(o.shape) == want.shape, f"{name}/{case_id} output {i}: shape {list(o.shape)} != {list(want.shape)}"
-        np.testing.assert_allclose(o.numpy(), want, atol=ATOL, rtol=RTOL, err_msg=f"{name}/{case_id} output {i}")
+        assert tuple(o.shape) == want.shape, (
+            f"{name}/{case_id} output {i}: shape {list(o.shape)} != {list(want.shape)}"
+        )
+        np.testing.assert_allclose(
+            o.numpy(), want, atol=ATOL, rtol=RTOL, err_msg=f"{name}/{case_id} output {i}"
+        )
     stored = {k.split("/")[-1] for k in z if k.startswith(f"{case_id}/grad/")}
-    assert set(grads) == stored, f"{name}/{case_id}: gradients w.r.t. {sorted(grads)}, snapshot has {sorted(stored)}"
+    assert set(grads) == stored, (
+        f"{name}/{case_id}: gradients w.r.t. {sorted(grads)}, snapshot has {sorted(stored)}"
+    )
     for k, gr in grads.items():
-        np.testing.assert_allclose(gr.numpy(), z[f"{case_id}/grad/{k}"], atol=ATOL, rtol=RTOL,
-                                   err_msg=f"{name}/{case_id} d/d{k}")
+        np.testing.assert_allclose(
+            gr.numpy(), z[f"{case_id}/grad/{k}"], atol=ATOL, rtol=RTOL, err_msg=f"{name}/{case_id} d/d{k}"
+        )
 
 
 def test_snapshots_detect_a_wrong_gradient():
     """The comparison is sharp: a solution whose value is right but whose gradient is
     stopped somewhere (here: the clipped branch detached) fails."""
     from solutions import ppo
+
     case_id, make, call = CASES["ppo_policy_loss"][0]
     z = _load("ppo_policy_loss")
     inputs = {k.split("/")[-1]: torch.from_numpy(v) for k, v in z.items() if k.startswith(f"{case_id}/in/")}
@@ -75,7 +84,7 @@ def test_snapshots_detect_a_wrong_gradient():
 
     def half_detached(logp, old_logp, advantages, mask, clip_eps=0.2):
         loss, frac = ppo.ppo_policy_loss(logp, old_logp, advantages, mask, clip_eps)
-        return loss.detach() + 0.5 * (loss - loss.detach()), frac     # same value, half the gradient
+        return loss.detach() + 0.5 * (loss - loss.detach()), frac  # same value, half the gradient
 
     _, _, outs, grads = run_case(half_detached, make, call, 0, inputs=inputs, weights=weights)
     np.testing.assert_allclose(outs[0].numpy(), z[f"{case_id}/out/0"], atol=ATOL, rtol=0)

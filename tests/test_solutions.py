@@ -1,6 +1,7 @@
 """The instructor solutions against small HAND-COMPUTED cases (the arithmetic is in the comments),
 against independent references (TRL 1.16's own helpers, torch.distributions, torch's losses), and
 on bad input (ValueError naming the function and the offending tensor/shape)."""
+
 from __future__ import annotations
 
 import math
@@ -11,7 +12,7 @@ import torch.nn.functional as F
 
 pytest.importorskip("solutions")
 
-from solutions import dpo, grpo, kl, ppo, reward_model, rewards, sft  # noqa: E402
+from solutions import dpo, grpo, kl, ppo, reward_model, rewards, sft
 
 LN2, LN3, LN4 = math.log(2), math.log(3), math.log(4)
 E = math.e
@@ -33,15 +34,17 @@ class TestRewards:
     GOOD = "Question: What is 2 + 3?\nAnswer: 5"
 
     def test_format_reward(self):
-        comps = [self.GOOD,
-                 "\n  " + self.GOOD + "  \n",                    # surrounding whitespace is stripped
-                 self.GOOD + "\nQuestion: and more?",            # trailing text after the answer line
-                 self.GOOD + " and then I went home",            # trailing text on the answer line: still 2 lines
-                 "Question: \nAnswer: 5",                        # empty question
-                 "Question: Why?\nAnswer:   ",                   # empty answer
-                 "Q: Why?\nA: because",                          # another surface format
-                 "",                                             # empty completion
-                 "Question: Why?\n\nAnswer: because"]            # a blank line in between
+        comps = [
+            self.GOOD,
+            "\n  " + self.GOOD + "  \n",  # surrounding whitespace is stripped
+            self.GOOD + "\nQuestion: and more?",  # trailing text after the answer line
+            self.GOOD + " and then I went home",  # trailing text on the answer line: still 2 lines
+            "Question: \nAnswer: 5",  # empty question
+            "Question: Why?\nAnswer:   ",  # empty answer
+            "Q: Why?\nA: because",  # another surface format
+            "",  # empty completion
+            "Question: Why?\n\nAnswer: because",
+        ]  # a blank line in between
         assert rewards.format_reward(comps) == [1.0, 1.0, -1.0, 1.0, -1.0, -1.0, -1.0, -1.0, -1.0]
 
     def test_format_reward_chat_and_kwargs(self):
@@ -50,17 +53,36 @@ class TestRewards:
         assert all(isinstance(v, float) for v in rewards.format_reward(chat))
 
     def test_correctness_reward_edge_cases(self):
-        comps = ["3 + 4 = 7",                 # last int 7 == 7                        -> 1
-                 "7, no wait, 8",             # last int is 8                          -> 0
-                 "The answer is -5.",         # negative number                        -> 1
-                 "she earns 68 dollars",      # GSM8K answer '... #### 68'             -> 1
-                 "",                          # empty string: no integer               -> 0
-                 "12",                        # 12 != 2 (whole integers, not substrings) -> 0
-                 "about 1,000 people",        # thousands separator: 1000              -> 1
-                 "5 apples and then 3"]       # trailing text after the answer: last int 3 -> 0
-        answers = ["7", "7", -5, "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n#### 68", "0", "2", "1000", "5"]
-        assert rewards.correctness_reward(comps, answer=answers, prompts=["p"] * 8) == \
-            [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0]
+        comps = [
+            "3 + 4 = 7",  # last int 7 == 7                        -> 1
+            "7, no wait, 8",  # last int is 8                          -> 0
+            "The answer is -5.",  # negative number                        -> 1
+            "she earns 68 dollars",  # GSM8K answer '... #### 68'             -> 1
+            "",  # empty string: no integer               -> 0
+            "12",  # 12 != 2 (whole integers, not substrings) -> 0
+            "about 1,000 people",  # thousands separator: 1000              -> 1
+            "5 apples and then 3",
+        ]  # trailing text after the answer: last int 3 -> 0
+        answers = [
+            "7",
+            "7",
+            -5,
+            "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n#### 68",
+            "0",
+            "2",
+            "1000",
+            "5",
+        ]
+        assert rewards.correctness_reward(comps, answer=answers, prompts=["p"] * 8) == [
+            1.0,
+            0.0,
+            1.0,
+            1.0,
+            0.0,
+            0.0,
+            1.0,
+            0.0,
+        ]
         chat = [[{"role": "assistant", "content": "so 42"}]]
         assert rewards.correctness_reward(chat, answer=[42]) == [1.0]
 
@@ -72,26 +94,28 @@ class TestRewards:
 
     def test_sentiment_reward_is_the_profile_scorer(self):
         from course_lib.core.sentiment import get_scorer
+
         texts = ["What a wonderful, delightful film!", "A dull, awful mess.", ""]
         got = rewards.sentiment_reward(texts)
         assert got == pytest.approx(get_scorer().positive_probability(texts))
-        assert got[0] > 0.5 > got[1] and got[2] == pytest.approx(0.5)   # VADER: compound 0 -> 0.5
+        assert got[0] > 0.5 > got[1] and got[2] == pytest.approx(0.5)  # VADER: compound 0 -> 0.5
 
     def test_repetition_penalty(self):
         # 1 - unique/total: 0; 1 - 1/4; lower-cased 1 - 1/3; 1 - 2/4; empty -> 0; 1 word -> 0
-        got = rewards.repetition_penalty(["the cat sat", "good good good good", "Good good GOOD",
-                                          "a b a b", "", "   ", "solo"])
+        got = rewards.repetition_penalty(
+            ["the cat sat", "good good good good", "Good good GOOD", "a b a b", "", "   ", "solo"]
+        )
         assert got == pytest.approx([0.0, 0.75, 2 / 3, 0.5, 0.0, 0.0, 0.0])
 
     def test_length_penalty(self):
-        w = lambda n: " ".join(["w"] * n)  # noqa: E731
+        w = lambda n: " ".join(["w"] * n)
         assert rewards.length_penalty([w(3), w(4), w(40), w(41), ""]) == [-1.0, 0.0, 0.0, -1.0, -1.0]
         assert rewards.length_penalty(["a b", "a b c"], min_words=1, max_words=2) == [0.0, -1.0]
 
     def test_exponential_shaping(self):
         # exp(s/T) - 1: [0, e - 1, e^2 - 1]; T = 0.5: exp(2) - 1; tensor T = 2: [0, e^-0.5 - 1]
-        assert rewards.exponential_shaping([0.0, 1.0, 2.0]) == pytest.approx([0.0, E - 1, E ** 2 - 1])
-        assert rewards.exponential_shaping([1.0], 0.5) == pytest.approx([E ** 2 - 1])
+        assert rewards.exponential_shaping([0.0, 1.0, 2.0]) == pytest.approx([0.0, E - 1, E**2 - 1])
+        assert rewards.exponential_shaping([1.0], 0.5) == pytest.approx([E**2 - 1])
         out = rewards.exponential_shaping(T([[0.0, -1.0]]), 2.0)
         assert isinstance(out, torch.Tensor) and out.shape == (1, 2)
         close(out, [[0.0, math.exp(-0.5) - 1]])
@@ -116,10 +140,20 @@ class TestRewards:
 
     def test_rewards_plug_into_trl_signature(self):
         """TRL calls reward_func(prompts=..., completions=..., completion_ids=..., **columns)."""
-        kw = dict(prompts=["p"], completions=["Question: a?\nAnswer: 1"], completion_ids=[[1, 2]],
-                  answer=["1"], trainer_state=None)
-        for f in (rewards.format_reward, rewards.correctness_reward, rewards.sentiment_reward,
-                  rewards.repetition_penalty, rewards.length_penalty):
+        kw = dict(
+            prompts=["p"],
+            completions=["Question: a?\nAnswer: 1"],
+            completion_ids=[[1, 2]],
+            answer=["1"],
+            trainer_state=None,
+        )
+        for f in (
+            rewards.format_reward,
+            rewards.correctness_reward,
+            rewards.sentiment_reward,
+            rewards.repetition_penalty,
+            rewards.length_penalty,
+        ):
             out = f(**kw)
             assert isinstance(out, list) and len(out) == 1 and isinstance(out[0], float)
 
@@ -149,10 +183,10 @@ class TestKL:
     def test_kl_estimators_at_known_log_ratios(self):
         # log r = ref - logp = [-1, 1, 0, ln 2]
         logp, ref = T([0.0, -1.0, -0.3, -LN2]), T([-1.0, 0.0, -0.3, 0.0])
-        close(kl.kl_estimate(logp, ref, "k1"), [1.0, -1.0, 0.0, -LN2])                    # -log r
-        close(kl.kl_estimate(logp, ref, "k2"), [0.5, 0.5, 0.0, LN2 ** 2 / 2])             # (log r)^2 / 2
-        close(kl.kl_estimate(logp, ref, "k3"), [1 / E, E - 2, 0.0, 1 - LN2])               # r - 1 - log r
-        close(kl.kl_estimate(logp, ref), kl.kl_estimate(logp, ref, "k3"))                  # default k3
+        close(kl.kl_estimate(logp, ref, "k1"), [1.0, -1.0, 0.0, -LN2])  # -log r
+        close(kl.kl_estimate(logp, ref, "k2"), [0.5, 0.5, 0.0, LN2**2 / 2])  # (log r)^2 / 2
+        close(kl.kl_estimate(logp, ref, "k3"), [1 / E, E - 2, 0.0, 1 - LN2])  # r - 1 - log r
+        close(kl.kl_estimate(logp, ref), kl.kl_estimate(logp, ref, "k3"))  # default k3
 
     def test_k1_and_k3_unbiased_k3_nonnegative(self):
         """Sampling x ~ p: E[k1] = E[k3] = KL(p||q) (the reason GRPO uses k3); k2, k3 >= 0."""
@@ -177,6 +211,7 @@ class TestKL:
         # KL(q||p) = 1/4 ln(1/2) + 3/4 ln(3/2): asymmetric
         close(kl.exact_kl(T([0.0, LN3]), T([0.0, 0.0])), 0.25 * math.log(0.5) + 0.75 * math.log(1.5))
         from torch.distributions import Categorical, kl_divergence
+
         g = torch.Generator().manual_seed(1)
         p, q = torch.randn(4, 3, 7, generator=g), torch.randn(4, 3, 7, generator=g)
         close(kl.exact_kl(p, q), kl_divergence(Categorical(logits=p), Categorical(logits=q)), atol=1e-5)
@@ -188,9 +223,13 @@ class TestKL:
     def test_kl_penalized_rewards_hand(self):
         # -beta * (logp - ref) on response tokens; score on the last response token
         # row 0: k1 = [0.5, 0, -0.5] -> [-0.05, 0, 0.05 + 1]; row 1: k1 = [-1, 0, (5 pad)] -> [0.1, 0 + 2, 0]
-        got = kl.kl_penalized_rewards(T([1.0, 2.0]), T([[-1.0, -1.0, -1.0], [-2.0, -2.0, 5.0]]),
-                                      T([[-1.5, -1.0, -0.5], [-1.0, -2.0, 0.0]]),
-                                      torch.tensor([[1, 1, 1], [1, 1, 0]]), 0.1)
+        got = kl.kl_penalized_rewards(
+            T([1.0, 2.0]),
+            T([[-1.0, -1.0, -1.0], [-2.0, -2.0, 5.0]]),
+            T([[-1.5, -1.0, -0.5], [-1.0, -2.0, 0.0]]),
+            torch.tensor([[1, 1, 1], [1, 1, 0]]),
+            0.1,
+        )
         close(got, [[-0.05, 0.0, 1.05], [0.1, 2.0, 0.0]])
 
     def test_kl_penalized_rewards_bad_input(self):
@@ -207,17 +246,22 @@ class TestKL:
 class TestSFT:
     def test_tokenize_with_the_tiny_tokenizer(self, tiny):
         _, tok = tiny
-        prompts, comps = ["What is 2 + 3?\n", "Where is Avalon?\n"], ["Answer: 5", "Answer: in the north, far away"]
+        prompts, comps = (
+            ["What is 2 + 3?\n", "Where is Avalon?\n"],
+            ["Answer: 5", "Answer: in the north, far away"],
+        )
         out = sft.tokenize_prompt_and_completion(prompts, comps, tok)
-        rows = [(tok(p, add_special_tokens=False)["input_ids"], tok(c, add_special_tokens=False)["input_ids"])
-                for p, c in zip(prompts, comps)]
+        rows = [
+            (tok(p, add_special_tokens=False)["input_ids"], tok(c, add_special_tokens=False)["input_ids"])
+            for p, c in zip(prompts, comps)
+        ]
         L = max(len(p) + len(c) for p, c in rows)
         assert out["input_ids"].shape == out["labels"].shape == out["completion_mask"].shape == (2, L - 1)
         assert all(v.dtype == torch.long for v in out.values())
         for i, (p, c) in enumerate(rows):
             full = p + c + [tok.pad_token_id] * (L - len(p) - len(c))
             assert out["input_ids"][i].tolist() == full[:-1]
-            assert out["labels"][i].tolist() == full[1:]                      # shifted by one
+            assert out["labels"][i].tolist() == full[1:]  # shifted by one
             want_mask = ([0] * len(p) + [1] * len(c) + [0] * (L - len(p) - len(c)))[1:]
             assert out["completion_mask"][i].tolist() == want_mask
             # the masked labels decode back to exactly the completion
@@ -225,8 +269,11 @@ class TestSFT:
 
     def test_tokenize_hand_ids_and_eos_padding(self):
         from course_lib.checks import _toy_tokenizer
+
         # "hi there"+"ok" = [3, 4, 6]; "yes"+"no no you" = [7, 8, 8, 5]; no pad token -> eos id 1
-        out = sft.tokenize_prompt_and_completion(["hi there", "yes"], ["ok", "no no you"], _toy_tokenizer(pad=False))
+        out = sft.tokenize_prompt_and_completion(
+            ["hi there", "yes"], ["ok", "no no you"], _toy_tokenizer(pad=False)
+        )
         assert out["input_ids"].tolist() == [[3, 4, 6], [7, 8, 8]]
         assert out["labels"].tolist() == [[4, 6, 1], [8, 8, 5]]
         assert out["completion_mask"].tolist() == [[0, 1, 0], [1, 1, 1]]
@@ -236,10 +283,10 @@ class TestSFT:
     def test_masked_mean_dims(self):
         x = T([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
         m = torch.tensor([[1, 1, 0], [0, 1, 1]])
-        close(sft.masked_mean(x, m), 14 / 4)                    # (1 + 2 + 5 + 6) / 4
-        close(sft.masked_mean(x, m, dim=1), [1.5, 5.5])         # rows: 3/2, 11/2
+        close(sft.masked_mean(x, m), 14 / 4)  # (1 + 2 + 5 + 6) / 4
+        close(sft.masked_mean(x, m, dim=1), [1.5, 5.5])  # rows: 3/2, 11/2
         close(sft.masked_mean(x, m, dim=-1), [1.5, 5.5])
-        close(sft.masked_mean(x, m, dim=0), [1.0, 3.5, 6.0])    # columns: 1/1, 7/2, 6/1
+        close(sft.masked_mean(x, m, dim=0), [1.0, 3.5, 6.0])  # columns: 1/1, 7/2, 6/1
         close(sft.masked_mean(x, m.bool()), 3.5)
         close(sft.masked_mean(x, m.float()), 3.5)
 
@@ -259,8 +306,9 @@ class TestSFT:
         mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
         close(sft.sft_loss(logits, labels, mask), (LN2 + math.log(4 / 3) + LN4) / 3)
         # independent reference: cross_entropy with ignore_index on the masked-out labels
-        ref = F.cross_entropy(logits.reshape(-1, 2), labels.masked_fill(mask == 0, -100).reshape(-1),
-                              ignore_index=-100)
+        ref = F.cross_entropy(
+            logits.reshape(-1, 2), labels.masked_fill(mask == 0, -100).reshape(-1), ignore_index=-100
+        )
         close(sft.sft_loss(logits, labels, mask), ref.item())
 
     def test_sft_loss_bad_shapes(self):
@@ -273,16 +321,18 @@ class TestRewardModel:
     def test_bradley_terry_with_margin(self):
         rc, rr = T([2.0, 0.0]), T([0.0, 0.0])
         # -logsigmoid(d) = ln(1 + e^-d): d = [2, 0]
-        close(reward_model.bradley_terry_loss(rc, rr), (math.log1p(E ** -2) + LN2) / 2)
+        close(reward_model.bradley_terry_loss(rc, rr), (math.log1p(E**-2) + LN2) / 2)
         # margin 1: d - 1 = [1, -1]
-        close(reward_model.bradley_terry_loss(rc, rr, 1.0), (math.log1p(E ** -1) + math.log1p(E)) / 2)
+        close(reward_model.bradley_terry_loss(rc, rr, 1.0), (math.log1p(E**-1) + math.log1p(E)) / 2)
         # margin [1, 0]: [1, 0]
-        close(reward_model.bradley_terry_loss(rc, rr, T([1.0, 0.0])), (math.log1p(E ** -1) + LN2) / 2)
+        close(reward_model.bradley_terry_loss(rc, rr, T([1.0, 0.0])), (math.log1p(E**-1) + LN2) / 2)
         # = binary cross-entropy with logits d - margin against label 1 (independent reference)
         d = T([0.3, -2.0, 5.0])
-        close(reward_model.bradley_terry_loss(d, torch.zeros(3), T([0.1, 0.2, 0.3])),
-              F.binary_cross_entropy_with_logits(d - T([0.1, 0.2, 0.3]), torch.ones(3)).item())
-        close(reward_model.bradley_terry_loss(T([-200.0]), T([0.0])), 200.0, atol=1e-3)   # stable
+        close(
+            reward_model.bradley_terry_loss(d, torch.zeros(3), T([0.1, 0.2, 0.3])),
+            F.binary_cross_entropy_with_logits(d - T([0.1, 0.2, 0.3]), torch.ones(3)).item(),
+        )
+        close(reward_model.bradley_terry_loss(T([-200.0]), T([0.0])), 200.0, atol=1e-3)  # stable
 
     def test_bradley_terry_bad_shapes(self):
         with pytest.raises(ValueError, match=r"bradley_terry_loss: .*r_chosen\[2\], r_rejected\[3\]"):
@@ -295,8 +345,10 @@ class TestRewardModel:
 
     def test_last_token_pool(self):
         v = torch.arange(12.0).reshape(3, 4)
-        close(reward_model.last_token_pool(v, torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0]])),
-              [2.0, 7.0, 8.0])
+        close(
+            reward_model.last_token_pool(v, torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0]])),
+            [2.0, 7.0, 8.0],
+        )
         with pytest.raises(ValueError, match=r"last_token_pool: rows \[1\] have no real token"):
             reward_model.last_token_pool(v, torch.tensor([[1, 0, 0, 0], [0, 0, 0, 0], [1, 0, 0, 0]]))
         with pytest.raises(ValueError, match=r"last_token_pool: values\[3, 4\] must be"):
@@ -330,7 +382,9 @@ class TestPPO:
 
     def test_gae_padding_and_random_rows_against_a_loop(self):
         # padded: r = [0, 1, (5)], V = [0.5, 0.5, (9)] -> zeroed; gamma = lam = 1: A = [0.5, 0.5, 0]
-        adv, ret = ppo.compute_gae(T([[0.0, 1.0, 5.0]]), T([[0.5, 0.5, 9.0]]), torch.tensor([[1, 1, 0]]), 1.0, 1.0)
+        adv, ret = ppo.compute_gae(
+            T([[0.0, 1.0, 5.0]]), T([[0.5, 0.5, 9.0]]), torch.tensor([[1, 1, 0]]), 1.0, 1.0
+        )
         close(adv, [[0.5, 0.5, 0.0]])
         close(ret, [[1.0, 1.0, 0.0]])
         g = torch.Generator().manual_seed(0)
@@ -361,8 +415,9 @@ class TestPPO:
         # max(-A rho, -A clip): max(-1.5, -1.2) = -1.2 (clipped); max(-0.5, -0.8) = -0.5;
         # max(1.1, 1.1) = 1.1; max(0.5, 0.8) = 0.8 (clipped) -> mean 0.2 / 4 = 0.05; clip fraction 2/4
         logp = T([[math.log(1.5), math.log(0.5), math.log(1.1), math.log(0.5), math.log(3.0)]])
-        loss, frac = ppo.ppo_policy_loss(logp, torch.zeros(1, 5), T([[1.0, 1.0, -1.0, -1.0, 10.0]]),
-                                         torch.tensor([[1, 1, 1, 1, 0]]), 0.2)
+        loss, frac = ppo.ppo_policy_loss(
+            logp, torch.zeros(1, 5), T([[1.0, 1.0, -1.0, -1.0, 10.0]]), torch.tensor([[1, 1, 1, 1, 0]]), 0.2
+        )
         close(loss, 0.05)
         close(frac, 0.5)
         with pytest.raises(ValueError, match=r"ppo_policy_loss: .*advantages\[1, 4\]"):
@@ -370,16 +425,21 @@ class TestPPO:
 
     def test_ppo_value_loss_hand(self):
         # t0: v_clip = 0.5 + 0.2 = 0.7, max((1-2)^2, (0.7-2)^2) = 1.69; t1: v_clip = 2.3, max(1, 0.49) = 1
-        got = ppo.ppo_value_loss(T([[1.0, 2.0, 10.0]]), T([[0.5, 2.5, 0.0]]), T([[2.0, 3.0, 0.0]]),
-                                 torch.tensor([[1, 1, 0]]), 0.2)
+        got = ppo.ppo_value_loss(
+            T([[1.0, 2.0, 10.0]]), T([[0.5, 2.5, 0.0]]), T([[2.0, 3.0, 0.0]]), torch.tensor([[1, 1, 0]]), 0.2
+        )
         close(got, 0.5 * (1.69 + 1.0) / 2)
 
     def test_entropy_hand_trl_and_torch_distributions(self):
         # uniform over 4: ln 4; p = [1/4, 3/4]: -(1/4 ln 1/4 + 3/4 ln 3/4)
-        close(ppo.entropy_from_logits(T([[0.0] * 4, [0.0, LN3, -1e9, -1e9]])),
-              [LN4, -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))], atol=1e-6)
-        close(ppo.entropy_from_logits(T([1000.0, 0.0, 0.0])), 0.0, atol=1e-6)     # stable
+        close(
+            ppo.entropy_from_logits(T([[0.0] * 4, [0.0, LN3, -1e9, -1e9]])),
+            [LN4, -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))],
+            atol=1e-6,
+        )
+        close(ppo.entropy_from_logits(T([1000.0, 0.0, 0.0])), 0.0, atol=1e-6)  # stable
         from torch.distributions import Categorical
+
         g = torch.Generator().manual_seed(2)
         logits = torch.randn(3, 4, 9, generator=g) * 2
         close(ppo.entropy_from_logits(logits), Categorical(logits=logits).entropy(), atol=1e-5)
@@ -393,14 +453,20 @@ class TestGRPO:
         r = T([1.0, 2.0, 3.0, 0.0, 0.0, 4.0])
         # group 0: mean 2, Bessel std 1; group 1: mean 4/3, Bessel var (16/9 + 16/9 + 64/9) / 2 = 16/3
         s1 = math.sqrt(16 / 3)
-        close(grpo.group_advantages(r, 3), [-1 / 1.0001, 0.0, 1 / 1.0001,
-                                            -4 / 3 / (s1 + 1e-4), -4 / 3 / (s1 + 1e-4), 8 / 3 / (s1 + 1e-4)], atol=1e-5)
+        close(
+            grpo.group_advantages(r, 3),
+            [-1 / 1.0001, 0.0, 1 / 1.0001, -4 / 3 / (s1 + 1e-4), -4 / 3 / (s1 + 1e-4), 8 / 3 / (s1 + 1e-4)],
+            atol=1e-5,
+        )
         # batch: std of all six (Bessel): mean 5/3, sum of squares 40/3 over 5 -> sqrt(8/3)
         sb = math.sqrt(8 / 3) + 1e-4
-        close(grpo.group_advantages(r, 3, "batch"), [-1 / sb, 0.0, 1 / sb, -4 / 3 / sb, -4 / 3 / sb, 8 / 3 / sb],
-              atol=1e-5)
+        close(
+            grpo.group_advantages(r, 3, "batch"),
+            [-1 / sb, 0.0, 1 / sb, -4 / 3 / sb, -4 / 3 / sb, 8 / 3 / sb],
+            atol=1e-5,
+        )
         close(grpo.group_advantages(r, 3, "none"), [-1.0, 0.0, 1.0, -4 / 3, -4 / 3, 8 / 3], atol=1e-6)
-        close(grpo.group_advantages(T([2.0, 2.0]), 2), [0.0, 0.0])            # flat group: eps, no nan
+        close(grpo.group_advantages(T([2.0, 2.0]), 2), [0.0, 0.0])  # flat group: eps, no nan
 
     def test_group_advantages_bad_input(self):
         with pytest.raises(ValueError, match=r"group_advantages: 5 rewards do not split into groups of 3"):
@@ -409,7 +475,9 @@ class TestGRPO:
             grpo.group_advantages(torch.zeros(4), 1)
         with pytest.raises(ValueError, match=r"group_advantages: unknown scale 'median'"):
             grpo.group_advantages(torch.zeros(4), 2, "median")
-        with pytest.raises(ValueError, match=r"group_advantages: `rewards` must be 1-D \[N\], got shape \[2, 2\]"):
+        with pytest.raises(
+            ValueError, match=r"group_advantages: `rewards` must be 1-D \[N\], got shape \[2, 2\]"
+        ):
             grpo.group_advantages(torch.zeros(2, 2), 2)
 
     # 2 x 3, row 1 padded after one token; on-policy (rho = 1), beta = 0 -> per-token loss -A
@@ -420,17 +488,21 @@ class TestGRPO:
         z = torch.zeros(2, 3)
         kw = dict(beta=0.0)
         # per token: row 0 [-1, -1, -1], row 1 [2, pad, pad]
-        close(grpo.grpo_loss(z, z, None, self.A, self.MASK, loss_type="grpo", **kw), (-1 + 2) / 2)     # 0.5
-        close(grpo.grpo_loss(z, z, None, self.A, self.MASK, loss_type="bnpo", **kw), (-3 + 2) / 4)     # -0.25
+        close(grpo.grpo_loss(z, z, None, self.A, self.MASK, loss_type="grpo", **kw), (-1 + 2) / 2)  # 0.5
+        close(grpo.grpo_loss(z, z, None, self.A, self.MASK, loss_type="bnpo", **kw), (-3 + 2) / 4)  # -0.25
         close(grpo.grpo_loss(z, z, None, self.A, self.MASK, loss_type="dapo", **kw), (-3 + 2) / 4)
-        close(grpo.grpo_loss(z, z, None, self.A, self.MASK, loss_type="dr_grpo", max_completion_length=4, **kw),
-              (-3 + 2) / (2 * 4))
+        close(
+            grpo.grpo_loss(z, z, None, self.A, self.MASK, loss_type="dr_grpo", max_completion_length=4, **kw),
+            (-3 + 2) / (2 * 4),
+        )
         close(grpo.grpo_loss(z, z, None, self.A, self.MASK, loss_type="dr_grpo", **kw), (-3 + 2) / (2 * 3))
         # padding values never matter
         junk = T([[0.0, 0.0, 0.0], [0.0, 7.0, -9.0]])
         for lt in ("grpo", "bnpo", "dr_grpo", "dapo"):
-            close(grpo.grpo_loss(junk, z, z, self.A, self.MASK, beta=0.3, loss_type=lt),
-                  grpo.grpo_loss(z, z, z, self.A, self.MASK, beta=0.3, loss_type=lt))
+            close(
+                grpo.grpo_loss(junk, z, z, self.A, self.MASK, beta=0.3, loss_type=lt),
+                grpo.grpo_loss(z, z, z, self.A, self.MASK, beta=0.3, loss_type=lt),
+            )
 
     def test_grpo_loss_clip_and_kl_hand(self):
         z = torch.zeros(2, 3)
@@ -451,12 +523,20 @@ class TestGRPO:
         mask = (torch.arange(5) < torch.tensor([[5], [2], [4], [1]])).float()
         coef_1 = torch.exp(logp - old)
         coef_2 = torch.clamp(coef_1, 0.8, 1.2)
-        ptl = -torch.min(coef_1 * adv[:, None], coef_2 * adv[:, None]) + 0.04 * (torch.exp(ref - logp) - (ref - logp) - 1)
-        trl = {"grpo": ((ptl * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean(),
-               "bnpo": (ptl * mask).sum() / mask.sum().clamp(min=1.0),
-               "dr_grpo": (ptl * mask).sum() / (ptl.size(0) * 7)}
+        ptl = -torch.min(coef_1 * adv[:, None], coef_2 * adv[:, None]) + 0.04 * (
+            torch.exp(ref - logp) - (ref - logp) - 1
+        )
+        trl = {
+            "grpo": ((ptl * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean(),
+            "bnpo": (ptl * mask).sum() / mask.sum().clamp(min=1.0),
+            "dr_grpo": (ptl * mask).sum() / (ptl.size(0) * 7),
+        }
         for lt, want in trl.items():
-            close(grpo.grpo_loss(logp, old, ref, adv, mask, loss_type=lt, max_completion_length=7), want, atol=1e-6)
+            close(
+                grpo.grpo_loss(logp, old, ref, adv, mask, loss_type=lt, max_completion_length=7),
+                want,
+                atol=1e-6,
+            )
 
     def test_grpo_loss_bad_input(self):
         z = torch.zeros(2, 3)
@@ -484,28 +564,38 @@ class TestDPO:
         labels = torch.tensor([[0, 0, -100], [0, -100, -100]])
         mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
         close(dpo.sequence_logprobs(logits, labels, mask), [math.log(0.5) + math.log(0.75), math.log(0.25)])
-        close(dpo.sequence_logprobs(logits, labels, mask, average=True),
-              [(math.log(0.5) + math.log(0.75)) / 2, math.log(0.25)])
+        close(
+            dpo.sequence_logprobs(logits, labels, mask, average=True),
+            [(math.log(0.5) + math.log(0.75)) / 2, math.log(0.25)],
+        )
 
     def test_sequence_logprobs_bad_input(self):
-        with pytest.raises(ValueError, match=r"sequence_logprobs: labels\[2, 2\] must be \[B, T\] = \[2, 3\]"):
+        with pytest.raises(
+            ValueError, match=r"sequence_logprobs: labels\[2, 2\] must be \[B, T\] = \[2, 3\]"
+        ):
             dpo.sequence_logprobs(torch.zeros(2, 3, 4), torch.zeros(2, 2, dtype=torch.long), torch.ones(2, 2))
         with pytest.raises(ValueError, match=r"sequence_logprobs: average=True with an all-zero mask row"):
-            dpo.sequence_logprobs(torch.zeros(2, 3, 4), torch.zeros(2, 3, dtype=torch.long),
-                                  torch.tensor([[1, 0, 0], [0, 0, 0]]), average=True)
+            dpo.sequence_logprobs(
+                torch.zeros(2, 3, 4),
+                torch.zeros(2, 3, dtype=torch.long),
+                torch.tensor([[1, 0, 0], [0, 0, 0]]),
+                average=True,
+            )
 
-    PC, PR, RC, RR = T([-1.0, -2.0]), T([-2.0, -1.0]), T([-1.5, -2.0]), T([-1.5, -1.0])   # h = [1, 0]
+    PC, PR, RC, RR = T([-1.0, -2.0]), T([-2.0, -1.0]), T([-1.5, -2.0]), T([-1.5, -1.0])  # h = [1, 0]
 
     def test_dpo_loss_types_hand(self):
         b = 0.5
-        sp = lambda x: math.log1p(math.exp(x))   # noqa: E731  softplus(x) = -logsigmoid(-x)
+        sp = lambda x: math.log1p(math.exp(x))
         losses, ch, rj = dpo.dpo_loss(self.PC, self.PR, self.RC, self.RR, beta=b)
-        close(losses, [sp(-0.5), LN2])                                 # -logsigmoid(beta h)
-        close(ch, [0.25, 0.0])                                         # beta (pi_c - ref_c)
+        close(losses, [sp(-0.5), LN2])  # -logsigmoid(beta h)
+        close(ch, [0.25, 0.0])  # beta (pi_c - ref_c)
         close(rj, [-0.25, 0.0])
-        ls = 0.1   # -(1-ls) logsigmoid(beta h) - ls logsigmoid(-beta h)
-        close(dpo.dpo_loss(self.PC, self.PR, self.RC, self.RR, b, "sigmoid", ls)[0],
-              [(1 - ls) * sp(-0.5) + ls * sp(0.5), LN2])
+        ls = 0.1  # -(1-ls) logsigmoid(beta h) - ls logsigmoid(-beta h)
+        close(
+            dpo.dpo_loss(self.PC, self.PR, self.RC, self.RR, b, "sigmoid", ls)[0],
+            [(1 - ls) * sp(-0.5) + ls * sp(0.5), LN2],
+        )
         close(dpo.dpo_loss(self.PC, self.PR, self.RC, self.RR, b, "ipo")[0], [(1 - 1) ** 2, (0 - 1) ** 2])
         close(dpo.dpo_loss(self.PC, self.PR, self.RC, self.RR, b, "hinge")[0], [1 - 0.5, 1.0])
 
@@ -518,8 +608,10 @@ class TestDPO:
         delta = (pc - rc) - (pr - rr)
         close(dpo.dpo_loss(pc, pr, rc, rr, 0.2)[0], -F.logsigmoid(0.2 * delta))
         close(dpo.dpo_loss(pc, pr, rc, rr, 0.2, "hinge")[0], torch.relu(1 - 0.2 * delta))
-        close(dpo.dpo_loss(pc, pr, rc, rr, 0.2, "sigmoid", 0.3)[0],
-              -F.logsigmoid(0.2 * delta) * 0.7 - F.logsigmoid(-0.2 * delta) * 0.3)
+        close(
+            dpo.dpo_loss(pc, pr, rc, rr, 0.2, "sigmoid", 0.3)[0],
+            -F.logsigmoid(0.2 * delta) * 0.7 - F.logsigmoid(-0.2 * delta) * 0.3,
+        )
         losses, ch, rj = dpo.dpo_loss(pc, pr, rc, rr, 0.2)
         assert losses.requires_grad and not ch.requires_grad and not rj.requires_grad
 
@@ -537,6 +629,7 @@ class TestDPO:
 
 def test_sampler_rejects_bad_temperature(tiny):
     from course_lib.core import sampling
+
     model, tok = tiny
     with pytest.raises(ValueError, match=r"sample: temperature must be > 0"):
         sampling.sample(model, tok, ["a"], temperature=0.0)

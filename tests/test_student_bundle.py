@@ -148,10 +148,20 @@ def test_setup_sh_in_the_student_copy(bundle, tmp_path):
     # the README's test commands: the public tests pass; an exercise not written yet fails clearly
     py = str(venv / "bin" / "python")
     pytest = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-    r = subprocess.run([*pytest, "--deselect", "tests/test_exercises.py"], cwd=bundle, capture_output=True,
-                       text=True, timeout=900)
+    r = subprocess.run(
+        [*pytest, "--deselect", "tests/test_exercises.py"],
+        cwd=bundle,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0 and " passed" in r.stdout, r.stdout[-3000:]
-    r = subprocess.run([*pytest, "tests/test_exercises.py", "-k", "format_reward"], cwd=bundle,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [*pytest, "tests/test_exercises.py", "-k", "format_reward"],
+        cwd=bundle,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 1 and "not implemented yet" in r.stdout, r.stdout[-3000:]
     assert "1 failed" in r.stdout, r.stdout[-3000:]

@@ -1,5 +1,6 @@
 """The five trainers share one API (course_lib/trainers/_loop.py): each is called the same way here,
 from_profile -> train -> Run -> save_checkpoint -> reload, and the shared loop pieces are checked."""
+
 from __future__ import annotations
 
 import importlib
@@ -15,8 +16,13 @@ from course_lib.core.config import TINY
 from course_lib.trainers import _loop
 from course_lib.trainers._loop import Run
 
-CONFIGS = {"sft": "SFTConfig", "reward_model": "RewardConfig", "ppo": "PPOConfig", "grpo": "GRPOConfig",
-           "dpo": "DPOConfig"}
+CONFIGS = {
+    "sft": "SFTConfig",
+    "reward_model": "RewardConfig",
+    "ppo": "PPOConfig",
+    "grpo": "GRPOConfig",
+    "dpo": "DPOConfig",
+}
 TINY_SIZES = {
     "sft": {"max_steps": 2, "per_device_train_batch_size": 4},
     "reward_model": {"max_steps": 2, "per_device_train_batch_size": 4},
@@ -35,7 +41,7 @@ def _trainer(name):
 
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_every_trainer_trains_saves_and_reloads_the_same_way(name, tmp_path, monkeypatch, solutions_on):
-    monkeypatch.setenv("COURSE_CHECKPOINTS", str(tmp_path / "ck"))      # no SFT checkpoint: base model
+    monkeypatch.setenv("COURSE_CHECKPOINTS", str(tmp_path / "ck"))  # no SFT checkpoint: base model
     module, config_cls = _trainer(name)
     config = config_cls.from_profile(TINY, "quick", **TINY_SIZES[name])
     run = module.train(config, profile=TINY, show_progress=False)
@@ -45,7 +51,7 @@ def test_every_trainer_trains_saves_and_reloads_the_same_way(name, tmp_path, mon
     for row in run.history:
         assert SHARED_KEYS <= set(row), (name, sorted(row))
         assert math.isfinite(row["loss"]) and row["lr"] > 0
-        assert 0 < row["seconds"] < run.seconds                 # the step's own wall time
+        assert 0 < row["seconds"] < run.seconds  # the step's own wall time
     assert sum(h["seconds"] for h in run.history) <= run.seconds
     assert not run.model.training
 
@@ -59,10 +65,12 @@ def test_every_trainer_trains_saves_and_reloads_the_same_way(name, tmp_path, mon
     enc = tok(TEXTS, return_tensors="pt", padding=True, add_special_tokens=False)
     if name == "reward_model":
         from course_lib.core.models import RewardModel
+
         again = RewardModel.from_pretrained(path)
         assert again.score_texts(TEXTS, tok) == pytest.approx(run.model.score_texts(TEXTS, tok), abs=1e-5)
     else:
         from course_lib.core.models import load_policy
+
         again, tok2 = load_policy(path, profile=TINY, device="cpu")
         lm = run.model.lm if name == "ppo" else run.model
         with torch.no_grad():
@@ -74,18 +82,22 @@ def test_every_trainer_trains_saves_and_reloads_the_same_way(name, tmp_path, mon
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_from_profile_names_an_unknown_field(name):
     _, config_cls = _trainer(name)
-    with pytest.raises(ValueError, match=rf"{config_cls.__name__}\.from_profile: unknown field 'max_stepz' "
-                                         r"\(did you mean 'max_steps'\?\)"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{config_cls.__name__}\.from_profile: unknown field 'max_stepz' "
+        r"\(did you mean 'max_steps'\?\)",
+    ):
         config_cls.from_profile(TINY, "quick", max_stepz=3)
     assert config_cls.from_profile(TINY, "quick").max_steps == TINY.preset("quick").steps * (
-        5 if name == "dpo" else 1)
+        5 if name == "dpo" else 1
+    )
 
 
 def test_train_with_trl_has_one_signature_where_trl_has_the_trainer():
     for name in ("sft", "reward_model", "grpo", "dpo"):
         params = list(inspect.signature(_trainer(name)[0].train_with_trl).parameters)
         assert params[:5] == ["config", "model", "tokenizer", "dataset", "output_dir"], (name, params)
-    assert not hasattr(_trainer("ppo")[0], "train_with_trl")          # TRL 1.16 has no PPOTrainer
+    assert not hasattr(_trainer("ppo")[0], "train_with_trl")  # TRL 1.16 has no PPOTrainer
 
 
 def test_shuffled_batches_variants_match_the_loops_they_replaced():
@@ -95,15 +107,17 @@ def test_shuffled_batches_variants_match_the_loops_they_replaced():
     first.shuffle(perm)
     first.shuffle(second)
     got = [b for _, b in zip(range(4), _loop.shuffled_batches(10, 4, rng))]
-    assert got == [perm[:4], perm[4:8], second[:4], second[4:8]]          # remainder dropped
+    assert got == [perm[:4], perm[4:8], second[:4], second[4:8]]  # remainder dropped
     kept = [b for _, b in zip(range(3), _loop.shuffled_batches(10, 4, random.Random(0), keep_remainder=True))]
-    assert kept == [perm[:4], perm[4:8], perm[8:] + second[:2]]           # remainder carried over
+    assert kept == [perm[:4], perm[4:8], perm[8:] + second[:2]]  # remainder carried over
     popped = next(_loop.shuffled_batches(10, 4, random.Random(0), from_end=True))
     assert popped == perm[::-1][:4]
     g = torch.Generator().manual_seed(3)
-    assert next(_loop.shuffled_batches(6, 3, g)) == torch.randperm(6, generator=torch.Generator()
-                                                                   .manual_seed(3)).tolist()[:3]
-    assert next(_loop.shuffled_batches(6, 8, None)) == list(range(6))     # fewer than a batch: all
+    assert (
+        next(_loop.shuffled_batches(6, 3, g))
+        == torch.randperm(6, generator=torch.Generator().manual_seed(3)).tolist()[:3]
+    )
+    assert next(_loop.shuffled_batches(6, 8, None)) == list(range(6))  # fewer than a batch: all
 
 
 def test_lr_schedule_warmup_variants_and_median_step_time():
@@ -116,9 +130,10 @@ def test_lr_schedule_warmup_variants_and_median_step_time():
             opt.step()
             sched.step()
         return out
+
     assert lrs("linear", 2, 6) == pytest.approx([0.5, 1.0, 1.0, 0.75, 0.5, 0.25])
     assert lrs("constant", 2, 4, offset=1) == pytest.approx([1 / 3, 2 / 3, 1.0, 1.0])
     with pytest.raises(ValueError, match="lr_scheduler_type"):
         lrs("cosine_with_restarts", 0, 2)
     rows = [{"seconds": 9.0}, {"seconds": 1.0}, {"seconds": float("nan")}, {"seconds": 3.0}, {"seconds": 2.0}]
-    assert _loop.median_step_seconds(rows) == 2.0        # first (warm-up) step and NaN left out
+    assert _loop.median_step_seconds(rows) == 2.0  # first (warm-up) step and NaN left out

@@ -1,4 +1,5 @@
 """Unit 01 (reward functions): the provided experiment code and the notebook (issue 4)."""
+
 from __future__ import annotations
 
 import itertools
@@ -12,14 +13,20 @@ from course_lib.labs import unit01
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "01_reward_functions.ipynb"
-FIGURES = ["01_reward_histograms", "01_exponential_shaping", "01_best_of_n", "01_reward_hacking",
-           "01_trl_grpo"]
+FIGURES = [
+    "01_reward_histograms",
+    "01_exponential_shaping",
+    "01_best_of_n",
+    "01_reward_hacking",
+    "01_trl_grpo",
+]
 
 
 # --------------------------------------------------------------------------- provided helpers
 def test_positive_word_count_counts_lexicon_words_and_has_trl_signature():
-    got = unit01.positive_word_count(["A great, wonderful film.", "boring plot", ""],
-                                     prompts=["p"] * 3, completion_ids=None)
+    got = unit01.positive_word_count(
+        ["A great, wonderful film.", "boring plot", ""], prompts=["p"] * 3, completion_ids=None
+    )
     assert got == [2.0, 0.0, 0.0]
     assert unit01.positive_word_count([[{"role": "assistant", "content": "great great"}]]) == [2.0]
 
@@ -33,9 +40,9 @@ def test_expected_best_of_n_matches_brute_force_over_subsets():
         brute = sum(max(row[list(s)]) for row in r for s in itertools.combinations(range(6), n))
         brute /= len(r) * len(list(itertools.combinations(range(6), n)))
         assert value == pytest.approx(float(brute), abs=1e-9)
-    assert got[0] == pytest.approx(float(r.mean()))          # n = 1: the mean reward
-    assert got[-1] == pytest.approx(float(r.max(1).values.mean()))   # n = N: the best sample
-    assert got == sorted(got)                                   # never decreases with n
+    assert got[0] == pytest.approx(float(r.mean()))  # n = 1: the mean reward
+    assert got[-1] == pytest.approx(float(r.max(1).values.mean()))  # n = N: the best sample
+    assert got == sorted(got)  # never decreases with n
 
 
 def test_expected_best_of_n_rejects_bad_input():
@@ -58,7 +65,9 @@ def test_greedy_search_hacks_the_naive_reward_and_repetition_penalty_fixes_it(so
     assert hacked == "great great great great great great"
     fixed = unit01.greedy_word_search(
         rewards.combine_rewards([unit01.positive_word_count, rewards.repetition_penalty], [1.0, -2.0]),
-        words, length=3)
+        words,
+        length=3,
+    )
     assert sorted(fixed.split()) == ["great", "superb", "wonderful"]
     assert rewards.repetition_penalty([fixed]) == [0.0]
     with pytest.raises(ValueError, match="no candidate words"):
@@ -76,18 +85,23 @@ def test_reinforce_gradients_are_unbiased_and_a_baseline_only_changes_the_noise(
     logits = torch.log(torch.tensor([0.1, 0.3, 0.3, 0.3]))
     pm1, zero_one = [1.0, -1.0, -1.0, -1.0], [1.0, 0.0, 0.0, 0.0]
     g = torch.Generator().manual_seed(0)
-    est = {(name, b): unit01.reinforce_gradients(logits, R, n=8, repeats=3000, baseline=b, generator=g)
-           for name, R in (("pm1", pm1), ("01", zero_one)) for b in ("none", "mean")}
+    est = {
+        (name, b): unit01.reinforce_gradients(logits, R, n=8, repeats=3000, baseline=b, generator=g)
+        for name, R in (("pm1", pm1), ("01", zero_one))
+        for b in ("none", "mean")
+    }
     true = unit01.exact_policy_gradient(logits, pm1)
     # no baseline: unbiased, and a constant offset (+1/-1 = 2 * (1/0) - 1) only rescales the mean
     assert torch.allclose(est["pm1", "none"].mean(0), true, atol=0.02)
     assert torch.allclose(est["01", "none"].mean(0), true / 2, atol=0.01)
     # the batch-mean baseline includes the sample's own reward: E = (n - 1) / n * true gradient
     assert torch.allclose(est["pm1", "mean"].mean(0), true * 7 / 8, atol=0.02)
-    noise = {k: float(v.var(0).sum().sqrt()) / float(true.norm() / (2 if k[0] == "01" else 1))
-             for k, v in est.items()}
-    assert noise["pm1", "none"] > 1.2 * noise["01", "none"]          # the offset adds noise
-    assert noise["pm1", "mean"] == pytest.approx(noise["01", "mean"], rel=0.15)   # the baseline removes it
+    noise = {
+        k: float(v.var(0).sum().sqrt()) / float(true.norm() / (2 if k[0] == "01" else 1))
+        for k, v in est.items()
+    }
+    assert noise["pm1", "none"] > 1.2 * noise["01", "none"]  # the offset adds noise
+    assert noise["pm1", "mean"] == pytest.approx(noise["01", "mean"], rel=0.15)  # the baseline removes it
     with pytest.raises(ValueError, match="baseline"):
         unit01.reinforce_gradients(logits, pm1, n=2, repeats=1, baseline="median")
     with pytest.raises(ValueError, match=r"\[K\]"):
@@ -102,6 +116,7 @@ def test_candidate_words_most_frequent_first():
 def test_notebook_saves_its_figures():
     """Conventions and the stub run: tests/test_notebook_builders.py (one check for all units)."""
     import nbformat
+
     nb = nbformat.read(str(NOTEBOOK), as_version=4)
     src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     for fig in FIGURES:
@@ -118,7 +133,7 @@ def test_notebook_runs_with_the_solutions_and_reports_its_numbers(run_notebook):
     assert 0.3 < bon["before"] < 0.8 and bon["after"] > bon["before"] + 0.15, bon
     assert m["best_of_n_combined"]["after"] > m["best_of_n_combined"]["before"]
     hack = m["hack_repetition"]
-    assert hack["before"] >= 0.8 and hack["after"] <= 0.05, hack    # great great … → no repeats
+    assert hack["before"] >= 0.8 and hack["after"] <= 0.05, hack  # great great … → no repeats
     assert 0.0 <= m["trl_logged_sentiment_reward"]["after"] <= 1.0
     out = run.outputs_text()
     assert "TRL logged rewards/sentiment_reward/mean" in out

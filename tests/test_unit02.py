@@ -1,4 +1,5 @@
 """Unit 02 (KL penalties): the provided experiment code and the notebook (issue 4)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,8 +12,13 @@ from course_lib.labs import unit02
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "02_kl_penalties.ipynb"
-FIGURES = ["02_estimator_bias_variance", "02_forward_vs_reverse_kl", "02_per_token_kl",
-           "02_beta_tradeoff", "02_likelihood_terms"]
+FIGURES = [
+    "02_estimator_bias_variance",
+    "02_forward_vs_reverse_kl",
+    "02_per_token_kl",
+    "02_beta_tradeoff",
+    "02_likelihood_terms",
+]
 
 
 # --------------------------------------------------------------------------- toy distributions
@@ -20,9 +26,9 @@ def test_estimator_moments_match_theory_and_monte_carlo(solutions_on):
     assert unit02.estimator_moments(*unit02.toy_pair(0.0))["exact"] == pytest.approx(0.0, abs=1e-12)
     mom = unit02.estimator_moments(*unit02.toy_pair(0.5))
     assert mom["exact"] > 0
-    assert abs(mom["k1"]["bias"]) < 1e-9 and abs(mom["k3"]["bias"]) < 1e-9      # unbiased
-    assert abs(mom["k2"]["bias"]) > 1e-4                                         # biased
-    assert mom["k3"]["std"] < mom["k1"]["std"]                                  # control variate
+    assert abs(mom["k1"]["bias"]) < 1e-9 and abs(mom["k3"]["bias"]) < 1e-9  # unbiased
+    assert abs(mom["k2"]["bias"]) > 1e-4  # biased
+    assert mom["k3"]["std"] < mom["k1"]["std"]  # control variate
     pol, ref = unit02.toy_pair(0.5)
     s = unit02.estimator_samples(pol, ref, 200_000, generator=torch.Generator().manual_seed(0))
     for kind in unit02.KINDS:
@@ -42,8 +48,8 @@ def test_forward_kl_covers_and_reverse_kl_seeks_a_mode(solutions_on):
     target = unit02.two_mode_target(grid)
     fwd = unit02.fit_one_mode(target, grid, "forward", init_mean=1.0, init_std=0.5)
     rev = unit02.fit_one_mode(target, grid, "reverse", init_mean=1.0, init_std=0.5)
-    assert abs(fwd["mean"]) < 0.2 and fwd["std"] > 1.5                  # between the modes, wide
-    assert abs(rev["mean"] - 2.0) < 0.2 and rev["std"] < 0.8            # on one mode, narrow
+    assert abs(fwd["mean"]) < 0.2 and fwd["std"] > 1.5  # between the modes, wide
+    assert abs(rev["mean"] - 2.0) < 0.2 and rev["std"] < 0.8  # on one mode, narrow
     assert fwd["losses"][-1] < fwd["losses"][0] and rev["losses"][-1] < rev["losses"][0]
     with pytest.raises(ValueError, match="direction"):
         unit02.fit_one_mode(target, grid, "sideways")
@@ -52,20 +58,34 @@ def test_forward_kl_covers_and_reverse_kl_seeks_a_mode(solutions_on):
 # --------------------------------------------------------------------------- the tiny model
 def test_steered_policy_and_rollout_stats(tiny, solutions_on):
     from course_lib.core.models import frozen_copy
+
     model, tok = tiny
     ref = frozen_copy(model)
     ids = unit02.word_token_ids(tok, ["great", "wonderful"])
     assert ids and all(tok.decode([i]).strip() in {"great", "wonderful"} for i in ids)
     prompts = ["The movie was", "I think the plot was"]
-    same = unit02.rollout_stats(unit02.SteeredPolicy(model, ids, 0.0), ref, tok, prompts, 8,
-                                generator=torch.Generator().manual_seed(0))
+    same = unit02.rollout_stats(
+        unit02.SteeredPolicy(model, ids, 0.0),
+        ref,
+        tok,
+        prompts,
+        8,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert torch.allclose(same.logp, same.ref_logp, atol=1e-5)
     assert float(same.exact.abs().max()) < 1e-5
-    st = unit02.rollout_stats(unit02.SteeredPolicy(model, ids, 3.0), ref, tok, prompts, 8,
-                              num_samples=3, generator=torch.Generator().manual_seed(0))
+    st = unit02.rollout_stats(
+        unit02.SteeredPolicy(model, ids, 3.0),
+        ref,
+        tok,
+        prompts,
+        8,
+        num_samples=3,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert st.logp.shape == st.mask.shape == (6, st.rollout.completion_ids.shape[1])
     assert st.token_mean(st.exact) > 1e-3
-    assert float((st.logp * (1 - st.mask)).abs().max()) == 0.0          # zero off the mask
+    assert float((st.logp * (1 - st.mask)).abs().max()) == 0.0  # zero off the mask
     scores = torch.rand(6)
     beta = 0.2
     seq_k1 = st.seq_sum(kl.kl_estimate(st.logp, st.ref_logp, "k1"))
@@ -76,6 +96,7 @@ def test_steered_policy_and_rollout_stats(tiny, solutions_on):
 def test_notebook_saves_its_figures():
     """Conventions and the stub run: tests/test_notebook_builders.py (one check for all units)."""
     import nbformat
+
     nb = nbformat.read(str(NOTEBOOK), as_version=4)
     src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     for fig in FIGURES:
@@ -90,7 +111,7 @@ def test_notebook_runs_with_the_solutions_and_reports_its_numbers(run_notebook):
     for fig in FIGURES:
         assert f"{fig}.png" in run.figures, run.figures
     std = m["toy_rel_std_k1_to_k3"]
-    assert std["before"] > 3 * std["after"], std                 # k3 is far less noisy than k1 here
+    assert std["before"] > 3 * std["after"], std  # k3 is far less noisy than k1 here
     err = m["toy_mc64_rel_error_k1_to_k3"]
     assert err["after"] < 0.25 and err["before"] > err["after"], err
     tok_kl = m["tiny_token_kl_exact"]

@@ -1,4 +1,5 @@
 """Unit 05 (PPO): exercise 5.6 `ppo_minibatch_loss` (stub + solution)."""
+
 from __future__ import annotations
 
 import inspect
@@ -8,8 +9,8 @@ import pytest
 import torch
 
 import course_lib
-from course_lib.core import registry as exercises
 from course_lib import ppo
+from course_lib.core import registry as exercises
 
 
 # --------------------------------------------------------------------------- exercise 5.6
@@ -21,7 +22,7 @@ def _hand_case():
     batch = {
         "response_ids": torch.tensor([[0, 1, 0]]),
         "mask": torch.tensor([[1, 1, 0]]),
-        "old_logprobs": torch.tensor([[half - 0.1, half, 3.0]]),     # ratio exp(0.1), 1, (pad)
+        "old_logprobs": torch.tensor([[half - 0.1, half, 3.0]]),  # ratio exp(0.1), 1, (pad)
         "old_values": torch.tensor([[0.0, 0.0, -5.0]]),
         "advantages": torch.tensor([[1.0, 2.0, 100.0]]),
         "returns": torch.tensor([[1.0, 1.0, 50.0]]),
@@ -36,6 +37,7 @@ def test_stub_names_the_exercise():
 
 def test_registered_and_same_signature_as_solution():
     import solutions.ppo as sol
+
     ex = exercises.get("ppo_minibatch_loss")
     assert (ex.number, ex.module, ex.notebook) == ("5.6", "ppo", "05_ppo")
     assert inspect.signature(sol.ppo_minibatch_loss) == inspect.signature(ppo.ppo_minibatch_loss)
@@ -45,10 +47,11 @@ def test_registered_and_same_signature_as_solution():
 
 def test_hand_computed_values(solutions_on):
     logits, values, batch = _hand_case()
-    loss, stats = ppo.ppo_minibatch_loss(logits, values, batch, clip_range=0.2, cliprange_value=0.2,
-                                         vf_coef=0.1, entropy_coef=0.01)
-    policy = -(math.exp(0.1) * 1.0 + 1.0 * 2.0) / 2           # ratio within the clip range
-    value = 0.5 * ((0.2 - 1.0) ** 2 + (0.0 - 1.0) ** 2) / 2   # t0: the clipped error (0.64) is larger
+    loss, stats = ppo.ppo_minibatch_loss(
+        logits, values, batch, clip_range=0.2, cliprange_value=0.2, vf_coef=0.1, entropy_coef=0.01
+    )
+    policy = -(math.exp(0.1) * 1.0 + 1.0 * 2.0) / 2  # ratio within the clip range
+    value = 0.5 * ((0.2 - 1.0) ** 2 + (0.0 - 1.0) ** 2) / 2  # t0: the clipped error (0.64) is larger
     entropy = math.log(2)
     approx_kl = (math.exp(0.1) - 1 - 0.1) / 2
     assert stats["policy_loss"].item() == pytest.approx(policy, rel=1e-5)
@@ -60,13 +63,13 @@ def test_hand_computed_values(solutions_on):
     assert all(not v.requires_grad for v in stats.values())
     loss.backward()
     assert logits.grad.abs().sum() > 0 and values.grad[0, 1] != 0
-    assert values.grad[0, 0] == 0        # t0: the clipped value error is the larger one -> no gradient
-    assert values.grad[0, 2] == 0 and logits.grad[0, 2].abs().sum() == 0   # padding gets no gradient
+    assert values.grad[0, 0] == 0  # t0: the clipped value error is the larger one -> no gradient
+    assert values.grad[0, 2] == 0 and logits.grad[0, 2].abs().sum() == 0  # padding gets no gradient
 
 
 def test_clipping_and_coefficients(solutions_on):
     logits, values, batch = _hand_case()
-    batch["old_logprobs"][0, 0] = math.log(0.5) - 0.5          # ratio e^0.5 > 1.2 with A > 0: clipped
+    batch["old_logprobs"][0, 0] = math.log(0.5) - 0.5  # ratio e^0.5 > 1.2 with A > 0: clipped
     _, stats = ppo.ppo_minibatch_loss(logits, values, batch, clip_range=0.2)
     assert stats["clip_fraction"].item() == pytest.approx(0.5)
     assert stats["policy_loss"].item() == pytest.approx(-(1.2 * 1.0 + 2.0) / 2, rel=1e-5)
@@ -110,12 +113,15 @@ def test_notebook_meets_the_bars(run_notebook):
 def test_notebook_saves_the_checkpoint(run_notebook, session_checkpoints):
     run_notebook("05")
     from course_lib.core.models import load_policy
+
     ckpt = session_checkpoints / "ppo"
     assert (ckpt / "config.json").exists() and (ckpt / "value_head.safetensors").exists()
     model, tok = load_policy(ckpt, profile=course_lib.get_profile("tiny"), device="cpu")
     from course_lib.core import sampling
-    roll = sampling.sample(model, tok, ["The movie was"], max_new_tokens=8,
-                           generator=torch.Generator().manual_seed(0))
+
+    roll = sampling.sample(
+        model, tok, ["The movie was"], max_new_tokens=8, generator=torch.Generator().manual_seed(0)
+    )
     assert roll.completion_mask.sum() > 0
 
 

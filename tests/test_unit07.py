@@ -1,4 +1,5 @@
 """Unit 07 (DPO): the notebook runs headless with the solutions on tiny and meets the unit's bars."""
+
 from __future__ import annotations
 
 import re
@@ -15,14 +16,17 @@ def test_notebook_structure():
     nb = nbformat.read(NB, 4)
     src = [c.source for c in nb.cells]
     assert "setup_notebook" in src[0] or "course_lib.setup_notebook" in src[0]
-    graded = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells
-              if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"]
+    graded = [
+        c.metadata["nbgrader"]["grade_id"]
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"
+    ]
     assert graded == ["test_sequence_logprobs", "test_dpo_loss", "test_dpo_batch_loss"]
     answers = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
     assert len(answers) >= 3
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
     text = "\n".join(src)
-    assert "report_metrics(\"07\"" in text and text.count("save_figure(") >= 6
+    assert 'report_metrics("07"' in text and text.count("save_figure(") >= 6
     assert "dpo_trainer.train(" in text and "train_with_trl(" in text
 
 
@@ -43,15 +47,24 @@ def test_notebook_meets_the_bars(run_notebook):
     assert m["kl_to_ref"]["after"] <= 0.5
     d2 = m["distinct_2"]
     assert abs(d2["after"] - d2["before"]) <= 0.2 * d2["before"]
-    for fig in ("07_loss_shapes", "07_implicit_rewards", "07_accuracy_is_not_quality", "07_beta_sweep",
-                "07_loss_types", "07_trl_side_by_side"):
+    for fig in (
+        "07_loss_shapes",
+        "07_implicit_rewards",
+        "07_accuracy_is_not_quality",
+        "07_beta_sweep",
+        "07_loss_types",
+        "07_trl_side_by_side",
+    ):
         assert f"{fig}.png" in run.figures
     out = run.outputs_text()
     # the failure on purpose: (near) perfect preferences, broken text
     assert _number(r"high learning rate \([^)]*\): held-out accuracy ([\d.]+)", out) >= 0.95
     assert _number(r"KL to reference ([\d.]+) nats/token", out) > 1.0
     # side by side with TRL, measured in the same run
-    ours, trl = (_number(r"first-step loss: ours ([\d.]+)", out), _number(r"first-step loss: ours [\d.]+, TRL ([\d.]+)", out))
+    ours, trl = (
+        _number(r"first-step loss: ours ([\d.]+)", out),
+        _number(r"first-step loss: ours [\d.]+, TRL ([\d.]+)", out),
+    )
     assert abs(ours - trl) < 1e-5
     # speed is printed side by side, never asserted (timer noise on a shared 2-core box is larger than
     # the gap); `course bench` measures it

@@ -1,4 +1,5 @@
 """Unit 08: the comparison notebook, gpu-profile readiness of every notebook, LoRA and tracking."""
+
 from __future__ import annotations
 
 import json
@@ -19,18 +20,20 @@ FIGURES = {"08_frontier.png", "08_metrics.png", "08_reward_distributions.png"}
 def test_notebook_conventions():
     nb = nbformat.read(str(NB), as_version=4)
     first = nb.cells[0]
-    assert first.cell_type == "code" and "setup_notebook(unit=\"08\")" in first.source
+    assert first.cell_type == "code" and 'setup_notebook(unit="08")' in first.source
     assert first.metadata["nbgrader"]["grade_id"] == "setup_08"
-    assert all(not c.get("outputs") and c.get("execution_count") is None
-               for c in nb.cells if c.cell_type == "code"), "outputs must be cleared"
+    assert all(
+        not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code"
+    ), "outputs must be cleared"
     answers = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
     assert [c.metadata["nbgrader"]["grade_id"] for c in answers] == ["q_frontier", "q_budget", "q_ship"]
     src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     for fig in FIGURES:
         assert f'save_figure(fig, "{fig[:-4]}")' in src
-    assert "report_metrics(\"08\"" in src and "FAST" in src and "progress(" in src
+    assert 'report_metrics("08"' in src and "FAST" in src and "progress(" in src
     from course_lib.core import registry as exercises
-    assert exercises.for_unit("08") == []        # unit 08 has no code exercises, only questions
+
+    assert exercises.for_unit("08") == []  # unit 08 has no code exercises, only questions
 
 
 # ------------------------------------------------------------------------------ running it
@@ -49,7 +52,7 @@ def test_unit08_notebook_compares_five_models(run_notebook):
     assert m["kl_to_ref_sft"]["after"] == pytest.approx(0.0, abs=1e-6)
     assert all(m[f"kl_to_ref_{a}"]["before"] == pytest.approx(0.0, abs=1e-6) for a in rl)
     assert all(m[f"kl_to_ref_{a}"]["after"] > 0 for a in rl)
-    assert m["kl_to_ref_sft"]["before"] > 0                   # base vs SFT
+    assert m["kl_to_ref_sft"]["before"] > 0  # base vs SFT
     # optimising for sentiment beat its starting point for at least one algorithm
     assert max(m[f"positive_fraction_{a}"]["after"] for a in rl) > m["positive_fraction_sft"]["after"]
     assert FIGURES <= set(run.figures), run.figures
@@ -77,10 +80,11 @@ def test_gpu_code_path_runs_with_local_standins(run_notebook, unit):
 
 
 def test_shared_evaluation_on_the_gpu_profile(gpu_profile, solutions_on):
-    from course_lib.core import data, evaluation
     from course_lib import rewards
+    from course_lib.core import data, evaluation
     from course_lib.core.models import frozen_copy, load_policy
     from course_lib.core.sentiment import get_scorer
+
     assert gpu_profile.name == "gpu" and get_scorer().name.endswith("classifier")
     model, tok = load_policy(profile=gpu_profile, device="cpu")
     prompts = list(data.load_task("sentiment", "eval", n=4, profile=gpu_profile)["prompt"])
@@ -92,6 +96,7 @@ def test_shared_evaluation_on_the_gpu_profile(gpu_profile, solutions_on):
 # ------------------------------------------------------------------------------ LoRA (optional peft)
 def _peft_missing(monkeypatch):
     from course_lib.core import lora
+
     monkeypatch.setattr(lora, "peft_available", lambda: False)
     return lora
 
@@ -102,7 +107,7 @@ def test_lora_without_peft_says_how_to_install(tiny, monkeypatch):
     with pytest.raises(ImportError, match="pip install peft"):
         lora.apply_lora(model)
     monkeypatch.delenv("COURSE_LORA", raising=False)
-    assert lora.maybe_lora(model) is model                 # not requested: unchanged, silent
+    assert lora.maybe_lora(model) is model  # not requested: unchanged, silent
     with pytest.warns(UserWarning, match="Training the full model"):
         assert lora.maybe_lora(model, enabled=True) is model
     monkeypatch.setenv("COURSE_LORA", "1")
@@ -115,6 +120,7 @@ def test_lora_wraps_the_language_model(tiny, monkeypatch):
     names the architecture's projections and a PolicyWithValueHead keeps its value head."""
     from course_lib.core import lora
     from course_lib.core.models import PolicyWithValueHead, frozen_copy
+
     seen = []
 
     class LoraConfig(dict):
@@ -131,7 +137,10 @@ def test_lora_wraps_the_language_model(tiny, monkeypatch):
     def get_peft_model(m, config):
         seen.append(config)
         return Wrapped(m)
-    monkeypatch.setitem(sys.modules, "peft", types.SimpleNamespace(LoraConfig=LoraConfig, get_peft_model=get_peft_model))
+
+    monkeypatch.setitem(
+        sys.modules, "peft", types.SimpleNamespace(LoraConfig=LoraConfig, get_peft_model=get_peft_model)
+    )
     monkeypatch.setattr(lora, "peft_available", lambda: True)
     model, _ = tiny
     out = lora.apply_lora(frozen_copy(model), r=4)
@@ -148,6 +157,7 @@ def test_lora_wraps_the_language_model(tiny, monkeypatch):
 def test_trainable_parameters_counts_frozen_ones(tiny):
     from course_lib.core import lora
     from course_lib.core.models import frozen_copy
+
     model, _ = tiny
     ref = frozen_copy(model)
     trainable, total = lora.trainable_parameters(ref)
@@ -159,6 +169,7 @@ def test_trainable_parameters_counts_frozen_ones(tiny):
 # ------------------------------------------------------------------------------ tracking (optional)
 def test_tracking_falls_back_to_a_no_op(monkeypatch):
     from course_lib.core import tracking
+
     monkeypatch.setattr(tracking, "_installed", lambda name: False)
     monkeypatch.delenv("COURSE_TRACKING", raising=False)
     assert tracking.choose_backend() == "none"
@@ -182,9 +193,12 @@ def test_tracker_logs_numeric_finite_values_per_step():
 
         def _log(self, scalars, step):
             self.calls.append((step, scalars))
+
     t = Recorder()
-    history = [{"step": 1, "loss": 0.5, "reward": 0.1, "text": "hi", "done": True},
-               {"step": 2, "loss": float("nan"), "reward": 0.3}]
+    history = [
+        {"step": 1, "loss": 0.5, "reward": 0.1, "text": "hi", "done": True},
+        {"step": 2, "loss": float("nan"), "reward": 0.3},
+    ]
     assert tracking.log_history(history, t) == 2
     assert t.calls == [(1, {"step": 1.0, "loss": 0.5, "reward": 0.1}), (2, {"step": 2.0, "reward": 0.3})]
     t.callback()({"step": 7, "kl": 0.02})

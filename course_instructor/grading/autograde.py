@@ -25,6 +25,7 @@ has an EMPTY score = pending manual grading in nbgrader's formgrader), ``DIR/gra
 (per-case details, errors, seconds), the feedback pages, and the nbgrader course folder
 ``DIR/nbgrader`` (gradebook.db for the formgrader).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,21 +65,41 @@ def graded_cells(source_dir: Path) -> list[dict]:
             if not meta.get("grade"):
                 continue
             gid = meta["grade_id"]
-            name = gid[len("test_"):] if gid.startswith("test_") else None
+            name = gid[len("test_") :] if gid.startswith("test_") else None
             kind = "code" if name in exercises.BY_NAME and cell.cell_type == "code" else "manual"
-            out.append({"notebook": nb_path.stem, "unit": unit, "grade_id": gid,
-                        "exercise": name if kind == "code" else gid, "kind": kind,
-                        "max_score": float(meta.get("points", 0))})
+            out.append(
+                {
+                    "notebook": nb_path.stem,
+                    "unit": unit,
+                    "grade_id": gid,
+                    "exercise": name if kind == "code" else gid,
+                    "kind": kind,
+                    "max_score": float(meta.get("points", 0)),
+                }
+            )
     return out
 
 
 # --- the batch ------------------------------------------------------------------------------------
 class Grader:
-    def __init__(self, out: Path, source_dir: Path | None = None, *, seed: int | None = None,
-                 cell_timeout: int = 60, notebook_timeout: float = 240, exercise_timeout: float = 20,
-                 sandbox_timeout: float = 120, run_notebooks: bool = True, quiet: bool = False,
-                 jobs: int | None = None, warm_kernels: bool = True, isolate: bool = True):
+    def __init__(
+        self,
+        out: Path,
+        source_dir: Path | None = None,
+        *,
+        seed: int | None = None,
+        cell_timeout: int = 60,
+        notebook_timeout: float = 240,
+        exercise_timeout: float = 20,
+        sandbox_timeout: float = 120,
+        run_notebooks: bool = True,
+        quiet: bool = False,
+        jobs: int | None = None,
+        warm_kernels: bool = True,
+        isolate: bool = True,
+    ):
         from solutions import grading
+
         self.grading = grading
         self.out = Path(out)
         self.source_dir = Path(source_dir or REPO / "notebooks")
@@ -94,13 +115,13 @@ class Grader:
         self.course_lib = self.root / "course_lib_base"
         # kernels forked from a per-submission server that imported torch & co once (grader_kernel.py)
         self.warm_kernels = warm_kernels
-        self.iso = Isolation(isolate)          # raises IsolationUnavailable where bwrap cannot run
+        self.iso = Isolation(isolate)  # raises IsolationUnavailable where bwrap cannot run
         if not isolate:
             warn_unsafe(lambda m: print(m, file=sys.stderr, flush=True))
         self.expected: dict[str, tuple[list, list]] = {}
         self.integrity: Integrity | None = None
-        self.claimed: dict[str, str] = {}      # student id -> the submission (file name) that has it
-        self.alarms: list[str] = []            # duplicate ids etc., printed at the end of the batch
+        self.claimed: dict[str, str] = {}  # student id -> the submission (file name) that has it
+        self.alarms: list[str] = []  # duplicate ids etc., printed at the end of the batch
 
     def log(self, msg: str) -> None:
         if not self.quiet:
@@ -110,15 +131,29 @@ class Grader:
         """What decides grades: solutions/, the grader's code, the batch's copy of course_lib that
         grading lays student files over, the source notebooks, the course and batch config."""
         here = Path(__file__).parent
-        code = {Path(m.__file__) for name, m in list(sys.modules.items())
-                if name.startswith("course_instructor.grading") and getattr(m, "__file__", None)}
+        code = {
+            Path(m.__file__)
+            for name, m in list(sys.modules.items())
+            if name.startswith("course_instructor.grading") and getattr(m, "__file__", None)
+        }
         code |= {here / f for f in (*sandbox.HELPERS, "grader_kernel.py")}
-        paths = [REPO / "solutions", *sorted(code), here.parent / "release.py", self.course_lib, self.source_dir,
-                 REPO / "nbgrader_config.py"]
+        paths = [
+            REPO / "solutions",
+            *sorted(code),
+            here.parent / "release.py",
+            self.course_lib,
+            self.source_dir,
+            REPO / "nbgrader_config.py",
+        ]
         if self.run_notebooks:
-            paths += [self.root / "nbgrader_config.py", self.root / "jupyter", self.root / "source",
-                      self.root / "kernel" / "grader_kernel.py", self.root / "kernel" / "sandbox_hook.py",
-                      self.root / "kernel" / "limits.py"]
+            paths += [
+                self.root / "nbgrader_config.py",
+                self.root / "jupyter",
+                self.root / "source",
+                self.root / "kernel" / "grader_kernel.py",
+                self.root / "kernel" / "sandbox_hook.py",
+                self.root / "kernel" / "limits.py",
+            ]
         return paths
 
     def prepare(self) -> None:
@@ -127,7 +162,7 @@ class Grader:
         if self.root.exists():
             shutil.rmtree(self.root)
         self.root.mkdir(parents=True)
-        sandbox.copy_package(self.course_lib)   # one course_lib for the whole batch
+        sandbox.copy_package(self.course_lib)  # one course_lib for the whole batch
         t0 = time.time()
         for n in self.names:
             self.expected[n] = self.grading.expected_results(n, self.seed)
@@ -138,14 +173,21 @@ class Grader:
             res = api.generate_assignment(ASSIGNMENT, force=True, create=True)
             if not res.get("success"):
                 raise RuntimeError(f"nbgrader generate_assignment failed: {res.get('log', '')[-2000:]}")
-            nbgrader_run.write_course_config(self.root, self.cell_timeout, self.iso,
-                                             threads=max(1, (os.cpu_count() or 1) // self.jobs))
+            nbgrader_run.write_course_config(
+                self.root, self.cell_timeout, self.iso, threads=max(1, (os.cpu_count() or 1) // self.jobs)
+            )
         self.integrity = Integrity(self.guarded_paths())
 
     def grade_code(self, course_lib_dir: Path | None) -> dict[str, dict]:
         jobs = {n: self.expected[n][0] for n in self.names}
-        got = sandbox.run_student_cases(course_lib_dir, jobs, isolation=self.iso, base=self.course_lib,
-                                        exercise_timeout=self.exercise_timeout, total_timeout=self.sandbox_timeout)
+        got = sandbox.run_student_cases(
+            course_lib_dir,
+            jobs,
+            isolation=self.iso,
+            base=self.course_lib,
+            exercise_timeout=self.exercise_timeout,
+            total_timeout=self.sandbox_timeout,
+        )
         scores = {}
         for n in self.names:
             o = got.get(n, {"results": None, "error": "not run"})
@@ -164,8 +206,9 @@ class Grader:
                 unpacked = submissions.unpack(sub, work / "sub")
                 sid, dup = self._claim(submissions.student_id_of(sub, unpacked), sub)
             except (ValueError, OSError) as e:
-                return self._broken(self._claim(submissions.fallback_id(sub), sub)[0],
-                                    f"unreadable submission: {e}", t0)
+                return self._broken(
+                    self._claim(submissions.fallback_id(sub), sub)[0], f"unreadable submission: {e}", t0
+                )
             cl = unpacked / "course_lib"
             cl = cl if cl.is_dir() else None
             nb_dir = unpacked / "exercises" if (unpacked / "exercises").is_dir() else unpacked
@@ -176,7 +219,9 @@ class Grader:
                     kernels, run = self._start_notebooks(sid, nb_dir, cl)
                 code_scores = self.grade_code(cl)
                 t_code = time.time() - t0
-                status = dup + "Code exercises graded by running your functions on hidden inputs in a sandbox."
+                status = (
+                    dup + "Code exercises graded by running your functions on hidden inputs in a sandbox."
+                )
                 t_nb = None
                 if run:
                     ok, msg = run.wait(self.notebook_timeout)
@@ -196,10 +241,19 @@ class Grader:
             self._feedback(sid, nb_dir, code_scores, status)
             rows = self._rows(sid, code_scores)
             secs = time.time() - t0
-            self.log(f"  {sid}: {sum(r['score'] or 0 for r in rows):g}/{sum(r['max_score'] for r in rows):g} "
-                     f"points ({secs:.1f} s; code {t_code:.1f} s)")
-            return {"student_id": sid, "rows": rows, "seconds": secs, "code_seconds": t_code,
-                    "notebook_seconds": t_nb, "details": code_scores, "status": status}
+            self.log(
+                f"  {sid}: {sum(r['score'] or 0 for r in rows):g}/{sum(r['max_score'] for r in rows):g} "
+                f"points ({secs:.1f} s; code {t_code:.1f} s)"
+            )
+            return {
+                "student_id": sid,
+                "rows": rows,
+                "seconds": secs,
+                "code_seconds": t_code,
+                "notebook_seconds": t_nb,
+                "details": code_scores,
+                "status": status,
+            }
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -209,9 +263,11 @@ class Grader:
         if subdir.exists():
             shutil.rmtree(subdir)
         subdir.mkdir(parents=True)
-        wanted = {c["notebook"] for c in self.cells} | {p.stem for p in release.source_notebooks(self.source_dir)}
+        wanted = {c["notebook"] for c in self.cells} | {
+            p.stem for p in release.source_notebooks(self.source_dir)
+        }
         for nb in nb_dir.glob("*.ipynb"):
-            if nb.stem in wanted and nb.is_file() and not nb.is_symlink() and nb.stat().st_size < 50 * 2 ** 20:
+            if nb.stem in wanted and nb.is_file() and not nb.is_symlink() and nb.stat().st_size < 50 * 2**20:
                 shutil.copy(nb, subdir / nb.name)
         # the student's course_lib goes straight where the kernels run (autograded/), not through
         # submitted/: nbgrader then copies no files, so concurrent processes cannot race on them
@@ -221,8 +277,9 @@ class Grader:
         graded.mkdir(parents=True)
         sandbox.prepare_course_lib(cl, graded, self.course_lib)
         nbgrader_run.prepare_gradebook(self.root, sid)
-        kernels = nbgrader_run.SubmissionKernels(self.root, self.iso, sid, self.notebook_timeout,
-                                                 warm=self.warm_kernels)
+        kernels = nbgrader_run.SubmissionKernels(
+            self.root, self.iso, sid, self.notebook_timeout, warm=self.warm_kernels
+        )
         try:
             return kernels, nbgrader_run.NbgraderAutograde(self.root, sid, kernels, self.jobs)
         except BaseException:
@@ -249,20 +306,49 @@ class Grader:
         for c in self.cells:
             if c["kind"] == "code":
                 s = code_scores.get(c["exercise"])
-                rows.append({"student_id": sid, "unit": c["unit"], "exercise": c["exercise"],
-                             "score": s["score"] if s else 0.0, "max_score": c["max_score"]})
+                rows.append(
+                    {
+                        "student_id": sid,
+                        "unit": c["unit"],
+                        "exercise": c["exercise"],
+                        "score": s["score"] if s else 0.0,
+                        "max_score": c["max_score"],
+                    }
+                )
             else:
-                rows.append({"student_id": sid, "unit": c["unit"], "exercise": c["exercise"],
-                             "score": None, "max_score": c["max_score"]})
+                rows.append(
+                    {
+                        "student_id": sid,
+                        "unit": c["unit"],
+                        "exercise": c["exercise"],
+                        "score": None,
+                        "max_score": c["max_score"],
+                    }
+                )
         return rows
 
     def _broken(self, sid, msg, t0) -> dict:
         self.log(f"  {sid}: {msg}")
-        scores = {n: {"exercise": n, "passed": 0, "total": len(self.expected[n][0]),
-                      "max_score": float(exercises.get(n).points), "score": 0.0, "failures": [msg],
-                      "error": msg} for n in self.names}
-        return {"student_id": sid, "rows": self._rows(sid, scores), "seconds": time.time() - t0,
-                "code_seconds": 0.0, "details": scores, "status": msg}
+        scores = {
+            n: {
+                "exercise": n,
+                "passed": 0,
+                "total": len(self.expected[n][0]),
+                "max_score": float(exercises.get(n).points),
+                "score": 0.0,
+                "failures": [msg],
+                "error": msg,
+            }
+            for n in self.names
+        }
+        return {
+            "student_id": sid,
+            "rows": self._rows(sid, scores),
+            "seconds": time.time() - t0,
+            "code_seconds": 0.0,
+            "details": scores,
+            "status": msg,
+        }
 
     def grade_all(self, subs: list[Path]) -> list[dict]:
         """Grade every submission; raises IntegrityError (and writes no grades) if an instructor
@@ -273,8 +359,11 @@ class Grader:
             try:
                 r = self.grade_one(sub)
             except Exception as e:  # noqa: BLE001 - one bad submission must not stop the batch
-                r = self._broken(self._claim(submissions.fallback_id(sub), sub)[0],
-                                 f"grading failed: {type(e).__name__}: {e}", time.time())
+                r = self._broken(
+                    self._claim(submissions.fallback_id(sub), sub)[0],
+                    f"grading failed: {type(e).__name__}: {e}",
+                    time.time(),
+                )
             self.integrity.verify(f"grading {r['student_id']} ({sub.name})")
             results.append(r)
         self.write(results)
@@ -294,8 +383,10 @@ class Grader:
             n += 1
         new = f"{sid}-dup{n}"
         self.claimed[new] = sub.name
-        msg = (f"DUPLICATE STUDENT ID {sid!r}: {sub.name} claims it, but {self.claimed[sid]} already has it; "
-               f"graded as {new!r}. Check by hand which one is the student's. ")
+        msg = (
+            f"DUPLICATE STUDENT ID {sid!r}: {sub.name} claims it, but {self.claimed[sid]} already has it; "
+            f"graded as {new!r}. Check by hand which one is the student's. "
+        )
         self.alarms.append(msg.strip())
         return new, msg
 
@@ -305,8 +396,13 @@ class Grader:
             w.writeheader()
             for r in results:
                 for row in r["rows"]:
-                    w.writerow({**row, "score": "" if row["score"] is None else f"{row['score']:g}",
-                                "max_score": f"{row['max_score']:g}"})
+                    w.writerow(
+                        {
+                            **row,
+                            "score": "" if row["score"] is None else f"{row['score']:g}",
+                            "max_score": f"{row['max_score']:g}",
+                        }
+                    )
         (self.out / "grades.json").write_text(json.dumps(results, indent=1, default=str))
 
 
@@ -317,31 +413,63 @@ def autograde(submissions_path: Path, out: Path, **kw) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="course autograde", description=__doc__.split("\n\n")[0])
-    ap.add_argument("submissions", nargs="?",
-                    help="a folder of submissions (zips or folders), or one submission")
-    ap.add_argument("--shard", metavar="I/N", default=None,
-                    help="grade only shard I of N (submissions I, I+N, ... of the sorted batch; shards.py)")
-    ap.add_argument("--merge", nargs="+", metavar="SHARD_DIR", default=None,
-                    help="combine the --out folders of shards 1..N into --out (no grading)")
+    ap.add_argument(
+        "submissions", nargs="?", help="a folder of submissions (zips or folders), or one submission"
+    )
+    ap.add_argument(
+        "--shard",
+        metavar="I/N",
+        default=None,
+        help="grade only shard I of N (submissions I, I+N, ... of the sorted batch; shards.py)",
+    )
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="SHARD_DIR",
+        default=None,
+        help="combine the --out folders of shards 1..N into --out (no grading)",
+    )
     ap.add_argument("--out", default="grades", help="output folder (default grades/)")
     ap.add_argument("--source", default=str(REPO / "notebooks"), help="source notebooks (default notebooks/)")
     ap.add_argument("--cell-timeout", type=int, default=60, help="nbgrader per-cell timeout, s (default 60)")
-    ap.add_argument("--notebook-timeout", type=float, default=240,
-                    help="bound on nbgrader autograde for one submission, s (default 240)")
-    ap.add_argument("--exercise-timeout", type=float, default=20, help="sandbox: one exercise, s (default 20)")
-    ap.add_argument("--sandbox-timeout", type=float, default=120, help="sandbox: one submission, s (default 120)")
-    ap.add_argument("--no-notebooks", action="store_true",
-                    help="skip nbgrader's notebook execution (code points only, feedback without outputs)")
+    ap.add_argument(
+        "--notebook-timeout",
+        type=float,
+        default=240,
+        help="bound on nbgrader autograde for one submission, s (default 240)",
+    )
+    ap.add_argument(
+        "--exercise-timeout", type=float, default=20, help="sandbox: one exercise, s (default 20)"
+    )
+    ap.add_argument(
+        "--sandbox-timeout", type=float, default=120, help="sandbox: one submission, s (default 120)"
+    )
+    ap.add_argument(
+        "--no-notebooks",
+        action="store_true",
+        help="skip nbgrader's notebook execution (code points only, feedback without outputs)",
+    )
     ap.add_argument("--seed", type=int, default=None, help="seed of the hidden cases (default fixed)")
-    ap.add_argument("--jobs", type=int, default=None,
-                    help="notebooks of one submission executed at once (default: min(2, cores))")
-    ap.add_argument("--cold-kernels", action="store_true",
-                    help="start every notebook's kernel from scratch (no fork server; slower, same grades)")
-    ap.add_argument("--unsafe-no-isolation", action="store_true",
-                    help="run student code WITHOUT bubblewrap (unsafe: only for trusted submissions)")
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="notebooks of one submission executed at once (default: min(2, cores))",
+    )
+    ap.add_argument(
+        "--cold-kernels",
+        action="store_true",
+        help="start every notebook's kernel from scratch (no fork server; slower, same grades)",
+    )
+    ap.add_argument(
+        "--unsafe-no-isolation",
+        action="store_true",
+        help="run student code WITHOUT bubblewrap (unsafe: only for trusted submissions)",
+    )
     args = ap.parse_args(argv)
     if args.merge or args.shard:
         from course_instructor.grading import shards
+
         if args.merge:
             return shards.merge_main(args.merge, args.out)
         try:
@@ -362,21 +490,35 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     try:
         grade = partial(shards.grade_shard, spec=args.shard) if args.shard else autograde
-        results = grade(Path(args.submissions), Path(args.out), source_dir=Path(args.source),
-                            cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
-                            exercise_timeout=args.exercise_timeout, sandbox_timeout=args.sandbox_timeout,
-                            run_notebooks=not args.no_notebooks, seed=args.seed, jobs=args.jobs,
-                            warm_kernels=not args.cold_kernels, isolate=not args.unsafe_no_isolation)
+        results = grade(
+            Path(args.submissions),
+            Path(args.out),
+            source_dir=Path(args.source),
+            cell_timeout=args.cell_timeout,
+            notebook_timeout=args.notebook_timeout,
+            exercise_timeout=args.exercise_timeout,
+            sandbox_timeout=args.sandbox_timeout,
+            run_notebooks=not args.no_notebooks,
+            seed=args.seed,
+            jobs=args.jobs,
+            warm_kernels=not args.cold_kernels,
+            isolate=not args.unsafe_no_isolation,
+        )
     except IsolationUnavailable as e:
-        print(f"course autograde: refusing to run student code without isolation: {e}.\n"
-              "(--unsafe-no-isolation runs it anyway, for trusted submissions only.)", file=sys.stderr)
+        print(
+            f"course autograde: refusing to run student code without isolation: {e}.\n"
+            "(--unsafe-no-isolation runs it anyway, for trusted submissions only.)",
+            file=sys.stderr,
+        )
         return 2
     except IntegrityError as e:
         print(f"course autograde: {e}", file=sys.stderr)
         return 3
     n = len(results)
-    print(f"graded {n} submission(s) in {time.time() - t0:.1f} s "
-          f"({(time.time() - t0) / max(n, 1):.1f} s per submission) -> {Path(args.out) / 'grades.csv'}")
+    print(
+        f"graded {n} submission(s) in {time.time() - t0:.1f} s "
+        f"({(time.time() - t0) / max(n, 1):.1f} s per submission) -> {Path(args.out) / 'grades.csv'}"
+    )
     return 0
 
 

@@ -7,6 +7,7 @@ Builds made-up submissions from the released notebooks (a copy of the solutions,
 untouched stubs), grades them in one batch, and prints the time per submission split into the
 sandboxed code grading and nbgrader's notebook execution.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,9 +27,11 @@ def solved_module(module: str) -> str:
     """The stub file with the solution appended: the solution's definitions replace the stubs."""
     stub = (REPO / "course_lib" / f"{module}.py").read_text()
     sol = (REPO / "solutions" / f"{module}.py").read_text()
-    keep = [re.sub(r"^(\s*)from solutions\.(\w+) import", r"\1from course_lib.\2 import", ln)
-            for ln in sol.splitlines()
-            if not ln.startswith(f"from course_lib.{module} import") and not ln.startswith("from __future__")]
+    keep = [
+        re.sub(r"^(\s*)from solutions\.(\w+) import", r"\1from course_lib.\2 import", ln)
+        for ln in sol.splitlines()
+        if not ln.startswith(f"from course_lib.{module} import") and not ln.startswith("from __future__")
+    ]
     return stub + "\n\n# ---- the student's work ----\n" + "\n".join(keep) + "\n"
 
 
@@ -48,37 +51,60 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--source", default=str(REPO / "notebooks"))
     ap.add_argument("--n", type=int, default=2, help="submissions (alternating solved / stubs)")
     ap.add_argument("--no-notebooks", action="store_true")
-    ap.add_argument("--jobs", type=int, default=None,
-                    help="notebooks executed at once per submission (default: min(2, cores))")
-    ap.add_argument("--cold-kernels", action="store_true", help="no kernel fork server (each kernel starts cold)")
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="notebooks executed at once per submission (default: min(2, cores))",
+    )
+    ap.add_argument(
+        "--cold-kernels", action="store_true", help="no kernel fork server (each kernel starts cold)"
+    )
     args = ap.parse_args(argv)
     from course_instructor import release
     from course_instructor.grading import autograde
+
     work = Path(tempfile.mkdtemp(prefix="course_bench_"))
     try:
         released = release.generate(work / "ex", Path(args.source))
         for i in range(args.n):
             make_submission(work / "subs" / f"student{i}", released, solved=(i % 2 == 0))
         t0 = time.time()
-        grader = autograde.Grader(work / "out", source_dir=Path(args.source), quiet=True,
-                                  run_notebooks=not args.no_notebooks, jobs=args.jobs,
-                                  warm_kernels=not args.cold_kernels)
+        grader = autograde.Grader(
+            work / "out",
+            source_dir=Path(args.source),
+            quiet=True,
+            run_notebooks=not args.no_notebooks,
+            jobs=args.jobs,
+            warm_kernels=not args.cold_kernels,
+        )
         results = grader.grade_all(autograde.find_submissions(work / "subs"))
         total = time.time() - t0
-        print(f"cores: {os.cpu_count()} · notebooks executed at once: "
-              f"{grader.jobs if not args.no_notebooks else 0} · kernels: "
-              f"{'cold' if args.cold_kernels else 'forked from a warm server'}")
-        print(f"notebooks: {len(released)} · exercises: "
-              f"{len({r['exercise'] for r in results[0]['rows']})} graded cells · submissions: {len(results)}")
+        print(
+            f"cores: {os.cpu_count()} · notebooks executed at once: "
+            f"{grader.jobs if not args.no_notebooks else 0} · kernels: "
+            f"{'cold' if args.cold_kernels else 'forked from a warm server'}"
+        )
+        print(
+            f"notebooks: {len(released)} · exercises: "
+            f"{len({r['exercise'] for r in results[0]['rows']})} graded cells · submissions: {len(results)}"
+        )
         for r in results:
             pts = sum(x["score"] or 0 for x in r["rows"])
             mx = sum(x["max_score"] for x in r["rows"])
-            nb = (f", nbgrader's notebook execution {r['notebook_seconds']:.1f} s at the same time"
-                  if r.get("notebook_seconds") else "")
-            print(f"  {r['student_id']}: {r['seconds']:.1f} s per submission "
-                  f"(sandboxed code grading {r['code_seconds']:.1f} s{nb}) · {pts:g}/{mx:g} points")
-        print(f"batch {total:.1f} s incl. set-up · {sum(r['seconds'] for r in results) / len(results):.1f} "
-              "s per submission")
+            nb = (
+                f", nbgrader's notebook execution {r['notebook_seconds']:.1f} s at the same time"
+                if r.get("notebook_seconds")
+                else ""
+            )
+            print(
+                f"  {r['student_id']}: {r['seconds']:.1f} s per submission "
+                f"(sandboxed code grading {r['code_seconds']:.1f} s{nb}) · {pts:g}/{mx:g} points"
+            )
+        print(
+            f"batch {total:.1f} s incl. set-up · {sum(r['seconds'] for r in results) / len(results):.1f} "
+            "s per submission"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -32,6 +32,7 @@ A result is ``{"id", "value", "grads": {...}, "error": None | str, "error_types"
 tensors, numbers, strings, lists, dicts and None; on the wire (sandbox -> grader) tensors are
 ``{"__tensor__": dtype, "shape": [...], "data": [flat numbers]}``.
 """
+
 from __future__ import annotations
 
 import math
@@ -56,8 +57,10 @@ def _reward_has_a(completions, **kwargs):
 def _reward_bonus(completions, bonus=None, **kwargs):
     """Uses a dataset column passed as keyword argument (like TRL's `answer=`)."""
     if bonus is None:
-        raise TypeError("reward_bonus: missing keyword argument `bonus` (combine_rewards must pass "
-                        "every keyword argument through to each component)")
+        raise TypeError(
+            "reward_bonus: missing keyword argument `bonus` (combine_rewards must pass "
+            "every keyword argument through to each component)"
+        )
     return [float(b) for b in bonus]
 
 
@@ -71,6 +74,7 @@ def tiny_tokenizer():
     global _TOKENIZER
     if _TOKENIZER is None:
         from transformers import PreTrainedTokenizerFast
+
         path = Path(__file__).resolve().parents[2] / "course_lib" / "assets" / "tiny"
         _TOKENIZER = PreTrainedTokenizerFast.from_pretrained(str(path))
         if _TOKENIZER.pad_token_id is None:
@@ -91,8 +95,19 @@ def needs_tokenizer(obj) -> bool:
 def tiny_gpt2(seed: int = 0, vocab: int = 32, n_positions: int = 32):
     """A 2-layer, 16-wide GPT-2 with dropout off, identical for identical arguments."""
     from transformers import GPT2Config, GPT2LMHeadModel
-    cfg = GPT2Config(vocab_size=vocab, n_positions=n_positions, n_embd=16, n_layer=2, n_head=2,
-                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0)
+
+    cfg = GPT2Config(
+        vocab_size=vocab,
+        n_positions=n_positions,
+        n_embd=16,
+        n_layer=2,
+        n_head=2,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
@@ -107,8 +122,12 @@ def flat_params(model) -> torch.Tensor:
 
 
 def flat_grads(model) -> torch.Tensor:
-    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).detach().flatten()
-                      for p in model.parameters()])
+    return torch.cat(
+        [
+            (p.grad if p.grad is not None else torch.zeros_like(p)).detach().flatten()
+            for p in model.parameters()
+        ]
+    )
 
 
 def resolve(obj, ctx: dict | None = None):
@@ -127,6 +146,7 @@ def resolve(obj, ctx: dict | None = None):
             return torch.optim.SGD(ctx["model"].parameters(), lr=float(obj.get("lr", 0.1)))
         if kind == "rollout":
             from course_lib.core.sampling import Rollout
+
             return Rollout(**resolve(obj["fields"], ctx))
         if kind == "tokenizer":
             return tiny_tokenizer()
@@ -148,7 +168,7 @@ def resolve(obj, ctx: dict | None = None):
 
 
 # --- normalising outputs ------------------------------------------------------------------------
-MAX_ELEMENTS = 1_000_000   # a returned tensor larger than this is not plausible: refuse it
+MAX_ELEMENTS = 1_000_000  # a returned tensor larger than this is not plausible: refuse it
 
 
 def normalize(x, depth: int = 0):
@@ -177,13 +197,14 @@ def normalize(x, depth: int = 0):
         return None
     if isinstance(x, str):
         return x[:1000]
-    try:   # numpy scalars / arrays
+    try:  # numpy scalars / arrays
         import numpy as np
+
         if isinstance(x, np.ndarray):
             return torch.from_numpy(np.array(x, copy=True))
         if isinstance(x, np.generic):
             return x.item()
-    except Exception:  # pragma: no cover
+    except Exception:  # noqa: BLE001 - any failure to convert = not comparable (below)
         pass
     raise TypeError(f"returned an object of type {type(x).__name__}, which the grader cannot compare")
 
@@ -209,8 +230,13 @@ def _grad_inputs(args: list, kwargs: dict, keys: list) -> dict:
 
 def run_case(func: Callable, case: dict) -> dict:
     """Call ``func`` on one case. Never raises: an exception becomes ``result["error"]``."""
-    result: dict[str, Any] = {"id": str(case.get("id", "")), "value": None, "grads": {},
-                              "error": None, "error_types": []}
+    result: dict[str, Any] = {
+        "id": str(case.get("id", "")),
+        "value": None,
+        "grads": {},
+        "error": None,
+        "error_types": [],
+    }
     try:
         ctx: dict = {}
         args = list(resolve(case.get("args", []), ctx))
@@ -221,8 +247,10 @@ def run_case(func: Callable, case: dict) -> dict:
             if case.get("grad_model"):
                 target = _first_tensor(out)
                 if target is None or not target.requires_grad:
-                    raise TypeError("expected a loss tensor that carries the gradient, got "
-                                    + describe(target if target is not None else out))
+                    raise TypeError(
+                        "expected a loss tensor that carries the gradient, got "
+                        + describe(target if target is not None else out)
+                    )
                 ctx["model"].zero_grad(set_to_none=True)
                 target.backward()
                 result["grads"]["model"] = flat_grads(ctx["model"])
@@ -239,8 +267,7 @@ def run_case(func: Callable, case: dict) -> dict:
                     w = torch.rand(target.shape, generator=g, dtype=torch.float64) + 0.5
                     total = (target.to(torch.float64) * w).sum()
                     got = torch.autograd.grad(total, list(inputs.values()), allow_unused=True)
-                    grads = {k: (None if v is None else v.detach().clone())
-                             for k, v in zip(inputs, got)}
+                    grads = {k: (None if v is None else v.detach().clone()) for k, v in zip(inputs, got)}
                 result["grads"].update(grads)
         if case.get("report_params"):
             out = {"return": out, "params": flat_params(ctx["model"])}
@@ -328,9 +355,18 @@ def close(a, b, rtol: float, atol: float, path: str = "value") -> tuple[bool, st
 
 
 # --- the wire format (sandbox -> grader) ------------------------------------------------------------
-DTYPES = {"float16": torch.float64, "bfloat16": torch.float64, "float32": torch.float64,
-          "float64": torch.float64, "uint8": torch.int64, "int8": torch.int64, "int16": torch.int64,
-          "int32": torch.int64, "int64": torch.int64, "bool": torch.bool}
+DTYPES = {
+    "float16": torch.float64,
+    "bfloat16": torch.float64,
+    "float32": torch.float64,
+    "float64": torch.float64,
+    "uint8": torch.int64,
+    "int8": torch.int64,
+    "int16": torch.int64,
+    "int32": torch.int64,
+    "int64": torch.int64,
+    "bool": torch.bool,
+}
 MAX_DEPTH = 8
 
 
@@ -343,8 +379,11 @@ def encode(x):
         if dtype not in DTYPES:
             raise TypeError(f"returned a tensor of dtype {dtype}, which the grader cannot compare")
         flat = t.reshape(-1)
-        return {"__tensor__": dtype, "shape": list(t.shape),
-                "data": flat.tolist() if dtype != "bfloat16" else flat.float().tolist()}
+        return {
+            "__tensor__": dtype,
+            "shape": list(t.shape),
+            "data": flat.tolist() if dtype != "bfloat16" else flat.float().tolist(),
+        }
     if isinstance(x, list):
         return [encode(v) for v in x]
     if isinstance(x, dict):
@@ -383,11 +422,14 @@ def decode(x, depth: int = 0):
         raise MalformedResult("a tensor with a malformed shape in the result")
     n = math.prod(shape)
     if type(data) is not list or n > MAX_ELEMENTS or len(data) != n:
-        raise MalformedResult(f"a tensor of shape {shape} with {len(data) if type(data) is list else '?'} "
-                              "values in the result")
+        raise MalformedResult(
+            f"a tensor of shape {shape} with {len(data) if type(data) is list else '?'} values in the result"
+        )
     kinds = (bool,) if dtype == "bool" else (int,) if DTYPES[dtype] == torch.int64 else (int, float)
     if not all(type(v) in kinds for v in data):
-        raise MalformedResult(f"a {dtype} tensor with values that are not {'/'.join(k.__name__ for k in kinds)}")
+        raise MalformedResult(
+            f"a {dtype} tensor with values that are not {'/'.join(k.__name__ for k in kinds)}"
+        )
     return torch.tensor(data, dtype=DTYPES[dtype]).reshape(shape)
 
 
@@ -400,5 +442,10 @@ def decode_result(r) -> dict:
         raise MalformedResult("malformed case result")
     if error is not None and type(error) is not str:
         raise MalformedResult("malformed case result")
-    return {"id": decode(r["id"]), "value": decode(r["value"]), "error": decode(error),
-            "grads": {str(k): decode(v) for k, v in grads.items()}, "error_types": types[:64]}
+    return {
+        "id": decode(r["id"]),
+        "value": decode(r["value"]),
+        "error": decode(error),
+        "grads": {str(k): decode(v) for k, v in grads.items()},
+        "error_types": types[:64],
+    }

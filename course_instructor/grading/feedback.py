@@ -3,6 +3,7 @@ per exercise. Everything that came from the student -- cell sources, printed out
 exception messages in the verdicts -- is HTML-escaped; markdown is rendered with raw HTML
 escaped and unsafe links neutralised; only PNG images whose data is plain base64 are kept.
 """
+
 from __future__ import annotations
 
 import html
@@ -14,13 +15,16 @@ import nbformat
 HIDDEN_MARK = "### BEGIN HIDDEN TESTS"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]*$")
-STYLE = ("body{font-family:sans-serif;max-width:60em;margin:auto}pre{background:#f6f6f6;padding:.5em;"
-         "white-space:pre-wrap}pre.err{background:#fdd}pre.grader{background:#eef}"
-         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em}")
+STYLE = (
+    "body{font-family:sans-serif;max-width:60em;margin:auto}pre{background:#f6f6f6;padding:.5em;"
+    "white-space:pre-wrap}pre.err{background:#fdd}pre.grader{background:#eef}"
+    "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em}"
+)
 
 
 def _markdown(text: str) -> str:
     import mistune
+
     return mistune.create_markdown(escape=True)(text)
 
 
@@ -33,10 +37,12 @@ def _output(o: dict) -> str:
     if kind == "stream":
         return _pre(str(o.get("text", "")))
     if kind == "error":
-        return _pre("\n".join(map(str, o.get("traceback") or [f"{o.get('ename')}: {o.get('evalue')}"])), "err")
+        return _pre(
+            "\n".join(map(str, o.get("traceback") or [f"{o.get('ename')}: {o.get('evalue')}"])), "err"
+        )
     data = o.get("data", {}) if kind in ("execute_result", "display_data") else {}
     png = data.get("image/png")
-    if isinstance(png, str) and _BASE64.match(png) and len(png) < 8 * 2 ** 20:
+    if isinstance(png, str) and _BASE64.match(png) and len(png) < 8 * 2**20:
         return f'<img alt="figure" src="data:image/png;base64,{"".join(png.split())}">'
     if "text/plain" in data:
         text = data["text/plain"]
@@ -46,8 +52,10 @@ def _output(o: dict) -> str:
 
 def notebook_html(nb, title: str) -> str:
     """The whole page (sources, outputs, verdicts) with every piece of text escaped."""
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{STYLE}</style></head><body>"]
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body>"
+    ]
     for cell in nb.cells:
         src = cell.get("source", "")
         if cell.cell_type == "markdown":
@@ -73,13 +81,18 @@ def sanitize_for_feedback(nb, cells_by_id: dict, code_scores: dict, status: str)
             if info and info["kind"] == "code":
                 s = code_scores.get(info["exercise"])
                 if s:
-                    lines.append(f"Grader: {s['passed']}/{s['total']} hidden cases passed -> "
-                                 f"{s['score']:g}/{s['max_score']:g} points")
+                    lines.append(
+                        f"Grader: {s['passed']}/{s['total']} hidden cases passed -> "
+                        f"{s['score']:g}/{s['max_score']:g} points"
+                    )
                     lines += [f"  {m}" for m in s["failures"][:3]]
                     if s.get("error"):
                         lines.append(f"  {s['error']}")
-            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="\n".join(lines) + "\n")] \
-                if lines else []
+            cell.outputs = (
+                [nbformat.v4.new_output("stream", name="stdout", text="\n".join(lines) + "\n")]
+                if lines
+                else []
+            )
         elif HIDDEN_MARK in cell.get("source", ""):
             cell.source = cell.source.split(HIDDEN_MARK)[0]
             if cell.cell_type == "code":
@@ -97,8 +110,10 @@ def summary_html(cells_by_id: dict, code_scores: dict, status: str) -> str:
         elif info["kind"] == "manual":
             rows.append((f"{gid} (written answer)", "pending", f"{info['max_score']:g}"))
     body = "".join("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in r) + "</tr>" for r in rows)
-    return (f"<h1>Feedback</h1><p>{html.escape(status)}</p><table><tr><th>exercise</th><th>score</th>"
-            f"<th>max</th></tr>{body}</table>")
+    return (
+        f"<h1>Feedback</h1><p>{html.escape(status)}</p><table><tr><th>exercise</th><th>score</th>"
+        f"<th>max</th></tr>{body}</table>"
+    )
 
 
 def write_feedback(nb_path: Path, out_html: Path, cells: list[dict], code_scores: dict, status: str) -> None:
@@ -113,5 +128,7 @@ def write_feedback(nb_path: Path, out_html: Path, cells: list[dict], code_scores
 
 
 def unreadable_page(status: str, error: Exception) -> str:
-    return (f"<!DOCTYPE html><html><body><h1>Feedback</h1><p>{html.escape(status)}</p>"
-            f"<p>Your notebook could not be read: {html.escape(type(error).__name__)}</p></body></html>")
+    return (
+        f"<!DOCTYPE html><html><body><h1>Feedback</h1><p>{html.escape(status)}</p>"
+        f"<p>Your notebook could not be read: {html.escape(type(error).__name__)}</p></body></html>"
+    )

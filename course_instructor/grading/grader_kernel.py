@@ -23,6 +23,7 @@ process Jupyter knows, relays signals (interrupt = SIGINT) over the socket and e
 kernel's exit code; if the launcher dies, the zygote kills the kernel. Without a zygote (none
 configured, or not reachable in time) the launcher execs bubblewrap around ``--cold``.
 """
+
 import json
 import os
 import signal
@@ -30,15 +31,30 @@ import socket
 import sys
 import time
 
-PASSED_ENV = ("NBGRADER_EXECUTION",)     # what nbgrader tells the kernel (training cells shrink)
+PASSED_ENV = ("NBGRADER_EXECUTION",)  # what nbgrader tells the kernel (training cells shrink)
 RELAYED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
 # what the notebooks import besides (~1.4 s of CPU per kernel): the zygote pays it once
-ZYGOTE_EXTRAS = ("matplotlib.pyplot", "datasets", "trl", "trl.trainer.sft_trainer", "trl.trainer.sft_config",
-                 "trl.trainer.reward_trainer", "trl.trainer.reward_config", "trl.trainer.grpo_trainer",
-                 "trl.trainer.grpo_config", "trl.trainer.dpo_trainer", "trl.trainer.dpo_config", "pandas",
-                 "vaderSentiment.vaderSentiment", "ipywidgets", "tqdm.auto", "safetensors.torch", "fastapi")
+ZYGOTE_EXTRAS = (
+    "matplotlib.pyplot",
+    "datasets",
+    "trl",
+    "trl.trainer.sft_trainer",
+    "trl.trainer.sft_config",
+    "trl.trainer.reward_trainer",
+    "trl.trainer.reward_config",
+    "trl.trainer.grpo_trainer",
+    "trl.trainer.grpo_config",
+    "trl.trainer.dpo_trainer",
+    "trl.trainer.dpo_config",
+    "pandas",
+    "vaderSentiment.vaderSentiment",
+    "ipywidgets",
+    "tqdm.auto",
+    "safetensors.torch",
+    "fastapi",
+)
 
 
 def preload(extras: bool = False) -> None:
@@ -48,6 +64,7 @@ def preload(extras: bool = False) -> None:
     import matplotlib_inline.backend_inline  # noqa: F401
     import numpy  # noqa: F401
     import torch  # noqa: F401
+
     try:
         import transformers  # noqa: F401
         from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast  # noqa: F401
@@ -55,6 +72,7 @@ def preload(extras: bool = False) -> None:
         pass
     if extras:
         import importlib
+
         for name in ZYGOTE_EXTRAS:
             try:
                 importlib.import_module(name)
@@ -69,7 +87,10 @@ def base_path(spec: dict) -> list:
 def _load(spec: dict, name: str):
     """A helper module of the kernel folder (limits.py, sandbox_hook.py), loaded by path."""
     import importlib.util
-    s = importlib.util.spec_from_file_location(f"_course_{name}", os.path.join(spec["kernel_dir"], f"{name}.py"))
+
+    s = importlib.util.spec_from_file_location(
+        f"_course_{name}", os.path.join(spec["kernel_dir"], f"{name}.py")
+    )
     mod = importlib.util.module_from_spec(s)
     s.loader.exec_module(mod)
     return mod
@@ -89,6 +110,7 @@ def lock_down_and_run(spec: dict, base: list) -> None:
             pass
     sys.path[:] = [os.getcwd()] + base
     import importlib
+
     importlib.invalidate_caches()
     limits = _load(spec, "limits")
     hook = _load(spec, "sandbox_hook")
@@ -97,12 +119,21 @@ def lock_down_and_run(spec: dict, base: list) -> None:
     limits.install_fork_ban()
     try:
         import torch
+
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS") or 1)))
     except Exception:  # noqa: BLE001
         pass
-    hook.install_hook({"writable": spec["writable"], "root": spec["writable"], "forbidden": spec["forbidden"],
-                       "allowed_read": spec["allowed_read"]}, kernel=True)
+    hook.install_hook(
+        {
+            "writable": spec["writable"],
+            "root": spec["writable"],
+            "forbidden": spec["forbidden"],
+            "allowed_read": spec["allowed_read"],
+        },
+        kernel=True,
+    )
     from ipykernel import kernelapp
+
     kernelapp.launch_new_instance()
     # the shutdown reply has been sent: skip the interpreter's teardown of torch & co (~1 s per
     # notebook) - nothing of the kernel's is kept
@@ -116,25 +147,27 @@ def launch_via_zygote(spec: dict) -> None:
     if not path:
         return
     t_end = time.time() + float(spec.get("zygote_wait", 60))
-    while not os.path.exists(path) and time.time() < t_end:   # the server may still be importing
+    while not os.path.exists(path) and time.time() < t_end:  # the server may still be importing
         time.sleep(0.05)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         s.settimeout(10)
         s.connect(path)
-        socket.send_fds(s, [json.dumps({"argv": sys.argv[1:], "cwd": os.getcwd(), "env": _passed()}).encode()],
-                        [0, 1, 2])
+        socket.send_fds(
+            s, [json.dumps({"argv": sys.argv[1:], "cwd": os.getcwd(), "env": _passed()}).encode()], [0, 1, 2]
+        )
         reply = json.loads(s.recv(65536) or b"{}")
         int(reply["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         s.close()
         return
 
-    def relay(n, _frame):      # the kernel's pid lives in the sandbox's pid namespace: ask the server
+    def relay(n, _frame):  # the kernel's pid lives in the sandbox's pid namespace: ask the server
         try:
             s.send(json.dumps({"signal": int(n)}).encode())
         except OSError:
             pass
+
     for sig in RELAYED:
         signal.signal(sig, relay)
     parent = os.getppid()
@@ -143,14 +176,14 @@ def launch_via_zygote(spec: dict) -> None:
         try:
             data = s.recv(65536)
         except TimeoutError:
-            if os.getppid() != parent:          # Jupyter (nbgrader) is gone: so is the kernel
-                os._exit(1)                     # (the server sees the connection close)
+            if os.getppid() != parent:  # Jupyter (nbgrader) is gone: so is the kernel
+                os._exit(1)  # (the server sees the connection close)
             continue
         except InterruptedError:
             continue
         except OSError:
             data = b""
-        if not data:                            # the zygote is gone: so is the kernel
+        if not data:  # the zygote is gone: so is the kernel
             os._exit(1)
         try:
             os._exit(int(json.loads(data)["exit"]))
@@ -166,10 +199,16 @@ def launch_cold(spec: dict, spec_path: str) -> None:
     """No server: exec bubblewrap around ``--cold`` (with isolation), or lock down in place."""
     argv = spec.get("isolated_argv") or []
     if argv:
-        inner = [spec["python"], "-I", "-S", os.path.join(spec["kernel_dir"], "grader_kernel.py"), "--cold",
-                 spec_path] + sys.argv[1:]
+        inner = [
+            spec["python"],
+            "-I",
+            "-S",
+            os.path.join(spec["kernel_dir"], "grader_kernel.py"),
+            "--cold",
+            spec_path,
+        ] + sys.argv[1:]
         env = [a for k, v in _passed().items() for a in ("--setenv", k, v)]
-        os.execv(argv[0], argv[:-1] + env + argv[-1:] + inner)      # argv ends with "--"
+        os.execv(argv[0], argv[:-1] + env + argv[-1:] + inner)  # argv ends with "--"
     lock_down_and_run(spec, base_path(spec))
 
 
@@ -184,6 +223,7 @@ def _kill(pid: int, sig: int) -> None:
 def serve(spec: dict) -> None:
     """Fork one locked-down kernel per launcher request until SIGTERM or until our parent exits."""
     import select
+
     base = base_path(spec)
     sys.path[:] = base
     preload(extras=True)
@@ -196,8 +236,8 @@ def serve(spec: dict) -> None:
     srv.bind(tmp)
     os.chmod(tmp, 0o600)
     srv.listen(16)
-    os.rename(tmp, path)                        # the socket appears only once it accepts
-    children = {}                               # pid -> the launcher's connection
+    os.rename(tmp, path)  # the socket appears only once it accepts
+    children = {}  # pid -> the launcher's connection
     allowed_cwd = os.path.realpath(spec["kernel_cwd_root"])
 
     def kill_all(*_):
@@ -213,7 +253,7 @@ def serve(spec: dict) -> None:
         os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGUSR1, kill_all)    # autograde, between submissions: no kernel outlives one
+    signal.signal(signal.SIGUSR1, kill_all)  # autograde, between submissions: no kernel outlives one
     parent = os.getppid()
     while True:
         if os.getppid() != parent:
@@ -246,10 +286,10 @@ def serve(spec: dict) -> None:
             pid = next((p for p, c in children.items() if c is r), None)
             if pid is None:
                 continue
-            if not data:                        # the launcher died (SIGKILL): its kernel goes too
+            if not data:  # the launcher died (SIGKILL): its kernel goes too
                 _kill(pid, signal.SIGKILL)
                 continue
-            try:                                # a signal the launcher relays (interrupt)
+            try:  # a signal the launcher relays (interrupt)
                 sig = int(json.loads(data)["signal"])
             except (ValueError, KeyError, TypeError):
                 continue
@@ -277,7 +317,7 @@ def _accept(srv, children: dict, spec: dict, base: list, allowed_cwd: str) -> No
         conn.close()
         return
     pid = os.fork()
-    if pid == 0:                                # the kernel
+    if pid == 0:  # the kernel
         try:
             srv.close()
             for c in children.values():
@@ -310,7 +350,7 @@ def main() -> None:
         spec = json.loads(open(sys.argv[2]).read())
         serve(spec)
         return
-    if sys.argv[1] == "--cold":                 # inside bubblewrap
+    if sys.argv[1] == "--cold":  # inside bubblewrap
         spec = json.loads(open(sys.argv[2]).read())
         del sys.argv[1:3]
         lock_down_and_run(spec, base_path(spec))

@@ -2,6 +2,7 @@
 verified after each submission (:class:`Integrity`). A change means something wrote where no
 student code should reach: the batch stops with :class:`IntegrityError` and no grades are written.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -60,6 +61,8 @@ class Integrity:
         changed = self.changes()
         if changed:
             shown = ", ".join(changed[:8]) + (f" and {len(changed) - 8} more" if len(changed) > 8 else "")
-            raise IntegrityError(f"GRADER INTEGRITY ALARM after {after_what}: {len(changed)} instructor/grader "
-                                 f"file(s) changed during grading: {shown}. The batch stopped; no grades were "
-                                 "written. Restore these files (git status / git diff) before grading again.")
+            raise IntegrityError(
+                f"GRADER INTEGRITY ALARM after {after_what}: {len(changed)} instructor/grader "
+                f"file(s) changed during grading: {shown}. The batch stopped; no grades were "
+                "written. Restore these files (git status / git diff) before grading again."
+            )

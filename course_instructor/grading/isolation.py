@@ -21,6 +21,7 @@ If bwrap is missing or cannot create the namespaces, :func:`check` says why and 
 the grader then refuses to run student code unless ``--unsafe-no-isolation`` is given
 (:class:`Isolation` with ``enabled=False`` runs commands as they are and says so loudly).
 """
+
 from __future__ import annotations
 
 import functools
@@ -35,10 +36,12 @@ import sysconfig
 NOBODY = 65534
 SITE_ROOT = "/opt/course"
 HIDDEN_PACKAGES = ("solutions", "course_instructor")
-INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: `sudo apt-get install -y bubblewrap`; Fedora: "
-                "`sudo dnf install bubblewrap`) and allow unprivileged user namespaces "
-                "(`sudo sysctl -w kernel.unprivileged_userns_clone=1` where that setting exists; on "
-                "Ubuntu 24.04+ also `sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`)")
+INSTALL_HINT = (
+    "install bubblewrap (Debian/Ubuntu: `sudo apt-get install -y bubblewrap`; Fedora: "
+    "`sudo dnf install bubblewrap`) and allow unprivileged user namespaces "
+    "(`sudo sysctl -w kernel.unprivileged_userns_clone=1` where that setting exists; on "
+    "Ubuntu 24.04+ also `sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`)"
+)
 
 
 class IsolationUnavailable(RuntimeError):
@@ -66,9 +69,27 @@ def check() -> str | None:
     if not exe:
         return f"bubblewrap (bwrap) is not installed: {INSTALL_HINT}"
     try:
-        r = subprocess.run([exe, "--unshare-all", "--uid", str(NOBODY), "--gid", str(NOBODY),
-                            "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"],
-                           capture_output=True, text=True, timeout=30)
+        r = subprocess.run(
+            [
+                exe,
+                "--unshare-all",
+                "--uid",
+                str(NOBODY),
+                "--gid",
+                str(NOBODY),
+                "--ro-bind",
+                "/",
+                "/",
+                "--proc",
+                "/proc",
+                "--dev",
+                "/dev",
+                "true",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.SubprocessError) as e:
         return f"bwrap could not start ({e}): {INSTALL_HINT}"
     if r.returncode != 0:
@@ -96,7 +117,7 @@ class Isolation:
         """Where a path under a site-packages folder is seen inside the sandbox."""
         for d, inner in self.site.items():
             if self.enabled and (host_site_path == d or host_site_path.startswith(d + os.sep)):
-                return inner + host_site_path[len(d):]
+                return inner + host_site_path[len(d) :]
         return host_site_path
 
     def _system(self) -> list[str]:
@@ -106,8 +127,15 @@ class Isolation:
                 args += ["--symlink", os.readlink(d), d]
             elif os.path.isdir(d):
                 args += ["--ro-bind", d, d]
-        for f in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
-                  "/etc/nsswitch.conf", "/etc/alternatives", "/etc/fonts"):
+        for f in (
+            "/etc/ld.so.cache",
+            "/etc/ld.so.conf",
+            "/etc/ld.so.conf.d",
+            "/etc/localtime",
+            "/etc/nsswitch.conf",
+            "/etc/alternatives",
+            "/etc/fonts",
+        ):
             if os.path.exists(f):
                 args += ["--ro-bind", f, f]
         seen = {"/usr"}
@@ -121,33 +149,66 @@ class Isolation:
             for pattern in ("*.pth", "__editable__*", "_*editable*finder*"):
                 for f in glob.glob(os.path.join(host, pattern)):
                     if os.path.isfile(f):
-                        args += ["--ro-bind", "/dev/null", inner + f[len(host):]]
+                        args += ["--ro-bind", "/dev/null", inner + f[len(host) :]]
             for name in HIDDEN_PACKAGES:
                 if os.path.isdir(os.path.join(host, name)):
                     args += ["--tmpfs", f"{inner}/{name}"]
         # a package copied into the base interpreter's own site-packages would be visible too
-        base_site = os.path.join(sys.base_prefix, "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}",
-                                 "site-packages")
+        base_site = os.path.join(
+            sys.base_prefix, "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}", "site-packages"
+        )
         for name in HIDDEN_PACKAGES:
             if os.path.isdir(os.path.join(base_site, name)):
                 args += ["--tmpfs", os.path.realpath(os.path.join(base_site, name))]
         return args
 
-    def command(self, argv: list[str], *, env: dict[str, str], cwd: str, ro: dict[str, str] | None = None,
-                rw: dict[str, str] | None = None, tmp_mb: int = 512, seccomp_fd: int | None = None,
-                new_session: bool = True) -> list[str]:
+    def command(
+        self,
+        argv: list[str],
+        *,
+        env: dict[str, str],
+        cwd: str,
+        ro: dict[str, str] | None = None,
+        rw: dict[str, str] | None = None,
+        tmp_mb: int = 512,
+        seccomp_fd: int | None = None,
+        new_session: bool = True,
+    ) -> list[str]:
         """The command line running `argv` isolated. `ro` / `rw` = {host path: path inside};
         `env` is the whole environment inside; `cwd` a path inside. Paths in argv / env must be
         paths inside. With isolation disabled: argv itself (the caller passes env and cwd)."""
         if not self.enabled:
             return list(argv)
-        cmd = [self.bwrap, "--unshare-all", "--uid", str(NOBODY), "--gid", str(NOBODY),
-               "--hostname", "grader", "--die-with-parent", "--cap-drop", "ALL"]
+        cmd = [
+            self.bwrap,
+            "--unshare-all",
+            "--uid",
+            str(NOBODY),
+            "--gid",
+            str(NOBODY),
+            "--hostname",
+            "grader",
+            "--die-with-parent",
+            "--cap-drop",
+            "ALL",
+        ]
         if new_session:
             cmd.append("--new-session")
         cmd += self._system()
-        cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(64 * 2 ** 20), "--tmpfs", "/dev/shm",
-                "--size", str(int(tmp_mb) * 2 ** 20), "--tmpfs", "/tmp"]
+        cmd += [
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--size",
+            str(64 * 2**20),
+            "--tmpfs",
+            "/dev/shm",
+            "--size",
+            str(int(tmp_mb) * 2**20),
+            "--tmpfs",
+            "/tmp",
+        ]
         for host, inner in (ro or {}).items():
             cmd += ["--ro-bind", host, inner]
         for host, inner in (rw or {}).items():
@@ -164,7 +225,9 @@ class Isolation:
 def warn_unsafe(log) -> None:
     """What `--unsafe-no-isolation` prints: loudly, every batch."""
     bar = "!" * 78
-    log(f"{bar}\n!! UNSAFE: --unsafe-no-isolation: student code runs WITHOUT OS-level isolation.\n"
+    log(
+        f"{bar}\n!! UNSAFE: --unsafe-no-isolation: student code runs WITHOUT OS-level isolation.\n"
         "!! It can read solutions/ and the gradebook, write the instructor repository and change\n"
         "!! other students' grades. Only the audit hook (an alarm, not a wall) stands in its way.\n"
-        f"!! Use this only for trusted submissions. To isolate: {INSTALL_HINT}\n{bar}")
+        f"!! Use this only for trusted submissions. To isolate: {INSTALL_HINT}\n{bar}"
+    )

@@ -11,6 +11,7 @@ Stdlib only: grader_kernel.py and sandbox_child.py load this file by path inside
   EPERM / ENOSYS, threads still start. :func:`install_fork_ban` loads it into the calling process
   (the forked notebook kernels, which bubblewrap cannot filter because their fork server must fork).
 """
+
 from __future__ import annotations
 
 import os
@@ -23,9 +24,15 @@ DEFAULTS = {"cpu_seconds": 300, "mem_mb": 6144, "fsize_mb": 64, "nofile": 256, "
 def apply(cpu_seconds: int, mem_mb: int, fsize_mb: int, nofile: int = 256, nproc: int = 256) -> None:
     """Set this process's rlimits (soft = hard, so student code cannot raise them)."""
     import resource
-    for res, val in ((resource.RLIMIT_CPU, int(cpu_seconds)), (resource.RLIMIT_AS, int(mem_mb) * 2 ** 20),
-                     (resource.RLIMIT_FSIZE, int(fsize_mb) * 2 ** 20), (resource.RLIMIT_CORE, 0),
-                     (resource.RLIMIT_NOFILE, int(nofile)), (resource.RLIMIT_NPROC, int(nproc))):
+
+    for res, val in (
+        (resource.RLIMIT_CPU, int(cpu_seconds)),
+        (resource.RLIMIT_AS, int(mem_mb) * 2**20),
+        (resource.RLIMIT_FSIZE, int(fsize_mb) * 2**20),
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_NOFILE, int(nofile)),
+        (resource.RLIMIT_NPROC, int(nproc)),
+    ):
         try:
             resource.setrlimit(res, (val, val))
         except (ValueError, OSError):
@@ -33,8 +40,10 @@ def apply(cpu_seconds: int, mem_mb: int, fsize_mb: int, nofile: int = 256, nproc
 
 
 # --- seccomp: no new processes --------------------------------------------------------------------
-_ARCH = {"x86_64": (0xC000003E, {"fork": 57, "vfork": 58, "clone": 56, "clone3": 435}),
-         "aarch64": (0xC00000B7, {"clone": 220, "clone3": 435})}
+_ARCH = {
+    "x86_64": (0xC000003E, {"fork": 57, "vfork": 58, "clone": 56, "clone3": 435}),
+    "aarch64": (0xC00000B7, {"clone": 220, "clone3": 435}),
+}
 _LD, _JEQ, _JGE, _JSET, _RET = 0x20, 0x15, 0x35, 0x45, 0x06
 _ALLOW, _ERRNO = 0x7FFF0000, 0x00050000
 _EPERM, _ENOSYS, _CLONE_THREAD = 1, 38, 0x00010000
@@ -47,13 +56,20 @@ def _program(machine: str) -> bytes | None:
     arch, nr = _ARCH[machine]
     code = [("ld", 4), ("jeq", arch, None, "deny"), ("ld", 0)]
     if machine == "x86_64":
-        code.append(("jge", 0x40000000, "deny", None))        # the x32 ABI: refuse it entirely
+        code.append(("jge", 0x40000000, "deny", None))  # the x32 ABI: refuse it entirely
     code += [("jeq", nr[n], "deny", None) for n in ("fork", "vfork") if n in nr]
-    code += [("jeq", nr["clone3"], "enosys", None),             # glibc then falls back to clone
-             ("jeq", nr["clone"], None, "allow"), ("ld", 16),   # clone's flags (low 32 bits)
-             ("jset", _CLONE_THREAD, "allow", "deny"),
-             ("label", "allow"), ("ret", _ALLOW), ("label", "deny"), ("ret", _ERRNO | _EPERM),
-             ("label", "enosys"), ("ret", _ERRNO | _ENOSYS)]
+    code += [
+        ("jeq", nr["clone3"], "enosys", None),  # glibc then falls back to clone
+        ("jeq", nr["clone"], None, "allow"),
+        ("ld", 16),  # clone's flags (low 32 bits)
+        ("jset", _CLONE_THREAD, "allow", "deny"),
+        ("label", "allow"),
+        ("ret", _ALLOW),
+        ("label", "deny"),
+        ("ret", _ERRNO | _EPERM),
+        ("label", "enosys"),
+        ("ret", _ERRNO | _ENOSYS),
+    ]
     labels, pc = {}, 0
     for ins in code:
         if ins[0] == "label":
@@ -86,12 +102,14 @@ def install_fork_ban() -> bool:
     if FORK_BAN is None:
         return False
     import ctypes
+
     libc = ctypes.CDLL(None, use_errno=True)
     n = len(FORK_BAN) // 8
     buf = ctypes.create_string_buffer(FORK_BAN, len(FORK_BAN))
 
     class SockFprog(ctypes.Structure):
         _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
     prog = SockFprog(n, ctypes.cast(buf, ctypes.c_void_p))
     pr_set_no_new_privs, pr_set_seccomp, seccomp_mode_filter = 38, 22, 2
     if libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0) != 0:
@@ -105,6 +123,6 @@ def fork_ban_fd() -> int | None:
     if FORK_BAN is None:
         return None
     r, w = os.pipe()
-    os.write(w, FORK_BAN)        # a few hundred bytes: fits in the pipe buffer
+    os.write(w, FORK_BAN)  # a few hundred bytes: fits in the pipe buffer
     os.close(w)
     return r

@@ -17,6 +17,7 @@ hook, and runs ipykernel. When the submission is done the server's sandbox is ki
 its pid namespace every process a student started. Without a server (``--cold-kernels``) the
 launcher starts each kernel in its own sandbox.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,11 @@ from course_instructor.grading import limits, sandbox
 from course_instructor.grading.isolation import Isolation, interpreter
 
 ASSIGNMENT = release.ASSIGNMENT
-KERNEL_FILES = {"grader_kernel.py": "grader_kernel.py", "sandbox_child.py": "sandbox_hook.py",
-                "limits.py": "limits.py"}
+KERNEL_FILES = {
+    "grader_kernel.py": "grader_kernel.py",
+    "sandbox_child.py": "sandbox_hook.py",
+    "limits.py": "limits.py",
+}
 
 
 def write_course_config(root: Path, cell_timeout: int, iso: Isolation, threads: int = 2) -> None:
@@ -44,7 +48,8 @@ def write_course_config(root: Path, cell_timeout: int, iso: Isolation, threads: 
         "from pathlib import Path\n"
         "from course_instructor.release import nbgrader_config\n"
         f"c.merge(nbgrader_config(Path({str(root)!r}), cell_timeout={int(cell_timeout)}, "
-        "kernel_name='course-grader'))\n")
+        "kernel_name='course-grader'))\n"
+    )
     kdir = root / "jupyter" / "kernels" / "course-grader"
     kdir.mkdir(parents=True, exist_ok=True)
     (root / "kernel").mkdir(exist_ok=True)
@@ -52,15 +57,36 @@ def write_course_config(root: Path, cell_timeout: int, iso: Isolation, threads: 
         shutil.copy(Path(__file__).with_name(src), root / "kernel" / dst)
     home = "/tmp/home" if iso.enabled else str(root / "home")
     (root / "home").mkdir(exist_ok=True)
-    (kdir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-I", "-S", str(root / "kernel" / "grader_kernel.py"),
-                 str(root / "kernel" / "kernel_spec.json"), "-f", "{connection_file}"],
-        "display_name": "course grader (sandboxed)", "language": "python",
-        "env": {"COURSE_PROFILE": "tiny", "COURSE_LIB_SOLUTIONS": "0", "MPLBACKEND":
-                "module://matplotlib_inline.backend_inline", "OMP_NUM_THREADS": str(int(threads)),
-                "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-                "HF_DATASETS_OFFLINE": "1", "HOME": home, "MPLCONFIGDIR": f"{home}/mpl",
-                "COURSE_CHECKPOINTS": f"{home}/ckpt"}}))
+    (kdir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [
+                    sys.executable,
+                    "-I",
+                    "-S",
+                    str(root / "kernel" / "grader_kernel.py"),
+                    str(root / "kernel" / "kernel_spec.json"),
+                    "-f",
+                    "{connection_file}",
+                ],
+                "display_name": "course grader (sandboxed)",
+                "language": "python",
+                "env": {
+                    "COURSE_PROFILE": "tiny",
+                    "COURSE_LIB_SOLUTIONS": "0",
+                    "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+                    "OMP_NUM_THREADS": str(int(threads)),
+                    "TQDM_DISABLE": "1",
+                    "HF_HUB_OFFLINE": "1",
+                    "TRANSFORMERS_OFFLINE": "1",
+                    "HF_DATASETS_OFFLINE": "1",
+                    "HOME": home,
+                    "MPLCONFIGDIR": f"{home}/mpl",
+                    "COURSE_CHECKPOINTS": f"{home}/ckpt",
+                },
+            }
+        )
+    )
 
 
 class SubmissionKernels:
@@ -69,35 +95,58 @@ class SubmissionKernels:
 
     def __init__(self, root: Path, iso: Isolation, sid: str, notebook_timeout: float, warm: bool = True):
         self.root, self.iso, self.warm = root, iso, warm
-        self.run_dir = Path(tempfile.mkdtemp(prefix="course_k_"))      # short: socket paths <= 107 bytes
+        self.run_dir = Path(tempfile.mkdtemp(prefix="course_k_"))  # short: socket paths <= 107 bytes
         (self.run_dir / "runtime").mkdir()
         self.cwd = root / "autograded" / sid / ASSIGNMENT
         kdir = root / "kernel"
-        writable = [str(self.cwd), str(self.run_dir), "/tmp" if iso.enabled else str(root / "home"),
-                    tempfile.gettempdir()]
-        self.binds = {"ro": {str(kdir): str(kdir)}, "rw": {str(self.cwd): str(self.cwd),
-                                                           str(self.run_dir): str(self.run_dir)}}
+        writable = [
+            str(self.cwd),
+            str(self.run_dir),
+            "/tmp" if iso.enabled else str(root / "home"),
+            tempfile.gettempdir(),
+        ]
+        self.binds = {
+            "ro": {str(kdir): str(kdir)},
+            "rw": {str(self.cwd): str(self.cwd), str(self.run_dir): str(self.run_dir)},
+        }
         env = {"PATH": "/usr/bin:/bin"}
-        self.prefix = iso.command([], env=env, cwd=str(self.cwd), new_session=False, tmp_mb=1024,
-                                  **self.binds)
-        self.spec = {"site_dirs": iso.site_paths(), "mem_mb": 6144, "cpu_seconds": int(notebook_timeout) + 60,
-                     "fsize_mb": 64, "kernel_dir": str(kdir), "python": _python(iso),
-                     "zygote_socket": str(self.run_dir / "zygote.sock") if warm else "",
-                     "zygote_wait": 60, "kernel_cwd_root": str(self.cwd),
-                     "isolated_argv": self.prefix if iso.enabled else [],
-                     "writable": writable, "forbidden": sandbox.forbidden_roots() + [
-                         str(root / "source"), str(root / "gradebook.db"), str(root / "nbgrader_config.py")],
-                     "allowed_read": [sys.prefix, sys.base_prefix, *iso.site_paths()],
-                     # the whole environment of a kernel: nothing of the grader's own leaks in
-                     "kernel_env": {"PATH": "/usr/bin:/bin", **json.loads(
-                         (root / "jupyter" / "kernels" / "course-grader" / "kernel.json").read_text())["env"]}}
+        self.prefix = iso.command(
+            [], env=env, cwd=str(self.cwd), new_session=False, tmp_mb=1024, **self.binds
+        )
+        self.spec = {
+            "site_dirs": iso.site_paths(),
+            "mem_mb": 6144,
+            "cpu_seconds": int(notebook_timeout) + 60,
+            "fsize_mb": 64,
+            "kernel_dir": str(kdir),
+            "python": _python(iso),
+            "zygote_socket": str(self.run_dir / "zygote.sock") if warm else "",
+            "zygote_wait": 60,
+            "kernel_cwd_root": str(self.cwd),
+            "isolated_argv": self.prefix if iso.enabled else [],
+            "writable": writable,
+            "forbidden": sandbox.forbidden_roots()
+            + [str(root / "source"), str(root / "gradebook.db"), str(root / "nbgrader_config.py")],
+            "allowed_read": [sys.prefix, sys.base_prefix, *iso.site_paths()],
+            # the whole environment of a kernel: nothing of the grader's own leaks in
+            "kernel_env": {
+                "PATH": "/usr/bin:/bin",
+                **json.loads((root / "jupyter" / "kernels" / "course-grader" / "kernel.json").read_text())[
+                    "env"
+                ],
+            },
+        }
         (kdir / "kernel_spec.json").write_text(json.dumps(self.spec))
         self.zygote = KernelZygote(self) if warm else None
 
     def env(self, base: dict) -> dict:
         """The environment of the nbgrader processes of this submission: connection files (which
         jupyter_client writes to TMPDIR) in the folder the sandbox sees."""
-        return {**base, "JUPYTER_RUNTIME_DIR": str(self.run_dir / "runtime"), "TMPDIR": str(self.run_dir / "runtime")}
+        return {
+            **base,
+            "JUPYTER_RUNTIME_DIR": str(self.run_dir / "runtime"),
+            "TMPDIR": str(self.run_dir / "runtime"),
+        }
 
     def close(self) -> None:
         if self.zygote is not None:
@@ -119,16 +168,26 @@ class KernelZygote:
     def start(self) -> None:
         k = self.k
         env = dict(k.spec["kernel_env"])
-        argv = [_python(k.iso), "-I", "-S", str(k.root / "kernel" / "grader_kernel.py"), "--zygote",
-                str(k.root / "kernel" / "kernel_spec.json")]
+        argv = [
+            _python(k.iso),
+            "-I",
+            "-S",
+            str(k.root / "kernel" / "grader_kernel.py"),
+            "--zygote",
+            str(k.root / "kernel" / "kernel_spec.json"),
+        ]
         cmd = k.iso.command(argv, env=env, cwd=str(k.cwd), new_session=True, tmp_mb=1024, **k.binds)
-        with open(k.root / "zygote.log", "ab") as log:   # the child keeps its own descriptor
-            self.proc = subprocess.Popen(cmd, cwd=str(k.cwd), env=env if not k.iso.enabled else
-                                         {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                                         start_new_session=True,
-                                         preexec_fn=lambda: limits.apply(k.spec["cpu_seconds"] + 60, 16384, 64,
-                                                                         nofile=1024))
+        with open(k.root / "zygote.log", "ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=str(k.cwd),
+                env=env if not k.iso.enabled else {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+                preexec_fn=lambda: limits.apply(k.spec["cpu_seconds"] + 60, 16384, 64, nofile=1024),
+            )
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -175,8 +234,10 @@ def notebook_groups(jobs: int) -> list[str]:
     jobs = max(1, min(int(jobs), 5))
     if jobs == 1:
         return ["*"]
-    return ["[0-9][" + "".join(str(d % 10) for d in range(1, 11) if d % jobs == k % jobs) + "]_*"
-            for k in range(1, jobs + 1)]
+    return [
+        "[0-9][" + "".join(str(d % 10) for d in range(1, 11) if d % jobs == k % jobs) + "]_*"
+        for k in range(1, jobs + 1)
+    ]
 
 
 class NbgraderAutograde:
@@ -201,9 +262,16 @@ class NbgraderAutograde:
             # sandbox; TCP cannot cross its network namespace), one prefix per process
             cmd = cmd + ["--KernelManager.transport=ipc", f"--KernelManager.ip={kernels.run_dir / f'k{k}'}"]
             log = root / f"autograde_{sid}{'' if len(groups) == 1 else f'_{k}'}.log"
-            with open(log, "wb") as f:   # the child keeps its own copy of the descriptor
-                proc = subprocess.Popen(cmd, cwd=str(root), env=env, stdout=f, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+            with open(log, "wb") as f:  # the child keeps its own copy of the descriptor
+                proc = subprocess.Popen(
+                    cmd,
+                    cwd=str(root),
+                    env=env,
+                    stdout=f,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
             self.procs.append((proc, log))
 
     def kill(self) -> None:
@@ -225,8 +293,9 @@ class NbgraderAutograde:
                 self.kill()
                 return False, f"nbgrader autograde took longer than {timeout:.0f} s and was stopped"
             if rc != 0:
-                problems.append(f"nbgrader autograde failed (exit {rc}): "
-                                f"{log.read_text(errors='replace')[-500:]}")
+                problems.append(
+                    f"nbgrader autograde failed (exit {rc}): {log.read_text(errors='replace')[-500:]}"
+                )
         return (not problems), "; ".join(problems)
 
 
@@ -236,7 +305,8 @@ def prepare_gradebook(root: Path, sid: str) -> None:
     import warnings
 
     from nbgrader.api import Gradebook
-    with warnings.catch_warnings():   # nbgrader's own SQLAlchemy autoflush warnings
+
+    with warnings.catch_warnings():  # nbgrader's own SQLAlchemy autoflush warnings
         warnings.simplefilter("ignore")
         with Gradebook(f"sqlite:///{root / 'gradebook.db'}", "rl-posttraining") as gb:
             gb.update_or_create_student(sid)
@@ -246,6 +316,7 @@ def prepare_gradebook(root: Path, sid: str) -> None:
 def set_gradebook_scores(root: Path, sid: str, code_scores: dict[str, dict], cells: list[dict]) -> None:
     """Replace the kernel's auto scores of code test cells by the grader's scores."""
     from nbgrader.api import Gradebook, MissingEntry
+
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}", "rl-posttraining") as gb:
         for c in cells:
             if c["kind"] != "code" or c["exercise"] not in code_scores:

@@ -15,6 +15,7 @@ ever called here. Wall-clock bounds: start-up, each exercise (no new result line
 ``exercise_timeout`` s: the whole sandbox is killed, that exercise gets no result and a fresh
 sandbox runs the remaining ones) and the whole submission (``total_timeout``).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,12 +36,12 @@ from course_instructor.grading import caserun, limits
 from course_instructor.grading.isolation import Isolation
 from course_lib.core import registry as exercises
 
-REPO = Path(__file__).resolve().parents[2]             # the instructor repository (when it is one)
-PACKAGE = REPO / "course_lib"                          # the course_lib that grading lays student files over
+REPO = Path(__file__).resolve().parents[2]  # the instructor repository (when it is one)
+PACKAGE = REPO / "course_lib"  # the course_lib that grading lays student files over
 EXERCISE_MODULES = tuple(exercises.modules())
-MAX_RESULT_BYTES = 32 * 2 ** 20
+MAX_RESULT_BYTES = 32 * 2**20
 HELPERS = ("sandbox_child.py", "caserun.py", "limits.py")
-BOX = "/box"                                           # where the box is mounted inside the sandbox
+BOX = "/box"  # where the box is mounted inside the sandbox
 
 
 def student_files(student_course_lib: Path | None, base: Path = PACKAGE) -> dict[str, Path]:
@@ -139,15 +140,24 @@ def _parse(line: str, index: int, name: str, n_cases: int) -> tuple[list | None,
             raise caserun.MalformedResult("wrong number of case results")
         out = msg.get("output") if type(msg.get("output")) is str else ""
         return [caserun.decode_result(r) for r in res], None, out[:70000]
-    except (ValueError, RecursionError) as e:   # MalformedResult is a ValueError
+    except (ValueError, RecursionError) as e:  # MalformedResult is a ValueError
         return None, f"the sandbox sent back a malformed result ({str(e)[:200]})", ""
 
 
-def run_student_cases(student_course_lib: Path | None, jobs: dict[str, list[dict]], *,
-                      isolation: Isolation | None = None, exercise_timeout: float = 20.0,
-                      startup_timeout: float = 90.0, total_timeout: float = 120.0,
-                      cpu_seconds: int = 300, mem_mb: int = 6144, fsize_mb: int = 64,
-                      workdir: Path | None = None, base: Path = PACKAGE) -> dict:
+def run_student_cases(
+    student_course_lib: Path | None,
+    jobs: dict[str, list[dict]],
+    *,
+    isolation: Isolation | None = None,
+    exercise_timeout: float = 20.0,
+    startup_timeout: float = 90.0,
+    total_timeout: float = 120.0,
+    cpu_seconds: int = 300,
+    mem_mb: int = 6144,
+    fsize_mb: int = 64,
+    workdir: Path | None = None,
+    base: Path = PACKAGE,
+) -> dict:
     """Run the student's function of every exercise in `jobs` ({name: cases}) in the sandbox.
 
     Returns {name: {"results": [case result, ...] | None, "error": str | None, "output": str}}.
@@ -170,30 +180,58 @@ def run_student_cases(student_course_lib: Path | None, jobs: dict[str, list[dict
         deadline = time.monotonic() + total_timeout
         pending = list(names)
         attempt = 0
-        env = {"PATH": "/usr/bin:/bin", "HOME": scratch, "TMPDIR": scratch, "OMP_NUM_THREADS": "1",
-               "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "HF_DATASETS_OFFLINE": "1", "COURSE_PROFILE": "tiny", "TOKENIZERS_PARALLELISM": "false",
-               "HF_HOME": scratch + "/hf", "MPLCONFIGDIR": scratch + "/mpl"}
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": scratch,
+            "TMPDIR": scratch,
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+            "COURSE_PROFILE": "tiny",
+            "TOKENIZERS_PARALLELISM": "false",
+            "HF_HOME": scratch + "/hf",
+            "MPLCONFIGDIR": scratch + "/mpl",
+        }
         while pending:
             attempt += 1
-            spec = {"root": inner, "site_dirs": iso.site_paths(), "jobs": f"{inner}/jobs.pt",
-                    "order": pending, "modules": {n: exercises.get(n).module for n in pending},
-                    "forbidden": forbidden_roots(), "writable": [scratch],
-                    "allowed_read": [sys.prefix, sys.base_prefix, sys.exec_prefix, *iso.site_paths()],
-                    "preload_transformers": preload, "output_cap": 65536}
+            spec = {
+                "root": inner,
+                "site_dirs": iso.site_paths(),
+                "jobs": f"{inner}/jobs.pt",
+                "order": pending,
+                "modules": {n: exercises.get(n).module for n in pending},
+                "forbidden": forbidden_roots(),
+                "writable": [scratch],
+                "allowed_read": [sys.prefix, sys.base_prefix, sys.exec_prefix, *iso.site_paths()],
+                "preload_transformers": preload,
+                "output_cap": 65536,
+            }
             (box / f"spec{attempt}.json").write_text(json.dumps(spec))
-            argv = [isolation_python(iso), "-I", "-S", f"{inner}/course_instructor/grading/sandbox_child.py",
-                    f"{inner}/spec{attempt}.json"]
+            argv = [
+                isolation_python(iso),
+                "-I",
+                "-S",
+                f"{inner}/course_instructor/grading/sandbox_child.py",
+                f"{inner}/spec{attempt}.json",
+            ]
             cmd = iso.command(argv, env=env, cwd=scratch, ro={str(box): BOX}, tmp_mb=512)
             with open(work / f"stderr{attempt}.txt", "wb") as err:
-                proc = subprocess.Popen(cmd, cwd=scratch if not iso.enabled else str(work),
-                                        env=env if not iso.enabled else {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
-                                        start_new_session=True,
-                                        preexec_fn=lambda: limits.apply(cpu_seconds, mem_mb, fsize_mb))
+                proc = subprocess.Popen(
+                    cmd,
+                    cwd=scratch if not iso.enabled else str(work),
+                    env=env if not iso.enabled else {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=err,
+                    start_new_session=True,
+                    preexec_fn=lambda: limits.apply(cpu_seconds, mem_mb, fsize_mb),
+                )
                 try:
-                    got, reason = _collect(proc, pending, jobs, outcome, exercise_timeout, startup_timeout,
-                                           deadline)
+                    got, reason = _collect(
+                        proc, pending, jobs, outcome, exercise_timeout, startup_timeout, deadline
+                    )
                 finally:
                     _kill(proc)
                     proc.stdout.close()
@@ -206,13 +244,19 @@ def run_student_cases(student_course_lib: Path | None, jobs: dict[str, list[dict
                 for name in rest:
                     outcome[name] = {"results": None, "error": msg, "output": ""}
                 break
-            outcome[rest[0]] = {"results": None, "output": "",
-                                "error": f"while importing or running {rest[0]}: {reason}"}
+            outcome[rest[0]] = {
+                "results": None,
+                "output": "",
+                "error": f"while importing or running {rest[0]}: {reason}",
+            }
             pending = rest[1:]
             if time.monotonic() >= deadline:
                 for name in pending:
-                    outcome[name] = {"results": None, "error": "the submission's time budget "
-                                     f"({total_timeout:.0f} s) ran out", "output": ""}
+                    outcome[name] = {
+                        "results": None,
+                        "error": f"the submission's time budget ({total_timeout:.0f} s) ran out",
+                        "output": "",
+                    }
                 break
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -221,11 +265,19 @@ def run_student_cases(student_course_lib: Path | None, jobs: dict[str, list[dict
 
 def isolation_python(iso: Isolation) -> str:
     from course_instructor.grading.isolation import interpreter
+
     return interpreter() if iso.enabled else sys.executable
 
 
-def _collect(proc, pending: list[str], jobs: dict, outcome: dict, exercise_timeout: float,
-             startup_timeout: float, deadline: float) -> tuple[int, str]:
+def _collect(
+    proc,
+    pending: list[str],
+    jobs: dict,
+    outcome: dict,
+    exercise_timeout: float,
+    startup_timeout: float,
+    deadline: float,
+) -> tuple[int, str]:
     """Read result lines until the child finishes, stalls or runs out of time.
     Returns (exercises that got a result, why it ended; "start-up: ..." if it never got ready)."""
     lines = _Lines(proc.stdout)
@@ -239,12 +291,15 @@ def _collect(proc, pending: list[str], jobs: dict, outcome: dict, exercise_timeo
         except queue.Empty:
             now = time.monotonic()
             if now >= deadline:
-                return got, ("the submission's time budget ran out" if ready
-                             else "start-up: the submission's time budget ran out")
+                return got, (
+                    "the submission's time budget ran out"
+                    if ready
+                    else "start-up: the submission's time budget ran out"
+                )
             if not ready:
                 return got, f"start-up: start-up took longer than {startup_timeout:.0f} s"
             return got, f"timed out after {exercise_timeout:.0f} s (an infinite loop?)"
-        if line is None:                       # the child closed its output: it ended
+        if line is None:  # the child closed its output: it ended
             rc = proc.wait()
             if lines.overflow:
                 return got, "it sent back more than 32 MB of results"
@@ -252,7 +307,10 @@ def _collect(proc, pending: list[str], jobs: dict, outcome: dict, exercise_timeo
                 return got, f"start-up: the process ended with status {rc}"
             if rc < 0:
                 sig = signal.Signals(-rc).name if -rc in signal.Signals._value2member_map_ else -rc
-                return got, f"the process was killed by {sig} (a resource limit: CPU time, memory or output size)"
+                return (
+                    got,
+                    f"the process was killed by {sig} (a resource limit: CPU time, memory or output size)",
+                )
             return got, f"the process exited early with status {rc} (sys.exit / os._exit?)"
         last = time.monotonic()
         if not ready:

@@ -13,6 +13,7 @@ exercise to the result descriptor (the original stdout): ``{"ready": true}``, th
 ``{"i": i, "name": ..., "results": [...], "output": "..."}`` per exercise, then ``{"done": true}``.
 The grader parses those lines strictly; it never sees expected outputs here and decides nothing.
 """
+
 import json
 import os
 import sys
@@ -24,17 +25,20 @@ def main() -> None:
     sys.path[:] = [spec["root"]] + [p for p in sys.path if p] + spec["site_dirs"]
     os.environ["OMP_NUM_THREADS"] = "1"
     import numpy  # noqa: F401
-    import torch  # noqa: F401  (trusted libraries first, before the hook)
+    import torch
+
     torch.set_num_threads(1)
-    pkg = types.ModuleType("course_lib")           # a bare package: its __init__ imports every
-    pkg.__path__ = [os.path.join(spec["root"], "course_lib")]   # module; we import them one by one
+    pkg = types.ModuleType("course_lib")  # a bare package: its __init__ imports every
+    pkg.__path__ = [os.path.join(spec["root"], "course_lib")]  # module; we import them one by one
     pkg.__file__ = os.path.join(pkg.__path__[0], "__init__.py")
     sys.modules["course_lib"] = pkg
     from course_instructor.grading import caserun, limits
-    jobs = torch.load(spec["jobs"], weights_only=True)    # written by the grader, not by students
+
+    jobs = torch.load(spec["jobs"], weights_only=True)  # written by the grader, not by students
     if spec.get("preload_transformers"):
         import transformers  # noqa: F401
         from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast  # noqa: F401
+
         if any(caserun.needs_tokenizer(c) for cs in jobs.values() for c in cs):
             caserun.tiny_tokenizer()
     results = os.fdopen(os.dup(1), "w")
@@ -49,16 +53,18 @@ def main() -> None:
     sys.stdout = sys.stderr = sink
 
     import importlib
+
     import_errors = {}
     for i, name in enumerate(spec["order"]):
         module = spec["modules"][name]
         cases = jobs[name]
         if f"course_lib.{module}" not in sys.modules and module not in import_errors:
-            try:   # imported lazily: a module that hangs or fails at import costs only its exercises
+            try:  # imported lazily: a module that hangs or fails at import costs only its exercises
                 importlib.import_module(f"course_lib.{module}")
             except BaseException as e:  # noqa: BLE001 - SystemExit at import too
-                import_errors[module] = (f"importing course_lib/{module}.py failed: "
-                                         f"{type(e).__name__}: {str(e)[:300]}")
+                import_errors[module] = (
+                    f"importing course_lib/{module}.py failed: {type(e).__name__}: {str(e)[:300]}"
+                )
         if module in import_errors:
             res = [_error(import_errors[module]) for _ in cases]
         else:
@@ -68,16 +74,25 @@ def main() -> None:
             else:
                 res = [caserun.run_case(func, case) for case in cases]
         try:
-            line = json.dumps({"i": i, "name": name, "results": [_wire(caserun, r) for r in res],
-                               "output": sink.text()})
+            line = json.dumps(
+                {"i": i, "name": name, "results": [_wire(caserun, r) for r in res], "output": sink.text()}
+            )
         except BaseException as e:  # noqa: BLE001 - a result that cannot be encoded
-            line = json.dumps({"i": i, "name": name, "output": "", "results": [
-                _error(f"the result cannot be sent to the grader: {type(e).__name__}: {str(e)[:200]}")
-                for _ in cases]})
+            line = json.dumps(
+                {
+                    "i": i,
+                    "name": name,
+                    "output": "",
+                    "results": [
+                        _error(f"the result cannot be sent to the grader: {type(e).__name__}: {str(e)[:200]}")
+                        for _ in cases
+                    ],
+                }
+            )
         results.write(line + "\n")
         results.flush()
     _send(results, {"done": True})
-    os._exit(0)   # do not wait for threads the student code may have started
+    os._exit(0)  # do not wait for threads the student code may have started
 
 
 def _wire(caserun, r: dict) -> dict:
@@ -121,15 +136,50 @@ class _Sink:
         return "".join(self.parts) + extra
 
 
-BLOCKED_EVENTS = {"subprocess.Popen", "os.system", "os.exec", "os.spawn", "os.posix_spawn", "os.fork",
-                  "os.forkpty", "pty.spawn", "os.startfile", "ctypes.dlopen", "ctypes.dlsym",
-                  "ctypes.dlsym/handle", "ctypes.call_function", "socket.connect", "socket.bind",
-                  "socket.sendto", "os.kill", "os.killpg", "signal.pthread_kill", "sys.remote_exec",
-                  "os.chroot", "os.setuid"}
-PATH_EVENTS_WRITE = {"os.remove", "os.unlink", "os.rmdir", "os.rename", "os.replace", "os.mkdir",
-                     "os.chmod", "os.chown", "os.symlink", "os.link", "os.truncate", "os.utime",
-                     "shutil.rmtree", "shutil.move", "shutil.copyfile", "shutil.copytree",
-                     "os.removexattr", "os.setxattr"}
+BLOCKED_EVENTS = {
+    "subprocess.Popen",
+    "os.system",
+    "os.exec",
+    "os.spawn",
+    "os.posix_spawn",
+    "os.fork",
+    "os.forkpty",
+    "pty.spawn",
+    "os.startfile",
+    "ctypes.dlopen",
+    "ctypes.dlsym",
+    "ctypes.dlsym/handle",
+    "ctypes.call_function",
+    "socket.connect",
+    "socket.bind",
+    "socket.sendto",
+    "os.kill",
+    "os.killpg",
+    "signal.pthread_kill",
+    "sys.remote_exec",
+    "os.chroot",
+    "os.setuid",
+}
+PATH_EVENTS_WRITE = {
+    "os.remove",
+    "os.unlink",
+    "os.rmdir",
+    "os.rename",
+    "os.replace",
+    "os.mkdir",
+    "os.chmod",
+    "os.chown",
+    "os.symlink",
+    "os.link",
+    "os.truncate",
+    "os.utime",
+    "shutil.rmtree",
+    "shutil.move",
+    "shutil.copyfile",
+    "shutil.copytree",
+    "os.removexattr",
+    "os.setxattr",
+}
 
 
 KERNEL_ALLOWED = {"socket.connect", "socket.bind", "socket.sendto", "os.kill", "signal.pthread_kill"}

@@ -26,6 +26,7 @@ GNU parallel over ssh (each host has the repository at ~/course and the submissi
         'cd ~/course && .venv/bin/course autograde submissions --shard {}/4 --out grades/shard-{}' ::: 1 2 3 4
     course autograde --merge grades/shard-* --out grades
 """
+
 from __future__ import annotations
 
 import json
@@ -53,20 +54,27 @@ def parse_shard(spec: str) -> tuple[int, int]:
 def select(items: Sequence, index: int, count: int) -> list:
     """Shard `index` of `count` (1-based): items index-1, index-1+count, ... of `items`."""
     parse_shard(f"{index}/{count}")
-    return list(items)[index - 1::count]
+    return list(items)[index - 1 :: count]
 
 
-def write_manifest(out: Path, index: int, count: int, all_names: Sequence[str],
-                   results: Sequence[dict]) -> dict:
+def write_manifest(
+    out: Path, index: int, count: int, all_names: Sequence[str], results: Sequence[dict]
+) -> dict:
     """``out/shard.json``: the shard, the batch size and, for each graded submission in order,
     its name, its position in the whole batch and the student id it was graded under."""
     mine = select(all_names, index, count)
     if len(mine) != len(results):
         raise ValueError(f"shard {index}/{count}: {len(mine)} submissions but {len(results)} results")
     positions = list(range(index - 1, len(all_names), count))
-    manifest = {"shard": index, "of": count, "total": len(all_names),
-                "submissions": [{"name": name, "position": pos, "student_id": r["student_id"]}
-                                for name, pos, r in zip(mine, positions, results)]}
+    manifest = {
+        "shard": index,
+        "of": count,
+        "total": len(all_names),
+        "submissions": [
+            {"name": name, "position": pos, "student_id": r["student_id"]}
+            for name, pos, r in zip(mine, positions, results)
+        ],
+    }
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest
@@ -76,6 +84,7 @@ def grade_shard(submissions_path: Path, out: Path, spec: str, **grader_kw) -> li
     """Grade shard `spec` ("i/n") of the submissions in `submissions_path` into `out`
     (``grader_kw`` go to ``autograde.Grader``); writes the usual outputs + shard.json."""
     from course_instructor.grading import autograde, submissions
+
     index, count = parse_shard(spec)
     subs = submissions.find_submissions(Path(submissions_path))
     results = autograde.Grader(Path(out), **grader_kw).grade_all(select(subs, index, count))
@@ -95,8 +104,10 @@ def _load(shard_dirs: Sequence[Path]) -> list[tuple[Path, dict, list[dict]]]:
         raise ValueError("--merge: no shard folders given")
     counts = {(m["of"], m["total"]) for _, m, _ in shards}
     if len(counts) != 1:
-        raise ValueError(f"--merge: the shards come from different splits or batches: "
-                         f"{sorted((str(d), m['shard'], m['of'], m['total']) for d, m, _ in shards)}")
+        raise ValueError(
+            f"--merge: the shards come from different splits or batches: "
+            f"{sorted((str(d), m['shard'], m['of'], m['total']) for d, m, _ in shards)}"
+        )
     count, total = counts.pop()
     got = sorted(m["shard"] for _, m, _ in shards)
     if got != list(range(1, count + 1)):
@@ -105,8 +116,10 @@ def _load(shard_dirs: Sequence[Path]) -> list[tuple[Path, dict, list[dict]]]:
         raise ValueError(f"--merge: need shards 1..{count} once each; missing {missing}, repeated {dup}")
     for d, m, res in shards:
         if len(m["submissions"]) != len(res):
-            raise ValueError(f"{d}: shard.json lists {len(m['submissions'])} submissions, "
-                             f"grades.json has {len(res)} results")
+            raise ValueError(
+                f"{d}: shard.json lists {len(m['submissions'])} submissions, "
+                f"grades.json has {len(res)} results"
+            )
     positions = sorted(s["position"] for _, m, _ in shards for s in m["submissions"])
     if positions != list(range(total)):
         raise ValueError(f"--merge: the shards do not cover the batch of {total} submissions exactly")
@@ -119,13 +132,20 @@ def merge_results(shards: list[tuple[Path, dict, list[dict]]]) -> list[tuple[Pat
     submission with an id already graded becomes ``<id>-dupN``), so a duplicate split over two
     shards gets the id that one unsharded run gives it."""
     from course_instructor.grading import autograde
-    rows = sorted(((s["position"], d, s["name"], s["student_id"], r) for d, m, res in shards
-                   for s, r in zip(m["submissions"], res)), key=lambda t: t[0])
+
+    rows = sorted(
+        (
+            (s["position"], d, s["name"], s["student_id"], r)
+            for d, m, res in shards
+            for s, r in zip(m["submissions"], res)
+        ),
+        key=lambda t: t[0],
+    )
     claims = types.SimpleNamespace(claimed={}, alarms=[])
     out = []
     for _, d, name, sid, r in rows:
         raw = sid
-        if str(r.get("status", "")).startswith("DUPLICATE STUDENT ID"):   # renamed inside its shard
+        if str(r.get("status", "")).startswith("DUPLICATE STUDENT ID"):  # renamed inside its shard
             raw = re.sub(r"-dup\d+$", "", sid)
         new, _ = autograde.Grader._claim(claims, raw, Path(name))
         if new != r["student_id"]:
@@ -142,6 +162,7 @@ def merge(shard_dirs: Sequence[Path], out: Path) -> list[dict]:
     """Combine finished shard folders into `out`: grades.csv + grades.json (unsharded order),
     feedback/<student>/, and nbgrader/gradebook.db when the shards have one. Returns the results."""
     from course_instructor.grading import autograde
+
     shards = _load(shard_dirs)
     out = Path(out)
     if any(out.resolve() == Path(d).resolve() for d, _, _ in shards):
@@ -149,7 +170,7 @@ def merge(shard_dirs: Sequence[Path], out: Path) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     merged = merge_results(shards)
     results = [r for _, _, r in merged]
-    autograde.Grader.write(types.SimpleNamespace(out=out), results)    # the one csv writer
+    autograde.Grader.write(types.SimpleNamespace(out=out), results)  # the one csv writer
     fb = out / "feedback"
     if fb.exists():
         shutil.rmtree(fb)
@@ -157,11 +178,15 @@ def merge(shard_dirs: Sequence[Path], out: Path) -> list[dict]:
         src = Path(d) / "feedback" / sid
         if src.is_dir():
             shutil.copytree(src, fb / r["student_id"])
-    dbs = [(Path(d) / "nbgrader", m) for d, m, _ in shards
-           if (Path(d) / "nbgrader" / "gradebook.db").is_file()]
+    dbs = [
+        (Path(d) / "nbgrader", m) for d, m, _ in shards if (Path(d) / "nbgrader" / "gradebook.db").is_file()
+    ]
     if dbs:
-        merge_gradebooks([p for p, _ in sorted(dbs, key=lambda t: t[1]["shard"])], out / "nbgrader",
-                         {sid: r["student_id"] for _, sid, r in merged})
+        merge_gradebooks(
+            [p for p, _ in sorted(dbs, key=lambda t: t[1]["shard"])],
+            out / "nbgrader",
+            {sid: r["student_id"] for _, sid, r in merged},
+        )
     return results
 
 
@@ -183,7 +208,8 @@ def merge_gradebooks(roots: Sequence[Path], dest: Path, renamed: dict[str, str] 
     from nbgrader.api import Gradebook
 
     from course_instructor.release import ensure_scripts_on_path
-    ensure_scripts_on_path()             # nbgrader runs `alembic` by name
+
+    ensure_scripts_on_path()  # nbgrader runs `alembic` by name
     renamed = renamed or {}
     if dest.exists():
         shutil.rmtree(dest)
@@ -193,8 +219,9 @@ def merge_gradebooks(roots: Sequence[Path], dest: Path, renamed: dict[str, str] 
             with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as src:
                 for sub in src.assignment_submissions(_assignment(src)):
                     sid = renamed.get(sub.student.id, sub.student.id)
-                    gb.update_or_create_student(sid, first_name=sub.student.first_name,
-                                                last_name=sub.student.last_name)
+                    gb.update_or_create_student(
+                        sid, first_name=sub.student.first_name, last_name=sub.student.last_name
+                    )
                     gb.add_submission(sub.assignment.name, sid, timestamp=sub.timestamp)
                     for nb in sub.notebooks:
                         new_nb = gb.find_submission_notebook(nb.name, sub.assignment.name, sid)

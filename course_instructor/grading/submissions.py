@@ -4,6 +4,7 @@ Only what grading uses is taken from a submission, by name: ``exercises/NN_*.ipy
 ``course_lib/<name>.py`` and ``SUBMISSION.json`` (optionally under one top folder). Anything else
 -- absolute or ``..`` paths (zip-slip), symlinks, odd names, nested folders -- is skipped, and the
 bytes actually decompressed are counted (a zip bomb stops at :data:`MAX_UNZIPPED`)."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,8 @@ import re
 import zipfile
 from pathlib import Path
 
-MAX_UNZIPPED = 200 * 2 ** 20
-MAX_FILE = 50 * 2 ** 20
+MAX_UNZIPPED = 200 * 2**20
+MAX_FILE = 50 * 2**20
 _NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}"
 _WANTED = re.compile(rf"^(?:{_NAME}/)?(?:exercises/{_NAME}\.ipynb|course_lib/{_NAME}\.py|SUBMISSION\.json)$")
 
@@ -25,7 +26,9 @@ def find_submissions(path: Path) -> list[Path]:
     path = Path(path)
     if path.is_file() or (path / "exercises").is_dir() or (path / "course_lib").is_dir():
         return [path]
-    return sorted(p for p in path.iterdir() if (p.is_dir() or p.suffix == ".zip") and not p.name.startswith("."))
+    return sorted(
+        p for p in path.iterdir() if (p.is_dir() or p.suffix == ".zip") and not p.name.startswith(".")
+    )
 
 
 def wanted(name: str) -> bool:
@@ -40,8 +43,10 @@ def _copy_capped(src, dst: Path, budget: int) -> int:
         for block in iter(lambda: src.read(1 << 20), b""):
             n += len(block)
             if n > min(budget, MAX_FILE):
-                raise BadSubmission(f"the submission is larger than {MAX_UNZIPPED // 2 ** 20} MB unpacked "
-                                    f"(or one file larger than {MAX_FILE // 2 ** 20} MB)")
+                raise BadSubmission(
+                    f"the submission is larger than {MAX_UNZIPPED // 2**20} MB unpacked "
+                    f"(or one file larger than {MAX_FILE // 2**20} MB)"
+                )
             out.write(block)
     return n
 
@@ -84,6 +89,7 @@ def unpack(sub: Path, dest: Path) -> Path:
 def student_id_of(sub: Path, unpacked: Path) -> str:
     """SUBMISSION.json's student_id, else the file / folder name without 'submission-'."""
     from course_lib.submit import clean_id
+
     meta = unpacked / "SUBMISSION.json"
     sid = None
     if meta.is_file() and meta.stat().st_size < 10000:

@@ -66,7 +66,7 @@ class Checker:
             out = fn(*args, **kwargs)
         except (NotImplementedError, AssertionError):
             raise
-        except Exception as e:  # noqa: BLE001 - report any crash as a failed case
+        except Exception as e:
             raise AssertionError(
                 f"exercise {self.ex.number} `{self.ex.name}` (course_lib/{self.ex.module}.py), "
                 f"case '{case}':\n  expected: a result\n  got:      {type(e).__name__}: {e}\n"

@@ -6,6 +6,7 @@ Both profiles go through the same loaders: every model/dataset field is somethin
 ``from_pretrained`` / ``datasets.load_dataset`` accepts — a hub name or a local path — so the
 gpu path is testable offline by pointing these fields at local stand-ins.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,25 +22,27 @@ ASSET_DIR = Path(__file__).resolve().parents[1] / "assets" / "tiny"
 @dataclass(frozen=True)
 class Preset:
     """How much training a unit does. `steps` are optimizer steps for RL / DPO / SFT loops."""
+
     name: str
     steps: int
-    batch_size: int          # prompts (RL) or examples (SFT/DPO/RM) per step
-    eval_size: int           # prompts used to measure before/after metrics
+    batch_size: int  # prompts (RL) or examples (SFT/DPO/RM) per step
+    eval_size: int  # prompts used to measure before/after metrics
 
 
 @dataclass(frozen=True)
 class Profile:
     """Everything that differs between a CPU laptop and a GPU: models, data, lengths, presets."""
+
     name: str
-    policy_model: str                 # path or hub name of the base causal LM
-    tokenizer: str                    # path or hub name of its tokenizer
-    sentiment_scorer: str             # "vader" or a path/hub name of a sequence classifier
-    reward_model_base: str            # backbone of the learned reward model (unit 04)
-    datasets: dict[str, str]          # task -> "synthetic" or a hub name / local path
+    policy_model: str  # path or hub name of the base causal LM
+    tokenizer: str  # path or hub name of its tokenizer
+    sentiment_scorer: str  # "vader" or a path/hub name of a sequence classifier
+    reward_model_base: str  # backbone of the learned reward model (unit 04)
+    datasets: dict[str, str]  # task -> "synthetic" or a hub name / local path
     max_prompt_length: int
     max_completion_length: int
     presets: dict[str, Preset]
-    dtype: str = "float32"            # weights of trained models (fp16 weights + AdamW underflow)
+    dtype: str = "float32"  # weights of trained models (fp16 weights + AdamW underflow)
     extra: dict = field(default_factory=dict)
 
     def preset(self, name: str | None = None) -> Preset:
@@ -59,8 +62,12 @@ TINY = Profile(
     tokenizer=str(ASSET_DIR),
     sentiment_scorer="vader",
     reward_model_base=str(ASSET_DIR),
-    datasets={"sentiment": "synthetic", "qa": "synthetic", "preferences": "synthetic",
-              "arithmetic": "synthetic"},
+    datasets={
+        "sentiment": "synthetic",
+        "qa": "synthetic",
+        "preferences": "synthetic",
+        "arithmetic": "synthetic",
+    },
     max_prompt_length=32,
     max_completion_length=24,
     presets={
@@ -76,8 +83,12 @@ GPU = Profile(
     tokenizer="gpt2",
     sentiment_scorer="distilbert/distilbert-base-uncased-finetuned-sst-2-english",
     reward_model_base="gpt2",
-    datasets={"sentiment": "stanfordnlp/imdb", "qa": "rajpurkar/squad",
-              "preferences": "Anthropic/hh-rlhf", "arithmetic": "openai/gsm8k"},
+    datasets={
+        "sentiment": "stanfordnlp/imdb",
+        "qa": "rajpurkar/squad",
+        "preferences": "Anthropic/hh-rlhf",
+        "arithmetic": "openai/gsm8k",
+    },
     max_prompt_length=64,
     max_completion_length=48,
     presets={
@@ -85,8 +96,13 @@ GPU = Profile(
         "medium": Preset("medium", steps=150, batch_size=8, eval_size=128),
         "full": Preset("full", steps=300, batch_size=16, eval_size=256),
     },
-    extra={"alt_policy_models": ["distilgpt2", "HuggingFaceTB/SmolLM2-135M-Instruct",
-                                 "Qwen/Qwen2.5-0.5B-Instruct"]},
+    extra={
+        "alt_policy_models": [
+            "distilgpt2",
+            "HuggingFaceTB/SmolLM2-135M-Instruct",
+            "Qwen/Qwen2.5-0.5B-Instruct",
+        ]
+    },
 )
 
 PROFILES = {"tiny": TINY, "gpu": GPU}
@@ -97,8 +113,12 @@ PROFILES = {"tiny": TINY, "gpu": GPU}
 # ~16 bytes/parameter (weights, gradients, AdamW's two moments) + 4 for the frozen reference,
 # i.e. ~2.5 GB for gpt2 and ~10 GB for Qwen2.5-0.5B; what is left holds the activations.
 T4_MEMORY_GB = 15.0
-T4_BATCH_LIMITS = {"gpt2": 32, "distilgpt2": 32, "HuggingFaceTB/SmolLM2-135M-Instruct": 16,
-                   "Qwen/Qwen2.5-0.5B-Instruct": 4}
+T4_BATCH_LIMITS = {
+    "gpt2": 32,
+    "distilgpt2": 32,
+    "HuggingFaceTB/SmolLM2-135M-Instruct": 16,
+    "Qwen/Qwen2.5-0.5B-Instruct": 4,
+}
 
 
 def max_batch_size(model: str, memory_gb: float) -> int | None:
@@ -118,8 +138,11 @@ def fit_to_memory(profile: Profile, memory_gb: float) -> Profile:
     cap = max_batch_size(profile.policy_model, memory_gb)
     if cap is None:
         return profile
-    return profile.replace(presets={k: dataclasses.replace(p, batch_size=min(p.batch_size, cap))
-                                    for k, p in profile.presets.items()})
+    return profile.replace(
+        presets={
+            k: dataclasses.replace(p, batch_size=min(p.batch_size, cap)) for k, p in profile.presets.items()
+        }
+    )
 
 
 def precision(profile: Profile | None = None, device: str | None = None) -> dict:
@@ -130,13 +153,20 @@ def precision(profile: Profile | None = None, device: str | None = None) -> dict
     ones -- a T4 (7.5) has no bfloat16, so never bf16 there -- and None on the CPU; `fp16` / `bf16`
     are the matching TRL flags (TrainingArguments(fp16=..., bf16=...))."""
     import torch
+
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     gpu = mixed = None
     if device.startswith("cuda"):
         gpu = torch.cuda.get_device_name(torch.device(device))
         mixed = "bfloat16" if torch.cuda.is_bf16_supported(including_emulation=False) else "float16"
-    return {"device": device, "gpu": gpu, "dtype": (profile or get_profile()).dtype,
-            "mixed": mixed, "fp16": mixed == "float16", "bf16": mixed == "bfloat16"}
+    return {
+        "device": device,
+        "gpu": gpu,
+        "dtype": (profile or get_profile()).dtype,
+        "mixed": mixed,
+        "fp16": mixed == "float16",
+        "bf16": mixed == "bfloat16",
+    }
 
 
 def describe_precision(info: dict) -> str:
@@ -160,24 +190,29 @@ def get_profile(name: str | None = None) -> Profile:
     """
     name = name or os.environ.get("COURSE_PROFILE")
     import torch
+
     if not name:
         name = "gpu" if torch.cuda.is_available() else "tiny"
     if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)} "
-                         "(set COURSE_PROFILE or pass the name)")
+        raise ValueError(
+            f"unknown profile {name!r}; choose one of {sorted(PROFILES)} "
+            "(set COURSE_PROFILE or pass the name)"
+        )
     profile = PROFILES[name]
     raw = os.environ.get("COURSE_PROFILE_OVERRIDES", "").strip()
     if raw:
         overrides = json.loads(Path(raw).read_text() if not raw.startswith("{") else raw)
         if "presets" in overrides:
-            overrides["presets"] = {k: dataclasses.replace(profile.presets.get(k, Preset(k, 1, 1, 1)), **v)
-                                    for k, v in overrides["presets"].items()}
+            overrides["presets"] = {
+                k: dataclasses.replace(profile.presets.get(k, Preset(k, 1, 1, 1)), **v)
+                for k, v in overrides["presets"].items()
+            }
         unknown = set(overrides) - {f.name for f in dataclasses.fields(Profile)}
         if unknown:
             raise ValueError(f"COURSE_PROFILE_OVERRIDES: unknown profile fields {sorted(unknown)}")
         profile = profile.replace(**overrides)
-    if profile.name == "gpu" and torch.cuda.is_available():   # memory-aware batch sizes (T4: 15 GB)
-        profile = fit_to_memory(profile, torch.cuda.get_device_properties(0).total_memory / 2 ** 30)
+    if profile.name == "gpu" and torch.cuda.is_available():  # memory-aware batch sizes (T4: 15 GB)
+        profile = fit_to_memory(profile, torch.cuda.get_device_properties(0).total_memory / 2**30)
     return profile
 
 

@@ -10,6 +10,7 @@ gives the same text (the tiny model and every tiny-profile dataset are reproduci
 
 Nothing here downloads anything.
 """
+
 from __future__ import annotations
 
 import random
@@ -17,23 +18,99 @@ from dataclasses import dataclass
 
 # --------------------------------------------------------------------------- vocabulary
 POSITIVE_ADJ = [
-    "wonderful", "charming", "superb", "heartfelt", "brilliant", "delightful", "excellent",
-    "beautiful", "great", "lovely", "fantastic", "amazing", "clever", "fresh", "funny",
-    "moving", "inspiring", "enjoyable", "gorgeous", "impressive", "stunning", "sweet",
-    "perfect", "magnificent", "warm", "hilarious", "thoughtful", "elegant", "memorable",
-    "gripping", "masterful", "witty", "tender",
+    "wonderful",
+    "charming",
+    "superb",
+    "heartfelt",
+    "brilliant",
+    "delightful",
+    "excellent",
+    "beautiful",
+    "great",
+    "lovely",
+    "fantastic",
+    "amazing",
+    "clever",
+    "fresh",
+    "funny",
+    "moving",
+    "inspiring",
+    "enjoyable",
+    "gorgeous",
+    "impressive",
+    "stunning",
+    "sweet",
+    "perfect",
+    "magnificent",
+    "warm",
+    "hilarious",
+    "thoughtful",
+    "elegant",
+    "memorable",
+    "gripping",
+    "masterful",
+    "witty",
+    "tender",
 ]
 NEGATIVE_ADJ = [
-    "boring", "dull", "awful", "terrible", "horrible", "disappointing", "bad", "weak",
-    "messy", "painful", "stupid", "ugly", "annoying", "confusing", "awkward", "lame",
-    "pathetic", "dreadful", "poor", "silly", "tiresome", "miserable", "worst", "sad",
-    "clumsy", "bland", "tedious", "forgettable", "predictable", "hollow", "lifeless", "stale",
+    "boring",
+    "dull",
+    "awful",
+    "terrible",
+    "horrible",
+    "disappointing",
+    "bad",
+    "weak",
+    "messy",
+    "painful",
+    "stupid",
+    "ugly",
+    "annoying",
+    "confusing",
+    "awkward",
+    "lame",
+    "pathetic",
+    "dreadful",
+    "poor",
+    "silly",
+    "tiresome",
+    "miserable",
+    "worst",
+    "sad",
+    "clumsy",
+    "bland",
+    "tedious",
+    "forgettable",
+    "predictable",
+    "hollow",
+    "lifeless",
+    "stale",
 ]
 NEUTRAL_ADJ = ["long", "short", "quiet", "loud", "slow", "fast", "old", "new", "strange", "simple"]
 TOPICS = [
-    "plot", "acting", "story", "script", "soundtrack", "ending", "dialogue", "cast", "pacing",
-    "camera work", "lead actor", "lead actress", "villain", "music", "humor", "final scene",
-    "opening scene", "set design", "editing", "costumes", "score", "direction", "twist",
+    "plot",
+    "acting",
+    "story",
+    "script",
+    "soundtrack",
+    "ending",
+    "dialogue",
+    "cast",
+    "pacing",
+    "camera work",
+    "lead actor",
+    "lead actress",
+    "villain",
+    "music",
+    "humor",
+    "final scene",
+    "opening scene",
+    "set design",
+    "editing",
+    "costumes",
+    "score",
+    "direction",
+    "twist",
 ]
 FILMS = ["movie", "film", "picture", "sequel", "drama", "comedy", "thriller", "documentary"]
 ADVERBS = ["really", "truly", "quite", "very", "simply", "rather", "so", "incredibly", "fairly"]
@@ -51,17 +128,57 @@ NEUTRAL_OPENERS = [
 ]
 # Prompts that leave the sentiment open: the sentiment tasks continue these.
 SENTIMENT_PROMPTS = [
-    "The {film} was", "This {film} is", "I think the {topic} was", "The {topic} of this {film} was",
-    "Honestly, the {topic}", "My opinion of this {film}:", "After watching the {film}, I felt",
-    "The {topic} in this {film}", "Overall, this {film}", "I watched this {film} and it was",
-    "In my view the {topic}", "The {film} starts and the {topic}",
+    "The {film} was",
+    "This {film} is",
+    "I think the {topic} was",
+    "The {topic} of this {film} was",
+    "Honestly, the {topic}",
+    "My opinion of this {film}:",
+    "After watching the {film}, I felt",
+    "The {topic} in this {film}",
+    "Overall, this {film}",
+    "I watched this {film} and it was",
+    "In my view the {topic}",
+    "The {film} starts and the {topic}",
 ]
 
 # An invented world for question/answer pairs (no real-world knowledge needed).
-PLACES = ["Avalon", "Brindle", "Corvin", "Dunmore", "Elara", "Fenwick", "Galt", "Harrow",
-          "Istra", "Jorvik", "Kestrel", "Lumen", "Marrow", "Norwick", "Orrin", "Pell"]
-CAPITALS = ["Lorin", "Tessa", "Vale", "Mirth", "Oska", "Rune", "Sable", "Thorn",
-            "Umber", "Wren", "Yarrow", "Zell", "Ashby", "Brook", "Cairn", "Dell"]
+PLACES = [
+    "Avalon",
+    "Brindle",
+    "Corvin",
+    "Dunmore",
+    "Elara",
+    "Fenwick",
+    "Galt",
+    "Harrow",
+    "Istra",
+    "Jorvik",
+    "Kestrel",
+    "Lumen",
+    "Marrow",
+    "Norwick",
+    "Orrin",
+    "Pell",
+]
+CAPITALS = [
+    "Lorin",
+    "Tessa",
+    "Vale",
+    "Mirth",
+    "Oska",
+    "Rune",
+    "Sable",
+    "Thorn",
+    "Umber",
+    "Wren",
+    "Yarrow",
+    "Zell",
+    "Ashby",
+    "Brook",
+    "Cairn",
+    "Dell",
+]
 COLORS = ["red", "blue", "green", "yellow", "white", "black", "purple", "orange"]
 ANIMALS = ["fox", "owl", "bear", "wolf", "hare", "deer", "crow", "otter"]
 FOODS = ["bread", "apples", "fish", "rice", "cheese", "soup", "honey", "beans"]
@@ -110,21 +227,34 @@ def _sentence(rng: random.Random, positive: bool) -> str:
         f"By the end I {verb} it.",
     ]
     if positive:
-        templates += [f"I would watch it again.", f"I recommend it to everyone.",
-                      f"It made me smile.", f"Ten out of ten."]
+        templates += [
+            "I would watch it again.",
+            "I recommend it to everyone.",
+            "It made me smile.",
+            "Ten out of ten.",
+        ]
     else:
-        templates += [f"I would not watch it again.", f"I want my money back.",
-                      f"It made me want to leave.", f"Two out of ten."]
+        templates += [
+            "I would not watch it again.",
+            "I want my money back.",
+            "It made me want to leave.",
+            "Two out of ten.",
+        ]
     return rng.choice(templates)
 
 
 def _neutral_sentence(rng: random.Random) -> str:
     topic, film = rng.choice(TOPICS), rng.choice(FILMS)
     adj = rng.choice(NEUTRAL_ADJ)
-    return rng.choice([
-        f"The {topic} is {adj}.", f"The {film} is {adj}.", f"There is a {adj} {topic}.",
-        f"The {topic} comes near the end.", f"The {film} was shown in many cities.",
-    ])
+    return rng.choice(
+        [
+            f"The {topic} is {adj}.",
+            f"The {film} is {adj}.",
+            f"There is a {adj} {topic}.",
+            f"The {topic} comes near the end.",
+            f"The {film} was shown in many cities.",
+        ]
+    )
 
 
 def review(rng: random.Random) -> tuple[str, bool]:
@@ -145,6 +275,7 @@ def review(rng: random.Random) -> tuple[str, bool]:
 def sentiment_prompt(rng: random.Random) -> str:
     return rng.choice(SENTIMENT_PROMPTS).format(film=rng.choice(FILMS), topic=rng.choice(TOPICS))
 
+
 # --------------------------------------------------------------------------- Q&A
 
 
@@ -155,7 +286,7 @@ def qa_document(rng: random.Random, q: str, a: str) -> str:
     """A Q&A pair in one of several surface formats; only some are the exact target format."""
     r = rng.random()
     if r < 0.22:
-        return f"{q}\n" + QA_FORMAT.format(q=q, a=a)     # echo + exact format: what SFT teaches
+        return f"{q}\n" + QA_FORMAT.format(q=q, a=a)  # echo + exact format: what SFT teaches
     if r < 0.45:
         return QA_FORMAT.format(q=q, a=a)
     if r < 0.65:
@@ -163,6 +294,7 @@ def qa_document(rng: random.Random, q: str, a: str) -> str:
     if r < 0.85:
         return f"{q}\n{a}"
     return f"question: {q} answer: {a}"
+
 
 # --------------------------------------------------------------------------- arithmetic
 
@@ -204,11 +336,13 @@ def arithmetic_document(rng: random.Random, a: int, b: int) -> str:
         return f"{a} + {b} = {a + b}. {b} + {a} = {a + b}."
     return QA_FORMAT.format(q=f"What is {a} + {b}?", a=str(a + b))
 
+
 # --------------------------------------------------------------------------- the corpus
 
 
-def pretraining_corpus(n_documents: int = 60_000, seed: int = 0,
-                       mix: tuple[float, float, float] = (0.45, 0.15, 0.40)) -> list[str]:
+def pretraining_corpus(
+    n_documents: int = 60_000, seed: int = 0, mix: tuple[float, float, float] = (0.45, 0.15, 0.40)
+) -> list[str]:
     """Documents for pretraining the tiny model: reviews / Q&A / arithmetic in proportions `mix`.
 
     Arithmetic uses only the training pairs of :func:`arithmetic_split`."""

@@ -4,6 +4,7 @@ Metrics that *are* exercises (rewards, KL estimates) are not re-implemented here
 them calls the exercise functions through their modules (``rewards.repetition_penalty``,
 ``kl.kl_estimate``), so in a student's course they run the student's own code.
 """
+
 from __future__ import annotations
 
 import re
@@ -20,7 +21,7 @@ def distinct_n(texts: Sequence[str], n: int = 2) -> float:
     total, unique = 0, set()
     for t in texts:
         w = t.lower().split()
-        grams = [tuple(w[i:i + n]) for i in range(len(w) - n + 1)]
+        grams = [tuple(w[i : i + n]) for i in range(len(w) - n + 1)]
         total += len(grams)
         unique.update(grams)
     return len(unique) / total if total else 0.0
@@ -42,14 +43,20 @@ def first_integer_accuracy(completions: Sequence[str], answers: Sequence) -> flo
 def length_stats(texts: Sequence[str]) -> dict[str, float]:
     """Mean/std/min/max number of whitespace words."""
     import statistics
+
     lens = [len(t.split()) for t in texts] or [0]
-    return {"mean": statistics.fmean(lens), "std": statistics.pstdev(lens),
-            "min": float(min(lens)), "max": float(max(lens))}
+    return {
+        "mean": statistics.fmean(lens),
+        "std": statistics.pstdev(lens),
+        "min": float(min(lens)),
+        "max": float(max(lens)),
+    }
 
 
 def reward_stats(rewards: Sequence[float]) -> dict[str, float]:
     """Mean/std (population)/min/max of a list of rewards."""
     import statistics
+
     r = [float(x) for x in rewards]
     if not r:
         raise ValueError("reward_stats: no rewards")
@@ -59,6 +66,7 @@ def reward_stats(rewards: Sequence[float]) -> dict[str, float]:
 # --------------------------------------------------------------------------- policy evaluation
 # Shared by units 05-08: KL to the reference, one-call evaluation of a policy, samples as JSONL.
 
+
 def _slice_rollout(rollout, start: int, stop: int, device=None):
     """Rows [start, stop) of a Rollout (optionally moved to `device`)."""
     from course_lib.core.sampling import Rollout
@@ -66,9 +74,15 @@ def _slice_rollout(rollout, start: int, stop: int, device=None):
     def t(x):
         x = x[start:stop]
         return x.to(device) if device is not None else x
-    return Rollout(prompts=rollout.prompts[start:stop], texts=rollout.texts[start:stop],
-                   prompt_ids=t(rollout.prompt_ids), prompt_mask=t(rollout.prompt_mask),
-                   completion_ids=t(rollout.completion_ids), completion_mask=t(rollout.completion_mask))
+
+    return Rollout(
+        prompts=rollout.prompts[start:stop],
+        texts=rollout.texts[start:stop],
+        prompt_ids=t(rollout.prompt_ids),
+        prompt_mask=t(rollout.prompt_mask),
+        completion_ids=t(rollout.completion_ids),
+        completion_mask=t(rollout.completion_mask),
+    )
 
 
 def _device(model):
@@ -81,6 +95,7 @@ def _kl_parts(policy, ref, rollout, batch_size: int = 32) -> tuple[float, float]
 
     from course_lib import kl, sft
     from course_lib.core import sampling
+
     total, tokens = 0.0, 0.0
     modes = (policy.training, ref.training)
     policy.eval()
@@ -94,8 +109,9 @@ def _kl_parts(policy, ref, rollout, batch_size: int = 32) -> tuple[float, float]
                     continue
                 logp = kl.token_logprobs(sampling.completion_logits(policy, part), part.completion_ids)
                 ref_part = _slice_rollout(part, 0, len(part), _device(ref))
-                ref_logp = kl.token_logprobs(sampling.completion_logits(ref, ref_part),
-                                             ref_part.completion_ids).to(logp.device)
+                ref_logp = kl.token_logprobs(
+                    sampling.completion_logits(ref, ref_part), ref_part.completion_ids
+                ).to(logp.device)
                 k3 = kl.kl_estimate(logp, ref_logp, "k3")
                 total += float(sft.masked_mean(k3, part.completion_mask)) * n
                 tokens += n
@@ -116,8 +132,10 @@ def kl_to_ref(policy, ref, rollout, batch_size: int = 32) -> float:
     if rollout is None or len(rollout) == 0:
         raise ValueError("kl_to_ref: the rollout is empty (sample from the policy first)")
     if rollout.completion_ids.shape != rollout.completion_mask.shape:
-        raise ValueError(f"kl_to_ref: rollout.completion_ids{list(rollout.completion_ids.shape)} and "
-                         f"completion_mask{list(rollout.completion_mask.shape)} must have the same shape")
+        raise ValueError(
+            f"kl_to_ref: rollout.completion_ids{list(rollout.completion_ids.shape)} and "
+            f"completion_mask{list(rollout.completion_mask.shape)} must have the same shape"
+        )
     total, tokens = _kl_parts(policy, ref, rollout, batch_size)
     if tokens == 0:
         raise ValueError("kl_to_ref: the rollout has no response tokens (completion_mask is all zero)")
@@ -129,10 +147,22 @@ def _is_sentiment(reward_fn) -> bool:
     return "sentiment" in name.lower()
 
 
-def evaluate_policy(policy, tokenizer, prompts: Sequence[str], reward_fn=None, ref=None,
-                    max_new_tokens: int | None = None, seed: int = 0, *, num_samples: int = 1,
-                    temperature: float = 1.0, batch_size: int = 32, sentiment: bool | None = None,
-                    reward_kwargs: dict | None = None, scorer=None) -> dict:
+def evaluate_policy(
+    policy,
+    tokenizer,
+    prompts: Sequence[str],
+    reward_fn=None,
+    ref=None,
+    max_new_tokens: int | None = None,
+    seed: int = 0,
+    *,
+    num_samples: int = 1,
+    temperature: float = 1.0,
+    batch_size: int = 32,
+    sentiment: bool | None = None,
+    reward_kwargs: dict | None = None,
+    scorer=None,
+) -> dict:
     """Sample fresh completions of `prompts` from `policy` and measure them.
 
     * ``reward_fn``: a TRL-style reward function ``f(completions, prompts=..., **reward_kwargs)``
@@ -153,19 +183,28 @@ def evaluate_policy(policy, tokenizer, prompts: Sequence[str], reward_fn=None, r
 
     from course_lib import rewards
     from course_lib.core import sampling
+
     prompts = list(prompts)
     if not prompts:
         raise ValueError("evaluate_policy: no prompts")
     if max_new_tokens is None:
         from course_lib.core.config import get_profile
+
         max_new_tokens = get_profile().max_completion_length
     gen = torch.Generator(device=_device(policy)).manual_seed(seed)
     texts, rows, tokens = [], [], []
     kl_total, kl_tokens = 0.0, 0.0
     for i in range(0, len(prompts), max(1, batch_size // max(1, num_samples))):
-        chunk = prompts[i:i + max(1, batch_size // max(1, num_samples))]
-        roll = sampling.sample(policy, tokenizer, chunk, max_new_tokens=max_new_tokens,
-                               num_samples=num_samples, temperature=temperature, generator=gen)
+        chunk = prompts[i : i + max(1, batch_size // max(1, num_samples))]
+        roll = sampling.sample(
+            policy,
+            tokenizer,
+            chunk,
+            max_new_tokens=max_new_tokens,
+            num_samples=num_samples,
+            temperature=temperature,
+            generator=gen,
+        )
         texts += roll.texts
         rows += roll.prompts
         tokens += roll.completion_mask.sum(1).tolist()
@@ -177,16 +216,20 @@ def evaluate_policy(policy, tokenizer, prompts: Sequence[str], reward_fn=None, r
         kw = {k: [v for v in vals for _ in range(num_samples)] for k, vals in (reward_kwargs or {}).items()}
         for k, v in kw.items():
             if len(v) != len(texts):
-                raise ValueError(f"evaluate_policy: reward_kwargs[{k!r}] has {len(v) // num_samples} "
-                                 f"entries, expected one per prompt ({len(prompts)})")
+                raise ValueError(
+                    f"evaluate_policy: reward_kwargs[{k!r}] has {len(v) // num_samples} "
+                    f"entries, expected one per prompt ({len(prompts)})"
+                )
         scores = reward_fn(texts, prompts=rows, **kw)
         if len(scores) != len(texts):
-            raise ValueError(f"evaluate_policy: reward_fn returned {len(scores)} rewards for "
-                             f"{len(texts)} completions")
+            raise ValueError(
+                f"evaluate_policy: reward_fn returned {len(scores)} rewards for {len(texts)} completions"
+            )
         out.update({f"reward_{k}": v for k, v in reward_stats(scores).items()})
         out["rewards"] = [float(x) for x in scores]
     if sentiment or (sentiment is None and reward_fn is not None and _is_sentiment(reward_fn)):
         from course_lib.core.sentiment import positive_fraction
+
         out["positive_fraction"] = positive_fraction([p + t for p, t in zip(rows, texts)], scorer=scorer)
     if ref is not None:
         out["kl_to_ref"] = kl_total / kl_tokens if kl_tokens else 0.0
@@ -202,24 +245,29 @@ def evaluate_policy(policy, tokenizer, prompts: Sequence[str], reward_fn=None, r
 
 def scalar_metrics(result: dict) -> dict[str, float]:
     """The numeric entries of an :func:`evaluate_policy` result (drops ``samples``, ``rewards``, ``n``)."""
-    return {k: float(v) for k, v in result.items()
-            if k != "n" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {
+        k: float(v)
+        for k, v in result.items()
+        if k != "n" and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
 
 
-def write_samples_jsonl(path, prompts: Sequence[str], responses: Sequence[str],
-                        limit: int | None = None):
+def write_samples_jsonl(path, prompts: Sequence[str], responses: Sequence[str], limit: int | None = None):
     """Write one ``{"prompt": ..., "response": ...}`` JSON object per line (the IEMS-490
     samples format; ~20 per model). Creates parent folders; returns the path."""
     import json
     from pathlib import Path
+
     prompts, responses = list(prompts), list(responses)
     if len(prompts) != len(responses):
         raise ValueError(f"write_samples_jsonl: {len(prompts)} prompts but {len(responses)} responses")
     rows = list(zip(prompts, responses))[:limit]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps({"prompt": p, "response": r}, ensure_ascii=False) + "\n"
-                            for p, r in rows), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps({"prompt": p, "response": r}, ensure_ascii=False) + "\n" for p, r in rows),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -227,14 +275,19 @@ def write_samples_jsonl(path, prompts: Sequence[str], responses: Sequence[str],
 COMPARED = ("sft", "ppo", "grpo", "dpo")
 """Checkpoint names compared in unit 08, in training order (RL and DPO start from SFT)."""
 
-FAST_OVERRIDES = {"sft": {"max_steps": 1}, "ppo": {"max_steps": 1, **GRADING_SIZES["ppo"]},
-                  "grpo": dict(GRADING_SIZES["grpo"]), "dpo": {"max_steps": 1, "num_pairs": 16}}
+FAST_OVERRIDES = {
+    "sft": {"max_steps": 1},
+    "ppo": {"max_steps": 1, **GRADING_SIZES["ppo"]},
+    "grpo": dict(GRADING_SIZES["grpo"]),
+    "dpo": {"max_steps": 1, "num_pairs": 16},
+}
 """One small step per trainer (the sizes units 05-07 use under the grader): what unit 08 trains
 under nbgrader (FAST) when a checkpoint is missing - it only has to run, fast."""
 
 
-def checkpoint_or_train(name: str, profile=None, preset: str | None = "quick",
-                        train_if_missing: bool = True, **overrides) -> dict:
+def checkpoint_or_train(
+    name: str, profile=None, preset: str | None = "quick", train_if_missing: bool = True, **overrides
+) -> dict:
     """The checkpoint ``checkpoint_dir()/name`` if it exists, else train it now with
     ``course_lib.trainers.<name>.quick_train(profile, preset, **overrides)`` (the active exercise
     functions: the student's own, or the solutions).
@@ -248,13 +301,16 @@ def checkpoint_or_train(name: str, profile=None, preset: str | None = "quick",
     from pathlib import Path
 
     from course_lib.core.config import checkpoint_dir, get_profile
+
     profile = profile or get_profile()
     path = checkpoint_dir() / name
     origin, seconds = "found", 0.0
     if not (path / "config.json").exists():
         if not train_if_missing:
-            raise FileNotFoundError(f"checkpoint_or_train: no checkpoint {path} (run unit "
-                                    f"{name!r} first, or pass train_if_missing=True)")
+            raise FileNotFoundError(
+                f"checkpoint_or_train: no checkpoint {path} (run unit "
+                f"{name!r} first, or pass train_if_missing=True)"
+            )
         trainer = importlib.import_module(f"course_lib.trainers.{name}")
         t0 = time.perf_counter()
         path = Path(trainer.quick_train(profile=profile, preset=preset, **overrides))

@@ -14,15 +14,18 @@ W + (alpha / r) * B A, so only ~1 % of the parameters get gradients and optimize
 ``$COURSE_LORA=1`` or the profile's ``extra["lora"]``) and otherwise returns the model unchanged.
 The tiny profile never needs it (1 M parameters train in full in seconds).
 """
+
 from __future__ import annotations
 
 import importlib.util
 import os
 import warnings
 
-PEFT_MISSING = ("LoRA needs the `peft` package, which is not installed. Install it with "
-                "`pip install peft` (or `pip install -e \".[gpu]\"`), or train without LoRA "
-                "(full fine-tuning; fine for the tiny profile and for gpt2 on a T4).")
+PEFT_MISSING = (
+    "LoRA needs the `peft` package, which is not installed. Install it with "
+    '`pip install peft` (or `pip install -e ".[gpu]"`), or train without LoRA '
+    "(full fine-tuning; fine for the tiny profile and for gpt2 on a T4)."
+)
 
 # Modules to adapt per architecture (attention + MLP projections). None: peft's own default.
 TARGET_MODULES = {
@@ -46,8 +49,13 @@ def target_modules_for(model) -> list[str] | None:
     return TARGET_MODULES.get(getattr(_lm(model).config, "model_type", ""))
 
 
-def apply_lora(model, r: int = 16, lora_alpha: int = 32, lora_dropout: float = 0.05,
-               target_modules: list[str] | None = None):
+def apply_lora(
+    model,
+    r: int = 16,
+    lora_alpha: int = 32,
+    lora_dropout: float = 0.05,
+    target_modules: list[str] | None = None,
+):
     """Wrap `model` (a causal LM, or a PolicyWithValueHead: its `.lm` is wrapped and the value head
     stays fully trainable) with LoRA adapters; returns the wrapped model. Raises ImportError with
     an install hint when peft is missing, ValueError for a rank < 1."""
@@ -56,8 +64,14 @@ def apply_lora(model, r: int = 16, lora_alpha: int = 32, lora_dropout: float = 0
     if not peft_available():
         raise ImportError(f"course_lib.core.lora.apply_lora: {PEFT_MISSING}")
     from peft import LoraConfig, get_peft_model
-    config = LoraConfig(task_type="CAUSAL_LM", r=r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-                        target_modules=target_modules or target_modules_for(model))
+
+    config = LoraConfig(
+        task_type="CAUSAL_LM",
+        r=r,
+        lora_alpha=lora_alpha,
+        lora_dropout=lora_dropout,
+        target_modules=target_modules or target_modules_for(model),
+    )
     if hasattr(model, "lm") and hasattr(model, "value_head"):
         model.lm = get_peft_model(model.lm, config)
         return model
@@ -96,7 +110,9 @@ def maybe_lora(model, profile=None, enabled: bool | None = None, **lora_kwargs):
     if not (lora_requested(profile) if enabled is None else enabled):
         return model
     if not peft_available():
-        warnings.warn(f"course_lib.core.lora: LoRA was requested but {PEFT_MISSING} Training the full model.",
-                      stacklevel=2)
+        warnings.warn(
+            f"course_lib.core.lora: LoRA was requested but {PEFT_MISSING} Training the full model.",
+            stacklevel=2,
+        )
         return model
     return apply_lora(model, **lora_kwargs)

@@ -2,6 +2,7 @@
 scalar reward head for reward models. Everything loads with ``from_pretrained(path_or_name)``
 and saves with ``save_pretrained(dir)``, so a checkpoint directory works wherever a hub name does.
 """
+
 from __future__ import annotations
 
 import copy
@@ -22,6 +23,7 @@ warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprec
 def load_tokenizer(name_or_path: str | None = None, profile: Profile | None = None):
     """Tokenizer with a pad token (GPT-2 has none: its EOS is used) and right padding."""
     from transformers import AutoTokenizer
+
     name_or_path = name_or_path or (profile or get_profile()).tokenizer
     tok = AutoTokenizer.from_pretrained(str(name_or_path))
     if tok.pad_token is None:
@@ -30,10 +32,14 @@ def load_tokenizer(name_or_path: str | None = None, profile: Profile | None = No
     return tok
 
 
-def load_policy(name_or_path: str | Path | None = None, profile: Profile | None = None,
-                device: torch.device | str | None = None):
+def load_policy(
+    name_or_path: str | Path | None = None,
+    profile: Profile | None = None,
+    device: torch.device | str | None = None,
+):
     """(model, tokenizer) for a causal LM: the profile's base model unless a path/name is given."""
     from transformers import AutoModelForCausalLM
+
     profile = profile or get_profile()
     name_or_path = str(name_or_path or profile.policy_model)
     model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=getattr(torch, profile.dtype))
@@ -60,6 +66,7 @@ def frozen_copy(model: nn.Module) -> nn.Module:
 def latest_checkpoint(*names: str) -> Path | None:
     """The newest existing checkpoint among ``checkpoint_dir()/name`` for the given names."""
     from course_lib.core.config import checkpoint_dir
+
     found = [checkpoint_dir() / n for n in names if (checkpoint_dir() / n / "config.json").exists()]
     return max(found, key=lambda p: (p / "config.json").stat().st_mtime) if found else None
 
@@ -86,16 +93,22 @@ class PolicyWithValueHead(nn.Module):
     def __init__(self, lm: nn.Module):
         super().__init__()
         self.lm = lm
-        self.value_head = ValueHead(lm.config.hidden_size if hasattr(lm.config, "hidden_size")
-                                    else lm.config.n_embd)
+        self.value_head = ValueHead(
+            lm.config.hidden_size if hasattr(lm.config, "hidden_size") else lm.config.n_embd
+        )
 
     def forward(self, input_ids, attention_mask=None, position_ids=None):
-        out = self.lm(input_ids=input_ids, attention_mask=attention_mask,
-                      position_ids=position_ids, output_hidden_states=True)
+        out = self.lm(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            output_hidden_states=True,
+        )
         return out.logits, self.value_head(out.hidden_states[-1])
 
     def save_pretrained(self, path: str | Path):
         from safetensors.torch import save_file
+
         path = Path(path)
         self.lm.save_pretrained(path)
         save_file(self.value_head.state_dict(), str(path / "value_head.safetensors"))
@@ -105,10 +118,13 @@ class PolicyWithValueHead(nn.Module):
         """Load what :meth:`save_pretrained` wrote (the LM and ``value_head.safetensors``)."""
         from safetensors.torch import load_file
         from transformers import AutoModelForCausalLM
+
         head = Path(path) / "value_head.safetensors"
         if not head.exists():
-            raise FileNotFoundError(f"{head} not found: not a PolicyWithValueHead checkpoint (to start "
-                                    "from a plain LM, use PolicyWithValueHead(load_policy(path)[0]))")
+            raise FileNotFoundError(
+                f"{head} not found: not a PolicyWithValueHead checkpoint (to start "
+                "from a plain LM, use PolicyWithValueHead(load_policy(path)[0]))"
+            )
         dtype = getattr(torch, (profile or get_profile()).dtype)
         model = cls(AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype))
         model.value_head.load_state_dict(load_file(str(head)))
@@ -134,6 +150,7 @@ class RewardModel(nn.Module):
     @classmethod
     def from_base(cls, name_or_path: str | Path | None = None, profile: Profile | None = None):
         from transformers import AutoModel
+
         profile = profile or get_profile()
         return cls(AutoModel.from_pretrained(str(name_or_path or profile.reward_model_base)))
 
@@ -141,12 +158,14 @@ class RewardModel(nn.Module):
     def from_pretrained(cls, path: str | Path):
         from safetensors.torch import load_file
         from transformers import AutoModel
+
         rm = cls(AutoModel.from_pretrained(str(path)))
         rm.head.load_state_dict(load_file(str(Path(path) / "reward_head.safetensors")))
         return rm
 
     def save_pretrained(self, path: str | Path):
         from safetensors.torch import save_file
+
         path = Path(path)
         self.backbone.save_pretrained(path)
         save_file(self.head.state_dict(), str(path / "reward_head.safetensors"))
@@ -157,6 +176,7 @@ class RewardModel(nn.Module):
 
     def score(self, input_ids, attention_mask):
         from course_lib import reward_model
+
         return reward_model.last_token_pool(self.forward(input_ids, attention_mask), attention_mask)
 
     @torch.no_grad()
@@ -165,7 +185,13 @@ class RewardModel(nn.Module):
         dev = next(self.parameters()).device
         out: list[float] = []
         for i in range(0, len(texts), batch_size):
-            enc = tokenizer(texts[i:i + batch_size], return_tensors="pt", padding=True,
-                            add_special_tokens=False, truncation=True, max_length=256).to(dev)
+            enc = tokenizer(
+                texts[i : i + batch_size],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,
+                truncation=True,
+                max_length=256,
+            ).to(dev)
             out.extend(self.score(enc["input_ids"], enc["attention_mask"]).float().tolist())
         return out

@@ -4,6 +4,7 @@ This table is the single list that the stub/solution tests, the solutions switch
 checks and the grader iterate over. Adding an exercise = a stub in ``course_lib/<module>.py``,
 the same function in ``solutions/<module>.py``, and one row here.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,9 +23,9 @@ NOTEBOOKS = {
 
 @dataclass(frozen=True)
 class Exercise:
-    number: str      # "2.3" = unit 02, exercise 3
-    module: str      # module under course_lib/ and solutions/
-    name: str        # function name (fixed by DESIGN.md; graders rely on it)
+    number: str  # "2.3" = unit 02, exercise 3
+    module: str  # module under course_lib/ and solutions/
+    name: str  # function name (fixed by DESIGN.md; graders rely on it)
     points: int = 2
 
     @property

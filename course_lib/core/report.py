@@ -5,6 +5,7 @@ small table and, when $COURSE_RESULTS_DIR is set (as `course run` and the tests 
 ``$COURSE_RESULTS_DIR/metrics_05.json`` = {"<name>": {"before": x, "after": y}}.
 ``save_figure(fig, "05_reward_curve")`` saves a PNG there too (and always shows the figure).
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,9 @@ def results_dir() -> Path | None:
 
 def report_metrics(unit: str, metrics: dict[str, tuple[float, float]]) -> dict:
     unit = f"{int(unit):02d}"
-    table = {k: {"before": float(b) if b is not None else None, "after": float(a)}
-             for k, (b, a) in metrics.items()}
+    table = {
+        k: {"before": float(b) if b is not None else None, "after": float(a)} for k, (b, a) in metrics.items()
+    }
     print(f"unit {unit} headline metrics")
     for k, v in table.items():
         before = "—" if v["before"] is None else f"{v['before']:.3f}"

@@ -4,6 +4,7 @@ The loop is written out (instead of ``model.generate``) so that students can rea
 autoregressive sampling works: one forward over the left-padded prompts fills the key/value
 cache, then each step feeds only the newest token.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ class Rollout:
     prompt_ids [B, P] left-padded, prompt_mask [B, P]; completion_ids [B, C] right-padded with the
     pad id; completion_mask [B, C] is 1 on generated tokens up to and including EOS.
     """
+
     prompts: list[str]
     texts: list[str]
     prompt_ids: torch.Tensor
@@ -44,16 +46,25 @@ def _filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tens
     if top_p < 1.0:
         sorted_logits, idx = torch.sort(logits, descending=True, dim=-1)
         cum = sorted_logits.softmax(-1).cumsum(-1)
-        drop = cum - sorted_logits.softmax(-1) > top_p   # keep the smallest set with mass >= top_p
+        drop = cum - sorted_logits.softmax(-1) > top_p  # keep the smallest set with mass >= top_p
         sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, idx, sorted_logits)
     return logits
 
 
 @torch.no_grad()
-def sample(model, tokenizer, prompts: list[str], max_new_tokens: int = 24,
-           num_samples: int = 1, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-           generator: torch.Generator | None = None, greedy: bool = False) -> Rollout:
+def sample(
+    model,
+    tokenizer,
+    prompts: list[str],
+    max_new_tokens: int = 24,
+    num_samples: int = 1,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+    greedy: bool = False,
+) -> Rollout:
     """Sample `num_samples` completions per prompt (each prompt's samples contiguous).
 
     Generation stops per row at EOS (kept, mask 1) or after `max_new_tokens`.
@@ -85,7 +96,7 @@ def sample(model, tokenizer, prompts: list[str], max_new_tokens: int = 24,
         else:
             probs = _filter_logits(logits.float() / temperature, top_k, top_p).softmax(-1)
             nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-        real = ~done                       # rows still generating: this token is real
+        real = ~done  # rows still generating: this token is real
         nxt = torch.where(real, nxt, torch.full_like(nxt, pad))
         tokens.append(nxt)
         masks.append(real)
@@ -94,16 +105,27 @@ def sample(model, tokenizer, prompts: list[str], max_new_tokens: int = 24,
             break
         attn = torch.cat([attn, real.long().unsqueeze(-1)], dim=1)
         next_pos = next_pos + 1
-        out = model(input_ids=nxt.unsqueeze(-1), attention_mask=attn, position_ids=next_pos,
-                    past_key_values=past, use_cache=True)
+        out = model(
+            input_ids=nxt.unsqueeze(-1),
+            attention_mask=attn,
+            position_ids=next_pos,
+            past_key_values=past,
+            use_cache=True,
+        )
         past, logits = out.past_key_values, out.logits[:, -1]
     comp = torch.stack(tokens, 1)
     cmask = torch.stack(masks, 1).long()
     texts = tokenizer.batch_decode(comp.masked_fill(cmask == 0, pad), skip_special_tokens=True)
     if was_training:
         model.train()
-    return Rollout(prompts=rows, texts=texts, prompt_ids=ids, prompt_mask=enc["attention_mask"].to(dev),
-                   completion_ids=comp, completion_mask=cmask)
+    return Rollout(
+        prompts=rows,
+        texts=texts,
+        prompt_ids=ids,
+        prompt_mask=enc["attention_mask"].to(dev),
+        completion_ids=comp,
+        completion_mask=cmask,
+    )
 
 
 def completion_logits(model, rollout: Rollout, temperature: float = 1.0) -> torch.Tensor:
@@ -116,5 +138,5 @@ def completion_logits(model, rollout: Rollout, temperature: float = 1.0) -> torc
     pos = (attn.cumsum(-1) - 1).clamp(min=0)
     logits = model(input_ids=ids, attention_mask=attn, position_ids=pos).logits
     P = rollout.prompt_ids.shape[1]
-    out = logits[:, P - 1:-1]
+    out = logits[:, P - 1 : -1]
     return out / temperature if temperature != 1.0 else out

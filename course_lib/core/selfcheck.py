@@ -1,5 +1,6 @@
 """`course selfcheck`: prove the installation works — load the tiny model, sample from it, take a
 few training steps, score sentiment offline — and say what was done. Exit code 1 on failure."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,13 +17,17 @@ def main(argv=None) -> int:
     try:
         import torch
         import transformers
+
         from course_lib.core import data, sampling
         from course_lib.core.config import get_profile
         from course_lib.core.models import load_policy
         from course_lib.core.sentiment import get_scorer
         from course_lib.core.utils import seed_everything
-        print(f"[1/4] torch {torch.__version__} · transformers {transformers.__version__} · "
-              f"CUDA {'yes' if torch.cuda.is_available() else 'no'}")
+
+        print(
+            f"[1/4] torch {torch.__version__} · transformers {transformers.__version__} · "
+            f"CUDA {'yes' if torch.cuda.is_available() else 'no'}"
+        )
         seed_everything(0)
         profile = get_profile("tiny")
         step = "load the tiny model"
@@ -31,8 +36,9 @@ def main(argv=None) -> int:
         print(f"[2/4] loaded the tiny model: {n / 1e6:.2f} M parameters, vocab {len(tok)}")
         step = "sample from the model"
         prompts = data.sentiment_prompts("eval", n=4)["prompt"]
-        roll = sampling.sample(model, tok, prompts, max_new_tokens=20,
-                               generator=torch.Generator().manual_seed(0))
+        roll = sampling.sample(
+            model, tok, prompts, max_new_tokens=20, generator=torch.Generator().manual_seed(0)
+        )
         scores = get_scorer("vader").positive_probability([p + t for p, t in zip(prompts, roll.texts)])
         print("[3/4] sampled 4 completions (VADER positive score in brackets):")
         for p, t, s in zip(prompts, roll.texts, scores):
@@ -54,10 +60,13 @@ def main(argv=None) -> int:
         print(f"[4/4] {args.steps} training steps on 8 Q&A pairs: loss {losses[0]:.3f} -> {losses[-1]:.3f}")
         if not losses[-1] < losses[0]:
             raise RuntimeError("the loss did not go down")
-    except Exception as e:  # report which step failed and what to do
-        print(f"\nselfcheck FAILED at step '{step}': {type(e).__name__}: {e}\n"
-              "What to do: re-run `bash setup.sh` (it reinstalls the pinned packages); if the tiny "
-              "model (course_lib/assets/tiny) is missing, download the course again.", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - report which step failed and what to do
+        print(
+            f"\nselfcheck FAILED at step '{step}': {type(e).__name__}: {e}\n"
+            "What to do: re-run `bash setup.sh` (it reinstalls the pinned packages); if the tiny "
+            "model (course_lib/assets/tiny) is missing, download the course again.",
+            file=sys.stderr,
+        )
         return 1
     print(f"selfcheck passed in {time.time() - t0:.1f} s")
     return 0

@@ -6,10 +6,11 @@
 * any other name (gpu profile): a `transformers` sequence classifier (hub name or local path,
   e.g. DistilBERT fine-tuned on SST-2); returns softmax P(label "POSITIVE").
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import torch
 
@@ -19,6 +20,7 @@ class VaderScorer:
 
     def __init__(self):
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
         self._vader = SentimentIntensityAnalyzer()
 
     def compound(self, texts: Sequence[str]) -> list[float]:
@@ -33,6 +35,7 @@ class ClassifierScorer:
 
     def __init__(self, name_or_path: str, device: str | None = None, batch_size: int = 32):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
         self.name = name_or_path
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
@@ -45,8 +48,13 @@ class ClassifierScorer:
     def positive_probability(self, texts: Sequence[str]) -> list[float]:
         out: list[float] = []
         for i in range(0, len(texts), self.batch_size):
-            enc = self.tokenizer(list(texts[i:i + self.batch_size]), return_tensors="pt",
-                                 padding=True, truncation=True, max_length=256).to(self.device)
+            enc = self.tokenizer(
+                list(texts[i : i + self.batch_size]),
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=256,
+            ).to(self.device)
             probs = self.model(**enc).logits.float().softmax(-1)[:, self.positive_index]
             out.extend(probs.tolist())
         return out
@@ -61,6 +69,7 @@ def get_scorer(name: str | None = None):
     """The profile's scorer (cached): ``get_scorer()`` or ``get_scorer("vader")``."""
     if name is None:
         from course_lib.core.config import get_profile
+
         name = get_profile().sentiment_scorer
     return _make(name)
 

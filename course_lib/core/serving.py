@@ -43,6 +43,7 @@ def default_checkpoint() -> str:
     """The newest SFT/RL checkpoint under checkpoint_dir(), else the profile's base model."""
     from course_lib.core.config import get_profile
     from course_lib.core.models import latest_checkpoint
+
     found = latest_checkpoint(*SERVED_CHECKPOINTS)
     return str(found) if found else get_profile().policy_model
 
@@ -61,7 +62,7 @@ def format_response(question: str, generated: str) -> tuple[str, bool]:
     asked = _normalise_question(question)
     blocks = list(QA_RE.finditer(generated))
     for m in blocks:
-        question_line = m.group(0).split("\n", 1)[0][len("Question:"):]
+        question_line = m.group(0).split("\n", 1)[0][len("Question:") :]
         if _normalise_question(question_line) == asked:
             return m.group(0).strip(), True
     if blocks:
@@ -72,16 +73,23 @@ def format_response(question: str, generated: str) -> tuple[str, bool]:
 class Generator:
     """The loaded model + tokenizer and one generation at a time (a single worker thread)."""
 
-    def __init__(self, checkpoint: str | Path | None = None, device: str | None = None,
-                 max_length_cap: int = 256, time_limit_s: float = 10.0):
+    def __init__(
+        self,
+        checkpoint: str | Path | None = None,
+        device: str | None = None,
+        max_length_cap: int = 256,
+        time_limit_s: float = 10.0,
+    ):
         import torch
 
         from course_lib.core.models import load_policy
+
         self.checkpoint = str(checkpoint or default_checkpoint())
         self.model, self.tokenizer = load_policy(self.checkpoint, device=device)
         self.model.eval()
-        n_pos = getattr(self.model.config, "n_positions", None) or \
-            getattr(self.model.config, "max_position_embeddings", 1024)
+        n_pos = getattr(self.model.config, "n_positions", None) or getattr(
+            self.model.config, "max_position_embeddings", 1024
+        )
         self.context = int(n_pos)
         self.max_length_cap = int(min(max_length_cap, self.context // 2))
         self.time_limit_s = time_limit_s
@@ -91,11 +99,15 @@ class Generator:
 
     def generate(self, question: str, max_length: int, temperature: float = 0.0) -> dict:
         torch = self._torch
-        prompt = f"{question.strip()}\n"          # the SFT prompt format (course_lib.core.data.qa_pairs)
+        prompt = f"{question.strip()}\n"  # the SFT prompt format (course_lib.core.data.qa_pairs)
         ids = self.tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
-        ids = ids[:, -(self.context - max_length):].to(self.device)   # keep the end of long questions
-        kwargs = dict(max_new_tokens=max_length, max_time=self.time_limit_s,
-                      pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id)
+        ids = ids[:, -(self.context - max_length) :].to(self.device)  # keep the end of long questions
+        kwargs = dict(
+            max_new_tokens=max_length,
+            max_time=self.time_limit_s,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+        )
         if temperature > 0:
             kwargs.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
         else:
@@ -104,13 +116,17 @@ class Generator:
         with self._lock, torch.no_grad():
             out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs)
         seconds = time.perf_counter() - t0
-        new = out[0, ids.shape[1]:]
+        new = out[0, ids.shape[1] :]
         hit_eos = bool((new == self.tokenizer.eos_token_id).any())
         text = self.tokenizer.decode(new, skip_special_tokens=True)
         response, ok = format_response(question, text)
-        return {"response": response, "format_ok": ok, "tokens": int(new.numel()),
-                "seconds": round(seconds, 4),
-                "truncated": bool(not hit_eos and new.numel() < max_length)}
+        return {
+            "response": response,
+            "format_ok": ok,
+            "tokens": int(new.numel()),
+            "seconds": round(seconds, 4),
+            "truncated": bool(not hit_eos and new.numel() < max_length),
+        }
 
 
 def _validation_message(errors) -> str:
@@ -121,9 +137,16 @@ def _validation_message(errors) -> str:
     return "; ".join(parts)
 
 
-def create_app(checkpoint: str | Path | None = None, *, device: str | None = None,
-               max_length_cap: int = 256, time_limit_s: float = 10.0, timeout_s: float = 30.0,
-               max_queue: int = 16, generator: Generator | None = None):
+def create_app(
+    checkpoint: str | Path | None = None,
+    *,
+    device: str | None = None,
+    max_length_cap: int = 256,
+    time_limit_s: float = 10.0,
+    timeout_s: float = 30.0,
+    max_queue: int = 16,
+    generator: Generator | None = None,
+):
     """The FastAPI app serving `checkpoint` (default: :func:`default_checkpoint`).
 
     `max_length_cap`: largest allowed ``max_length`` (also at most half the model's context);
@@ -135,17 +158,20 @@ def create_app(checkpoint: str | Path | None = None, *, device: str | None = Non
     from fastapi.responses import JSONResponse
     from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, field_validator
 
-    gen = generator or Generator(checkpoint, device=device, max_length_cap=max_length_cap,
-                                 time_limit_s=time_limit_s)
+    gen = generator or Generator(
+        checkpoint, device=device, max_length_cap=max_length_cap, time_limit_s=time_limit_s
+    )
     cap = gen.max_length_cap
 
     class GenerateRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
         question: StrictStr = Field(..., description="the question, e.g. 'What is 3 + 4?'")
-        max_length: StrictInt = Field(min(48, cap), ge=1, le=cap,
-                                      description=f"maximum number of generated tokens (1-{cap})")
-        temperature: StrictFloat | StrictInt = Field(0.0, ge=0.0, le=2.0,
-                                                     description="0 = greedy; > 0 samples")
+        max_length: StrictInt = Field(
+            min(48, cap), ge=1, le=cap, description=f"maximum number of generated tokens (1-{cap})"
+        )
+        temperature: StrictFloat | StrictInt = Field(
+            0.0, ge=0.0, le=2.0, description="0 = greedy; > 0 samples"
+        )
 
         @field_validator("question")
         @classmethod
@@ -172,9 +198,12 @@ def create_app(checkpoint: str | Path | None = None, *, device: str | None = Non
         yield
         pool.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="course_lib model server", lifespan=lifespan,
-                  description="POST /generate a question; the model answers in the "
-                              "'Question: …\\nAnswer: …' format it was trained on.")
+    app = FastAPI(
+        title="course_lib model server",
+        lifespan=lifespan,
+        description="POST /generate a question; the model answers in the "
+        "'Question: …\\nAnswer: …' format it was trained on.",
+    )
     pending = {"n": 0}
     pending_lock = threading.Lock()
     app.state.generator = gen
@@ -182,15 +211,22 @@ def create_app(checkpoint: str | Path | None = None, *, device: str | None = Non
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
         errors = exc.errors()
-        clean = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
-                 for e in errors]
-        return JSONResponse(status_code=422, content={
-            "message": f"invalid request: {_validation_message(errors)}", "detail": clean})
+        clean = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
+        return JSONResponse(
+            status_code=422,
+            content={"message": f"invalid request: {_validation_message(errors)}", "detail": clean},
+        )
 
     @app.get("/health")
     def health():
-        return {"status": "ok", "checkpoint": gen.checkpoint, "model": type(gen.model).__name__,
-                "device": gen.device, "max_length_cap": cap, "pending": pending["n"]}
+        return {
+            "status": "ok",
+            "checkpoint": gen.checkpoint,
+            "model": type(gen.model).__name__,
+            "device": gen.device,
+            "max_length_cap": cap,
+            "pending": pending["n"],
+        }
 
     @app.post("/generate", response_model=GenerateResponse)
     async def generate(req: GenerateRequest):
@@ -200,12 +236,13 @@ def create_app(checkpoint: str | Path | None = None, *, device: str | None = Non
             pending["n"] += 1
         try:
             loop = asyncio.get_running_loop()
-            fut = loop.run_in_executor(pool, gen.generate, req.question, req.max_length,
-                                       float(req.temperature))
+            fut = loop.run_in_executor(
+                pool, gen.generate, req.question, req.max_length, float(req.temperature)
+            )
             try:
                 return await asyncio.wait_for(fut, timeout=timeout_s)
             except asyncio.TimeoutError:
-                raise HTTPException(504, detail=f"generation did not finish within {timeout_s} s")
+                raise HTTPException(504, detail=f"generation did not finish within {timeout_s} s") from None
         finally:
             with pending_lock:
                 pending["n"] -= 1
@@ -214,32 +251,53 @@ def create_app(checkpoint: str | Path | None = None, *, device: str | None = Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="course serve", description="Serve a checkpoint over HTTP: "
-                                 "POST /generate {\"question\", \"max_length\"}, GET /health.")
-    ap.add_argument("checkpoint", nargs="?", default=None,
-                    help="checkpoint directory or hub name (default: newest of "
-                         f"checkpoints/{{{','.join(SERVED_CHECKPOINTS)}}}, else the tiny base model)")
-    ap.add_argument("--host", default=DEFAULT_HOST, help=f"interface to bind (default {DEFAULT_HOST}, loopback only)")
+    ap = argparse.ArgumentParser(
+        prog="course serve",
+        description='Serve a checkpoint over HTTP: POST /generate {"question", "max_length"}, GET /health.',
+    )
+    ap.add_argument(
+        "checkpoint",
+        nargs="?",
+        default=None,
+        help="checkpoint directory or hub name (default: newest of "
+        f"checkpoints/{{{','.join(SERVED_CHECKPOINTS)}}}, else the tiny base model)",
+    )
+    ap.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"interface to bind (default {DEFAULT_HOST}, loopback only)"
+    )
     ap.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     ap.add_argument("--max-length-cap", type=int, default=256, help="largest max_length a client may ask for")
     ap.add_argument("--time-limit", type=float, default=10.0, help="seconds after which generation stops")
     args = ap.parse_args(argv)
     import uvicorn
+
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"course serve: warning: binding to {args.host} exposes the model beyond this machine",
-              file=sys.stderr)
+        print(
+            f"course serve: warning: binding to {args.host} exposes the model beyond this machine",
+            file=sys.stderr,
+        )
     try:
-        app = create_app(args.checkpoint, device=args.device, max_length_cap=args.max_length_cap,
-                         time_limit_s=args.time_limit)
+        app = create_app(
+            args.checkpoint,
+            device=args.device,
+            max_length_cap=args.max_length_cap,
+            time_limit_s=args.time_limit,
+        )
     except (OSError, ValueError) as e:
-        print(f"course serve: cannot load {args.checkpoint or default_checkpoint()!r}: "
-              f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}\n"
-              "Pass a checkpoint directory (e.g. checkpoints/sft) or a model name this machine "
-              "can load.", file=sys.stderr)
+        print(
+            f"course serve: cannot load {args.checkpoint or default_checkpoint()!r}: "
+            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}\n"
+            "Pass a checkpoint directory (e.g. checkpoints/sft) or a model name this machine "
+            "can load.",
+            file=sys.stderr,
+        )
         return 2
-    print(f"serving {app.state.generator.checkpoint} on http://{args.host}:{args.port} "
-          "(POST /generate, GET /health, docs at /docs)", flush=True)
+    print(
+        f"serving {app.state.generator.checkpoint} on http://{args.host}:{args.port} "
+        "(POST /generate, GET /health, docs at /docs)",
+        flush=True,
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 

@@ -8,6 +8,7 @@ provided code must call exercises through their module (``kl.kl_estimate(...)``)
 a name imported before the switch. In the student release there is no `solutions/` package and
 the switch raises a clear error.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -34,7 +35,8 @@ def use_solutions(enable: bool = True) -> None:
         raise RuntimeError(
             "use_solutions(): the `solutions` package is not available. It exists only in the "
             "instructor repository, not in the student release: implement the exercises in "
-            "course_lib/ instead (or unset COURSE_LIB_SOLUTIONS).")
+            "course_lib/ instead (or unset COURSE_LIB_SOLUTIONS)."
+        )
     for ex in EXERCISES:
         mod = importlib.import_module(f"course_lib.{ex.module}")
         key = (ex.module, ex.name)

@@ -12,6 +12,7 @@ package; writes ``runs/<name>``, view with ``tensorboard --logdir runs``), ``"wa
 TensorBoard if installed, else W&B if installed and configured, else none — so notebooks can always
 call the tracker and nothing breaks on a machine without either.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -40,6 +41,7 @@ def _scalars(metrics: dict) -> dict[str, float]:
 
 class Tracker:
     """The no-op tracker (backend "none"); the others override `_log` and `close`."""
+
     backend = "none"
 
     def __init__(self, name: str = "run"):
@@ -78,6 +80,7 @@ class TensorBoardTracker(Tracker):
     def __init__(self, name: str, log_dir: str | Path = "runs", config: dict | None = None):
         super().__init__(name)
         from torch.utils.tensorboard import SummaryWriter
+
         self.log_dir = Path(log_dir) / name
         self.writer = SummaryWriter(str(self.log_dir))
         if config:
@@ -98,8 +101,10 @@ class WandbTracker(Tracker):
     def __init__(self, name: str, project: str = "rl-posttraining-course", config: dict | None = None):
         super().__init__(name)
         import wandb
-        self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", project), name=name,
-                              config=config or {}, reinit=True)
+
+        self.run = wandb.init(
+            project=os.environ.get("WANDB_PROJECT", project), name=name, config=config or {}, reinit=True
+        )
 
     def _log(self, scalars, step):
         self.run.log(scalars, step=step)
@@ -109,8 +114,12 @@ class WandbTracker(Tracker):
 
 
 def _wandb_configured() -> bool:
-    return bool(os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE")
-                or (Path.home() / ".netrc").exists() and "api.wandb.ai" in (Path.home() / ".netrc").read_text())
+    return bool(
+        os.environ.get("WANDB_API_KEY")
+        or os.environ.get("WANDB_MODE")
+        or (Path.home() / ".netrc").exists()
+        and "api.wandb.ai" in (Path.home() / ".netrc").read_text()
+    )
 
 
 def choose_backend(backend: str | None = None) -> str:
@@ -127,8 +136,12 @@ def choose_backend(backend: str | None = None) -> str:
     return backend
 
 
-def make_tracker(name: str | None = None, backend: str | None = None, config: dict | None = None,
-                 log_dir: str | Path = "runs") -> Tracker:
+def make_tracker(
+    name: str | None = None,
+    backend: str | None = None,
+    config: dict | None = None,
+    log_dir: str | Path = "runs",
+) -> Tracker:
     """A tracker for one run. An explicitly requested backend that is not installed raises
     ImportError with the install command; "auto" silently falls back to the no-op tracker."""
     chosen = choose_backend(backend)
@@ -139,7 +152,9 @@ def make_tracker(name: str | None = None, backend: str | None = None, config: di
         return TensorBoardTracker(name, log_dir, config)
     if chosen == "wandb":
         if not _installed("wandb"):
-            raise ImportError("tracking: Weights & Biases logging needs `pip install wandb` (then `wandb login`)")
+            raise ImportError(
+                "tracking: Weights & Biases logging needs `pip install wandb` (then `wandb login`)"
+            )
         return WandbTracker(name, config=config)
     return Tracker(name)
 

@@ -1,6 +1,7 @@
 """Small shared helpers: seeding, progress bars, devices, grading-mode detection, shape checks.
 
 The trainers' shared loop pieces (LR schedule, shuffled batches, ...) live in course_lib.trainers._loop."""
+
 from __future__ import annotations
 
 import os
@@ -33,8 +34,10 @@ def grading_mode() -> bool:
     return bool(os.environ.get("NBGRADER_EXECUTION"))
 
 
-GRADING_SIZES = {"ppo": {"batch_size": 8, "num_mini_batches": 2, "max_new_tokens": 12},
-                 "grpo": {"max_steps": 1, "prompts_per_step": 2, "num_generations": 4}}
+GRADING_SIZES = {
+    "ppo": {"batch_size": 8, "num_mini_batches": 2, "max_new_tokens": 12},
+    "grpo": {"max_steps": 1, "prompts_per_step": 2, "num_generations": 4},
+}
 """Config overrides that shrink a PPO / GRPO run while the grader executes a notebook (units 05,
 06, and unit 08 when it trains a missing model): small batches, short completions."""
 

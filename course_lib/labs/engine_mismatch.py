@@ -23,6 +23,7 @@ policy-gradient term by ``w = min(pi_train(token) / mu_engine(token), C)``.
 Nothing here implements an exercise: log-probs, advantages and the loss come from your
 functions, called through their modules.
 """
+
 from __future__ import annotations
 
 import copy
@@ -37,8 +38,9 @@ ENGINES = ("bf16", "noise")
 
 
 # --------------------------------------------------------------------------- the engine
-def engine_copy(model: torch.nn.Module, kind: str = "bf16", scale: float = 0.02,
-                seed: int = 0) -> torch.nn.Module:
+def engine_copy(
+    model: torch.nn.Module, kind: str = "bf16", scale: float = 0.02, seed: int = 0
+) -> torch.nn.Module:
     """A frozen copy of `model` with the engine's numerics.
 
     ``"bf16"``: every weight rounded to bfloat16 (8 mantissa bits) and back to float32;
@@ -61,15 +63,18 @@ def engine_copy(model: torch.nn.Module, kind: str = "bf16", scale: float = 0.02,
     return eng
 
 
-def tis_weights(train_logp: torch.Tensor, engine_logp: torch.Tensor, mask: torch.Tensor,
-                cap: float = 2.0) -> torch.Tensor:
+def tis_weights(
+    train_logp: torch.Tensor, engine_logp: torch.Tensor, mask: torch.Tensor, cap: float = 2.0
+) -> torch.Tensor:
     """Per-token truncated importance weights ``min(exp(train_logp - engine_logp), cap)``, 0
     where `mask` is 0. All [B, T]; `cap` >= 1 (TRL: ``vllm_importance_sampling_clip_max``)."""
     if cap < 1:
         raise ValueError(f"tis_weights: cap must be >= 1 (a cap below 1 shrinks every token), got {cap}")
     if not (train_logp.shape == engine_logp.shape == mask.shape):
-        raise ValueError(f"tis_weights: shapes differ: train_logp {tuple(train_logp.shape)}, "
-                         f"engine_logp {tuple(engine_logp.shape)}, mask {tuple(mask.shape)}")
+        raise ValueError(
+            f"tis_weights: shapes differ: train_logp {tuple(train_logp.shape)}, "
+            f"engine_logp {tuple(engine_logp.shape)}, mask {tuple(mask.shape)}"
+        )
     w = torch.exp(train_logp - engine_logp).clamp(max=cap)
     return w * mask
 
@@ -78,31 +83,46 @@ def tis_weights(train_logp: torch.Tensor, engine_logp: torch.Tensor, mask: torch
 @dataclass
 class Gap:
     """What :func:`logprob_gap` measured. Tensors are [B, T] over completion tokens."""
+
     rollout: sampling.Rollout
     train_logp: torch.Tensor
     engine_logp: torch.Tensor
-    weights: torch.Tensor          # TIS weights (0 off the mask)
+    weights: torch.Tensor  # TIS weights (0 off the mask)
     cap: float
 
     def stats(self) -> dict:
         m = self.rollout.completion_mask.bool()
         d = (self.train_logp - self.engine_logp)[m]
         raw = torch.exp(d)
-        return {"tokens": int(m.sum()), "mean_abs_gap": d.abs().mean().item(),
-                "max_abs_gap": d.abs().max().item(), "mean_gap": d.mean().item(),
-                "frac_gap_over_0.1": (d.abs() > 0.1).float().mean().item(),
-                "mean_ratio": raw.mean().item(), "max_ratio": raw.max().item(),
-                "frac_capped": (raw > self.cap).float().mean().item(),
-                "mean_weight": self.weights[m].mean().item()}
+        return {
+            "tokens": int(m.sum()),
+            "mean_abs_gap": d.abs().mean().item(),
+            "max_abs_gap": d.abs().max().item(),
+            "mean_gap": d.mean().item(),
+            "frac_gap_over_0.1": (d.abs() > 0.1).float().mean().item(),
+            "mean_ratio": raw.mean().item(),
+            "max_ratio": raw.max().item(),
+            "frac_capped": (raw > self.cap).float().mean().item(),
+            "mean_weight": self.weights[m].mean().item(),
+        }
 
 
-def logprob_gap(model, engine, tokenizer, prompts: list[str], num_samples: int = 4,
-                max_new_tokens: int = 24, cap: float = 2.0, seed: int = 0) -> Gap:
+def logprob_gap(
+    model,
+    engine,
+    tokenizer,
+    prompts: list[str],
+    num_samples: int = 4,
+    max_new_tokens: int = 24,
+    cap: float = 2.0,
+    seed: int = 0,
+) -> Gap:
     """Sample `num_samples` completions per prompt with the *engine*, then score the same
     tokens with the trainer's model and with the engine (``kl.token_logprobs``)."""
     g = torch.Generator().manual_seed(seed)
-    r = sampling.sample(engine, tokenizer, prompts, max_new_tokens=max_new_tokens,
-                        num_samples=num_samples, generator=g)
+    r = sampling.sample(
+        engine, tokenizer, prompts, max_new_tokens=max_new_tokens, num_samples=num_samples, generator=g
+    )
     with torch.no_grad():
         train = kl.token_logprobs(sampling.completion_logits(model.eval(), r), r.completion_ids)
         eng = kl.token_logprobs(sampling.completion_logits(engine, r), r.completion_ids)
@@ -110,8 +130,13 @@ def logprob_gap(model, engine, tokenizer, prompts: list[str], num_samples: int =
     return Gap(r, train * mask, eng * mask, tis_weights(train * mask, eng * mask, mask, cap), cap)
 
 
-def policy_gradient(logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
-                    weights: torch.Tensor | None = None, loss_type: str = "bnpo") -> torch.Tensor:
+def policy_gradient(
+    logp: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    loss_type: str = "bnpo",
+) -> torch.Tensor:
     """The loss of your ``grpo.grpo_loss`` (beta 0) with per-token importance weights.
 
     A weight w enters as an importance ratio: ``old_logp = logp - log w`` makes
@@ -126,8 +151,7 @@ def policy_gradient(logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Te
 
 
 # --------------------------------------------------------------------------- exact toy
-def toy_bias(vocab: int = 32, mismatch: float = 1.0, caps=(1.0, 1.5, 2.0, 5.0, 1e9),
-             seed: int = 0) -> dict:
+def toy_bias(vocab: int = 32, mismatch: float = 1.0, caps=(1.0, 1.5, 2.0, 5.0, 1e9), seed: int = 0) -> dict:
     """One token from a categorical policy pi = softmax(theta) (the trainer) while the engine
     samples from mu = softmax(theta + mismatch * noise); reward r(a) ~ N(0, 1), advantage
     ``A = r - E_pi[r]``. Expected gradients of ``E[w(a) A(a) log pi(a)]`` over a ~ mu, exactly
@@ -159,7 +183,7 @@ def toy_bias(vocab: int = 32, mismatch: float = 1.0, caps=(1.0, 1.5, 2.0, 5.0, 1
         # grpo_loss averages over rows: scale each row's advantage by V * probs[a]
         loss = policy_gradient(logp, (vocab * probs * adv).to(logp.dtype), mask, w, loss_type="grpo")
         (grad,) = torch.autograd.grad(loss, theta)
-        return -grad          # the ascent direction of the expected advantage-weighted log-prob
+        return -grad  # the ascent direction of the expected advantage-weighted log-prob
 
     on = expected_grad(None, None)
     unc = expected_grad(mu_logits, None)
@@ -170,18 +194,25 @@ def toy_bias(vocab: int = 32, mismatch: float = 1.0, caps=(1.0, 1.5, 2.0, 5.0, 1
     # the price of a large cap: the spread of ONE sample's gradient w(a) A(a) (e_a - pi), a ~ mu
     # (the gradient of log softmax at token a is e_a - pi), relative to |g_on_policy|
     adv = r - (pi * r).sum()
-    per_sample = (torch.eye(vocab, dtype=torch.float64) - pi) * adv.unsqueeze(1)   # [a, V]
+    per_sample = (torch.eye(vocab, dtype=torch.float64) - pi) * adv.unsqueeze(1)  # [a, V]
 
     def spread(cap):
         w = torch.ones(vocab, dtype=torch.float64) if cap is None else (pi / mu).clamp(max=cap)
         x = per_sample * w.unsqueeze(1)
         mean = (mu.unsqueeze(1) * x).sum(0)
         return (((mu * ((x - mean) ** 2).sum(1)).sum()).sqrt() / on.norm()).item()
-    return {"on_policy": on, "uncorrected": unc, "tis": tis, "error_uncorrected": err(unc),
-            "error_tis": {c: err(v) for c, v in tis.items()},
-            "spread_uncorrected": spread(None), "spread_tis": {c: spread(c) for c in caps},
-            "kl_pi_mu": (pi * (pi.log() - mu.log())).sum().item(),
-            "max_ratio": (pi / mu).max().item()}
+
+    return {
+        "on_policy": on,
+        "uncorrected": unc,
+        "tis": tis,
+        "error_uncorrected": err(unc),
+        "error_tis": {c: err(v) for c, v in tis.items()},
+        "spread_uncorrected": spread(None),
+        "spread_tis": {c: spread(c) for c in caps},
+        "kl_pi_mu": (pi * (pi.log() - mu.log())).sum().item(),
+        "max_ratio": (pi / mu).max().item(),
+    }
 
 
 # --------------------------------------------------------------------------- figure
@@ -189,31 +220,47 @@ def plot(gap: Gap, toy: dict):
     """Left: the per-token log-prob gap (trainer - engine) of the sampled tokens; right: the
     error of the expected gradient against the cap (toy), uncorrected as a line."""
     import matplotlib.pyplot as plt
+
     m = gap.rollout.completion_mask.bool()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
     a.hist((gap.train_logp - gap.engine_logp)[m].numpy(), bins=40)
-    a.set(xlabel="log pi_train - log mu_engine (per sampled token)", ylabel="tokens",
-          title=f"engine vs trainer ({int(m.sum())} tokens)")
+    a.set(
+        xlabel="log pi_train - log mu_engine (per sampled token)",
+        ylabel="tokens",
+        title=f"engine vs trainer ({int(m.sum())} tokens)",
+    )
     caps = [c for c in toy["error_tis"] if c < 1e6]
     b.plot(caps, [toy["error_tis"][c] for c in caps], "o-", label="TIS, cap C")
     b.axhline(toy["error_uncorrected"], color="r", ls="--", label="no correction")
     big = [c for c in toy["error_tis"] if c >= 1e6]
     if big:
         b.axhline(toy["error_tis"][big[0]], color="g", ls=":", label="untruncated IS")
-    b.set(xlabel="cap C", ylabel="|g - g_on-policy| / |g_on-policy|",
-          title=f"toy: KL(pi||mu) = {toy['kl_pi_mu']:.2f}")
+    b.set(
+        xlabel="cap C",
+        ylabel="|g - g_on-policy| / |g_on-policy|",
+        title=f"toy: KL(pi||mu) = {toy['kl_pi_mu']:.2f}",
+    )
     b.legend()
     fig.tight_layout()
     return fig
 
 
-def demo(model=None, tokenizer=None, kind: str = "noise", scale: float = 0.05, cap: float = 2.0,
-         n_prompts: int = 8, seed: int = 0, figure: str | None = None) -> dict:
+def demo(
+    model=None,
+    tokenizer=None,
+    kind: str = "noise",
+    scale: float = 0.05,
+    cap: float = 2.0,
+    n_prompts: int = 8,
+    seed: int = 0,
+    figure: str | None = None,
+) -> dict:
     """The whole demo on the tiny (or given) model: gap statistics for the engine `kind`, TIS
     statistics, the change of the GRPO update that TIS makes, the toy gradient errors. With
     `figure`, saves the plot there (png)."""
     from course_lib.core import data
     from course_lib.core.models import load_policy
+
     if model is None:
         model, tokenizer = load_policy(device="cpu")
     prompts = list(data.load_task("sentiment", "train", n=n_prompts, seed=seed)["prompt"])
@@ -234,25 +281,44 @@ def demo(model=None, tokenizer=None, kind: str = "noise", scale: float = 0.05, c
     model.eval()
     cos = torch.nn.functional.cosine_similarity(grads["uncorrected"], grads["tis"], dim=0).item()
     toy = toy_bias(seed=seed)
-    out = {"engine": kind, "scale": scale, "cap": cap, **gap.stats(),
-           "update_cosine_tis_vs_uncorrected": cos,
-           "update_norm_ratio": (grads["tis"].norm() / grads["uncorrected"].norm()).item(),
-           "toy_error_uncorrected": toy["error_uncorrected"],
-           "toy_error_tis": toy["error_tis"], "toy_kl": toy["kl_pi_mu"]}
+    out = {
+        "engine": kind,
+        "scale": scale,
+        "cap": cap,
+        **gap.stats(),
+        "update_cosine_tis_vs_uncorrected": cos,
+        "update_norm_ratio": (grads["tis"].norm() / grads["uncorrected"].norm()).item(),
+        "toy_error_uncorrected": toy["error_uncorrected"],
+        "toy_error_tis": toy["error_tis"],
+        "toy_kl": toy["kl_pi_mu"],
+    }
     if figure:
         fig = plot(gap, toy)
         fig.savefig(figure, dpi=80, bbox_inches="tight")
         import matplotlib.pyplot as plt
+
         plt.close(fig)
     return out
 
 
-if __name__ == "__main__":     # python -m course_lib.labs.engine_mismatch [noise|bf16]
+if __name__ == "__main__":  # python -m course_lib.labs.engine_mismatch [noise|bf16]
     import json
     import sys
+
     res = demo(kind=sys.argv[1] if len(sys.argv) > 1 else "noise", figure="engine_mismatch.png")
-    print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in res.items()
-                      if not isinstance(v, dict)}, indent=1))
-    print("toy gradient error with TIS, by cap:",
-          {c: round(e, 4) for c, e in res["toy_error_tis"].items()}, "uncorrected:",
-          round(res["toy_error_uncorrected"], 4))
+    print(
+        json.dumps(
+            {
+                k: (round(v, 4) if isinstance(v, float) else v)
+                for k, v in res.items()
+                if not isinstance(v, dict)
+            },
+            indent=1,
+        )
+    )
+    print(
+        "toy gradient error with TIS, by cap:",
+        {c: round(e, 4) for c, e in res["toy_error_tis"].items()},
+        "uncorrected:",
+        round(res["toy_error_uncorrected"], 4),
+    )

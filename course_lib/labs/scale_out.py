@@ -33,6 +33,7 @@ parameters on every rank after each optimizer step and stops if the ranks disagr
 ``--trace FILE`` appends one JSON line per rank and step (step, loss, digest) to FILE.rank<r>.
 README "Scaling out" and docs/engines.md (course names -> TRL / veRL / OpenRLHF) say more.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,11 @@ from course_lib.core import data, sampling
 from course_lib.core.config import get_profile
 
 CONFIG_DIR = Path(__file__).resolve().with_name("scale_configs")
-TASK_REWARDS = {"sentiment": ["sentiment_reward"], "arithmetic": ["correctness_reward"],
-                "qa": ["format_reward", "correctness_reward"]}
+TASK_REWARDS = {
+    "sentiment": ["sentiment_reward"],
+    "arithmetic": ["correctness_reward"],
+    "qa": ["format_reward", "correctness_reward"],
+}
 GENERATION = ("transformers", "seeded", "vllm-colocate", "vllm-server")
 
 
@@ -63,12 +67,22 @@ def reward_funcs(names: Sequence[str]) -> list[Callable]:
     funcs = []
     for name in names:
         if name.startswith("_") or not callable(getattr(rewards, name, None)):
-            known = sorted(n for n in ("format_reward", "correctness_reward", "sentiment_reward",
-                                       "repetition_penalty", "length_penalty") if hasattr(rewards, n))
+            known = sorted(
+                n
+                for n in (
+                    "format_reward",
+                    "correctness_reward",
+                    "sentiment_reward",
+                    "repetition_penalty",
+                    "length_penalty",
+                )
+                if hasattr(rewards, n)
+            )
             raise ValueError(f"unknown reward function {name!r}; course_lib.rewards has {known}")
 
         def f(completions, _name=name, **kw):
             return [float(x) for x in getattr(rewards, _name)(completions, **kw)]
+
         f.__name__ = f.__qualname__ = name
         funcs.append(f)
     return funcs
@@ -77,11 +91,12 @@ def reward_funcs(names: Sequence[str]) -> list[Callable]:
 # --------------------------------------------------------------------------- seeded rollouts
 def row_seed(seed: int, step: int, row: int) -> int:
     """The generator seed of global row `row` at optimizer step `step` (layout independent)."""
-    return (seed * 1_000_003 + step * 10_007 + row) % (2 ** 63)
+    return (seed * 1_000_003 + step * 10_007 + row) % (2**63)
 
 
-def seeded_rollout_func(seed: int, max_new_tokens: int, temperature: float = 1.0,
-                        top_k: int = 0, top_p: float = 1.0) -> Callable:
+def seeded_rollout_func(
+    seed: int, max_new_tokens: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0
+) -> Callable:
     """A TRL ``rollout_func(prompts, trainer) -> {prompt_ids, completion_ids, logprobs}``.
 
     Each process receives its contiguous slice of the global batch (one row per completion);
@@ -89,6 +104,7 @@ def seeded_rollout_func(seed: int, max_new_tokens: int, temperature: float = 1.0
     ``torch.Generator().manual_seed(row_seed(seed, step, global_row))`` by the course's sampler.
     ``logprobs`` are the sampler's own log-probs (``kl.token_logprobs``, exercise 2.1).
     """
+
     def rollout(prompts: list, trainer) -> dict:
         model = trainer.accelerator.unwrap_model(trainer.model)
         tok = trainer.processing_class
@@ -100,16 +116,24 @@ def seeded_rollout_func(seed: int, max_new_tokens: int, temperature: float = 1.0
             if not isinstance(prompt, str):
                 raise ValueError("--generation seeded takes plain-text prompts (not chat messages)")
             g = torch.Generator(device=dev).manual_seed(row_seed(seed, step, first + i))
-            r = sampling.sample(model, tok, [prompt], max_new_tokens=max_new_tokens,
-                                temperature=temperature, top_k=top_k, top_p=top_p, generator=g)
+            r = sampling.sample(
+                model,
+                tok,
+                [prompt],
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                generator=g,
+            )
             n = int(r.completion_mask[0].sum())
             with torch.no_grad():
-                logp = kl.token_logprobs(sampling.completion_logits(model, r, temperature),
-                                         r.completion_ids)
+                logp = kl.token_logprobs(sampling.completion_logits(model, r, temperature), r.completion_ids)
             out["prompt_ids"].append(r.prompt_ids[0][r.prompt_mask[0].bool()].tolist())
             out["completion_ids"].append(r.completion_ids[0, :n].tolist())
             out["logprobs"].append(logp[0, :n].float().tolist())
         return out
+
     return rollout
 
 
@@ -146,10 +170,16 @@ def sync_callback(check: bool, trace: str | None):
             digest = param_digest(model)
             digests = gather_object([digest])
             if check and len(set(digests)) != 1:
-                raise RuntimeError(f"--check-sync: the ranks' parameters differ after step "
-                                   f"{state.global_step}: {digests}")
-            self.pending = {"step": state.global_step, "rank": args.process_index,
-                            "world_size": args.world_size, "digest": digest, "digests": digests}
+                raise RuntimeError(
+                    f"--check-sync: the ranks' parameters differ after step {state.global_step}: {digests}"
+                )
+            self.pending = {
+                "step": state.global_step,
+                "rank": args.process_index,
+                "world_size": args.world_size,
+                "digest": digest,
+                "digests": digests,
+            }
 
         def on_log(self, args, state, control, logs=None, **kw):
             if self.pending is not None and logs:
@@ -165,17 +195,24 @@ def sync_callback(check: bool, trace: str | None):
 def load_model(name_or_path: str, args, profile):
     """(model, tokenizer). ``--load-in-4bit``: NF4 weights (bitsandbytes, GPU only) for QLoRA."""
     from course_lib.core.models import load_policy, load_tokenizer
+
     if not args.load_in_4bit:
         model, tok = load_policy(name_or_path, profile=profile, device="cpu")
         return model, tok
     if not args.lora:
         raise ValueError("--load-in-4bit trains LoRA adapters on a frozen 4-bit base: add --lora")
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
-    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                               bnb_4bit_compute_dtype=torch.bfloat16 if args.bf16 else torch.float16)
+
+    quant = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16 if args.bf16 else torch.float16,
+    )
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, quantization_config=quant,
-                                                 device_map={"": local})
+    model = AutoModelForCausalLM.from_pretrained(
+        name_or_path, quantization_config=quant, device_map={"": local}
+    )
     tok = load_tokenizer(name_or_path)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
@@ -189,23 +226,42 @@ def lora_config(args):
     try:
         from peft import LoraConfig
     except ImportError as e:
-        raise SystemExit("--lora needs peft: pip install 'rl-posttraining-course[gpu]' "
-                         "(or pip install peft bitsandbytes)") from e
-    return LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
-                      target_modules=args.lora_target_modules, task_type="CAUSAL_LM")
+        raise SystemExit(
+            "--lora needs peft: pip install 'rl-posttraining-course[gpu]' (or pip install peft bitsandbytes)"
+        ) from e
+    return LoraConfig(
+        r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        target_modules=args.lora_target_modules,
+        task_type="CAUSAL_LM",
+    )
 
 
 def common_args(args, profile) -> dict:
     """TrainingArguments shared by GRPO and DPO (TRL / transformers names)."""
     on_cpu = args.cpu or not torch.cuda.is_available()
-    kw = dict(output_dir=args.output_dir, max_steps=args.max_steps,
-              per_device_train_batch_size=args.per_device_train_batch_size,
-              gradient_accumulation_steps=args.gradient_accumulation_steps,
-              learning_rate=args.learning_rate, beta=args.beta, seed=args.seed,
-              max_grad_norm=args.max_grad_norm, lr_scheduler_type="constant", optim=args.optim,
-              logging_steps=1, report_to=args.report_to, disable_tqdm=True, save_strategy="no",
-              use_cpu=on_cpu, bf16=args.bf16 and not on_cpu, fp16=args.fp16 and not on_cpu,
-              activation_checkpointing=args.gradient_checkpointing, dataloader_num_workers=0)
+    kw = dict(
+        output_dir=args.output_dir,
+        max_steps=args.max_steps,
+        per_device_train_batch_size=args.per_device_train_batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        learning_rate=args.learning_rate,
+        beta=args.beta,
+        seed=args.seed,
+        max_grad_norm=args.max_grad_norm,
+        lr_scheduler_type="constant",
+        optim=args.optim,
+        logging_steps=1,
+        report_to=args.report_to,
+        disable_tqdm=True,
+        save_strategy="no",
+        use_cpu=on_cpu,
+        bf16=args.bf16 and not on_cpu,
+        fp16=args.fp16 and not on_cpu,
+        activation_checkpointing=args.gradient_checkpointing,
+        dataloader_num_workers=0,
+    )
     if args.deepspeed:
         kw["deepspeed"] = args.deepspeed
     return kw
@@ -214,6 +270,7 @@ def common_args(args, profile) -> dict:
 # --------------------------------------------------------------------------- GRPO
 def run_grpo(args) -> object:
     from trl import GRPOConfig, GRPOTrainer
+
     profile = get_profile(args.profile)
     task = args.task
     ds = data.load_task(task, "train", n=args.num_prompts, profile=profile, seed=args.seed)
@@ -223,27 +280,46 @@ def run_grpo(args) -> object:
     max_new = args.max_completion_length or profile.max_completion_length
     extra = {}
     if args.generation.startswith("vllm"):
-        extra = dict(use_vllm=True, vllm_mode=args.generation.split("-", 1)[1],
-                     vllm_gpu_memory_utilization=args.vllm_gpu_memory_utilization,
-                     vllm_tensor_parallel_size=args.vllm_tensor_parallel_size,
-                     vllm_server_host=args.vllm_server_host, vllm_server_port=args.vllm_server_port,
-                     vllm_importance_sampling_correction=not args.no_importance_sampling_correction,
-                     vllm_importance_sampling_mode=args.vllm_importance_sampling_mode,
-                     vllm_importance_sampling_clip_max=args.vllm_importance_sampling_clip_max)
-    config = GRPOConfig(**common_args(args, profile), num_generations=args.num_generations,
-                        epsilon=args.epsilon, loss_type=args.loss_type, scale_rewards=args.scale_rewards,
-                        max_completion_length=max_new, temperature=args.temperature,
-                        num_iterations=args.num_iterations, disable_dropout=True, **extra)
+        extra = dict(
+            use_vllm=True,
+            vllm_mode=args.generation.split("-", 1)[1],
+            vllm_gpu_memory_utilization=args.vllm_gpu_memory_utilization,
+            vllm_tensor_parallel_size=args.vllm_tensor_parallel_size,
+            vllm_server_host=args.vllm_server_host,
+            vllm_server_port=args.vllm_server_port,
+            vllm_importance_sampling_correction=not args.no_importance_sampling_correction,
+            vllm_importance_sampling_mode=args.vllm_importance_sampling_mode,
+            vllm_importance_sampling_clip_max=args.vllm_importance_sampling_clip_max,
+        )
+    config = GRPOConfig(
+        **common_args(args, profile),
+        num_generations=args.num_generations,
+        epsilon=args.epsilon,
+        loss_type=args.loss_type,
+        scale_rewards=args.scale_rewards,
+        max_completion_length=max_new,
+        temperature=args.temperature,
+        num_iterations=args.num_iterations,
+        disable_dropout=True,
+        **extra,
+    )
     rollout = None
     if args.generation == "seeded":
         os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
         rollout = seeded_rollout_func(args.seed, max_new, args.temperature)
     callbacks = [sync_callback(args.check_sync, args.trace)] if (args.check_sync or args.trace) else []
-    trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs(args.rewards or TASK_REWARDS[task]),
-                          args=config, train_dataset=ds, processing_class=tok,
-                          peft_config=lora_config(args), rollout_func=rollout, callbacks=callbacks)
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=reward_funcs(args.rewards or TASK_REWARDS[task]),
+        args=config,
+        train_dataset=ds,
+        processing_class=tok,
+        peft_config=lora_config(args),
+        rollout_func=rollout,
+        callbacks=callbacks,
+    )
     trainer.train()
-    trainer.save_model(args.output_dir)      # rank 0 writes (ZeRO-3: gathers the shards first)
+    trainer.save_model(args.output_dir)  # rank 0 writes (ZeRO-3: gathers the shards first)
     if trainer.accelerator.is_main_process:
         tok.save_pretrained(args.output_dir)
     return trainer
@@ -252,17 +328,27 @@ def run_grpo(args) -> object:
 # --------------------------------------------------------------------------- DPO
 def run_dpo(args) -> object:
     from trl import DPOConfig, DPOTrainer
+
     profile = get_profile(args.profile)
     ds = data.load_task("preferences", "train", n=args.num_prompts, profile=profile, seed=args.seed)
     model, tok = load_model(args.model or profile.policy_model, args, profile)
-    config = DPOConfig(**common_args(args, profile), loss_type=[args.dpo_loss_type],
-                       label_smoothing=args.label_smoothing,
-                       max_length=profile.max_prompt_length + profile.max_completion_length,
-                       precompute_ref_log_probs=False, pad_to_multiple_of=None)
+    config = DPOConfig(
+        **common_args(args, profile),
+        loss_type=[args.dpo_loss_type],
+        label_smoothing=args.label_smoothing,
+        max_length=profile.max_prompt_length + profile.max_completion_length,
+        precompute_ref_log_probs=False,
+        pad_to_multiple_of=None,
+    )
     callbacks = [sync_callback(args.check_sync, args.trace)] if (args.check_sync or args.trace) else []
-    trainer = DPOTrainer(model=model, args=config,
-                         train_dataset=ds.select_columns(["prompt", "chosen", "rejected"]),
-                         processing_class=tok, peft_config=lora_config(args), callbacks=callbacks)
+    trainer = DPOTrainer(
+        model=model,
+        args=config,
+        train_dataset=ds.select_columns(["prompt", "chosen", "rejected"]),
+        processing_class=tok,
+        peft_config=lora_config(args),
+        callbacks=callbacks,
+    )
     trainer.train()
     trainer.save_model(args.output_dir)
     if trainer.accelerator.is_main_process:
@@ -272,29 +358,46 @@ def run_dpo(args) -> object:
 
 # --------------------------------------------------------------------------- command line
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m course_lib.labs.scale_out",
-                                 description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m course_lib.labs.scale_out",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     ap.add_argument("algo", choices=("grpo", "dpo"))
     g = ap.add_argument_group("data and model")
     g.add_argument("--profile", default=None, help="tiny | gpu (default: $COURSE_PROFILE, else by CUDA)")
     g.add_argument("--task", default="arithmetic", choices=sorted(TASK_REWARDS), help="GRPO task")
-    g.add_argument("--rewards", nargs="+", default=None,
-                   help="course_lib.rewards functions (default: the task's; qa: format + correctness)")
+    g.add_argument(
+        "--rewards",
+        nargs="+",
+        default=None,
+        help="course_lib.rewards functions (default: the task's; qa: format + correctness)",
+    )
     g.add_argument("--model", default=None, help="hub name or path (default: the profile's policy model)")
     g.add_argument("--num-prompts", type=int, default=None, help="rows of the training set (default all)")
     g.add_argument("--output-dir", default="outputs/scale_out")
     t = ap.add_argument_group("training (TRL names)")
     t.add_argument("--max-steps", type=int, default=20)
-    t.add_argument("--per-device-train-batch-size", type=int, default=8,
-                   help="completions (GRPO) or pairs (DPO) per process and micro-step")
+    t.add_argument(
+        "--per-device-train-batch-size",
+        type=int,
+        default=8,
+        help="completions (GRPO) or pairs (DPO) per process and micro-step",
+    )
     t.add_argument("--gradient-accumulation-steps", type=int, default=1)
     t.add_argument("--learning-rate", type=float, default=1e-5)
-    t.add_argument("--beta", type=float, default=None,
-                   help="GRPO: weight of the k3 KL in the loss (default 0.04); DPO: beta (default 0.1)")
+    t.add_argument(
+        "--beta",
+        type=float,
+        default=None,
+        help="GRPO: weight of the k3 KL in the loss (default 0.04); DPO: beta (default 0.1)",
+    )
     t.add_argument("--max-grad-norm", type=float, default=1.0)
-    t.add_argument("--optim", default="adamw_torch",
-                   help="transformers optimizer name (adamw_torch, adamw_8bit for QLoRA, sgd, ...)")
+    t.add_argument(
+        "--optim",
+        default="adamw_torch",
+        help="transformers optimizer name (adamw_torch, adamw_8bit for QLoRA, sgd, ...)",
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--num-generations", type=int, default=4, help="GRPO group size G")
     t.add_argument("--epsilon", type=float, default=0.2, help="GRPO clip range")
@@ -311,9 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--bf16", action="store_true", help="bf16 mixed precision (A100/H100; not T4)")
     h.add_argument("--fp16", action="store_true", help="fp16 mixed precision (T4)")
     h.add_argument("--gradient-checkpointing", action="store_true")
-    h.add_argument("--deepspeed", default=None,
-                   help="a DeepSpeed json (scale_configs/deepspeed_zero2.json / _zero3.json) when the "
-                        "accelerate config does not name one")
+    h.add_argument(
+        "--deepspeed",
+        default=None,
+        help="a DeepSpeed json (scale_configs/deepspeed_zero2.json / _zero3.json) when the "
+        "accelerate config does not name one",
+    )
     h.add_argument("--lora", action="store_true", help="train LoRA adapters (peft)")
     h.add_argument("--load-in-4bit", action="store_true", help="QLoRA: NF4 base weights (bitsandbytes)")
     h.add_argument("--lora-r", type=int, default=16)
@@ -326,14 +432,23 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--vllm-tensor-parallel-size", type=int, default=1, help="colocate mode")
     v.add_argument("--vllm-server-host", default="0.0.0.0", help="server mode")
     v.add_argument("--vllm-server-port", type=int, default=8000, help="server mode")
-    v.add_argument("--no-importance-sampling-correction", action="store_true",
-                   help="turn off TRL's vllm_importance_sampling_correction")
-    v.add_argument("--vllm-importance-sampling-mode", default="token_truncate",
-                   choices=("token_truncate", "token_mask", "sequence_truncate", "sequence_mask"))
+    v.add_argument(
+        "--no-importance-sampling-correction",
+        action="store_true",
+        help="turn off TRL's vllm_importance_sampling_correction",
+    )
+    v.add_argument(
+        "--vllm-importance-sampling-mode",
+        default="token_truncate",
+        choices=("token_truncate", "token_mask", "sequence_truncate", "sequence_mask"),
+    )
     v.add_argument("--vllm-importance-sampling-clip-max", type=float, default=2.0, help="the TIS cap C")
     d = ap.add_argument_group("checks")
-    d.add_argument("--check-sync", action="store_true",
-                   help="after every step, fail unless all ranks hold identical parameters")
+    d.add_argument(
+        "--check-sync",
+        action="store_true",
+        help="after every step, fail unless all ranks hold identical parameters",
+    )
     d.add_argument("--trace", default=None, help="append per-step JSON lines to TRACE.rank<r>")
     return ap
 

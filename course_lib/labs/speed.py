@@ -7,17 +7,17 @@ seconds per step (first step dropped, ``_loop.median_step_seconds``), and report
 TRL / ours of every repeat with its spread. It is a look, not a benchmark: ``course bench`` (run
 alone on an idle machine) is the measurement the course quotes.
 """
+
 from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from course_lib.core.utils import progress
 
 
-def compare_speed(run_ours: Callable[[], object], run_trl: Callable[[], object],
-                  repeats: int = 3) -> dict:
+def compare_speed(run_ours: Callable[[], object], run_trl: Callable[[], object], repeats: int = 3) -> dict:
     """Call ``run_ours()`` and ``run_trl()`` alternately `repeats` times each (the order flips every
     repeat, so neither always runs first); each returns a trainer result with a per-step
     ``seconds`` history (a trainer ``Run``: ``run.seconds_per_step`` is its median seconds per
@@ -33,7 +33,7 @@ def compare_speed(run_ours: Callable[[], object], run_trl: Callable[[], object],
     bar = progress(total=2 * repeats, desc="timing ours and TRL, back to back")
     for r in range(repeats):
         order = [("ours", run_ours), ("trl", run_trl)]
-        for name, fn in (order if r % 2 == 0 else order[::-1]):
+        for name, fn in order if r % 2 == 0 else order[::-1]:
             s = fn().seconds_per_step
             if s != s:
                 raise RuntimeError(f"compare_speed: the {name} run timed no step")
@@ -41,18 +41,30 @@ def compare_speed(run_ours: Callable[[], object], run_trl: Callable[[], object],
             bar.update(1)
     bar.close()
     ratio = [t / o for o, t in zip(ours, trl)]
-    return {"ours": ours, "trl": trl, "ratio": ratio, "ratio_median": statistics.median(ratio),
-            "ratio_min": min(ratio), "ratio_max": max(ratio), "repeats": repeats,
-            "wall_seconds": time.perf_counter() - t0}
+    return {
+        "ours": ours,
+        "trl": trl,
+        "ratio": ratio,
+        "ratio_median": statistics.median(ratio),
+        "ratio_min": min(ratio),
+        "ratio_max": max(ratio),
+        "repeats": repeats,
+        "wall_seconds": time.perf_counter() - t0,
+    }
 
 
 def describe(result: dict) -> str:
     """One paragraph for the notebook: the ratio with its spread, and where the real number is."""
     n = result["repeats"]
-    spread = (f"{result['ratio_min']:.2f}–{result['ratio_max']:.2f} over {n} back-to-back repeats"
-              if n > 1 else "1 repeat: no spread")
-    return (f"seconds per step (median of each run): ours {statistics.median(result['ours']):.3f}, "
-            f"TRL {statistics.median(result['trl']):.3f}\n"
-            f"TRL / ours = {result['ratio_median']:.2f} ({spread}).\n"
-            "A look on this machine under its current load, not a benchmark: `course bench`, run alone "
-            "on an idle machine, is the measurement.")
+    spread = (
+        f"{result['ratio_min']:.2f}–{result['ratio_max']:.2f} over {n} back-to-back repeats"
+        if n > 1
+        else "1 repeat: no spread"
+    )
+    return (
+        f"seconds per step (median of each run): ours {statistics.median(result['ours']):.3f}, "
+        f"TRL {statistics.median(result['trl']):.3f}\n"
+        f"TRL / ours = {result['ratio_median']:.2f} ({spread}).\n"
+        "A look on this machine under its current load, not a benchmark: `course bench`, run alone "
+        "on an idle machine, is the measurement."
+    )

@@ -9,20 +9,22 @@ through their module (``rewards.sentiment_reward(...)``), so the plots show the 
   resampling noise), for the best-of-n curve.
 * :func:`run_trl_grpo` — a few steps of TRL's ``GRPOTrainer`` with a reward function unchanged.
 """
+
 from __future__ import annotations
 
 import math
 import tempfile
 from collections import Counter
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 from course_lib.core import corpus
 from course_lib.rewards import as_text
 
-POSITIVE_WORDS = frozenset(corpus.POSITIVE_ADJ + ["good", "best", "love", "loved", "enjoyed",
-                                                  "nice", "fun", "happy", "beautifully"])
+POSITIVE_WORDS = frozenset(
+    corpus.POSITIVE_ADJ + ["good", "best", "love", "loved", "enjoyed", "nice", "fun", "happy", "beautifully"]
+)
 """The lexicon of the naive reward (the adjectives of the synthetic corpus plus common ones)."""
 
 
@@ -79,8 +81,9 @@ def candidate_words(texts: Sequence[str], k: int = 200) -> list[str]:
     return [w for w, _ in counts.most_common(k)]
 
 
-def greedy_word_search(reward_func: Callable, words: Sequence[str], length: int = 10,
-                       prefix: str = "") -> str:
+def greedy_word_search(
+    reward_func: Callable, words: Sequence[str], length: int = 10, prefix: str = ""
+) -> str:
     """Build a text word by word, each time appending the word that maximises
     ``reward_func([text])`` (ties: the earlier word in `words`). A crude optimiser, but an
     optimiser: whatever the reward pays for, it finds."""
@@ -95,9 +98,18 @@ def greedy_word_search(reward_func: Callable, words: Sequence[str], length: int 
     return text
 
 
-def run_trl_grpo(model, tokenizer, reward_func: Callable, prompts: Sequence[str], steps: int,
-                 max_completion_length: int, num_generations: int = 4, batch_size: int = 8,
-                 learning_rate: float = 1e-4, seed: int = 0) -> list[dict]:
+def run_trl_grpo(
+    model,
+    tokenizer,
+    reward_func: Callable,
+    prompts: Sequence[str],
+    steps: int,
+    max_completion_length: int,
+    num_generations: int = 4,
+    batch_size: int = 8,
+    learning_rate: float = 1e-4,
+    seed: int = 0,
+) -> list[dict]:
     """Train `model` in place for `steps` steps with ``trl.GRPOTrainer(reward_funcs=[reward_func])``
     on CPU-friendly settings; return TRL's log history (one dict per step).
 
@@ -109,20 +121,36 @@ def run_trl_grpo(model, tokenizer, reward_func: Callable, prompts: Sequence[str]
     if steps <= 0:
         return []
     cfg = GRPOConfig(
-        output_dir=tempfile.mkdtemp(prefix="trl_grpo_"), use_cpu=not torch.cuda.is_available(),
-        bf16=False, activation_checkpointing=False, max_steps=steps,
-        per_device_train_batch_size=batch_size, num_generations=num_generations,
-        max_completion_length=max_completion_length, learning_rate=learning_rate, beta=0.04,
-        logging_steps=1, report_to="none", save_strategy="no", disable_tqdm=False, seed=seed)
-    trainer = GRPOTrainer(model=model, reward_funcs=[reward_func], args=cfg,
-                          train_dataset=Dataset.from_dict({"prompt": list(prompts)}),
-                          processing_class=tokenizer)
+        output_dir=tempfile.mkdtemp(prefix="trl_grpo_"),
+        use_cpu=not torch.cuda.is_available(),
+        bf16=False,
+        activation_checkpointing=False,
+        max_steps=steps,
+        per_device_train_batch_size=batch_size,
+        num_generations=num_generations,
+        max_completion_length=max_completion_length,
+        learning_rate=learning_rate,
+        beta=0.04,
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=False,
+        seed=seed,
+    )
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[reward_func],
+        args=cfg,
+        train_dataset=Dataset.from_dict({"prompt": list(prompts)}),
+        processing_class=tokenizer,
+    )
     trainer.train()
     return [h for h in trainer.state.log_history if "reward" in h]
 
 
-def reinforce_gradients(logits, rewards, n: int, repeats: int, baseline: str = "none",
-                        generator: torch.Generator | None = None) -> torch.Tensor:
+def reinforce_gradients(
+    logits, rewards, n: int, repeats: int, baseline: str = "none", generator: torch.Generator | None = None
+) -> torch.Tensor:
     """`repeats` REINFORCE estimates of the gradient of E[R] with respect to the logits of a
     softmax policy over K outcomes (a toy "policy" whose completions are K fixed texts).
 
@@ -135,8 +163,10 @@ def reinforce_gradients(logits, rewards, n: int, repeats: int, baseline: str = "
     logits = torch.as_tensor(logits, dtype=torch.float64)
     rewards = torch.as_tensor(rewards, dtype=torch.float64)
     if logits.dim() != 1 or logits.shape != rewards.shape:
-        raise ValueError(f"reinforce_gradients: logits and rewards must both be [K], got "
-                         f"{list(logits.shape)} and {list(rewards.shape)}")
+        raise ValueError(
+            f"reinforce_gradients: logits and rewards must both be [K], got "
+            f"{list(logits.shape)} and {list(rewards.shape)}"
+        )
     if baseline not in ("none", "mean"):
         raise ValueError(f"reinforce_gradients: baseline must be 'none' or 'mean', got {baseline!r}")
     if n < 1 or repeats < 1:

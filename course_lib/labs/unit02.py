@@ -11,13 +11,13 @@ student's functions, called through their module (``kl.kl_estimate(...)``).
   (a logit bonus on positive words, like a policy after sentiment RL) and per-token KLs of its
   samples under the tiny model.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from course_lib import kl
@@ -57,8 +57,9 @@ def estimator_moments(policy_logits: torch.Tensor, ref_logits: torch.Tensor) -> 
     return out
 
 
-def estimator_samples(policy_logits: torch.Tensor, ref_logits: torch.Tensor, n: int,
-                      generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+def estimator_samples(
+    policy_logits: torch.Tensor, ref_logits: torch.Tensor, n: int, generator: torch.Generator | None = None
+) -> dict[str, torch.Tensor]:
     """`n` tokens sampled from the policy and each estimator's value on them: {kind: [n]}."""
     logp = torch.log_softmax(policy_logits, -1)
     ref_logp = torch.log_softmax(ref_logits, -1)
@@ -72,8 +73,9 @@ def sweep(distances: Sequence[float], vocab: int = 50, seed: int = 0) -> list[di
 
 
 # --------------------------------------------------------------------------- mode covering/seeking
-def two_mode_target(grid: torch.Tensor, centers=(-2.0, 2.0), width: float = 0.5,
-                    weights=(0.5, 0.5)) -> torch.Tensor:
+def two_mode_target(
+    grid: torch.Tensor, centers=(-2.0, 2.0), width: float = 0.5, weights=(0.5, 0.5)
+) -> torch.Tensor:
     """Logits over `grid` of a mixture of two bumps (a categorical over the grid points)."""
     dens = sum(w * torch.exp(-0.5 * ((grid - c) / width) ** 2) for c, w in zip(centers, weights))
     return torch.log(dens + 1e-30)
@@ -84,9 +86,15 @@ def one_mode_logits(grid: torch.Tensor, mean: torch.Tensor, log_std: torch.Tenso
     return -0.5 * ((grid - mean) / log_std.exp()) ** 2
 
 
-def fit_one_mode(target_logits: torch.Tensor, grid: torch.Tensor, direction: str,
-                 steps: int = 400, lr: float = 0.05, init_mean: float = 0.5,
-                 init_std: float = 1.0) -> dict:
+def fit_one_mode(
+    target_logits: torch.Tensor,
+    grid: torch.Tensor,
+    direction: str,
+    steps: int = 400,
+    lr: float = 0.05,
+    init_mean: float = 0.5,
+    init_std: float = 1.0,
+) -> dict:
     """Fit a one-bump model q to the target p by Adam on
 
     * ``"forward"``: KL(p || q) = ``kl.exact_kl(target, model)`` — pays wherever p has mass and
@@ -111,7 +119,12 @@ def fit_one_mode(target_logits: torch.Tensor, grid: torch.Tensor, direction: str
         losses.append(float(loss.detach()))
     with torch.no_grad():
         logits = one_mode_logits(grid, mean, log_std)
-    return {"logits": logits, "mean": float(mean.detach()), "std": float(log_std.detach().exp()), "losses": losses}
+    return {
+        "logits": logits,
+        "mean": float(mean.detach()),
+        "std": float(log_std.detach().exp()),
+        "losses": losses,
+    }
 
 
 # --------------------------------------------------------------------------- the tiny model
@@ -144,10 +157,11 @@ class SteeredPolicy(nn.Module):
 @dataclass
 class RolloutStats:
     """Samples from a policy and per-token quantities on them ([B, C] tensors, 0 off the mask)."""
+
     rollout: sampling.Rollout
-    logp: torch.Tensor          # log pi(token)
-    ref_logp: torch.Tensor      # log pi_ref(token)
-    exact: torch.Tensor         # exact KL(pi(.|prefix) || pi_ref(.|prefix)) per position
+    logp: torch.Tensor  # log pi(token)
+    ref_logp: torch.Tensor  # log pi_ref(token)
+    exact: torch.Tensor  # exact KL(pi(.|prefix) || pi_ref(.|prefix)) per position
     mask: torch.Tensor
 
     def seq_sum(self, x: torch.Tensor) -> torch.Tensor:
@@ -158,13 +172,26 @@ class RolloutStats:
 
 
 @torch.no_grad()
-def rollout_stats(policy, reference, tokenizer, prompts: Sequence[str], max_new_tokens: int,
-                  generator: torch.Generator | None = None, num_samples: int = 1) -> RolloutStats:
+def rollout_stats(
+    policy,
+    reference,
+    tokenizer,
+    prompts: Sequence[str],
+    max_new_tokens: int,
+    generator: torch.Generator | None = None,
+    num_samples: int = 1,
+) -> RolloutStats:
     """Sample from `policy` (sampling.sample), then score every completion token under both
     models (sampling.completion_logits + kl.token_logprobs) and the exact per-position KL
     (kl.exact_kl on the two next-token distributions)."""
-    ro = sampling.sample(policy, tokenizer, list(prompts), max_new_tokens=max_new_tokens,
-                         num_samples=num_samples, generator=generator)
+    ro = sampling.sample(
+        policy,
+        tokenizer,
+        list(prompts),
+        max_new_tokens=max_new_tokens,
+        num_samples=num_samples,
+        generator=generator,
+    )
     pol_logits = sampling.completion_logits(policy, ro).float()
     ref_logits = sampling.completion_logits(reference, ro).float()
     mask = ro.completion_mask.float()

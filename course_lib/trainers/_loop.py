@@ -33,6 +33,7 @@ History: ``run.history`` is one dict per step. A key means the same thing in eve
 Trainer-specific keys are listed in each ``train`` docstring. :func:`median_step_seconds` is
 the one "seconds per step" of the course (notebooks' side-by-side tables, ``course bench``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -64,13 +65,14 @@ class Run:
     `history` one dict per step (keys: module docstring); `seconds` the wall time of training;
     `ref_model` the frozen reference of PPO / GRPO; `info` what else ``training_info.json`` records
     (start model, task, final kl_coef, ...)."""
+
     model: Any
     tokenizer: Any
     history: list[dict]
     seconds: float
     config: Any = None
-    trainer: str = ""                        # "sft" | "reward_model" | "ppo" | "grpo" | "dpo"
-    checkpoint_name: str = ""                # default folder under checkpoint_dir()
+    trainer: str = ""  # "sft" | "reward_model" | "ppo" | "grpo" | "dpo"
+    checkpoint_name: str = ""  # default folder under checkpoint_dir()
     ref_model: Any = None
     info: dict = field(default_factory=dict)
 
@@ -92,16 +94,26 @@ def save_checkpoint(run: Run, path: str | Path | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     run.model.save_pretrained(out)
     run.tokenizer.save_pretrained(out)
-    info = {"trainer": run.trainer,
-            "config": dataclasses.asdict(run.config) if dataclasses.is_dataclass(run.config) else None,
-            "steps": len(run.history), "seconds": run.seconds,
-            "final": run.history[-1] if run.history else None, **run.info}
+    info = {
+        "trainer": run.trainer,
+        "config": dataclasses.asdict(run.config) if dataclasses.is_dataclass(run.config) else None,
+        "steps": len(run.history),
+        "seconds": run.seconds,
+        "final": run.history[-1] if run.history else None,
+        **run.info,
+    }
     (out / "training_info.json").write_text(json.dumps(info, indent=2, default=str))
     return out
 
 
-def quick_train(train: Callable[..., Run], config_cls, profile: Profile | None = None,
-                preset: str | None = None, out_dir: str | Path | None = None, **overrides) -> Path:
+def quick_train(
+    train: Callable[..., Run],
+    config_cls,
+    profile: Profile | None = None,
+    preset: str | None = None,
+    out_dir: str | Path | None = None,
+    **overrides,
+) -> Path:
     """``config_cls.from_profile(profile, preset, **overrides)`` -> ``train(config)`` (the unit's
     start model and data, the active exercise functions) -> :func:`save_checkpoint`; the path."""
     profile = profile or get_profile()
@@ -118,8 +130,9 @@ def config_from(cls, defaults: dict, overrides: dict):
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"{cls.__name__}.from_profile: unknown field {key!r}{hint}; "
-                             f"the fields are {', '.join(names)}")
+            raise ValueError(
+                f"{cls.__name__}.from_profile: unknown field {key!r}{hint}; the fields are {', '.join(names)}"
+            )
     return cls(**{**defaults, **overrides})
 
 
@@ -133,8 +146,15 @@ class PresetConfig:
         batch size from the preset; `overrides` are fields and win."""
         profile = profile or get_profile()
         p = profile.preset(preset)
-        return config_from(cls, {"max_steps": p.steps, "per_device_train_batch_size": p.batch_size,
-                                 **cls.profile_defaults(profile)}, overrides)
+        return config_from(
+            cls,
+            {
+                "max_steps": p.steps,
+                "per_device_train_batch_size": p.batch_size,
+                **cls.profile_defaults(profile),
+            },
+            overrides,
+        )
 
     @staticmethod
     def profile_defaults(profile: Profile) -> dict:
@@ -174,11 +194,17 @@ def lr_schedule(optimizer, kind: str, warmup_steps: int, max_steps: int, warmup_
             return max(0.0, (max_steps - step) / max(1, max_steps - warmup_steps))
         t = (step - warmup_steps) / max(1, max_steps - warmup_steps)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def shuffled_batches(n: int, batch_size: int, rng: random.Random | torch.Generator | None,
-                     keep_remainder: bool = False, from_end: bool = False) -> Iterator[list[int]]:
+def shuffled_batches(
+    n: int,
+    batch_size: int,
+    rng: random.Random | torch.Generator | None,
+    keep_remainder: bool = False,
+    from_end: bool = False,
+) -> Iterator[list[int]]:
     """Endless mini-batches of indices into `n` examples, a fresh permutation every epoch.
 
     The permutation comes from `rng`: ``random.Random.shuffle``, ``torch.randperm`` with a
@@ -213,12 +239,14 @@ def disable_dropout(model: torch.nn.Module) -> None:
             m.p = 0.0
 
 
-def start_model(profile: Profile | None = None, init_from: str | Path | None = None,
-                device=None, seed: int | None = None):
+def start_model(
+    profile: Profile | None = None, init_from: str | Path | None = None, device=None, seed: int | None = None
+):
     """(model, tokenizer, path) a trainer starts from: `init_from`, else the unit-03 SFT
     checkpoint when it exists, else the profile's base model. Seeds everything first if `seed`."""
     from course_lib.core.models import latest_checkpoint, load_policy
     from course_lib.core.utils import seed_everything
+
     if seed is not None:
         seed_everything(seed)
     profile = profile or get_profile()
@@ -243,18 +271,37 @@ def trl_training_args(config, output_dir, use_cpu: bool) -> dict:
     """``TrainingArguments`` keywords mirroring one of our configs (SFT, reward model): same steps,
     batch, optimiser and schedule, one log per step, nothing saved, fp32 on CPU."""
     return dict(
-        output_dir=str(output_dir), max_steps=config.max_steps,
+        output_dir=str(output_dir),
+        max_steps=config.max_steps,
         per_device_train_batch_size=config.per_device_train_batch_size,
-        learning_rate=config.learning_rate, lr_scheduler_type=config.lr_scheduler_type,
-        warmup_steps=config.warmup_steps, weight_decay=config.weight_decay,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler_type,
+        warmup_steps=config.warmup_steps,
+        weight_decay=config.weight_decay,
         max_grad_norm=config.max_grad_norm if config.max_grad_norm is not None else 0.0,
-        max_length=config.max_length, logging_steps=1, save_strategy="no", report_to="none",
-        seed=config.seed, use_cpu=use_cpu, bf16=False, fp16=False, activation_checkpointing=False,
-        dataloader_num_workers=0, disable_tqdm=True)
+        max_length=config.max_length,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        seed=config.seed,
+        use_cpu=use_cpu,
+        bf16=False,
+        fp16=False,
+        activation_checkpointing=False,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
 
 
-def run_trl(trainer, config, tokenizer, trainer_name: str, desc: str,
-            keys: dict[str, str] | None = None, losses: Sequence[float] | None = None) -> Run:
+def run_trl(
+    trainer,
+    config,
+    tokenizer,
+    trainer_name: str,
+    desc: str,
+    keys: dict[str, str] | None = None,
+    losses: Sequence[float] | None = None,
+) -> Run:
     """Train a HF/TRL `trainer` with a course progress bar instead of its log printer, time each
     optimizer step, and return a :class:`Run` whose history has ``step``, ``loss``, ``lr``,
     ``seconds`` (that step) and ``keys`` renamed from TRL's logs (``{trl_name: our_name}``).
@@ -287,6 +334,7 @@ def run_trl(trainer, config, tokenizer, trainer_name: str, desc: str,
         trainer.remove_callback(cb)
     try:
         from transformers.utils.notebook import NotebookProgressCallback
+
         trainer.remove_callback(NotebookProgressCallback)
     except ImportError:  # pragma: no cover
         pass
@@ -300,10 +348,21 @@ def run_trl(trainer, config, tokenizer, trainer_name: str, desc: str,
     history = []
     for i, t in enumerate(timer.times):
         log = logs[i] if i < len(logs) else {}
-        row = {"step": i + 1, "loss": losses[i] if losses is not None else log.get("loss"),
-               "lr": log.get("learning_rate"), "seconds": t}
+        row = {
+            "step": i + 1,
+            "loss": losses[i] if losses is not None else log.get("loss"),
+            "lr": log.get("learning_rate"),
+            "seconds": t,
+        }
         row.update({ours: log[theirs] for theirs, ours in (keys or {}).items() if theirs in log})
         history.append(row)
     impl = next(c.__name__ for c in type(trainer).__mro__ if not c.__name__.startswith("_"))
-    return Run(trainer.model, tokenizer, history, seconds, config, trainer=trainer_name,
-               info={"implementation": f"trl.{impl}"})
+    return Run(
+        trainer.model,
+        tokenizer,
+        history,
+        seconds,
+        config,
+        trainer=trainer_name,
+        info={"implementation": f"trl.{impl}"},
+    )

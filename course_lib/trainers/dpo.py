@@ -20,6 +20,7 @@ The API shared by the five trainers (``DPOConfig.from_profile``, ``train -> Run`
 ``save_checkpoint``, ``train_with_trl``, ``quick_train``) is described in
 :mod:`course_lib.trainers._loop`; the checkpoint is ``checkpoint_dir()/"dpo"``.
 """
+
 from __future__ import annotations
 
 import time
@@ -39,33 +40,37 @@ from course_lib.trainers._loop import Run, disable_dropout, save_checkpoint, sta
 @dataclass
 class DPOConfig:
     """Hyper-parameters, named as in TRL's ``DPOConfig`` (1.16) where TRL has the same knob."""
+
     learning_rate: float = 1e-5
     beta: float = 0.1
-    loss_type: str = "sigmoid"            # "sigmoid" | "ipo" | "hinge" (see dpo.dpo_loss)
-    label_smoothing: float = 0.0          # > 0 with "sigmoid" = conservative DPO (cDPO)
+    loss_type: str = "sigmoid"  # "sigmoid" | "ipo" | "hinge" (see dpo.dpo_loss)
+    label_smoothing: float = 0.0  # > 0 with "sigmoid" = conservative DPO (cDPO)
     per_device_train_batch_size: int = 8  # preference pairs per step
     max_steps: int = 60
-    max_length: int | None = 64           # prompt + completion tokens, longer rows are cut (keep start)
+    max_length: int | None = 64  # prompt + completion tokens, longer rows are cut (keep start)
     max_grad_norm: float = 1.0
     weight_decay: float = 0.0
-    lr_scheduler_type: str = "constant"   # "constant" | "linear" (decay to 0)
+    lr_scheduler_type: str = "constant"  # "constant" | "linear" (decay to 0)
     warmup_steps: int = 0
     precompute_ref_batch_size: int = 64
-    use_average_logps: bool = False       # average instead of sum the log-probs (IPO as TRL does it)
-    train_sampling_strategy: str = "random"   # "random" (reshuffle every epoch) | "sequential"
-    pair_source: str = "mixed"            # train()'s default pairs: see build_pairs (not a TRL knob)
-    num_pairs: int | None = None          # how many of them (None: the source's default)
+    use_average_logps: bool = False  # average instead of sum the log-probs (IPO as TRL does it)
+    train_sampling_strategy: str = "random"  # "random" (reshuffle every epoch) | "sequential"
+    pair_source: str = "mixed"  # train()'s default pairs: see build_pairs (not a TRL knob)
+    num_pairs: int | None = None  # how many of them (None: the source's default)
     seed: int = 0
 
     def __post_init__(self):
         _loop.check_config(self)
         if self.train_sampling_strategy not in ("random", "sequential"):
-            raise ValueError(f"DPOConfig: train_sampling_strategy must be 'random' or 'sequential', "
-                             f"got {self.train_sampling_strategy!r}")
+            raise ValueError(
+                f"DPOConfig: train_sampling_strategy must be 'random' or 'sequential', "
+                f"got {self.train_sampling_strategy!r}"
+            )
 
     @classmethod
-    def from_profile(cls, profile: Profile | None = None, preset: str | None = None,
-                     **overrides) -> DPOConfig:
+    def from_profile(
+        cls, profile: Profile | None = None, preset: str | None = None, **overrides
+    ) -> DPOConfig:
         """The profile's tuned defaults (:data:`DEFAULTS`) for a preset (None: $COURSE_PRESET or
         "quick"); `overrides` are fields and win.
 
@@ -73,14 +78,19 @@ class DPOConfig:
         DPO runs ``STEP_MULTIPLIER`` times the preset's steps."""
         profile = profile or get_profile()
         p = profile.preset(preset)
-        base = {"max_steps": p.steps * STEP_MULTIPLIER, "per_device_train_batch_size": p.batch_size,
-                "max_length": profile.max_prompt_length + profile.max_completion_length,
-                **DEFAULTS.get(profile.name, {})}
+        base = {
+            "max_steps": p.steps * STEP_MULTIPLIER,
+            "per_device_train_batch_size": p.batch_size,
+            "max_length": profile.max_prompt_length + profile.max_completion_length,
+            **DEFAULTS.get(profile.name, {}),
+        }
         return _loop.config_from(cls, base, overrides)
 
 
-DEFAULTS: dict[str, dict] = {"tiny": {"learning_rate": 1e-4, "beta": 0.2},
-                             "gpu": {"learning_rate": 5e-7, "beta": 0.1}}
+DEFAULTS: dict[str, dict] = {
+    "tiny": {"learning_rate": 1e-4, "beta": 0.2},
+    "gpu": {"learning_rate": 5e-7, "beta": 0.1},
+}
 """Tuned on the tiny profile (notebook 07): held-out implicit-reward accuracy >= 0.9, positive
 fraction +30 points, per-token KL to the reference ~0.4 nats, from the base model or the SFT
 checkpoint. 1e-3 (ten times) turns the text to gibberish."""
@@ -89,9 +99,16 @@ STEP_MULTIPLIER = 5
 
 # --------------------------------------------------------------------------- data
 @torch.no_grad()
-def on_policy_pairs(model, tokenizer, prompts: Sequence[str], num_samples: int = 4,
-                    max_new_tokens: int = 24, min_gap: float = 0.2, scorer=None,
-                    seed: int = 0) -> datasets.Dataset:  # noqa: F821
+def on_policy_pairs(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    num_samples: int = 4,
+    max_new_tokens: int = 24,
+    min_gap: float = 0.2,
+    scorer=None,
+    seed: int = 0,
+) -> datasets.Dataset:  # noqa: F821
     """Preference pairs from the model's *own* samples: for each prompt, sample `num_samples`
     completions, score prompt+completion with the sentiment scorer, and keep (best, worst) as
     (chosen, rejected) when their scores differ by at least `min_gap` (near-ties teach nothing).
@@ -100,20 +117,25 @@ def on_policy_pairs(model, tokenizer, prompts: Sequence[str], num_samples: int =
 
     from course_lib.core import sampling
     from course_lib.core.sentiment import get_scorer
+
     scorer = scorer or get_scorer()
     gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
     rows = {"prompt": [], "chosen": [], "rejected": [], "chosen_score": [], "rejected_score": []}
     for i in range(0, len(prompts), 128):
-        chunk = list(prompts[i:i + 128])
-        roll = sampling.sample(model, tokenizer, chunk, max_new_tokens=max_new_tokens,
-                               num_samples=num_samples, generator=gen)
+        chunk = list(prompts[i : i + 128])
+        roll = sampling.sample(
+            model, tokenizer, chunk, max_new_tokens=max_new_tokens, num_samples=num_samples, generator=gen
+        )
         scores = scorer.positive_probability([p + c for p, c in zip(roll.prompts, roll.texts)])
         for j, prompt in enumerate(chunk):
             group = list(range(j * num_samples, (j + 1) * num_samples))
             best = max(group, key=lambda k: scores[k])
             worst = min(group, key=lambda k: scores[k])
-            if scores[best] - scores[worst] < min_gap or not roll.texts[best].strip() \
-                    or not roll.texts[worst].strip():
+            if (
+                scores[best] - scores[worst] < min_gap
+                or not roll.texts[best].strip()
+                or not roll.texts[worst].strip()
+            ):
                 continue
             rows["prompt"].append(prompt)
             rows["chosen"].append(roll.texts[best])
@@ -123,8 +145,15 @@ def on_policy_pairs(model, tokenizer, prompts: Sequence[str], num_samples: int =
     return Dataset.from_dict(rows)
 
 
-def build_pairs(source: str = "mixed", split: str = "train", n: int | None = None, model=None,
-                tokenizer=None, profile: Profile | None = None, seed: int = 0):
+def build_pairs(
+    source: str = "mixed",
+    split: str = "train",
+    n: int | None = None,
+    model=None,
+    tokenizer=None,
+    profile: Profile | None = None,
+    seed: int = 0,
+):
     """Preference pairs (a ``datasets.Dataset`` with prompt, chosen, rejected).
 
     ``source``: ``"synthetic"`` (``data.preference_pairs``: the tiny rule, or HH-RLHF in the gpu
@@ -135,27 +164,39 @@ def build_pairs(source: str = "mixed", split: str = "train", n: int | None = Non
     from datasets import concatenate_datasets
 
     from course_lib.core import data
+
     profile = profile or get_profile()
     if source not in ("synthetic", "on_policy", "mixed"):
         raise ValueError(f"build_pairs: source must be synthetic, on_policy or mixed, got {source!r}")
-    if profile.datasets["preferences"] != "synthetic":   # gpu profile: HH-RLHF
+    if profile.datasets["preferences"] != "synthetic":  # gpu profile: HH-RLHF
         source = "synthetic"
     parts = []
     if source in ("synthetic", "mixed"):
-        parts.append(data.load_task("preferences", split, n=n, profile=profile, seed=seed)
-                     .select_columns(["prompt", "chosen", "rejected"]))
+        parts.append(
+            data.load_task("preferences", split, n=n, profile=profile, seed=seed).select_columns(
+                ["prompt", "chosen", "rejected"]
+            )
+        )
     if source in ("on_policy", "mixed"):
         if model is None or tokenizer is None:
             raise ValueError("build_pairs: on-policy pairs need the starting model and tokenizer")
         prompts = data.load_task("sentiment", split, n=n or 128, profile=profile, seed=seed)["prompt"]
-        parts.append(on_policy_pairs(model, tokenizer, prompts, max_new_tokens=profile.max_completion_length,
-                                     seed=seed).select_columns(["prompt", "chosen", "rejected"]))
+        parts.append(
+            on_policy_pairs(
+                model, tokenizer, prompts, max_new_tokens=profile.max_completion_length, seed=seed
+            ).select_columns(["prompt", "chosen", "rejected"])
+        )
     ds = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
     return ds.shuffle(seed=seed) if len(parts) > 1 else ds
 
 
-def collate(prompts: Sequence[str], chosen: Sequence[str], rejected: Sequence[str], tokenizer,
-            max_length: int | None = None) -> dict[str, torch.Tensor]:
+def collate(
+    prompts: Sequence[str],
+    chosen: Sequence[str],
+    rejected: Sequence[str],
+    tokenizer,
+    max_length: int | None = None,
+) -> dict[str, torch.Tensor]:
     """B pairs -> 2B right-padded rows (chosen first, then rejected), with your exercise 3.1.
 
     Like TRL, the EOS token is appended to each completion (the model learns where to stop).
@@ -183,21 +224,23 @@ def _device(model) -> torch.device:
 
 
 @torch.no_grad()
-def precompute_ref_logps(ref_model, tokenizer, pairs, config: DPOConfig,
-                         show_progress: bool = False) -> torch.Tensor:
+def precompute_ref_logps(
+    ref_model, tokenizer, pairs, config: DPOConfig, show_progress: bool = False
+) -> torch.Tensor:
     """The reference model's sequence log-probs of every pair, once: [N, 2] (chosen, rejected)."""
     was_training = ref_model.training
     ref_model.eval()
     out = []
     bs = config.precompute_ref_batch_size
     starts = range(0, len(pairs), bs)
-    for i in (progress(starts, desc="reference log-probs") if show_progress else starts):
-        rows = pairs[i:i + bs]
+    for i in progress(starts, desc="reference log-probs") if show_progress else starts:
+        rows = pairs[i : i + bs]
         batch = collate(rows["prompt"], rows["chosen"], rows["rejected"], tokenizer, config.max_length)
         batch = {k: v.to(_device(ref_model)) for k, v in batch.items()}
         logits = ref_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        logps = dpo.sequence_logprobs(logits, batch["labels"], batch["completion_mask"],
-                                      average=config.use_average_logps)
+        logps = dpo.sequence_logprobs(
+            logits, batch["labels"], batch["completion_mask"], average=config.use_average_logps
+        )
         out.append(torch.stack(logps.float().chunk(2), dim=1).cpu())
     ref_model.train(was_training)
     return torch.cat(out)
@@ -213,20 +256,29 @@ def evaluate_pairs(model, tokenizer, pairs, ref_logps: torch.Tensor, config: DPO
     cr, rr = [], []
     bs = config.precompute_ref_batch_size
     for i in range(0, len(pairs), bs):
-        rows = pairs[i:i + bs]
+        rows = pairs[i : i + bs]
         batch = collate(rows["prompt"], rows["chosen"], rows["rejected"], tokenizer, config.max_length)
         batch = {k: v.to(_device(model)) for k, v in batch.items()}
-        ref = ref_logps[i:i + bs].to(_device(model))
+        ref = ref_logps[i : i + bs].to(_device(model))
         batch["ref_logps"] = torch.cat([ref[:, 0], ref[:, 1]])
-        _, stats = dpo.dpo_batch_loss(model, batch, beta=config.beta, loss_type=config.loss_type,
-                                      label_smoothing=config.label_smoothing,
-                                      average=config.use_average_logps)
+        _, stats = dpo.dpo_batch_loss(
+            model,
+            batch,
+            beta=config.beta,
+            loss_type=config.loss_type,
+            label_smoothing=config.label_smoothing,
+            average=config.use_average_logps,
+        )
         cr.append(stats["chosen_rewards"].float().cpu())
         rr.append(stats["rejected_rewards"].float().cpu())
     model.train(was_training)
     c, r = torch.cat(cr), torch.cat(rr)
-    return {"accuracy": reward_model.preference_accuracy(c, r), "margin": (c - r).mean().item(),
-            "chosen_reward": c.mean().item(), "rejected_reward": r.mean().item()}
+    return {
+        "accuracy": reward_model.preference_accuracy(c, r),
+        "margin": (c - r).mean().item(),
+        "chosen_reward": c.mean().item(),
+        "rejected_reward": r.mean().item(),
+    }
 
 
 def reference_preference(ref_logps: torch.Tensor) -> float:
@@ -235,25 +287,49 @@ def reference_preference(ref_logps: torch.Tensor) -> float:
     return (ref_logps[:, 0] > ref_logps[:, 1]).float().mean().item()
 
 
-def sample_metrics(model, ref_model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 24,
-                   seed: int = 0, scorer=None) -> dict:
+def sample_metrics(
+    model, ref_model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 24, seed: int = 0, scorer=None
+) -> dict:
     """Fresh samples from `prompts` (the shared ``evaluation.evaluate_policy``): positive_fraction
     (prompt + completion), distinct_2 of the completions, kl_to_ref (mean per-token k3 over the
     sampled tokens, computed with your ``kl`` and ``sft`` functions), and the texts."""
     from course_lib.core import evaluation
-    res = evaluation.evaluate_policy(model, tokenizer, list(prompts), ref=ref_model,
-                                     max_new_tokens=max_new_tokens, seed=seed, sentiment=True,
-                                     batch_size=64, scorer=scorer)
-    return {"positive_fraction": res["positive_fraction"], "distinct_2": res["distinct_2"],
-            "kl_to_ref": res["kl_to_ref"],
-            "samples": [s["prompt"] + s["response"] for s in res["samples"]]}
+
+    res = evaluation.evaluate_policy(
+        model,
+        tokenizer,
+        list(prompts),
+        ref=ref_model,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        sentiment=True,
+        batch_size=64,
+        scorer=scorer,
+    )
+    return {
+        "positive_fraction": res["positive_fraction"],
+        "distinct_2": res["distinct_2"],
+        "kl_to_ref": res["kl_to_ref"],
+        "samples": [s["prompt"] + s["response"] for s in res["samples"]],
+    }
 
 
 # --------------------------------------------------------------------------- training
-def train(config: DPOConfig | None = None, model=None, tokenizer=None, dataset=None, *,
-          ref_model=None, ref_logps: torch.Tensor | None = None, eval_pairs=None,
-          eval_ref_logps: torch.Tensor | None = None, eval_every: int = 0,
-          profile: Profile | None = None, show_progress: bool = True, desc: str = "DPO") -> Run:
+def train(
+    config: DPOConfig | None = None,
+    model=None,
+    tokenizer=None,
+    dataset=None,
+    *,
+    ref_model=None,
+    ref_logps: torch.Tensor | None = None,
+    eval_pairs=None,
+    eval_ref_logps: torch.Tensor | None = None,
+    eval_every: int = 0,
+    profile: Profile | None = None,
+    show_progress: bool = True,
+    desc: str = "DPO",
+) -> Run:
     """Train `model` in place on preference pairs (`dataset`) for ``config.max_steps`` steps.
 
     Defaults: :meth:`DPOConfig.from_profile`; :func:`start_model` (seeded with ``config.seed``);
@@ -271,14 +347,15 @@ def train(config: DPOConfig | None = None, model=None, tokenizer=None, dataset=N
     elif tokenizer is None:
         raise ValueError("dpo train: pass the tokenizer together with the model")
     if dataset is None:
-        dataset = build_pairs(config.pair_source, "train", n=config.num_pairs, model=model,
-                              tokenizer=tokenizer, profile=profile)
+        dataset = build_pairs(
+            config.pair_source, "train", n=config.num_pairs, model=model, tokenizer=tokenizer, profile=profile
+        )
     pairs = dataset
     B = config.per_device_train_batch_size
     if len(pairs) < B:
         raise ValueError(f"dpo train: {len(pairs)} pairs is fewer than one batch ({B})")
     dev = _device(model)
-    if ref_logps is None:                                                   # [N, 2]
+    if ref_logps is None:  # [N, 2]
         ref_logps = precompute_ref_logps(ref_model or model, tokenizer, pairs, config)
     if eval_pairs is not None and eval_ref_logps is None:
         eval_ref_logps = precompute_ref_logps(ref_model or model, tokenizer, eval_pairs, config)
@@ -293,16 +370,21 @@ def train(config: DPOConfig | None = None, model=None, tokenizer=None, dataset=N
     bar = _loop.progress_bar(config.max_steps, desc, show_progress)
     for step in bar:
         t0 = time.perf_counter()
-        idx = torch.tensor(next(batches))                                   # [B]
+        idx = torch.tensor(next(batches))  # [B]
         rows = pairs[idx.tolist()]
         # input_ids, labels, completion_mask, attention_mask: [2B, T] (chosen rows, then rejected)
         batch = collate(rows["prompt"], rows["chosen"], rows["rejected"], tokenizer, config.max_length)
         batch = {k: v.to(dev) for k, v in batch.items()}
-        batch["ref_logps"] = torch.cat([ref_logps[idx, 0], ref_logps[idx, 1]]).to(dev)   # [2B]
+        batch["ref_logps"] = torch.cat([ref_logps[idx, 0], ref_logps[idx, 1]]).to(dev)  # [2B]
 
-        loss, stats = dpo.dpo_batch_loss(model, batch, beta=config.beta, loss_type=config.loss_type,
-                                         label_smoothing=config.label_smoothing,
-                                         average=config.use_average_logps)
+        loss, stats = dpo.dpo_batch_loss(
+            model,
+            batch,
+            beta=config.beta,
+            loss_type=config.loss_type,
+            label_smoothing=config.label_smoothing,
+            average=config.use_average_logps,
+        )
         lr = sched.get_last_lr()[0]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -310,23 +392,39 @@ def train(config: DPOConfig | None = None, model=None, tokenizer=None, dataset=N
         opt.step()
         sched.step()
 
-        c, r = stats["chosen_rewards"].float(), stats["rejected_rewards"].float()       # [B], [B]
-        rec = {"step": step + 1, "loss": loss.item(), "chosen_reward": c.mean().item(),
-               "rejected_reward": r.mean().item(), "margin": (c - r).mean().item(),
-               "accuracy": (c > r).float().mean().item(), "lr": lr, "seconds": time.perf_counter() - t0}
+        c, r = stats["chosen_rewards"].float(), stats["rejected_rewards"].float()  # [B], [B]
+        rec = {
+            "step": step + 1,
+            "loss": loss.item(),
+            "chosen_reward": c.mean().item(),
+            "rejected_reward": r.mean().item(),
+            "margin": (c - r).mean().item(),
+            "accuracy": (c > r).float().mean().item(),
+            "lr": lr,
+            "seconds": time.perf_counter() - t0,
+        }
         if eval_every and eval_pairs is not None and ((step + 1) % eval_every == 0 or step == 0):
             ev = evaluate_pairs(model, tokenizer, eval_pairs, eval_ref_logps, config)
             rec.update(eval_accuracy=ev["accuracy"], eval_margin=ev["margin"])
         history.append(rec)
         bar.set_postfix(loss=f"{rec['loss']:.3f}", margin=f"{rec['margin']:.2f}")
     model.eval()
-    return Run(model, tokenizer, history, time.perf_counter() - started, config, trainer="dpo",
-               checkpoint_name="dpo", info={"profile": profile.name, "start": start})
+    return Run(
+        model,
+        tokenizer,
+        history,
+        time.perf_counter() - started,
+        config,
+        trainer="dpo",
+        checkpoint_name="dpo",
+        info={"profile": profile.name, "start": start},
+    )
 
 
 # --------------------------------------------------------------------------- TRL side by side
-def train_with_trl(config: DPOConfig, model, tokenizer, dataset, output_dir: str | Path | None = None,
-                   *, ref_model=None) -> Run:
+def train_with_trl(
+    config: DPOConfig, model, tokenizer, dataset, output_dir: str | Path | None = None, *, ref_model=None
+) -> Run:
     """The same run with TRL 1.16's ``DPOTrainer``, for the side-by-side comparison.
 
     TRL tokenizes ``prompt`` and ``prompt + completion + EOS`` itself; on these datasets the
@@ -351,38 +449,70 @@ def train_with_trl(config: DPOConfig, model, tokenizer, dataset, output_dir: str
             return loss
 
     if config.loss_type == "sigmoid" and config.label_smoothing:
-        raise ValueError("train_with_trl: TRL 1.16's loss_type='sigmoid' ignores label_smoothing (cDPO), so TRL "
-                         f"would train a different loss than ours (label_smoothing={config.label_smoothing}); "
-                         "compare with label_smoothing=0.0")
+        raise ValueError(
+            "train_with_trl: TRL 1.16's loss_type='sigmoid' ignores label_smoothing (cDPO), so TRL "
+            f"would train a different loss than ours (label_smoothing={config.label_smoothing}); "
+            "compare with label_smoothing=0.0"
+        )
     out = Path(output_dir or tempfile.mkdtemp(prefix="trl_dpo_"))
     cpu = not torch.cuda.is_available()
     args = TRLDPOConfig(
-        output_dir=str(out), learning_rate=config.learning_rate, beta=config.beta,
-        loss_type=[config.loss_type], label_smoothing=config.label_smoothing,
-        per_device_train_batch_size=config.per_device_train_batch_size, max_steps=config.max_steps,
-        max_length=config.max_length, max_grad_norm=config.max_grad_norm,
-        weight_decay=config.weight_decay, lr_scheduler_type=config.lr_scheduler_type,
-        warmup_steps=config.warmup_steps, seed=config.seed, precompute_ref_log_probs=True,
+        output_dir=str(out),
+        learning_rate=config.learning_rate,
+        beta=config.beta,
+        loss_type=[config.loss_type],
+        label_smoothing=config.label_smoothing,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        max_steps=config.max_steps,
+        max_length=config.max_length,
+        max_grad_norm=config.max_grad_norm,
+        weight_decay=config.weight_decay,
+        lr_scheduler_type=config.lr_scheduler_type,
+        warmup_steps=config.warmup_steps,
+        seed=config.seed,
+        precompute_ref_log_probs=True,
         precompute_ref_batch_size=config.precompute_ref_batch_size,
         train_sampling_strategy=config.train_sampling_strategy,
-        logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=True,
-        use_cpu=cpu, bf16=False, activation_checkpointing=False, dataloader_num_workers=0,
-        pad_to_multiple_of=None)
-    trainer = _Recorder(model=model, ref_model=ref_model, args=args,
-                        train_dataset=dataset.select_columns(["prompt", "chosen", "rejected"]),
-                        processing_class=tokenizer)
-    return _loop.run_trl(trainer, config, tokenizer, "dpo", desc="TRL DPOTrainer", losses=losses,
-                         keys={"rewards/chosen": "chosen_reward", "rewards/rejected": "rejected_reward",
-                               "rewards/margins": "margin", "logps/chosen": "logps_chosen",
-                               "logps/rejected": "logps_rejected"})
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        use_cpu=cpu,
+        bf16=False,
+        activation_checkpointing=False,
+        dataloader_num_workers=0,
+        pad_to_multiple_of=None,
+    )
+    trainer = _Recorder(
+        model=model,
+        ref_model=ref_model,
+        args=args,
+        train_dataset=dataset.select_columns(["prompt", "chosen", "rejected"]),
+        processing_class=tokenizer,
+    )
+    return _loop.run_trl(
+        trainer,
+        config,
+        tokenizer,
+        "dpo",
+        desc="TRL DPOTrainer",
+        losses=losses,
+        keys={
+            "rewards/chosen": "chosen_reward",
+            "rewards/rejected": "rejected_reward",
+            "rewards/margins": "margin",
+            "logps/chosen": "logps_chosen",
+            "logps/rejected": "logps_rejected",
+        },
+    )
 
 
 # --------------------------------------------------------------------------- quick_train
-def quick_train(profile: Profile | None = None, preset: str | None = None,
-                out_dir: str | Path | None = None, **overrides) -> Path:
+def quick_train(
+    profile: Profile | None = None, preset: str | None = None, out_dir: str | Path | None = None, **overrides
+) -> Path:
     """Train the unit's default DPO run with the active exercise functions and save it to
     `out_dir` or ``checkpoint_dir()/"dpo"``: the SFT checkpoint (else the base model) as start and
     frozen reference, ``config.num_pairs`` pairs from ``build_pairs(config.pair_source)``.
     `overrides` are :class:`DPOConfig` fields (e.g. ``pair_source="synthetic", max_steps=2``)."""
     return _loop.quick_train(train, DPOConfig, profile, preset, out_dir, **overrides)
-

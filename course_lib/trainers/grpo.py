@@ -25,6 +25,7 @@ or ``quick_train()`` (what ``course run`` and unit 08 call). :func:`train_with_t
 The API shared by the five trainers (``Run``, history keys, ``save_checkpoint``) is described in
 :mod:`course_lib.trainers._loop`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -56,28 +57,29 @@ class GRPOConfig:
     ``max_steps`` counts sampled batches; each gives ``num_iterations`` optimizer steps.
     None means "from the profile / preset" (see :meth:`from_profile`).
     """
-    task: str = "sentiment"                 # "sentiment" | "arithmetic" (picks data + rewards)
-    max_steps: int | None = None            # preset.steps
-    prompts_per_step: int | None = None     # preset.batch_size
-    num_generations: int = 8                # G, the group size
+
+    task: str = "sentiment"  # "sentiment" | "arithmetic" (picks data + rewards)
+    max_steps: int | None = None  # preset.steps
+    prompts_per_step: int | None = None  # preset.batch_size
+    num_generations: int = 8  # G, the group size
     learning_rate: float = 1e-4
-    beta: float = 0.04                      # weight of the k3 KL to the reference (in the loss)
-    epsilon: float = 0.2                    # PPO clip range of the ratio
-    loss_type: str = "grpo"                 # "grpo" | "bnpo" | "dr_grpo" | "dapo"
-    scale_rewards: str = "group"            # "group" | "batch" | "none"
+    beta: float = 0.04  # weight of the k3 KL to the reference (in the loss)
+    epsilon: float = 0.2  # PPO clip range of the ratio
+    loss_type: str = "grpo"  # "grpo" | "bnpo" | "dr_grpo" | "dapo"
+    scale_rewards: str = "group"  # "group" | "batch" | "none"
     max_completion_length: int | None = None  # profile.max_completion_length
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
-    num_iterations: int = 1                 # optimizer steps per sampled batch (mu)
+    num_iterations: int = 1  # optimizer steps per sampled batch (mu)
     max_grad_norm: float = 1.0
     lr_scheduler_type: str = "cosine"
     warmup_steps: int = 0
     weight_decay: float = 0.0
     reward_weights: list[float] | None = None
     shaping_temperature: float | None = None  # sentiment: exp(s / T) - 1 (rewards.exponential_shaping)
-    disable_dropout: bool = True            # dropout would make pi_theta != pi_old at ratio 1
-    eval_size: int | None = None            # preset.eval_size
+    disable_dropout: bool = True  # dropout would make pi_theta != pi_old at ratio 1
+    eval_size: int | None = None  # preset.eval_size
     seed: int = 0
 
     @property
@@ -93,7 +95,8 @@ class GRPOConfig:
             max_steps=p.steps if self.max_steps is None else self.max_steps,
             prompts_per_step=p.batch_size if self.prompts_per_step is None else self.prompts_per_step,
             max_completion_length=(self.max_completion_length or profile.max_completion_length),
-            eval_size=p.eval_size if self.eval_size is None else self.eval_size)
+            eval_size=p.eval_size if self.eval_size is None else self.eval_size,
+        )
         cfg.validate()
         return cfg
 
@@ -103,10 +106,14 @@ class GRPOConfig:
         if self.loss_type not in grpo.LOSS_TYPES:
             raise ValueError(f"GRPOConfig.loss_type must be one of {grpo.LOSS_TYPES}, got {self.loss_type!r}")
         if self.scale_rewards not in grpo.SCALES:
-            raise ValueError(f"GRPOConfig.scale_rewards must be one of {grpo.SCALES}, got {self.scale_rewards!r}")
+            raise ValueError(
+                f"GRPOConfig.scale_rewards must be one of {grpo.SCALES}, got {self.scale_rewards!r}"
+            )
         if self.num_generations < 2:
-            raise ValueError(f"GRPOConfig.num_generations must be >= 2 (a group needs a spread), "
-                             f"got {self.num_generations}")
+            raise ValueError(
+                f"GRPOConfig.num_generations must be >= 2 (a group needs a spread), "
+                f"got {self.num_generations}"
+            )
         if self.num_iterations < 1:
             raise ValueError(f"GRPOConfig.num_iterations must be >= 1, got {self.num_iterations}")
         _loop.check_schedule("GRPOConfig", self.lr_scheduler_type)
@@ -116,8 +123,9 @@ class GRPOConfig:
                 raise ValueError(f"GRPOConfig.{name} must be >= 1, got {v}")
 
     @classmethod
-    def from_profile(cls, profile: Profile | None = None, preset: str | None = None,
-                     task: str = "sentiment", **overrides) -> GRPOConfig:
+    def from_profile(
+        cls, profile: Profile | None = None, preset: str | None = None, task: str = "sentiment", **overrides
+    ) -> GRPOConfig:
         """The unit's defaults for a task, resolved against the profile's preset (None:
         $COURSE_PRESET or "quick"); `overrides` are fields and win.
 
@@ -128,12 +136,16 @@ class GRPOConfig:
         """
         profile = profile or get_profile()
         if task == "sentiment":
-            base = dict(task=task, learning_rate=1e-3, beta=0.04, scale_rewards="none",
-                        num_generations=8)
+            base = dict(task=task, learning_rate=1e-3, beta=0.04, scale_rewards="none", num_generations=8)
         elif task == "arithmetic":
-            base = dict(task=task, learning_rate=2e-4, beta=0.04, scale_rewards="group",
-                        num_generations=8,
-                        max_completion_length=min(8, profile.max_completion_length))
+            base = dict(
+                task=task,
+                learning_rate=2e-4,
+                beta=0.04,
+                scale_rewards="group",
+                num_generations=8,
+                max_completion_length=min(8, profile.max_completion_length),
+            )
         else:
             raise ValueError(f"GRPOConfig.from_profile: unknown task {task!r}; choose one of {TASKS}")
         return _loop.config_from(cls, base, overrides).resolved(profile, preset)
@@ -141,21 +153,40 @@ class GRPOConfig:
     def to_trl(self, output_dir: str | Path, **extra):
         """The equivalent ``trl.GRPOConfig`` (CPU settings when there is no GPU)."""
         from trl import GRPOConfig as TRLConfig
+
         on_cpu = not torch.cuda.is_available()
-        kw = dict(output_dir=str(output_dir), max_steps=self.max_steps,
-                  per_device_train_batch_size=self.per_device_train_batch_size,
-                  num_generations=self.num_generations, learning_rate=self.learning_rate,
-                  beta=self.beta, epsilon=self.epsilon, loss_type=self.loss_type,
-                  use_bias_correction_kl=False,   # TRL 1.16's default True; grpo.grpo_loss has none
-                  scale_rewards=self.scale_rewards, max_completion_length=self.max_completion_length,
-                  temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
-                  num_iterations=self.num_iterations, max_grad_norm=self.max_grad_norm,
-                  lr_scheduler_type=self.lr_scheduler_type, warmup_steps=self.warmup_steps,
-                  weight_decay=self.weight_decay, reward_weights=self.reward_weights,
-                  seed=self.seed, disable_dropout=self.disable_dropout, logging_steps=1, report_to="none",
-                  save_strategy="no",
-                  disable_tqdm=True, use_cpu=on_cpu, bf16=False, activation_checkpointing=False,
-                  dataloader_num_workers=0)
+        kw = dict(
+            output_dir=str(output_dir),
+            max_steps=self.max_steps,
+            per_device_train_batch_size=self.per_device_train_batch_size,
+            num_generations=self.num_generations,
+            learning_rate=self.learning_rate,
+            beta=self.beta,
+            epsilon=self.epsilon,
+            loss_type=self.loss_type,
+            use_bias_correction_kl=False,  # TRL 1.16's default True; grpo.grpo_loss has none
+            scale_rewards=self.scale_rewards,
+            max_completion_length=self.max_completion_length,
+            temperature=self.temperature,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            num_iterations=self.num_iterations,
+            max_grad_norm=self.max_grad_norm,
+            lr_scheduler_type=self.lr_scheduler_type,
+            warmup_steps=self.warmup_steps,
+            weight_decay=self.weight_decay,
+            reward_weights=self.reward_weights,
+            seed=self.seed,
+            disable_dropout=self.disable_dropout,
+            logging_steps=1,
+            report_to="none",
+            save_strategy="no",
+            disable_tqdm=True,
+            use_cpu=on_cpu,
+            bf16=False,
+            activation_checkpointing=False,
+            dataloader_num_workers=0,
+        )
         kw.update(extra)
         return TRLConfig(**kw)
 
@@ -176,21 +207,39 @@ def task_rewards(task: str, shaping_temperature: float | None = None) -> list[Ca
     """
     if task == "sentiment":
         if shaping_temperature is None:
-            return [_named(lambda completions, **kw: rewards.sentiment_reward(completions, **kw),
-                           "sentiment_reward")]
+            return [
+                _named(
+                    lambda completions, **kw: rewards.sentiment_reward(completions, **kw), "sentiment_reward"
+                )
+            ]
         T = float(shaping_temperature)
-        return [_named(lambda completions, **kw: [float(x) for x in rewards.exponential_shaping(
-            rewards.sentiment_reward(completions, **kw), T)], "shaped_sentiment_reward")]
+        return [
+            _named(
+                lambda completions, **kw: [
+                    float(x)
+                    for x in rewards.exponential_shaping(rewards.sentiment_reward(completions, **kw), T)
+                ],
+                "shaped_sentiment_reward",
+            )
+        ]
     if task == "arithmetic":
-        return [_named(lambda completions, answer, **kw: rewards.correctness_reward(
-            completions, answer=answer, **kw), "correctness_reward")]
+        return [
+            _named(
+                lambda completions, answer, **kw: rewards.correctness_reward(
+                    completions, answer=answer, **kw
+                ),
+                "correctness_reward",
+            )
+        ]
     raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
 
 
-def task_prompts(task: str, split: str = "train", n: int | None = None,
-                 profile: Profile | None = None, seed: int = 0):
+def task_prompts(
+    task: str, split: str = "train", n: int | None = None, profile: Profile | None = None, seed: int = 0
+):
     """A ``datasets.Dataset`` with a ``prompt`` column (+ ``answer`` for arithmetic)."""
     from course_lib.core import data
+
     return data.load_task(task, split, n=n, profile=profile, seed=seed)
 
 
@@ -205,18 +254,29 @@ def _score(reward_funcs, weights, rollout: sampling.Rollout, columns: dict[str, 
     for f, w in zip(reward_funcs, weights):
         vals = f(completions=rollout.texts, prompts=rollout.prompts, completion_ids=ids, **columns)
         if len(vals) != B:
-            raise ValueError(f"reward function {getattr(f, '__name__', f)} returned {len(vals)} "
-                             f"rewards for {B} completions")
+            raise ValueError(
+                f"reward function {getattr(f, '__name__', f)} returned {len(vals)} "
+                f"rewards for {B} completions"
+            )
         v = torch.tensor([float(x) for x in vals])
         per_func[getattr(f, "__name__", "reward")] = v.mean().item()
         total += w * v
     return total, per_func
 
 
-def train(config: GRPOConfig | None = None, model=None, tokenizer=None, dataset=None, *,
-          ref_model=None, reward_funcs: Sequence[Callable] | None = None,
-          profile: Profile | None = None, desc: str | None = None, show_progress: bool = True,
-          on_step: Callable[[dict], None] | None = None) -> Run:
+def train(
+    config: GRPOConfig | None = None,
+    model=None,
+    tokenizer=None,
+    dataset=None,
+    *,
+    ref_model=None,
+    reward_funcs: Sequence[Callable] | None = None,
+    profile: Profile | None = None,
+    desc: str | None = None,
+    show_progress: bool = True,
+    on_step: Callable[[dict], None] | None = None,
+) -> Run:
     """Train with GRPO; returns a :class:`Run` (with ``ref_model``).
 
     Defaults: the task's config (:meth:`GRPOConfig.from_profile`), the SFT checkpoint or base
@@ -228,6 +288,7 @@ def train(config: GRPOConfig | None = None, model=None, tokenizer=None, dataset=
     grad_norm, completion_length, lr, seconds. `on_step(row)` is called after every step.
     """
     from course_lib.core.models import frozen_copy
+
     profile = profile or get_profile()
     cfg = (config or GRPOConfig.from_profile(profile)).resolved(profile)
     torch.manual_seed(cfg.seed)
@@ -250,12 +311,18 @@ def train(config: GRPOConfig | None = None, model=None, tokenizer=None, dataset=
         raise ValueError("grpo train: the training data needs a non-empty `prompt` column")
     dev = next(model.parameters()).device
     gen = torch.Generator(device=dev).manual_seed(cfg.seed)
-    batches = _loop.shuffled_batches(len(rows), cfg.prompts_per_step, random.Random(cfg.seed),
-                                     keep_remainder=True)
+    batches = _loop.shuffled_batches(
+        len(rows), cfg.prompts_per_step, random.Random(cfg.seed), keep_remainder=True
+    )
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    scheduler = _loop.lr_schedule(optimizer, cfg.lr_scheduler_type, cfg.warmup_steps,
-                                  cfg.max_steps * cfg.num_iterations, warmup_offset=1)
+    scheduler = _loop.lr_schedule(
+        optimizer,
+        cfg.lr_scheduler_type,
+        cfg.warmup_steps,
+        cfg.max_steps * cfg.num_iterations,
+        warmup_offset=1,
+    )
     G, history = cfg.num_generations, []
     t_start = time.perf_counter()
     bar = _loop.progress_bar(cfg.max_steps, desc or f"GRPO {cfg.task}", show_progress)
@@ -263,36 +330,54 @@ def train(config: GRPOConfig | None = None, model=None, tokenizer=None, dataset=
         t0 = time.perf_counter()
         # 1. a group of G completions for each of this step's prompts: B = prompts_per_step * G rows
         batch = [rows[i] for i in next(batches)]
-        rollout = sampling.sample(model, tokenizer, [r["prompt"] for r in batch],
-                                  max_new_tokens=cfg.max_completion_length, num_samples=G,
-                                  temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
-                                  generator=gen)
-        mask = rollout.completion_mask                     # [B, C], 1 on completion tokens
+        rollout = sampling.sample(
+            model,
+            tokenizer,
+            [r["prompt"] for r in batch],
+            max_new_tokens=cfg.max_completion_length,
+            num_samples=G,
+            temperature=cfg.temperature,
+            top_k=cfg.top_k,
+            top_p=cfg.top_p,
+            generator=gen,
+        )
+        mask = rollout.completion_mask  # [B, C], 1 on completion tokens
         # 2. rewards (extra columns repeated once per completion, as TRL does)
         columns = {k: [r[k] for r in batch for _ in range(G)] for k in batch[0] if k != "prompt"}
-        scores, per_func = _score(reward_funcs, weights, rollout, columns)           # [B]
+        scores, per_func = _score(reward_funcs, weights, rollout, columns)  # [B]
         # 3. group-relative advantages (exercise 6.1)
         advantages = grpo.group_advantages(scores.to(dev), G, scale=cfg.scale_rewards)  # [B]
         # 4. reference and "old" log-probs, no gradients
         with torch.no_grad():
-            ref_logp = kl.token_logprobs(sampling.completion_logits(ref_model, rollout, cfg.temperature),
-                                         rollout.completion_ids)                     # [B, C]
+            ref_logp = kl.token_logprobs(
+                sampling.completion_logits(ref_model, rollout, cfg.temperature), rollout.completion_ids
+            )  # [B, C]
             old_logp = None
-            if cfg.num_iterations > 1:     # the batch is reused: freeze pi_old before it moves
+            if cfg.num_iterations > 1:  # the batch is reused: freeze pi_old before it moves
                 model.eval()
-                old_logp = kl.token_logprobs(sampling.completion_logits(model, rollout, cfg.temperature),
-                                             rollout.completion_ids)
+                old_logp = kl.token_logprobs(
+                    sampling.completion_logits(model, rollout, cfg.temperature), rollout.completion_ids
+                )
         # 5. num_iterations optimizer steps on this batch (exercise 6.3 calls 6.2)
         losses, clip_fracs, grad_norms, first_logp = [], [], [], None
         lr = scheduler.get_last_lr()[0]
         for _ in range(cfg.num_iterations):
-            out = grpo.grpo_step(model, optimizer, rollout, advantages, old_logp=old_logp,
-                                 ref_logp=ref_logp, clip_eps=cfg.epsilon, beta=cfg.beta,
-                                 loss_type=cfg.loss_type,
-                                 max_completion_length=cfg.max_completion_length,
-                                 max_grad_norm=cfg.max_grad_norm, temperature=cfg.temperature)
+            out = grpo.grpo_step(
+                model,
+                optimizer,
+                rollout,
+                advantages,
+                old_logp=old_logp,
+                ref_logp=ref_logp,
+                clip_eps=cfg.epsilon,
+                beta=cfg.beta,
+                loss_type=cfg.loss_type,
+                max_completion_length=cfg.max_completion_length,
+                max_grad_norm=cfg.max_grad_norm,
+                temperature=cfg.temperature,
+            )
             scheduler.step()
-            logp = out["logp"]                                                      # [B, C]
+            logp = out["logp"]  # [B, C]
             first_logp = logp if first_logp is None else first_logp
             ratio = torch.exp(logp - (old_logp if old_logp is not None else logp))
             clipped = ((ratio < 1 - cfg.epsilon) | (ratio > 1 + cfg.epsilon)).float()
@@ -302,30 +387,53 @@ def train(config: GRPOConfig | None = None, model=None, tokenizer=None, dataset=
         with torch.no_grad():
             kl_now = float(sft.masked_mean(kl.kl_estimate(first_logp, ref_logp, "k3"), mask))
         groups = scores.view(-1, G)
-        rec = {"step": step + 1, "loss": sum(losses) / len(losses),
-               "reward": scores.mean().item(), "reward_std": scores.std().item() if len(scores) > 1 else 0.0,
-               **{f"rewards/{k}": v for k, v in per_func.items()},
-               "frac_reward_zero_std": (groups.std(-1) < 1e-6).float().mean().item(),
-               "kl": kl_now, "clip_fraction": sum(clip_fracs) / len(clip_fracs),
-               "grad_norm": sum(grad_norms) / len(grad_norms),
-               "completion_length": mask.sum(-1).float().mean().item(),
-               "lr": lr, "seconds": time.perf_counter() - t0}
+        rec = {
+            "step": step + 1,
+            "loss": sum(losses) / len(losses),
+            "reward": scores.mean().item(),
+            "reward_std": scores.std().item() if len(scores) > 1 else 0.0,
+            **{f"rewards/{k}": v for k, v in per_func.items()},
+            "frac_reward_zero_std": (groups.std(-1) < 1e-6).float().mean().item(),
+            "kl": kl_now,
+            "clip_fraction": sum(clip_fracs) / len(clip_fracs),
+            "grad_norm": sum(grad_norms) / len(grad_norms),
+            "completion_length": mask.sum(-1).float().mean().item(),
+            "lr": lr,
+            "seconds": time.perf_counter() - t0,
+        }
         history.append(rec)
         if show_progress:
-            bar.set_postfix(reward=f"{rec['reward']:.3f}", kl=f"{kl_now:.3f}",
-                            len=f"{rec['completion_length']:.1f}")
+            bar.set_postfix(
+                reward=f"{rec['reward']:.3f}", kl=f"{kl_now:.3f}", len=f"{rec['completion_length']:.1f}"
+            )
         if on_step:
             on_step(rec)
     model.eval()
-    return Run(model, tokenizer, history, time.perf_counter() - t_start, cfg, trainer="grpo",
-               checkpoint_name=CHECKPOINT_NAMES[cfg.task], ref_model=ref_model,
-               info={"profile": profile.name, "task": cfg.task, "start": start})
+    return Run(
+        model,
+        tokenizer,
+        history,
+        time.perf_counter() - t_start,
+        cfg,
+        trainer="grpo",
+        checkpoint_name=CHECKPOINT_NAMES[cfg.task],
+        ref_model=ref_model,
+        info={"profile": profile.name, "task": cfg.task, "start": start},
+    )
 
 
 # --------------------------------------------------------------------------- evaluation
-def evaluate(model, tokenizer, task: str = "sentiment", ref_model=None, n: int | None = None,
-             profile: Profile | None = None, max_new_tokens: int | None = None, seed: int = 0,
-             temperature: float = 1.0) -> dict:
+def evaluate(
+    model,
+    tokenizer,
+    task: str = "sentiment",
+    ref_model=None,
+    n: int | None = None,
+    profile: Profile | None = None,
+    max_new_tokens: int | None = None,
+    seed: int = 0,
+    temperature: float = 1.0,
+) -> dict:
     """Fresh samples on the task's *eval* prompts (never training prompts), with the shared
     :func:`course_lib.core.evaluation.evaluate_policy`.
 
@@ -334,28 +442,46 @@ def evaluate(model, tokenizer, task: str = "sentiment", ref_model=None, n: int |
     first_integer_accuracy, distinct_2, kl_to_ref, tokens_mean.
     """
     from course_lib.core import evaluation
+
     profile = profile or get_profile()
     n = n or profile.preset().eval_size
     ds = task_prompts(task, "eval", n=n, profile=profile)
     if max_new_tokens is None:
-        max_new_tokens = (min(8, profile.max_completion_length) if task == "arithmetic"
-                          else profile.max_completion_length)
+        max_new_tokens = (
+            min(8, profile.max_completion_length) if task == "arithmetic" else profile.max_completion_length
+        )
     kwargs = {"answer": list(ds["answer"])} if task == "arithmetic" else None
-    res = evaluation.evaluate_policy(model, tokenizer, list(ds["prompt"]),
-                                     reward_fn=task_rewards(task)[0], ref=ref_model,
-                                     max_new_tokens=max_new_tokens, seed=seed,
-                                     temperature=temperature, sentiment=(task == "sentiment"),
-                                     reward_kwargs=kwargs)
+    res = evaluation.evaluate_policy(
+        model,
+        tokenizer,
+        list(ds["prompt"]),
+        reward_fn=task_rewards(task)[0],
+        ref=ref_model,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        temperature=temperature,
+        sentiment=(task == "sentiment"),
+        reward_kwargs=kwargs,
+    )
     if task == "arithmetic":
         res["accuracy"] = res["reward_mean"]
         res["first_integer_accuracy"] = evaluation.first_integer_accuracy(
-            [s["response"] for s in res["samples"]], ds["answer"])
+            [s["response"] for s in res["samples"]], ds["answer"]
+        )
     return res
 
 
 # --------------------------------------------------------------------------- TRL side by side
-def train_with_trl(config: GRPOConfig, model, tokenizer, dataset=None, output_dir: str | Path | None = None,
-                   *, reward_funcs: Sequence[Callable] | None = None, profile: Profile | None = None) -> Run:
+def train_with_trl(
+    config: GRPOConfig,
+    model,
+    tokenizer,
+    dataset=None,
+    output_dir: str | Path | None = None,
+    *,
+    reward_funcs: Sequence[Callable] | None = None,
+    profile: Profile | None = None,
+) -> Run:
     """TRL's ``GRPOTrainer`` with the same config, model and reward functions (default: the
     task's, on its training prompts). A :class:`Run` whose history has step, loss, lr, seconds,
     reward, kl, completion_length."""
@@ -371,16 +497,27 @@ def train_with_trl(config: GRPOConfig, model, tokenizer, dataset=None, output_di
     if not isinstance(ds, Dataset):
         ds = Dataset.from_list([dict(r) for r in ds])
     out = Path(output_dir or tempfile.mkdtemp(prefix="trl_grpo_"))
-    trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=cfg.to_trl(out),
-                          train_dataset=ds, processing_class=tokenizer)
-    return _loop.run_trl(trainer, cfg, tokenizer, "grpo", desc="TRL GRPOTrainer",
-                         keys={"reward": "reward", "kl": "kl",
-                               "completions/mean_length": "completion_length"})
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=reward_funcs,
+        args=cfg.to_trl(out),
+        train_dataset=ds,
+        processing_class=tokenizer,
+    )
+    return _loop.run_trl(
+        trainer,
+        cfg,
+        tokenizer,
+        "grpo",
+        desc="TRL GRPOTrainer",
+        keys={"reward": "reward", "kl": "kl", "completions/mean_length": "completion_length"},
+    )
 
 
 # --------------------------------------------------------------------------- course run / unit 08
-def quick_train(profile: Profile | None = None, preset: str | None = None,
-                out_dir: str | Path | None = None, **overrides) -> Path:
+def quick_train(
+    profile: Profile | None = None, preset: str | None = None, out_dir: str | Path | None = None, **overrides
+) -> Path:
     """Train GRPO with the active exercise functions (``task="sentiment"`` or ``"arithmetic"``
     among the `overrides`, which are :class:`GRPOConfig` fields) and save it to `out_dir` or
     ``checkpoint_dir()/"grpo"`` (sentiment) / ``"grpo_arithmetic"``; returns the path."""

@@ -30,6 +30,7 @@ the names of TRL's old ``PPOConfig`` where they exist. The API shared by the fiv
 :mod:`course_lib.trainers._loop`; the checkpoint is ``checkpoint_dir()/"ppo"`` (the LM, loadable
 with ``load_policy``, plus the value head).
 """
+
 from __future__ import annotations
 
 import math
@@ -51,7 +52,7 @@ from course_lib.trainers._loop import Run, save_checkpoint  # noqa: F401  (the s
 
 CHECKPOINT_NAME = "ppo"
 REWARDS = ("sentiment", "combined", "reward_model")
-COMBINED_WEIGHTS = (1.0, -0.5, 0.1)   # sentiment, repetition_penalty, length_penalty
+COMBINED_WEIGHTS = (1.0, -0.5, 0.1)  # sentiment, repetition_penalty, length_penalty
 
 
 @dataclass
@@ -62,37 +63,42 @@ class PPOConfig:
     `num_mini_batches` minibatches of `mini_batch_size`; each step makes
     ``ppo_epochs * num_mini_batches`` optimizer updates on its own samples.
     """
-    max_steps: int = 60                  # PPO steps (rollout + update)
-    batch_size: int = 32                 # prompts = sampled sequences per step
+
+    max_steps: int = 60  # PPO steps (rollout + update)
+    batch_size: int = 32  # prompts = sampled sequences per step
     num_mini_batches: int = 4
     ppo_epochs: int = 2
     learning_rate: float = 5e-4
-    clip_range: float = 0.2              # epsilon of the clipped surrogate; None/inf = no clipping
+    clip_range: float = 0.2  # epsilon of the clipped surrogate; None/inf = no clipping
     cliprange_value: float = 0.2
     vf_coef: float = 0.1
     entropy_coef: float = 0.0
-    kl_coef: float = 0.05                # beta: the KL penalty inside the reward (TRL's default)
-    adaptive_kl: bool = False            # Ziegler et al.'s adaptive controller instead of a fixed beta
-    target_kl: float = 6.0               # adaptive: target KL per *sequence* (nats, summed over tokens)
-    horizon: int = 10000                 # adaptive: how fast beta moves (in samples)
+    kl_coef: float = 0.05  # beta: the KL penalty inside the reward (TRL's default)
+    adaptive_kl: bool = False  # Ziegler et al.'s adaptive controller instead of a fixed beta
+    target_kl: float = 6.0  # adaptive: target KL per *sequence* (nats, summed over tokens)
+    horizon: int = 10000  # adaptive: how fast beta moves (in samples)
     gamma: float = 1.0
     lam: float = 0.95
     whiten_advantages: bool = True
     max_new_tokens: int = 24
     temperature: float = 1.0
     max_grad_norm: float | None = 1.0
-    reward: str = "sentiment"            # "sentiment" | "combined" | "reward_model"
+    reward: str = "sentiment"  # "sentiment" | "combined" | "reward_model"
     reward_weights: tuple = COMBINED_WEIGHTS
     seed: int = 0
-    max_time: float | None = None        # stop early after this many seconds of training
+    max_time: float | None = None  # stop early after this many seconds of training
 
     def __post_init__(self):
         if self.max_steps < 1 or self.batch_size < 2:
-            raise ValueError(f"PPOConfig: max_steps ({self.max_steps}) must be >= 1 and batch_size "
-                             f"({self.batch_size}) >= 2 (advantages are whitened over the batch)")
+            raise ValueError(
+                f"PPOConfig: max_steps ({self.max_steps}) must be >= 1 and batch_size "
+                f"({self.batch_size}) >= 2 (advantages are whitened over the batch)"
+            )
         if self.num_mini_batches < 1 or self.batch_size % self.num_mini_batches:
-            raise ValueError(f"PPOConfig: batch_size ({self.batch_size}) must be a multiple of "
-                             f"num_mini_batches ({self.num_mini_batches})")
+            raise ValueError(
+                f"PPOConfig: batch_size ({self.batch_size}) must be a multiple of "
+                f"num_mini_batches ({self.num_mini_batches})"
+            )
         if self.ppo_epochs < 1:
             raise ValueError(f"PPOConfig: ppo_epochs must be >= 1, got {self.ppo_epochs}")
         if self.reward not in REWARDS:
@@ -107,8 +113,9 @@ class PPOConfig:
         return self.batch_size // self.num_mini_batches
 
     @classmethod
-    def from_profile(cls, profile: Profile | None = None, preset: str | None = None,
-                     **overrides) -> PPOConfig:
+    def from_profile(
+        cls, profile: Profile | None = None, preset: str | None = None, **overrides
+    ) -> PPOConfig:
         """The unit's settings for a profile + preset (None: $COURSE_PRESET or "quick"): steps from
         the preset, ``4 * batch_size`` sequences per step, lr 4e-4 (tiny) / 1.41e-5 (gpu), 2 epochs
         over 4 minibatches; `overrides` are fields and win.
@@ -123,11 +130,19 @@ class PPOConfig:
         profile = profile or get_profile()
         p = profile.preset(preset)
         tiny = profile.name == "tiny"
-        return _loop.config_from(cls, {
-            "max_steps": p.steps, "batch_size": ROLLOUTS_PER_PROMPT_BATCH * p.batch_size,
-            "num_mini_batches": 4, "max_new_tokens": profile.max_completion_length,
-            "learning_rate": 4e-4 if tiny else 1.41e-5,
-            "kl_coef": 0.07 if tiny else 0.1, "entropy_coef": 0.003 if tiny else 0.0}, overrides)
+        return _loop.config_from(
+            cls,
+            {
+                "max_steps": p.steps,
+                "batch_size": ROLLOUTS_PER_PROMPT_BATCH * p.batch_size,
+                "num_mini_batches": 4,
+                "max_new_tokens": profile.max_completion_length,
+                "learning_rate": 4e-4 if tiny else 1.41e-5,
+                "kl_coef": 0.07 if tiny else 0.1,
+                "entropy_coef": 0.003 if tiny else 0.0,
+            },
+            overrides,
+        )
 
 
 ROLLOUTS_PER_PROMPT_BATCH = 4
@@ -171,8 +186,11 @@ def make_kl_controller(config: PPOConfig):
 
 
 # --------------------------------------------------------------------------- models and reward
-def load_models(profile: Profile | None = None, init_from: str | Path | None = None,
-                device: torch.device | str | None = None):
+def load_models(
+    profile: Profile | None = None,
+    init_from: str | Path | None = None,
+    device: torch.device | str | None = None,
+):
     """(policy with a fresh value head, frozen reference = the starting LM, tokenizer).
 
     Starts from `init_from`, else the unit-03 SFT checkpoint when it exists, else the base model."""
@@ -183,8 +201,9 @@ def load_models(profile: Profile | None = None, init_from: str | Path | None = N
     return policy, ref, tok
 
 
-def make_reward_fn(config: PPOConfig, tokenizer=None, reward_model_path: str | Path | None = None
-                   ) -> Callable[..., list]:
+def make_reward_fn(
+    config: PPOConfig, tokenizer=None, reward_model_path: str | Path | None = None
+) -> Callable[..., list]:
     """The sequence-level reward: ``f(completions, prompts=[...]) -> list[float]`` (TRL style).
 
     * "sentiment": the student's ``rewards.sentiment_reward`` on the completions;
@@ -195,36 +214,48 @@ def make_reward_fn(config: PPOConfig, tokenizer=None, reward_model_path: str | P
       prompt + completion.
     """
     if config.reward == "sentiment":
+
         def sentiment(completions, **kw):
             return rewards.sentiment_reward(completions)
+
         return sentiment
     if config.reward == "combined":
         combined = rewards.combine_rewards(
             [rewards.sentiment_reward, rewards.repetition_penalty, rewards.length_penalty],
-            list(config.reward_weights))
+            list(config.reward_weights),
+        )
 
         def combined_sentiment(completions, **kw):
             return combined(completions)
+
         return combined_sentiment
     from course_lib.core.models import RewardModel
+
     path = reward_model_path or latest_checkpoint("reward_model")
     if path is None:
         raise FileNotFoundError(
             f"PPOConfig(reward='reward_model'): no checkpoint {checkpoint_dir() / 'reward_model'}; "
-            "run notebook 04 (or reward_model_trainer.quick_train()) first, or use reward='sentiment'")
+            "run notebook 04 (or reward_model_trainer.quick_train()) first, or use reward='sentiment'"
+        )
     rm = RewardModel.from_pretrained(path).to(default_device()).eval()
     from course_lib.core.models import load_tokenizer
+
     rm_tok = load_tokenizer(path) if (Path(path) / "tokenizer_config.json").exists() else tokenizer
 
     def learned_reward(completions, prompts=None, **kw):
         texts = [p + c for p, c in zip(prompts, completions)] if prompts else list(completions)
         return rm.score_texts(texts, rm_tok)
+
     return learned_reward
 
 
 # --------------------------------------------------------------------------- one PPO step
-def policy_forward(policy: PolicyWithValueHead, rollout: sampling.Rollout, temperature: float = 1.0,
-                   rows: slice | torch.Tensor | None = None):
+def policy_forward(
+    policy: PolicyWithValueHead,
+    rollout: sampling.Rollout,
+    temperature: float = 1.0,
+    rows: slice | torch.Tensor | None = None,
+):
     """Logits [B, C, V] (divided by `temperature`) that predict each completion token, and the
     value [B, C] of the state *before* each completion token — one forward of prompt + completion.
     `rows` selects a minibatch of the rollout."""
@@ -234,41 +265,69 @@ def policy_forward(policy: PolicyWithValueHead, rollout: sampling.Rollout, tempe
     pos = (attn.cumsum(-1) - 1).clamp(min=0)
     logits, values = policy(input_ids=ids, attention_mask=attn, position_ids=pos)
     P = rollout.prompt_ids.shape[1]
-    logits, values = logits[:, P - 1:-1], values[:, P - 1:-1]
+    logits, values = logits[:, P - 1 : -1], values[:, P - 1 : -1]
     return (logits / temperature if temperature != 1.0 else logits), values
 
 
 @torch.no_grad()
-def collect_rollout(policy: PolicyWithValueHead, ref, tokenizer, prompts: Sequence[str],
-                    reward_fn: Callable, kl_coef: float, config: PPOConfig,
-                    generator: torch.Generator | None = None) -> dict:
+def collect_rollout(
+    policy: PolicyWithValueHead,
+    ref,
+    tokenizer,
+    prompts: Sequence[str],
+    reward_fn: Callable,
+    kl_coef: float,
+    config: PPOConfig,
+    generator: torch.Generator | None = None,
+) -> dict:
     """Steps 1-5 of PPO for one batch of prompts. Returns a dict with the rollout (`rollout`,
     `texts`), the sequence `scores` [B] and the [B, C] tensors ``response_ids``, ``mask``,
     ``old_logprobs``, ``ref_logprobs``, ``old_values``, ``rewards`` (KL-penalised, per token),
     ``advantages`` (whitened) and ``returns`` — everything the update needs."""
-    roll = sampling.sample(policy.lm, tokenizer, list(prompts), max_new_tokens=config.max_new_tokens,
-                           temperature=config.temperature, generator=generator)
+    roll = sampling.sample(
+        policy.lm,
+        tokenizer,
+        list(prompts),
+        max_new_tokens=config.max_new_tokens,
+        temperature=config.temperature,
+        generator=generator,
+    )
     dev = roll.completion_ids.device
     scores = torch.tensor(reward_fn(roll.texts, prompts=roll.prompts), dtype=torch.float32, device=dev)
     policy.eval()
     logits, values = policy_forward(policy, roll, config.temperature)
     old_logp = kl.token_logprobs(logits, roll.completion_ids)
-    ref_logp = kl.token_logprobs(sampling.completion_logits(ref, roll, config.temperature),
-                                 roll.completion_ids)
+    ref_logp = kl.token_logprobs(
+        sampling.completion_logits(ref, roll, config.temperature), roll.completion_ids
+    )
     mask = roll.completion_mask
     values = values.float() * mask
     token_rewards = kl.kl_penalized_rewards(scores, old_logp, ref_logp, mask, kl_coef)
     advantages, returns = ppo.compute_gae(token_rewards, values, mask, config.gamma, config.lam)
     if config.whiten_advantages:
         advantages = ppo.whiten(advantages, mask)
-    return {"rollout": roll, "texts": roll.texts, "scores": scores,
-            "response_ids": roll.completion_ids, "mask": mask, "old_logprobs": old_logp,
-            "ref_logprobs": ref_logp, "old_values": values, "rewards": token_rewards,
-            "advantages": advantages.detach(), "returns": returns.detach()}
+    return {
+        "rollout": roll,
+        "texts": roll.texts,
+        "scores": scores,
+        "response_ids": roll.completion_ids,
+        "mask": mask,
+        "old_logprobs": old_logp,
+        "ref_logprobs": ref_logp,
+        "old_values": values,
+        "rewards": token_rewards,
+        "advantages": advantages.detach(),
+        "returns": returns.detach(),
+    }
 
 
-def ppo_update(policy: PolicyWithValueHead, optimizer: torch.optim.Optimizer, batch: dict,
-               config: PPOConfig, rng: random.Random | None = None) -> dict[str, float]:
+def ppo_update(
+    policy: PolicyWithValueHead,
+    optimizer: torch.optim.Optimizer,
+    batch: dict,
+    config: PPOConfig,
+    rng: random.Random | None = None,
+) -> dict[str, float]:
     """Step 6: `ppo_epochs` passes over shuffled minibatches of one rollout. Each minibatch: the
     student's ``ppo.ppo_minibatch_loss``, backward, gradient clipping, optimizer step.
     Returns the statistics averaged over all minibatches (plus ``grad_norm``)."""
@@ -277,24 +336,34 @@ def ppo_update(policy: PolicyWithValueHead, optimizer: torch.optim.Optimizer, ba
     keys = ("response_ids", "mask", "old_logprobs", "old_values", "advantages", "returns")
     clip = config.clip_range if config.clip_range is not None else math.inf
     sums: dict[str, float] = {}
-    minibatches = _loop.shuffled_batches(B, config.mini_batch_size, rng)   # a fresh shuffle per epoch
+    minibatches = _loop.shuffled_batches(B, config.mini_batch_size, rng)  # a fresh shuffle per epoch
     n_updates = config.ppo_epochs * config.num_mini_batches
-    policy.eval()    # dropout off (as in TRL's PPO): at the first minibatch the ratio is exactly 1
+    policy.eval()  # dropout off (as in TRL's PPO): at the first minibatch the ratio is exactly 1
     for _ in range(n_updates):
-        rows = torch.tensor(next(minibatches), device=batch["mask"].device)      # [b]
+        rows = torch.tensor(next(minibatches), device=batch["mask"].device)  # [b]
         logits, values = policy_forward(policy, roll, config.temperature, rows)  # [b, C, V], [b, C]
-        mb = {k: batch[k][rows] for k in keys}                                   # each [b, C]
+        mb = {k: batch[k][rows] for k in keys}  # each [b, C]
         loss, stats = ppo.ppo_minibatch_loss(
-            logits, values, mb, clip_range=clip, cliprange_value=config.cliprange_value,
-            vf_coef=config.vf_coef, entropy_coef=config.entropy_coef)
+            logits,
+            values,
+            mb,
+            clip_range=clip,
+            cliprange_value=config.cliprange_value,
+            vf_coef=config.vf_coef,
+            entropy_coef=config.entropy_coef,
+        )
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"PPO: the minibatch loss became {loss.item()}; check ppo_minibatch_loss and "
-                "the losses it calls (or lower the learning rate)")
+                "the losses it calls (or lower the learning rate)"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        gn = (torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
-              if config.max_grad_norm is not None else torch.tensor(0.0))
+        gn = (
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+            if config.max_grad_norm is not None
+            else torch.tensor(0.0)
+        )
         optimizer.step()
         for k, v in {"loss": loss.detach(), "grad_norm": gn, **stats}.items():
             sums[k] = sums.get(k, 0.0) + float(v)
@@ -302,9 +371,18 @@ def ppo_update(policy: PolicyWithValueHead, optimizer: torch.optim.Optimizer, ba
 
 
 # --------------------------------------------------------------------------- the loop
-def train(config: PPOConfig | None = None, model: PolicyWithValueHead | None = None, tokenizer=None,
-          dataset=None, *, ref_model=None, reward_fn: Callable | None = None,
-          profile: Profile | None = None, desc: str = "PPO", show_progress: bool = True) -> Run:
+def train(
+    config: PPOConfig | None = None,
+    model: PolicyWithValueHead | None = None,
+    tokenizer=None,
+    dataset=None,
+    *,
+    ref_model=None,
+    reward_fn: Callable | None = None,
+    profile: Profile | None = None,
+    desc: str = "PPO",
+    show_progress: bool = True,
+) -> Run:
     """Train the policy (a ``PolicyWithValueHead``) in place with PPO against the frozen `ref_model`.
 
     Defaults: :meth:`PPOConfig.from_profile`; :func:`load_models` (seeded with ``config.seed``:
@@ -319,6 +397,7 @@ def train(config: PPOConfig | None = None, model: PolicyWithValueHead | None = N
     config = config or PPOConfig.from_profile(profile)
     if model is None:
         from course_lib.core.utils import seed_everything
+
         seed_everything(config.seed)
         model, ref_model, tokenizer = load_models(profile)
     elif tokenizer is None:
@@ -332,7 +411,7 @@ def train(config: PPOConfig | None = None, model: PolicyWithValueHead | None = N
         raise ValueError(f"ppo train: {len(prompts)} prompts for batch_size {config.batch_size}")
     reward_fn = reward_fn or make_reward_fn(config, tokenizer)
     dev = next(policy.parameters()).device
-    rng = random.Random(config.seed)        # prompt order and minibatch shuffles
+    rng = random.Random(config.seed)  # prompt order and minibatch shuffles
     gen = torch.Generator(device=dev).manual_seed(config.seed)
     batches = _loop.shuffled_batches(len(prompts), config.batch_size, rng, from_end=True)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.learning_rate, eps=1e-5)
@@ -347,36 +426,65 @@ def train(config: PPOConfig | None = None, model: PolicyWithValueHead | None = N
         # rollout, scores [B], per-token tensors [B, C]: mask, old/ref logprobs, values, advantages
         batch = collect_rollout(policy, ref, tokenizer, batch_prompts, reward_fn, beta, config, gen)
         stats = ppo_update(policy, optimizer, batch, config, rng)
-        mask = batch["mask"]                                                     # [B, C]
+        mask = batch["mask"]  # [B, C]
         kl_tok = kl.kl_estimate(batch["old_logprobs"], batch["ref_logprobs"], "k3")  # [B, C]
         kl_seq = ((batch["old_logprobs"] - batch["ref_logprobs"]) * mask).sum(-1).mean().item()
         controller.update(kl_seq, config.batch_size)
-        row = {"step": step + 1, "reward": batch["scores"].mean().item(),
-               "reward_std": batch["scores"].std().item(),
-               "kl": sft.masked_mean(kl_tok, mask).item(), "kl_seq": kl_seq, "kl_coef": beta,
-               "completion_length": mask.sum(-1).float().mean().item(), **stats,
-               "lr": config.learning_rate, "seconds": time.perf_counter() - t0}
+        row = {
+            "step": step + 1,
+            "reward": batch["scores"].mean().item(),
+            "reward_std": batch["scores"].std().item(),
+            "kl": sft.masked_mean(kl_tok, mask).item(),
+            "kl_seq": kl_seq,
+            "kl_coef": beta,
+            "completion_length": mask.sum(-1).float().mean().item(),
+            **stats,
+            "lr": config.learning_rate,
+            "seconds": time.perf_counter() - t0,
+        }
         history.append(row)
         bar.set_postfix(reward=f"{row['reward']:.2f}", kl=f"{row['kl']:.3f}")
         if config.max_time is not None and time.perf_counter() - started > config.max_time:
             break
     policy.eval()
-    return Run(policy, tokenizer, history, time.perf_counter() - started, config, trainer="ppo",
-               checkpoint_name=CHECKPOINT_NAME, ref_model=ref,
-               info={"profile": profile.name, "start": getattr(policy, "start", None),
-                     "kl_coef": controller.value})
+    return Run(
+        policy,
+        tokenizer,
+        history,
+        time.perf_counter() - started,
+        config,
+        trainer="ppo",
+        checkpoint_name=CHECKPOINT_NAME,
+        ref_model=ref,
+        info={"profile": profile.name, "start": getattr(policy, "start", None), "kl_coef": controller.value},
+    )
 
 
 # --------------------------------------------------------------------------- evaluation
-def evaluate(policy, ref, tokenizer, prompts: Sequence[str], max_new_tokens: int | None = None,
-             seed: int = 1234, temperature: float = 1.0) -> dict:
+def evaluate(
+    policy,
+    ref,
+    tokenizer,
+    prompts: Sequence[str],
+    max_new_tokens: int | None = None,
+    seed: int = 1234,
+    temperature: float = 1.0,
+) -> dict:
     """The shared metrics on fresh samples (``evaluation.evaluate_policy``): positive_fraction
     (prompt + completion), distinct_2, kl_to_ref (mean per-token k3), reward statistics, samples.
     `policy` may be a PolicyWithValueHead or a plain causal LM."""
     lm = policy.lm if isinstance(policy, PolicyWithValueHead) else policy
-    return evaluation.evaluate_policy(lm, tokenizer, list(prompts), reward_fn=rewards.sentiment_reward,
-                                      ref=ref, max_new_tokens=max_new_tokens, seed=seed,
-                                      temperature=temperature, sentiment=True)
+    return evaluation.evaluate_policy(
+        lm,
+        tokenizer,
+        list(prompts),
+        reward_fn=rewards.sentiment_reward,
+        ref=ref,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        temperature=temperature,
+        sentiment=True,
+    )
 
 
 HEADLINE = ("positive_fraction", "distinct_2", "kl_to_ref")
@@ -387,8 +495,9 @@ def headline(before: dict, after: dict) -> dict[str, tuple[float, float]]:
     return {k: (before[k], after[k]) for k in HEADLINE}
 
 
-def quick_train(profile: Profile | None = None, preset: str | None = None,
-                out_dir: str | Path | None = None, **overrides) -> Path:
+def quick_train(
+    profile: Profile | None = None, preset: str | None = None, out_dir: str | Path | None = None, **overrides
+) -> Path:
     """Train the positive-sentiment policy with the active exercise functions (from the SFT
     checkpoint when it exists, else the base model) and save it to `out_dir` or
     ``checkpoint_dir()/"ppo"``. `overrides` are :class:`PPOConfig` fields (e.g. ``max_steps=5``)."""

@@ -11,6 +11,7 @@ run (:func:`train_with_trl`) gets exactly the same settings. The API shared by t
 (``Run``, history keys, ``save_checkpoint``, ``quick_train``) is described in
 :mod:`course_lib.trainers._loop`; the SFT checkpoint is ``checkpoint_dir()/"sft"``.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,18 +35,19 @@ CHECKPOINT_NAME = "sft"
 @dataclass
 class SFTConfig(_loop.PresetConfig):
     """Hyper-parameters, named as in ``trl.SFTConfig`` (the subset this loop uses)."""
+
     learning_rate: float = 2e-3
     per_device_train_batch_size: int = 8
     max_steps: int = 60
-    max_length: int | None = 128          # truncate prompt+completion (tokens)
-    completion_only_loss: bool = True     # False: the loss also covers the prompt tokens
+    max_length: int | None = 128  # truncate prompt+completion (tokens)
+    completion_only_loss: bool = True  # False: the loss also covers the prompt tokens
     max_grad_norm: float | None = 1.0
     weight_decay: float = 0.0
     warmup_steps: int = 0
-    lr_scheduler_type: str = "linear"     # "linear" (decay to 0, TRL's default) or "constant"
+    lr_scheduler_type: str = "linear"  # "linear" (decay to 0, TRL's default) or "constant"
     seed: int = 0
     logging_steps: int = 1
-    max_time: float | None = None         # stop early after this many seconds of training
+    max_time: float | None = None  # stop early after this many seconds of training
 
     def __post_init__(self):
         _loop.check_config(self)
@@ -53,8 +55,10 @@ class SFTConfig(_loop.PresetConfig):
     @staticmethod
     def profile_defaults(profile: Profile) -> dict:
         """What :meth:`from_profile` sets besides the preset's steps and batch size."""
-        return {"learning_rate": 2e-3 if profile.name == "tiny" else 5e-5,
-                "max_length": profile.max_prompt_length + profile.max_completion_length + 8}
+        return {
+            "learning_rate": 2e-3 if profile.name == "tiny" else 5e-5,
+            "max_length": profile.max_prompt_length + profile.max_completion_length + 8,
+        }
 
 
 def with_eos(completions: Sequence[str], tokenizer) -> list[str]:
@@ -72,9 +76,14 @@ def all_tokens_mask(completion_mask: torch.Tensor) -> torch.Tensor:
     return (seen_later > 0).to(completion_mask.dtype)
 
 
-def make_batch(prompts: Sequence[str], completions: Sequence[str], tokenizer,
-               device: torch.device | str = "cpu", completion_only_loss: bool = True,
-               max_length: int | None = None) -> dict[str, torch.Tensor]:
+def make_batch(
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    tokenizer,
+    device: torch.device | str = "cpu",
+    completion_only_loss: bool = True,
+    max_length: int | None = None,
+) -> dict[str, torch.Tensor]:
     """Tokenize a batch with the student's ``sft.tokenize_prompt_and_completion`` (EOS appended);
     with ``completion_only_loss=False`` the mask covers prompt tokens too."""
     batch = sft.tokenize_prompt_and_completion(list(prompts), with_eos(completions, tokenizer), tokenizer)
@@ -85,9 +94,18 @@ def make_batch(prompts: Sequence[str], completions: Sequence[str], tokenizer,
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def train(config: SFTConfig | None = None, model=None, tokenizer=None, dataset=None, *,
-          profile: Profile | None = None, eval_fn=None, eval_every: int = 0, desc: str = "SFT",
-          show_progress: bool = True) -> Run:
+def train(
+    config: SFTConfig | None = None,
+    model=None,
+    tokenizer=None,
+    dataset=None,
+    *,
+    profile: Profile | None = None,
+    eval_fn=None,
+    eval_every: int = 0,
+    desc: str = "SFT",
+    show_progress: bool = True,
+) -> Run:
     """Fine-tune `model` in place on a dataset with ``prompt`` and ``completion`` columns.
 
     Defaults: :meth:`SFTConfig.from_profile`, the profile's base model (seeded with
@@ -102,17 +120,20 @@ def train(config: SFTConfig | None = None, model=None, tokenizer=None, dataset=N
         raise ValueError("sft train: pass the tokenizer together with the model")
     if dataset is None:
         from course_lib.core import data
+
         dataset = data.qa_pairs("train", profile=profile)
     for col in ("prompt", "completion"):
         if col not in dataset.column_names:
             raise ValueError(f"sft train: the dataset needs a {col!r} column, has {dataset.column_names}")
     device = next(model.parameters()).device
     prompts, completions = list(dataset["prompt"]), list(dataset["completion"])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
     scheduler = _loop.lr_schedule(optimizer, config.lr_scheduler_type, config.warmup_steps, config.max_steps)
-    batches = _loop.shuffled_batches(len(prompts), config.per_device_train_batch_size,
-                                     random.Random(config.seed))
+    batches = _loop.shuffled_batches(
+        len(prompts), config.per_device_train_batch_size, random.Random(config.seed)
+    )
     history: list[dict] = []
     started = time.perf_counter()
     bar = _loop.progress_bar(config.max_steps, desc, show_progress)
@@ -120,14 +141,22 @@ def train(config: SFTConfig | None = None, model=None, tokenizer=None, dataset=N
         t0 = time.perf_counter()
         idx = next(batches)
         # input_ids, labels, completion_mask: [B, T] (labels = input_ids shifted left by one)
-        batch = make_batch([prompts[i] for i in idx], [completions[i] for i in idx], tokenizer, device,
-                           config.completion_only_loss, config.max_length)
-        loss = sft.sft_train_step(model, batch, optimizer, config.max_grad_norm)   # mean NLL, a float
+        batch = make_batch(
+            [prompts[i] for i in idx],
+            [completions[i] for i in idx],
+            tokenizer,
+            device,
+            config.completion_only_loss,
+            config.max_length,
+        )
+        loss = sft.sft_train_step(model, batch, optimizer, config.max_grad_norm)  # mean NLL, a float
         lr = scheduler.get_last_lr()[0]
         scheduler.step()
         if not math.isfinite(loss):
-            raise FloatingPointError(f"SFT: the loss became {loss} at step {step}; check sft_loss / "
-                                     "sft_train_step (or lower the learning rate)")
+            raise FloatingPointError(
+                f"SFT: the loss became {loss} at step {step}; check sft_loss / "
+                "sft_train_step (or lower the learning rate)"
+            )
         row = {"step": step + 1, "loss": loss, "lr": lr, "seconds": time.perf_counter() - t0}
         if eval_fn is not None and eval_every and ((step + 1) % eval_every == 0 or step == 0):
             row.update(eval_fn(model))
@@ -137,34 +166,55 @@ def train(config: SFTConfig | None = None, model=None, tokenizer=None, dataset=N
         if config.max_time is not None and time.perf_counter() - started > config.max_time:
             break
     model.eval()
-    return Run(model, tokenizer, history, time.perf_counter() - started, config, trainer="sft",
-               checkpoint_name=CHECKPOINT_NAME, info={"profile": profile.name})
+    return Run(
+        model,
+        tokenizer,
+        history,
+        time.perf_counter() - started,
+        config,
+        trainer="sft",
+        checkpoint_name=CHECKPOINT_NAME,
+        info={"profile": profile.name},
+    )
 
 
 # --------------------------------------------------------------------------- evaluation
 @torch.no_grad()
-def format_compliance(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 40,
-                      seed: int = 0, temperature: float = 1.0) -> tuple[float, list[str]]:
+def format_compliance(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    max_new_tokens: int = 40,
+    seed: int = 0,
+    temperature: float = 1.0,
+) -> tuple[float, list[str]]:
     """Fraction of *sampled* completions that have the "Question: …\\nAnswer: …" format, scored
     with the (student's) ``rewards.format_reward`` (+1 = compliant). Returns (fraction, texts)."""
-    roll = sampling.sample(model, tokenizer, list(prompts), max_new_tokens=max_new_tokens,
-                           temperature=temperature, generator=torch.Generator().manual_seed(seed))
+    roll = sampling.sample(
+        model,
+        tokenizer,
+        list(prompts),
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        generator=torch.Generator().manual_seed(seed),
+    )
     scores = rewards.format_reward(roll.texts)
     return sum(s == 1 for s in scores) / len(scores), roll.texts
 
 
 @torch.no_grad()
-def eval_loss(model, tokenizer, dataset, completion_only_loss: bool = True,
-              batch_size: int = 32) -> float:
+def eval_loss(model, tokenizer, dataset, completion_only_loss: bool = True, batch_size: int = 32) -> float:
     """Mean completion-token NLL (``sft.sft_loss``) over a dataset: the held-out loss."""
     device = next(model.parameters()).device
     model.eval()
     total, count = 0.0, 0
     for i in range(0, len(dataset), batch_size):
-        rows = dataset[i:i + batch_size]
+        rows = dataset[i : i + batch_size]
         b = make_batch(rows["prompt"], rows["completion"], tokenizer, device, completion_only_loss)
         n = int(b["completion_mask"].sum())
-        total += sft.sft_loss(model(input_ids=b["input_ids"]).logits, b["labels"], b["completion_mask"]).item() * n
+        total += (
+            sft.sft_loss(model(input_ids=b["input_ids"]).logits, b["labels"], b["completion_mask"]).item() * n
+        )
         count += n
     return total / count
 
@@ -180,15 +230,21 @@ def train_with_trl(config: SFTConfig, model, tokenizer, dataset, output_dir: str
 
     use_cpu = next(model.parameters()).device.type == "cpu"
     out = output_dir or tempfile.mkdtemp(prefix="trl_sft_")
-    args = TRLSFTConfig(**_loop.trl_training_args(config, out, use_cpu),
-                        completion_only_loss=config.completion_only_loss)
-    trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
-                         train_dataset=dataset.select_columns(["prompt", "completion"]))
+    args = TRLSFTConfig(
+        **_loop.trl_training_args(config, out, use_cpu), completion_only_loss=config.completion_only_loss
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        processing_class=tokenizer,
+        train_dataset=dataset.select_columns(["prompt", "completion"]),
+    )
     return _loop.run_trl(trainer, config, tokenizer, "sft", desc="TRL SFTTrainer")
 
 
-def quick_train(profile: Profile | None = None, preset: str | None = None,
-                out_dir: str | Path | None = None, **overrides) -> Path:
+def quick_train(
+    profile: Profile | None = None, preset: str | None = None, out_dir: str | Path | None = None, **overrides
+) -> Path:
     """Fine-tune the profile's base model on the Q&A task with the active exercise functions and
     save it to `out_dir` or ``checkpoint_dir()/"sft"`` (where PPO, GRPO and DPO look for it).
     `overrides` are :class:`SFTConfig` fields (e.g. ``max_steps=5``)."""

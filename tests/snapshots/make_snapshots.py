@@ -9,6 +9,7 @@ weights of the scalar whose gradient is taken), ``<id>/out/<i>`` (every output) 
 recomputes all of them with the solutions and compares at atol 1e-6. Regenerate only on purpose
 (a deliberate change of a solution's behaviour), and say why in the commit.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -25,11 +26,12 @@ from snapshot_cases import CASES, run_case  # noqa: E402
 
 
 def seed_of(name: str, case_id: str) -> int:
-    return zlib.crc32(f"{name}/{case_id}".encode()) % (2 ** 31)
+    return zlib.crc32(f"{name}/{case_id}".encode()) % (2**31)
 
 
 def solution(name: str):
     from course_lib.core.registry import get
+
     ex = get(name)
     return getattr(importlib.import_module(f"solutions.{ex.module}"), name)
 

@@ -7,6 +7,7 @@ floating-point input tensor, through ``sum_i (out_i * w_i).sum()`` with fixed ra
 ``w_i`` (a plain sum would hide errors whose gradients cancel, e.g. after mean-centering).
 The inputs, weights, outputs and gradients are all stored in ``tests/snapshots/<name>.npz``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,92 +30,216 @@ def _c(case_id, make, call):
 
 
 def _kl_cases():
-    mk = lambda g: {"logp": randn(g, B, T), "ref_logp": randn(g, B, T)}  # noqa: E731
+    mk = lambda g: {"logp": randn(g, B, T), "ref_logp": randn(g, B, T)}
     return [_c(k, mk, lambda f, x, k=k: f(x["logp"], x["ref_logp"], k)) for k in ("k1", "k2", "k3")]
 
 
 def _masked_mean_cases():
     def mk(g):
         m = mask(g)
-        m[0] = 1                      # every column has an entry (dim=0 is defined)
+        m[0] = 1  # every column has an entry (dim=0 is defined)
         return {"x": randn(g, B, T), "mask": m}
+
     return [_c(f"dim{d}", mk, lambda f, x, d=d: f(x["x"], x["mask"], dim=d)) for d in (None, 0, 1)]
 
 
 def _grpo_cases():
     def mk(g):
-        return {"logp": randn(g, 4, T, scale=0.3) - 1, "old_logp": randn(g, 4, T, scale=0.3) - 1,
-                "ref_logp": randn(g, 4, T, scale=0.3) - 1, "advantages": randn(g, 4), "mask": mask(g, 4)}
+        return {
+            "logp": randn(g, 4, T, scale=0.3) - 1,
+            "old_logp": randn(g, 4, T, scale=0.3) - 1,
+            "ref_logp": randn(g, 4, T, scale=0.3) - 1,
+            "advantages": randn(g, 4),
+            "mask": mask(g, 4),
+        }
+
     out = []
     for lt in ("grpo", "bnpo", "dr_grpo", "dapo"):
-        out.append(_c(lt, mk, lambda f, x, lt=lt: f(x["logp"], x["old_logp"], x["ref_logp"], x["advantages"],
-                                                     x["mask"], 0.2, 0.04, lt, 8 if lt == "dr_grpo" else None)))
+        out.append(
+            _c(
+                lt,
+                mk,
+                lambda f, x, lt=lt: f(
+                    x["logp"],
+                    x["old_logp"],
+                    x["ref_logp"],
+                    x["advantages"],
+                    x["mask"],
+                    0.2,
+                    0.04,
+                    lt,
+                    8 if lt == "dr_grpo" else None,
+                ),
+            )
+        )
     return out
 
 
 def _dpo_cases():
-    mk = lambda g: {k: randn(g, 4, scale=3.0) - 10 for k in ("pc", "pr", "rc", "rr")}  # noqa: E731
+    mk = lambda g: {k: randn(g, 4, scale=3.0) - 10 for k in ("pc", "pr", "rc", "rr")}
     out = []
     for lt, ls in (("sigmoid", 0.0), ("sigmoid", 0.2), ("ipo", 0.0), ("hinge", 0.0)):
-        out.append(_c(f"{lt}_ls{ls}", mk, lambda f, x, lt=lt, ls=ls: f(x["pc"], x["pr"], x["rc"], x["rr"], 0.3, lt, ls)))
+        out.append(
+            _c(
+                f"{lt}_ls{ls}",
+                mk,
+                lambda f, x, lt=lt, ls=ls: f(x["pc"], x["pr"], x["rc"], x["rr"], 0.3, lt, ls),
+            )
+        )
     return out
 
 
 def _minibatch(g):
     m = mask(g)
-    return {"logits": randn(g, B, T, V), "values": randn(g, B, T), "response_ids": torch.randint(0, V, (B, T), generator=g),
-            "mask": m, "old_logprobs": randn(g, B, T, scale=0.2) - 2, "old_values": randn(g, B, T),
-            "advantages": randn(g, B, T), "returns": randn(g, B, T)}
+    return {
+        "logits": randn(g, B, T, V),
+        "values": randn(g, B, T),
+        "response_ids": torch.randint(0, V, (B, T), generator=g),
+        "mask": m,
+        "old_logprobs": randn(g, B, T, scale=0.2) - 2,
+        "old_values": randn(g, B, T),
+        "advantages": randn(g, B, T),
+        "returns": randn(g, B, T),
+    }
 
 
 def _minibatch_call(f, x):
-    batch = {k: x[k].detach() for k in ("response_ids", "mask", "old_logprobs", "old_values", "advantages", "returns")}
+    batch = {
+        k: x[k].detach()
+        for k in ("response_ids", "mask", "old_logprobs", "old_values", "advantages", "returns")
+    }
     loss, stats = f(x["logits"], x["values"], batch, 0.2, 0.2, 0.1, 0.01)
     return (loss,) + tuple(stats[k] for k in sorted(stats))
 
 
 CASES = {
-    "exponential_shaping": [_c("tensor", lambda g: {"scores": randn(g, 6)}, lambda f, x: f(x["scores"], 0.7))],
-    "token_logprobs": [_c("basic", lambda g: {"logits": randn(g, B, T, V, scale=2.0),
-                                              "tokens": torch.randint(0, V, (B, T), generator=g)},
-                          lambda f, x: f(x["logits"], x["tokens"]))],
+    "exponential_shaping": [
+        _c("tensor", lambda g: {"scores": randn(g, 6)}, lambda f, x: f(x["scores"], 0.7))
+    ],
+    "token_logprobs": [
+        _c(
+            "basic",
+            lambda g: {
+                "logits": randn(g, B, T, V, scale=2.0),
+                "tokens": torch.randint(0, V, (B, T), generator=g),
+            },
+            lambda f, x: f(x["logits"], x["tokens"]),
+        )
+    ],
     "kl_estimate": _kl_cases(),
-    "exact_kl": [_c("basic", lambda g: {"p": randn(g, B, T, V), "q": randn(g, B, T, V)}, lambda f, x: f(x["p"], x["q"]))],
-    "kl_penalized_rewards": [_c("basic", lambda g: {"scores": randn(g, B), "logp": randn(g, B, T), "ref": randn(g, B, T),
-                                                    "mask": mask(g)},
-                                lambda f, x: f(x["scores"], x["logp"], x["ref"], x["mask"], 0.05))],
+    "exact_kl": [
+        _c(
+            "basic",
+            lambda g: {"p": randn(g, B, T, V), "q": randn(g, B, T, V)},
+            lambda f, x: f(x["p"], x["q"]),
+        )
+    ],
+    "kl_penalized_rewards": [
+        _c(
+            "basic",
+            lambda g: {"scores": randn(g, B), "logp": randn(g, B, T), "ref": randn(g, B, T), "mask": mask(g)},
+            lambda f, x: f(x["scores"], x["logp"], x["ref"], x["mask"], 0.05),
+        )
+    ],
     "masked_mean": _masked_mean_cases(),
-    "sft_loss": [_c("basic", lambda g: {"logits": randn(g, B, T, V), "labels": torch.randint(0, V, (B, T), generator=g),
-                                        "mask": mask(g)},
-                    lambda f, x: f(x["logits"], x["labels"].masked_fill(x["mask"] == 0, -100), x["mask"]))],
+    "sft_loss": [
+        _c(
+            "basic",
+            lambda g: {
+                "logits": randn(g, B, T, V),
+                "labels": torch.randint(0, V, (B, T), generator=g),
+                "mask": mask(g),
+            },
+            lambda f, x: f(x["logits"], x["labels"].masked_fill(x["mask"] == 0, -100), x["mask"]),
+        )
+    ],
     "bradley_terry_loss": [
         _c("no_margin", lambda g: {"rc": randn(g, 6), "rr": randn(g, 6)}, lambda f, x: f(x["rc"], x["rr"])),
-        _c("margin", lambda g: {"rc": randn(g, 6), "rr": randn(g, 6), "margin": randn(g, 6).abs()},
-           lambda f, x: f(x["rc"], x["rr"], x["margin"]))],
-    "preference_accuracy": [_c("basic", lambda g: {"rc": randn(g, 16), "rr": randn(g, 16)},
-                               lambda f, x: torch.tensor(f(x["rc"].detach(), x["rr"].detach())))],
-    "last_token_pool": [_c("2d", lambda g: {"values": randn(g, B, T), "mask": mask(g)}, lambda f, x: f(x["values"], x["mask"])),
-                        _c("3d", lambda g: {"values": randn(g, B, T, 4), "mask": mask(g)},
-                           lambda f, x: f(x["values"], x["mask"]))],
-    "compute_gae": [_c("basic", lambda g: {"rewards": randn(g, B, T), "values": randn(g, B, T), "mask": mask(g)},
-                       lambda f, x: f(x["rewards"], x["values"], x["mask"], 0.99, 0.9))],
-    "whiten": [_c(f"shift{s}", lambda g: {"x": randn(g, B, T, scale=3.0) + 1, "mask": mask(g, min_len=2)},
-                  lambda f, x, s=s: f(x["x"], x["mask"], shift_mean=s)) for s in (True, False)],
-    "ppo_policy_loss": [_c("basic", lambda g: {"logp": randn(g, B, T, scale=0.3), "old": randn(g, B, T, scale=0.3),
-                                               "adv": randn(g, B, T), "mask": mask(g)},
-                           lambda f, x: f(x["logp"], x["old"], x["adv"], x["mask"], 0.2))],
-    "ppo_value_loss": [_c("basic", lambda g: {"values": randn(g, B, T), "old": randn(g, B, T, scale=0.3),
-                                              "returns": randn(g, B, T), "mask": mask(g)},
-                          lambda f, x: f(x["values"], x["values"].detach() + x["old"], x["returns"], x["mask"], 0.2))],
-    "entropy_from_logits": [_c("basic", lambda g: {"logits": randn(g, B, T, V, scale=3.0)}, lambda f, x: f(x["logits"]))],
+        _c(
+            "margin",
+            lambda g: {"rc": randn(g, 6), "rr": randn(g, 6), "margin": randn(g, 6).abs()},
+            lambda f, x: f(x["rc"], x["rr"], x["margin"]),
+        ),
+    ],
+    "preference_accuracy": [
+        _c(
+            "basic",
+            lambda g: {"rc": randn(g, 16), "rr": randn(g, 16)},
+            lambda f, x: torch.tensor(f(x["rc"].detach(), x["rr"].detach())),
+        )
+    ],
+    "last_token_pool": [
+        _c(
+            "2d",
+            lambda g: {"values": randn(g, B, T), "mask": mask(g)},
+            lambda f, x: f(x["values"], x["mask"]),
+        ),
+        _c(
+            "3d",
+            lambda g: {"values": randn(g, B, T, 4), "mask": mask(g)},
+            lambda f, x: f(x["values"], x["mask"]),
+        ),
+    ],
+    "compute_gae": [
+        _c(
+            "basic",
+            lambda g: {"rewards": randn(g, B, T), "values": randn(g, B, T), "mask": mask(g)},
+            lambda f, x: f(x["rewards"], x["values"], x["mask"], 0.99, 0.9),
+        )
+    ],
+    "whiten": [
+        _c(
+            f"shift{s}",
+            lambda g: {"x": randn(g, B, T, scale=3.0) + 1, "mask": mask(g, min_len=2)},
+            lambda f, x, s=s: f(x["x"], x["mask"], shift_mean=s),
+        )
+        for s in (True, False)
+    ],
+    "ppo_policy_loss": [
+        _c(
+            "basic",
+            lambda g: {
+                "logp": randn(g, B, T, scale=0.3),
+                "old": randn(g, B, T, scale=0.3),
+                "adv": randn(g, B, T),
+                "mask": mask(g),
+            },
+            lambda f, x: f(x["logp"], x["old"], x["adv"], x["mask"], 0.2),
+        )
+    ],
+    "ppo_value_loss": [
+        _c(
+            "basic",
+            lambda g: {
+                "values": randn(g, B, T),
+                "old": randn(g, B, T, scale=0.3),
+                "returns": randn(g, B, T),
+                "mask": mask(g),
+            },
+            lambda f, x: f(x["values"], x["values"].detach() + x["old"], x["returns"], x["mask"], 0.2),
+        )
+    ],
+    "entropy_from_logits": [
+        _c("basic", lambda g: {"logits": randn(g, B, T, V, scale=3.0)}, lambda f, x: f(x["logits"]))
+    ],
     "ppo_minibatch_loss": [_c("basic", _minibatch, _minibatch_call)],
-    "group_advantages": [_c(s, lambda g: {"rewards": randn(g, 12)}, lambda f, x, s=s: f(x["rewards"], 4, s))
-                         for s in ("group", "batch", "none")],
+    "group_advantages": [
+        _c(s, lambda g: {"rewards": randn(g, 12)}, lambda f, x, s=s: f(x["rewards"], 4, s))
+        for s in ("group", "batch", "none")
+    ],
     "grpo_loss": _grpo_cases(),
-    "sequence_logprobs": [_c(f"average{a}", lambda g: {"logits": randn(g, B, T, V),
-                                                        "labels": torch.randint(0, V, (B, T), generator=g), "mask": mask(g)},
-                             lambda f, x, a=a: f(x["logits"], x["labels"].masked_fill(x["mask"] == 0, -100), x["mask"], a))
-                          for a in (False, True)],
+    "sequence_logprobs": [
+        _c(
+            f"average{a}",
+            lambda g: {
+                "logits": randn(g, B, T, V),
+                "labels": torch.randint(0, V, (B, T), generator=g),
+                "mask": mask(g),
+            },
+            lambda f, x, a=a: f(x["logits"], x["labels"].masked_fill(x["mask"] == 0, -100), x["mask"], a),
+        )
+        for a in (False, True)
+    ],
     "dpo_loss": _dpo_cases(),
 }
 
