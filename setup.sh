@@ -68,8 +68,11 @@ fi
 step "3/5 course packages (pinned, see pyproject.toml)"
 STAMP="$VENV/.setup_stamp"
 HASH=$(cat pyproject.toml | "$PY" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
+# The instructor repository also gets the maintainers' tools (ruff, pre-commit: the `dev` extra).
+TARGET=.
+[ -d course_instructor ] && TARGET=".[dev]"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ] || ! "$PY" -c 'import course_lib, trl, nbgrader' >/dev/null 2>&1; then
-  "${PIP[@]}" -e . || fail "pip install -e ." "read the pip error above; re-run bash setup.sh (it is safe to repeat)"
+  "${PIP[@]}" -e "$TARGET" || fail "pip install -e $TARGET" "read the pip error above; re-run bash setup.sh (it is safe to repeat)"
   echo "$HASH" > "$STAMP"
 else
   echo "    up to date"
@@ -92,7 +95,20 @@ echo "    kernel ready; set-up took $(( $(date +%s) - START )) s"
 
 case "$MODE" in
   check) step "5/5 self-check"; "$VENV/bin/course" selfcheck || fail "self-check" "see the message above" ;;
-  test) step "5/5 test suite"; exec "$PY" -m pytest "$@" ;;
+  test)
+    if [ $# -gt 0 ] || [ ! -d course_instructor ]; then
+      step "5/5 test suite"; exec "$PY" -m pytest "$@"
+    fi
+    # Instructor repository, whole suite: the fast tier first (lint + the exercise contract, about
+    # 2 minutes), so a formatting slip or a broken contract fails in minutes, not after the notebooks.
+    FAST_TIER=(tests/test_contract.py tests/test_checks.py tests/test_solutions.py tests/test_snapshots.py
+               tests/test_hidden_cases.py tests/test_exercises.py)
+    step "5/5 test suite, fast tier: ruff + contract"
+    "$VENV/bin/ruff" check . || fail "ruff check" "run: $VENV/bin/ruff check --fix . (and fix what it reports)"
+    "$VENV/bin/ruff" format --check . || fail "ruff format" "run: $VENV/bin/ruff format ."
+    "$PY" -m pytest -q "${FAST_TIER[@]}" || fail "fast tier (contract tests)" "see the failures above"
+    step "5/5 test suite, the rest"
+    exec "$PY" -m pytest $(printf -- '--ignore=%s ' "${FAST_TIER[@]}") ;;
   run) step "5/5 course run $*"; exec "$VENV/bin/course" run "$@" ;;
   none) ;;
 esac
