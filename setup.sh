@@ -37,8 +37,10 @@ fail() { echo "" >&2; echo "setup.sh FAILED at step: $1" >&2; echo "What to do: 
 step() { echo "==> $*"; }
 
 step "1/5 Python virtual environment ($VENV)"
-"$PYTHON" -c 'import sys; assert sys.version_info >= (3, 10), sys.version' 2>/dev/null \
-  || fail "python version" "install Python 3.10+ (3.11 is tested) and re-run, or set PYTHON=/path/to/python3.11"
+# The pinned packages (matplotlib 3.11, numpy 2.4, ...) need Python 3.11+: stop here, not in pip.
+"$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' 2>/dev/null \
+  || fail "python version: $("$PYTHON" --version 2>&1) found, the course needs Python 3.11+" \
+     "get Python 3.11 (Ubuntu 22.04: sudo add-apt-repository ppa:deadsnakes/ppa && sudo apt-get install python3.11 python3.11-venv; or: uv python install 3.11; or conda: conda env create -f environment.yml), then re-run with PYTHON=python3.11 bash setup.sh"
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV" || fail "create venv" "install the venv module (Debian/Ubuntu: sudo apt-get install python3-venv) and re-run"
 fi

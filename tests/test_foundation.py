@@ -5,6 +5,7 @@ the `course` command and the shipped tiny model's measured quality."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -316,3 +317,21 @@ def test_tiny_model_quality_in_readme_ranges():  # ~8 s on 2 idle cores (n = 256
     assert q["format_compliance"] < 0.6, q  # clearly imperfect before SFT
     assert q["max_word_run"] <= 6, q  # fluent-looking, no one-word loops
     assert q["distinct_2"] > 0.2, q
+
+
+def test_setup_stops_with_a_message_on_python_older_than_3_11(tmp_path):
+    """The pins need Python 3.11+: setup.sh says so at step 1 (Ubuntu 22.04's python3 is 3.10),
+    instead of pip failing later with "No matching distribution found"."""
+    fake = tmp_path / "python3.10"
+    fake.write_text('#!/bin/sh\n[ "$1" = --version ] && { echo "Python 3.10.12"; exit 0; }\nexit 1\n')
+    fake.chmod(0o755)
+    r = subprocess.run(
+        ["bash", str(ROOT / "setup.sh"), "--no-check"],
+        env={**os.environ, "PYTHON": str(fake), "VENV": str(tmp_path / "venv")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 1
+    assert "Python 3.10.12 found, the course needs Python 3.11+" in r.stderr, r.stderr
+    assert "deadsnakes" in r.stderr and not (tmp_path / "venv").exists()
