@@ -335,3 +335,20 @@ def test_setup_stops_with_a_message_on_python_older_than_3_11(tmp_path):
     assert r.returncode == 1
     assert "Python 3.10.12 found, the course needs Python 3.11+" in r.stderr, r.stderr
     assert "deadsnakes" in r.stderr and not (tmp_path / "venv").exists()
+
+
+def test_no_attention_mask_advice_for_right_padded_batches():
+    """Right-padded batches without an attention mask (every SFT step) used to print transformers'
+    "We strongly recommend passing in an `attention_mask`" advice, which does not apply here."""
+    code = (
+        "import torch\n"
+        "from course_lib.core.config import ASSET_DIR\n"
+        "from course_lib.core.models import load_policy\n"
+        "m, t = load_policy(str(ASSET_DIR))\n"
+        "m(input_ids=torch.tensor([[5, 6, 7, t.pad_token_id]]))\n"
+        "import logging; logging.getLogger('transformers.modeling_utils').warning('other advice stays')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "strongly recommend passing in an `attention_mask`" not in r.stderr
+    assert "other advice stays" in r.stderr

@@ -6,6 +6,7 @@ and saves with ``save_pretrained(dir)``, so a checkpoint directory works whereve
 from __future__ import annotations
 
 import copy
+import logging
 import warnings
 from pathlib import Path
 
@@ -18,6 +19,19 @@ from course_lib.core.utils import default_device
 # TRL 1.16 reads transformers' deprecated `model.is_gradient_checkpointing` while it generates, so
 # every TRL cell printed a FutureWarning about code the student never wrote; silence exactly that one.
 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+
+class _RightPaddingIsMasked(logging.Filter):
+    """transformers asks for an `attention_mask` whenever a batch's first or last id is the pad id.
+    The course pads on the RIGHT and masks padding out of every loss (completion_mask): under causal
+    attention no real token ever attends to a later pad, so the advice does not apply (students met
+    it in every SFT step of unit 03). Only that message is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "strongly recommend passing in an `attention_mask`" not in record.getMessage()
+
+
+logging.getLogger("transformers.modeling_utils").addFilter(_RightPaddingIsMasked())
 
 
 def load_tokenizer(name_or_path: str | None = None, profile: Profile | None = None):
