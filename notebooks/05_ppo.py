@@ -247,10 +247,12 @@ print(inspect.getsource(ppo_trainer.collect_rollout))
 # * **KL to the reference** — mean per-token KL (k3 estimator) between the policy and the frozen
 #   starting model, on the policy's own samples.
 #
-# Then PPO trains for the preset's number of steps with $\beta$ = `kl_coef` = 0.07, a small entropy
-# bonus (`entropy_coef` = 0.003), learning rate 4e-4, 32 prompts per step, 2 epochs over 4
+# Then PPO trains for the preset's number of steps with $\beta$ = `kl_coef` = 0.07, an entropy
+# bonus (`entropy_coef` = 0.01), learning rate 4e-4, 32 prompts per step, 2 epochs over 4
 # minibatches. Why these: with $\beta = 0.1$ and no entropy bonus the samples lost up to a quarter of
-# their diversity on one seed in three; with $\beta = 0.05$ the KL overshot 0.5 nats per token. We
+# their diversity on one seed in three; with $\beta = 0.05$ the KL overshot 0.5 nats per token; and
+# a bonus of 0.003 was enough on one machine but not on another, where the same seed lost a quarter
+# of its diversity (floating-point sums in another order are, in effect, another seed). We
 # measure on 128 held-out prompts, because the positive fraction of 64 samples moves by about ±6
 # points by chance alone.
 
