@@ -34,7 +34,6 @@ import sys
 import sysconfig
 
 NOBODY = 65534
-SITE_ROOT = "/opt/course"
 HIDDEN_PACKAGES = ("solutions", "course_instructor")
 INSTALL_HINT = (
     "install bubblewrap (Debian/Ubuntu: `sudo apt-get install -y bubblewrap`; Fedora: "
@@ -107,7 +106,11 @@ class Isolation:
             if problem:
                 raise IsolationUnavailable(problem)
             self.bwrap = shutil.which("bwrap")
-        self.site = {d: f"{SITE_ROOT}/site{i}" for i, d in enumerate(site_dirs())}
+        # site-packages appear at their own paths (only those folders: the rest of the repository
+        # stays absent). Remapped to another path, modules no longer matched their install
+        # location and datasets' fingerprinting failed to pickle pyarrow's classes (PicklingError
+        # "MonthDayNano ... not found") in every notebook cell that builds a Dataset.
+        self.site = {d: d for d in site_dirs()}
 
     def site_paths(self) -> list[str]:
         """sys.path entries for site-packages as seen by the sandboxed process."""

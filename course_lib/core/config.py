@@ -212,7 +212,12 @@ def get_profile(name: str | None = None) -> Profile:
             raise ValueError(f"COURSE_PROFILE_OVERRIDES: unknown profile fields {sorted(unknown)}")
         profile = profile.replace(**overrides)
     if profile.name == "gpu" and torch.cuda.is_available():  # memory-aware batch sizes (T4: 15 GB)
-        profile = fit_to_memory(profile, torch.cuda.get_device_properties(0).total_memory / 2**30)
+        try:
+            memory_gb = torch.cuda.get_device_properties(0).total_memory / 2**30
+        except (AssertionError, RuntimeError):  # CUDA reported but unusable: keep the presets
+            memory_gb = None
+        if memory_gb:
+            profile = fit_to_memory(profile, memory_gb)
     return profile
 
 
