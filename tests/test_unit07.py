@@ -26,7 +26,7 @@ def test_notebook_structure():
     assert len(answers) >= 3
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
     text = "\n".join(src)
-    assert 'report_metrics("07"' in text and text.count("save_figure(") >= 6
+    assert re.search(r'report_metrics\(\s*"07"', text) and text.count("save_figure(") >= 6
     assert "dpo_trainer.train(" in text and "train_with_trl(" in text
 
 
@@ -68,8 +68,8 @@ def test_notebook_meets_the_bars(run_notebook):
     assert abs(ours - trl) < 1e-5
     # speed is printed side by side, never asserted (timer noise on a shared 2-core box is larger than
     # the gap); `course bench` measures it
-    assert _number(r"seconds per step: ours ([\d.]+)", out) > 0
-    assert _number(r"seconds per step: ours [\d.]+, TRL ([\d.]+)", out) > 0
+    assert _number(r"seconds per step[^:]*: ours ([\d.]+)", out) > 0
+    assert _number(r"seconds per step[^:]*: ours [\d.]+, TRL ([\d.]+)", out) > 0
     training = _number(r"steps in ([\d.]+)s; held-out", out)
     assert training <= 120, f"the main DPO run trained for {training}s (> 2 minutes)"
 
