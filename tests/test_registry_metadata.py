@@ -1,0 +1,123 @@
+"""Exercise metadata (issue 18): every registry row has it, and `requires` matches the code.
+
+`requires` is checked against the call graph of the reference implementations: which exercise
+functions each solution in ``solutions/<module>.py`` calls -- by name (``from solutions.kl import
+kl_estimate``), through a module (``from course_lib import sft; sft.sft_loss(...)``), or through
+a private helper of its own module."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from course_lib.core import registry
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def solution_calls(root: Path = REPO / "solutions") -> dict[str, list[str]]:
+    """{exercise: the exercises its solution calls (directly or via private helpers), registry order}."""
+    mods = set(registry.modules())
+    out: dict[str, list[str]] = {}
+    for mod in sorted(mods):
+        tree = ast.parse((root / f"{mod}.py").read_text())
+        names: dict[str, str] = {}  # local name -> exercise it imports
+        aliases: set[str] = set()  # local names bound to an exercise module
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or not node.module:
+                continue
+            if node.module in ("solutions", "course_lib"):
+                aliases |= {a.asname or a.name for a in node.names if a.name in mods}
+            elif node.module.split(".")[0] in ("solutions", "course_lib"):
+                names |= {a.asname or a.name: a.name for a in node.names if a.name in registry.BY_NAME}
+        funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+
+        def refs(fn, funcs=funcs, aliases=aliases):
+            for n in ast.walk(fn):
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
+                    yield n.id, n.id in funcs
+                elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in aliases:
+                    yield n.attr, False
+
+        for ex in registry.EXERCISES:
+            if ex.module != mod or ex.name not in funcs:
+                continue
+            seen, todo, found = set(), [ex.name], set()
+            while todo:
+                f = todo.pop()
+                if f in seen:
+                    continue
+                seen.add(f)
+                for name, local in refs(funcs[f]):
+                    target = names.get(name, name)
+                    if target == ex.name:
+                        continue
+                    if target in registry.BY_NAME:
+                        found.add(target)
+                    elif local:
+                        todo.append(name)
+            out[ex.name] = [e.name for e in registry.EXERCISES if e.name in found]
+    return out
+
+
+def test_call_graph_finds_the_known_calls():
+    """The analysis itself: calls by imported name, through a module alias and via helpers."""
+    calls = solution_calls()
+    assert calls["sft_train_step"] == ["sft_loss"]  # `from course_lib import sft; sft.sft_loss(...)`
+    assert "kl_estimate" in calls["ppo_minibatch_loss"]  # imported inside the function
+    assert calls["masked_mean"] == []
+
+
+def test_requires_match_the_solutions_call_graph():
+    calls = solution_calls()
+    wrong = {
+        e.name: {"declared": list(e.requires or ()), "solution calls": calls[e.name]}
+        for e in registry.EXERCISES
+        if e.name in calls and list(e.requires or ()) != calls[e.name]
+    }
+    assert not wrong, f"registry `requires` differ from what solutions/ calls (registry order): {wrong}"
+
+
+def test_every_row_has_metadata():
+    """Fails for a row added without difficulty / minutes / requires (fill them in)."""
+    missing = []
+    for e in registry.EXERCISES:
+        bad = [
+            what
+            for what, ok in (
+                ("difficulty (1-3)", e.difficulty in (1, 2, 3)),
+                ("minutes (> 0)", isinstance(e.minutes, int) and e.minutes > 0),
+                ("requires (a tuple; () for none)", isinstance(e.requires, tuple)),
+            )
+            if not ok
+        ]
+        if bad:
+            missing.append(f"{e.number} {e.name}: " + ", ".join(bad))
+    assert not missing, "registry rows without metadata:\n  " + "\n  ".join(missing)
+    units = {e.unit for e in registry.EXERCISES} | set(registry.NOTEBOOKS)
+    assert not units - set(registry.UNIT_SECONDS), (
+        f"UNIT_SECONDS lacks units {sorted(units - set(registry.UNIT_SECONDS))}"
+    )
+
+
+def test_requires_point_backwards():
+    """A prerequisite exists and comes earlier in the course (no cycles, nothing from a later unit)."""
+    order = {e.name: i for i, e in enumerate(registry.EXERCISES)}
+    for e in registry.EXERCISES:
+        for r in e.requires or ():
+            assert r in order, f"{e.number} {e.name} requires unknown exercise {r!r}"
+            assert order[r] < order[e.name], f"{e.number} {e.name} requires the later exercise {r}"
+
+
+def test_prerequisites_closure():
+    assert [e.name for e in registry.prerequisites("grpo_step")] == [
+        "token_logprobs",
+        "kl_estimate",
+        "masked_mean",
+        "grpo_loss",
+    ]
+    assert registry.prerequisites("format_reward") == []
+    with pytest.raises(KeyError, match="no exercise named"):
+        registry.prerequisites("nope")
