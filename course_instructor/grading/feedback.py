@@ -69,6 +69,18 @@ def notebook_html(nb, title: str) -> str:
     return "\n".join(parts + ["</body></html>"])
 
 
+def verdict_lines(s: dict) -> list[str]:
+    """The grader's verdict on one code exercise (a score dict of solutions.grading.score): the
+    same text in the HTML feedback, the Gradescope results and the JUnit report."""
+    lines = [
+        f"Grader: {s['passed']}/{s['total']} hidden cases passed -> {s['score']:g}/{s['max_score']:g} points"
+    ]
+    lines += [f"  {m}" for m in s["failures"][:3]]
+    if s.get("error"):
+        lines.append(f"  {s['error']}")
+    return lines
+
+
 def sanitize_for_feedback(nb, cells_by_id: dict, code_scores: dict, status: str):
     """Strip hidden tests (code and output) from test cells; add the grader's verdicts."""
     for cell in nb.cells:
@@ -81,13 +93,7 @@ def sanitize_for_feedback(nb, cells_by_id: dict, code_scores: dict, status: str)
             if info and info["kind"] == "code":
                 s = code_scores.get(info["exercise"])
                 if s:
-                    lines.append(
-                        f"Grader: {s['passed']}/{s['total']} hidden cases passed -> "
-                        f"{s['score']:g}/{s['max_score']:g} points"
-                    )
-                    lines += [f"  {m}" for m in s["failures"][:3]]
-                    if s.get("error"):
-                        lines.append(f"  {s['error']}")
+                    lines = verdict_lines(s)
             cell.outputs = (
                 [nbformat.v4.new_output("stream", name="stdout", text="\n".join(lines) + "\n")]
                 if lines
