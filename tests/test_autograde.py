@@ -258,7 +258,7 @@ def test_manual_answers_pending_in_csv(hostile_batch):
     with open(hostile_batch["out"] / "grades.csv") as f:
         rows = [r for r in csv.DictReader(f) if r["exercise"] == "q_fixture_why"]
     assert rows and all(r["score"] == "" and r["max_score"] == "2" for r in rows)
-    assert {r["unit"] for r in rows} == {"02"}
+    assert {r["unit"] for r in rows} == {"unit_02"}
 
 
 def test_feedback_has_no_hidden_tests(hostile_batch):

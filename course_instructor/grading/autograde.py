@@ -20,8 +20,10 @@ run unless ``--unsafe-no-isolation`` is given. The pieces:
   the source notebooks and the batch's configuration are hashed before the batch and checked
   after every submission; a change stops the batch and no grades are written.
 
-Outputs: ``DIR/grades.csv`` (student_id, unit, exercise, score, max_score; a written-answer cell
-has an EMPTY score = pending manual grading in nbgrader's formgrader), ``DIR/grades.json``
+Outputs (export.py): ``DIR/grades.csv`` (student_id, unit as ``unit_01``, exercise, score, max_score,
+student_total; a written-answer cell has an EMPTY score = pending manual grading in nbgrader's
+formgrader), ``DIR/junit.xml`` (a testcase per exercise), ``DIR/lms.csv`` (a row per student: a
+column per unit + total), ``DIR/grades.json``
 (per-case details, errors, seconds), the feedback pages, and the nbgrader course folder
 ``DIR/nbgrader`` (gradebook.db for the formgrader).
 """
@@ -29,7 +31,6 @@ has an EMPTY score = pending manual grading in nbgrader's formgrader), ``DIR/gra
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shutil
@@ -42,7 +43,7 @@ from pathlib import Path
 import nbformat
 
 from course_instructor import release
-from course_instructor.grading import feedback, nbgrader_run, sandbox, submissions
+from course_instructor.grading import export, feedback, nbgrader_run, sandbox, submissions
 from course_instructor.grading.integrity import Integrity, IntegrityError
 from course_instructor.grading.isolation import Isolation, IsolationUnavailable, warn_unsafe
 from course_lib.core import registry as exercises
@@ -391,18 +392,7 @@ class Grader:
         return new, msg
 
     def write(self, results: list[dict]) -> None:
-        with open(self.out / "grades.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["student_id", "unit", "exercise", "score", "max_score"])
-            w.writeheader()
-            for r in results:
-                for row in r["rows"]:
-                    w.writerow(
-                        {
-                            **row,
-                            "score": "" if row["score"] is None else f"{row['score']:g}",
-                            "max_score": f"{row['max_score']:g}",
-                        }
-                    )
+        export.write_all(results, self.out)  # grades.csv, junit.xml, lms.csv (export.py)
         (self.out / "grades.json").write_text(json.dumps(results, indent=1, default=str))
 
 
