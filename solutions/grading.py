@@ -11,8 +11,12 @@ seeded random cases, value AND gradients, with partial credit.
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
+import inspect
 import random
+import textwrap
 from collections.abc import Callable
 
 import torch
@@ -65,7 +69,15 @@ def _sentence(gen: _Gen, n: int) -> str:
 
 
 def _case(
-    cid, *args, grad=(), grad_seed=0, then_call=None, report_params=False, grad_model=False, **kwargs
+    cid,
+    *args,
+    grad=(),
+    grad_seed=0,
+    then_call=None,
+    report_params=False,
+    grad_model=False,
+    report_kinds=False,
+    **kwargs,
 ) -> dict:
     c = {
         "id": cid,
@@ -78,6 +90,8 @@ def _case(
     }
     if then_call is not None:
         c["then_call"] = then_call
+    if report_kinds:
+        c["report_kinds"] = True
     return c
 
 
@@ -191,6 +205,28 @@ def _combine_rewards(g):
     ]
 
 
+def _reinforce_loss(g):
+    # logprobs = summed log-probabilities of whole completions; gradients w.r.t. BOTH inputs: the
+    # rewards must get none (compare() fails a gradient where the solution has none)
+    cases = []
+    for i, (B, baseline) in enumerate([(6, None), (5, "mean"), (4, 0.5), (1, "mean")]):
+        cases.append(
+            _case(
+                f"baseline-{baseline}-B{B}",
+                g.logp(B) * 5,
+                g.randn(B) + 0.5,
+                baseline,
+                grad=[0, 1],
+                grad_seed=i,
+            )
+        )
+    cases.append(_case("int-baseline", g.logp(3) * 5, g.randn(3), baseline=1, grad=[0, 1]))
+    cases.append(_case("per-token-logprobs", g.logp(2, 3), g.randn(2)))  # [B, T]: not summed
+    cases.append(_case("shape-mismatch", g.logp(3), g.randn(4)))
+    cases.append(_case("unknown-baseline", g.logp(3), g.randn(3), baseline="median"))
+    return cases
+
+
 def _token_logprobs(g):
     cases = []
     for i, (B, T, V) in enumerate([(2, 5, 7), (3, 4, 11), (1, 6, 3)]):
@@ -292,6 +328,7 @@ def _preference_accuracy(g):
     return [
         _case("random", a, b),
         _case("all-right", torch.ones(3), torch.zeros(3)),
+        _case("returns-float", g.randn(5), g.randn(5), report_kinds=True),  # a Python float, not a tensor
         _case("bad-shape", g.randn(3), g.randn(2)),
     ]
 
@@ -441,12 +478,16 @@ def _dpo_loss(g):
                 grad_seed=i,
             )
         )
+    cases.append(  # the rewards are statistics: detached, the losses carry the gradient
+        _case("detached-rewards", *[g.logp(3) * 10 for _ in range(4)], report_kinds=True, grad=[0])
+    )
     cases.append(_case("bad-loss-type", *[g.logp(2) for _ in range(4)], loss_type="kto"))
     return cases
 
 
-def _model(seed, vocab=32):
-    return {caserun.MARKER: "model", "seed": seed, "vocab": vocab}
+def _model(seed, vocab=32, stale_grad=False):
+    """A tiny GPT-2; `stale_grad`: its parameters carry a gradient left from an earlier step."""
+    return {caserun.MARKER: "model", "seed": seed, "vocab": vocab, "stale_grad": stale_grad}
 
 
 def _sgd(lr=0.5):
@@ -466,6 +507,7 @@ def _sft_train_step(g):
         m[0, 1] = 1
         batch = {"input_ids": ids[:, :-1], "labels": ids[:, 1:], "completion_mask": m}
         cases.append(_case(f"step{i}", _model(i), batch, _sgd(), clip, report_params=True))
+    cases.append(_case("stale-grad", _model(3, stale_grad=True), batch, _sgd(), None, report_params=True))
     cases.append(_case("missing-key", _model(0), {"input_ids": _ids(g, 2, 3)}, _sgd()))
     return cases
 
@@ -553,6 +595,17 @@ def _grpo_step(g):
             report_params=True,
         )
     )
+    cases.append(
+        _case(
+            "stale-grad",
+            _model(4, stale_grad=True),
+            _sgd(),
+            _rollout(g, B, P, C),
+            g.randn(B),
+            ref_logp=g.logp(B, C),
+            report_params=True,
+        )
+    )
     cases.append(_case("bad-advantages", _model(0), _sgd(), _rollout(g, 2, 2, 3), g.randn(3)))
     return cases
 
@@ -617,7 +670,9 @@ def compare(expected: dict, got: dict) -> tuple[bool, str]:
         return False, msg
     for k, g_exp in expected.get("grads", {}).items():
         g_got = got.get("grads", {}).get(k)
-        if g_exp is None:
+        if g_exp is None:  # the solution's result does not depend on this input through autograd
+            if g_got is not None and torch.count_nonzero(g_got) > 0:
+                return False, f"a gradient flows to input {k}, which must be a constant (detached)"
             continue
         if g_got is None:
             if torch.count_nonzero(g_exp) == 0:
@@ -630,6 +685,54 @@ def compare(expected: dict, got: dict) -> tuple[bool, str]:
         if not ok:
             return False, msg
     return True, ""
+
+
+@functools.cache
+def callees(name: str) -> tuple[str, ...]:
+    """The other exercises that exercise `name` calls, directly or through another one (read from
+    the solution's code: every exercise name it mentions), e.g. grpo_step -> grpo_loss,
+    kl_estimate, masked_mean, token_logprobs. A student's version of `name` is graded with the
+    student's own versions of these (giving it ours would hand the answers to student code)."""
+    seen: list[str] = []
+    todo = [exercises.get(name).name]
+    while todo:
+        src = textwrap.dedent(inspect.getsource(solution_function(todo.pop())))
+        for node in ast.walk(ast.parse(src)):
+            ident = (
+                node.id
+                if isinstance(node, ast.Name)
+                else node.attr
+                if isinstance(node, ast.Attribute)
+                else None
+            )
+            if ident in exercises.BY_NAME and ident != name and ident not in seen:
+                seen.append(ident)
+                todo.append(ident)
+    return tuple(sorted(seen, key=lambda n: exercises.get(n).number))
+
+
+def explain_dependencies(scores: dict[str, dict]) -> None:
+    """For every exercise that lost points while an exercise it calls failed its own cases, put
+    one line first in its failures naming that callee (in place): "grpo_loss calls kl_estimate,
+    which failed 3 of its own 9 hidden cases: fix kl_estimate first ...". Sets
+    ``score["failed_callees"]`` (possibly empty) on every score."""
+    for name, s in scores.items():
+        s["failed_callees"] = []
+        if s["passed"] == s["total"]:
+            continue
+        bad = [c for c in callees(name) if c in scores and scores[c]["passed"] < scores[c]["total"]]
+        s["failed_callees"] = bad
+        if bad:
+            which = ", ".join(
+                f"{c} ({scores[c]['total'] - scores[c]['passed']} of {scores[c]['total']})" for c in bad
+            )
+            s["failures"].insert(
+                0,
+                f"{name} calls {' and '.join(bad)}, which failed some of {'its' if len(bad) == 1 else 'their'} "
+                f"own hidden cases [{which} failed]: your {name} runs with your "
+                f"{'version' if len(bad) == 1 else 'versions'} of {'it' if len(bad) == 1 else 'them'}, so "
+                f"fix {bad[0]} first -- the failures of {name} below may come from it alone.",
+            )
 
 
 def solution_function(name: str) -> Callable:

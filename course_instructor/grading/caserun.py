@@ -19,14 +19,19 @@ Special inputs that cannot be pickled are *markers*, resolved here by :func:`res
 * ``{"__marker__": "reward_fn", "name": "<one of REWARD_FNS>"}``: a small TRL-style reward
   function (``f(completions, **kwargs) -> list[float]``) for :func:`combine_rewards` cases,
 * ``{"__marker__": "model", "seed": s, "vocab": V}``: a tiny randomly initialised GPT-2 (built
-  the same way in every process, dropout off), for the "one training step" exercises,
+  the same way in every process, dropout off), for the "one training step" exercises;
+  ``"stale_grad": True`` gives every parameter a seeded, non-zero ``.grad`` left over from an
+  earlier step (a step that forgets ``optimizer.zero_grad()`` then moves the wrong way),
 * ``{"__marker__": "optimizer", "lr": lr}``: SGD over the parameters of the case's model,
 * ``{"__marker__": "rollout", "fields": {...}}``: a :class:`course_lib.core.sampling.Rollout`.
 
 Case options for those exercises: ``"report_params": True`` returns ``{"return": <value>,
 "params": <all model parameters after the call, flattened>}`` (was the step taken correctly?);
 ``"grad_model": True`` back-propagates the first returned tensor and reports the gradient of
-the model's parameters as ``grads["model"]``.
+the model's parameters as ``grads["model"]``; ``"report_kinds": True`` returns ``{"return":
+<value>, "kinds": <what was returned>}``, where a kind is "float", "int", "bool", "tensor" or
+"tensor requiring grad" (lists and dicts of kinds for containers): a 0-d tensor where a float is
+asked for, or statistics that still carry the graph, then fail.
 
 A result is ``{"id", "value", "grads": {...}, "error": None | str, "error_types": [...]}`` made of
 tensors, numbers, strings, lists, dicts and None; on the wire (sandbox -> grader) tensors are
@@ -117,6 +122,30 @@ def tiny_gpt2(seed: int = 0, vocab: int = 32, n_positions: int = 32):
     return model.float()
 
 
+def stale_gradients(model, seed: int) -> None:
+    """Give every parameter a seeded random ``.grad`` (as left by an earlier backward pass)."""
+    g = torch.Generator().manual_seed(10_000 + seed)
+    for p in model.parameters():
+        p.grad = torch.randn(p.shape, generator=g, dtype=p.dtype)
+
+
+def kinds(x, depth: int = 0):
+    """What a function returned, by kind: "float", "int", "bool", "tensor", "tensor requiring
+    grad", "None", lists / dicts of kinds for containers (see ``report_kinds``)."""
+    if depth > 6:
+        return "nested"
+    if isinstance(x, torch.Tensor):
+        return "tensor requiring grad" if x.requires_grad else "tensor"
+    if isinstance(x, (list, tuple)):
+        return [kinds(v, depth + 1) for v in x[:64]]
+    if isinstance(x, dict):
+        return {str(k): kinds(v, depth + 1) for k, v in list(x.items())[:64]}
+    for t in (bool, int, float, str):
+        if isinstance(x, t):
+            return t.__name__
+    return "None" if x is None else "other"
+
+
 def flat_params(model) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
@@ -139,6 +168,8 @@ def resolve(obj, ctx: dict | None = None):
         kind = obj.get(MARKER)
         if kind == "model":
             ctx["model"] = tiny_gpt2(int(obj.get("seed", 0)), int(obj.get("vocab", 32)))
+            if obj.get("stale_grad"):
+                stale_gradients(ctx["model"], int(obj.get("seed", 0)))
             return ctx["model"]
         if kind == "optimizer":
             if "model" not in ctx:
@@ -269,6 +300,8 @@ def run_case(func: Callable, case: dict) -> dict:
                     got = torch.autograd.grad(total, list(inputs.values()), allow_unused=True)
                     grads = {k: (None if v is None else v.detach().clone()) for k, v in zip(inputs, got)}
                 result["grads"].update(grads)
+        if case.get("report_kinds"):
+            out = {"return": out, "kinds": kinds(out)}
         if case.get("report_params"):
             out = {"return": out, "params": flat_params(ctx["model"])}
         result["value"] = normalize(out)
@@ -293,8 +326,24 @@ def describe(x) -> str:
     return type(x).__name__
 
 
+def _magnitude(x: float) -> str:
+    """An order of magnitude ("1e-02"): how large, without the exact number."""
+    return f"1e{round(math.log10(x)):+03d}" if math.isfinite(x) and x > 0 else str(x)
+
+
+def error_size(err: float, scale: float) -> str:
+    """The size of an error, coarsely: absolute and relative orders of magnitude (exact numbers
+    together with the student's own value would give the expected one away)."""
+    if not math.isfinite(err):
+        return "nan or inf"
+    rel = f", relative ~{_magnitude(err / scale)}" if scale > 0 else ""
+    return f"error ~{_magnitude(err)}{rel}"
+
+
 def close(a, b, rtol: float, atol: float, path: str = "value") -> tuple[bool, str]:
-    """Recursive allclose over tensors / numbers / lists / dicts: (ok, message)."""
+    """Recursive allclose over tensors / numbers / lists / dicts: (ok, message). A message names
+    where (path, shape, how many entries) and how large the error is, never the expected numbers
+    (a student must not learn a hidden case's answer from the feedback)."""
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
         if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
             if isinstance(a, torch.Tensor) and a.numel() == 1 and isinstance(b, (int, float)):
@@ -313,21 +362,25 @@ def close(a, b, rtol: float, atol: float, path: str = "value") -> tuple[bool, st
         a64, b64 = a.to(torch.float64), b.to(torch.float64)
         if not torch.isfinite(b64).all() and torch.isfinite(a64).all():
             return False, f"{path}: contains nan/inf"
-        if not torch.allclose(b64, a64, rtol=rtol, atol=atol, equal_nan=True):
-            err = (b64 - a64).abs().nan_to_num(float("inf")).max().item()
-            if a.numel() <= 4:
-                return False, f"{path}: expected {a64.flatten().tolist()}, got {b64.flatten().tolist()}"
-            return False, f"{path}: values differ from the expected ones (max abs error {err:.3g})"
+        bad = ~torch.isclose(b64, a64, rtol=rtol, atol=atol, equal_nan=True)
+        if bad.any():
+            err = (b64 - a64).abs().nan_to_num(float("inf"))[bad].max().item()
+            return False, (
+                f"{path}: {int(bad.sum())} of {a.numel()} values are wrong (largest "
+                f"{error_size(err, a64[bad].abs().max().item())})"
+            )
         return True, ""
     if isinstance(a, bool) or isinstance(b, bool):
-        same = type(a) is type(b) and a == b
-        return (same, "" if same else f"{path}: expected {a!r}, got {b!r}")
+        if type(a) is not type(b):
+            return False, f"{path}: expected {type(a).__name__}, got {type(b).__name__}"
+        return (a == b, "" if a == b else f"{path}: the wrong truth value")
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         fa, fb = float(a), float(b)
         if math.isnan(fa) and math.isnan(fb):
             return True, ""
         if not math.isclose(fa, fb, rel_tol=rtol, abs_tol=atol):
-            return False, f"{path}: expected {fa:.6g}, got {fb:.6g}"
+            err = abs(fb - fa) if math.isfinite(fb) else math.inf
+            return False, f"{path}: wrong ({error_size(err, abs(fa))})"
         return True, ""
     if isinstance(a, list):
         if not isinstance(b, list):
@@ -349,8 +402,10 @@ def close(a, b, rtol: float, atol: float, path: str = "value") -> tuple[bool, st
             if not ok:
                 return ok, msg
         return True, ""
-    if a is None or b is None or isinstance(a, str):
-        return (a == b, "" if a == b else f"{path}: expected {a!r}, got {b!r}")
+    if isinstance(a, str):  # only kinds ("float", "tensor", ...) are strings: not a secret
+        return (a == b, "" if a == b else f"{path}: expected {a!r}, got {str(b)[:60]!r}")
+    if a is None or b is None:
+        return (a == b, "" if a == b else f"{path}: expected {describe(a)}, got {describe(b)}")
     return False, f"{path}: cannot compare {describe(a)} with {describe(b)}"
 
 
