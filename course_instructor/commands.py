@@ -6,6 +6,10 @@ from __future__ import annotations
 # name -> (module:function, one-line help); the modules are imported only when the command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("course_instructor.runner:main", "execute the notebooks with the solutions, write results.json"),
+    "seeds": (
+        "course_instructor.seeds:main",
+        "units 05-07's main runs for several seeds (--seeds 0,1,2) against the bars, worst seed",
+    ),
     "release": ("course_instructor.release:main", "build exercises/ and the student bundle"),
     "autograde": ("course_instructor.grading.autograde:main", "grade a folder of submissions"),
     "bench": ("course_instructor.bench:main", "seconds per step, ours vs TRL, side by side"),

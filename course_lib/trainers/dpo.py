@@ -421,6 +421,106 @@ def train(
     )
 
 
+# --------------------------------------------------------------------------- notebook 07's main run
+@dataclass
+class HeadlineData:
+    """Notebook 07's data: training pairs, held-out synthetic pairs, sentiment prompts for samples."""
+
+    train_pairs: object  # datasets.Dataset: prompt, chosen, rejected
+    heldout_pairs: object
+    eval_prompts: list[str]
+
+
+def headline_data(
+    model,
+    tokenizer,
+    profile: Profile | None = None,
+    n_pairs: int | None = None,
+    n_heldout: int = 128,
+    n_eval: int | None = None,
+) -> HeadlineData:
+    """The pairs of notebook 07 (section 1): ``build_pairs("mixed", "train", n_pairs)`` with
+    on-policy pairs of the start `model`, ``n_heldout`` held-out synthetic pairs, and the
+    preset's sentiment eval prompts (`n_eval`, None: eval_size) twice (two samples each)."""
+    from course_lib.core import data
+
+    profile = profile or get_profile()
+    train_pairs = build_pairs("mixed", "train", n=n_pairs, model=model, tokenizer=tokenizer, profile=profile)
+    heldout = build_pairs("synthetic", "eval", n=n_heldout, profile=profile)
+    n_eval = n_eval or profile.preset().eval_size
+    prompts = list(data.load_task("sentiment", "eval", n=n_eval, profile=profile)["prompt"]) * 2
+    return HeadlineData(train_pairs, heldout, prompts)
+
+
+@dataclass
+class HeadlineRun:
+    """Notebook 07's main run: `run`, the sample metrics `before` / `after`
+    (:func:`sample_metrics`), `ref_preference` (the reference's held-out accuracy), `final`
+    (:func:`evaluate_pairs` after training), the reference log-probs [N, 2] of the training and
+    held-out pairs, and the seconds of the reference pass and of training."""
+
+    run: Run
+    before: dict
+    after: dict
+    ref_preference: float
+    final: dict
+    ref_logps: torch.Tensor
+    heldout_ref_logps: torch.Tensor
+    ref_seconds: float
+    train_seconds: float
+
+
+def headline_run(
+    config: DPOConfig,
+    model,
+    reference,
+    tokenizer,
+    data: HeadlineData,
+    profile: Profile | None = None,
+    show_progress: bool = True,
+) -> HeadlineRun:
+    """The main run of notebook 07 (section 5) -- what the notebook and ``course seeds`` both call:
+    reference log-probs of the pairs, sample metrics before, :func:`train` (in place, seeded with
+    ``config.seed``, held-out accuracy every ``max_steps // 12`` steps), held-out accuracy and
+    sample metrics after."""
+    profile = profile or get_profile()
+    t0 = time.perf_counter()
+    ref_logps = precompute_ref_logps(
+        reference, tokenizer, data.train_pairs, config, show_progress=show_progress
+    )
+    heldout_ref_logps = precompute_ref_logps(reference, tokenizer, data.heldout_pairs, config)
+    ref_seconds = time.perf_counter() - t0
+    n_new = profile.max_completion_length
+    before = sample_metrics(model, reference, tokenizer, data.eval_prompts, max_new_tokens=n_new)
+    t0 = time.perf_counter()
+    run = train(
+        config,
+        model,
+        tokenizer,
+        data.train_pairs,
+        ref_logps=ref_logps,
+        eval_pairs=data.heldout_pairs,
+        eval_ref_logps=heldout_ref_logps,
+        eval_every=max(1, config.max_steps // 12),
+        profile=profile,
+        show_progress=show_progress,
+    )
+    train_seconds = time.perf_counter() - t0
+    final = evaluate_pairs(model, tokenizer, data.heldout_pairs, heldout_ref_logps, config)
+    after = sample_metrics(model, reference, tokenizer, data.eval_prompts, max_new_tokens=n_new)
+    return HeadlineRun(
+        run,
+        before,
+        after,
+        reference_preference(heldout_ref_logps),
+        final,
+        ref_logps,
+        heldout_ref_logps,
+        ref_seconds,
+        train_seconds,
+    )
+
+
 # --------------------------------------------------------------------------- TRL side by side
 def train_with_trl(
     config: DPOConfig, model, tokenizer, dataset, output_dir: str | Path | None = None, *, ref_model=None

@@ -471,6 +471,46 @@ def evaluate(
     return res
 
 
+@dataclass
+class HeadlineRun:
+    """Notebook 06's sentiment run: the trained `run` (``run.model``, ``run.ref_model``) and the
+    :func:`evaluate` dicts `before` (the start model) / `after`."""
+
+    run: Run
+    before: dict
+    after: dict
+
+
+def headline_run(
+    config: GRPOConfig | None = None,
+    profile: Profile | None = None,
+    start: tuple | None = None,
+    n_eval: int | None = None,
+    show_progress: bool = True,
+) -> HeadlineRun:
+    """The sentiment run of notebook 06 -- what the notebook and ``course seeds`` both call: the
+    metrics of the start model (`start` = (model, tokenizer), None: :func:`start_model`, the SFT
+    checkpoint when it exists) on `n_eval` eval prompts (None: the preset's), :func:`train` on a
+    copy of it (seeded with ``config.seed``; the start model is left as it was), the metrics after."""
+    import copy
+
+    profile = profile or get_profile()
+    config = config or GRPOConfig.from_profile(profile, task="sentiment")
+    model, tokenizer = start[:2] if start is not None else start_model(profile)[:2]
+    task = config.task
+    before = evaluate(model, tokenizer, task, n=n_eval, profile=profile)
+    run = train(
+        config,
+        model=copy.deepcopy(model),
+        tokenizer=tokenizer,
+        profile=profile,
+        desc=f"GRPO {task}",
+        show_progress=show_progress,
+    )
+    after = evaluate(run.model, tokenizer, task, ref_model=run.ref_model, n=n_eval, profile=profile)
+    return HeadlineRun(run, before, after)
+
+
 # --------------------------------------------------------------------------- TRL side by side
 def train_with_trl(
     config: GRPOConfig,

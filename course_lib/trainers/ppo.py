@@ -498,6 +498,52 @@ def headline(before: dict, after: dict) -> dict[str, tuple[float, float]]:
     return {k: (before[k], after[k]) for k in HEADLINE}
 
 
+def eval_prompts(profile: Profile | None = None, n: int | None = None) -> list[str]:
+    """Notebook 05's held-out sentiment prompts: ``n`` (None: twice the preset's eval_size, 128 on
+    quick, because the positive fraction of 64 samples moves by about +-6 points by chance)."""
+    profile = profile or get_profile()
+    n = n or 2 * profile.preset().eval_size
+    return list(data.load_task("sentiment", "eval", n=n, profile=profile)["prompt"])
+
+
+@dataclass
+class HeadlineRun:
+    """Notebook 05's main run: the trained `run` (policy ``run.model``, reference ``run.ref_model``,
+    ``run.tokenizer``), the :func:`evaluate` dicts `before` / `after` and the training seconds."""
+
+    run: Run
+    before: dict
+    after: dict
+    train_seconds: float
+
+    def headline(self) -> dict[str, tuple[float, float]]:
+        return headline(self.before, self.after)
+
+
+def headline_run(
+    config: PPOConfig | None = None,
+    profile: Profile | None = None,
+    prompts: Sequence[str] | None = None,
+    show_progress: bool = True,
+) -> HeadlineRun:
+    """The main run of notebook 05 (section 9) -- what the notebook and ``course seeds`` both call:
+    ``torch.manual_seed(config.seed)``, :func:`load_models` (the SFT checkpoint when it exists), the
+    metrics before on `prompts` (None: :func:`eval_prompts`), ``torch.manual_seed(config.seed)``
+    again, :func:`train`, the metrics after. ``config.seed`` seeds the value head, the sampling and
+    the prompt order; the evaluation samples always use :func:`evaluate`'s own seed."""
+    profile = profile or get_profile()
+    config = config or PPOConfig.from_profile(profile)
+    prompts = list(prompts) if prompts is not None else eval_prompts(profile)
+    torch.manual_seed(config.seed)
+    policy, ref, tok = load_models(profile)
+    before = evaluate(policy, ref, tok, prompts)
+    torch.manual_seed(config.seed)
+    t0 = time.perf_counter()
+    run = train(config, policy, tok, ref_model=ref, profile=profile, show_progress=show_progress)
+    seconds = time.perf_counter() - t0
+    return HeadlineRun(run, before, evaluate(policy, ref, tok, prompts), seconds)
+
+
 def quick_train(
     profile: Profile | None = None, preset: str | None = None, out_dir: str | Path | None = None, **overrides
 ) -> Path:
