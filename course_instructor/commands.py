@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "release": ("course_instructor.release:main", "build exercises/ and the student bundle"),
     "autograde": ("course_instructor.grading.autograde:main", "grade a folder of submissions"),
+    "gradescope": ("course_instructor.grading.gradescope:main", "build a Gradescope autograder zip"),
     "bench": ("course_instructor.bench:main", "seconds per step, ours vs TRL, side by side"),
     "quality": ("course_instructor.tiny_quality:main", "measure the shipped tiny model (README numbers)"),
     "build-notebooks": (
