@@ -4,8 +4,9 @@ Every reward function has TRL's signature ``f(completions, **kwargs) -> list[flo
 plugs into ``trl.GRPOTrainer(reward_funcs=[...])`` unchanged: `completions` is a list of strings
 (or of chat messages, see :func:`as_text`), extra dataset columns such as `answer` arrive as
 keyword arguments (one value per completion), and unknown keyword arguments must be ignored.
+Exercise 1.8 (:func:`reinforce_loss`) turns such rewards into a policy-gradient loss.
 
-Exercises 1.1–1.7: replace each ``raise NotImplementedError`` with your implementation.
+Exercises 1.1–1.8: replace each ``raise NotImplementedError`` with your implementation.
 """
 
 from __future__ import annotations
@@ -116,4 +117,21 @@ def combine_rewards(reward_funcs: Sequence[RewardFunc], weights: Sequence[float]
     """
     raise NotImplementedError(
         "Exercise 1.7 (notebook 01_reward_functions): implement `combine_rewards` in course_lib/rewards.py"
+    )
+
+
+def reinforce_loss(logprobs, rewards, baseline=None):
+    """Exercise 1.8: the REINFORCE (policy-gradient) loss ``-mean_i(A_i * logprobs_i)``, a scalar.
+
+    `logprobs` [B]: the log-probability of each sampled completion under the policy (the SUM of
+    its token log-probabilities), carrying the gradient. `rewards` [B]: the reward of each.
+    The advantages are ``A = rewards - b`` with the baseline b: ``None`` -> 0, ``"mean"`` -> the
+    mean of `rewards` over the batch, a number -> that constant. The advantages are constants
+    of the update: no gradient flows through `rewards` or the baseline, only through `logprobs`.
+    The loss is the MEAN over the batch (not the sum), so its gradient w.r.t. ``logprobs_i`` is
+    ``-A_i / B``. `logprobs` not 1-d, `rewards` of another shape, an empty batch or an unknown
+    baseline raise ValueError naming the argument.
+    """
+    raise NotImplementedError(
+        "Exercise 1.8 (notebook 01_reward_functions): implement `reinforce_loss` in course_lib/rewards.py"
     )

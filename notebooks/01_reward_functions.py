@@ -29,7 +29,9 @@
 #    (so they plug into `trl.GRPOTrainer` unchanged — we do exactly that at the end),
 # 2. look at how they score samples from the course's base model,
 # 3. improve the policy without any training (**best-of-n**),
-# 4. watch a reward get **hacked** by a tiny optimiser, and fix it.
+# 4. watch a reward get **hacked** by a tiny optimiser, and fix it,
+# 5. write the **policy-gradient (REINFORCE) loss** that turns rewards into a gradient — the
+#    estimator every later RL unit refines — and measure what a baseline does to its noise.
 #
 # The exercises live in `course_lib/rewards.py`; each has a test cell right after its explanation.
 
@@ -399,16 +401,31 @@ plt.show()
 # $$\nabla_\theta J = \mathbb{E}_{x\sim\pi_\theta}\big[R(x)\,\nabla_\theta \log \pi_\theta(x)\big]
 # \approx \frac1n\sum_{i=1}^n R(x_i)\,\nabla_\theta\log\pi_\theta(x_i),$$
 #
-# so in code the **policy-gradient loss** is `loss = -(A * logp).mean()` with `A = R` held constant
-# (no gradient through the reward), and `loss.backward()` does the rest. Each sample pushes its own
+# so the **policy-gradient loss** is $-\frac1n\sum_i A_i \log\pi_\theta(x_i)$ with $A_i = R(x_i)$
+# held constant (no gradient through the reward), and `loss.backward()` does the rest. Each sample pushes its own
 # log-probability up in proportion to `A`: up if `A > 0`, down if `A < 0`, not at all if `A = 0`.
 # Since $\mathbb{E}[\nabla\log\pi] = \sum_x \nabla\pi(x) = \nabla 1 = 0$, subtracting any constant
 # **baseline** `b` (`A = R - b`) leaves the expected gradient unchanged but changes its noise; GRPO's
 # group mean and PPO's value network are such baselines.
 #
+# ### Exercise 1.8 — `reinforce_loss`
+# `reinforce_loss(logprobs, rewards, baseline=None)` returns the scalar loss above for a batch of
+# B sampled completions: `logprobs` [B] is the log-probability of each *whole* completion (the sum
+# of its token log-probabilities; it carries the gradient), `rewards` [B] its reward. The baseline
+# is `None` (b = 0), `"mean"` (the batch mean of the rewards) or a number (that constant).
+#
+# *Hint:* three things go wrong in practice: the sign (minimising the loss must *raise* the
+# log-probability of a sample with positive advantage), the reduction (a mean over the batch, so
+# the step size does not grow with B), and the gradient path (the advantages are constants — no
+# gradient may flow into the rewards or the baseline; units 05–07 meet the same rule again).
+# Non-1-d `logprobs`, `rewards` of another shape or an unknown baseline → `ValueError`.
+
+# %% tags=["exercise-test:reinforce_loss"]
+
+# %% [markdown]
 # **Predict, then run.** A toy policy chooses among four completions: one passes the format
 # (probability 0.1), three fail. Below, `unit01.reinforce_gradients` computes 2000 estimates from 8
-# samples each, with autograd on exactly the loss above, for the format reward as +1/-1 and as 1/0,
+# samples each, with autograd on *your* `reinforce_loss`, for the format reward as +1/-1 and as 1/0,
 # with and without the batch-mean baseline. Before running: which setting has the noisiest
 # gradient *relative to its size*, and do +1/-1 and 1/0 point the same way once the mean is
 # subtracted? Write your prediction in `q_reward_offset` at the end, then run the cell.

@@ -93,3 +93,34 @@ def combine_rewards(reward_funcs: Sequence[RewardFunc], weights: Sequence[float]
         return total
 
     return combined_reward
+
+
+def reinforce_loss(logprobs, rewards, baseline=None):
+    # COURSE-SOLUTION-CANARY-7f3a9c
+    if not isinstance(logprobs, torch.Tensor) or not logprobs.is_floating_point() or logprobs.dim() != 1:
+        got = (
+            f"shape {list(logprobs.shape)}" if isinstance(logprobs, torch.Tensor) else type(logprobs).__name__
+        )
+        raise ValueError(
+            f"reinforce_loss: `logprobs` must be a 1-d float tensor [B] (one summed log-probability "
+            f"per completion), got {got}"
+        )
+    if not isinstance(rewards, torch.Tensor) or rewards.shape != logprobs.shape:
+        got = f"shape {list(rewards.shape)}" if isinstance(rewards, torch.Tensor) else type(rewards).__name__
+        raise ValueError(
+            f"reinforce_loss: `rewards` must be a tensor of the shape of `logprobs` "
+            f"{list(logprobs.shape)}, got {got}"
+        )
+    if logprobs.numel() == 0:
+        raise ValueError("reinforce_loss: empty batch (`logprobs` has no entries)")
+    rewards = rewards.to(logprobs.dtype)
+    if baseline is None:
+        b = 0.0
+    elif isinstance(baseline, str) and baseline == "mean":
+        b = rewards.mean()
+    elif isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
+        b = float(baseline)
+    else:
+        raise ValueError(f"reinforce_loss: `baseline` must be None, 'mean' or a number, got {baseline!r}")
+    advantages = (rewards - b).detach()  # constants of the update: no gradient through R or b
+    return -(advantages * logprobs).mean()

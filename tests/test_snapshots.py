@@ -89,3 +89,22 @@ def test_snapshots_detect_a_wrong_gradient():
     _, _, outs, grads = run_case(half_detached, make, call, 0, inputs=inputs, weights=weights)
     np.testing.assert_allclose(outs[0].numpy(), z[f"{case_id}/out/0"], atol=ATOL, rtol=0)
     assert not np.allclose(grads["logp"].numpy(), z[f"{case_id}/grad/logp"], atol=ATOL, rtol=0)
+
+
+def test_snapshots_detect_a_gradient_through_the_rewards():
+    """reinforce_loss: the snapshot stores gradients for the log-probabilities only, so a loss
+    of the same value whose advantages keep their graph (a gradient reaches the rewards) fails."""
+    case_id, make, call = CASES["reinforce_loss"][1]  # baseline "mean"
+    z = _load("reinforce_loss")
+    inputs = {k.split("/")[-1]: torch.from_numpy(v) for k, v in z.items() if k.startswith(f"{case_id}/in/")}
+
+    def attached(logprobs, rewards, baseline=None):
+        return -((rewards - rewards.mean()) * logprobs).mean()
+
+    _, _, outs, grads = run_case(
+        attached, make, call, 0, inputs=inputs, weights=[torch.from_numpy(z[f"{case_id}/w/0"])]
+    )
+    np.testing.assert_allclose(outs[0].numpy(), z[f"{case_id}/out/0"], atol=ATOL, rtol=RTOL)
+    np.testing.assert_allclose(grads["logprobs"].numpy(), z[f"{case_id}/grad/logprobs"], atol=ATOL, rtol=RTOL)
+    stored = {k.split("/")[-1] for k in z if k.startswith(f"{case_id}/grad/")}
+    assert set(grads) != stored and "rewards" in grads  # what test_snapshot_value_and_gradient compares

@@ -138,6 +138,34 @@ class TestRewards:
         with pytest.raises(ValueError, match="returned 1 rewards for 2 completions"):
             short(["a", "b"])
 
+    @pytest.mark.parametrize(
+        "baseline, loss, grad",
+        [
+            (None, 4 / 3, [-2 / 3, 0.0, -4 / 3]),  # A = R: -mean([-2, 0, -2]); d/d logp = -A / 3
+            ("mean", -1.0, [0.0, 2 / 3, -2 / 3]),  # b = 2, A = [0, -2, 2]: -mean([0, 4, -1])
+            (0.5, 0.75, [-0.5, 1 / 6, -7 / 6]),  # A = [1.5, -0.5, 3.5]: -mean([-1.5, 1, -1.75])
+        ],
+    )
+    def test_reinforce_loss_hand(self, baseline, loss, grad):
+        logp, R = T([-1.0, -2.0, -0.5], requires_grad=True), T([2.0, 0.0, 4.0], requires_grad=True)
+        out = rewards.reinforce_loss(logp, R, baseline)
+        close(out, loss)
+        out.backward()
+        close(logp.grad, grad)
+        assert R.grad is None  # the advantages are constants: no gradient through rewards or baseline
+
+    def test_reinforce_loss_bad_input(self):
+        with pytest.raises(
+            ValueError, match=r"reinforce_loss: `logprobs` must be a 1-d .* got shape \[2, 3\]"
+        ):
+            rewards.reinforce_loss(torch.zeros(2, 3), torch.zeros(2))
+        with pytest.raises(ValueError, match=r"reinforce_loss: `rewards` .* \[3\], got shape \[2\]"):
+            rewards.reinforce_loss(torch.zeros(3), torch.zeros(2))
+        with pytest.raises(ValueError, match=r"reinforce_loss: `baseline` .* got 'median'"):
+            rewards.reinforce_loss(torch.zeros(3), torch.zeros(3), "median")
+        with pytest.raises(ValueError, match="reinforce_loss: empty batch"):
+            rewards.reinforce_loss(torch.zeros(0), torch.zeros(0))
+
     def test_rewards_plug_into_trl_signature(self):
         """TRL calls reward_func(prompts=..., completions=..., completion_ids=..., **columns)."""
         kw = dict(

@@ -81,7 +81,7 @@ def test_exact_policy_gradient_is_the_autograd_gradient_of_expected_reward():
     assert torch.allclose(unit01.exact_policy_gradient(logits.detach(), R), logits.grad)
 
 
-def test_reinforce_gradients_are_unbiased_and_a_baseline_only_changes_the_noise():
+def test_reinforce_gradients_are_unbiased_and_a_baseline_only_changes_the_noise(solutions_on):
     logits = torch.log(torch.tensor([0.1, 0.3, 0.3, 0.3]))
     pm1, zero_one = [1.0, -1.0, -1.0, -1.0], [1.0, 0.0, 0.0, 0.0]
     g = torch.Generator().manual_seed(0)
@@ -106,6 +106,24 @@ def test_reinforce_gradients_are_unbiased_and_a_baseline_only_changes_the_noise(
         unit01.reinforce_gradients(logits, pm1, n=2, repeats=1, baseline="median")
     with pytest.raises(ValueError, match=r"\[K\]"):
         unit01.reinforce_gradients(logits, [1.0, 0.0], n=2, repeats=1)
+
+
+def test_reinforce_gradients_call_the_students_reinforce_loss(monkeypatch):
+    """The lab differentiates course_lib.rewards.reinforce_loss (exercise 1.8), looked up at call
+    time: with the stub it stops at the exercise, and a wrong sign flips every estimate."""
+    logits = torch.log(torch.tensor([0.1, 0.3, 0.3, 0.3]))
+    with pytest.raises(NotImplementedError, match=r"Exercise 1\.8"):
+        unit01.reinforce_gradients(logits, [1.0, 0, 0, 0], n=2, repeats=1)
+    from solutions.rewards import reinforce_loss
+
+    est = {}
+    for sign in (1, -1):
+        monkeypatch.setattr(
+            rewards, "reinforce_loss", lambda lp, r, b=None, s=sign: s * reinforce_loss(lp, r, b)
+        )
+        g = torch.Generator().manual_seed(0)
+        est[sign] = unit01.reinforce_gradients(logits, [1.0, -1, -1, -1], n=4, repeats=5, generator=g)
+    assert torch.equal(est[1], -est[-1]) and est[1].abs().sum() > 0
 
 
 def test_candidate_words_most_frequent_first():

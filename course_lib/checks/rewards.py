@@ -1,8 +1,8 @@
-"""Visible checks of unit 01 (course_lib/rewards.py): exercises 1.1-1.7."""
+"""Visible checks of unit 01 (course_lib/rewards.py): exercises 1.1-1.8."""
 
 from __future__ import annotations
 
-from course_lib.checks._checker import register, t
+from course_lib.checks._checker import fmt, register, t
 
 SPLIT_HINT = (
     "words are separated by ANY run of whitespace (several spaces, newlines, tabs); "
@@ -363,3 +363,90 @@ def _combine_rewards(fn, c):
     )
     c.raises("2 functions, 1 weight", ValueError, fn, [ones, length], [1.0])
     c.raises("no functions", ValueError, fn, [], [])
+
+
+def _no_gradient_reaches(c, case: str, rewards, hint) -> None:
+    """After loss.backward(): `rewards` got no gradient (None or all zeros)."""
+    g = rewards.grad
+    c.true(
+        f"{case}: no gradient reaches the rewards",
+        g is None or not bool(g.abs().gt(0).any()),
+        "no gradient w.r.t. rewards (rewards AND baseline are constants of the update)",
+        f"d loss / d rewards = {fmt(g)}",
+        hint,
+    )
+
+
+@register(
+    "reinforce_loss",
+    (
+        "the policy-gradient loss of the docstring: a scalar, the batch MEAN of minus advantage "
+        "times log-probability, where the advantage (reward minus baseline) is a constant: "
+        "only the log-probabilities get a gradient",
+        "lowering the loss must RAISE the log-probability of a sample whose advantage is "
+        "positive; compute the advantages first, cut off from the graph, then combine",
+    ),
+)
+def _reinforce_loss(fn, c):
+    # logprobs [-1, -2, -0.5], rewards [2, 0, 4]; the loss is -mean(A * logprobs)
+    def inputs():
+        return t([-1.0, -2.0, -0.5], grad=True), t([2.0, 0.0, 4.0], grad=True)
+
+    detach_hint = (
+        "the advantages are constants of the update: the gradient must reach the "
+        "log-probabilities only, not the rewards or the baseline",
+        "take the rewards and the baseline out of the autograd graph before multiplying",
+    )
+    lp, r = inputs()
+    got = c.call("no baseline", fn, lp, r)
+    # A = R = [2, 0, 4]: -mean([-2, 0, -2]) = 4/3
+    c.close(
+        "no baseline: -mean([2*-1, 0*-2, 4*-0.5]) = 4/3",
+        got,
+        1.3333333,
+        kind="tensor",
+        hint=(
+            "a scalar: the batch MEAN (not the sum) of minus advantage times log-probability; "
+            "check the sign: minimising the loss must raise the log-probability of rewarded samples",
+            "with no baseline the advantage is the reward itself; divide by the batch size B",
+        ),
+    )
+    c.grad(
+        "d loss / d logprobs = -A / B",
+        got,
+        {"logprobs": lp},
+        {"logprobs": [-2 / 3, 0.0, -4 / 3]},
+        hint="each sample's log-probability is pushed up in proportion to its advantage, divided by B",
+    )
+    _no_gradient_reaches(c, "no baseline", r, detach_hint)
+    lp, r = inputs()
+    got = c.call("baseline 'mean'", fn, lp, r, baseline="mean")
+    # b = mean(R) = 2, A = [0, -2, 2]: -mean([0, 4, -1]) = -1
+    c.close(
+        "baseline 'mean': A = R - mean(R) = [0, -2, 2], loss -1",
+        got,
+        -1.0,
+        kind="tensor",
+        hint=(
+            "baseline='mean' subtracts the batch mean of the rewards from every reward; the result is "
+            "not scaled (no division by a standard deviation)",
+            "the mean is taken over the batch of rewards, one number for all samples",
+        ),
+    )
+    c.grad("baseline 'mean': d loss / d logprobs", got, {"logprobs": lp}, {"logprobs": [0.0, 2 / 3, -2 / 3]})
+    _no_gradient_reaches(c, "baseline 'mean'", r, detach_hint)
+    lp, r = inputs()
+    # b = 1, A = [1, -1, 3]: -mean([-1, 2, -1.5]) = 1/6
+    c.close(
+        "baseline 1.0: A = [1, -1, 3], loss 1/6",
+        c.call("baseline 1.0", fn, lp, r, baseline=1.0),
+        0.1666667,
+        kind="tensor",
+        hint=(
+            "a number as baseline is SUBTRACTED from every reward",
+            "the baseline argument can be None, 'mean' or a number: handle all three",
+        ),
+    )
+    c.raises("per-token logprobs [2, 3] (not summed)", ValueError, fn, t([[-1.0] * 3] * 2), t([1.0, 0.0]))
+    c.raises("rewards [2] for logprobs [3]", ValueError, fn, t([-1.0, -2.0, -0.5]), t([1.0, 0.0]))
+    c.raises("baseline 'median'", ValueError, fn, t([-1.0, -2.0]), t([1.0, 0.0]), baseline="median")

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from course_lib import rewards as _rewards
 from course_lib.core import corpus
 from course_lib.rewards import as_text
 
@@ -154,11 +155,12 @@ def reinforce_gradients(
     """`repeats` REINFORCE estimates of the gradient of E[R] with respect to the logits of a
     softmax policy over K outcomes (a toy "policy" whose completions are K fixed texts).
 
-    Each estimate samples `n` outcomes x_i ~ softmax(logits), sets A_i = R(x_i) - b and
-    differentiates the policy-gradient *loss* ``mean_i(-A_i * log pi(x_i))`` with autograd; the
-    returned row is minus that gradient (the ascent direction of E[R]). `rewards` is [K] (the
-    reward of each outcome); `baseline`: "none" (b = 0) or "mean" (b = mean of the n sampled
-    rewards, GRPO's group mean). Returns [repeats, K].
+    Each estimate samples `n` outcomes x_i ~ softmax(logits) and differentiates the student's
+    policy-gradient loss ``rewards.reinforce_loss(log pi(x), R(x), baseline)`` (exercise 1.8:
+    ``mean_i(-A_i * log pi(x_i))`` with A_i = R(x_i) - b) with autograd; the returned row is minus
+    that gradient (the ascent direction of E[R]). `rewards` is [K] (the reward of each outcome);
+    `baseline`: "none" (b = 0) or "mean" (b = mean of the n sampled rewards, GRPO's group mean).
+    Returns [repeats, K].
     """
     logits = torch.as_tensor(logits, dtype=torch.float64)
     rewards = torch.as_tensor(rewards, dtype=torch.float64)
@@ -176,9 +178,9 @@ def reinforce_gradients(
     for k in range(repeats):
         theta = logits.clone().requires_grad_(True)
         x = torch.multinomial(probs, n, replacement=True, generator=generator)
-        r = rewards[x]
-        adv = r - (r.mean() if baseline == "mean" else 0.0)
-        loss = -(adv * torch.log_softmax(theta, -1)[x]).mean()
+        loss = _rewards.reinforce_loss(
+            torch.log_softmax(theta, -1)[x], rewards[x], None if baseline == "none" else "mean"
+        )
         (grad,) = torch.autograd.grad(loss, theta)
         out[k] = -grad
     return out

@@ -116,6 +116,14 @@ CASES = {
     "exponential_shaping": [
         _c("tensor", lambda g: {"scores": randn(g, 6)}, lambda f, x: f(x["scores"], 0.7))
     ],
+    "reinforce_loss": [  # summed log-probabilities of 6 completions; no gradient may reach the rewards
+        _c(
+            cid,
+            lambda g: {"logprobs": randn(g, 6, scale=2.0) - 8, "rewards": randn(g, 6)},
+            lambda f, x, b=b: f(x["logprobs"], x["rewards"], b),
+        )
+        for cid, b in (("none", None), ("mean", "mean"), ("const", 0.5))
+    ],
     "token_logprobs": [
         _c(
             "basic",
