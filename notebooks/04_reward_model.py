@@ -294,28 +294,14 @@ with tempfile.TemporaryDirectory() as tmp:
     )
 print(speed_lab.describe(speed))
 ours_sps, trl_sps = statistics.median(speed["ours"]), statistics.median(speed["trl"])
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), gridspec_kw={"width_ratios": [2, 1]})
-axes[0].plot([h["step"] for h in history], [h["loss"] for h in history], label="our loop")
-axes[0].plot(
-    [h["step"] for h in trl_run.history], [h["loss"] for h in trl_run.history], label="TRL RewardTrainer"
+fig = speed_lab.plot_ours_vs_trl(
+    history,
+    trl_run.history,
+    speed,
+    trl_label="TRL RewardTrainer",
+    ylabel="Bradley-Terry loss",
+    title=f"held-out accuracy: ours {after:.0%}, TRL {after_trl:.0%}",
 )
-axes[0].set_xlabel("step")
-axes[0].set_ylabel("Bradley-Terry loss")
-axes[0].legend()
-for k, (o, t) in enumerate(zip(speed["ours"], speed["trl"])):
-    axes[1].plot(
-        [0, 1], [o, t], "o-", color="gray", alpha=0.6, label="one back-to-back pair" if k == 0 else None
-    )
-axes[1].set_xticks([0, 1], ["ours", "TRL"])
-axes[1].set_xlim(-0.5, 1.5)
-axes[1].set_ylim(bottom=0)
-axes[1].set_ylabel("seconds / step (median of a run)")
-axes[1].legend(fontsize=7)
-axes[1].set_title(
-    f"TRL / ours = {speed['ratio_median']:.2f} ({speed['ratio_min']:.2f}–{speed['ratio_max']:.2f})"
-)
-fig.suptitle(f"held-out accuracy: ours {after:.0%}, TRL {after_trl:.0%}")
-fig.tight_layout()
 save_figure(fig, "04_ours_vs_trl")
 plt.show()
 

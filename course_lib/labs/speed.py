@@ -1,4 +1,4 @@
-"""Ours-vs-TRL speed inside a notebook (units 03 and 06): both loops back to back, several times.
+"""Ours-vs-TRL speed inside a notebook (units 03, 04 and 06): both loops back to back, several times.
 
 A single pair of runs on a laptop says little: the machine's load changes between two cells, and a
 run's first steps warm caches. :func:`compare_speed` therefore runs the two trainers alternately
@@ -68,3 +68,47 @@ def describe(result: dict) -> str:
         "A look on this machine under its current load, not a benchmark: `course bench`, run alone "
         "on an idle machine, is the measurement."
     )
+
+
+def plot_speed(ax, result: dict, ylabel: str = "seconds / step (median of a run)") -> None:
+    """Draw a :func:`compare_speed` result on `ax`: one grey line per back-to-back pair (ours at
+    x = 0, TRL at x = 1, y = median seconds per step of each run, from 0 up), titled with the
+    ratio TRL / ours (median and range over the repeats)."""
+    for k, (o, t) in enumerate(zip(result["ours"], result["trl"])):
+        ax.plot(
+            [0, 1], [o, t], "o-", color="gray", alpha=0.6, label="one back-to-back pair" if k == 0 else None
+        )
+    ax.set_xticks([0, 1], ["ours", "TRL"])
+    ax.set_xlim(-0.5, 1.5)
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    ax.set_title(
+        f"TRL / ours = {result['ratio_median']:.2f} ({result['ratio_min']:.2f}–{result['ratio_max']:.2f})"
+    )
+
+
+def plot_ours_vs_trl(
+    ours_history: list[dict],
+    trl_history: list[dict],
+    result: dict,
+    *,
+    trl_label: str,
+    ylabel: str,
+    title: str,
+):
+    """The side-by-side figure of units 03 and 04: the training loss of both loops per step (left,
+    histories of ``{"step", "loss"}`` rows) and the speed pairs of :func:`plot_speed` (right).
+    Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), gridspec_kw={"width_ratios": [2, 1]})
+    axes[0].plot([h["step"] for h in ours_history], [h["loss"] for h in ours_history], label="our loop")
+    axes[0].plot([h["step"] for h in trl_history], [h["loss"] for h in trl_history], label=trl_label)
+    axes[0].set_xlabel("step")
+    axes[0].set_ylabel(ylabel)
+    axes[0].legend()
+    plot_speed(axes[1], result)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
