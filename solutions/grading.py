@@ -638,6 +638,109 @@ def _dpo_batch_loss(g):
     return cases
 
 
+# --- unit 09 (course_lib/rlvr.py) ------------------------------------------------------------------
+def _think_format_reward(g):
+    a, b = g.int_(10, 99), g.int_(10, 99)
+    think = f"{a} + {b}: add the ones, carry, add the tens"
+    good = {
+        "plain": f"<think>{think}</think><answer>{a + b}</answer>",
+        "multiline": f"<think>{a} + {b}\nones first\ntens next</think>\n<answer>\n{a + b}\n</answer>",
+        "outer-space": f"\n  <think>{think}</think> <answer> {a + b} </answer>\n",
+    }
+    bad = {
+        "after": f"<think>{think}</think><answer>{a + b}</answer> done",
+        "before": f"ok <think>{think}</think><answer>{a + b}</answer>",
+        "between": f"<think>{think}</think> so <answer>{a + b}</answer>",
+        "empty-think": f"<think>\n</think><answer>{a + b}</answer>",
+        "empty-answer": f"<think>{think}</think><answer> </answer>",
+        "two-answers": f"<think>{think}</think><answer>{a}</answer><answer>{a + b}</answer>",
+        "nested": f"<think>{a} <think>{b}</think><answer>{a + b}</answer>",
+        "no-think": f"<answer>{a + b}</answer>",
+        "no-answer": f"<think>{think}</think>",
+        "unclosed": f"<think>{think}</think><answer>{a + b}",
+        "empty": "",
+    }
+    cases = [_case(f"good-{k}", v) for k, v in good.items()] + [_case(f"bad-{k}", v) for k, v in bad.items()]
+    cases.append(_case("returns-float", good["plain"], report_kinds=True))
+    return cases
+
+
+def _answer_reward(g):
+    n = [g.int_(-99, 999) for _ in range(3)]
+    cases = [
+        _case("one-block", f"<think>x</think><answer>{n[0]}</answer>", str(n[0])),
+        _case("int-answer", f"<answer> {n[0]} </answer>", n[0]),
+        _case("multiline", f"<answer>\n{n[1]}\n</answer>", f" {n[1]}"),
+        _case("last-block", f"<answer>{n[0]}</answer> hmm <answer>{n[1]}</answer>", str(n[1])),
+        _case("not-first", f"<answer>{n[0]}</answer> hmm <answer>{n[1]}</answer>", str(n[0])),
+        _case(
+            "three-blocks", f"<answer>{n[2]}</answer><answer>{n[0]}</answer>\n<answer>{n[1]}</answer>", n[1]
+        ),
+        _case("trailing-unclosed", f"<answer>{n[2]}</answer> then <answer>{n[0]}", n[2]),
+        _case("unclosed", f"<answer>{n[2]}", n[2]),
+        _case("no-block", f"the answer is {n[2]}", n[2]),
+        _case("substring", f"<answer>{n[2]}7</answer>", n[2]),
+        _case("outside", f"<answer>?</answer> {n[2]}", n[2]),
+        _case("returns-float", f"<answer>{n[0]}</answer>", n[0], report_kinds=True),
+    ]
+    return cases
+
+
+def _sequence_log_ratio(g):
+    cases = []
+    for i, (B, T) in enumerate([(4, 6), (3, 5), (6, 3)]):
+        logp = g.logp(B, T)
+        cases.append(
+            _case(f"padded{i}", logp, logp + g.randn(B, T, scale=0.3), g.mask(B, T), grad=[0, 1], grad_seed=i)
+        )
+    cases.append(_case("empty-row", g.logp(2, 3), g.logp(2, 3), torch.tensor([[1, 1, 0], [0, 0, 0]])))
+    cases.append(_case("shapes", g.logp(2, 3), g.logp(2, 4), g.mask(2, 3)))
+    return cases
+
+
+def _rlvr_policy_loss(g):
+    def batch(B=6, T=5, scale=0.35):
+        logp = g.logp(B, T)
+        adv = g.randn(B)
+        adv[0], adv[1] = adv[0].abs() + 0.1, -adv[1].abs() - 0.1  # both signs
+        return logp, logp + g.randn(B, T, scale=scale), adv, g.mask(B, T)
+
+    settings = [
+        ("token-grpo", dict()),
+        ("token-grpo-clip-higher", dict(eps_low=0.2, eps_high=0.28)),
+        ("token-dapo-clip-higher", dict(eps_low=0.1, eps_high=0.3, loss_type="dapo")),
+        ("token-dr_grpo", dict(loss_type="dr_grpo", max_completion_length=8)),
+        ("sequence-grpo", dict(level="sequence", eps_low=0.05, eps_high=0.1)),
+        ("sequence-dapo", dict(level="sequence", eps_low=0.05, eps_high=0.08, loss_type="dapo")),
+        ("token-cispo", dict(eps_high=1.2, loss_type="cispo")),
+        ("sequence-cispo", dict(level="sequence", eps_high=1.02, loss_type="cispo")),
+    ]
+    cases = [_case(cid, *batch(), grad=[0], grad_seed=i, **kw) for i, (cid, kw) in enumerate(settings)]
+    logp, old, adv, mask = batch()
+    cases.append(_case("kl", logp, old, adv, mask, ref_logp=g.logp(6, 5), beta=0.05, grad=[0]))
+    cases.append(_case("stats-are-floats", logp, old, adv, mask, report_kinds=True))
+    cases.append(_case("bad-level", logp, old, adv, mask, level="segment"))
+    cases.append(_case("bad-loss-type", logp, old, adv, mask, loss_type="bnpo"))
+    return cases
+
+
+def _dynamic_sampling_mask(g):
+    def rewards(n_groups, G, levels=(0.0, 1.0)):
+        r = torch.tensor([g.rng.choice(levels) for _ in range(n_groups * G)])
+        r[:G] = levels[-1]  # one uniform group
+        r[G : 2 * G] = torch.tensor([levels[0]] * (G - 1) + [levels[-1]])  # one mixed group
+        return r
+
+    return [
+        _case("groups-of-4", rewards(5, 4), 4),
+        _case("groups-of-2", rewards(6, 2), 2),
+        _case("groups-of-3-graded", rewards(4, 3, (0.0, 0.5, 1.0)), 3),
+        _case("one-group", torch.tensor([0.25, 0.25, 0.25]), 3),
+        _case("not-divisible", g.randn(7), 3),
+        _case("2d", g.randn(2, 4), 4),
+    ]
+
+
 MAKERS: dict[str, Callable] = {
     name[1:]: fn
     for name, fn in list(globals().items())

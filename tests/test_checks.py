@@ -27,6 +27,7 @@ from solutions import kl as S_kl
 from solutions import ppo as S_ppo
 from solutions import reward_model as S_rm
 from solutions import rewards as S_rw
+from solutions import rlvr as S_rlvr
 from solutions import sft as S_sft
 
 IDS = [f"{e.number}-{e.name}" for e in EXERCISES]
@@ -1016,6 +1017,213 @@ variants(
 )
 
 
+# 9.1 think_format_reward
+_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+
+
+def _think(completion, *, bug):
+    text = completion if bug == "no-strip" else completion.strip()
+    flags = 0 if bug == "no-dotall" else re.DOTALL
+    pat = r"<think>(.*)</think>\s*<answer>(.*)</answer>"
+    m = re.search(pat, text, flags) if bug == "search" else re.fullmatch(pat, text, flags)
+    if m is None:
+        return False if bug == "bool" else 0.0
+    parts = m.groups()
+    ok = all(
+        (bug == "empty-ok" or p.strip()) and (bug == "tags-ok" or not any(tg in p for tg in _TAGS))
+        for p in parts
+    )
+    if bug == "bool":
+        return ok
+    return 1.0 if ok else 0.0
+
+
+variants(
+    "think_format_reward",
+    _think,
+    [
+        ("re.search: text around the blocks accepted", "search", "WHOLE"),
+        ("empty think / answer accepted", "empty-ok", "non-empty"),
+        ("tags inside the blocks accepted", "tags-ok", "no tag inside"),
+        ("wildcard does not match newlines", "no-dotall", "span lines"),
+        ("outer whitespace not stripped", "no-strip", "whitespace"),
+        ("returns a bool", "bool", "plain Python float"),
+    ],
+)
+
+
+# 9.2 answer_reward
+def _answer(completion, answer, *, bug):
+    pat = {"greedy": r"<answer>(.*)</answer>", "unclosed-ok": r"<answer>(.*?)(?:</answer>|$)"}.get(
+        bug, r"<answer>(.*?)</answer>"
+    )
+    blocks = re.findall(pat, completion, 0 if bug == "no-dotall" else re.DOTALL)
+    if not blocks:
+        return 0.0
+    got = blocks[0] if bug == "first" else blocks[-1]
+    want = str(answer).strip()
+    if bug == "substring":
+        return 1.0 if want in got else 0.0
+    return 1.0 if (got if bug == "no-strip" else got.strip()) == want else 0.0
+
+
+variants(
+    "answer_reward",
+    _answer,
+    [
+        ("the FIRST answer block", "first", "LAST"),
+        ("a greedy block spans from the first <answer> to the last </answer>", "greedy", "LAST"),
+        ("wildcard does not match newlines", "no-dotall", "span lines"),
+        ("substring match", "substring", "exact"),
+        ("block contents not stripped", "no-strip", "stripped"),
+        ("an unclosed block counts", "unclosed-ok", "both tags"),
+    ],
+)
+
+
+# 9.3 sequence_log_ratio
+def _slr(logp, old_logp, mask, *, bug):
+    S_rlvr.sequence_log_ratio(logp, old_logp, mask)  # the input checks
+    d = old_logp - logp if bug == "sign" else logp - old_logp
+    m = torch.ones_like(d) if bug == "unmasked" else mask.to(d.dtype)
+    den = {"sum": 1.0, "by-T": float(mask.shape[-1])}.get(bug, m.sum(-1))
+    s = (d * m).sum(-1) / den
+    return s.exp() if bug == "ratio" else s
+
+
+variants(
+    "sequence_log_ratio",
+    _slr,
+    [
+        ("summed, not length-normalised", "sum", "ITS number"),
+        ("divided by T, not the row's length", "by-T", "ITS number"),
+        ("padding counted", "unmasked", "ITS completion tokens"),
+        ("the ratio instead of its log", "ratio", "log of the geometric mean"),
+        ("old_logp - logp", "sign", "logp - old_logp"),
+    ],
+)
+
+
+# 9.4 rlvr_policy_loss
+def _rpl(
+    logp,
+    old_logp,
+    advantages,
+    mask,
+    eps_low=0.2,
+    eps_high=0.2,
+    level="token",
+    loss_type="grpo",
+    ref_logp=None,
+    beta=0.0,
+    max_completion_length=None,
+    *,
+    bug,
+):
+    S_rlvr.rlvr_policy_loss(
+        logp, old_logp, advantages, mask, eps_low, eps_high, level, loss_type, ref_logp, beta
+    )
+    if bug == "symmetric":
+        eps_high = eps_low
+    if bug == "swapped":
+        eps_low, eps_high = eps_high, eps_low
+    m = mask.to(logp.dtype)
+    if level == "token" or bug == "level-ignored":
+        log_w = logp - old_logp
+    else:
+        log_w = S_rlvr.sequence_log_ratio(logp, old_logp, mask)
+        if bug == "seq-sum":
+            log_w = log_w * m.sum(-1)
+        log_w = log_w.unsqueeze(-1)
+    rho = torch.exp(log_w)
+    A = advantages.unsqueeze(-1)
+    if loss_type == "cispo":
+        cap = 1 + eps_high if bug == "cispo-1+eps" else eps_high
+        w = torch.clamp(rho, max=cap)
+        per = -(w if bug == "cispo-attached" else w.detach()) * A * logp
+    else:
+        per = -torch.minimum(rho * A, torch.clamp(rho, 1 - eps_low, 1 + eps_high) * A)
+    if beta != 0:
+        args = (ref_logp, logp) if bug == "kl-sign" else (logp, ref_logp)
+        per = per + beta * S_kl.kl_estimate(*args, "k3")
+    per = per.expand_as(logp)
+    if loss_type == "grpo" or (loss_type == "cispo" and bug == "cispo-grpo"):
+        loss = S_sft.masked_mean(per, m, dim=-1).mean()
+    elif bug == "seq-dapo-rows" and level == "sequence":
+        loss = per[:, 0].mean()
+    elif loss_type in ("dapo", "cispo"):
+        loss = S_sft.masked_mean(per, m)
+    else:
+        L = max_completion_length or mask.shape[-1]
+        loss = (per * m).sum() / (logp.shape[0] * L)
+    with torch.no_grad():
+        if loss_type == "cispo":
+            low, high = torch.zeros_like(rho), ((rho > eps_high) & (A > 0)).to(rho.dtype)
+        else:
+            low = ((rho < 1 - eps_low) & (A < 0)).to(rho.dtype)
+            high = ((rho > 1 + eps_high) & (A > 0)).to(rho.dtype)
+
+        def mean(x):
+            x = x.expand_as(logp)
+            w = torch.ones_like(x) if bug == "stats-unmasked" else m
+            if level == "sequence" and bug != "stats-by-token":
+                x, w = x[:, :1], torch.ones_like(x[:, :1])
+            return ((x * w).sum() / w.sum().clamp(min=1.0)).item()
+
+        stats = {"clip_ratio_low": mean(low), "clip_ratio_high": mean(high), "mean_ratio": mean(rho)}
+    return loss, stats
+
+
+variants(
+    "rlvr_policy_loss",
+    _rpl,
+    [
+        ("symmetric clip: eps_high ignored", "symmetric", "clip-higher"),
+        ("eps_low and eps_high swapped", "swapped", "LOWER bound 1 - eps_low acts where A < 0"),
+        ("level ignored: always token ratios", "level-ignored", "ONE ratio per completion"),
+        ("sequence ratio not length-normalised", "seq-sum", "length-normalised"),
+        ("sequence-level 'dapo' averaged over rows", "seq-dapo-rows", "each of its tokens"),
+        ("cispo: gradient through the weight", "cispo-attached", "NO gradient"),
+        ("cispo: cap at 1 + eps_high", "cispo-1+eps", "cap"),
+        ("cispo reduced like 'grpo'", "cispo-grpo", "reduced like 'dapo'"),
+        ("KL with log r = logp - ref_logp", "kl-sign", "ref_logp - logp"),
+        ("stats counted over padding", "stats-unmasked", "padding"),
+        ("sequence-level stats counted per token", "stats-by-token", "over the B completions"),
+    ],
+)
+
+
+# 9.5 dynamic_sampling_mask
+def _dsm(rewards, group_size, *, bug):
+    S_rlvr.dynamic_sampling_mask(rewards, group_size)  # the input checks
+    if bug == "batch":
+        return (rewards.max() != rewards.min()).repeat(rewards.numel())
+    if bug == "interleaved":
+        g = rewards.view(group_size, -1).t()
+        return (g.amax(-1) != g.amin(-1)).repeat(group_size)
+    g = rewards.view(-1, group_size)
+    varied = g.amax(-1) != g.amin(-1)
+    if bug == "inverted":
+        varied = ~varied
+    if bug == "per-group":
+        return varied
+    out = varied.repeat_interleave(group_size)
+    return out.float() if bug == "float" else out
+
+
+variants(
+    "dynamic_sampling_mask",
+    _dsm,
+    [
+        ("decided over the whole batch", "batch", "GROUP"),
+        ("interleaved groups", "interleaved", "contiguous"),
+        ("keeps the groups that agree", "inverted", "not all equal"),
+        ("one flag per group", "per-group", "one flag per completion"),
+        ("float flags", "float", "bool tensor"),
+    ],
+)
+
+
 # Bugs only the visible checks can see: the grader's cases start each step from a fresh model (no
 # stale gradient, dropout off) and compare values and the loss's gradient, not `requires_grad` of
 # logged statistics or float-vs-0-d-tensor.
@@ -1055,6 +1263,14 @@ def _dpo_loss_attached(
 
 VISIBLE_ONLY[1] = ("grpo_step", "forgets zero_grad", _grpo_step_no_zero_grad, "stale gradient")
 VISIBLE_ONLY[2] = ("dpo_loss", "rewards not detached", _dpo_loss_attached, "no gradient")
+
+
+def _rlvr_stats_tensors(*args, **kwargs):
+    loss, stats = S_rlvr.rlvr_policy_loss(*args, **kwargs)
+    return loss, {k: torch.tensor(v) for k, v in stats.items()}  # 0-d tensors, not Python floats
+
+
+VISIBLE_ONLY.append(("rlvr_policy_loss", "stats as 0-d tensors", _rlvr_stats_tensors, "plain Python float"))
 
 
 def _wid(w):

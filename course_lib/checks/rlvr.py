@@ -93,8 +93,8 @@ def _answer_reward(fn, c):
             want,
             kind="float",
             hint=(
-                f"the text inside the LAST complete answer block, stripped, must equal the "
-                f"stripped answer exactly ({phrase})",
+                f"the text inside the LAST complete answer block (it may span lines), stripped, "
+                f"must equal the stripped answer exactly ({phrase})",
                 "blocks are read left to right, each from <answer> to the first </answer> after "
                 "it; their contents may span lines; an `answer` given as an int compares as its string",
             ),
@@ -155,7 +155,8 @@ CLIP = (
 STATS = (
     "stats are Python floats: clip_ratio_low = fraction with rho < 1 - eps_low AND A < 0, "
     "clip_ratio_high = fraction with rho > 1 + eps_high AND A > 0, mean_ratio = mean of rho; "
-    "over the completion tokens at level='token', over the B completions at level='sequence'",
+    "over the completion tokens (padding never counts) at level='token', over the B completions "
+    "at level='sequence'",
     "padding positions (mask 0) never count; at level='sequence' each completion counts once",
 )
 
@@ -369,8 +370,8 @@ def _dynamic_sampling_mask(fn, c):
         got,
         want,
         hint=(
-            "each GROUP of group_size consecutive rewards keeps or drops all its members: kept "
-            "when its rewards are not all equal",
+            "one flag per completion; each GROUP (a contiguous run of group_size rewards) keeps or "
+            "drops all its members: kept when its rewards are not all equal",
             "group 0 = [1, 1, 1] (all agree: dropped), group 1 = [0, 1, 0] (kept)",
         ),
     )
