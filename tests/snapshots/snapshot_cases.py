@@ -112,6 +112,43 @@ def _minibatch_call(f, x):
     return (loss,) + tuple(stats[k] for k in sorted(stats))
 
 
+def _rlvr_cases():
+    """Unit 09: rlvr_policy_loss over levels x loss types (clip-higher, GSPO, CISPO caps, KL);
+    outputs loss and [clip_ratio_low, clip_ratio_high, mean_ratio] (one array: small .npz)."""
+
+    def mk(with_ref):
+        def make(g):
+            x = {
+                "logp": randn(g, 4, T, scale=0.3) - 1,
+                "old_logp": randn(g, 4, T, scale=0.3) - 1,
+                "advantages": randn(g, 4),
+                "mask": mask(g, 4),
+            }
+            if with_ref:
+                x["ref_logp"] = randn(g, 4, T, scale=0.3) - 1
+            return x
+
+        return make
+
+    def call(kw):
+        def run(f, x):
+            loss, st = f(
+                x["logp"], x["old_logp"], x["advantages"], x["mask"], ref_logp=x.get("ref_logp"), **kw
+            )
+            return loss, torch.tensor([st["clip_ratio_low"], st["clip_ratio_high"], st["mean_ratio"]])
+
+        return run
+
+    settings = {
+        "token-grpo-clip-higher-kl": dict(eps_low=0.2, eps_high=0.28, beta=0.04),
+        "sequence-grpo": dict(level="sequence", eps_low=0.05, eps_high=0.1),
+        "sequence-dapo-kl": dict(level="sequence", eps_low=0.05, eps_high=0.1, loss_type="dapo", beta=0.04),
+        "token-cispo": dict(loss_type="cispo", eps_high=1.2),
+        "sequence-cispo": dict(level="sequence", loss_type="cispo", eps_high=1.05),
+    }
+    return [_c(cid, mk("beta" in kw), call(kw)) for cid, kw in settings.items()]
+
+
 CASES = {
     "exponential_shaping": [
         _c("tensor", lambda g: {"scores": randn(g, 6)}, lambda f, x: f(x["scores"], 0.7))
@@ -249,6 +286,25 @@ CASES = {
         for a in (False, True)
     ],
     "dpo_loss": _dpo_cases(),
+    "sequence_log_ratio": [
+        _c(
+            "padded",
+            lambda g: {
+                "logp": randn(g, 4, T, scale=0.3) - 1,
+                "old_logp": randn(g, 4, T, scale=0.3) - 1,
+                "mask": mask(g, 4),
+            },
+            lambda f, x: f(x["logp"], x["old_logp"], x["mask"]),
+        )
+    ],
+    "rlvr_policy_loss": _rlvr_cases(),
+    "dynamic_sampling_mask": [
+        _c(
+            "pairs",
+            lambda g: {"rewards": torch.randint(0, 2, (12,), generator=g).float()},
+            lambda f, x: f(x["rewards"], 2).long(),  # bool -> int64 (npz / allclose)
+        )
+    ],
 }
 
 
