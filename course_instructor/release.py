@@ -32,11 +32,12 @@ from pathlib import Path
 import nbformat
 
 from course_instructor import first_cell
+from course_lib.core import registry as exercises
 
 REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "exercises"
 BUNDLE_NAME = "rl-course"
-EXERCISE_MODULES = ("rewards", "kl", "sft", "reward_model", "ppo", "grpo", "dpo")
+EXERCISE_MODULES = tuple(exercises.modules())  # the student files nbgrader must not overwrite
 
 # Files of the instructor repository that ship to students (relative to the repo root).
 BUNDLE_FILES = ("setup.sh", "environment.yml", "pyproject.toml")

@@ -19,8 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from course_lib.core import registry as exercises
+
 REPO = Path(__file__).resolve().parents[2]
-MODULES = ("rewards", "kl", "sft", "reward_model", "ppo", "grpo", "dpo")
+MODULES = tuple(exercises.modules())
 
 
 def solved_module(module: str) -> str:
