@@ -145,13 +145,9 @@ plt.show()
 # %%
 sent_cfg = grpo_config("sentiment", max_steps=STEPS)
 print(sent_cfg)
-sent_before = grpo_trainer.evaluate(base_model, tokenizer, "sentiment", n=N_EVAL, profile=profile)
-sent = grpo_trainer.train(
-    sent_cfg, model=copy.deepcopy(base_model), tokenizer=tokenizer, profile=profile, desc="GRPO sentiment"
-)
-sent_after = grpo_trainer.evaluate(
-    sent.model, tokenizer, "sentiment", ref_model=sent.ref_model, n=N_EVAL, profile=profile
-)
+# measure the start, train a copy of it, measure again (`course seeds` runs this same call for other seeds)
+main = grpo_trainer.headline_run(sent_cfg, profile, start=(base_model, tokenizer), n_eval=N_EVAL)
+sent, sent_before, sent_after = main.run, main.before, main.after
 print(f"trained {len(sent.history)} steps in {sent.seconds:.1f}s")
 for k in ("positive_fraction", "distinct_2"):
     print(f"{k:>18}: {sent_before[k]:.3f} -> {sent_after[k]:.3f}")

@@ -47,7 +47,6 @@
 import copy
 import dataclasses
 import statistics
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -80,11 +79,16 @@ print("starting model:", start_path)
 
 # %%
 print("rule:", data.PREFERENCE_RULE)
-n_pairs = 16 if FAST else None  # under the grader: a few pairs, a few steps
-train_pairs = dpo_trainer.build_pairs(
-    "mixed", "train", n=n_pairs, model=policy, tokenizer=tokenizer, profile=profile
+# training pairs ("mixed": synthetic + on-policy), 128 held-out synthetic pairs, and the sentiment
+# prompts for samples (under the grader: a few of each)
+pair_data = dpo_trainer.headline_data(
+    policy, tokenizer, profile, **(dict(n_pairs=16, n_heldout=16, n_eval=8) if FAST else {})
 )
-heldout_pairs = dpo_trainer.build_pairs("synthetic", "eval", n=16 if FAST else 128, profile=profile)
+train_pairs, heldout_pairs, eval_prompts = (
+    pair_data.train_pairs,
+    pair_data.heldout_pairs,
+    pair_data.eval_prompts,
+)
 print(f"{len(train_pairs)} training pairs, {len(heldout_pairs)} held-out pairs")
 for row in train_pairs.select(range(3)):
     print(f"\nPROMPT   {row['prompt']!r}\nCHOSEN   {row['chosen']!r}\nREJECTED {row['rejected']!r}")
@@ -175,44 +179,22 @@ config = dpo_trainer.DPOConfig.from_profile(profile)  # tuned defaults for this 
 if FAST:
     config = dataclasses.replace(config, max_steps=2)
 print(config)
-eval_prompts = (
-    list(
-        data.load_task("sentiment", "eval", n=8 if FAST else profile.preset().eval_size, profile=profile)[
-            "prompt"
-        ]
-    )
-    * 2
-)
-t0 = time.time()
-ref_logps = dpo_trainer.precompute_ref_logps(reference, tokenizer, train_pairs, config, show_progress=True)
-heldout_ref_logps = dpo_trainer.precompute_ref_logps(reference, tokenizer, heldout_pairs, config)
-print(f"reference log-probs of {len(train_pairs)} pairs: {time.time() - t0:.1f}s, once")
-before = dpo_trainer.sample_metrics(
-    policy, reference, tokenizer, eval_prompts, max_new_tokens=profile.max_completion_length
-)
-ref_pref = dpo_trainer.reference_preference(heldout_ref_logps)
-print(
-    {k: round(v, 3) for k, v in before.items() if k != "samples"},
-    f"| reference already prefers chosen on {ref_pref:.0%} of held-out pairs",
-)
+
+# %% [markdown]
+# The main run is one call (`course seeds` makes the same call with other seeds): the reference
+# log-probs of every pair (once), samples before, training (held-out accuracy every
+# `max_steps // 12` steps), held-out accuracy and samples after.
 
 # %%
-t0 = time.time()
-run = dpo_trainer.train(
-    config,
-    policy,
-    tokenizer,
-    train_pairs,
-    ref_logps=ref_logps,
-    eval_pairs=heldout_pairs,
-    eval_ref_logps=heldout_ref_logps,
-    eval_every=max(1, config.max_steps // 12),
-)
-history = run.history
-train_seconds = time.time() - t0
-final = dpo_trainer.evaluate_pairs(policy, tokenizer, heldout_pairs, heldout_ref_logps, config)
-after = dpo_trainer.sample_metrics(
-    policy, reference, tokenizer, eval_prompts, max_new_tokens=profile.max_completion_length
+main = dpo_trainer.headline_run(config, policy, reference, tokenizer, pair_data, profile)
+run, history, before, after, final = main.run, main.run.history, main.before, main.after, main.final
+ref_logps, heldout_ref_logps, ref_pref = main.ref_logps, main.heldout_ref_logps, main.ref_preference
+train_seconds = main.train_seconds
+print(f"reference log-probs of {len(train_pairs)} pairs: {main.ref_seconds:.1f}s, once")
+print(
+    "before:",
+    {k: round(v, 3) for k, v in before.items() if k != "samples"},
+    f"| reference already prefers chosen on {ref_pref:.0%} of held-out pairs",
 )
 print(
     f"{config.max_steps} steps in {train_seconds:.1f}s; held-out implicit-reward accuracy "
