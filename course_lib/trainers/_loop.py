@@ -198,6 +198,24 @@ def lr_schedule(optimizer, kind: str, warmup_steps: int, max_steps: int, warmup_
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def optimizer_and_schedule(model: torch.nn.Module, config):
+    """``(AdamW, LambdaLR)`` of the supervised loops (SFT, reward model): AdamW over every
+    parameter with ``config.learning_rate`` and ``config.weight_decay``, and :func:`lr_schedule`
+    with ``config.lr_scheduler_type``, ``warmup_steps`` and ``max_steps``."""
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    return optimizer, lr_schedule(optimizer, config.lr_scheduler_type, config.warmup_steps, config.max_steps)
+
+
+def check_columns(dataset, columns: Sequence[str], who: str) -> None:
+    """ValueError naming the trainer (`who`, e.g. "sft train") and the first missing column
+    unless `dataset` (a ``datasets.Dataset``) has every one of `columns`."""
+    for col in columns:
+        if col not in dataset.column_names:
+            raise ValueError(f"{who}: the dataset needs a {col!r} column, has {dataset.column_names}")
+
+
 def shuffled_batches(
     n: int,
     batch_size: int,

@@ -142,16 +142,11 @@ def train(
         from course_lib.core import data
 
         dataset = data.preference_pairs("train", profile=profile)
-    for col in ("prompt", "chosen", "rejected"):
-        if col not in dataset.column_names:
-            raise ValueError(
-                f"reward model train: the dataset needs a {col!r} column, has {dataset.column_names}"
-            )
+    _loop.check_columns(dataset, ("prompt", "chosen", "rejected"), "reward model train")
     rm = model
     device = next(rm.parameters()).device
     P, C, R = list(dataset["prompt"]), list(dataset["chosen"]), list(dataset["rejected"])
-    optimizer = torch.optim.AdamW(rm.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    scheduler = _loop.lr_schedule(optimizer, config.lr_scheduler_type, config.warmup_steps, config.max_steps)
+    optimizer, scheduler = _loop.optimizer_and_schedule(rm, config)
     batches = _loop.shuffled_batches(len(P), config.per_device_train_batch_size, random.Random(config.seed))
     history: list[dict] = []
     started = time.perf_counter()

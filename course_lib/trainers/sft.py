@@ -122,15 +122,10 @@ def train(
         from course_lib.core import data
 
         dataset = data.qa_pairs("train", profile=profile)
-    for col in ("prompt", "completion"):
-        if col not in dataset.column_names:
-            raise ValueError(f"sft train: the dataset needs a {col!r} column, has {dataset.column_names}")
+    _loop.check_columns(dataset, ("prompt", "completion"), "sft train")
     device = next(model.parameters()).device
     prompts, completions = list(dataset["prompt"]), list(dataset["completion"])
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
-    scheduler = _loop.lr_schedule(optimizer, config.lr_scheduler_type, config.warmup_steps, config.max_steps)
+    optimizer, scheduler = _loop.optimizer_and_schedule(model, config)
     batches = _loop.shuffled_batches(
         len(prompts), config.per_device_train_batch_size, random.Random(config.seed)
     )
