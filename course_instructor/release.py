@@ -11,6 +11,9 @@ nbgrader_config.py, a temporary folder for `course release` / `course autograde`
     course release                 # exercises/ + release/rl-course/ + release/rl-course.zip
     course release --out DIR       # the bundle in DIR instead of release/
     course release --check         # only verify that exercises/ is up to date (exit 1 if stale)
+    course release --units 01,02,03,06
+                                   # a syllabus subset: only those notebooks in the bundle, or exit 2
+                                   # naming the units whose exercises they need (subset_problems)
     course release --repo-url https://github.com/OWNER/REPO.git
                                    # Colab notebooks clone the bundle from there (+ README badges);
                                    # publish release/rl-course as that repository
@@ -22,6 +25,7 @@ that the student uploads. No address is ever made up.
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import shutil
 import sys
@@ -207,6 +211,97 @@ def stale_notebooks(exercises_dir: Path | None = None, source_dir: Path | None =
             if p.name in have and notebook_signature(p) != notebook_signature(exercises_dir / p.name):
                 problems.append(f"changed {p.name}")
         return problems
+
+
+# --- a syllabus subset (--units) ------------------------------------------------------------------
+def parse_units(spec: str) -> list[str]:
+    """``"1,02, 6"`` -> ``["01", "02", "06"]``; a unit the course does not have raises ValueError."""
+    units = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part.isdigit() or f"{int(part):02d}" not in exercises.NOTEBOOKS:
+            raise ValueError(f"--units: no unit {part!r}; the units are {', '.join(exercises.NOTEBOOKS)}")
+        units.append(f"{int(part):02d}")
+    return sorted(set(units))
+
+
+def _exercise_refs(tree: ast.AST) -> tuple[set[str], set[str]]:
+    """(exercises a module / cell calls through their module -- ``kl.kl_estimate`` after ``from
+    course_lib import kl`` -- or imports by name, the course_lib modules it imports)."""
+    mods = set(exercises.modules())
+    aliases, found, imported = {}, set(), set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.ImportFrom) and n.level == 0 and (n.module or "").split(".")[0] == "course_lib":
+            for a in n.names:
+                if n.module == "course_lib" and a.name in mods:
+                    aliases[a.asname or a.name] = a.name
+                elif n.module.split(".")[-1] in mods and a.name in exercises.BY_NAME:
+                    found.add(a.name)
+                else:
+                    imported |= {n.module, f"{n.module}.{a.name}"}
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in aliases:
+            ex = exercises.BY_NAME.get(n.attr)
+            if ex and ex.module == aliases[n.value.id]:
+                found.add(n.attr)
+    return found, imported
+
+
+def notebook_uses(nb_path: Path) -> set[str]:
+    """The exercises a unit notebook runs: called in its cells or in the trainers / labs it imports
+    (``course_lib.trainers.*``, ``course_lib.labs.*``, followed through their own such imports).
+    Static, so a lower bound: a call hidden behind ``course_lib.core`` is not seen."""
+    nb = nbformat.read(str(nb_path), as_version=4)
+    found, todo, seen = set(), [], set()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        src = "\n".join(x for x in cell.source.splitlines() if not x.lstrip().startswith(("%", "!")))
+        try:
+            f, m = _exercise_refs(ast.parse(src))
+        except SyntaxError:
+            continue
+        found |= f
+        todo += list(m)
+    while todo:
+        name = todo.pop()
+        if name in seen or not name.startswith(("course_lib.trainers", "course_lib.labs")):
+            continue
+        seen.add(name)
+        path = REPO / Path(*name.split("."))
+        path = path.with_suffix(".py") if path.with_suffix(".py").is_file() else path / "__init__.py"
+        if path.is_file():
+            f, m = _exercise_refs(ast.parse(path.read_text()))
+            found |= f
+            todo += list(m)
+    return found
+
+
+def subset_problems(units: list[str], source_dir: Path | None = None) -> list[str]:
+    """Why releasing only `units` would leave students stuck: one line per missing unit, naming
+    the exercises needed and who needs them -- an exercise that calls another one (registry
+    ``requires``, transitively) or a unit notebook that runs it (:func:`notebook_uses`)."""
+    need: dict[str, dict[str, set[str]]] = {}  # missing unit -> {needed exercise: {needed by}}
+    order = {e.name: i for i, e in enumerate(exercises.EXERCISES)}
+    for ex in exercises.EXERCISES:
+        if ex.unit in units:
+            for pre in exercises.prerequisites(ex.name):
+                if pre.unit not in units:
+                    need.setdefault(pre.unit, {}).setdefault(pre.name, set()).add(f"{ex.number} {ex.name}")
+    for nb in source_notebooks(source_dir):
+        if nb.name[:2] in units:
+            for name in notebook_uses(nb):
+                pre = exercises.get(name)
+                if pre.unit not in units:
+                    need.setdefault(pre.unit, {}).setdefault(pre.name, set()).add(f"notebook {nb.stem}")
+    return [
+        f"unit {u} ({exercises.NOTEBOOKS.get(u, '?')}): "
+        + "; ".join(
+            f"{exercises.get(n).number} {n} (needed by {', '.join(sorted(by))})"
+            for n, by in sorted(need[u].items(), key=lambda kv: order[kv[0]])
+        )
+        for u in sorted(need)
+    ]
 
 
 # --- the student bundle ---------------------------------------------------------------------------
@@ -431,11 +526,30 @@ def release(
     source_dir: Path | None = None,
     repo_url: str | None = None,
     branch: str = "main",
+    units: list[str] | None = None,
 ) -> dict:
+    """exercises_dir + the bundle; `units` = only those notebooks (ValueError naming the units
+    their exercises need when they are not all in it)."""
     exercises_dir = Path(exercises_dir or REPO / "exercises")
     if repo_url:
         repo_url = first_cell.check_repo_url(repo_url)  # fail before the slow part
-    written = generate(exercises_dir, source_dir)
+    if units:
+        problems = subset_problems(units, source_dir)
+        if problems:
+            raise ValueError(
+                f"--units {','.join(units)} leaves out what they need; add these units:\n  "
+                + "\n  ".join(problems)
+            )
+        subset = Path(tempfile.mkdtemp(prefix="course_subset_"))
+        for nb in source_notebooks(source_dir):
+            if nb.name[:2] in units:
+                shutil.copy(nb, subset / nb.name)
+        try:
+            written = generate(exercises_dir, subset)
+        finally:
+            shutil.rmtree(subset, ignore_errors=True)
+    else:
+        written = generate(exercises_dir, source_dir)
     bundle = build_bundle(Path(out_dir or REPO / "release"), exercises_dir, repo_url, branch)
     problems = scan_for_leaks(bundle) + scan_for_leaks(bundle.parent / f"{BUNDLE_NAME}.zip")
     return {
@@ -452,7 +566,9 @@ def main(argv: list[str] | None = None) -> int:
         "--out", default=str(REPO / "release"), help="where the student bundle goes (default release/)"
     )
     ap.add_argument(
-        "--exercises", default=str(REPO / "exercises"), help="generated notebooks (default exercises/)"
+        "--exercises",
+        default=None,
+        help="generated notebooks (default exercises/; with --units OUT/exercises-subset)",
     )
     ap.add_argument("--source", default=str(REPO / "notebooks"), help="source notebooks (default notebooks/)")
     ap.add_argument(
@@ -464,7 +580,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--branch", default="main", help="the branch the Colab badges open (default main)")
     ap.add_argument("--check", action="store_true", help="only check that exercises/ is up to date")
+    ap.add_argument(
+        "--units",
+        default=None,
+        metavar="NN,NN,...",
+        help="release only these units (e.g. 01,02,03,06); exit 2 naming the units their exercises need",
+    )
     args = ap.parse_args(argv)
+    try:
+        units = parse_units(args.units) if args.units else None
+    except ValueError as e:
+        print(f"course release: {e}", file=sys.stderr)
+        return 2
+    if args.exercises is None:
+        args.exercises = str(Path(args.out) / "exercises-subset" if units else REPO / "exercises")
     if args.check:
         problems = stale_notebooks(Path(args.exercises), Path(args.source))
         print(
@@ -474,7 +603,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1 if problems else 0
     try:
-        info = release(Path(args.out), Path(args.exercises), Path(args.source), args.repo_url, args.branch)
+        info = release(
+            Path(args.out), Path(args.exercises), Path(args.source), args.repo_url, args.branch, units=units
+        )
     except ValueError as e:
         print(f"course release: {e}", file=sys.stderr)
         return 2

@@ -198,3 +198,36 @@ def test_first_cell_sets_up_course_lib_from_exercises(built):
     text = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
     assert f"LIB {bundle / 'course_lib' / '__init__.py'}" in text, text
     assert f"CWD {bundle}" in text and "FAST False" in text
+
+
+# --- a syllabus subset: course release --units (issue 18) ---------------------------------------
+def test_subset_names_the_missing_units_and_who_needs_them():
+    from course_instructor import release
+
+    assert release.parse_units("6, 1,02,1") == ["01", "02", "06"]
+    with pytest.raises(ValueError, match="no unit '42'"):
+        release.parse_units("01,42")
+    problems = release.subset_problems(["01", "02", "06"])
+    assert len(problems) == 1 and problems[0].startswith("unit 03 (03_sft): 3.2 masked_mean")
+    assert "6.2 grpo_loss" in problems[0] and "notebook 06_grpo" in problems[0]
+    assert release.subset_problems(["01", "02", "03", "06"]) == []
+    # 05's PPO trainer runs the student's kl_penalized_rewards: found through the notebook's imports
+    assert "2.4 kl_penalized_rewards (needed by notebook 05_ppo)" in " ".join(release.subset_problems(["05"]))
+    assert release.notebook_uses(release.REPO / "notebooks" / "07_dpo.ipynb") >= {"preference_accuracy"}
+
+
+def test_subset_release_exit_2_or_only_those_notebooks(tmp_path, capsys):
+    from course_instructor import release
+
+    assert release.main(["--units", "01,02,06", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "add these units" in err and "unit 03 (03_sft)" in err and "masked_mean" in err
+    assert not (tmp_path / "bad").exists()
+    assert release.main(["--units", "1,2", "--out", str(tmp_path / "ok")]) == 0
+    bundle = tmp_path / "ok" / "rl-course"
+    assert sorted(p.name for p in (bundle / "exercises").glob("*.ipynb")) == [
+        "01_reward_functions.ipynb",
+        "02_kl_penalties.ipynb",
+    ]
+    assert (tmp_path / "ok" / "exercises-subset").is_dir()  # exercises/ of the repository untouched
+    assert release.scan_for_leaks(bundle) == []
