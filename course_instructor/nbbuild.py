@@ -13,8 +13,13 @@ Cells are plain Python / Markdown; a cell with a special role says so with one t
   second tag says otherwise, e.g. ``tags=["answer:q_eval_pick", "points:3"]``.
 * ``tags=["locked:<grade_id>"]`` (any cell): a read-only cell with that nbgrader id.
 
-Any other tag is an error naming the cell. Build every unit with ``course build-notebooks``
-(``python -m course_instructor.nbbuild``); ``--check`` only reports stale notebooks (exit 1).
+Any other tag is an error naming the cell. Markdown is copied as written, except that the
+registry's exercise metadata is shown under two kinds of headings (:func:`with_metadata`): a line
+under the unit's title (``# Unit NN ...``: exercises, points, student minutes, how long the
+notebook runs on 2 cores) and one under each exercise heading (``## Exercise 2.2 ...`` or
+``## 3. Exercise 5.3 ...``: difficulty, minutes, points, the earlier exercises it calls).
+Build every unit with ``course build-notebooks`` (``python -m course_instructor.nbbuild``);
+``--check`` only reports stale notebooks (exit 1).
 
 Conventions (the grading pipeline relies on them):
 
@@ -157,6 +162,59 @@ def write(cells, path: str | Path) -> Path:
     return path
 
 
+# --- exercise metadata under the headings ------------------------------------------------------------
+UNIT_TITLE = re.compile(r"^# Unit (\d\d)\b.*$", re.M)
+EXERCISE_HEADING = re.compile(r"^#{2,4} (?:\d+\. )?Exercise (\d+\.\d+)\b.*$", re.M)
+
+
+def exercise_line(ex: exercises.Exercise) -> str:
+    """``*difficulty ★★☆ · about 15 min · 3 points · calls 2.2 `kl_estimate`*`` (fields not set yet
+    in the registry are left out)."""
+    parts = []
+    if ex.difficulty:
+        parts.append("difficulty " + "\u2605" * ex.difficulty + "\u2606" * (3 - ex.difficulty))
+    if ex.minutes:
+        parts.append(f"about {ex.minutes} min")
+    parts.append(f"{ex.points} points")
+    if ex.requires:
+        parts.append("calls " + ", ".join(f"{exercises.get(n).number} `{n}`" for n in ex.requires))
+    return "*" + " \u00b7 ".join(parts) + "*"
+
+
+def unit_line(unit: str) -> str | None:
+    """The line under a unit's title: its exercises, points and minutes, its run time on 2 cores."""
+    exs = exercises.for_unit(unit)
+    parts = []
+    if exs:
+        minutes = sum(e.minutes for e in exs)
+        parts.append(
+            f"{len(exs)} exercises, {sum(e.points for e in exs)} points"
+            + (f", about {minutes} min of work" if minutes and all(e.minutes for e in exs) else "")
+        )
+    if unit in exercises.UNIT_SECONDS:
+        parts.append(
+            f"the notebook runs in about {exercises.UNIT_SECONDS[unit]} s on 2 CPU cores (tiny profile)"
+        )
+    return "*" + "; ".join(parts) + "*" if parts else None
+
+
+def with_metadata(text: str, unit: str) -> str:
+    """Markdown `text` with the metadata line after the unit title / each exercise heading it has."""
+
+    def exercise(m: re.Match) -> str:
+        try:
+            ex = exercises.get(next(e.name for e in exercises.EXERCISES if e.number == m.group(1)))
+        except StopIteration:
+            return m.group(0)  # not (yet) a registry exercise: the heading stays as written
+        return f"{m.group(0)}\n\n{exercise_line(ex)}"
+
+    def title(m: re.Match) -> str:
+        line = unit_line(m.group(1)) if m.group(1) == unit else None
+        return f"{m.group(0)}\n\n{line}" if line else m.group(0)
+
+    return EXERCISE_HEADING.sub(exercise, UNIT_TITLE.sub(title, text))
+
+
 # --- percent source -> nbgrader cells ---------------------------------------------------------------
 class SourceError(ValueError):
     """A percent source that does not follow the cell conventions (the message names the cell)."""
@@ -225,8 +283,9 @@ def _cell_from_percent(cell, unit: str, where: str):
         if not points.isdigit():
             raise SourceError(f"{where}: points must be a whole number, got {points!r}")
         return answer(roles["answer"], text, points=int(points))
-    make = md if kind == "markdown" else code
-    return make(text, grade_id=roles.get("locked"), locked="locked" in roles)
+    if kind == "markdown":
+        return md(with_metadata(text, unit), grade_id=roles.get("locked"), locked="locked" in roles)
+    return code(text, grade_id=roles.get("locked"), locked="locked" in roles)
 
 
 def cells_from_percent(source: str | Path) -> list:

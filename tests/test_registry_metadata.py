@@ -121,3 +121,45 @@ def test_prerequisites_closure():
     assert registry.prerequisites("format_reward") == []
     with pytest.raises(KeyError, match="no exercise named"):
         registry.prerequisites("nope")
+
+
+# --- the metadata in the notebooks (course_instructor/nbbuild.py) -------------------------------
+def test_nbbuild_puts_the_metadata_under_the_headings():
+    from course_instructor import nbbuild
+
+    text = "# Unit 06 — GRPO\n\nIntro.\n\n## 2. Exercise 6.2 — the loss\n\nText.\n\n## Exercise 9.99 — not in the registry"
+    out = nbbuild.with_metadata(text, "06")
+    lines = out.splitlines()
+    ex = registry.get("grpo_loss")
+    assert (
+        lines[2].startswith(f"*{len(registry.for_unit('06'))} exercises")
+        and "79 s on 2 CPU cores" in lines[2]
+    )
+    i = lines.index("## 2. Exercise 6.2 — the loss")
+    assert lines[i + 2] == nbbuild.exercise_line(ex)
+    assert "difficulty ★★★" in lines[i + 2] and f"{ex.minutes} min" in lines[i + 2]
+    assert "calls 2.2 `kl_estimate`, 3.2 `masked_mean`" in lines[i + 2]
+    assert out.endswith("## Exercise 9.99 — not in the registry")  # unknown exercise: untouched
+    assert nbbuild.with_metadata("# Unit 02 — KL", "06") == "# Unit 02 — KL"  # another unit's title
+    bare = registry.Exercise("9.9", "kl", "made_up", 4)  # a row without metadata still renders
+    assert nbbuild.exercise_line(bare) == "*4 points*"
+
+
+def test_built_notebooks_show_each_exercise_line():
+    """Every exercise's metadata line is in its built source notebook (stale until rebuilt:
+    `course build-notebooks`)."""
+    import nbformat
+
+    from course_instructor import nbbuild
+
+    missing = []
+    for ex in registry.EXERCISES:
+        path = REPO / "notebooks" / f"{ex.notebook}.ipynb"
+        if not path.exists():
+            continue
+        text = "\n".join(
+            c.source for c in nbformat.read(str(path), as_version=4).cells if c.cell_type == "markdown"
+        )
+        if nbbuild.exercise_line(ex) not in text:
+            missing.append(f"{ex.number} {ex.name} ({path.name})")
+    assert not missing, "metadata line missing (run course build-notebooks): " + ", ".join(missing)
