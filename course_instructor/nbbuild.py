@@ -198,6 +198,20 @@ def unit_line(unit: str) -> str | None:
     return "*" + "; ".join(parts) + "*" if parts else None
 
 
+def metadata_table() -> str:
+    """The README's "Exercise metadata" table (markdown), from the registry."""
+    rows = [
+        "| # | exercise | points | difficulty | minutes | calls |",
+        "|---|---|---|---|---|---|",
+    ]
+    for ex in exercises.EXERCISES:
+        calls = ", ".join(f"{exercises.get(n).number} `{n}`" for n in ex.requires or ()) or "—"
+        stars = "\u2605" * ex.difficulty + "\u2606" * (3 - ex.difficulty) if ex.difficulty else "?"
+        rows.append(f"| {ex.number} | `{ex.name}` | {ex.points} | {stars} | {ex.minutes or '?'} | {calls} |")
+    seconds = ", ".join(f"{u} {s} s" for u, s in sorted(exercises.UNIT_SECONDS.items()))
+    return "\n".join(rows) + f"\n\nWhole notebook on 2 CPU cores (tiny profile, quick preset): {seconds}.\n"
+
+
 def with_metadata(text: str, unit: str) -> str:
     """Markdown `text` with the metadata line after the unit title / each exercise heading it has."""
 

@@ -163,3 +163,12 @@ def test_built_notebooks_show_each_exercise_line():
         if nbbuild.exercise_line(ex) not in text:
             missing.append(f"{ex.number} {ex.name} ({path.name})")
     assert not missing, "metadata line missing (run course build-notebooks): " + ", ".join(missing)
+
+
+def test_readme_table_is_the_registry():
+    from course_instructor import nbbuild
+
+    assert nbbuild.metadata_table() in (REPO / "README.md").read_text(), (
+        "README's Exercise metadata table differs from the registry; paste the output of "
+        'python -c "from course_instructor import nbbuild; print(nbbuild.metadata_table())"'
+    )
