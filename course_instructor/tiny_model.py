@@ -1,6 +1,7 @@
 """Build the `tiny` profile's tokenizer and GPT-2 model from scratch, offline and seeded.
 
     course build-tiny [--steps 3000] [--out course_lib/assets/tiny]
+    course build-tiny --reasoning      # unit 09's assets/tiny_reason (see build_reasoning)
 
 1. generate the synthetic corpus (:mod:`course_lib.core.corpus`),
 2. train a byte-level BPE tokenizer on it with the `tokenizers` library,
@@ -28,6 +29,7 @@ from course_lib.core.config import ASSET_DIR
 from course_lib.core.utils import progress, seed_everything
 
 EOS, PAD = "<|endoftext|>", "<|pad|>"
+REASON_STEPS, REASON_DOCUMENTS = 1000, 40_000  # `course build-tiny --reasoning` (unit 09)
 
 
 def train_tokenizer(docs: list[str], vocab_size: int = 3000):
@@ -99,12 +101,16 @@ def build(
     n_documents: int = 100_000,
     seed: int = 0,
     threads: int | None = None,
+    docs: list[str] | None = None,
+    desc: str = "pretrain tiny",
 ):
+    """Pretrain on `docs` (default: the synthetic corpus of ``n_documents``) and save to `out`."""
     t0 = time.time()
     seed_everything(seed)
     if threads:
         torch.set_num_threads(threads)
-    docs = corpus.pretraining_corpus(n_documents=n_documents, seed=seed)
+    if docs is None:
+        docs = corpus.pretraining_corpus(n_documents=n_documents, seed=seed)
     tok = train_tokenizer(docs)
     data = pack(docs, tok, block)
     print(f"corpus: {len(docs)} documents, {data.numel()} tokens, vocab {len(tok)}")
@@ -119,7 +125,7 @@ def build(
     g = torch.Generator().manual_seed(seed)
     model.train()
     losses = []
-    for step in (bar := progress(range(steps), desc="pretrain tiny")):
+    for step in (bar := progress(range(steps), desc=desc)):
         idx = torch.randint(0, data.shape[0], (batch_size,), generator=g)
         batch = data[idx]
         loss = model(input_ids=batch, labels=batch).loss
@@ -154,13 +160,60 @@ def build(
     return info
 
 
+def build_reasoning(
+    out: Path | None = None, steps: int = REASON_STEPS, n_documents: int = REASON_DOCUMENTS, seed: int = 0
+):
+    """Unit 09's ``assets/tiny_reason``: the same architecture pretrained on R1-zero-style
+    addition documents (:func:`course_lib.labs.reasoning.pretraining_documents`: scratchpad,
+    direct guesses and broken formats), then its starting accuracy measured on held-out problems."""
+    from course_lib.labs import reasoning
+
+    out = Path(out or reasoning.TINY_REASON_DIR)
+    docs = reasoning.pretraining_documents(n_documents=n_documents, seed=seed)
+    info = build(
+        out=out, steps=steps, n_documents=n_documents, seed=seed, docs=docs, desc="pretrain tiny_reason"
+    )
+    info["start"] = measure_reasoning_start(out)
+    (out / "build_info.json").write_text(json.dumps(info, indent=2))
+    print(json.dumps(info["start"], indent=2))
+    return info
+
+
+def measure_reasoning_start(path: Path, n: int = 256) -> dict:
+    """Held-out accuracy / format rate / length of the model at `path` (sampled, T=1) and the
+    scratchpad gap (forced scratchpad vs forced direct answer), with the reference rewards."""
+    from course_lib.core.models import load_policy
+    from course_lib.core.switch import use_solutions
+    from course_lib.labs import reasoning
+
+    use_solutions()
+    model, tok = load_policy(path, profile=None)
+    problems = reasoning.make_problems("heldout", n)
+    res = reasoning.evaluate(model, tok, problems)
+    gap = reasoning.scratchpad_gap(model, tok, problems)
+    return {
+        "heldout_accuracy": res["accuracy"],
+        "format_rate": res["format_rate"],
+        "response_length": res["response_length"],
+        "scratchpad_rate": res["scratchpad_rate"],
+        "accuracy_forced_scratchpad": gap["with_scratchpad"],
+        "accuracy_forced_direct": gap["direct"],
+    }
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="course build-tiny", description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, default=ASSET_DIR)
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--out", type=Path, default=None, help="default: assets/tiny (assets/tiny_reason)")
+    ap.add_argument("--steps", type=int, default=None, help=f"default 3000 ({REASON_STEPS} with --reasoning)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--reasoning", action="store_true", help="build unit 09's assets/tiny_reason (R1-zero addition)"
+    )
     args = ap.parse_args(argv)
-    build(out=args.out, steps=args.steps, seed=args.seed)
+    if args.reasoning:
+        build_reasoning(out=args.out, steps=args.steps or REASON_STEPS, seed=args.seed)
+    else:
+        build(out=args.out or ASSET_DIR, steps=args.steps or 3000, seed=args.seed)
 
 
 if __name__ == "__main__":

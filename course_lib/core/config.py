@@ -101,7 +101,8 @@ GPU = Profile(
             "distilgpt2",
             "HuggingFaceTB/SmolLM2-135M-Instruct",
             "Qwen/Qwen2.5-0.5B-Instruct",
-        ]
+        ],
+        "reasoning_model": "Qwen/Qwen2.5-0.5B-Instruct",  # unit 09 (GSM8K, R1-zero prompt)
     },
 )
 

@@ -1,0 +1,249 @@
+"""Unit 09's reasoning task: chained additions with an R1-zero prompt, generated deterministically.
+
+A problem adds ``n_terms`` two-digit numbers ("What is 37 + 85 + 12?"). The answer is reachable
+in two ways, and a small model is much better at one of them:
+
+* with a **scratchpad** of running sums inside ``<think>`` -- ``<think>37+85=122, 122+12=134
+  </think><answer>134</answer>`` -- each step adds a two-digit number to the sum so far;
+* **directly** -- ``<think>I add them in my head.</think><answer>134</answer>`` -- the whole
+  sum in one go, which a 1M-parameter model rarely gets right.
+
+``course build-tiny --reasoning`` pretrains ``assets/tiny_reason`` on a mix of both styles plus
+badly formatted answers (:func:`pretraining_documents`), so that from the R1-zero prompt the
+model sometimes writes a scratchpad, sometimes guesses, sometimes breaks the format: correct
+answers are *reachable* but rare. RL with a verifiable reward (unit 09) has to find the
+scratchpad -- and the responses get longer as it does.
+
+Held-out problems never occur in training or pretraining: a problem belongs to the held-out
+split iff :func:`is_heldout` (a fixed hash of its numbers) says so, whatever the seed.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from course_lib.core.config import ASSET_DIR
+
+TINY_REASON_DIR = ASSET_DIR.parent / "tiny_reason"  # the model unit 09 starts from (tiny profile)
+
+R1_ZERO_PROMPT = (
+    "A conversation between User and Assistant. The Assistant first thinks about the reasoning "
+    "process and then gives the answer, in <think> </think> and <answer> </answer> tags.\n"
+    "User: {question}\nAssistant:"
+)
+DIRECT_THOUGHT = "I add them in my head."
+TRAIN_TERMS = (3, 4)  # terms per problem in training and held-out problems
+STYLES = ("scratchpad", "direct", "no_tags", "no_answer_tags", "no_think")
+# Pretraining mix (fractions of documents): correct answers are reachable (scratchpad) but rare.
+DEFAULT_MIX = {"scratchpad": 0.2, "direct": 0.4, "no_tags": 0.15, "no_answer_tags": 0.1, "no_think": 0.15}
+
+
+# --------------------------------------------------------------------------- problems
+def is_heldout(numbers: Sequence[int]) -> bool:
+    """True for the ~20 % of problems reserved for evaluation (a fixed hash of the numbers)."""
+    h = 0
+    for x in numbers:
+        h = (h * 1_000_003 + int(x)) % 2_147_483_647
+    return h % 5 == 0
+
+
+def question(numbers: Sequence[int]) -> str:
+    return "What is " + " + ".join(str(x) for x in numbers) + "?"
+
+
+def prompt(numbers: Sequence[int], template: str = R1_ZERO_PROMPT) -> str:
+    """The R1-zero-style prompt (ends with "Assistant:"; the completion starts with ``<think>``)."""
+    return template.format(question=question(numbers))
+
+
+def make_problems(
+    split: str = "train", n: int = 256, seed: int = 0, n_terms: Sequence[int] = TRAIN_TERMS
+) -> list[dict]:
+    """`n` distinct problems of the split ("train" or "heldout"): dicts with ``prompt``,
+    ``answer`` (str), ``numbers`` and ``n_terms``; the same (split, n, seed, n_terms) gives the
+    same list."""
+    if split not in ("train", "heldout"):
+        raise ValueError(f"make_problems: split must be 'train' or 'heldout', got {split!r}")
+    rng = random.Random(f"reasoning-{split}-{seed}")
+    seen, out = set(), []
+    while len(out) < n:
+        k = rng.choice(list(n_terms))
+        nums = tuple(rng.randint(10, 99) for _ in range(k))
+        if nums in seen or is_heldout(nums) != (split == "heldout"):
+            continue
+        seen.add(nums)
+        out.append({"prompt": prompt(nums), "answer": str(sum(nums)), "numbers": list(nums), "n_terms": k})
+    return out
+
+
+def gsm8k_problems(split: str = "train", n: int | None = 256, profile=None) -> list[dict]:
+    """The gpu profile's version of the task: GSM8K (the profile's ``arithmetic`` dataset, a hub
+    name or a local stand-in) in the same R1-zero prompt; ``answer`` = the number after "####"."""
+    from course_lib.core import data
+    from course_lib.core.config import get_profile
+
+    profile = profile or get_profile()
+    src = profile.datasets["arithmetic"]
+    if src == "synthetic":
+        raise ValueError("gsm8k_problems: the tiny profile has no GSM8K; use make_problems (task 'addition')")
+    ds = data._hub(src, split, n)
+    return [
+        {
+            "prompt": R1_ZERO_PROMPT.format(question=ex["question"]),
+            "answer": data.gsm8k_final_answer(ex["answer"]),
+        }
+        for ex in ds
+    ]
+
+
+# --------------------------------------------------------------------------- completions
+def scratchpad(numbers: Sequence[int]) -> str:
+    """Running sums: ``37+85=122, 122+12=134``."""
+    total, steps = numbers[0], []
+    for x in numbers[1:]:
+        steps.append(f"{total}+{x}={total + x}")
+        total += x
+    return ", ".join(steps)
+
+
+def completion(numbers: Sequence[int], style: str = "scratchpad") -> str:
+    """A completion of one of the :data:`STYLES` (with a leading space, as after "Assistant:")."""
+    ans = sum(numbers)
+    if style == "scratchpad":
+        return f" <think>{scratchpad(numbers)}</think><answer>{ans}</answer>"
+    if style == "direct":
+        return f" <think>{DIRECT_THOUGHT}</think><answer>{ans}</answer>"
+    if style == "no_tags":
+        return f" The sum is {ans}."
+    if style == "no_answer_tags":
+        return f" <think>{scratchpad(numbers)}</think> The answer is {ans}."
+    if style == "no_think":
+        return f" <answer>{ans}</answer>"
+    raise ValueError(f"completion: style must be one of {STYLES}, got {style!r}")
+
+
+def pretraining_documents(
+    n_documents: int = 40_000,
+    seed: int = 0,
+    mix: dict[str, float] | None = None,
+    n_terms: Sequence[int] = (2, 3, 4, 5),
+) -> list[str]:
+    """Prompt + completion documents for ``assets/tiny_reason`` (held-out problems excluded);
+    styles drawn with the probabilities of `mix` (default :data:`DEFAULT_MIX`)."""
+    mix = mix or DEFAULT_MIX
+    styles, weights = list(mix), [mix[s] for s in mix]
+    rng = random.Random(f"reasoning-pretrain-{seed}")
+    docs = []
+    while len(docs) < n_documents:
+        nums = [rng.randint(10, 99) for _ in range(rng.choice(list(n_terms)))]
+        if is_heldout(nums):
+            continue
+        docs.append(prompt(nums) + completion(nums, rng.choices(styles, weights)[0]))
+    return docs
+
+
+# --------------------------------------------------------------------------- evaluation
+def _rewards():
+    from course_lib import rlvr  # the exercise module: looked up when called (solutions switch)
+
+    return rlvr.think_format_reward, rlvr.answer_reward
+
+
+def score(completions: Sequence[str], answers: Sequence[str]) -> dict[str, list[float]]:
+    """Per completion: ``format`` (exercise 9.1) and ``correct`` (exercise 9.2)."""
+    fmt, ans = _rewards()
+    return {
+        "format": [float(fmt(c)) for c in completions],
+        "correct": [float(ans(c, a)) for c, a in zip(completions, answers)],
+    }
+
+
+def uses_scratchpad(text: str) -> bool:
+    """Whether a completion's think block contains at least one ``a+b=c`` step."""
+    import re
+
+    m = re.search(r"<think>(.*?)</think>", text, re.S)
+    return bool(m and re.search(r"\d+\+\d+=\d+", m.group(1)))
+
+
+@torch.no_grad()
+def evaluate(
+    model,
+    tokenizer,
+    problems: Sequence[dict],
+    max_new_tokens: int = 64,
+    seed: int = 0,
+    temperature: float = 1.0,
+    greedy: bool = False,
+    batch_size: int = 64,
+    prefix: str | Callable[[dict], str] = "",
+) -> dict:
+    """One sample per problem: ``accuracy`` (mean answer reward), ``format_rate``,
+    ``response_length`` (mean completion tokens, EOS included), ``scratchpad_rate``, and the
+    ``samples`` (prompt, response, answer, correct, format). `prefix` (a string, or a function of
+    the problem) is appended to every prompt and counted as part of the response (it forces the
+    start of a style)."""
+    from course_lib.core import sampling
+
+    gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    pre = [prefix(p) if callable(prefix) else prefix for p in problems]
+    texts, lengths = [], []
+    for i in range(0, len(problems), batch_size):
+        chunk = problems[i : i + batch_size]
+        ro = sampling.sample(
+            model,
+            tokenizer,
+            [p["prompt"] + q for p, q in zip(chunk, pre[i : i + batch_size])],
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            generator=gen,
+            greedy=greedy,
+        )
+        texts += [q + t for q, t in zip(pre[i : i + batch_size], ro.texts)]
+        lengths += ro.completion_mask.sum(-1).tolist()
+    answers = [str(p["answer"]) for p in problems]
+    s = score(texts, answers)
+    n = max(1, len(problems))
+    return {
+        "accuracy": sum(s["correct"]) / n,
+        "format_rate": sum(s["format"]) / n,
+        "response_length": sum(lengths) / n,
+        "scratchpad_rate": sum(uses_scratchpad(t) for t in texts) / n,
+        "samples": [
+            {"prompt": p["prompt"], "response": t, "answer": a, "correct": c, "format": f}
+            for p, t, a, c, f in zip(problems, texts, answers, s["correct"], s["format"])
+        ],
+    }
+
+
+def scratchpad_gap(model, tokenizer, problems: Sequence[dict], seed: int = 0, **kw) -> dict[str, float]:
+    """Accuracy when the response is forced to start a scratchpad (``<think>`` + the first
+    number and "+") vs forced to answer directly (``<think>I add them in my head.</think>
+    <answer>``): how much the intermediate steps help this model."""
+    direct = evaluate(
+        model, tokenizer, problems, seed=seed, prefix=f" <think>{DIRECT_THOUGHT}</think><answer>", **kw
+    )
+    steps = evaluate(
+        model, tokenizer, problems, seed=seed, prefix=lambda p: f" <think>{p['numbers'][0]}+", **kw
+    )
+    return {"with_scratchpad": steps["accuracy"], "direct": direct["accuracy"]}
+
+
+def load_start_model(path: str | Path | None = None, profile=None):
+    """(model, tokenizer) unit 09 starts from: `path`, else ``assets/tiny_reason`` on the tiny
+    profile, else the gpu profile's ``extra["reasoning_model"]`` (a small instruct model)."""
+    from course_lib.core.config import get_profile
+    from course_lib.core.models import load_policy
+
+    profile = profile or get_profile()
+    if path is None:
+        path = (
+            TINY_REASON_DIR
+            if profile.name == "tiny"
+            else profile.extra.get("reasoning_model", profile.policy_model)
+        )
+    return load_policy(path, profile=profile)

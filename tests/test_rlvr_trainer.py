@@ -1,0 +1,203 @@
+"""Unit 09's task (course_lib.labs.reasoning) and trainer (course_lib.trainers.rlvr), on tiny runs."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from course_lib.core.config import get_profile
+from course_lib.core.switch import use_solutions
+from course_lib.labs import reasoning
+from course_lib.trainers import rlvr as T
+
+
+@pytest.fixture(autouse=True)
+def solutions():
+    use_solutions()
+    yield
+    use_solutions(False)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from course_lib.core.models import load_policy
+
+    return load_policy(get_profile("tiny").policy_model, profile=get_profile("tiny"))
+
+
+# --------------------------------------------------------------------------- the task
+def test_problems_are_deterministic_distinct_and_heldout_never_leaks():
+    a, b = reasoning.make_problems("train", 300, seed=0), reasoning.make_problems("train", 300, seed=0)
+    assert a == b
+    assert reasoning.make_problems("train", 300, seed=1) != a
+    held = reasoning.make_problems("heldout", 300)
+    train_keys = {tuple(p["numbers"]) for p in a}
+    held_keys = {tuple(p["numbers"]) for p in held}
+    assert len(train_keys) == len(held_keys) == 300 and not train_keys & held_keys
+    assert all(reasoning.is_heldout(k) for k in held_keys) and not any(
+        reasoning.is_heldout(k) for k in train_keys
+    )
+    for p in a[:20]:
+        assert p["answer"] == str(sum(p["numbers"])) and p["n_terms"] in reasoning.TRAIN_TERMS
+        assert p["prompt"].endswith("Assistant:") and reasoning.question(p["numbers"]) in p["prompt"]
+    docs = reasoning.pretraining_documents(2000)
+    assert docs == reasoning.pretraining_documents(2000)
+    held_questions = {reasoning.question(k) for k in held_keys}
+    assert not any(d.split("\nUser: ")[1].split("\n")[0] in held_questions for d in docs)
+    with pytest.raises(ValueError, match="split"):
+        reasoning.make_problems("test", 3)
+
+
+def test_styles_and_what_the_rewards_say_about_them():
+    nums = [37, 85, 12, 64]
+    assert reasoning.scratchpad(nums) == "37+85=122, 122+12=134, 134+64=198"
+    texts = {s: reasoning.completion(nums, s) for s in reasoning.STYLES}
+    scores = reasoning.score(list(texts.values()), ["198"] * len(texts))
+    got = {s: (f, c) for s, f, c in zip(texts, scores["format"], scores["correct"])}
+    assert got == {
+        "scratchpad": (1.0, 1.0),
+        "direct": (1.0, 1.0),
+        "no_tags": (0.0, 0.0),
+        "no_answer_tags": (0.0, 0.0),
+        "no_think": (0.0, 1.0),
+    }
+    assert reasoning.uses_scratchpad(texts["scratchpad"]) and not reasoning.uses_scratchpad(texts["direct"])
+    with pytest.raises(ValueError, match="style"):
+        reasoning.completion(nums, "poem")
+    assert abs(sum(reasoning.DEFAULT_MIX.values()) - 1.0) < 1e-9 and set(reasoning.DEFAULT_MIX) == set(
+        reasoning.STYLES
+    )
+
+
+# --------------------------------------------------------------------------- the config
+def test_config_variants_and_bad_values():
+    p = get_profile("tiny")
+    cfg = T.RLVRConfig.from_profile(p)
+    assert (cfg.task, cfg.level, cfg.loss_type, cfg.beta, cfg.max_completion_length) == (
+        "addition",
+        "token",
+        "grpo",
+        0.0,
+        64,
+    )
+    dapo = T.RLVRConfig.from_profile(p, variant="dapo")
+    assert dapo.eps_high > dapo.eps_low and dapo.dynamic_sampling and dapo.loss_type == "dapo"
+    assert T.RLVRConfig.from_profile(p, variant="gspo").level == "sequence"
+    assert (
+        T.RLVRConfig.from_profile(p, variant="dr_grpo", loss_type="grpo").loss_type == "grpo"
+    )  # overrides win
+    for bad, match in (
+        ({"level": "word"}, "level"),
+        ({"loss_type": "ppo"}, "loss_type"),
+        ({"num_generations": 1}, "num_generations"),
+        ({"eps_high": -0.1}, "eps"),
+        ({"max_steps": 0}, "max_steps"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            T.RLVRConfig.from_profile(p, **bad)
+    with pytest.raises(ValueError, match="variant"):
+        T.RLVRConfig.from_profile(p, variant="ppo")
+    with pytest.raises(ValueError, match="unknown field 'eps_hgih'.*eps_high"):
+        T.RLVRConfig.from_profile(p, eps_hgih=0.3)
+
+
+# --------------------------------------------------------------------------- the loop
+def _run(tiny, **changes):
+    p = get_profile("tiny")
+    model, tok = tiny
+    cfg = T.RLVRConfig.from_profile(
+        p,
+        max_steps=2,
+        prompts_per_step=2,
+        num_generations=4,
+        max_completion_length=8,
+        eval_size=4,
+        eval_every=1,
+        **changes,
+    )
+    return T.train(
+        cfg,
+        copy.deepcopy(model),
+        tok,
+        dataset=reasoning.make_problems("train", 16),
+        profile=p,
+        show_progress=False,
+    )
+
+
+KEYS = {
+    "step", "loss", "reward", "accuracy", "format_rate", "completion_length", "entropy", "kl", "clip_ratio_low",
+    "clip_ratio_high", "mean_ratio", "frac_reward_zero_std", "kept_groups", "grad_norm", "lr", "seconds",
+    "eval_accuracy", "eval_format_rate", "eval_response_length",
+}  # fmt: skip
+
+
+def test_history_keys_seeded_and_every_variant_runs(tiny):
+    a, b = _run(tiny), _run(tiny)
+    assert KEYS <= set(a.history[0]) and len(a.history) == 2
+    strip = [{k: v for k, v in h.items() if k != "seconds"} for h in a.history]
+    assert strip == [{k: v for k, v in h.items() if k != "seconds"} for h in b.history]
+    assert set(a.info["start"]) >= {"accuracy", "format_rate", "response_length"}
+    assert a.trainer == "rlvr" and a.checkpoint_name == "rlvr_addition"
+    for changes in (
+        dict(level="sequence"),
+        dict(loss_type="cispo", eps_high=5.0),
+        dict(loss_type="dr_grpo", scale_rewards=False),
+        dict(num_iterations=3, clip=False),
+        dict(beta=0.04),
+    ):
+        run = _run(tiny, **changes)
+        assert all(h["loss"] == h["loss"] for h in run.history), changes  # no NaN
+
+
+def test_num_iterations_move_the_ratio_and_clip(tiny, monkeypatch):
+    monkeypatch.setattr(T.rlvr, "answer_reward", lambda c, a: float(len(c) % 2 == 0))  # a spread in groups
+    run = _run(tiny, num_iterations=4, learning_rate=5e-2, eps_low=0.01, eps_high=0.01)
+    one = _run(tiny, learning_rate=5e-2)
+    assert all(
+        h["mean_ratio"] == 1.0 and h["clip_ratio_low"] == h["clip_ratio_high"] == 0.0 for h in one.history
+    )
+    assert any(h["clip_ratio_low"] + h["clip_ratio_high"] > 0 for h in run.history)
+
+
+def test_dynamic_sampling_keeps_only_groups_with_a_spread(tiny, monkeypatch):
+    seen = []
+    real = T.rlvr.rlvr_policy_loss
+
+    def spy(logp, old_logp, advantages, mask, **kw):
+        seen.append(advantages.clone())
+        return real(logp, old_logp, advantages, mask, **kw)
+
+    # reward = 1 for even-length completions: groups with and without a spread
+    monkeypatch.setattr(T.rlvr, "answer_reward", lambda c, a: float(len(c) % 2 == 0))
+    monkeypatch.setattr(T.rlvr, "rlvr_policy_loss", spy)
+    run = _run(tiny, dynamic_sampling=True, format_weight=0.0, max_resample_rounds=3)
+    hist = [h for h in run.history if h["kept_groups"]]
+    assert len(seen) == len(hist)
+    for adv, h in zip(seen, hist):
+        groups = adv.view(-1, 4)
+        assert (groups.abs().sum(-1) > 0).all()  # no all-zero group reached the loss
+        assert groups.shape[0] == h["kept_groups"]
+
+
+def test_concat_pads_prompts_left_and_completions_right():
+    from course_lib.core.sampling import Rollout
+
+    def ro(P, C, n):
+        return Rollout(
+            ["p"] * n, ["t"] * n, torch.full((n, P), 5), torch.ones(n, P, dtype=torch.long),
+            torch.full((n, C), 7), torch.ones(n, C, dtype=torch.long),
+        )  # fmt: skip
+
+    out = T._concat([ro(3, 2, 1), ro(5, 4, 2)], pad_id=0)
+    assert out.prompt_ids.shape == (3, 5) and out.completion_ids.shape == (3, 4)
+    assert out.prompt_ids[0].tolist() == [0, 0, 5, 5, 5] and out.prompt_mask[0].tolist() == [0, 0, 1, 1, 1]
+    assert out.completion_ids[0].tolist() == [7, 7, 0, 0] and out.completion_mask[0].tolist() == [1, 1, 0, 0]
+
+
+def test_save_checkpoint_and_reload(tiny, tmp_path):
+    run = _run(tiny)
+    path = T.save_checkpoint(run, tmp_path / "ck")
+    assert (path / "config.json").exists() and (path / "training_info.json").exists()
