@@ -353,13 +353,19 @@ def _odd_zips(subs: Path, released: list[Path]) -> None:
         z.writestr(info, str(SOL / "kl.py"))
     with zipfile.ZipFile(subs / "zip_bomb.zip", "w", compression=zipfile.ZIP_DEFLATED) as z:
         z.writestr("course_lib/kl.py", b"#" * (60 * 2**20))
-    with zipfile.ZipFile(subs / "odd_name.zip", "w") as z:
+    odd_name_zip(subs / "odd_name.zip")
+
+
+def odd_name_zip(path: Path) -> Path:
+    """A zip whose member name is not valid UTF-8 although its flags say it is."""
+    with zipfile.ZipFile(path, "w") as z:
         z.writestr("course_lib/kl_X.py", "x = 1\n")
-    raw = bytearray((subs / "odd_name.zip").read_bytes().replace(b"kl_X", b"kl\xff\xfe"))
+    raw = bytearray(path.read_bytes().replace(b"kl_X", b"kl\xff\xfe"))
     for sig, off in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # flag bit 11: "the name is UTF-8"
         i = raw.index(sig) + off
         raw[i + 1] |= 0x08
-    (subs / "odd_name.zip").write_bytes(bytes(raw))
+    path.write_bytes(bytes(raw))
+    return path
 
 
 def _grades(out: Path) -> dict[str, dict[str, float]]:

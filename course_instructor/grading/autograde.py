@@ -25,7 +25,17 @@ student_total; a written-answer cell has an EMPTY score = pending manual grading
 formgrader), ``DIR/junit.xml`` (a testcase per exercise), ``DIR/lms.csv`` (a row per student: a
 column per unit + total), ``DIR/grades.json``
 (per-case details, errors, seconds), the feedback pages, and the nbgrader course folder
-``DIR/nbgrader`` (gradebook.db for the formgrader).
+``DIR/nbgrader`` (gradebook.db for the formgrader). At the end of the batch every failure is
+printed, one line each: GRADER-SIDE (not the student's fault: re-grade), SUBMISSION (malformed
+or incomplete) and CODE (an exercise that crashed or ran out of its time).
+
+One result (a dict; ``grades.json`` is the list of them, exporters read these keys):
+``student_id``; ``rows`` (the grades.csv rows: student_id, unit, exercise, score -- None for a
+written answer --, max_score); ``details`` ({exercise: score dict from
+``solutions.grading.score``: passed, total, score, max_score, failures, error, failed_callees,
+grader_side}); ``seed`` (of the hidden cases); ``problems`` (the submission's own, one line
+each); ``grader_failures`` (the grader's own, one line each); ``status`` (the feedback's first
+line); ``seconds``, ``code_seconds``, ``notebook_seconds``.
 """
 
 from __future__ import annotations
@@ -52,6 +62,10 @@ REPO = release.REPO
 ASSIGNMENT = release.ASSIGNMENT
 HIDDEN_MARK = feedback.HIDDEN_MARK
 find_submissions = submissions.find_submissions
+GRADER_SIDE_NOTE = (
+    "The grader could not finish part of its own work on your submission (a busy or failing grading "
+    "machine, not your code); your instructor has been told and will grade it again."
+)
 
 
 # --- what the source notebooks grade ------------------------------------------------------------
@@ -92,7 +106,7 @@ class Grader:
         cell_timeout: int = 60,
         notebook_timeout: float = 240,
         exercise_timeout: float = 20,
-        sandbox_timeout: float = 120,
+        sandbox_timeout: float | None = None,
         run_notebooks: bool = True,
         quiet: bool = False,
         jobs: int | None = None,
@@ -105,7 +119,7 @@ class Grader:
         self.grading = grading
         self.out = Path(out)
         self.source_dir = Path(source_dir or REPO / "notebooks")
-        self.seed = grading.DEFAULT_SEED if seed is None else seed
+        self.seed = seed  # None: drawn from the batch in grade_all (submissions.batch_seed)
         self.cell_timeout, self.notebook_timeout = cell_timeout, notebook_timeout
         self.exercise_timeout, self.sandbox_timeout = exercise_timeout, sandbox_timeout
         self.run_notebooks, self.quiet = run_notebooks, quiet
@@ -166,6 +180,8 @@ class Grader:
             shutil.rmtree(self.root)
         self.root.mkdir(parents=True)
         sandbox.copy_package(self.course_lib)  # one course_lib for the whole batch
+        if self.seed is None:  # grade_all draws it from the batch; a caller that did not: the fixed one
+            self.seed = self.grading.DEFAULT_SEED
         t0 = time.time()
         for n in self.names:
             self.expected[n] = self.grading.expected_results(n, self.seed)
@@ -196,9 +212,12 @@ class Grader:
             o = got.get(n, {"results": None, "error": "not run"})
             s = self.grading.score(n, self.expected[n][1], o["results"])
             s["error"] = o.get("error")
+            s["grader_side"] = bool(o.get("grader_side"))
             if o.get("error") and o["results"] is None:
-                s["failures"].insert(0, o["error"])
+                s["failures"].insert(0, GRADER_SIDE_NOTE if s["grader_side"] else o["error"])
             scores[n] = s
+        # an exercise graded with the student's own (failing) version of an exercise it calls says so
+        self.grading.explain_dependencies(scores)
         return scores
 
     def grade_one(self, sub: Path) -> dict:
@@ -212,19 +231,27 @@ class Grader:
                 return self._broken(
                     self._claim(submissions.fallback_id(sub), sub)[0], f"unreadable submission: {e}", t0
                 )
+            problems = submissions.problems_of(unpacked)  # the submission's own, shown to the student
+            grader_failures: list[str] = []  # the grader's own: flagged for the instructor
             cl = unpacked / "course_lib"
             cl = cl if cl.is_dir() else None
             nb_dir = unpacked / "exercises" if (unpacked / "exercises").is_dir() else unpacked
+            bad_notebooks = {}  # a corrupt notebook is left out of nbgrader's run (not its group)
+            for nb in sorted(nb_dir.glob("*.ipynb")):
+                why = submissions.notebook_problem(nb) if nb.is_file() and not nb.is_symlink() else None
+                if why:
+                    bad_notebooks[nb.stem] = why
+                    problems.append(why)
             # nbgrader executes the notebooks in the background while the sandbox grades the code
             kernels = run = None
             try:
                 if self.run_notebooks:
-                    kernels, run = self._start_notebooks(sid, nb_dir, cl)
+                    kernels, run = self._start_notebooks(sid, nb_dir, cl, skip=set(bad_notebooks))
                 code_scores = self.grade_code(cl)
                 t_code = time.time() - t0
-                status = (
-                    dup + "Code exercises graded by running your functions on hidden inputs in a sandbox."
-                )
+                grader_failures += [
+                    f"code exercise {n}: {s['error']}" for n, s in code_scores.items() if s.get("grader_side")
+                ]
                 t_nb = None
                 if run:
                     ok, msg = run.wait(self.notebook_timeout)
@@ -234,14 +261,19 @@ class Grader:
                         nbgrader_run.set_gradebook_scores(self.root, sid, code_scores, self.cells)
                     except Exception as e:  # noqa: BLE001 - the csv is the source of truth; the db is a convenience
                         ok, msg = False, (msg + f"; gradebook not updated: {e}").strip("; ")
-                    if not ok:
-                        status += f" Notebook execution: {msg}"
+                    if not ok:  # the cells are bounded (--cell-timeout): the run as a whole is ours
+                        grader_failures.append(f"notebook execution: {msg[:600]}")
             finally:
                 if run:
                     run.kill()
                 if kernels:
                     kernels.close()
-            self._feedback(sid, nb_dir, code_scores, status)
+            status = dup + "Code exercises graded by running your functions on hidden inputs in a sandbox."
+            if problems:
+                status += " Problems with your submission: " + " / ".join(problems) + "."
+            if grader_failures:
+                status += " " + GRADER_SIDE_NOTE
+            self._feedback(sid, nb_dir, code_scores, status, bad_notebooks)
             rows = self._rows(sid, code_scores)
             secs = time.time() - t0
             self.log(
@@ -256,11 +288,14 @@ class Grader:
                 "notebook_seconds": t_nb,
                 "details": code_scores,
                 "status": status,
+                "seed": self.seed,
+                "problems": problems,
+                "grader_failures": grader_failures,
             }
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    def _start_notebooks(self, sid, nb_dir: Path, cl: Path | None):
+    def _start_notebooks(self, sid, nb_dir: Path, cl: Path | None, skip: set[str] = frozenset()):
         """Lay out the submission for nbgrader, start its kernels' server and nbgrader."""
         subdir = self.root / "submitted" / sid / ASSIGNMENT
         if subdir.exists():
@@ -270,7 +305,13 @@ class Grader:
             p.stem for p in release.source_notebooks(self.source_dir)
         }
         for nb in nb_dir.glob("*.ipynb"):
-            if nb.stem in wanted and nb.is_file() and not nb.is_symlink() and nb.stat().st_size < 50 * 2**20:
+            if (
+                nb.stem in wanted
+                and nb.stem not in skip
+                and nb.is_file()
+                and not nb.is_symlink()
+                and nb.stat().st_size < 50 * 2**20
+            ):
                 shutil.copy(nb, subdir / nb.name)
         # the student's course_lib goes straight where the kernels run (autograded/), not through
         # submitted/: nbgrader then copies no files, so concurrent processes cannot race on them
@@ -289,11 +330,15 @@ class Grader:
             kernels.close()
             raise
 
-    def _feedback(self, sid, nb_dir: Path, code_scores, status) -> None:
+    def _feedback(self, sid, nb_dir: Path, code_scores, status, bad_notebooks: dict | None = None) -> None:
         fb = self.out / "feedback" / sid
         if fb.exists():
             shutil.rmtree(fb)
         for src in release.source_notebooks(self.source_dir):
+            if bad_notebooks and src.stem in bad_notebooks:
+                fb.mkdir(parents=True, exist_ok=True)
+                (fb / f"{src.stem}.html").write_text(feedback.message_page(status, bad_notebooks[src.stem]))
+                continue
             graded = self.root / "autograded" / sid / ASSIGNMENT / src.name
             nb_path = graded if graded.is_file() and not graded.is_symlink() else nb_dir / src.name
             if not nb_path.is_file() or nb_path.is_symlink():
@@ -302,7 +347,14 @@ class Grader:
                 feedback.write_feedback(nb_path, fb / f"{src.stem}.html", self.cells, code_scores, status)
             except Exception as e:  # noqa: BLE001 - a corrupt notebook still gets a page
                 fb.mkdir(parents=True, exist_ok=True)
-                (fb / f"{src.stem}.html").write_text(feedback.unreadable_page(status, e))
+                (fb / f"{src.stem}.html").write_text(
+                    feedback.message_page(status, f"Your notebook could not be read ({type(e).__name__}).")
+                )
+        if not fb.is_dir() or not any(fb.iterdir()):  # no notebook at all: one page with the status
+            fb.mkdir(parents=True, exist_ok=True)
+            (fb / "submission.html").write_text(
+                feedback.message_page(status, "No notebook of this assignment was found in your submission.")
+            )
 
     def _rows(self, sid, code_scores) -> list[dict]:
         rows = []
@@ -330,8 +382,11 @@ class Grader:
                 )
         return rows
 
-    def _broken(self, sid, msg, t0) -> dict:
+    def _broken(self, sid, msg, t0, grader_side: bool = False) -> dict:
+        """The record of a submission that could not be graded at all: 0 points, one line saying
+        why (in grades.json, on a feedback page and in the batch summary)."""
         self.log(f"  {sid}: {msg}")
+        shown = GRADER_SIDE_NOTE if grader_side else msg
         scores = {
             n: {
                 "exercise": n,
@@ -339,23 +394,35 @@ class Grader:
                 "total": len(self.expected[n][0]),
                 "max_score": float(exercises.get(n).points),
                 "score": 0.0,
-                "failures": [msg],
+                "failures": [shown],
                 "error": msg,
+                "failed_callees": [],
+                "grader_side": grader_side,
             }
             for n in self.names
         }
+        fb = self.out / "feedback" / sid
+        shutil.rmtree(fb, ignore_errors=True)
+        fb.mkdir(parents=True, exist_ok=True)
+        (fb / "submission.html").write_text(feedback.message_page("Your submission was not graded.", shown))
         return {
             "student_id": sid,
             "rows": self._rows(sid, scores),
             "seconds": time.time() - t0,
             "code_seconds": 0.0,
             "details": scores,
-            "status": msg,
+            "status": shown,
+            "seed": self.seed,
+            "problems": [] if grader_side else [msg],
+            "grader_failures": [msg] if grader_side else [],
         }
 
     def grade_all(self, subs: list[Path]) -> list[dict]:
         """Grade every submission; raises IntegrityError (and writes no grades) if an instructor
         or grader file changed on the way."""
+        if self.seed is None:
+            self.seed = submissions.batch_seed(subs)
+        self.log(f"hidden cases drawn with seed {self.seed} (recorded in grades.json; --seed repeats them)")
         self.prepare()
         results = []
         for sub in subs:
@@ -364,14 +431,29 @@ class Grader:
             except Exception as e:  # noqa: BLE001 - one bad submission must not stop the batch
                 r = self._broken(
                     self._claim(submissions.fallback_id(sub), sub)[0],
-                    f"grading failed: {type(e).__name__}: {e}",
+                    f"grading failed: {type(e).__name__}: {str(e)[:300]}",
                     time.time(),
+                    grader_side=True,
                 )
             self.integrity.verify(f"grading {r['student_id']} ({sub.name})")
             results.append(r)
         self.write(results)
         for a in self.alarms:
             print(f"course autograde: {a}", file=sys.stderr, flush=True)
+        lines = failure_summary(results)
+        if lines:
+            print(
+                f"course autograde: {len(lines)} failure(s) in this batch (seed {self.seed}):\n"
+                + "\n".join(lines)
+                + (
+                    "\nGRADER-SIDE failures are not the students' fault: grade those submissions again "
+                    "(on a quieter machine, or with a larger --notebook-timeout)."
+                    if any("GRADER-SIDE" in x for x in lines)
+                    else ""
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
         return results
 
     def _claim(self, sid: str, sub: Path) -> tuple[str, str]:
@@ -396,6 +478,21 @@ class Grader:
     def write(self, results: list[dict]) -> None:
         export.write_all(results, self.out)  # grades.csv, junit.xml, lms.csv (export.py)
         (self.out / "grades.json").write_text(json.dumps(results, indent=1, default=str))
+
+
+def failure_summary(results: list[dict]) -> list[str]:
+    """Every failure of a batch, one line each: GRADER-SIDE (ours: re-grade), SUBMISSION (malformed
+    or incomplete), CODE (an exercise whose run crashed, timed out or sent back nothing usable)."""
+    lines = []
+    for r in results:
+        sid = r["student_id"]
+        lines += [f"  GRADER-SIDE {sid}: {m}" for m in r.get("grader_failures", [])]
+        lines += [f"  SUBMISSION  {sid}: {m}" for m in r.get("problems", [])]
+        for n, s in r.get("details", {}).items():
+            err = s.get("error")
+            if err and not s.get("grader_side") and err not in r.get("problems", []):
+                lines.append(f"  CODE        {sid}: {n}: {err[:300]}")
+    return lines
 
 
 def autograde(submissions_path: Path, out: Path, **kw) -> list[dict]:
@@ -434,14 +531,23 @@ def main(argv: list[str] | None = None) -> int:
         "--exercise-timeout", type=float, default=20, help="sandbox: one exercise, s (default 20)"
     )
     ap.add_argument(
-        "--sandbox-timeout", type=float, default=120, help="sandbox: one submission, s (default 120)"
+        "--sandbox-timeout",
+        type=float,
+        default=None,
+        help="sandbox: optional cap for one submission's code, s (default none: every exercise has "
+        "its own --exercise-timeout, so one that hangs costs only its points)",
     )
     ap.add_argument(
         "--no-notebooks",
         action="store_true",
         help="skip nbgrader's notebook execution (code points only, feedback without outputs)",
     )
-    ap.add_argument("--seed", type=int, default=None, help="seed of the hidden cases (default fixed)")
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the hidden cases (default: drawn from the batch's files; recorded in grades.json)",
+    )
     ap.add_argument(
         "--jobs",
         type=int,
@@ -480,6 +586,12 @@ def main(argv: list[str] | None = None) -> int:
         print("course autograde: needs the instructor repository (solutions/ is missing)", file=sys.stderr)
         return 2
     t0 = time.time()
+    # every shard of a batch sees the whole folder, so they draw the same seed
+    seed = (
+        args.seed
+        if args.seed is not None
+        else submissions.batch_seed(find_submissions(Path(args.submissions)))
+    )
     try:
         grade = partial(shards.grade_shard, spec=args.shard) if args.shard else autograde
         results = grade(
@@ -491,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
             exercise_timeout=args.exercise_timeout,
             sandbox_timeout=args.sandbox_timeout,
             run_notebooks=not args.no_notebooks,
-            seed=args.seed,
+            seed=seed,
             jobs=args.jobs,
             warm_kernels=not args.cold_kernels,
             isolate=not args.unsafe_no_isolation,

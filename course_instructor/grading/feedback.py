@@ -76,7 +76,8 @@ def verdict_lines(s: dict) -> list[str]:
         f"Grader: {s['passed']}/{s['total']} hidden cases passed -> {s['score']:g}/{s['max_score']:g} points"
     ]
     lines += [f"  {m}" for m in s["failures"][:3]]
-    if s.get("error"):
+    # a grader-side error (the sandbox did not start) is the instructor's to read, not the student's
+    if s.get("error") and not s.get("grader_side") and s["error"] not in s["failures"][:3]:
         lines.append(f"  {s['error']}")
     return lines
 
@@ -133,8 +134,11 @@ def write_feedback(nb_path: Path, out_html: Path, cells: list[dict], code_scores
     out_html.write_text(page)
 
 
-def unreadable_page(status: str, error: Exception) -> str:
+def message_page(status: str, message: str) -> str:
+    """A page for what could not be shown as a notebook (an unreadable notebook or submission):
+    the status and one line saying why, escaped."""
     return (
-        f"<!DOCTYPE html><html><body><h1>Feedback</h1><p>{html.escape(status)}</p>"
-        f"<p>Your notebook could not be read: {html.escape(type(error).__name__)}</p></body></html>"
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Feedback</title><style>{STYLE}</style>"
+        f"</head><body><h1>Feedback</h1><p>{html.escape(status)}</p>"
+        f"<p>{html.escape(message)}</p></body></html>"
     )

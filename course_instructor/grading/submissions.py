@@ -7,6 +7,7 @@ bytes actually decompressed are counted (a zip bomb stops at :data:`MAX_UNZIPPED
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import zipfile
@@ -29,6 +30,64 @@ def find_submissions(path: Path) -> list[Path]:
     return sorted(
         p for p in path.iterdir() if (p.is_dir() or p.suffix == ".zip") and not p.name.startswith(".")
     )
+
+
+def batch_seed(subs: list[Path]) -> int:
+    """The hidden cases' seed for a batch when none is given: drawn from the batch itself (a hash
+    of every submission's name and bytes). Each batch gets new cases, so a resubmission cannot
+    reuse a table of earlier answers; the same folder gives the same seed (shards of one batch
+    agree, a re-run reproduces), and it is recorded in grades.json (``--seed`` repeats it)."""
+    h = hashlib.sha256(b"course-autograde-seed-v1")
+    for sub in sorted(Path(s) for s in subs):
+        h.update(sub.name.encode("utf-8", "replace") + b"\0")
+        files = [sub] if sub.is_file() else sorted(p for p in sub.rglob("*") if p.is_file())
+        for f in files:
+            if f.is_symlink():
+                continue
+            h.update(f.relative_to(sub).as_posix().encode("utf-8", "replace") if f != sub else b"")
+            with open(f, "rb") as src:
+                for block in iter(lambda: src.read(1 << 20), b""):
+                    h.update(block)
+    return int.from_bytes(h.digest()[:4], "big") % (2**31 - 1)
+
+
+def problems_of(unpacked: Path) -> list[str]:
+    """One clear line per way the unpacked submission is incomplete (empty, no course_lib/ folder,
+    no notebooks); [] for a complete one."""
+    cl = unpacked / "course_lib"
+    nbs = list((unpacked / "exercises").glob("*.ipynb")) if (unpacked / "exercises").is_dir() else []
+    nbs = nbs or list(unpacked.glob("*.ipynb"))
+    has_code = cl.is_dir() and any(cl.glob("*.py"))
+    if not has_code and not nbs:
+        return [
+            "the submission is empty: it holds none of the files grading reads (exercises/NN_*.ipynb, "
+            "course_lib/*.py); make it with `course submit`"
+        ]
+    out = []
+    if not has_code:
+        out.append(
+            "the submission has no course_lib/*.py: no code exercise could be graded (0 code points); "
+            "make it with `course submit`, which packs your course_lib/"
+        )
+    if not nbs:
+        out.append("the submission has no notebooks (exercises/NN_*.ipynb): written answers cannot be graded")
+    return out
+
+
+def notebook_problem(path: Path) -> str | None:
+    """None for a readable notebook, else one line saying what is wrong with it."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(path), as_version=4)
+        nbformat.validate(nb)
+    except Exception as e:  # noqa: BLE001 - JSON, schema, encoding, version: all mean "unreadable"
+        why = str(e).strip().splitlines()[0][:120] if str(e).strip() else ""
+        return (
+            f"exercises/{path.name} is not a readable notebook ({type(e).__name__}{': ' + why if why else ''}): "
+            "it was not executed and its written answers cannot be graded; the other notebooks were"
+        )
+    return None
 
 
 def wanted(name: str) -> bool:
