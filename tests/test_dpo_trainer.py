@@ -14,20 +14,12 @@ from course_lib.trainers import dpo as T
 
 
 def _toy_model(seed=0, vocab=40):
-    from transformers import GPT2Config, GPT2LMHeadModel
+    """The grader's tiny GPT-2 (2 layers, 16 wide, dropout off), in eval mode. Same weights as the
+    builder this file had (torch.manual_seed(seed) then GPT2LMHeadModel, compared tensor by tensor);
+    it leaves the global RNG as it was instead of re-seeding it (no test here draws from it after)."""
+    from course_instructor.grading.caserun import tiny_gpt2
 
-    torch.manual_seed(seed)
-    cfg = GPT2Config(
-        vocab_size=vocab,
-        n_positions=64,
-        n_embd=16,
-        n_layer=2,
-        n_head=2,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-    )
-    return GPT2LMHeadModel(cfg).eval()
+    return tiny_gpt2(seed, vocab, n_positions=64).eval()
 
 
 def _toy_batch(B=3, T_=7, vocab=40, seed=1):
