@@ -252,3 +252,25 @@ def test_uid_wall_runs_student_code_as_nobody(built):
     kl = res["tests"][0]["output"]
     assert "probe uid=65534 readable=False" in kl, kl
     assert "uid wall" in res["extra_data"]["isolation"] and res["score"] == 0
+
+
+def test_gather_shapes(tmp_path):
+    """What a student may upload, read as `course autograde` reads a submission."""
+    (tmp_path / "a" / "course_lib").mkdir(parents=True)
+    assert gradescope.gather(tmp_path / "a", tmp_path / "w1") == tmp_path / "a"
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "submission-jdoe.zip").write_bytes(b"PK")
+    assert gradescope.gather(tmp_path / "b", tmp_path / "w2") == tmp_path / "b" / "submission-jdoe.zip"
+    (tmp_path / "c" / "rl-course" / "exercises").mkdir(parents=True)
+    assert gradescope.gather(tmp_path / "c", tmp_path / "w3") == tmp_path / "c" / "rl-course"
+    (tmp_path / "d").mkdir()
+    for name in ("kl.py", "01_reward_functions.ipynb", "SUBMISSION.json", "notes.txt"):
+        (tmp_path / "d" / name).write_text("x")
+    got = gradescope.gather(tmp_path / "d", tmp_path / "w4")
+    assert sorted(str(p.relative_to(got)) for p in got.rglob("*") if p.is_file()) == [
+        "SUBMISSION.json",
+        "course_lib/kl.py",
+        "exercises/01_reward_functions.ipynb",
+    ]
+    with pytest.raises(ValueError, match="no submission folder"):
+        gradescope.gather(tmp_path / "missing", tmp_path / "w5")

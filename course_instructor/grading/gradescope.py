@@ -336,13 +336,15 @@ def run(root: Path = Path("/autograder"), config: dict | None = None) -> dict:
             isolation=iso,
             isolate=iso.enabled,
         )
+        note = ""
         try:
             sub = gather(root / "submission", work / "gathered")
-        except (ValueError, OSError) as e:
-            grader.prepare()
-            result = grader._broken("unknown", f"unreadable submission: {e}", time.time())
-        else:
-            result = grader.grade_all([sub])[0]
+        except (ValueError, OSError) as e:  # graded as an empty submission, and said so
+            note = f"Your submission could not be read ({e}): nothing was graded. "
+            sub = work / "submission-empty"
+            sub.mkdir()
+        result = grader.grade_all([sub])[0]
+        result["status"] = note + result.get("status", "")
         result.setdefault("seed", grader.seed)
         out = results_json(result, grader.cells, config, time.time() - t0, how)
     finally:
