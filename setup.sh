@@ -110,7 +110,7 @@ case "$MODE" in
     "$VENV/bin/ruff" format --check . || fail "ruff format" "run: $VENV/bin/ruff format ."
     "$PY" -m pytest -q "${FAST_TIER[@]}" || fail "fast tier (contract tests)" "see the failures above"
     step "5/5 test suite, the rest"
-    exec "$PY" -m pytest $(printf -- '--ignore=%s ' "${FAST_TIER[@]}") ;;
+    exec "$PY" -m pytest --durations=25 $(printf -- '--ignore=%s ' "${FAST_TIER[@]}") ;;
   run) step "5/5 course run $*"; exec "$VENV/bin/course" run "$@" ;;
   none) ;;
 esac
