@@ -94,7 +94,7 @@ def test_duplicate_ids_across_shards_are_renamed_as_unsharded(tmp_path):
     merged = shards.merge(dirs, tmp_path / "merged")
     assert [r["student_id"] for r in merged] == ["ada", "ada-dup2", "bob"]
     csv = (tmp_path / "merged" / "grades.csv").read_text()
-    assert "ada-dup2,02,kl_estimate" in csv
+    assert "ada-dup2,unit_02,kl_estimate" in csv
     assert (tmp_path / "merged" / "feedback" / "ada-dup2").is_dir()
 
 
