@@ -356,14 +356,20 @@ def _odd_zips(subs: Path, released: list[Path]) -> None:
     odd_name_zip(subs / "odd_name.zip")
 
 
-def odd_name_zip(path: Path) -> Path:
-    """A zip whose member name is not valid UTF-8 although its flags say it is."""
+def odd_name_zip(path: Path, base: Path | None = None) -> Path:
+    """A zip with a member name that is not valid UTF-8 although its flags say it is (plus the
+    files of the submission folder `base`, if given)."""
     with zipfile.ZipFile(path, "w") as z:
+        for p in sorted(base.rglob("*")) if base else []:
+            if p.is_file():
+                z.write(p, p.relative_to(base))
         z.writestr("course_lib/kl_X.py", "x = 1\n")
     raw = bytearray(path.read_bytes().replace(b"kl_X", b"kl\xff\xfe"))
     for sig, off in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # flag bit 11: "the name is UTF-8"
-        i = raw.index(sig) + off
-        raw[i + 1] |= 0x08
+        i = raw.find(sig)
+        while i >= 0:  # every member's headers (the other names are ASCII)
+            raw[i + off + 1] |= 0x08
+            i = raw.find(sig, i + 4)
     path.write_bytes(bytes(raw))
     return path
 

@@ -163,7 +163,7 @@ def malformed_batch(fixture_course, tmp_path_factory):
     with zipfile.ZipFile(subs / "no_code.zip", "w") as z:
         for nb in (nb_only / "exercises").glob("*.ipynb"):
             z.write(nb, f"exercises/{nb.name}")
-    odd_name_zip(subs / "odd_name.zip")
+    odd_name_zip(subs / "odd_name.zip", S.make_submission(subs.parent / "odd_src", released, solved=SOLVED))
     S.make_submission(subs / "corrupt_nb", released, solved=SOLVED)
     (subs / "corrupt_nb" / "exercises" / "02_fixture.ipynb").write_text('{"cells": [ not json')
     S.make_submission(subs / "honest", released, solved=SOLVED)
@@ -185,9 +185,12 @@ def test_a_malformed_submission_gets_one_clear_line(malformed_batch, sid):
     assert any(phrase in x and sid in x for x in autograde.failure_summary(list(results.values())))
 
 
-def test_a_corrupt_notebook_costs_no_code_points(malformed_batch):
+def test_a_corrupt_notebook_or_an_odd_file_name_costs_no_code_points(malformed_batch):
+    """The rest of such a submission is graded: the corrupt notebook is left out, the member whose
+    name is not UTF-8 is skipped."""
     _, _, results = malformed_batch
-    assert {n: results["corrupt_nb"]["details"][n]["score"] for n in POINTS} == POINTS
+    for sid in ("corrupt_nb", "odd_name"):
+        assert {n: results[sid]["details"][n]["score"] for n in POINTS} == POINTS, sid
     assert results["honest"]["problems"] == [] and results["honest"]["grader_failures"] == []
 
 

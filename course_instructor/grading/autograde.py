@@ -225,13 +225,14 @@ class Grader:
         work = Path(tempfile.mkdtemp(prefix="course_grade_"))
         try:
             try:
-                unpacked = submissions.unpack(sub, work / "sub")
+                notes: list[str] = []  # what unpacking skipped (names that are not UTF-8)
+                unpacked = submissions.unpack(sub, work / "sub", notes)
                 sid, dup = self._claim(submissions.student_id_of(sub, unpacked), sub)
             except (ValueError, OSError) as e:
                 return self._broken(
                     self._claim(submissions.fallback_id(sub), sub)[0], f"unreadable submission: {e}", t0
                 )
-            problems = submissions.problems_of(unpacked)  # the submission's own, shown to the student
+            problems = notes + submissions.problems_of(unpacked)  # the submission's own, shown to the student
             grader_failures: list[str] = []  # the grader's own: flagged for the instructor
             cl = unpacked / "course_lib"
             cl = cl if cl.is_dir() else None

@@ -8,8 +8,10 @@ bytes actually decompressed are counted (a zip bomb stops at :data:`MAX_UNZIPPED
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
+import struct
 import zipfile
 from pathlib import Path
 
@@ -110,23 +112,65 @@ def _copy_capped(src, dst: Path, budget: int) -> int:
     return n
 
 
-def unpack(sub: Path, dest: Path) -> Path:
-    """Copy/extract the files grading uses into dest; returns the folder holding them."""
+def _without_utf8_flags(data: bytes) -> bytes:
+    """The zip's bytes with the "names are UTF-8" flag cleared in its central directory, so that a
+    name that is not valid UTF-8 reads as cp437 (and is then skipped: not a name grading reads)
+    instead of making the whole archive unreadable. Raises ValueError if the layout is odd."""
+    end = data.rfind(b"PK\x05\x06")
+    if end < 0 or end + 22 > len(data):
+        raise ValueError("no end of central directory")
+    n, size, offset = struct.unpack("<HII", data[end + 10 : end + 20])
+    out = bytearray(data)
+    pos = offset
+    for _ in range(n):
+        if out[pos : pos + 4] != b"PK\x01\x02" or pos + 46 > offset + size:
+            raise ValueError("malformed central directory")
+        out[pos + 9] &= 0xFF ^ 0x08  # flag bit 11: bit 3 of the flags' high byte (offset 8, little-endian)
+        name_len, extra_len, comment_len = struct.unpack("<HHH", out[pos + 28 : pos + 34])
+        pos += 46 + name_len + extra_len + comment_len
+    return bytes(out)
+
+
+def _extract(z: zipfile.ZipFile, dest: Path, budget: int) -> int:
+    for info in z.infolist():
+        is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
+        if info.is_dir() or is_link or not wanted(info.filename):
+            continue
+        target = dest / info.filename
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with z.open(info) as src:
+            budget -= _copy_capped(src, target, budget)
+    return budget
+
+
+def unpack(sub: Path, dest: Path, notes: list[str] | None = None) -> Path:
+    """Copy/extract the files grading uses into dest; returns the folder holding them. `notes`
+    collects one line per thing skipped that the student should hear about (names that are not
+    UTF-8). Raises BadSubmission for an archive that cannot be read at all."""
     dest.mkdir(parents=True, exist_ok=True)
     budget = MAX_UNZIPPED
     if sub.is_file():
         try:
-            with zipfile.ZipFile(sub) as z:
-                for info in z.infolist():
-                    is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
-                    if info.is_dir() or is_link or not wanted(info.filename):
-                        continue
-                    target = dest / info.filename
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with z.open(info) as src:
-                        budget -= _copy_capped(src, target, budget)
-        except UnicodeDecodeError as e:
-            raise BadSubmission(f"the zip has a file name that is not valid UTF-8 ({e.reason})") from e
+            try:
+                with zipfile.ZipFile(sub) as z:
+                    budget = _extract(z, dest, budget)
+            except UnicodeDecodeError as e:
+                try:
+                    fixed = _without_utf8_flags(sub.read_bytes())
+                except ValueError:
+                    raise BadSubmission(
+                        f"the zip has a file name that is not valid UTF-8 ({e.reason})"
+                    ) from e
+                with zipfile.ZipFile(io.BytesIO(fixed)) as z:
+                    odd = [i.filename for i in z.infolist() if not i.filename.isascii()]
+                    budget = _extract(z, dest, budget)
+                if notes is not None:
+                    notes.append(
+                        f"the zip has {len(odd)} file name(s) that are not valid UTF-8 (e.g. {odd[0][:60]!r}): "
+                        "skipped; the other files were graded"
+                        if odd
+                        else "the zip has a file name that is not valid UTF-8: skipped"
+                    )
         except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as e:
             raise BadSubmission(f"the zip cannot be read ({type(e).__name__}: {e})") from e
     else:
