@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from course_lib.core.config import get_profile
+from course_lib.core.config import TINY, get_profile
 from course_lib.core.switch import use_solutions
 from course_lib.labs import reasoning
 from course_lib.trainers import rlvr as T
@@ -201,3 +201,20 @@ def test_save_checkpoint_and_reload(tiny, tmp_path):
     run = _run(tiny)
     path = T.save_checkpoint(run, tmp_path / "ck")
     assert (path / "config.json").exists() and (path / "training_info.json").exists()
+
+
+def test_gpu_path_on_standins(gpu_standins, monkeypatch):
+    """The gpu profile's unit 09: GSM8K in the R1-zero prompt, the profile's reasoning model
+    (here the stand-ins of course_instructor/standins.py), one step end to end."""
+    monkeypatch.setenv("COURSE_PROFILE_OVERRIDES", str(gpu_standins / "overrides.json"))
+    p = get_profile("gpu")
+    cfg = T.RLVRConfig.from_profile(p, max_steps=1, num_generations=2, eval_size=2)
+    assert cfg.task == "gsm8k" and cfg.max_completion_length == 16
+    problems = T.task_problems("gsm8k", "train", 3, p)
+    assert problems[0]["prompt"].startswith(reasoning.R1_ZERO_PROMPT.split("{")[0])
+    assert problems[0]["answer"] and "####" not in problems[0]["answer"]
+    h = T.headline_run(cfg, p, show_progress=False)
+    assert h.run.info["task"] == "gsm8k" and len(h.run.history) == 1
+    assert {"accuracy", "format_rate", "response_length"} <= set(h.after)
+    with pytest.raises(ValueError, match="tiny profile has no GSM8K"):
+        reasoning.gsm8k_problems("train", 2, profile=TINY)

@@ -43,7 +43,7 @@ from course_lib.core.config import Profile, get_profile
 from course_lib.labs import reasoning
 from course_lib.trainers import _loop
 from course_lib.trainers._loop import Run, save_checkpoint  # noqa: F401  (shared API)
-from course_lib.trainers.grpo import _named, _score
+from course_lib.trainers.grpo import HeadlineRun, _named, _score
 
 LEVELS = ("token", "sequence")
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "cispo")
@@ -446,6 +446,37 @@ def train(
             "train_seconds": total - eval_seconds,
         },
     )
+
+
+def headline_run(
+    config: RLVRConfig | None = None,
+    profile: Profile | None = None,
+    start: tuple | None = None,
+    show_progress: bool = True,
+) -> HeadlineRun:
+    """Notebook 09's main run -- what the notebook and the seed runs both call: held-out metrics
+    of the start model (`start` = (model, tokenizer); None: :func:`reasoning.load_start_model`),
+    :func:`train` on a copy of it (seeded with ``config.seed``), held-out metrics after (one
+    sample per problem, seed 0: the same problems and sampler for every training seed)."""
+    import copy
+
+    profile = profile or get_profile()
+    cfg = (config or RLVRConfig.from_profile(profile)).resolved(profile)
+    model, tokenizer = start[:2] if start is not None else reasoning.load_start_model(profile=profile)
+    problems = task_problems(cfg.task, "train", cfg.train_size, profile)
+    heldout = task_problems(cfg.task, "eval", cfg.eval_size, profile)
+    before = evaluate(model, tokenizer, heldout, cfg)
+    run = train(
+        cfg,
+        copy.deepcopy(model),
+        tokenizer,
+        problems,
+        eval_problems=heldout,
+        profile=profile,
+        desc=f"RLVR {cfg.loss_type}/{cfg.level}",
+        show_progress=show_progress,
+    )
+    return HeadlineRun(run, before, evaluate(run.model, tokenizer, heldout, cfg))
 
 
 def quick_train(
