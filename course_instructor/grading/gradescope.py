@@ -77,10 +77,17 @@ SETUP_SH = """#!/usr/bin/env bash
 set -euxo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-# Python >= 3.11 (the course's pins need it; Ubuntu 22.04 has python3.11 in universe), bubblewrap
-# (the grader's sandbox) and setpriv (util-linux: the uid wall where namespaces are forbidden).
-apt-get install -y python3.11 python3.11-venv bubblewrap util-linux
-python3.11 -m venv /opt/course-venv
+# bubblewrap (the grader's sandbox), setpriv (util-linux: the uid wall where namespaces are
+# forbidden) and Python >= 3.11 (the course's pins need it): the image's python3 where it is new
+# enough (Ubuntu 24.04: 3.12), else python3.11 (Ubuntu 22.04 has it in universe).
+apt-get install -y bubblewrap util-linux
+PY=python3
+if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  apt-get install -y python3.11
+  PY=python3.11
+fi
+apt-get install -y "$PY-venv"
+"$PY" -m venv /opt/course-venv
 /opt/course-venv/bin/pip install --upgrade pip
 # torch: the CPU wheel (the default index would pull GBs of CUDA packages)
 /opt/course-venv/bin/pip install "{torch}" --index-url https://download.pytorch.org/whl/cpu
