@@ -1410,6 +1410,7 @@ LITERALS = [  # (check file, the literal written there, the same value derived f
         math.sqrt(0.3125**2 * 2 + 0.5625**2 + 1.1875**2 + 3 * 0.0625**2 + 0.1875**2),
     ),  # grpo_step grad norm
     ("dpo", "0.4740770", -_logsig(0.5)),  # DPO, beta h = 0.5
+    ("rlvr", "-0.18833333", ((-1.25 - 1.28 - 1) / 3 + 0.8) / 2),  # clip-higher 0.2 / 0.28
 ]
 
 
