@@ -404,7 +404,7 @@ for name, over in {
     h = ppo_trainer.train(
         dataclasses.replace(config, max_steps=SHORT, **over), pa, tok, ref_model=refa, desc=name
     ).history
-    ablations[name] = (h, ppo_trainer.evaluate(pa, refa, tok, eval_prompts[: max(8, N_EVAL // 2)]))
+    ablations[name] = (h, ppo_trainer.evaluate(pa, refa, tok, eval_prompts[: max(8, len(eval_prompts) // 2)]))
 fig, axes = plt.subplots(1, 4, figsize=(13, 3))
 for name, (h, _) in ablations.items():
     for ax, key in zip(axes, ["reward", "kl", "entropy", "approx_kl"]):
