@@ -109,7 +109,7 @@ budget
 # | `distinct_1`, `distinct_2` | unique word uni/bi-grams ÷ all, over all completions | collapse to a few phrases |
 # | `repetition` | mean of `rewards.repetition_penalty` (1 − unique/total words) | "great great great" |
 # | `length_mean`, `tokens_mean` | words / tokens per completion | verbosity, truncation |
-# | `format_rate` | share of bare questions answered in the "Question: …\nAnswer: …" format | what SFT taught — did RL keep it? |
+# | `format_rate` | share of bare questions whose completion has the "Question: …\nAnswer: …" form (`rewards.format_reward`: the form only, not whether the echoed question is the one asked) | what SFT taught — did RL keep it? |
 #
 # Why **k3** for the KL? It is unbiased (its mean is the true KL), never negative, and has low variance
 # — unit 02 showed it. Why the **SFT model** as the reference for *every* model? Because it is the
@@ -227,8 +227,12 @@ save_figure(fig, "08_metrics")
 plt.show()
 
 # %% [markdown]
-# A mean hides the shape of a distribution. The box plot shows every sample's reward: a model whose
-# rewards all sit at the top with no spread is probably saying the same thing every time.
+# A mean hides the shape of a distribution. The box plot summarises the rewards of each model's
+# samples: the orange line is the median, the box holds the middle half of the samples, the whiskers
+# reach the most extreme samples within 1.5 box-lengths, circles are the samples beyond them, and the
+# green triangle is the mean of the bar chart above. A model whose box is short and sits at the top is
+# rewarded alike for nearly every prompt — check its `distinct_2` and `repetition` above and its
+# samples below to tell "always good" from "always the same phrase".
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.8))
@@ -246,6 +250,9 @@ plt.show()
 # column per model. Every model's first 20 samples are also written as JSONL
 # (`{"prompt", "response"}` per line, the format of the IEMS-490 assignment) to `samples/<model>.jsonl`
 # — share them, diff them, or score them with another judge.
+# The last lines ask every model the same question: read them next to `format_rate`. A completion
+# can be in the format while it echoes *another* question and answers that one — the format reward
+# cannot tell; the serving endpoint's `format_ok` (section 7) also checks the echo.
 
 # %%
 pd.set_option("display.max_colwidth", 90)
