@@ -38,6 +38,7 @@ RESULTS = [
             ("01", "q_reward_offset"): (None, 2.0),
             ("02", "kl_estimate"): (3.0, 3.0),
             ("10", "dpo_loss"): (0.333, 5.0),
+            ("11", "q_compare"): (None, 3.0),  # a unit of written answers only: no lms.csv column
         },
         {
             "format_reward": verdict(3, 4, 1.5, 2.0, ["case 4 (empty): got \x1b[31m<b>\x00</b>"]),
@@ -67,7 +68,7 @@ def test_grades_csv_units_are_text_and_each_row_has_the_total(tmp_path):
     with open(tmp_path / "grades.csv") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == export.GRADES_FIELDS
-    assert [r["unit"] for r in rows[:4]] == ["unit_01", "unit_01", "unit_02", "unit_10"]
+    assert [r["unit"] for r in rows[:5]] == ["unit_01", "unit_01", "unit_02", "unit_10", "unit_11"]
     assert {r["student_total"] for r in rows if r["student_id"] == "ada"} == {"4.833"}
     assert {r["student_total"] for r in rows if r["student_id"] == "bob"} == {"0"}
     assert [r["score"] for r in rows if r["exercise"] == "q_reward_offset"] == ["", ""]  # pending
@@ -83,9 +84,9 @@ def test_lms_csv_one_row_per_student_id_first(tmp_path):
 def test_junit_one_testcase_per_exercise_failures_carry_the_feedback(tmp_path):
     export.write_junit(RESULTS, tmp_path / "junit.xml")
     root = ET.parse(tmp_path / "junit.xml").getroot()  # well-formed despite \x00 / ANSI from the student
-    assert root.get("tests") == "8" and root.get("failures") == "5"
+    assert root.get("tests") == "9" and root.get("failures") == "5"
     ada = root.find("testsuite[@name='ada']")
-    assert (ada.get("tests"), ada.get("failures"), ada.get("skipped")) == ("4", "2", "1")
+    assert (ada.get("tests"), ada.get("failures"), ada.get("skipped")) == ("5", "2", "2")
     cases = {c.get("name"): c for c in ada.iter("testcase")}
     assert cases["format_reward"].get("classname") == "ada.unit_01"
     fail = cases["format_reward"].find("failure")

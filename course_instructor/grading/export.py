@@ -85,7 +85,10 @@ def write_grades_csv(results: list[dict], path: Path) -> Path:
 
 def write_lms_csv(results: list[dict], path: Path) -> Path:
     """lms.csv: student_id, unit_01 ..., total, max_total (one row per student, code points)."""
-    units = sorted({r["unit"] for res in results for r in res["rows"]})
+    # units with code exercises (a unit of written answers only would be an always-empty column)
+    units = sorted(
+        {r["unit"] for res in results for r in res["rows"] if r["exercise"] in res.get("details", {})}
+    )
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["student_id", *map(unit_label, units), "total", "max_total"])
