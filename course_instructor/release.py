@@ -331,8 +331,9 @@ def public_tests(tests_dir: Path | None = None) -> list[Path]:
 STUDENT_README_HEAD = """# Post-training LLMs with reinforcement learning — student copy
 
 You implement the core of RLHF yourself: reward functions, KL penalties, SFT, a reward model,
-PPO, GRPO and DPO. Each unit is a notebook in `exercises/`; the functions you write live in
-`course_lib/` (`rewards.py`, `kl.py`, `sft.py`, `reward_model.py`, `ppo.py`, `grpo.py`, `dpo.py`),
+PPO, GRPO, DPO and RL with verifiable rewards (GSPO, DAPO, CISPO). Each unit is a notebook in
+`exercises/`; the functions you write live in `course_lib/` (`rewards.py`, `kl.py`, `sft.py`,
+`reward_model.py`, `ppo.py`, `grpo.py`, `dpo.py`, `rlvr.py`),
 where every exercise is a stub that raises `NotImplementedError`. Later units train models with
 the functions you wrote earlier, so by the end you have a small RLHF library of your own.
 

@@ -73,6 +73,7 @@ def test_release_has_no_solutions_or_hidden_tests(built):
         "ppo.py",
         "reward_model.py",
         "rewards.py",
+        "rlvr.py",
         "sft.py",
         "submit.py",
         "trainers",
