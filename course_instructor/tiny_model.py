@@ -29,7 +29,7 @@ from course_lib.core.config import ASSET_DIR
 from course_lib.core.utils import progress, seed_everything
 
 EOS, PAD = "<|endoftext|>", "<|pad|>"
-REASON_STEPS, REASON_DOCUMENTS = 1000, 40_000  # `course build-tiny --reasoning` (unit 09)
+REASON_STEPS, REASON_DOCUMENTS = 2000, 50_000  # `course build-tiny --reasoning` (unit 09)
 
 
 def train_tokenizer(docs: list[str], vocab_size: int = 3000):

@@ -45,7 +45,11 @@ def test_problems_are_deterministic_distinct_and_heldout_never_leaks():
     docs = reasoning.pretraining_documents(2000)
     assert docs == reasoning.pretraining_documents(2000)
     held_questions = {reasoning.question(k) for k in held_keys}
-    assert not any(d.split("\nUser: ")[1].split("\n")[0] in held_questions for d in docs)
+    asked = [d.split("\nUser: ")[1].split("\n")[0] for d in docs if "\nUser: " in d]
+    drills = [d for d in docs if "\nUser: " not in d]
+    assert asked and drills and not any(q in held_questions for q in asked)
+    held_pads = {reasoning.scratchpad(k) for k in held_keys}
+    assert not any(line in held_pads for d in drills for line in d.split("\n"))
     with pytest.raises(ValueError, match="split"):
         reasoning.make_problems("test", 3)
 

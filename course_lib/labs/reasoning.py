@@ -1,6 +1,6 @@
 """Unit 09's reasoning task: chained additions with an R1-zero prompt, generated deterministically.
 
-A problem adds ``n_terms`` two-digit numbers ("What is 37 + 85 + 12?"). The answer is reachable
+A problem adds ``n_terms`` two-digit numbers ("What is 37+85+12?"). The answer is reachable
 in two ways, and a small model is much better at one of them:
 
 * with a **scratchpad** of running sums inside ``<think>`` -- ``<think>37+85=122, 122+12=134
@@ -31,15 +31,14 @@ from course_lib.core.config import ASSET_DIR
 TINY_REASON_DIR = ASSET_DIR.parent / "tiny_reason"  # the model unit 09 starts from (tiny profile)
 
 R1_ZERO_PROMPT = (
-    "A conversation between User and Assistant. The Assistant first thinks about the reasoning "
-    "process and then gives the answer, in <think> </think> and <answer> </answer> tags.\n"
-    "User: {question}\nAssistant:"
+    "A conversation between User and Assistant. The Assistant thinks in <think> </think>, "
+    "then answers in <answer> </answer>.\nUser: {question}\nAssistant:"
 )
 DIRECT_THOUGHT = "I add them in my head."
-TRAIN_TERMS = (3, 4)  # terms per problem in training and held-out problems
+TRAIN_TERMS = (3,)  # terms per problem in training and held-out problems
 STYLES = ("scratchpad", "direct", "no_tags", "no_answer_tags", "no_think")
 # Pretraining mix (fractions of documents): correct answers are reachable (scratchpad) but rare.
-DEFAULT_MIX = {"scratchpad": 0.2, "direct": 0.4, "no_tags": 0.15, "no_answer_tags": 0.1, "no_think": 0.15}
+DEFAULT_MIX = {"scratchpad": 0.25, "direct": 0.4, "no_tags": 0.1, "no_answer_tags": 0.1, "no_think": 0.15}
 
 
 # --------------------------------------------------------------------------- problems
@@ -52,7 +51,7 @@ def is_heldout(numbers: Sequence[int]) -> bool:
 
 
 def question(numbers: Sequence[int]) -> str:
-    return "What is " + " + ".join(str(x) for x in numbers) + "?"
+    return "What is " + "+".join(str(x) for x in numbers) + "?"
 
 
 def prompt(numbers: Sequence[int], template: str = R1_ZERO_PROMPT) -> str:
@@ -126,19 +125,35 @@ def completion(numbers: Sequence[int], style: str = "scratchpad") -> str:
     raise ValueError(f"completion: style must be one of {STYLES}, got {style!r}")
 
 
+def drill_document(rng: random.Random, chains: int = 4) -> str:
+    """Practice without a question: `chains` scratchpads of 2-5 numbers, one per line (the
+    skill the scratchpad needs, in the scratchpad's own notation)."""
+    lines = []
+    while len(lines) < chains:
+        nums = [rng.randint(10, 99) for _ in range(rng.randint(2, 5))]
+        if not is_heldout(nums):
+            lines.append(scratchpad(nums))
+    return "\n".join(lines)
+
+
 def pretraining_documents(
     n_documents: int = 40_000,
     seed: int = 0,
     mix: dict[str, float] | None = None,
-    n_terms: Sequence[int] = (2, 3, 4, 5),
+    n_terms: Sequence[int] = (2, 3, 4),
+    drill_fraction: float = 0.25,
 ) -> list[str]:
-    """Prompt + completion documents for ``assets/tiny_reason`` (held-out problems excluded);
-    styles drawn with the probabilities of `mix` (default :data:`DEFAULT_MIX`)."""
+    """Documents for ``assets/tiny_reason``: a `drill_fraction` of :func:`drill_document` (the
+    addition skill), the rest prompt + completion with a style drawn from `mix` (default
+    :data:`DEFAULT_MIX`: correct answers reachable but rare). Held-out problems never occur."""
     mix = mix or DEFAULT_MIX
     styles, weights = list(mix), [mix[s] for s in mix]
     rng = random.Random(f"reasoning-pretrain-{seed}")
     docs = []
     while len(docs) < n_documents:
+        if rng.random() < drill_fraction:
+            docs.append(drill_document(rng))
+            continue
         nums = [rng.randint(10, 99) for _ in range(rng.choice(list(n_terms)))]
         if is_heldout(nums):
             continue

@@ -247,12 +247,14 @@ def train(
     desc: str | None = None,
     show_progress: bool = True,
     on_step: Callable[[dict], None] | None = None,
+    evaluate_start: bool = True,
 ) -> Run:
     """Train with RLVR; returns a :class:`Run` (with ``ref_model``; ``info["start"]`` = held-out
     metrics of the start model). Defaults: the profile's config, the unit's start model
     (:func:`course_lib.labs.reasoning.load_start_model`), ``train_size`` training problems and
     ``eval_size`` held-out ones. `dataset`: dicts (or a ``datasets.Dataset``) with ``prompt`` and
-    ``answer``."""
+    ``answer``. `evaluate_start=False` skips the start model's held-out evaluation (info["start"]
+    is then None)."""
     from course_lib.core.models import frozen_copy
 
     profile = profile or get_profile()
@@ -294,8 +296,12 @@ def train(
     )
     G, history = cfg.num_generations, []
     t_start, eval_seconds = time.perf_counter(), 0.0
-    start_eval = evaluate(model, tokenizer, eval_problems, cfg, seed=cfg.seed)
-    info_start = {k: start_eval[k] for k in ("accuracy", "format_rate", "response_length", "scratchpad_rate")}
+    info_start = None
+    if evaluate_start:
+        start_eval = evaluate(model, tokenizer, eval_problems, cfg, seed=cfg.seed)
+        info_start = {
+            k: start_eval[k] for k in ("accuracy", "format_rate", "response_length", "scratchpad_rate")
+        }
     bar = _loop.progress_bar(cfg.max_steps, desc or f"RLVR {cfg.loss_type}/{cfg.level}", show_progress)
     for step in bar:
         t0 = time.perf_counter()
