@@ -1,0 +1,400 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["setup"]
+
+# %% [markdown]
+# # Unit 09 — Reasoning with verifiable rewards: R1-zero on a CPU
+#
+# DeepSeek-R1-zero took a base model, a prompt asking for `<think> … </think> <answer> … </answer>`,
+# and a **rule-based reward** (is the answer right? is the format right?) — no reward model, no SFT
+# — and ran GRPO. Accuracy rose, and the responses grew *longer* as the model learned to think
+# before answering. Every course that shows it needs a large GPU. Here it happens in minutes on a
+# laptop, on a task small enough for a 1M-parameter model:
+#
+# * **the task**: add three or four two-digit numbers ("What is 37 + 85 + 12?"). A scratchpad of
+#   running sums (`37+85=122, 122+12=134`) makes it easy; the whole sum "in the head" is hard;
+# * **the start model** (`assets/tiny_reason`, rebuilt by `course build-tiny --reasoning`) was
+#   pretrained on a *mix*: sometimes a scratchpad, often a direct guess, sometimes a broken format.
+#   Right answers are **reachable** but rare — exactly the situation RL needs;
+# * **the reward** is verifiable: exact match of the answer + a small bonus for the format.
+#
+# **Plan.** Rewards (9.1, 9.2) → the loss family: GSPO's sequence ratio (9.3), one loss for
+# GRPO / Dr. GRPO / DAPO / GSPO / CISPO (9.4), DAPO's dynamic sampling (9.5) → the R1-zero run with
+# *your* functions: accuracy, format, **response length**, entropy, clipping, zero-std groups, KL →
+# ablations in the spirit of CS336's (std normalisation, length normalisation, clipping,
+# clip-higher, KL, dynamic sampling, off-policy epochs).
+
+# %%
+import copy
+
+import matplotlib.pyplot as plt
+import torch
+
+from course_lib.core.report import report_metrics, save_figure
+from course_lib.labs import reasoning
+from course_lib.trainers import rlvr as rlvr_trainer
+
+STEPS = None  # None = the unit's default (120 steps on the tiny profile)
+ABL_STEPS = 10  # each ablation: a short run from the same start (~10-25 s each on 2 idle cores)
+FULL_SWEEP = False  # True: every ablation 6x longer, plus GSPO and CISPO (~20 min)
+N_EVAL = 8 if FAST else None  # held-out problems per evaluation (None = the preset's eval_size)
+# under the grader (FAST) every run shrinks to one step of 2 problems x 4 completions
+FAST_SIZE = (
+    {**course_lib.core.utils.GRADING_SIZES["grpo"], "max_completion_length": 16, "eval_every": 0}
+    if FAST
+    else {}
+)
+
+
+def rlvr_config(variant="grpo", **overrides):  # the unit's RLVRConfig on this profile
+    return rlvr_trainer.RLVRConfig.from_profile(
+        profile, variant=variant, **{"eval_size": N_EVAL, **overrides, **FAST_SIZE}
+    )
+
+
+cfg = rlvr_config(max_steps=STEPS)
+start_model, tokenizer = reasoning.load_start_model(profile=profile)
+train_problems = rlvr_trainer.task_problems(cfg.task, "train", cfg.train_size, profile)
+heldout = rlvr_trainer.task_problems(cfg.task, "eval", cfg.eval_size, profile)
+print(f"task {cfg.task}: {len(train_problems)} training problems, {len(heldout)} held-out ones")
+print(heldout[0]["prompt"] + "   [answer: " + heldout[0]["answer"] + "]")
+
+# %% [markdown]
+# ## The task, and why a scratchpad matters
+#
+# Two ways to write an answer in the R1-zero format:
+
+# %%
+nums = [37, 85, 12, 64]
+for style in reasoning.STYLES:
+    print(f"{style:>15}: {reasoning.completion(nums, style)!r}")
+
+# %% [markdown]
+# Held-out problems are never a training problem nor in the pretraining corpus (a fixed hash of
+# the numbers decides, `reasoning.is_heldout`). How often does the start model get them right
+# if we *force* it to start a scratchpad, or to answer directly? (One sample per problem at
+# temperature 1, as during training.)
+#
+# ## Exercise 9.1 — the format reward
+#
+# `rlvr.think_format_reward(completion)` is 1.0 iff the completion is, up to surrounding
+# whitespace, `<think>X</think>` then optional whitespace then `<answer>Y</answer>` with X and Y
+# non-empty (after strip) and free of the four tags; else 0.0.
+
+# %% tags=["exercise-test:think_format_reward"]
+
+# %% [markdown]
+# ## Exercise 9.2 — the answer reward
+#
+# `rlvr.answer_reward(completion, answer)`: 1.0 iff the stripped text of the **last**
+# `<answer>…</answer>` block equals `str(answer).strip()`; no complete block → 0.0. Exact match is
+# strict on purpose: "134." or "134 apples" are wrong — a verifier that can be argued with can be
+# hacked.
+
+# %% tags=["exercise-test:answer_reward"]
+
+# %%
+start = reasoning.evaluate(start_model, tokenizer, heldout, max_new_tokens=cfg.max_completion_length)
+if cfg.task == "addition":  # forced starts need the numbers (the gpu profile's GSM8K has none)
+    gap = reasoning.scratchpad_gap(start_model, tokenizer, heldout, max_new_tokens=cfg.max_completion_length)
+else:
+    gap = {"with_scratchpad": float("nan"), "direct": float("nan")}
+print(
+    f"start model on held-out problems: accuracy {start['accuracy']:.2f}, format {start['format_rate']:.2f}, "
+    f"mean length {start['response_length']:.1f} tokens, scratchpad in {start['scratchpad_rate']:.0%}"
+)
+print(f"forced scratchpad: {gap['with_scratchpad']:.2f}   forced direct answer: {gap['direct']:.2f}")
+for s in start["samples"][:6]:
+    print(f"  [{'ok' if s['correct'] else '--'} fmt {s['format']:.0f}] {s['response']!r}")
+fig, ax = plt.subplots(figsize=(6.5, 2.8))
+bars = {
+    "sampled\n(as is)": start["accuracy"],
+    "forced\nscratchpad": gap["with_scratchpad"],
+    "forced\ndirect answer": gap["direct"],
+    "format rate\n(as is)": start["format_rate"],
+}
+ax.bar(list(bars), list(bars.values()), color=["C0", "C2", "C3", "C7"])
+for i, v in enumerate(bars.values()):
+    if v == v:  # NaN: not measured on this task
+        ax.text(i, v + 0.02, f"{v:.2f}", ha="center")
+ax.set_ylim(0, 1.1)
+ax.set_ylabel("fraction of held-out problems")
+ax.set_title("Start model: the answer is reachable with a scratchpad, rarely without")
+save_figure(fig, "09_task")
+plt.show()
+
+# %% [markdown]
+# ## Exercise 9.3 — GSPO's sequence-level ratio
+#
+# GRPO's ratio is per token, $\rho_{i,t} = \pi_\theta(o_{i,t}) / \pi_\text{old}(o_{i,t})$: one
+# noisy token can be clipped while its neighbours are not. GSPO (Qwen, 2025) uses one ratio per
+# *sequence*, length-normalised so that long and short answers live on the same scale:
+#
+# $$\log s_i = \frac{1}{|o_i|}\sum_t \big(\log\pi_\theta(o_{i,t}) - \log\pi_\text{old}(o_{i,t})\big).$$
+#
+# `rlvr.sequence_log_ratio(logp, old_logp, mask)` returns $\log s_i$, shape `[B]` (a row with no
+# completion token has no mean: `ValueError`). TRL: `importance_sampling_level="sequence"`.
+
+# %% tags=["exercise-test:sequence_log_ratio"]
+
+# %% [markdown]
+# ## Exercise 9.4 — one loss for the whole family
+#
+# `rlvr.rlvr_policy_loss(logp, old_logp, advantages, mask, eps_low, eps_high, level, loss_type,
+# ref_logp, beta, max_completion_length) -> (loss, stats)`:
+#
+# | knob | values | paper |
+# |---|---|---|
+# | `level` | `"token"`: $\rho_{i,t}$; `"sequence"`: $s_i$ for every token of row $i$ | GRPO / **GSPO** |
+# | `eps_low`, `eps_high` | clip $\rho$ to $[1-\epsilon_\text{low}, 1+\epsilon_\text{high}]$; $\epsilon_\text{high} > \epsilon_\text{low}$ lets rare tokens grow | **DAPO** clip-higher |
+# | `loss_type` | `grpo` (mean per sequence), `dapo` (mean per token of the batch), `dr_grpo` (sum / (B·L)), `cispo` | GRPO / DAPO / **Dr. GRPO** / **CISPO** |
+# | `beta` | + β·k3 KL to a reference | GRPO (R1-zero and DAPO drop it) |
+#
+# `stats` (floats): `clip_ratio_low` / `clip_ratio_high` — the fraction of completion tokens whose
+# ratio was clipped at the low / high end *where the clip changed the objective* — and `mean_ratio`.
+
+# %% tags=["exercise-test:rlvr_policy_loss"]
+
+# %%
+# What clip-higher changes: the per-token objective min(rho*A, clip(rho)*A) as a function of rho
+rho = torch.linspace(0.5, 1.6, 221)
+fig, axes = plt.subplots(1, 2, figsize=(9, 3), sharey=True)
+for ax, A in zip(axes, (1.0, -1.0)):
+    for (lo, hi), style in (((0.2, 0.2), "-"), ((0.2, 0.28), "--")):
+        obj = torch.minimum(rho * A, rho.clamp(1 - lo, 1 + hi) * A)
+        ax.plot(rho, obj, style, label=f"eps_low {lo}, eps_high {hi}")
+    ax.axvline(1.0, color="gray", lw=0.6)
+    ax.set_title(f"advantage {A:+.0f}")
+    ax.set_xlabel("ratio ρ = π_θ / π_old")
+axes[0].set_ylabel("objective (maximised)")
+axes[0].legend(fontsize=8)
+fig.suptitle("Clip-higher: a good token may grow to 1.28x its old probability before the gradient stops")
+fig.tight_layout()
+save_figure(fig, "09_clip_higher")
+plt.show()
+
+# %% [markdown]
+# ## Exercise 9.5 — dynamic sampling
+#
+# A group whose $G$ rewards are all equal (all right, or all wrong) has advantages that are all 0:
+# it costs a forward and backward pass and teaches nothing. DAPO drops such groups and samples
+# more problems to refill the batch. `rlvr.dynamic_sampling_mask(rewards, group_size)` is True for
+# every completion of a group whose rewards are *not* all equal (groups contiguous).
+
+# %% tags=["exercise-test:dynamic_sampling_mask"]
+
+# %% [markdown]
+# ## The R1-zero run (provided loop, your functions)
+#
+# `course_lib/trainers/rlvr.py` — open it. Each step: sample $G = 8$ completions for each of 8
+# problems (unit 06's sampler) → reward = `answer_reward` + 0.2 · `think_format_reward` → unit 06's
+# `group_advantages` → `rlvr_policy_loss` → AdamW. Every 10 steps it samples one answer for each
+# held-out problem. Defaults: GRPO, token level, $\epsilon = 0.2$, no KL ($\beta = 0$), one
+# optimizer step per batch.
+
+# %%
+print(cfg)
+# measure the start, train a copy of it, measure again (the seed runs call this same function)
+main_run = rlvr_trainer.headline_run(cfg, profile, start=(start_model, tokenizer))
+main, after = main_run.run, main_run.after
+print(
+    f"trained {len(main.history)} steps in {main.info['train_seconds']:.0f} s "
+    f"(+{main.info['eval_seconds']:.0f} s of held-out evaluation)"
+)
+for k in ("accuracy", "format_rate", "response_length", "scratchpad_rate"):
+    print(f"{k:>16}: {main_run.before[k]:.3f} -> {after[k]:.3f}")
+for s in after["samples"][:4]:
+    print(f"  [{'ok' if s['correct'] else '--'}] {s['response']!r}")
+
+# %%
+PANELS = {
+    "eval_accuracy": "held-out accuracy",
+    "format_rate": "format rate (step's samples)",
+    "completion_length": "mean response length (tokens)",
+    "entropy": "entropy (nats/token)",
+    "clip_ratio_high": "clipped tokens (high / low)",
+    "frac_reward_zero_std": "groups with zero reward std",
+    "kl": "KL to the start model (k3, nats/token)",
+    "accuracy": "accuracy (step's samples)",
+}
+
+
+def curve(ax, hist, key, **kw):
+    pts = [(h["step"], h[key]) for h in hist if key in h and h[key] == h[key]]
+    if key == "eval_accuracy":  # step 0 = the start model
+        pts = [(0, start["accuracy"])] + pts
+    ax.plot(*zip(*pts), **kw) if pts else None
+
+
+def curves(runs, keys, title, name, ncols=4):
+    rows = -(-len(keys) // ncols)
+    fig, axes = plt.subplots(rows, ncols, figsize=(3.6 * ncols, 2.8 * rows), squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        for i, (label, hist) in enumerate(runs.items()):
+            curve(ax, hist, key, label=label, color=f"C{i}")
+            if key == "clip_ratio_high":
+                curve(ax, hist, "clip_ratio_low", color=f"C{i}", ls=":")
+        ax.set_title(PANELS.get(key, key), fontsize=9)
+        ax.set_xlabel("step")
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.axis("off")
+    if len(runs) > 1:
+        fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=min(len(runs), 6),
+                   fontsize=8, bbox_to_anchor=(0.5, -0.04))  # fmt: skip
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, name)
+    plt.show()
+
+
+curves({"GRPO": main.history}, list(PANELS), "R1-zero-style GRPO on the addition task", "09_main_curves")
+
+# %% [markdown]
+# Read the panels left to right. Held-out accuracy and format rate climb together; the **response
+# length** climbs with them: the policy abandons the short direct guess
+# (`<think>I add them in my head.</think>`) for the long scratchpad — not because length is
+# rewarded (it is not), but because the long answers are the ones that are *right*. That is the
+# R1-zero "aha" in miniature, and also its honest limit: the model can only grow into behaviour
+# that it already produced now and then. Entropy falls as the choice hardens; the fraction of
+# zero-std groups rises once most groups are all-right (they stop teaching: the next section's
+# dynamic sampling addresses that). With one optimizer step per batch the ratio is exactly 1, so
+# nothing is ever clipped; the KL measures how far the policy moved from the start.
+
+# %%
+report_metrics(
+    "09",
+    {
+        "heldout_accuracy": (main_run.before["accuracy"], after["accuracy"]),
+        "format_rate": (main_run.before["format_rate"], after["format_rate"]),
+        "response_length": (main_run.before["response_length"], after["response_length"]),
+        "train_seconds": (None, main.info["train_seconds"]),
+    },
+)
+rlvr_trainer.save_checkpoint(main)  # checkpoints/rlvr_addition
+
+# %% [markdown]
+# ## Ablations: one knob at a time, same seed, same problems
+#
+# Each run starts from the same model for `ABL_STEPS` steps; the baseline is the main run's first
+# `ABL_STEPS` steps (same seed: identical until the knob matters). With one optimizer step per batch
+# the ratio is 1 and clipping never fires, so the clipping knobs are compared at
+# `num_iterations = 4` (four optimizer steps on each batch: off-policy after the first).
+#
+# *Predict before you run*: which runs will have **longer** responses than the baseline at the
+# end, and which will have none of their tokens clipped?
+
+# %%
+ABLATIONS = {
+    "no std scaling": dict(scale_rewards=False),
+    "dr_grpo loss": dict(loss_type="dr_grpo"),
+    "KL beta 0.04": dict(beta=0.04),
+    "dynamic sampling": dict(dynamic_sampling=True),
+    "4 iterations": dict(num_iterations=4),
+    "4 it., no clip": dict(num_iterations=4, clip=False),
+    "4 it., clip-higher": dict(num_iterations=4, eps_high=0.28),
+}
+steps = ABL_STEPS * (6 if FULL_SWEEP else 1)
+if FULL_SWEEP:
+    ABLATIONS |= {"GSPO": rlvr_trainer.VARIANTS["gspo"], "CISPO": rlvr_trainer.VARIANTS["cispo"]}
+abl = {"baseline": [h for h in main.history if h["step"] <= steps]}
+results = {"baseline": abl["baseline"][-1]}
+for name, changes in ABLATIONS.items():
+    run = rlvr_trainer.train(
+        rlvr_config(max_steps=steps, eval_every=max(1, steps // 2), **changes),
+        model=copy.deepcopy(start_model), tokenizer=tokenizer, dataset=train_problems,
+        eval_problems=heldout, profile=profile, desc=name, evaluate_start=False,
+    )  # fmt: skip
+    abl[name], results[name] = run.history, run.history[-1]
+print(
+    f"{'run':<20}{'held-out acc':>13}{'format':>8}{'length':>8}{'clip hi/lo':>12}{'zero-std':>9}{'KL':>7}{'s/step':>8}"
+)
+for name, r in results.items():
+    print(
+        f"{name:<20}{r.get('eval_accuracy', float('nan')):>13.2f}{r['format_rate']:>8.2f}"
+        f"{r['completion_length']:>8.1f}{r['clip_ratio_high']:>6.3f}/{r['clip_ratio_low']:.3f}"
+        f"{r['frac_reward_zero_std']:>9.2f}{r['kl']:>7.3f}"
+        f"{rlvr_trainer._loop.median_step_seconds(abl[name]):>8.2f}"
+    )
+
+# %%
+fig, axes = plt.subplots(2, 4, figsize=(15, 6), sharex=True)
+pairs = [  # (title, runs compared, key)
+    ("std normalisation", ["baseline", "no std scaling"], "completion_length"),
+    ("length normalisation", ["baseline", "dr_grpo loss"], "completion_length"),
+    ("KL penalty", ["baseline", "KL beta 0.04"], "kl"),
+    ("dynamic sampling", ["baseline", "dynamic sampling"], "frac_reward_zero_std"),
+    ("off-policy epochs", ["baseline", "4 iterations"], "completion_length"),
+    ("clip vs no clip (4 it.)", ["4 iterations", "4 it., no clip"], "clip_ratio_high"),
+    ("clip-higher (4 it.)", ["4 iterations", "4 it., clip-higher"], "entropy"),
+    ("held-out accuracy, all", list(abl), "eval_accuracy"),
+]
+for ax, (title, names, key) in zip(axes.flat, pairs):
+    for name in names:
+        curve(ax, abl[name], key, label=name, color=f"C{list(abl).index(name)}")
+    ax.set_title(f"{title}: {PANELS.get(key, key)}", fontsize=8)
+    ax.legend(fontsize=6)
+for ax in axes[-1]:
+    ax.set_xlabel("step")
+fig.suptitle(f"Ablations ({steps} steps each, one knob changed)")
+fig.tight_layout()
+save_figure(fig, "09_ablations")
+plt.show()
+curves(
+    {k: abl[k] for k in abl},
+    ["completion_length"],
+    "Response length under every ablation",
+    "09_ablation_length",
+    ncols=1,
+)
+
+# %% [markdown]
+# **What to look for.** *Std normalisation*: dividing by a group's std gives a group with one right
+# answer out of eight the same total push as a group with four — hard problems weigh more; without
+# it the updates are smaller when a group is nearly unanimous. *Length normalisation*: `grpo`
+# averages each sequence over its own tokens, so a *long wrong* answer is punished less per token
+# than a short one, and a *short right* one is rewarded more (Dr. GRPO's length bias); `dr_grpo`
+# divides by a constant. *KL*: the penalty holds the policy near the start model — here the start
+# is a bad reasoner, so holding it there costs accuracy. *Dynamic sampling* spends samples only on
+# groups that disagree. *Four iterations* reuse each batch: faster learning per sample, but the
+# ratio leaves 1 and clipping starts to fire; *no clip* lets it run; *clip-higher* lets rare
+# good tokens grow before the clip stops them (DAPO's fix for collapsing entropy). Short runs on
+# one seed are noisy: trust differences that are large, or rerun with `FULL_SWEEP = True`.
+#
+# ## Questions
+
+# %% [markdown] tags=["answer:q_rlvr_length"]
+# *Predict, then check.* Nothing in the reward mentions length. (a) Before looking at the length
+# panel of the main run, predict whether responses get longer or shorter and by roughly how many
+# tokens, from the two styles printed at the top. (b) Check with `main.history` (the
+# `completion_length` of the first and last 10 steps) and the `scratchpad_rate` before and after.
+# (c) Would the length still grow if the pretraining mix had no scratchpad documents at all? What
+# does that say about what RL can and cannot create?
+
+# %% [markdown] tags=["answer:q_rlvr_clip"]
+# *Predict, then compute* with your `rlvr.rlvr_policy_loss`: one completion of 4 tokens,
+# advantage +1, `old_logp = 0` and `logp = log([1.1, 1.25, 1.3, 0.7])` (ratios), mask all ones.
+# (a) Predict `clip_ratio_high` and `clip_ratio_low` with `eps_low = eps_high = 0.2`, then with
+# `eps_high = 0.28`, then with `level="sequence"` (same eps). (b) Compute them and the gradient of
+# the loss with respect to `logp` in each case: which tokens still get a gradient? (c) Why does the
+# main run (one optimizer step per batch) report a clip ratio of exactly 0?
+
+# %% [markdown] tags=["answer:q_rlvr_dynamic"]
+# *Predict, then check.* Late in the main run most groups are all-right. (a) From the
+# `frac_reward_zero_std` panel, predict what fraction of each late batch's compute teaches
+# nothing. (b) With dynamic sampling on, how many extra problems does a step sample to refill a
+# batch of 8 groups if 75 % of groups are unanimous (at most 2 refill rounds)? Check `kept_groups`
+# in `abl["dynamic sampling"]`. (c) Name one way dynamic sampling can *hurt* (think about what the
+# easy problems would otherwise keep doing).
