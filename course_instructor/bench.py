@@ -3,7 +3,7 @@
     course bench                     # 20 steps each, batch 8, prints a table, writes runs/bench/bench.json
     course bench --steps 50 --out runs/bench --results runs/course/results.json
 
-For SFT, GRPO and DPO it trains the profile's base model twice in one process, side by side —
+For SFT, GRPO, DPO and unit 09's RLVR it trains the profile's base model twice in one process, side by side —
 once with our loop (``course_lib.trainers.<algo>.train``, calling the active exercise functions)
 and once with TRL's trainer (``SFTTrainer`` / ``GRPOTrainer`` / ``DPOTrainer`` through the same
 module's TRL helper) — with the same model, data, batch size, learning rate and lengths, and
@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ALGOS = ("sft", "grpo", "dpo")
+ALGOS = ("sft", "grpo", "dpo", "rlvr")
 
 
 def _fresh(profile, device):
@@ -131,7 +131,56 @@ def bench_dpo(profile, steps: int, batch: int, device=None) -> dict:
     }
 
 
-BENCHES = {"sft": bench_sft, "grpo": bench_grpo, "dpo": bench_dpo}
+def bench_rlvr(profile, steps: int, batch: int, device=None, num_generations: int = 4) -> dict:
+    """Unit 09: our RLVR loop (R1-zero GRPO on the unit's task and start model) vs TRL's
+    GRPOTrainer with the same model, problems, rewards (answer + 0.2 format), group, lengths and
+    learning rate (beta 0, symmetric clip 0.2, loss "grpo", std scaling, constant lr)."""
+    from course_lib.core.models import frozen_copy
+    from course_lib.core.utils import seed_everything
+    from course_lib.labs import reasoning
+    from course_lib.trainers import grpo, rlvr
+
+    prompts = max(1, batch // num_generations)
+    cfg = rlvr.RLVRConfig.from_profile(
+        profile,
+        None,
+        max_steps=steps,
+        prompts_per_step=prompts,
+        num_generations=num_generations,
+        eval_every=0,
+    )
+    problems = rlvr.task_problems(cfg.task, "train", cfg.train_size, profile)
+    seed_everything(0)
+    model, tok = reasoning.load_start_model(profile=profile)
+    ours = rlvr.train(
+        cfg, model.to(device or model.device), tok, problems, ref_model=frozen_copy(model),
+        eval_problems=problems[:1], profile=profile, desc="bench RLVR (ours)",
+    )  # fmt: skip
+    funcs, weights = rlvr.reward_functions(cfg.format_weight)
+    trl_cfg = grpo.GRPOConfig(
+        task="arithmetic", max_steps=steps, prompts_per_step=prompts, num_generations=num_generations,
+        learning_rate=cfg.learning_rate, beta=0.0, epsilon=cfg.eps_low, loss_type="grpo", scale_rewards="group",
+        max_completion_length=cfg.max_completion_length, lr_scheduler_type="constant", reward_weights=weights,
+        eval_size=1,
+    )  # fmt: skip
+    seed_everything(0)
+    model, tok = reasoning.load_start_model(profile=profile)
+    with tempfile.TemporaryDirectory(prefix="bench_trl_rlvr_") as d:
+        rows = [{"prompt": p["prompt"], "answer": p["answer"]} for p in problems]
+        trl = grpo.train_with_trl(
+            trl_cfg, model, tok, rows, output_dir=d, reward_funcs=funcs, profile=profile
+        )
+    return {
+        **_side_by_side(ours, trl, steps),
+        "batch": prompts * num_generations,
+        "prompts_per_step": prompts,
+        "num_generations": num_generations,
+        "max_completion_length": cfg.max_completion_length,
+        "learning_rate": cfg.learning_rate,
+    }
+
+
+BENCHES = {"sft": bench_sft, "grpo": bench_grpo, "dpo": bench_dpo, "rlvr": bench_rlvr}
 
 
 # --------------------------------------------------------------------------- collected timings
@@ -245,7 +294,7 @@ def run(
             raise ValueError(f"bench: unknown trainer {algo!r}; choose from {ALGOS}")
         t0 = time.perf_counter()
         try:
-            kw = {"num_generations": num_generations} if algo == "grpo" else {}
+            kw = {"num_generations": num_generations} if algo in ("grpo", "rlvr") else {}
             out[algo] = BENCHES[algo](profile, steps, batch, device, **kw)
             r = out[algo]
             r["ratio_trl_over_ours"] = r["trl_s_per_step"] / r["ours_s_per_step"]
@@ -284,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         help="examples (SFT), pairs (DPO) or completions (GRPO) per step (default 8)",
     )
     ap.add_argument("--num-generations", type=int, default=4, help="GRPO group size (default 4)")
-    ap.add_argument("--only", default=",".join(ALGOS), help="comma-separated subset of sft,grpo,dpo")
+    ap.add_argument("--only", default=",".join(ALGOS), help="comma-separated subset of sft,grpo,dpo,rlvr")
     ap.add_argument("--profile", default=None, help="tiny or gpu (default: automatic)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument(
