@@ -236,7 +236,8 @@ def curve(ax, hist, key, **kw):
     pts = [(h["step"], h[key]) for h in hist if key in h and h[key] == h[key]]
     if key == "eval_accuracy":  # step 0 = the start model
         pts = [(0, start["accuracy"])] + pts
-    ax.plot(*zip(*pts), **kw) if pts else None
+    if pts:
+        ax.plot(*zip(*pts), marker=".", ms=3, **kw)
 
 
 def curves(runs, keys, title, name, ncols=4):
