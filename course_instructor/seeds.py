@@ -139,12 +139,15 @@ def run_unit(unit: str, seed: int, profile=None, preset: str | None = None, **ov
     else:
         raise ValueError(f"course seeds: unit must be one of {UNITS}, got {unit!r}")
     cfg = {k: v for k, v in dataclasses.asdict(config).items() if isinstance(v, (int, float, str, bool))}
+    keys = ("step", "reward", "kl", "kl_seq", "kl_coef", "entropy", "margin", "eval_accuracy")
+    curve = [{k: round(float(r[k]), 4) for k in keys if k in r} for r in h.run.history]
     return {
         "unit": unit,
         "seed": seed,
         "metrics": metrics,
         "seconds": round(time.perf_counter() - t0, 1),
         "config": cfg,
+        "history": curve,  # a few keys per step, to see how a run that misses a bar got there
     }
 
 
