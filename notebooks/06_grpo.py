@@ -140,7 +140,8 @@ plt.show()
 # ### Task 1: positive sentiment
 #
 # Reward = VADER's positive probability of the completion (`rewards.sentiment_reward`, unit 01).
-# We use `scale_rewards="none"` (why: see the ablation below) and $\beta = 0.04$.
+# We use `scale_rewards="none"` (why: see the ablation below), $\beta = 0.05$ and learning rate 7e-4
+# (with 1e-3 and $\beta = 0.04$ one seed in three lost 23 % of its distinct-2: `course seeds`).
 
 # %%
 sent_cfg = grpo_config("sentiment", max_steps=STEPS)
@@ -287,13 +288,15 @@ report_metrics(
 #
 # ## Ablations (short runs, 4 prompts × 8 completions)
 #
-# One baseline (sentiment: `grpo` loss, `scale_rewards="none"`, $\beta=0.04$) and one knob changed
-# at a time. Same seed, same prompts.
+# One baseline (sentiment: `grpo` loss, `scale_rewards="none"`, $\beta=0.04$, and the faster
+# learning rate 1e-3 so that 25 steps show each effect) and one knob changed at a time. Same seed,
+# same prompts.
 
 
 # %%
 def ablation(**changes):
-    cfg = grpo_config("sentiment", max_steps=ABL_STEPS, prompts_per_step=4, **changes)
+    base = {"learning_rate": 1e-3, "beta": 0.04}  # faster than the main run: 25 steps show each effect
+    cfg = grpo_config("sentiment", max_steps=ABL_STEPS, prompts_per_step=4, **{**base, **changes})
     run = grpo_trainer.train(
         cfg,
         model=copy.deepcopy(base_model),

@@ -136,7 +136,8 @@ class GRPOConfig:
         """
         profile = profile or get_profile()
         if task == "sentiment":
-            base = dict(task=task, learning_rate=1e-3, beta=0.04, scale_rewards="none", num_generations=8)
+            # issue 20: lr 1e-3 / beta 0.04 lost 23 % of distinct-2 on seed 2 (+34 points on seed 1)
+            base = dict(task=task, learning_rate=7e-4, beta=0.05, scale_rewards="none", num_generations=8)
         elif task == "arithmetic":
             base = dict(
                 task=task,
