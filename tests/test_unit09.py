@@ -1,0 +1,102 @@
+"""Unit 09 (reasoning with verifiable rewards): the notebook is built from its source, runs headless
+with the solutions on the tiny profile and meets the issue's bars; the gpu code path (GSM8K, R1-zero
+prompt) runs on local stand-ins; the shipped start model is what `course build-tiny --reasoning`
+describes."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NB = ROOT / "notebooks" / "09_reasoning_rlvr.ipynb"
+from course_lib.labs.reasoning import TINY_REASON_DIR  # noqa: E402
+
+# The start model is built by `course build-tiny --reasoning`; until it ships, the tests that
+# need it are skipped with this reason (shown by -ra), never passed vacuously.
+needs_model = pytest.mark.skipif(
+    not (TINY_REASON_DIR / "model.safetensors").exists(),
+    reason="assets/tiny_reason not built yet (course build-tiny --reasoning)",
+)
+FIGURES = ("09_task", "09_clip_higher", "09_main_curves", "09_ablations", "09_ablation_length")
+
+
+def test_notebook_structure():
+    nb = nbformat.read(str(NB), as_version=4)
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    assert ids[0] == "setup_09"
+    for name in (
+        "think_format_reward",
+        "answer_reward",
+        "sequence_log_ratio",
+        "rlvr_policy_loss",
+        "dynamic_sampling_mask",
+    ):
+        assert f"test_{name}" in ids, name
+    assert sum(1 for i in ids if i and i.startswith("q_") and not i.endswith("_prompt")) >= 3
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert re.search(r'report_metrics\(\s*"09"', src) and "FAST" in src and "FULL_SWEEP" in src
+    for fig in FIGURES:
+        assert f'"{fig}"' in src, fig
+
+
+@needs_model
+def test_shipped_start_model_is_reachable_but_not_solved():
+    """build_info.json of assets/tiny_reason (written by `course build-tiny --reasoning`): the
+    start is low but not zero, the format sometimes right, and the scratchpad helps."""
+    from course_lib.labs import reasoning
+
+    path = reasoning.TINY_REASON_DIR / "build_info.json"
+    assert path.exists(), f"{path.parent} is missing: build it with `course build-tiny --reasoning`"
+    info = json.loads(path.read_text())
+    start = info["start"]
+    assert 0.05 <= start["heldout_accuracy"] <= 0.4, start
+    assert 0.2 <= start["format_rate"] <= 0.9, start
+    assert start["accuracy_forced_scratchpad"] >= start["accuracy_forced_direct"] + 0.3, start
+    assert (reasoning.TINY_REASON_DIR / "model.safetensors").stat().st_size < 10e6
+
+
+@needs_model
+@pytest.mark.notebook
+def test_notebook_meets_the_bars(run_notebook):
+    run = run_notebook("09")
+    m = run.metrics
+    acc, fmt, length = (m[k] for k in ("heldout_accuracy", "format_rate", "response_length"))
+    assert acc["after"] - acc["before"] >= 0.30, acc
+    assert fmt["after"] >= 0.95, fmt
+    assert length["after"] > length["before"], length  # the scratchpad took over
+    assert m["train_seconds"]["after"] > 0
+    for fig in FIGURES:
+        assert f"{fig}.png" in run.figures, fig
+
+
+@pytest.mark.notebook
+def test_notebook_gpu_path_on_standins(run_notebook):
+    run = run_notebook("09", profile="gpu")
+    assert {"heldout_accuracy", "format_rate", "response_length"} <= set(run.metrics)
+    assert (run.dir / "ckpt" / "rlvr_gsm8k" / "config.json").exists()
+
+
+@needs_model
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+def test_other_seeds_meet_the_bars(seed):
+    """The notebook's main run (rlvr.headline_run, quick preset) with training seeds 1 and 2:
+    the same +30 points and format bars as seed 0 in the notebook test."""
+    from course_lib.core.config import get_profile
+    from course_lib.core.switch import use_solutions
+    from course_lib.trainers import rlvr
+
+    use_solutions()
+    try:
+        p = get_profile("tiny")
+        h = rlvr.headline_run(rlvr.RLVRConfig.from_profile(p, "quick", seed=seed), p, show_progress=False)
+    finally:
+        use_solutions(False)
+    assert h.after["accuracy"] - h.before["accuracy"] >= 0.30, (h.before, h.after)
+    assert h.after["format_rate"] >= 0.95, h.after
