@@ -180,6 +180,13 @@ def bench_rlvr(profile, steps: int, batch: int, device=None, num_generations: in
     }
 
 
+def default_algos() -> tuple[str, ...]:
+    """ALGOS, without rlvr while unit 09's start model (assets/tiny_reason) is not built."""
+    from course_lib.labs.reasoning import TINY_REASON_DIR
+
+    return tuple(a for a in ALGOS if a != "rlvr" or (TINY_REASON_DIR / "model.safetensors").exists())
+
+
 BENCHES = {"sft": bench_sft, "grpo": bench_grpo, "dpo": bench_dpo, "rlvr": bench_rlvr}
 
 
@@ -333,7 +340,11 @@ def main(argv: list[str] | None = None) -> int:
         help="examples (SFT), pairs (DPO) or completions (GRPO) per step (default 8)",
     )
     ap.add_argument("--num-generations", type=int, default=4, help="GRPO group size (default 4)")
-    ap.add_argument("--only", default=",".join(ALGOS), help="comma-separated subset of sft,grpo,dpo,rlvr")
+    ap.add_argument(
+        "--only",
+        default=",".join(default_algos()),
+        help="comma-separated subset of sft,grpo,dpo,rlvr (default: all; rlvr once assets/tiny_reason exists)",
+    )
     ap.add_argument("--profile", default=None, help="tiny or gpu (default: automatic)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument(
