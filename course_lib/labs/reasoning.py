@@ -248,17 +248,39 @@ def scratchpad_gap(model, tokenizer, problems: Sequence[dict], seed: int = 0, **
     return {"with_scratchpad": steps["accuracy"], "direct": direct["accuracy"]}
 
 
+START_MODEL_MISSING = (
+    "unit 09's start model (course_lib/assets/tiny_reason) is not shipped in this version of the course "
+    "yet (the instructor builds it with `course build-tiny --reasoning`). This run falls back to the "
+    "general tiny model, which has never seen the task: expect the format to be learned, not the "
+    "answers, and numbers that do not match the text. Exercises 9.1-9.5 and their checks do not "
+    "need the model."
+)
+
+
+def start_model_shipped() -> bool:
+    """Whether ``assets/tiny_reason`` (unit 09's tiny-profile start model) exists."""
+    return (TINY_REASON_DIR / "config.json").is_file()
+
+
 def load_start_model(path: str | Path | None = None, profile=None):
     """(model, tokenizer) unit 09 starts from: `path`, else ``assets/tiny_reason`` on the tiny
-    profile, else the gpu profile's ``extra["reasoning_model"]`` (a small instruct model)."""
+    profile, else the gpu profile's ``extra["reasoning_model"]`` (a small instruct model).
+
+    While ``assets/tiny_reason`` is not shipped, the tiny profile falls back to the general tiny
+    model and says so loudly (:data:`START_MODEL_MISSING`), so that the notebook still runs."""
+    import warnings
+
     from course_lib.core.config import get_profile
     from course_lib.core.models import load_policy
 
     profile = profile or get_profile()
     if path is None:
-        path = (
-            TINY_REASON_DIR
-            if profile.name == "tiny"
-            else profile.extra.get("reasoning_model", profile.policy_model)
-        )
+        if profile.name != "tiny":
+            path = profile.extra.get("reasoning_model", profile.policy_model)
+        elif start_model_shipped():
+            path = TINY_REASON_DIR
+        else:
+            warnings.warn(START_MODEL_MISSING, stacklevel=2)
+            print("NOTE: " + START_MODEL_MISSING)
+            path = profile.policy_model
     return load_policy(path, profile=profile)
