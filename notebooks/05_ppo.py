@@ -177,7 +177,7 @@ save_figure(fig, "05_clipped_objective")
 
 # %% [markdown]
 # The flat parts are where the gradient is zero: with $A > 0$ nothing is gained beyond $\rho = 1.2$,
-# with $A < 0$ nothing beyond $\rho = 0.8$.
+# with $A < 0$ nothing below $\rho = 0.8$.
 #
 # ## 5. Exercise 5.4 — the clipped value loss
 #

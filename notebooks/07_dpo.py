@@ -40,7 +40,7 @@
 #
 # **Plan.** Data → three exercises (7.1 sequence log-probs, 7.2 the loss, 7.3 the batch loss of
 # a training step) → a training run with *your* functions → what the implicit rewards do →
-# a failure on purpose (accuracy is not quality) → β sweep → sigmoid vs IPO vs hinge → TRL's
+# what accuracy does not see (a high learning rate) → β sweep → sigmoid vs IPO vs hinge → TRL's
 # `DPOTrainer` side by side.
 
 # %%
@@ -266,7 +266,7 @@ if not FAST:
 # training). The bars this unit is built to: held-out accuracy ≥ 0.9; positive fraction up ≥ 15
 # points; per-token KL to the reference ≤ 0.5 nats; distinct-2 within 20 % of where it started.
 #
-# ## 6. Preference accuracy is not quality — a failure on purpose
+# ## 6. Preference accuracy does not see how far the model moved
 #
 # Same data, two thirds of the steps, ten times the learning rate.
 
@@ -313,12 +313,13 @@ plt.show()
 save_figure(fig, "07_accuracy_is_not_quality")
 
 # %% [markdown]
-# The hot run ranks the held-out pairs (almost) perfectly, yet its samples have drifted far from
-# anything the reference would write: the KL per token is several times larger and the text
-# breaks. DPO's loss only sees *pairs of fixed texts*; it can be driven down by making both texts
-# unlikely, by any change that separates them, including ones that wreck everything else. Always
-# watch the KL to the reference and read samples — a number that only looks at preferences
-# cannot tell you the model still writes well.
+# The hot run ranks the held-out pairs (almost) perfectly, and on this small task its samples even
+# score as positive as the default run's. What the preference numbers do not show is *how far it
+# moved*: its KL per token to the reference is several times larger. DPO's loss only sees *pairs of
+# fixed texts*; any change that separates them lowers it, including changes to everything the pairs
+# never mention, and it can be driven down by making both texts unlikely. Read the samples above and
+# judge them yourself. Accuracy alone cannot tell you whether the model still writes like the one
+# you started from: watch the KL to the reference and read samples.
 #
 # ## 7. The β sweep
 #
@@ -342,10 +343,10 @@ ax2 = ax.twinx()
 ax2.plot(betas, [sweep[b]["kl"] for b in betas], "s--", color="C3", label="KL to reference (nats/token)")
 ax.set(xscale="log", xlabel="β", ylabel="h = margin / β")
 ax2.set_ylabel("KL per token")
-ax.legend(loc="upper right")
-ax2.legend(loc="center right")
+lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+fig.legend(lines, [ln.get_label() for ln in lines], loc="lower center", ncol=2, fontsize=8)
 ax.set_title("β sweep")
-plt.tight_layout()
+plt.tight_layout(rect=(0, 0.1, 1, 1))  # the legend sits below the axes, over no curve
 plt.show()
 save_figure(fig, "07_beta_sweep")
 
@@ -457,7 +458,7 @@ else:
 # In the implicit-reward plot, the chosen reward often *decreases* while accuracy rises. How can the loss go down while the chosen completions become less likely? Where does the probability mass go, and why can that be a problem?
 
 # %% [markdown] tags=["answer:q_dpo_accuracy_quality"]
-# The high-learning-rate run reached a higher held-out preference accuracy than the default run but writes worse text. Explain why the DPO loss cannot see this, and name two measurements you would watch to catch it.
+# The high-learning-rate run reached a higher held-out preference accuracy than the default run, yet moved several times farther from the reference (KL per token). Explain why the DPO loss cannot see this, and name two measurements you would watch to catch it.
 
 # %% [markdown] tags=["answer:q_dpo_precompute"]
 # Why may the reference log-probs be computed once before training? Give a DPO variant or setting in which that is no longer possible.
