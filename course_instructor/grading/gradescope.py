@@ -130,7 +130,7 @@ def build_zip(
     isolation: str = "auto",
     seed: int | None = None,
     exercise_timeout: float = 20,
-    sandbox_timeout: float = 120,
+    sandbox_timeout: float | None = None,
 ) -> Path:
     """Write the autograder zip: setup.sh and run_autograder at its root, the grader, solutions/,
     course_lib, the source notebooks (which cells are graded, their points) and gradescope.json."""
@@ -337,7 +337,7 @@ def run(root: Path = Path("/autograder"), config: dict | None = None) -> dict:
             source / "notebooks" if (source / "notebooks").is_dir() else None,
             seed=config.get("seed"),
             exercise_timeout=config.get("exercise_timeout", 20),
-            sandbox_timeout=config.get("sandbox_timeout", 120),
+            sandbox_timeout=config.get("sandbox_timeout"),
             run_notebooks=False,
             quiet=False,
             isolation=iso,
@@ -399,7 +399,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--isolation", default="auto", choices=ISOLATION, help="see the module docstring")
     ap.add_argument("--seed", type=int, default=None, help="seed of the hidden cases (default fixed)")
     ap.add_argument("--exercise-timeout", type=float, default=20, help="sandbox: one exercise, s")
-    ap.add_argument("--sandbox-timeout", type=float, default=120, help="sandbox: one submission, s")
+    ap.add_argument(
+        "--sandbox-timeout",
+        type=float,
+        default=None,
+        help="optional cap on one submission's code grading, s (default: none; each exercise has its own budget)",
+    )
     args = ap.parse_args(argv)
     try:
         out = build_zip(
