@@ -197,7 +197,8 @@ class Isolation:
         ]
         if new_session:
             cmd.append("--new-session")
-        cmd += self._system()
+        # the private /tmp first, the system and site-packages binds on top: an interpreter or a
+        # .venv that lives under /tmp (a clone in /tmp) stays visible instead of being covered
         cmd += [
             "--proc",
             "/proc",
@@ -212,6 +213,7 @@ class Isolation:
             "--tmpfs",
             "/tmp",
         ]
+        cmd += self._system()
         for host, inner in (ro or {}).items():
             cmd += ["--ro-bind", host, inner]
         for host, inner in (rw or {}).items():
