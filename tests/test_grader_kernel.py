@@ -123,8 +123,12 @@ def test_forked_kernel_runs_isolated_in_the_notebook_folder(kernels):
 
 def test_interrupt_reaches_the_forked_kernel(kernels):
     km, kc, _ = kernels(warm=True)
-    msg_id = kc.execute("while True:\n    pass")
-    time.sleep(1.0)
+    msg_id = kc.execute("print('looping', flush=True)\nwhile True:\n    pass")
+    t_end = time.time() + 60  # interrupt only once the loop runs (a loaded machine starts it late)
+    while time.time() < t_end:
+        m = kc.get_iopub_msg(timeout=t_end - time.time())
+        if m["msg_type"] == "stream" and "looping" in m["content"]["text"]:
+            break
     km.interrupt_kernel()
     reply = kc.get_shell_msg(timeout=20)
     assert reply["parent_header"]["msg_id"] == msg_id
