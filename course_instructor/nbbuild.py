@@ -191,7 +191,7 @@ def unit_line(unit: str) -> str | None:
             f"{len(exs)} exercises, {sum(e.points for e in exs)} points"
             + (f", about {minutes} min of work" if minutes and all(e.minutes for e in exs) else "")
         )
-    if unit in exercises.UNIT_SECONDS:
+    if exercises.UNIT_SECONDS.get(unit) is not None:
         parts.append(
             f"the notebook runs in about {exercises.UNIT_SECONDS[unit]} s on 2 CPU cores (tiny profile)"
         )
@@ -208,7 +208,7 @@ def metadata_table() -> str:
         calls = ", ".join(f"{exercises.get(n).number} `{n}`" for n in ex.requires or ()) or "—"
         stars = "\u2605" * ex.difficulty + "\u2606" * (3 - ex.difficulty) if ex.difficulty else "?"
         rows.append(f"| {ex.number} | `{ex.name}` | {ex.points} | {stars} | {ex.minutes or '?'} | {calls} |")
-    seconds = ", ".join(f"{u} {s} s" for u, s in sorted(exercises.UNIT_SECONDS.items()))
+    seconds = ", ".join(f"{u} {s} s" for u, s in sorted(exercises.UNIT_SECONDS.items()) if s is not None)
     return "\n".join(rows) + f"\n\nWhole notebook on 2 CPU cores (tiny profile, quick preset): {seconds}.\n"
 
 

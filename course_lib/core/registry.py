@@ -130,7 +130,18 @@ BY_NAME = {e.name: e for e in EXERCISES}
 
 # Seconds of one whole unit notebook, training included, on 2 CPU cores (tiny profile, quick
 # preset): README "What `course run` measured" (one `course run` in order on the 2-core machine).
-UNIT_SECONDS = {"01": 14, "02": 13, "03": 16, "04": 16, "05": 93, "06": 79, "07": 91, "08": 12}
+# None: not measured yet (unit 09's start model, assets/tiny_reason, is not shipped: issue 16).
+UNIT_SECONDS: dict[str, int | None] = {
+    "01": 14,
+    "02": 13,
+    "03": 16,
+    "04": 16,
+    "05": 93,
+    "06": 79,
+    "07": 91,
+    "08": 12,
+    "09": None,
+}
 
 
 def get(name: str) -> Exercise:
