@@ -276,8 +276,11 @@ print(f"{len(history)} PPO steps in {train_seconds:.0f} s")
 # ### What to look for in the curves
 #
 # * **reward** goes up — the policy learns what the sentiment scorer likes;
-# * **KL to the reference** grows slowly and then levels off, held by the penalty $\beta$;
-# * **entropy** falls a little (the policy commits) but should not collapse to 0;
+# * **KL to the reference** rises as soon as the policy moves (within a few steps here) and is then
+#   held near the controller's target: $\beta$ grows while the KL is above it and shrinks below it,
+#   so expect bumps, not a smooth curve;
+# * **entropy** must not collapse to 0 (a policy that always writes the same words); with the
+#   entropy bonus of this configuration it can even end *above* where it started;
 # * **clip fraction** stays small (a few to ~20 %): the updates are proximal. Much larger means
 #   the learning rate or the number of epochs is too high;
 # * **value loss** falls as the critic learns the returns (and jumps when the rewards change).
