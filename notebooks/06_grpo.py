@@ -141,12 +141,12 @@ plt.show()
 #
 # Reward = VADER's positive probability of the completion (`rewards.sentiment_reward`, unit 01).
 # We use `scale_rewards="none"` (why: see the ablation below), $\beta = 0.05$ and learning rate 7e-4
-# (with 1e-3 and $\beta = 0.04$ one seed in three lost 23 % of its distinct-2: `course seeds`).
+# (with 1e-3 and $\beta = 0.04$ one seed in three lost 23 % of its distinct-2 in the instructor's `course seeds`).
 
 # %%
 sent_cfg = grpo_config("sentiment", max_steps=STEPS)
 print(sent_cfg)
-# measure the start, train a copy of it, measure again (`course seeds` runs this same call for other seeds)
+# measure the start, train a copy of it, measure again (the instructor's `course seeds` runs this same call for other seeds)
 main = grpo_trainer.headline_run(sent_cfg, profile, start=(base_model, tokenizer), n_eval=N_EVAL)
 sent, sent_before, sent_after = main.run, main.before, main.after
 print(f"trained {len(sent.history)} steps in {sent.seconds:.1f}s")

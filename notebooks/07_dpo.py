@@ -181,7 +181,7 @@ if FAST:
 print(config)
 
 # %% [markdown]
-# The main run is one call (`course seeds` makes the same call with other seeds): the reference
+# The main run is one call (the instructor's `course seeds` makes the same call with other seeds): the reference
 # log-probs of every pair (once), samples before, training (held-out accuracy every
 # `max_steps // 12` steps), held-out accuracy and samples after.
 

@@ -26,7 +26,7 @@
 #
 # * **the task**: add three or four two-digit numbers ("What is 37 + 85 + 12?"). A scratchpad of
 #   running sums (`37+85=122, 122+12=134`) makes it easy; the whole sum "in the head" is hard;
-# * **the start model** (`assets/tiny_reason`, rebuilt by `course build-tiny --reasoning`) was
+# * **the start model** (`assets/tiny_reason`, rebuilt by the instructor's `course build-tiny --reasoning`) was
 #   pretrained on a *mix*: sometimes a scratchpad, often a direct guess, sometimes a broken format.
 #   Right answers are **reachable** but rare — exactly the situation RL needs;
 # * **the reward** is verifiable: exact match of the answer + a small bonus for the format.
