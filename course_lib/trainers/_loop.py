@@ -166,11 +166,11 @@ def check_schedule(cls_name: str, kind: str) -> None:
         raise ValueError(f"{cls_name}: lr_scheduler_type must be one of {LR_SCHEDULES}, got {kind!r}")
 
 
-def check_config(config) -> None:
-    """ValueError naming the field unless max_steps / per_device_train_batch_size are >= 1 and
-    lr_scheduler_type is one of :data:`LR_SCHEDULES` (for the configs that have them)."""
+def check_config(config, fields: tuple[str, ...] = ("max_steps", "per_device_train_batch_size")) -> None:
+    """ValueError naming the field unless each of `fields` that the config has (and is not None)
+    is >= 1 and lr_scheduler_type is one of :data:`LR_SCHEDULES`."""
     name = type(config).__name__
-    for key in ("max_steps", "per_device_train_batch_size"):
+    for key in fields:
         value = getattr(config, key, None)
         if value is not None and value < 1:
             raise ValueError(f"{name}: {key} must be >= 1, got {value}")

@@ -116,11 +116,7 @@ class GRPOConfig:
             )
         if self.num_iterations < 1:
             raise ValueError(f"GRPOConfig.num_iterations must be >= 1, got {self.num_iterations}")
-        _loop.check_schedule("GRPOConfig", self.lr_scheduler_type)
-        for name in ("max_steps", "prompts_per_step", "max_completion_length"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                raise ValueError(f"GRPOConfig.{name} must be >= 1, got {v}")
+        _loop.check_config(self, ("max_steps", "prompts_per_step", "max_completion_length"))
 
     @classmethod
     def from_profile(

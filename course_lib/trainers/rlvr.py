@@ -119,11 +119,7 @@ class RLVRConfig:
             raise ValueError(f"RLVRConfig.num_iterations must be >= 1, got {self.num_iterations}")
         if self.eps_low < 0 or self.eps_high < 0:
             raise ValueError(f"RLVRConfig: eps_low/eps_high must be >= 0, got {self.eps_low}/{self.eps_high}")
-        _loop.check_schedule("RLVRConfig", self.lr_scheduler_type)
-        for name in ("max_steps", "prompts_per_step", "max_completion_length"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                raise ValueError(f"RLVRConfig.{name} must be >= 1, got {v}")
+        _loop.check_config(self, ("max_steps", "prompts_per_step", "max_completion_length"))
 
     @classmethod
     def from_profile(
