@@ -198,14 +198,24 @@ def lr_schedule(optimizer, kind: str, warmup_steps: int, max_steps: int, warmup_
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def optimizer_and_schedule(model: torch.nn.Module, config):
-    """``(AdamW, LambdaLR)`` of the supervised loops (SFT, reward model): AdamW over every
-    parameter with ``config.learning_rate`` and ``config.weight_decay``, and :func:`lr_schedule`
-    with ``config.lr_scheduler_type``, ``warmup_steps`` and ``max_steps``."""
+def optimizer_and_schedule(
+    model: torch.nn.Module, config, total_steps: int | None = None, warmup_offset: int = 0
+):
+    """``(AdamW, LambdaLR)``: AdamW over every parameter with ``config.learning_rate`` and
+    ``config.weight_decay``, and :func:`lr_schedule` with ``config.lr_scheduler_type`` and
+    ``warmup_steps`` over `total_steps` optimizer updates (default ``config.max_steps``; GRPO
+    and RLVR pass ``max_steps * num_iterations`` and ``warmup_offset=1``)."""
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
-    return optimizer, lr_schedule(optimizer, config.lr_scheduler_type, config.warmup_steps, config.max_steps)
+    schedule = lr_schedule(
+        optimizer,
+        config.lr_scheduler_type,
+        config.warmup_steps,
+        config.max_steps if total_steps is None else total_steps,
+        warmup_offset=warmup_offset,
+    )
+    return optimizer, schedule
 
 
 def check_columns(dataset, columns: Sequence[str], who: str) -> None:

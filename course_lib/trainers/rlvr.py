@@ -282,13 +282,8 @@ def train(
         len(rows), cfg.prompts_per_step, random.Random(cfg.seed), keep_remainder=True
     )
     eps_low, eps_high = (cfg.eps_low, cfg.eps_high) if cfg.clip else (math.inf, math.inf)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    scheduler = _loop.lr_schedule(
-        optimizer,
-        cfg.lr_scheduler_type,
-        cfg.warmup_steps,
-        cfg.max_steps * cfg.num_iterations,
-        warmup_offset=1,
+    optimizer, scheduler = _loop.optimizer_and_schedule(
+        model, cfg, cfg.max_steps * cfg.num_iterations, warmup_offset=1
     )
     G, history = cfg.num_generations, []
     t_start, eval_seconds = time.perf_counter(), 0.0
