@@ -313,6 +313,9 @@ def test_autograde_with_nbgrader_notebooks(fixture_course, tmp_path):
     assert code_points(g["hang_at_import"]) == {**POINTS, "combine_rewards": 0.0}
     secs = {r["student_id"]: r["seconds"] for r in results}
     assert secs["solved"] < 90 and secs["hang_at_import"] < 150, secs
+    # only the hang is the grader's trouble (a notebook group with no notebook starts no nbgrader)
+    failures = {r["student_id"]: r["grader_failures"] for r in results}
+    assert failures["solved"] == failures["vandal"] == [], failures
     # the gradebook holds the grader's scores, not the kernel's
     with Gradebook(f"sqlite:///{out / 'nbgrader' / 'gradebook.db'}", "rl-posttraining") as gb:
         assert gb.find_grade("test_kl_estimate", "02_fixture", "exercises", "solved").score == 3.0

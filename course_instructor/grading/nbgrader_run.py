@@ -20,6 +20,7 @@ launcher starts each kernel in its own sandbox.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import shutil
@@ -244,7 +245,9 @@ class NbgraderAutograde:
     """`nbgrader autograde` of one student, started in the background, bounded in time by wait().
 
     With jobs > 1 the notebooks are split into `jobs` groups (``--notebook`` patterns) graded by
-    concurrent nbgrader processes, each with its own kernel. The caller has already laid out
+    concurrent nbgrader processes, each with its own kernel; a group none of the submitted
+    notebooks falls in gets no process (nbgrader would only start, match nothing and fail with
+    "No notebooks were matched", a false grader-side failure). The caller has already laid out
     autograded/<sid>/ (the student's course_lib), created the student and the submission in the
     gradebook and started the submission's kernels, so the processes share no set-up step.
     """
@@ -254,6 +257,9 @@ class NbgraderAutograde:
         env = kernels.env(nbgrader_env(root))
         base = [sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, f"--student={sid}", "--force"]
         groups = notebook_groups(jobs)
+        if len(groups) > 1:
+            names = [p.name for p in (root / "submitted" / sid / ASSIGNMENT).glob("*.ipynb")]
+            groups = [g for g in groups if fnmatch.filter(names, f"{g}.ipynb")] or groups[:1]
         self.started = time.time()
         self.procs = []
         for k, pattern in enumerate(groups):
