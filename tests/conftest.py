@@ -138,3 +138,47 @@ def run_notebook(tmp_path_factory, session_checkpoints, gpu_standins):
         return cache[key]
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def nbgrader_batch(tmp_path_factory):
+    """ONE `course autograde` batch through nbgrader (notebook kernels, ~15 s per submission) on
+    the fixture notebook, shared by the tests that need notebook kernels: test_autograde's
+    submissions (solved, vandal, hang_at_import) and test_attacks' kernel attacker (graded after
+    `solved`, whose files it attacks). ``{"out", "results": {student_id: result}, "before",
+    "after"}``; before/after are the instructor files' hashes around the batch."""
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    sys.path.insert(0, str(here / "fixtures"))
+    import fixture_notebook
+    import submissions as S
+    import test_attacks
+    import test_autograde
+
+    from course_instructor import release
+    from course_instructor.grading import autograde
+
+    d = tmp_path_factory.mktemp("nbgrader_batch")
+    fixture_notebook.build(d / "src" / "02_fixture.ipynb")
+    released = release.generate(d / "ex", d / "src")
+    subs, out = d / "subs", d / "out"
+    test_autograde.nbgrader_submissions(subs, released)
+    test_attacks.kernel_attacker(subs, released, out, victim="solved")
+    before = S.instructor_hashes()
+    results = autograde.autograde(
+        subs,
+        out,
+        source_dir=d / "src",
+        cell_timeout=5,  # hang_at_import waits it out in its four course_lib cells (others: < 1 s)
+        notebook_timeout=60,
+        exercise_timeout=8,
+        sandbox_timeout=40,
+    )
+    return {
+        "out": out,
+        "results": {r["student_id"]: r for r in results},
+        "before": before,
+        "after": S.instructor_hashes(),
+    }

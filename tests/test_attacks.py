@@ -6,7 +6,8 @@ graded in bounded time, instructor files byte-identical, no file planted, other 
 untouched.
 
 Two batches (CI time): most attacks go through the sandboxed function runs (``run_notebooks=False``,
-seconds per submission); a few go through the full nbgrader path (notebook kernels). Add every
+seconds per submission); a few go through the full nbgrader path (notebook kernels), in the
+nbgrader batch shared with tests/test_autograde.py (conftest's `nbgrader_batch`). Add every
 new idea as one more entry of ATTACKS / KERNEL_ATTACK.
 """
 
@@ -494,16 +495,15 @@ display(HTML("<img src=x onerror=alert(1)>"))
 """
 
 
-@pytest.mark.slow
-def test_kernel_attacks_through_nbgrader(fixture_course, tmp_path):
-    from nbgrader.api import Gradebook
+KERNEL_ATTACKER = "z_kernel_attacker"
 
-    from course_instructor.grading import autograde
 
-    src, released = fixture_course
-    subs, out = tmp_path / "subs", tmp_path / "out"
-    S.make_submission(subs / "a_honest", released, solved="all")
-    other = out / "nbgrader" / "autograded" / "a_honest" / "exercises" / "course_lib" / "kl.py"
+def kernel_attacker(subs: Path, released: list[Path], out: Path, victim: str) -> None:
+    """This file's submission of the shared nbgrader batch (conftest's `nbgrader_batch`, output
+    folder `out`): KERNEL_ATTACK as the first code cell, stubs otherwise; it attacks the files of
+    `victim`, an honest student graded before it (its id sorts first)."""
+    other = out / "nbgrader" / "autograded" / victim / "exercises" / "course_lib" / "kl.py"
+    assert victim < KERNEL_ATTACKER, "the victim must be graded first"
 
     def add_attack(path: Path):
         nb = nbformat.read(str(path), as_version=4)
@@ -511,20 +511,20 @@ def test_kernel_attacks_through_nbgrader(fixture_course, tmp_path):
         nb.cells.insert(1, nbformat.v4.new_code_cell(code.replace("OTHER", repr(str(other)))))
         nbformat.write(nb, str(path))
 
-    S.make_submission(subs / "b_kernel_attacker", released, notebook_edit=add_attack)
-    before = S.instructor_hashes()
-    results = {
-        r["student_id"]: r
-        for r in autograde.autograde(
-            subs, out, source_dir=src, cell_timeout=20, notebook_timeout=90, quiet=True
-        )
-    }
-    assert S.instructor_hashes() == before and not _no_planted_files()
+    S.make_submission(subs / KERNEL_ATTACKER, released, notebook_edit=add_attack)
+
+
+@pytest.mark.slow
+def test_kernel_attacks_through_nbgrader(nbgrader_batch):
+    from nbgrader.api import Gradebook
+
+    out, results = nbgrader_batch["out"], nbgrader_batch["results"]
+    assert nbgrader_batch["after"] == nbgrader_batch["before"] and not _no_planted_files()
     g = _grades(out)
-    assert g["a_honest"] == POINTS and g["b_kernel_attacker"] == {k: 0.0 for k in POINTS}
-    assert results["b_kernel_attacker"]["seconds"] < 90
+    assert g["solved"] == POINTS and g[KERNEL_ATTACKER] == {k: 0.0 for k in POINTS}
+    assert results[KERNEL_ATTACKER]["seconds"] < 90
     executed = nbformat.read(
-        str(out / "nbgrader" / "autograded" / "b_kernel_attacker" / "exercises" / "02_fixture.ipynb"),
+        str(out / "nbgrader" / "autograded" / KERNEL_ATTACKER / "exercises" / "02_fixture.ipynb"),
         as_version=4,
     )
     lines = [
@@ -552,8 +552,8 @@ def test_kernel_attacks_through_nbgrader(fixture_course, tmp_path):
     assert planted == "DONE" and not _no_planted_files()
     assert "DONE" not in tries.values(), tries
     with Gradebook(f"sqlite:///{out / 'nbgrader' / 'gradebook.db'}", "rl-posttraining") as gb:
-        assert gb.find_grade("test_kl_estimate", "02_fixture", "exercises", "a_honest").score == 3.0
+        assert gb.find_grade("test_kl_estimate", "02_fixture", "exercises", "solved").score == 3.0
     # feedback escapes what the student printed
-    html = (out / "feedback" / "b_kernel_attacker" / "02_fixture.html").read_text()
+    html = (out / "feedback" / KERNEL_ATTACKER / "02_fixture.html").read_text()
     assert "&lt;script&gt;alert(&#x27;feedback&#x27;)" in html
     assert "<script>alert" not in html and "<img src=x" not in html

@@ -3,7 +3,8 @@
 combine_rewards 2 pts, one written answer 2 pts).
 
 Many hostile / broken submissions are graded in ONE batch with the notebooks skipped (the code
-points never depend on them); a second, slower batch also runs nbgrader's notebook execution."""
+points never depend on them); a second, slower batch also runs nbgrader's notebook execution
+(conftest's `nbgrader_batch`, shared with test_attacks' kernel attacker)."""
 
 from __future__ import annotations
 
@@ -269,14 +270,8 @@ def test_feedback_has_no_hidden_tests(hostile_batch):
 
 
 # --- the full path: nbgrader executes the notebooks too ------------------------------------------
-@pytest.mark.slow
-def test_autograde_with_nbgrader_notebooks(fixture_course, tmp_path):
-    from nbgrader.api import Gradebook
-
-    from course_instructor.grading import autograde
-
-    src, released = fixture_course
-    subs = tmp_path / "subs"
+def nbgrader_submissions(subs: Path, released: list[Path]) -> None:
+    """This file's submissions of the shared nbgrader batch (conftest's `nbgrader_batch`)."""
     S.make_submission(subs / "solved", released, solved="all")
 
     def vandalize(path: Path):  # edit one locked test cell, delete another
@@ -295,26 +290,22 @@ def test_autograde_with_nbgrader_notebooks(fixture_course, tmp_path):
     S.make_submission(
         subs / "hang_at_import", released, solved=SOLVED, overrides={"rewards": "while True:\n    pass"}
     )
-    out = tmp_path / "out"
-    before = repo_hashes()
-    results = autograde.autograde(
-        subs,
-        out,
-        source_dir=src,
-        cell_timeout=5,  # each of the four cells that import course_lib hangs this long (others: < 0.5 s)
-        notebook_timeout=60,
-        exercise_timeout=8,
-        sandbox_timeout=40,
-    )
-    assert repo_hashes() == before
+
+
+@pytest.mark.slow
+def test_autograde_with_nbgrader_notebooks(nbgrader_batch):
+    from nbgrader.api import Gradebook
+
+    out, results = nbgrader_batch["out"], nbgrader_batch["results"]
+    assert nbgrader_batch["after"] == nbgrader_batch["before"]
     g = read_grades(out)
     assert code_points(g["solved"]) == POINTS
     assert code_points(g["vandal"]) == {k: 0.0 for k in POINTS}
     assert code_points(g["hang_at_import"]) == {**POINTS, "combine_rewards": 0.0}
-    secs = {r["student_id"]: r["seconds"] for r in results}
+    secs = {sid: r["seconds"] for sid, r in results.items()}
     assert secs["solved"] < 90 and secs["hang_at_import"] < 150, secs
     # only the hang is the grader's trouble (a notebook group with no notebook starts no nbgrader)
-    failures = {r["student_id"]: r["grader_failures"] for r in results}
+    failures = {sid: r["grader_failures"] for sid, r in results.items()}
     assert failures["solved"] == failures["vandal"] == [], failures
     # the gradebook holds the grader's scores, not the kernel's
     with Gradebook(f"sqlite:///{out / 'nbgrader' / 'gradebook.db'}", "rl-posttraining") as gb:
