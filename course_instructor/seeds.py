@@ -129,9 +129,9 @@ def run_unit(unit: str, seed: int, profile=None, preset: str | None = None, **ov
         from course_lib.trainers import dpo as T
 
         config = T.DPOConfig.from_profile(profile, preset, seed=seed, **overrides)
-        model, tok, _ = T.start_model(profile)
+        model, tok, start = T.start_model(profile)
         reference = frozen_copy(model)
-        data = T.headline_data(model, tok, profile)
+        data = headline_data_once(T, model, tok, profile, start)
         h = T.headline_run(config, model, reference, tok, data, profile, show_progress=False)
         metrics = {"preference_accuracy": _pair(h.ref_preference, h.final["accuracy"])}
         for k in ("positive_fraction", "distinct_2", "kl_to_ref"):
@@ -149,6 +149,28 @@ def run_unit(unit: str, seed: int, profile=None, preset: str | None = None, **ov
         "config": cfg,
         "history": curve,  # a few keys per step, to see how a run that misses a bar got there
     }
+
+
+_DPO_DATA: dict = {}
+
+
+def _fingerprint(path: str) -> tuple:
+    """(name, size, mtime) of the files of a checkpoint folder (or file): changes when it is rewritten."""
+    p = Path(path)
+    files = sorted(p.iterdir()) if p.is_dir() else [p] if p.exists() else []
+    return tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file())
+
+
+def headline_data_once(T, model, tokenizer, profile, start: str):
+    """Notebook 07's pairs (``dpo.headline_data``) for the start model at `start`, built once per
+    process and shared by every seed's run: they are drawn with their own seeded generator (not
+    the global RNG, not the run's seed), so each seed would build the same pairs again (about 7 s
+    on 2 cores). A rewritten checkpoint, another profile or another COURSE_PRESET builds anew."""
+    key = (str(start), _fingerprint(start), repr(profile), os.environ.get("COURSE_PRESET"))
+    if key not in _DPO_DATA:
+        _DPO_DATA.clear()
+        _DPO_DATA[key] = T.headline_data(model, tokenizer, profile)
+    return _DPO_DATA[key]
 
 
 def judge(unit: str, run: dict) -> dict:

@@ -172,6 +172,30 @@ def test_bad_arguments_exit_2_with_the_reason(argv, message, capsys, tmp_path):
     assert message in capsys.readouterr().err
 
 
+def test_dpo_pairs_are_built_once_per_start_checkpoint(tmp_path, monkeypatch):
+    """`course seeds` builds notebook 07's pairs once per start checkpoint (every seed's run gets
+    the same pairs: they come from their own seeded generators, the global RNG is untouched --
+    checked when this was written, 2 x headline_data equal; too slow to repeat here) and anew when
+    the checkpoint changes."""
+    calls = []
+
+    class T:
+        @staticmethod
+        def headline_data(model, tokenizer, profile):
+            calls.append(model)
+            return object()
+
+    ck = tmp_path / "sft"
+    ck.mkdir()
+    (ck / "model.safetensors").write_bytes(b"1")
+    monkeypatch.setattr(seeds, "_DPO_DATA", {})
+    first = seeds.headline_data_once(T, "seed 1", None, "tiny", str(ck))
+    assert seeds.headline_data_once(T, "seed 2", None, "tiny", str(ck)) is first and calls == ["seed 1"]
+    (ck / "model.safetensors").write_bytes(b"22")  # the checkpoint was rewritten
+    assert seeds.headline_data_once(T, "seed 3", None, "tiny", str(ck)) is not first
+    assert calls == ["seed 1", "seed 3"]
+
+
 # --------------------------------------------------------------------------- the bars, seeds 1 and 2
 @pytest.fixture(scope="module")
 def sft_start(session_checkpoints):
