@@ -1,7 +1,8 @@
-"""`course seeds`: the main training runs of units 05 (PPO), 06 (GRPO, sentiment) and 07 (DPO) for
-several seeds, measured against the units' bars -- the worst seed must meet them (issue 20).
+"""`course seeds`: the main training runs of units 05 (PPO), 06 (GRPO, sentiment), 07 (DPO) and 09
+(RLVR, from ``assets/tiny_reason``) for several seeds, measured against the units' bars -- the
+worst seed must meet them (issue 20).
 
-    course seeds                                     # seeds 0,1,2, units 05,06,07, tiny + quick -> runs/seeds
+    course seeds                                     # seeds 0,1,2, units 05,06,07,09, tiny + quick -> runs/seeds
     course seeds --seeds 1,2 --units 05 --out runs/seeds
     course seeds --impl alt                          # a numerically different PPO/GRPO (float64 inside)
 
@@ -39,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-UNITS = ("05", "06", "07")
+UNITS = ("05", "06", "07", "09")
 IMPLS = ("solutions", "alt")
 
 
@@ -63,6 +64,10 @@ class Bar:
             return m["kl_to_ref"]["after"]
         if self.name == "preference_accuracy":
             return m["preference_accuracy"]["after"]
+        if self.name == "accuracy_gain":
+            return m["heldout_accuracy"]["after"] - m["heldout_accuracy"]["before"]
+        if self.name == "format_rate":
+            return m["format_rate"]["after"]
         raise KeyError(self.name)
 
     def met(self, v: float) -> bool:
@@ -88,11 +93,15 @@ BARS: dict[str, tuple[Bar, ...]] = {
         Bar("distinct_2_change", "distinct-2 change within 20 %", 0.20, False),
         Bar("kl", "KL to reference <= 0.5 nats/token", 0.5, False),
     ),
+    "09": (
+        Bar("accuracy_gain", "held-out accuracy gain >= +0.30", 0.30, True),
+        Bar("format_rate", "format rate >= 0.95", 0.95, True),
+    ),
 }
-"""The bars of each unit (notebooks 05-07 state them; tests/test_unit0N.py assert them for seed 0).
+"""The bars of each unit (notebooks 05-07 and 09 state them; tests/test_unit0N.py assert them for seed 0).
 A run that raises or ends with a non-finite metric has diverged and misses every bar."""
 
-NAMES = {"05": "PPO", "06": "GRPO (sentiment)", "07": "DPO"}
+NAMES = {"05": "PPO", "06": "GRPO (sentiment)", "07": "DPO", "09": "RLVR (R1-zero addition)"}
 
 
 # --------------------------------------------------------------------------- one run
@@ -136,6 +145,16 @@ def run_unit(unit: str, seed: int, profile=None, preset: str | None = None, **ov
         metrics = {"preference_accuracy": _pair(h.ref_preference, h.final["accuracy"])}
         for k in ("positive_fraction", "distinct_2", "kl_to_ref"):
             metrics[k] = _pair(h.before[k], h.after[k])
+    elif unit == "09":
+        from course_lib.trainers import rlvr as T
+
+        config = T.RLVRConfig.from_profile(profile, preset, seed=seed, **overrides)
+        h = T.headline_run(config, profile, show_progress=False)
+        metrics = {
+            k: _pair(h.before[b], h.after[b])
+            for k, b in (("heldout_accuracy", "accuracy"), ("format_rate", "format_rate"))
+        }
+        metrics["response_length"] = _pair(h.before["response_length"], h.after["response_length"])
     else:
         raise ValueError(f"course seeds: unit must be one of {UNITS}, got {unit!r}")
     cfg = {k: v for k, v in dataclasses.asdict(config).items() if isinstance(v, (int, float, str, bool))}
@@ -218,7 +237,7 @@ def _fmt_metric(m: dict | None) -> str:
 def _fmt_bar(name: str, v: float) -> str:
     if not math.isfinite(v):
         return "diverged"
-    if name == "positive_gain":
+    if name in ("positive_gain", "accuracy_gain"):
         return f"{v * 100:+.0f} pts"
     if name == "distinct_2_change":
         return f"{v * 100:.0f} %"
@@ -315,7 +334,7 @@ def parse_list(text: str, what: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="course seeds", description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
-    ap.add_argument("--units", default=",".join(UNITS), help="comma-separated, of 05,06,07 (default all)")
+    ap.add_argument("--units", default=",".join(UNITS), help="comma-separated, of 05,06,07,09 (default all)")
     ap.add_argument("--impl", choices=IMPLS, default="solutions", help="exercise implementation")
     ap.add_argument("--profile", choices=["tiny", "gpu"], default="tiny")
     ap.add_argument("--preset", choices=["quick", "medium", "full"], default="quick")
@@ -348,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     profile = get_profile(args.profile)
     activate(args.impl)
-    print("start:", ensure_start(profile, args.preset), flush=True)
+    if set(units) - {"09"}:  # 05-07 start from the unit-03 SFT checkpoint; 09 from assets/tiny_reason
+        print("start:", ensure_start(profile, args.preset), flush=True)
     failed = False
     for unit in units:
         for seed in seeds:

@@ -29,7 +29,7 @@ from course_lib.core.config import ASSET_DIR
 from course_lib.core.utils import progress, seed_everything
 
 EOS, PAD = "<|endoftext|>", "<|pad|>"
-REASON_STEPS, REASON_DOCUMENTS = 2000, 50_000  # `course build-tiny --reasoning` (unit 09)
+REASON_STEPS, REASON_DOCUMENTS, REASON_BATCH = 2000, 50_000, 32  # `course build-tiny --reasoning` (unit 09)
 
 
 def train_tokenizer(docs: list[str], vocab_size: int = 3000):
@@ -82,6 +82,19 @@ def make_model(vocab_size: int, eos_id: int, pad_id: int, n_layer=4, n_embd=128,
     return GPT2LMHeadModel(cfg)
 
 
+def rows(docs: list[str], tok) -> torch.Tensor:
+    """One document per row, EOS-terminated, right-padded with the pad id: [N, longest + 1].
+
+    Unpacked rows keep every document at position 0, as a prompt is when the model is sampled,
+    so copying a number from the question is a lookup at a fixed offset (unit 09 needs this:
+    packed chunks start documents anywhere, and a 1M-parameter model then miscopies terms)."""
+    enc = tok(docs, add_special_tokens=False)["input_ids"]
+    out = torch.full((len(enc), max(map(len, enc)) + 1), tok.pad_token_id)
+    for i, ids in enumerate(enc):
+        out[i, : len(ids) + 1] = torch.tensor(ids + [tok.eos_token_id])
+    return out
+
+
 def pack(docs: list[str], tok, block: int) -> torch.Tensor:
     """Concatenate documents separated by EOS and cut into [N, block] chunks."""
     ids: list[int] = []
@@ -103,8 +116,12 @@ def build(
     threads: int | None = None,
     docs: list[str] | None = None,
     desc: str = "pretrain tiny",
+    packed: bool = True,
 ):
-    """Pretrain on `docs` (default: the synthetic corpus of ``n_documents``) and save to `out`."""
+    """Pretrain on `docs` (default: the synthetic corpus of ``n_documents``) and save to `out`.
+
+    `packed`: documents concatenated and cut into `block`-token chunks (the tiny model); else one
+    document per row (:func:`rows`), each batch trimmed to its longest row, padding not learned."""
     t0 = time.time()
     seed_everything(seed)
     if threads:
@@ -112,8 +129,9 @@ def build(
     if docs is None:
         docs = corpus.pretraining_corpus(n_documents=n_documents, seed=seed)
     tok = train_tokenizer(docs)
-    data = pack(docs, tok, block)
-    print(f"corpus: {len(docs)} documents, {data.numel()} tokens, vocab {len(tok)}")
+    data = pack(docs, tok, block) if packed else rows(docs, tok)
+    n_tokens = int((data != tok.pad_token_id).sum())
+    print(f"corpus: {len(docs)} documents, {n_tokens} tokens, vocab {len(tok)}")
     model = make_model(len(tok), tok.eos_token_id, tok.pad_token_id)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params / 1e6:.2f} M parameters")
@@ -128,7 +146,11 @@ def build(
     for step in (bar := progress(range(steps), desc=desc)):
         idx = torch.randint(0, data.shape[0], (batch_size,), generator=g)
         batch = data[idx]
-        loss = model(input_ids=batch, labels=batch).loss
+        labels = batch
+        if not packed:  # causal attention: right padding never reaches a real token; mask its loss
+            batch = batch[:, : int((batch != tok.pad_token_id).sum(1).max())]
+            labels = batch.masked_fill(batch == tok.pad_token_id, -100)
+        loss = model(input_ids=batch, labels=labels).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -145,15 +167,17 @@ def build(
     info = {
         "steps": steps,
         "batch_size": batch_size,
-        "block": block,
+        "block": block if packed else None,
+        "packed": packed,
         "lr": lr,
         "seed": seed,
         "n_documents": n_documents,
-        "tokens": int(data.numel()),
+        "tokens": n_tokens,
         "params": n_params,
         "final_loss": sum(losses[-100:]) / len(losses[-100:]),
         "build_seconds": round(time.time() - t0, 1),
         "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
     }
     (out / "build_info.json").write_text(json.dumps(info, indent=2))
     print(json.dumps(info, indent=2))
@@ -161,17 +185,31 @@ def build(
 
 
 def build_reasoning(
-    out: Path | None = None, steps: int = REASON_STEPS, n_documents: int = REASON_DOCUMENTS, seed: int = 0
+    out: Path | None = None,
+    steps: int = REASON_STEPS,
+    n_documents: int = REASON_DOCUMENTS,
+    seed: int = 0,
+    threads: int | None = None,
 ):
     """Unit 09's ``assets/tiny_reason``: the same architecture pretrained on R1-zero-style
-    addition documents (:func:`course_lib.labs.reasoning.pretraining_documents`: scratchpad,
-    direct guesses and broken formats), then its starting accuracy measured on held-out problems."""
+    addition documents (:func:`course_lib.labs.reasoning.pretraining_documents`: drills of running
+    sums, scratchpads, guessed direct answers and broken formats), one document per row (so that
+    the question's numbers sit at fixed positions: copying them is a lookup), batches of
+    :data:`REASON_BATCH` documents; then its starting accuracy measured on held-out problems."""
     from course_lib.labs import reasoning
 
     out = Path(out or reasoning.TINY_REASON_DIR)
     docs = reasoning.pretraining_documents(n_documents=n_documents, seed=seed)
     info = build(
-        out=out, steps=steps, n_documents=n_documents, seed=seed, docs=docs, desc="pretrain tiny_reason"
+        out=out,
+        steps=steps,
+        batch_size=REASON_BATCH,
+        n_documents=n_documents,
+        seed=seed,
+        threads=threads,
+        docs=docs,
+        desc="pretrain tiny_reason",
+        packed=False,
     )
     info["start"] = measure_reasoning_start(out)
     (out / "build_info.json").write_text(json.dumps(info, indent=2))
@@ -206,12 +244,13 @@ def main(argv=None):
     ap.add_argument("--out", type=Path, default=None, help="default: assets/tiny (assets/tiny_reason)")
     ap.add_argument("--steps", type=int, default=None, help=f"default 3000 ({REASON_STEPS} with --reasoning)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument(
         "--reasoning", action="store_true", help="build unit 09's assets/tiny_reason (R1-zero addition)"
     )
     args = ap.parse_args(argv)
     if args.reasoning:
-        build_reasoning(out=args.out, steps=args.steps or REASON_STEPS, seed=args.seed)
+        build_reasoning(out=args.out, steps=args.steps or REASON_STEPS, seed=args.seed, threads=args.threads)
     else:
         build(out=args.out or ASSET_DIR, steps=args.steps or 3000, seed=args.seed)
 

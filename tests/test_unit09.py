@@ -48,14 +48,15 @@ def test_notebook_structure():
 @needs_model
 def test_shipped_start_model_is_reachable_but_not_solved():
     """build_info.json of assets/tiny_reason (written by `course build-tiny --reasoning`): the
-    start is low but not zero, the format sometimes right, and the scratchpad helps."""
+    start is low but not zero, the format sometimes right, and the scratchpad helps (forced
+    scratchpad vs forced direct answer: measured on 256 held-out problems at the build)."""
     from course_lib.labs import reasoning
 
     path = reasoning.TINY_REASON_DIR / "build_info.json"
     assert path.exists(), f"{path.parent} is missing: build it with `course build-tiny --reasoning`"
     info = json.loads(path.read_text())
     start = info["start"]
-    assert 0.05 <= start["heldout_accuracy"] <= 0.4, start
+    assert 0.05 <= start["heldout_accuracy"] <= 0.5, start  # reachable; room for the +30-point bar
     assert 0.2 <= start["format_rate"] <= 0.9, start
     assert start["accuracy_forced_scratchpad"] >= start["accuracy_forced_direct"] + 0.3, start
     assert (reasoning.TINY_REASON_DIR / "model.safetensors").stat().st_size < 10e6
@@ -120,3 +121,26 @@ def test_missing_start_model_falls_back_loudly_and_course_run_skips(tmp_path, mo
     (tmp_path / "absent").mkdir()
     (tmp_path / "absent" / "config.json").write_text("{}")
     assert reasoning.start_model_shipped() and runner._not_runnable("09", "tiny") is None
+
+
+def test_build_reasoning_rows_keep_each_document_at_position_0(tmp_path):
+    """`course build-tiny --reasoning` trains on one document per row (unpacked): each row is the
+    document's tokens from position 0, then EOS, then padding that is never learned."""
+    from course_instructor import tiny_model
+    from course_lib.core.models import load_policy
+    from course_lib.labs import reasoning
+
+    docs = reasoning.pretraining_documents(n_documents=64, seed=0)
+    assert any("<think>I add them in my head.</think>" in d for d in docs)
+    assert not any(
+        reasoning.prompt(p["numbers"]) in d for p in reasoning.make_problems("heldout", 64) for d in docs
+    )
+    info = tiny_model.build(out=tmp_path, steps=2, batch_size=4, docs=docs, packed=False, desc="smoke")
+    assert info["packed"] is False and info["block"] is None and info["steps"] == 2
+    model, tok = load_policy(tmp_path, profile=None)
+    rows = tiny_model.rows(docs[:3], tok)
+    for row, doc in zip(rows.tolist(), docs[:3]):
+        ids = tok(doc, add_special_tokens=False)["input_ids"]
+        assert row[: len(ids) + 1] == ids + [tok.eos_token_id]
+        assert set(row[len(ids) + 1 :]) <= {tok.pad_token_id}
+    assert model.config.vocab_size == len(tok)

@@ -1,16 +1,17 @@
 """Unit 09's reasoning task: chained additions with an R1-zero prompt, generated deterministically.
 
-A problem adds ``n_terms`` two-digit numbers ("What is 37+85+12?"). The answer is reachable
-in two ways, and a small model is much better at one of them:
+A problem adds ``TRAIN_TERMS`` one-digit numbers ("What is 7+8+5+9?"). The answer is reachable
+in two ways, and the start model is much better at one of them:
 
-* with a **scratchpad** of running sums inside ``<think>`` -- ``<think>37+85=122, 122+12=134
-  </think><answer>134</answer>`` -- each step adds a two-digit number to the sum so far;
-* **directly** -- ``<think>I add them in my head.</think><answer>134</answer>`` -- the whole
-  sum in one go, which a 1M-parameter model rarely gets right.
+* with a **scratchpad** of running sums inside ``<think>`` -- ``<think>7+8=15, 15+5=20,
+  20+9=29</think><answer>29</answer>`` -- each step adds one digit to the sum so far;
+* **directly** -- ``<think>I add them in my head.</think><answer>29</answer>`` -- in the
+  pretraining text such answers are *guesses* (:func:`guess`: right :data:`GUESS_RIGHT` of the
+  time), as written by someone who did not work it out.
 
 ``course build-tiny --reasoning`` pretrains ``assets/tiny_reason`` on a mix of both styles plus
 badly formatted answers (:func:`pretraining_documents`), so that from the R1-zero prompt the
-model sometimes writes a scratchpad, sometimes guesses, sometimes breaks the format: correct
+model sometimes writes a scratchpad, more often guesses, sometimes breaks the format: correct
 answers are *reachable* but rare. RL with a verifiable reward (unit 09) has to find the
 scratchpad -- and the responses get longer as it does.
 
@@ -35,10 +36,13 @@ R1_ZERO_PROMPT = (
     "then answers in <answer> </answer>.\nUser: {question}\nAssistant:"
 )
 DIRECT_THOUGHT = "I add them in my head."
-TRAIN_TERMS = (3,)  # terms per problem in training and held-out problems
+TRAIN_TERMS = (4,)  # terms per problem in training and held-out problems
+TERM_RANGE = (1, 9)  # each term is drawn uniformly from this range (inclusive)
+GUESS_RIGHT = 0.15  # pretraining: how often an answer written without a scratchpad is right
 STYLES = ("scratchpad", "direct", "no_tags", "no_answer_tags", "no_think")
-# Pretraining mix (fractions of documents): correct answers are reachable (scratchpad) but rare.
-DEFAULT_MIX = {"scratchpad": 0.25, "direct": 0.4, "no_tags": 0.1, "no_answer_tags": 0.1, "no_think": 0.15}
+# Pretraining mix (fractions of question documents): correct answers are reachable (scratchpad)
+# but rare; every style but the scratchpads answers with a guess.
+DEFAULT_MIX = {"scratchpad": 0.35, "direct": 0.35, "no_tags": 0.1, "no_answer_tags": 0.1, "no_think": 0.1}
 
 
 # --------------------------------------------------------------------------- problems
@@ -71,7 +75,7 @@ def make_problems(
     seen, out = set(), []
     while len(out) < n:
         k = rng.choice(list(n_terms))
-        nums = tuple(rng.randint(10, 99) for _ in range(k))
+        nums = tuple(rng.randint(*TERM_RANGE) for _ in range(k))
         if nums in seen or is_heldout(nums) != (split == "heldout"):
             continue
         seen.add(nums)
@@ -101,7 +105,7 @@ def gsm8k_problems(split: str = "train", n: int | None = 256, profile=None) -> l
 
 # --------------------------------------------------------------------------- completions
 def scratchpad(numbers: Sequence[int]) -> str:
-    """Running sums: ``37+85=122, 122+12=134``."""
+    """Running sums: ``7+8=15, 15+5=20, 20+9=29``."""
     total, steps = numbers[0], []
     for x in numbers[1:]:
         steps.append(f"{total}+{x}={total + x}")
@@ -109,9 +113,19 @@ def scratchpad(numbers: Sequence[int]) -> str:
     return ", ".join(steps)
 
 
-def completion(numbers: Sequence[int], style: str = "scratchpad") -> str:
-    """A completion of one of the :data:`STYLES` (with a leading space, as after "Assistant:")."""
-    ans = sum(numbers)
+def guess(numbers: Sequence[int], rng: random.Random, p_right: float = GUESS_RIGHT) -> int:
+    """An answer written without working: the sum with probability `p_right`, else the sum off by
+    1-9 either way (never below 0)."""
+    total = sum(numbers)
+    if rng.random() < p_right:
+        return total
+    return max(0, total + rng.choice([d for d in range(-9, 10) if d and total + d >= 0]))
+
+
+def completion(numbers: Sequence[int], style: str = "scratchpad", answer: int | None = None) -> str:
+    """A completion of one of the :data:`STYLES` (with a leading space, as after "Assistant:"),
+    answering `answer` (default: the true sum; the scratchpad style always writes the true sum)."""
+    ans = sum(numbers) if answer is None or style == "scratchpad" else answer
     if style == "scratchpad":
         return f" <think>{scratchpad(numbers)}</think><answer>{ans}</answer>"
     if style == "direct":
@@ -130,7 +144,7 @@ def drill_document(rng: random.Random, chains: int = 4) -> str:
     skill the scratchpad needs, in the scratchpad's own notation)."""
     lines = []
     while len(lines) < chains:
-        nums = [rng.randint(10, 99) for _ in range(rng.randint(2, 5))]
+        nums = [rng.randint(*TERM_RANGE) for _ in range(rng.randint(2, 5))]
         if not is_heldout(nums):
             lines.append(scratchpad(nums))
     return "\n".join(lines)
@@ -140,7 +154,7 @@ def pretraining_documents(
     n_documents: int = 40_000,
     seed: int = 0,
     mix: dict[str, float] | None = None,
-    n_terms: Sequence[int] = (2, 3, 4),
+    n_terms: Sequence[int] = (3, 4, 5),
     drill_fraction: float = 0.25,
 ) -> list[str]:
     """Documents for ``assets/tiny_reason``: a `drill_fraction` of :func:`drill_document` (the
@@ -154,10 +168,12 @@ def pretraining_documents(
         if rng.random() < drill_fraction:
             docs.append(drill_document(rng))
             continue
-        nums = [rng.randint(10, 99) for _ in range(rng.choice(list(n_terms)))]
+        nums = [rng.randint(*TERM_RANGE) for _ in range(rng.choice(list(n_terms)))]
         if is_heldout(nums):
             continue
-        docs.append(prompt(nums) + completion(nums, rng.choices(styles, weights)[0]))
+        style = rng.choices(styles, weights)[0]
+        answer = None if style in ("scratchpad", "no_answer_tags") else guess(nums, rng)
+        docs.append(prompt(nums) + completion(nums, style, answer))
     return docs
 
 
