@@ -174,7 +174,7 @@ def _not_runnable(unit: str, profile: str) -> str | None:
         from course_lib.labs import reasoning
 
         if not reasoning.start_model_shipped():
-            return "its start model assets/tiny_reason is not built yet (course build-tiny --reasoning)"
+            return "its start model assets/tiny_reason is missing (course build-tiny --reasoning)"
     return None
 
 

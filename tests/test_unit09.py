@@ -16,12 +16,6 @@ ROOT = Path(__file__).resolve().parents[1]
 NB = ROOT / "notebooks" / "09_reasoning_rlvr.ipynb"
 from course_lib.labs.reasoning import TINY_REASON_DIR  # noqa: E402
 
-# The start model is built by `course build-tiny --reasoning`; until it ships, the tests that
-# need it are skipped with this reason (shown by -ra), never passed vacuously.
-needs_model = pytest.mark.skipif(
-    not (TINY_REASON_DIR / "model.safetensors").exists(),
-    reason="assets/tiny_reason not built yet (course build-tiny --reasoning)",
-)
 FIGURES = ("09_task", "09_clip_higher", "09_main_curves", "09_ablations", "09_ablation_length")
 
 
@@ -45,7 +39,6 @@ def test_notebook_structure():
         assert f'"{fig}"' in src, fig
 
 
-@needs_model
 def test_shipped_start_model_is_reachable_but_not_solved():
     """build_info.json of assets/tiny_reason (written by `course build-tiny --reasoning`): the
     start is low but not zero, the format sometimes right, and the scratchpad helps (forced
@@ -62,7 +55,6 @@ def test_shipped_start_model_is_reachable_but_not_solved():
     assert (reasoning.TINY_REASON_DIR / "model.safetensors").stat().st_size < 10e6
 
 
-@needs_model
 @pytest.mark.notebook
 def test_notebook_meets_the_bars(run_notebook):
     run = run_notebook("09")
@@ -83,7 +75,6 @@ def test_notebook_gpu_path_on_standins(run_notebook):
     assert (run.dir / "ckpt" / "rlvr_gsm8k" / "config.json").exists()
 
 
-@needs_model
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_other_seeds_meet_the_bars(seed):
@@ -103,17 +94,25 @@ def test_other_seeds_meet_the_bars(seed):
     assert h.after["format_rate"] >= 0.95, h.after
 
 
+def test_start_model_ships_with_the_package():
+    """assets/tiny_reason is committed and in the package data (students' installs get it)."""
+    assert (TINY_REASON_DIR / "model.safetensors").is_file() and (
+        TINY_REASON_DIR / "tokenizer.json"
+    ).is_file()
+    assert '"assets/tiny_reason/*"' in (ROOT / "pyproject.toml").read_text()
+
+
 def test_missing_start_model_falls_back_loudly_and_course_run_skips(tmp_path, monkeypatch):
-    """Until assets/tiny_reason ships: the notebook runs on the general tiny model with a NOTE
-    (students and the grader are never stopped by a missing file), and `course run` skips unit 09
-    with the reason instead of reporting numbers that mean nothing."""
+    """If assets/tiny_reason is missing (a damaged install): the notebook runs on the general tiny
+    model with a NOTE (students and the grader are never stopped by a missing file), and `course
+    run` skips unit 09 with the reason instead of reporting numbers that mean nothing."""
     from course_instructor import runner
     from course_lib.core.config import get_profile
     from course_lib.labs import reasoning
 
     monkeypatch.setattr(reasoning, "TINY_REASON_DIR", tmp_path / "absent")
     assert not reasoning.start_model_shipped()
-    with pytest.warns(UserWarning, match="not shipped"):
+    with pytest.warns(UserWarning, match="is missing from this installation"):
         model, tok = reasoning.load_start_model(profile=get_profile("tiny"))
     assert model.config.vocab_size == len(tok)
     assert "build-tiny --reasoning" in runner._not_runnable("09", "tiny")

@@ -265,8 +265,9 @@ def scratchpad_gap(model, tokenizer, problems: Sequence[dict], seed: int = 0, **
 
 
 START_MODEL_MISSING = (
-    "unit 09's start model (course_lib/assets/tiny_reason) is not shipped in this version of the course "
-    "yet (the instructor builds it with `course build-tiny --reasoning`). This run falls back to the "
+    "unit 09's start model (course_lib/assets/tiny_reason) is missing from this installation (it "
+    "ships with the course; reinstall it, or the instructor rebuilds it with `course build-tiny "
+    "--reasoning`). This run falls back to the "
     "general tiny model, which has never seen the task: expect the format to be learned, not the "
     "answers, and numbers that do not match the text. Exercises 9.1-9.5 and their checks do not "
     "need the model."
@@ -282,7 +283,7 @@ def load_start_model(path: str | Path | None = None, profile=None):
     """(model, tokenizer) unit 09 starts from: `path`, else ``assets/tiny_reason`` on the tiny
     profile, else the gpu profile's ``extra["reasoning_model"]`` (a small instruct model).
 
-    While ``assets/tiny_reason`` is not shipped, the tiny profile falls back to the general tiny
+    If ``assets/tiny_reason`` is missing (a damaged install), the tiny profile falls back to the general tiny
     model and says so loudly (:data:`START_MODEL_MISSING`), so that the notebook still runs."""
     import warnings
 
