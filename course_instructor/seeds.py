@@ -150,11 +150,12 @@ def run_unit(unit: str, seed: int, profile=None, preset: str | None = None, **ov
 
         config = T.RLVRConfig.from_profile(profile, preset, seed=seed, **overrides)
         h = T.headline_run(config, profile, show_progress=False)
-        metrics = {
-            k: _pair(h.before[b], h.after[b])
-            for k, b in (("heldout_accuracy", "accuracy"), ("format_rate", "format_rate"))
+        names = {
+            "heldout_accuracy": "accuracy",
+            "format_rate": "format_rate",
+            "response_length": "response_length",
         }
-        metrics["response_length"] = _pair(h.before["response_length"], h.after["response_length"])
+        metrics = {k: _pair(h.before[b], h.after[b]) for k, b in names.items()}
     else:
         raise ValueError(f"course seeds: unit must be one of {UNITS}, got {unit!r}")
     cfg = {k: v for k, v in dataclasses.asdict(config).items() if isinstance(v, (int, float, str, bool))}

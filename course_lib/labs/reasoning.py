@@ -119,7 +119,7 @@ def guess(numbers: Sequence[int], rng: random.Random, p_right: float = GUESS_RIG
     total = sum(numbers)
     if rng.random() < p_right:
         return total
-    return max(0, total + rng.choice([d for d in range(-9, 10) if d and total + d >= 0]))
+    return total + rng.choice([d for d in range(-9, 10) if d and total + d >= 0])
 
 
 def completion(numbers: Sequence[int], style: str = "scratchpad", answer: int | None = None) -> str:
