@@ -93,6 +93,36 @@ def test_from_profile_names_an_unknown_field(name):
     )
 
 
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_max_steps_none_is_the_default_or_a_clear_error(name):
+    """None means "the preset's steps" only where the field's own default is None (GRPO, RLVR);
+    elsewhere it is refused with the field's name, not a TypeError from deep in the loop."""
+    _, config_cls = _trainer(name)
+    if name == "grpo":
+        cfg = config_cls.from_profile(TINY, "medium", max_steps=None)
+        assert cfg.resolved(TINY, "medium").max_steps == TINY.preset("medium").steps
+        return
+    with pytest.raises(ValueError, match=rf"{config_cls.__name__}: max_steps must be an int >= 1, got None"):
+        config_cls.from_profile(TINY, "quick", max_steps=None)
+    with pytest.raises(ValueError, match=r"max_steps must be an int >= 1, got 2.5"):
+        config_cls.from_profile(TINY, "quick", max_steps=2.5)
+
+
+def test_a_none_override_keeps_the_units_own_default_but_none_values_still_win():
+    """RLVR's tiny base sets 60 steps whatever the preset: ``from_profile(max_steps=None)`` (a
+    notebook's ``STEPS = None``) must give those 60, not the preset's 150 -- while PPO's
+    ``clip_range=None`` (a value: no clipping) still replaces the default 0.2."""
+    from course_lib.trainers.ppo import PPOConfig
+    from course_lib.trainers.rlvr import UNIT09_TINY_STEPS, RLVRConfig
+
+    assert TINY.preset("medium").steps != UNIT09_TINY_STEPS["max_steps"]
+    left_out = RLVRConfig.from_profile(TINY, "medium")
+    assert RLVRConfig.from_profile(TINY, "medium", max_steps=None).max_steps == left_out.max_steps == 60
+    assert RLVRConfig.from_profile(TINY, "medium", max_steps=7).max_steps == 7
+    assert PPOConfig.from_profile(TINY, "quick", clip_range=None).clip_range is None
+    assert PPOConfig.from_profile(TINY, "quick").clip_range == 0.2
+
+
 def test_train_with_trl_has_one_signature_where_trl_has_the_trainer():
     for name in ("sft", "reward_model", "grpo", "dpo"):
         params = list(inspect.signature(_trainer(name)[0].train_with_trl).parameters)

@@ -124,16 +124,22 @@ def quick_train(
 # --------------------------------------------------------------------------- config
 def config_from(cls, defaults: dict, overrides: dict):
     """``cls(**defaults, **overrides)`` (overrides win); an override that is not a field of `cls`
-    raises a ValueError naming it (and the closest field name)."""
-    names = [f.name for f in dataclasses.fields(cls)]
+    raises a ValueError naming it (and the closest field name).
+
+    ``None`` for a field whose own default is None (None = "not set", e.g. GRPO's and RLVR's
+    ``max_steps``) is no override: the profile's value in `defaults` stays, so
+    ``from_profile(max_steps=STEPS)`` with ``STEPS = None`` runs the unit's default. Where None is a
+    value of its own (PPO's ``clip_range=None``: no clipping), it wins like any override."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in overrides:
-        if key not in names:
-            close = difflib.get_close_matches(key, names, n=1)
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(
-                f"{cls.__name__}.from_profile: unknown field {key!r}{hint}; the fields are {', '.join(names)}"
+                f"{cls.__name__}.from_profile: unknown field {key!r}{hint}; the fields are {', '.join(fields)}"
             )
-    return cls(**{**defaults, **overrides})
+    unset = {k for k, v in overrides.items() if v is None and fields[k].default is None and k in defaults}
+    return cls(**{**defaults, **{k: v for k, v in overrides.items() if k not in unset}})
 
 
 class PresetConfig:
@@ -167,14 +173,21 @@ def check_schedule(cls_name: str, kind: str) -> None:
 
 
 def check_config(config, fields: tuple[str, ...] = ("max_steps", "per_device_train_batch_size")) -> None:
-    """ValueError naming the field unless each of `fields` that the config has (and is not None)
-    is >= 1 and lr_scheduler_type is one of :data:`LR_SCHEDULES`."""
+    """ValueError naming the field unless each of `fields` that the config has is an int >= 1 (None
+    only where the field's default is None: "the preset's") and lr_scheduler_type, where the
+    config has one, is one of :data:`LR_SCHEDULES`."""
     name = type(config).__name__
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
     for key in fields:
-        value = getattr(config, key, None)
-        if value is not None and value < 1:
-            raise ValueError(f"{name}: {key} must be >= 1, got {value}")
-    check_schedule(name, config.lr_scheduler_type)
+        if key not in defaults:
+            continue
+        value = getattr(config, key)
+        if value is None and defaults[key] is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: {key} must be an int >= 1, got {value!r}")
+    if hasattr(config, "lr_scheduler_type"):
+        check_schedule(name, config.lr_scheduler_type)
 
 
 # --------------------------------------------------------------------------- shared loop pieces

@@ -89,18 +89,17 @@ class PPOConfig:
     max_time: float | None = None  # stop early after this many seconds of training
 
     def __post_init__(self):
-        if self.max_steps < 1 or self.batch_size < 2:
+        _loop.check_config(self, ("max_steps", "batch_size", "num_mini_batches", "ppo_epochs"))
+        if self.batch_size < 2:
             raise ValueError(
-                f"PPOConfig: max_steps ({self.max_steps}) must be >= 1 and batch_size "
-                f"({self.batch_size}) >= 2 (advantages are whitened over the batch)"
+                f"PPOConfig: batch_size must be >= 2 (advantages are whitened over the batch), "
+                f"got {self.batch_size}"
             )
-        if self.num_mini_batches < 1 or self.batch_size % self.num_mini_batches:
+        if self.batch_size % self.num_mini_batches:
             raise ValueError(
                 f"PPOConfig: batch_size ({self.batch_size}) must be a multiple of "
                 f"num_mini_batches ({self.num_mini_batches})"
             )
-        if self.ppo_epochs < 1:
-            raise ValueError(f"PPOConfig: ppo_epochs must be >= 1, got {self.ppo_epochs}")
         if self.reward not in REWARDS:
             raise ValueError(f"PPOConfig: reward must be one of {REWARDS}, got {self.reward!r}")
         if self.adaptive_kl and (self.target_kl <= 0 or self.horizon <= 0):
