@@ -246,16 +246,21 @@ print(inspect.getsource(ppo_trainer.collect_rollout))
 #   starting model, on the policy's own samples.
 #
 # Then PPO trains for the preset's number of steps with $\beta$ = `kl_coef` starting at 0.07 and
-# moved by the adaptive KL controller of section 10 (target 4 nats per sequence, horizon 320
-# samples: at most 2 % per step), an entropy bonus (`entropy_coef` = 0.01), learning rate 4e-4, 32
-# prompts per step, 2 epochs over 4 minibatches. Why these: with $\beta$ fixed at 0.07 the
-# training KL spiked now and then, and on one seed in three the trained policy ended 1.1 nats per
-# token from the reference; with $\beta = 0.1$ and no entropy bonus the samples lost up to a quarter of
-# their diversity on one seed in three; with $\beta = 0.05$ the KL overshot 0.5 nats per token; and
-# a bonus of 0.003 was enough on one machine but not on another, where the same seed lost a quarter
-# of its diversity (floating-point sums in another order are, in effect, another seed). We
-# measure on 128 held-out prompts, because the positive fraction of 64 samples moves by about ±6
-# points by chance alone.
+# moved by the adaptive KL controller of section 10 (target 3 nats per sequence, horizon 320
+# samples), an entropy bonus (`entropy_coef` = 0.01), learning rate 3e-4, 64 prompts per step,
+# 2 epochs over 4 minibatches of 16. Why these: each minibatch is one Adam update, and Adam moves
+# every weight by about the learning rate whatever the noise in the gradient. With 32 prompts in
+# minibatches of 8 (and lr 4e-4) the policy jittered: its KL to the reference was 0.37 nats per
+# token after the very first step and then went up and down between 0.28 and 0.53 from step to
+# step, so *where the run stopped* decided whether it met the 0.5 bar. Twice the samples per step
+# halve the gradient's noise. We chose the recipe on six runs -- seeds 0, 1, 2, each with the
+# solutions and with a numerically different implementation, as your own code will be -- and kept
+# the one whose *worst* run meets every bar with room to spare; cheaper recipes each left some run
+# at the edge of a bar (a gain of +30 points, or a fifth of the diversity gone).
+#
+# We measure on 128 held-out prompts, four samples each (four draws, averaged): one draw is a random
+# measurement too -- the same trained policy, sampled with five seeds, scored distinct-2 between
+# 0.335 and 0.391 and positive fraction between 0.81 and 0.88.
 #
 # The whole main run is one call, `ppo_trainer.headline_run`: seed (`config.seed`), load the start
 # model with a fresh value head, measure, seed again, train, measure. The instructor's `course seeds`
@@ -438,8 +443,9 @@ for name, (_h, ev) in ablations.items():
 # %% [markdown]
 # `approx_kl` is the KL between the policy before and after one step's updates: how far a single
 # batch moved the policy. Without clipping it is larger, and without the KL term the policy drifts
-# away from the reference (the `kl` curve) — on this tiny model, into the same few positive phrases
-# whatever the prompt: the sentiment scorer is satisfied, the language model is not.
+# away from the reference (the `kl` curve) — on this tiny model, into strings of positive words
+# whatever the prompt (a word salad; with no clipping either, the same few words over and over):
+# the sentiment scorer is satisfied, the language model is not.
 #
 # ## 12. Questions
 

@@ -58,7 +58,15 @@ def test_config_validates_and_derives_minibatch_size():
         pt.PPOConfig(reward="vibes")
     p = TINY.preset("quick")
     cfg = pt.PPOConfig.from_profile(TINY, "quick", learning_rate=1e-5)
-    assert (cfg.max_steps, cfg.batch_size, cfg.learning_rate) == (p.steps, 4 * p.batch_size, 1e-5)
+    # issue 20: tiny steps sample 8 prompts per preset batch (64 on quick), in minibatches of 16
+    assert (cfg.max_steps, cfg.batch_size, cfg.learning_rate) == (p.steps, 8 * p.batch_size, 1e-5)
+    assert (cfg.mini_batch_size, cfg.target_kl) == (16, 3.0)
+    from course_lib.core.config import get_profile
+
+    gpu = get_profile("gpu")
+    assert pt.PPOConfig.from_profile(gpu, "quick").batch_size == 4 * gpu.preset("quick").batch_size
+    with pytest.raises(ValueError, match="PPOConfig: ppo_epochs must be an int >= 1, got 0"):
+        pt.PPOConfig(ppo_epochs=0)
 
 
 def test_adaptive_kl_controller_math():
@@ -279,6 +287,33 @@ def test_evaluate_reports_the_shared_metrics(models, solutions_on):
     assert 0 <= m["positive_fraction"] <= 1 and 0 <= m["distinct_2"] <= 1
     assert m["kl_to_ref"] == pytest.approx(0.0, abs=1e-5)
     assert set(pt.headline(m, m)) == {"positive_fraction", "distinct_2", "kl_to_ref"}
+
+
+def test_evaluate_draws_average_each_metric_over_independent_draws(models, solutions_on):
+    """draws=k is k single-draw evaluations with seeds seed..seed+k-1: means of the metrics, the
+    extremes of min/max, the total n, and the first draw's samples (issue 20: one draw of the
+    held-out prompts moved distinct-2 by up to 13 points of the start's value by chance)."""
+    policy, ref, tok = models
+    with torch.no_grad():  # a policy away from the reference, so kl_to_ref is not 0 in both
+        for p in policy.lm.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    singles = [pt.evaluate(policy, ref, tok, PROMPTS, max_new_tokens=8, seed=7 + i) for i in range(3)]
+    assert (
+        singles[0]["distinct_2"] != singles[1]["distinct_2"]
+        or singles[0]["kl_to_ref"] != singles[1]["kl_to_ref"]
+    )
+    m = pt.evaluate(policy, ref, tok, PROMPTS, max_new_tokens=8, seed=7, draws=3)
+    for key in ("positive_fraction", "distinct_2", "kl_to_ref", "reward_mean", "length_mean"):
+        assert m[key] == pytest.approx(sum(s[key] for s in singles) / 3), key
+    assert m["reward_min"] == min(s["reward_min"] for s in singles)
+    assert m["reward_max"] == max(s["reward_max"] for s in singles)
+    assert m["n"] == 3 * len(PROMPTS) and m["draws"] == 3 and m["samples"] == singles[0]["samples"]
+    assert (
+        pt.evaluate(policy, ref, tok, PROMPTS, max_new_tokens=8, seed=7)["distinct_2"]
+        == singles[0]["distinct_2"]
+    )
+    with pytest.raises(ValueError, match="draws must be >= 1, got 0"):
+        pt.evaluate(policy, ref, tok, PROMPTS, draws=0)
 
 
 def test_gpu_path_on_standins(gpu_profile, tmp_path, solutions_on):
