@@ -350,11 +350,12 @@ for ax, (title, names, key) in zip(axes.flat, pairs):
     for name in [n for n in names if n in abl]:  # (the grader runs two ablations only)
         curve(ax, abl[name], key, label=name, color=f"C{list(abl).index(name)}")
     ax.set_title(f"{title}: {PANELS.get(key, key)}", fontsize=8)
-    ax.legend(fontsize=6, loc="upper left", ncol=2 if len(names) > 2 else 1)
 for ax in axes[-1]:
     ax.set_xlabel("step")
+# one legend for all panels, below them (a run keeps its colour everywhere), so none covers a curve
+fig.legend(*axes.flat[-1].get_legend_handles_labels(), loc="lower center", ncol=min(len(abl), 5), fontsize=8)
 fig.suptitle(f"Ablations ({steps} steps each, one knob changed)")
-fig.tight_layout()
+fig.tight_layout(rect=(0, 0.1, 1, 1))
 save_figure(fig, "09_ablations")
 plt.show()
 curves(
