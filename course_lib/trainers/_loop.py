@@ -138,7 +138,7 @@ def config_from(cls, defaults: dict, overrides: dict):
             raise ValueError(
                 f"{cls.__name__}.from_profile: unknown field {key!r}{hint}; the fields are {', '.join(fields)}"
             )
-    unset = {k for k, v in overrides.items() if v is None and fields[k].default is None and k in defaults}
+    unset = {k for k, v in overrides.items() if v is None and fields[k].default is None}
     return cls(**{**defaults, **{k: v for k, v in overrides.items() if k not in unset}})
 
 

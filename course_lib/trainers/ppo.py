@@ -526,7 +526,7 @@ def evaluate(
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         values = [r[key] for r in results]
-        pick = {"n": sum, "min": min, "max": max}.get(key if key == "n" else key.rsplit("_", 1)[-1])
+        pick = {"n": sum, "min": min, "max": max}.get(key.rsplit("_", 1)[-1])  # n, *_min, *_max
         out[key] = pick(values) if pick else sum(values) / draws
     out["draws"] = draws
     return out
