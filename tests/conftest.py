@@ -146,7 +146,8 @@ def nbgrader_batch(tmp_path_factory):
     the fixture notebook, shared by the tests that need notebook kernels: test_autograde's
     submissions (solved, vandal, hang_at_import) and test_attacks' kernel attacker (graded after
     `solved`, whose files it attacks). ``{"out", "results": {student_id: result}, "before",
-    "after"}``; before/after are the instructor files' hashes around the batch."""
+    "after", "host_before", "host_after"}``; before/after are the instructor files' hashes around
+    the batch, host_* the content and mode of the files outside the batch that it attacks."""
     import sys
     from pathlib import Path
 
@@ -165,7 +166,8 @@ def nbgrader_batch(tmp_path_factory):
     released = release.generate(d / "ex", d / "src")
     subs, out = d / "subs", d / "out"
     test_autograde.nbgrader_submissions(subs, released)
-    test_attacks.kernel_attacker(subs, released, out, victim="solved")
+    victims = test_attacks.host_victims(d / "host")
+    test_attacks.kernel_attacker(subs, released, out, victim="solved", host=d / "host")
     before = S.instructor_hashes()
     results = autograde.autograde(
         subs,
@@ -181,4 +183,6 @@ def nbgrader_batch(tmp_path_factory):
         "results": {r["student_id"]: r for r in results},
         "before": before,
         "after": S.instructor_hashes(),
+        "host_before": victims,
+        "host_after": {p: (Path(p).read_text(), Path(p).stat().st_mode & 0o777) for p in victims},
     }

@@ -17,6 +17,7 @@ import csv
 import json
 import os
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -495,23 +496,107 @@ display(HTML("<img src=x onerror=alert(1)>"))
 """
 
 
+# Run by the same kernel after every test cell: through what nbgrader (outside the sandbox) writes
+# into or walks, reach host files; show hidden test code; fill the disk; script the pages that
+# formgrader (the instructor's logged-in Jupyter) and the feedback render.
+KERNEL_ATTACK_LATE = """
+import json, os, glob
+late = {}
+here = os.getcwd()
+for name, target in LINKS:  # the trusted side writes the graded notebook / chmods every file here
+    try:
+        if os.path.lexists(name):
+            os.remove(name)
+        os.symlink(target, name)
+        late["link " + name] = "DONE"
+    except OSError as e:
+        late["link " + name] = type(e).__name__
+seen = "\\n".join(_ih) + "\\n".join(str(v) for v in Out.values())
+for root in {here, "/tmp", "/grade"}:
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            if f.endswith((".ipynb", ".py", ".json", ".txt")):
+                try:
+                    seen += open(os.path.join(dirpath, f), errors="replace").read(2 * 10**6)
+                except OSError:
+                    pass
+late["hidden"] = ("BEGIN HIDDEN" + " TESTS" in seen) or ("hidden" + "_check(" in seen)
+written = {}
+for where in (here, "/tmp"):
+    written[where] = 0
+    for i in range(40):
+        try:
+            with open(os.path.join(where, f"fill{i}.bin"), "wb") as f:
+                f.write(bytes(60 * 2**20))
+            written[where] += 60
+        except OSError:
+            break
+late["disk_mb"] = sum(written.values())
+print("LATE " + json.dumps(late))
+print("IH " + "\\n".join(_ih))
+"""
+XSS = {
+    "html": "from IPython.display import HTML, display; display(HTML(\"<script>document.title='PWNED-html'</script>"
+    '<img src=x onerror=\\"document.title=\'PWNED-img\'\\">"))',
+    "js": "from IPython.display import Javascript, display; display(Javascript(\"document.title='PWNED-js'\"))",
+    "svg": 'from IPython.display import SVG, display; display(SVG(\'<svg xmlns="http://www.w3.org/2000/svg" '
+    'onload="document.title=&quot;PWNED-svg&quot;"><circle r="5"/></svg>\'))',
+    "markdown_output": 'from IPython.display import Markdown, display; display(Markdown("<img src=x '
+    'onerror=\\"document.title=\'PWNED-md-out\'\\">"))',
+}
+XSS_ANSWER = (
+    "<img src=x onerror=\"document.title='PWNED-answer'\"><script>document.title='PWNED-answer2'</script>\n"
+    "[click me](javascript:document.title='PWNED-link') <svg onload=\"document.title='PWNED-svg2'\"></svg>"
+)
 KERNEL_ATTACKER = "z_kernel_attacker"
 
 
-def kernel_attacker(subs: Path, released: list[Path], out: Path, victim: str) -> None:
+def kernel_attacker(subs: Path, released: list[Path], out: Path, victim: str, host: Path) -> None:
     """This file's submission of the shared nbgrader batch (conftest's `nbgrader_batch`, output
-    folder `out`): KERNEL_ATTACK as the first code cell, stubs otherwise; it attacks the files of
-    `victim`, an honest student graded before it (its id sorts first)."""
+    folder `out`): KERNEL_ATTACK as the first code cell, the XSS payloads, a hostile written
+    answer and KERNEL_ATTACK_LATE as the last cell, stubs otherwise; it attacks the files of
+    `victim`, an honest student graded before it (its id sorts first), and the files in `host`
+    (outside the batch: hostile_target.txt, key.pem with mode 0600)."""
     other = out / "nbgrader" / "autograded" / victim / "exercises" / "course_lib" / "kl.py"
     assert victim < KERNEL_ATTACKER, "the victim must be graded first"
+    links = [
+        ("02_fixture.ipynb", str(host / "hostile_target.txt")),
+        ("key_link", str(host / "key.pem")),
+        ("victim_feedback", str(out / "feedback" / victim / "02_fixture.html")),
+        ("gradebook_link", str(out / "nbgrader" / "gradebook.db")),
+    ]
 
     def add_attack(path: Path):
         nb = nbformat.read(str(path), as_version=4)
         code = KERNEL_ATTACK.replace("GRADEBOOK", repr(str(out / "nbgrader" / "gradebook.db")))
         nb.cells.insert(1, nbformat.v4.new_code_cell(code.replace("OTHER", repr(str(other)))))
+        for payload in XSS.values():
+            nb.cells.insert(2, nbformat.v4.new_code_cell(payload))
+        for cell in nb.cells:
+            if cell.cell_type == "markdown" and "YOUR ANSWER HERE" in cell.source:
+                cell.source = XSS_ANSWER
+        nb.cells.append(nbformat.v4.new_code_cell(KERNEL_ATTACK_LATE.replace("LINKS", repr(links))))
         nbformat.write(nb, str(path))
 
     S.make_submission(subs / KERNEL_ATTACKER, released, notebook_edit=add_attack)
+
+
+def host_victims(host: Path) -> dict[str, tuple[str, int]]:
+    """Files outside the batch that the kernel attacker aims at: {path: (content, mode)}."""
+    host.mkdir(parents=True, exist_ok=True)
+    (host / "hostile_target.txt").write_text("ORIGINAL\n")
+    key = host / "key.pem"
+    key.write_text("SECRET KEY\n")
+    key.chmod(0o600)
+    return {str(p): (p.read_text(), p.stat().st_mode & 0o777) for p in (host / "hostile_target.txt", key)}
+
+
+def _outputs_text(nb) -> str:
+    return "\n".join(
+        o.get("text", "") if o.get("output_type") == "stream" else json.dumps(o)
+        for c in nb.cells
+        for o in c.get("outputs", [])
+    )
 
 
 @pytest.mark.slow
@@ -520,6 +605,7 @@ def test_kernel_attacks_through_nbgrader(nbgrader_batch):
 
     out, results = nbgrader_batch["out"], nbgrader_batch["results"]
     assert nbgrader_batch["after"] == nbgrader_batch["before"] and not _no_planted_files()
+    assert nbgrader_batch["host_after"] == nbgrader_batch["host_before"]
     g = _grades(out)
     assert g["solved"] == POINTS and g[KERNEL_ATTACKER] == {k: 0.0 for k in POINTS}
     assert results[KERNEL_ATTACKER]["seconds"] < 90
@@ -557,3 +643,135 @@ def test_kernel_attacks_through_nbgrader(nbgrader_batch):
     html = (out / "feedback" / KERNEL_ATTACKER / "02_fixture.html").read_text()
     assert "&lt;script&gt;alert(&#x27;feedback&#x27;)" in html
     assert "<script>alert" not in html and "<img src=x" not in html
+
+
+def _late(nb) -> dict:
+    line = next(ln for ln in _outputs_text(nb).splitlines() if ln.startswith("LATE "))
+    return json.loads(line[len("LATE ") :])
+
+
+@pytest.fixture(scope="module")
+def symlink_batch(tmp_path_factory):
+    """A two-notebook course (02_fixture, then 04_second: graded one after the other, as one
+    nbgrader process took them) and two submissions: an honest one, graded first, and one whose
+    02 plants links named like the files the grader writes next (04_second.ipynb) or aimed at a
+    key file, the honest student's feedback page and the gradebook."""
+    from course_instructor import release
+    from course_instructor.grading import autograde
+
+    d = tmp_path_factory.mktemp("symlink_batch")
+    fixture_notebook.build(d / "src" / "02_fixture.ipynb")
+    second = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_markdown_cell("# Second"), nbformat.v4.new_code_cell("print('second')")]
+    )
+    second.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(second, str(d / "src" / "04_second.ipynb"))
+    released = release.generate(d / "ex", d / "src")
+    subs, out, host = d / "subs", d / "out", d / "host"
+    victims = host_victims(host)
+    S.make_submission(subs / "a_honest", released, solved="all")
+    links = [
+        ("04_second.ipynb", str(host / "hostile_target.txt")),
+        ("key_link", str(host / "key.pem")),
+        ("victim_feedback", str(out / "feedback" / "a_honest" / "02_fixture.html")),
+        ("gradebook_link", str(out / "nbgrader" / "gradebook.db")),
+    ]
+    late = (
+        KERNEL_ATTACK_LATE.split("seen = ")[0].replace("LINKS", repr(links))
+        + "print('LATE ' + json.dumps(late))"
+    )
+
+    def plant(path: Path):
+        if path.name.startswith("02"):
+            nb = nbformat.read(str(path), as_version=4)
+            nb.cells.insert(1, nbformat.v4.new_code_cell(late))
+            nbformat.write(nb, str(path))
+
+    S.make_submission(subs / "b_linker", released, notebook_edit=plant)
+    before = S.instructor_hashes()
+    results = autograde.autograde(
+        subs, out, source_dir=d / "src", cell_timeout=10, notebook_timeout=90, exercise_timeout=8, jobs=1
+    )
+    return {
+        "out": out,
+        "results": {r["student_id"]: r for r in results},
+        "before": before,
+        "after": S.instructor_hashes(),
+        "host_before": victims,
+        "host_after": {p: (Path(p).read_text(), Path(p).stat().st_mode & 0o777) for p in victims},
+    }
+
+
+@pytest.mark.slow
+def test_kernel_symlinks_never_lead_a_trusted_write_outside_the_sandbox(symlink_batch):
+    out = symlink_batch["out"]
+    graded = out / "nbgrader" / "autograded"
+    linker = nbformat.read(str(graded / "b_linker" / "exercises" / "02_fixture.ipynb"), as_version=4)
+    assert '"link 04_second.ipynb": "DONE"' in _outputs_text(linker)  # the links were planted
+    assert symlink_batch["host_after"] == symlink_batch["host_before"]  # content and mode
+    assert symlink_batch["after"] == symlink_batch["before"]
+    for p in [
+        *graded.rglob("*"),
+        *(out / "nbgrader" / "submitted").rglob("*"),
+        *(out / "feedback").rglob("*"),
+    ]:
+        assert not p.is_symlink(), p
+    second = nbformat.read(str(graded / "b_linker" / "exercises" / "04_second.ipynb"), as_version=4)
+    assert "second" in _outputs_text(second)
+    victim = nbformat.read(str(graded / "a_honest" / "exercises" / "02_fixture.ipynb"), as_version=4)
+    assert "visible checks passed" in _outputs_text(victim)
+    page = (out / "feedback" / "a_honest" / "02_fixture.html").read_text()
+    assert "Feedback" in page and "Grader: " in page
+    g = _grades(out)
+    assert g["a_honest"] == POINTS and g["b_linker"] == {k: 0.0 for k in POINTS}
+    assert not symlink_batch["results"]["b_linker"]["grader_failures"]
+
+
+@pytest.mark.slow
+def test_hidden_test_code_never_reaches_the_students_kernel(nbgrader_batch):
+    out = nbgrader_batch["out"]
+    nb = nbformat.read(
+        str(out / "nbgrader" / "autograded" / KERNEL_ATTACKER / "exercises" / "02_fixture.ipynb"),
+        as_version=4,
+    )
+    late = _late(nb)
+    assert late["hidden"] is False, "the kernel could read hidden test code"
+    text = _outputs_text(nb)
+    assert "IH " in text and "hidden_check(" not in text and "BEGIN HIDDEN TESTS" not in text
+    page = (out / "feedback" / KERNEL_ATTACKER / "02_fixture.html").read_text()
+    assert "hidden_check" not in page and "HIDDEN TESTS" not in page
+
+
+@pytest.mark.slow
+def test_a_submission_has_a_bounded_disk_that_vanishes_after_grading(nbgrader_batch):
+    from course_instructor.grading import nbgrader_run
+
+    out = nbgrader_batch["out"]
+    nb = nbformat.read(
+        str(out / "nbgrader" / "autograded" / KERNEL_ATTACKER / "exercises" / "02_fixture.ipynb"),
+        as_version=4,
+    )
+    late = _late(nb)
+    assert 0 < late["disk_mb"] <= nbgrader_run.WORK_MB + nbgrader_run.TMP_MB, late
+    left = [*out.rglob("fill*.bin"), *Path(tempfile.gettempdir()).glob("course_*/**/fill*.bin")]
+    assert not left, left
+
+
+@pytest.mark.slow
+def test_stored_notebooks_carry_no_active_content(nbgrader_batch):
+    """What formgrader renders in the instructor's session: only text and PNG / JPEG outputs, a
+    note where an HTML / JavaScript / SVG output was, and the written answer's tags escaped."""
+    out = nbgrader_batch["out"]
+    nb = nbformat.read(
+        str(out / "nbgrader" / "autograded" / KERNEL_ATTACKER / "exercises" / "02_fixture.ipynb"),
+        as_version=4,
+    )
+    mimes = {m for c in nb.cells for o in c.get("outputs", []) for m in o.get("data", {})}
+    assert mimes <= {"text/plain", "image/png", "image/jpeg"}, mimes
+    assert "text/html" in _outputs_text(nb) and "application/javascript" in _outputs_text(nb)  # the notes
+    answer = next(c for c in nb.cells if "PWNED-answer" in c.source)
+    assert "&lt;img" in answer.source and "&lt;script" in answer.source and "&lt;svg" in answer.source
+    assert "javascript:" not in answer.source and "#link-removed-by-grader" in answer.source
+    import re
+
+    assert not re.search(r"<[A-Za-z/!?]", answer.source)

@@ -1,179 +1,160 @@
-"""The isolated grading kernel and its fork server (course_instructor/grading/grader_kernel.py).
+"""The notebooks' sandbox (course_instructor/grading/nbgrader_run.py, nb_runner.py, grader_kernel.py).
 
-Kernels are started the way nbgrader starts them (jupyter_client + the course's kernelspec, Unix
-socket transport in the submission's private folder), with and without the fork server
-("zygote"). Each test asserts what a grader relies on: the kernel runs inside bubblewrap (no
-instructor repository, no network, uid nobody, no other process visible); interrupts reach it;
-it dies with its launcher; closing a submission kills every process of it; without a server
-kernels still start (cold), in the submission's folder."""
+A probe notebook is graded the way `course autograde` grades a submission's notebooks (prepared,
+executed in bubblewrap by the runner with kernels forked by the fork server or started cold,
+imported back), and each cell reports what a grader relies on: the kernel runs isolated (no
+instructor repository, no network, uid nobody, no other process visible, no new processes), a
+cell past its timeout is interrupted and the kernel keeps working, the runner's result channel
+cannot be reached from a kernel, and closing the submission ends every process of it."""
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
+import nbformat
 import pytest
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture
-def kernels(tmp_path, monkeypatch):
-    """start(warm=..., cwd=...) -> (KernelManager, client, SubmissionKernels); all stopped afterwards."""
-    from jupyter_client import KernelManager
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    from course_instructor.grading import nbgrader_run
-    from course_instructor.grading.isolation import Isolation
-
-    started, subs = [], []
-    root = tmp_path / "course"
-    (root / "autograded" / "s1" / "exercises").mkdir(parents=True)
-    iso = Isolation(True)
-    nbgrader_run.write_course_config(root, 10, iso, threads=1)
-
-    def start(warm: bool = True, cwd: Path | None = None):
-        """A second call in one test starts another kernel of the same submission."""
-        if not subs:
-            subs.append(nbgrader_run.SubmissionKernels(root, iso, "s1", 60, warm=warm))
-            if warm:
-                assert subs[0].zygote.wait_ready(60), (root / "zygote.log").read_text()
-        k = subs[0]
-        monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(k.run_dir / "runtime"))
-        km = KernelManager(
-            kernel_name="course-grader",
-            transport="ipc",
-            ip=str(k.run_dir / f"t{len(started)}"),
-            connection_file=str(k.run_dir / "runtime" / f"k{len(started)}.json"),
-            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(root / "jupyter" / "kernels")]),
-        )
-        km.start_kernel(cwd=str(cwd or k.cwd))
-        started.append(km)
-        kc = km.client()
-        kc.start_channels()
-        kc.wait_for_ready(timeout=60)
-        return km, kc, k
-
-    yield start
-    for km in started:
-        try:
-            km.shutdown_kernel(now=True)
-        except Exception:  # noqa: BLE001
-            pass
-    for k in subs:
-        k.close()
-
-
-def run(kc, code: str, timeout: float = 30) -> dict:
-    """Execute; return {'value': <the last printed line parsed as JSON>, 'error': ename or None}."""
-    out, err = [], None
-    msg_id = kc.execute(code)
-    t_end = time.time() + timeout
-    while time.time() < t_end:
-        msg = kc.get_iopub_msg(timeout=max(0.1, t_end - time.time()))
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        if msg["msg_type"] == "stream":
-            out.append(msg["content"]["text"])
-        elif msg["msg_type"] == "error":
-            err = msg["content"]["ename"]
-        elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            break
-    lines = "".join(out).strip().splitlines()
-    return {"value": json.loads(lines[-1]) if lines else None, "error": err}
-
-
 PROBE = (
-    "import os, sys, json; print(json.dumps({'pid': os.getpid(), 'ppid': os.getppid(), 'uid': os.getuid(), "
-    "'cwd': os.getcwd(), 'torch': 'torch' in sys.modules, 'course_lib': 'course_lib' in sys.modules, "
+    "import os, sys, json; print('PROBE ' + json.dumps({'pid': os.getpid(), 'ppid': os.getppid(), "
+    "'uid': os.getuid(), 'cwd': os.getcwd(), 'torch': 'torch' in sys.modules, "
+    "'course_lib': 'course_lib' in sys.modules, "
     f"'repo': os.path.exists({str(ROOT / 'solutions')!r}) or os.path.exists({str(ROOT / 'README.md')!r}), "
     "'procs': sorted(int(p) for p in os.listdir('/proc') if p.isdigit()), "
-    "'env': sorted(os.environ)}))"
+    "'env': sorted(os.environ), 'fast': os.environ.get('NBGRADER_EXECUTION')}))"
 )
+# the runner's private result channel: try to forge this notebook's result through /proc
+CHANNEL = """
+import json, os
+got = {}
+for pid in [p for p in os.listdir("/proc") if p.isdigit()]:
+    try:
+        if b"nb_runner.py" not in open(f"/proc/{pid}/cmdline", "rb").read():
+            continue
+    except OSError:
+        continue
+    for fd in range(0, 20):
+        try:
+            with open(f"/proc/{pid}/fd/{fd}", "w") as f:
+                f.write(json.dumps({"notebook": "02_probe.ipynb", "cells": []}) + "\\n")
+            got[f"{pid}/{fd}"] = "written"
+        except OSError as e:
+            got[f"{pid}/{fd}"] = type(e).__name__
+print("CHANNEL " + json.dumps(got))
+"""
 
 
-def test_forked_kernel_runs_isolated_in_the_notebook_folder(kernels):
-    km, kc, k = kernels(warm=True)
-    v = run(kc, PROBE)["value"]
-    assert v["cwd"] == str(k.cwd)
-    assert v["torch"] and not v["course_lib"]  # warm, and no instructor code
-    assert v["ppid"] != 1  # forked by the server
+def errors(code: str) -> str:
+    return f"try:\n    {code}\nexcept BaseException as e:\n    print('ERR ' + type(e).__name__)\nelse:\n    print('ERR none')"
+
+
+CELLS = [
+    PROBE,
+    errors("import solutions"),
+    errors("import course_instructor.grading.autograde"),
+    errors("__import__('subprocess').run(['true'])"),
+    errors("__import__('socket').create_connection(('1.1.1.1', 80), timeout=2)"),
+    errors(f"__import__('os').kill({os.getpid()}, 0)"),
+    "import torch; x = torch.randn(256, 256); print('TORCH', float((x @ x).abs().sum() > 0))",
+    CHANNEL,
+    "import threading, time; threading.Thread(target=time.sleep, args=(600,), daemon=False).start()",
+    "print('looping', flush=True)\nwhile True:\n    pass",
+    "print('AFTER', 41 + 1)",
+]
+
+
+def _lines(nb, prefix: str) -> list[str]:
+    return [
+        ln[len(prefix) :]
+        for c in nb.cells
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "stream"
+        for ln in o["text"].splitlines()
+        if ln.startswith(prefix)
+    ]
+
+
+def _sandbox_processes(marker: str) -> list[int]:
+    """Host pids whose command line names `marker` (the submission's inbox folder)."""
+    pids = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if marker in (p / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(p.name))
+            except OSError:
+                pass
+    return pids
+
+
+@pytest.fixture(scope="module", params=["warm", "cold"])
+def probed(request, tmp_path_factory):
+    """(graded probe notebook, NotebookRun, the runner's processes seen while it ran) per mode."""
+    from course_instructor.grading import autograde
+
+    d = tmp_path_factory.mktemp(f"probe_{request.param}")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    (d / "src").mkdir()
+    nbformat.write(nb, str(d / "src" / "02_probe.ipynb"))
+    (d / "sub" / "exercises").mkdir(parents=True)
+    nbformat.write(nb, str(d / "sub" / "exercises" / "02_probe.ipynb"))
+    g = autograde.Grader(
+        d / "out", d / "src", cell_timeout=5, notebook_timeout=120, warm_kernels=request.param == "warm"
+    )
+    g.prepare()
+    run = g._start_notebooks("s1", d / "sub" / "exercises", None)
+    during = _sandbox_processes(str(run.inbox))
+    try:
+        ok, msg = run.finish(g.source_dir, g.import_api)
+    finally:
+        after = _sandbox_processes(str(run.inbox))
+        run.close()
+    graded = nbformat.read(
+        str(d / "out" / "nbgrader" / "autograded" / "s1" / "exercises" / "02_probe.ipynb"), 4
+    )
+    return {"nb": graded, "ok": ok, "msg": msg, "during": during, "after": after, "mode": request.param}
+
+
+def test_the_kernel_runs_isolated_in_the_submissions_scratch_folder(probed):
+    from course_instructor.grading import nbgrader_run
+
+    assert probed["ok"], probed["msg"]
+    v = json.loads(_lines(probed["nb"], "PROBE ")[0])
+    assert v["cwd"] == nbgrader_run.WORK
+    assert v["torch"] and not v["course_lib"]  # torch preloaded; no instructor code
     assert v["uid"] == 65534 and not v["repo"]  # nobody; the repository does not exist
-    assert len(v["procs"]) <= 4, v["procs"]  # only the sandbox's own processes
+    assert len(v["procs"]) <= 6, v["procs"]  # runner, fork server, launcher, kernel: nothing else
+    assert v["fast"] == "autograde"  # training cells shrink
     assert "JPY_PARENT_PID" not in v["env"] and "PYTHONPATH" not in v["env"]
-    assert run(kc, "import course_instructor.grading.autograde")["error"] == "ModuleNotFoundError"
-    assert run(kc, "import solutions")["error"] == "ModuleNotFoundError"
-    assert run(kc, "import subprocess; subprocess.run(['true'])")["error"] == "PermissionError"
-    # no network, and the grader (this process) cannot be signalled: it does not exist in there
-    r = run(kc, "import socket; socket.create_connection(('1.1.1.1', 80), timeout=2)")
-    assert r["error"] in ("OSError", "PermissionError", "TimeoutError", "gaierror"), r
-    assert run(kc, f"import os; os.kill({os.getpid()}, 0)")["error"] in (
-        "ProcessLookupError",
-        "PermissionError",
-    )
-    # torch works in the forked child (no thread pool inherited in a bad state)
-    r = run(
-        kc, "import torch, json; x = torch.randn(256, 256); print(json.dumps(float((x @ x).abs().sum() > 0)))"
-    )
-    assert r == {"value": 1.0, "error": None}
+    errs = _lines(probed["nb"], "ERR ")
+    assert errs[0] == "ModuleNotFoundError" and errs[1] == "ModuleNotFoundError"  # solutions, grader
+    assert errs[2] == "PermissionError"  # no new processes
+    assert errs[3] in ("OSError", "PermissionError", "TimeoutError", "gaierror")  # no network
+    assert errs[4] in ("ProcessLookupError", "PermissionError")  # the grader does not exist in there
+    assert _lines(probed["nb"], "TORCH ") == ["1.0"]  # torch works in a forked kernel
 
 
-def test_interrupt_reaches_the_forked_kernel(kernels):
-    km, kc, _ = kernels(warm=True)
-    msg_id = kc.execute("print('looping', flush=True)\nwhile True:\n    pass")
-    t_end = time.time() + 60  # interrupt only once the loop runs (a loaded machine starts it late)
-    while time.time() < t_end:
-        m = kc.get_iopub_msg(timeout=t_end - time.time())
-        if m["msg_type"] == "stream" and "looping" in m["content"]["text"]:
-            break
-    km.interrupt_kernel()
-    reply = kc.get_shell_msg(timeout=20)
-    assert reply["parent_header"]["msg_id"] == msg_id
-    assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
-    assert run(kc, "print(41 + 1)")["value"] == 42  # and it keeps working
+def test_a_kernel_cannot_write_into_the_result_channel(probed):
+    got = json.loads(_lines(probed["nb"], "CHANNEL ")[0])
+    assert got and "written" not in got.values(), got  # the runner is not dumpable
+    assert _lines(probed["nb"], "AFTER ")  # what came back is the real result
 
 
-def test_kernel_dies_with_its_launcher(kernels):
-    import signal
-
-    km, kc, k = kernels(warm=True)
-    pid = run(kc, PROBE)["value"]["pid"]  # its pid inside the sandbox
-    os.kill(km.provisioner.process.pid, signal.SIGKILL)  # what a timed-out nbgrader does
-    assert k.zygote.alive()
-    km2, kc2, _ = kernels(warm=True)  # the server keeps serving
-    t_end, alive = time.time() + 10, True
-    while alive and time.time() < t_end:
-        alive = run(kc2, f"import os, json; print(json.dumps(os.path.exists('/proc/{pid}')))")["value"]
-        time.sleep(0.2)
-    assert not alive, "the forked kernel outlived its launcher"
+def test_a_cell_past_its_timeout_is_interrupted_and_the_kernel_goes_on(probed):
+    nb = probed["nb"]
+    loop = next(c for c in nb.cells if "while True" in c.source)
+    assert any(o.get("output_type") == "error" for o in loop.outputs)
+    assert _lines(nb, "AFTER ") == ["42"]
 
 
-def test_closing_the_submission_ends_every_kernel(kernels):
-    km, kc, k = kernels(warm=True)
-    run(kc, "import threading, time; threading.Thread(target=time.sleep, args=(600,)).start(); print(1)")
-    k.close()
-    t_end = time.time() + 10
-    while km.is_alive() and time.time() < t_end:  # the launcher follows
-        time.sleep(0.1)
-    assert not km.is_alive()
-
-
-def test_without_a_server_kernels_start_cold_and_isolated(kernels):
-    km, kc, _ = kernels(warm=False)
-    v = run(kc, PROBE)["value"]
-    assert v["ppid"] == 1 and v["torch"] and not v["course_lib"] and not v["repo"] and v["uid"] == 65534
-    assert run(kc, "import subprocess; subprocess.run(['true'])")["error"] == "PermissionError"
-
-
-def test_a_kernel_asked_to_start_elsewhere_runs_in_the_submission_folder(kernels, tmp_path):
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    km, kc, k = kernels(warm=True, cwd=elsewhere)  # refused by the server: starts cold
-    v = run(kc, PROBE)["value"]
-    assert v["ppid"] == 1 and v["cwd"] == str(k.cwd)
+def test_closing_the_submission_ends_every_process_of_it(probed):
+    assert probed["during"], "the runner was not seen running"
+    assert probed["after"] == [] or all(not Path(f"/proc/{p}").exists() for p in probed["after"])
 
 
 @pytest.mark.parametrize("case", ["grading_folder_inside_repository", "repository_inside_tmp"])
@@ -226,3 +207,48 @@ print(json.dumps(res))
         "list_repo": "refused",
     }, out.stderr
     assert secret.read_text() == "SECRET = 1\n"
+
+
+def test_the_result_channel_is_private_even_without_the_audit_hook(tmp_path):
+    """The mechanism alone (no audit hook, no fork ban): the runner, pid 1 of its sandbox, keeps
+    its stdout for results and makes itself non-dumpable; a child (a kernel's stand-in) that
+    opens the runner's descriptors through /proc, or writes to its own stdout, reaches nothing."""
+    import subprocess
+
+    from course_instructor.grading import nbgrader_run
+    from course_instructor.grading.isolation import Isolation, interpreter
+
+    iso = Isolation(True)
+    kdir = Path(nbgrader_run.__file__).parent
+    code = """
+import os, sys
+sys.path.insert(0, "/k")
+import nb_runner
+channel = nb_runner._private_channel()
+pid = os.fork()
+if pid == 0:
+    hits = 0
+    for fd in range(0, 30):
+        try:
+            fdw = os.open(f"/proc/1/fd/{fd}", os.O_WRONLY)
+            os.write(fdw, b'{"notebook": "forged"}\\n')
+            hits += 1
+        except OSError:
+            pass
+    print('{"forged": "stdout"}', flush=True)
+    os.write(2, f"child hits {hits}\\n".encode())
+    os._exit(0)
+os.waitpid(pid, 0)
+channel.write('{"real": true}\\n')
+channel.flush()
+"""
+    cmd = iso.command(
+        [interpreter(), "-I", "-S", "-c", code],
+        env={"PATH": "/usr/bin:/bin"},
+        cwd="/tmp",
+        ro={str(kdir): "/k"},
+        as_pid_1=True,
+    )
+    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert r.stdout.splitlines() == ['{"real": true}'], (r.stdout, r.stderr)
+    assert "child hits 0" in r.stderr, r.stderr

@@ -12,9 +12,11 @@ run unless ``--unsafe-no-isolation`` is given. The pieces:
   process runs the student's functions on the same cases and sends values + gradients back as
   JSON, parsed into tensors this process builds; this process compares. Partial credit =
   fraction of cases passed x points;
-* nbgrader_run.py: **nbgrader autograde** executes the notebooks meanwhile (``NBGRADER_EXECUTION``
-  set, so training cells shrink) in isolated kernels, for the written answers and the feedback;
-  its score for a code test cell is then *replaced* in the gradebook by the score from the sandbox;
+* nbgrader_run.py: the **notebooks** run meanwhile in a sandbox of their own (``NBGRADER_EXECUTION``
+  set, so training cells shrink; hidden tests cut out), for the written answers and the
+  feedback; only their outputs come back, made inert (inert.py), and nbgrader's autograde files
+  them in the gradebook without executing anything; its score for a code test cell is then
+  *replaced* by the score from the code sandbox;
 * feedback.py: ``DIR/feedback/<student>/*.html`` (hidden tests removed, student text escaped);
 * integrity.py: solutions/, the grader's code, the course_lib grading lays student files over,
   the source notebooks and the batch's configuration are hashed before the batch and checked
@@ -153,7 +155,7 @@ class Grader:
             for name, m in list(sys.modules.items())
             if name.startswith("course_instructor.grading") and getattr(m, "__file__", None)
         }
-        code |= {here / f for f in (*sandbox.HELPERS, "grader_kernel.py")}
+        code |= {here / f for f in (*sandbox.HELPERS, *nbgrader_run.KERNEL_FILES)}
         paths = [
             REPO / "solutions",
             *sorted(code),
@@ -163,14 +165,7 @@ class Grader:
             REPO / "nbgrader_config.py",
         ]
         if self.run_notebooks:
-            paths += [
-                self.root / "nbgrader_config.py",
-                self.root / "jupyter",
-                self.root / "source",
-                self.root / "kernel" / "grader_kernel.py",
-                self.root / "kernel" / "sandbox_hook.py",
-                self.root / "kernel" / "limits.py",
-            ]
+            paths += [self.root / "nbgrader_config.py", self.root / "source", self.root / "kernel"]
         return paths
 
     def prepare(self) -> None:
@@ -192,9 +187,8 @@ class Grader:
             res = api.generate_assignment(ASSIGNMENT, force=True, create=True)
             if not res.get("success"):
                 raise RuntimeError(f"nbgrader generate_assignment failed: {res.get('log', '')[-2000:]}")
-            nbgrader_run.write_course_config(
-                self.root, self.cell_timeout, self.iso, threads=max(1, (os.cpu_count() or 1) // self.jobs)
-            )
+            nbgrader_run.write_course_config(self.root, self.cell_timeout)
+            self.import_api = release._api(nbgrader_run.import_config(self.root))
         self.integrity = Integrity(self.guarded_paths())
 
     def grade_code(self, course_lib_dir: Path | None) -> dict[str, dict]:
@@ -243,11 +237,12 @@ class Grader:
                 if why:
                     bad_notebooks[nb.stem] = why
                     problems.append(why)
-            # nbgrader executes the notebooks in the background while the sandbox grades the code
-            kernels = run = None
+            # the notebooks run in their sandbox in the background while the code sandbox grades
+            run = None
             try:
                 if self.run_notebooks:
-                    kernels, run = self._start_notebooks(sid, nb_dir, cl, skip=set(bad_notebooks))
+                    run = self._start_notebooks(sid, nb_dir, cl, skip=set(bad_notebooks))
+                    problems += run.problems
                 code_scores = self.grade_code(cl)
                 t_code = time.time() - t0
                 grader_failures += [
@@ -255,9 +250,8 @@ class Grader:
                 ]
                 t_nb = None
                 if run:
-                    ok, msg = run.wait(self.notebook_timeout)
+                    ok, msg = run.finish(self.source_dir, self.import_api)
                     t_nb = time.time() - run.started
-                    kernels.close()
                     try:
                         nbgrader_run.set_gradebook_scores(self.root, sid, code_scores, self.cells)
                     except Exception as e:  # noqa: BLE001 - the csv is the source of truth; the db is a convenience
@@ -266,9 +260,7 @@ class Grader:
                         grader_failures.append(f"notebook execution: {msg[:600]}")
             finally:
                 if run:
-                    run.kill()
-                if kernels:
-                    kernels.close()
+                    run.close()
             status = dup + "Code exercises graded by running your functions on hidden inputs in a sandbox."
             if problems:
                 status += " Problems with your submission: " + " / ".join(problems) + "."
@@ -297,39 +289,33 @@ class Grader:
             shutil.rmtree(work, ignore_errors=True)
 
     def _start_notebooks(self, sid, nb_dir: Path, cl: Path | None, skip: set[str] = frozenset()):
-        """Lay out the submission for nbgrader, start its kernels' server and nbgrader."""
-        subdir = self.root / "submitted" / sid / ASSIGNMENT
-        if subdir.exists():
-            shutil.rmtree(subdir)
-        subdir.mkdir(parents=True)
+        """Prepare the submission's notebooks and start their sandbox (nbgrader_run.NotebookRun)."""
         wanted = {c["notebook"] for c in self.cells} | {
             p.stem for p in release.source_notebooks(self.source_dir)
         }
-        for nb in nb_dir.glob("*.ipynb"):
-            if (
-                nb.stem in wanted
-                and nb.stem not in skip
-                and nb.is_file()
-                and not nb.is_symlink()
-                and nb.stat().st_size < 50 * 2**20
-            ):
-                shutil.copy(nb, subdir / nb.name)
-        # the student's course_lib goes straight where the kernels run (autograded/), not through
-        # submitted/: nbgrader then copies no files, so concurrent processes cannot race on them
-        graded = self.root / "autograded" / sid / ASSIGNMENT
-        if graded.exists():
-            shutil.rmtree(graded)
-        graded.mkdir(parents=True)
-        sandbox.prepare_course_lib(cl, graded, self.course_lib)
+        notebooks = [
+            nb
+            for nb in sorted(nb_dir.glob("*.ipynb"))
+            if nb.stem in wanted
+            and nb.stem not in skip
+            and nb.is_file()
+            and not nb.is_symlink()
+            and nb.stat().st_size < 50 * 2**20
+        ]
         nbgrader_run.prepare_gradebook(self.root, sid)
-        kernels = nbgrader_run.SubmissionKernels(
-            self.root, self.iso, sid, self.notebook_timeout, warm=self.warm_kernels
+        return nbgrader_run.NotebookRun(
+            self.root,
+            self.iso,
+            sid,
+            notebooks,
+            cl,
+            self.course_lib,
+            cell_timeout=self.cell_timeout,
+            notebook_timeout=self.notebook_timeout,
+            jobs=self.jobs,
+            threads=max(1, (os.cpu_count() or 1) // self.jobs),
+            warm=self.warm_kernels,
         )
-        try:
-            return kernels, nbgrader_run.NbgraderAutograde(self.root, sid, kernels, self.jobs)
-        except BaseException:
-            kernels.close()
-            raise
 
     def _feedback(self, sid, nb_dir: Path, code_scores, status, bad_notebooks: dict | None = None) -> None:
         fb = self.out / "feedback" / sid

@@ -1,27 +1,25 @@
-"""The Jupyter kernel nbgrader uses while autograding (started through a kernelspec that
-course_instructor/grading/nbgrader_run.py writes; never imported by the course).
+"""The Jupyter kernel of a graded notebook, its launcher and its fork server. Everything here runs
+INSIDE the submission's sandbox (started by nb_runner.py through the kernelspec that
+nbgrader_run.py writes; never imported by the course or the grader).
 
-    python -I -S grader_kernel.py SPEC.json -f CONNECTION_FILE       # the kernelspec's launcher
-    python -I -S grader_kernel.py --zygote SPEC.json                 # the fork server (in bwrap)
-    python -I -S grader_kernel.py --cold SPEC.json -f CONNECTION_FILE  # a kernel without server (in bwrap)
+    python -I -S grader_kernel.py SPEC.json -f CONNECTION_FILE   # the kernelspec's launcher
+    python -I -S grader_kernel.py --zygote SPEC.json             # the fork server
 
-The notebook runs the student's code, so the kernel runs inside the submission's bubblewrap
-sandbox (isolation.py: only the student's folder, the kernel files and a private /tmp exist; no
-network; uid nobody; its own pid namespace) and locks itself down further before ipykernel
-starts: rlimits and the fork ban (limits.py), an explicit sys.path (the notebook's folder +
-site-packages, no editable-install finder), the environment of SPEC's ``kernel_env`` only, and the
-audit hook of the grading sandbox as an extra alarm. Its outputs only feed the feedback page and
-the written answers: code points are decided by the grader, never by this kernel.
+The notebook runs the student's code, so the kernel locks itself down before ipykernel starts:
+rlimits and the fork ban (limits.py), an explicit sys.path (the notebook's folder + site-packages,
+no editable-install finder), the environment of SPEC's ``kernel_env`` only, and the audit hook of
+the grading sandbox as an extra alarm -- on top of the sandbox (isolation.py: no network, uid
+nobody, its own pid namespace, only tmpfs folders writable). Its outputs only feed the feedback
+page and the written answers: code points are decided by the grader, never by this kernel.
 
-Start-up cost. Importing torch + transformers + ipykernel takes ~4 s of CPU, which each of the eight
+Start-up cost. Importing torch + transformers + ipykernel takes ~4 s of CPU, which each of the
 notebooks of a submission would pay. So each submission gets one **fork server** (the "zygote":
-those trusted libraries imported once, no student code, no course_lib), started by autograde
-inside the submission's sandbox. The kernelspec's command, run by nbgrader outside the sandbox,
-is a small launcher: it hands the zygote its argv and stdin/stdout/stderr over the zygote's Unix
-socket (in the submission's private folder); the zygote forks a kernel; the launcher stays the
-process Jupyter knows, relays signals (interrupt = SIGINT) over the socket and exits with the
-kernel's exit code; if the launcher dies, the zygote kills the kernel. Without a zygote (none
-configured, or not reachable in time) the launcher execs bubblewrap around ``--cold``.
+those trusted libraries imported once, no student code, no course_lib), started by nb_runner.py.
+The kernelspec's command is a small launcher: it hands the zygote its argv and stdin/stdout/
+stderr over the zygote's Unix socket; the zygote forks a kernel; the launcher stays the process
+Jupyter knows, relays signals (interrupt = SIGINT) and exits with the kernel's exit code; if the
+launcher dies, the zygote kills the kernel. Without a zygote (``--cold-kernels``, or none
+reachable in time) the launcher locks itself down and becomes the kernel.
 """
 
 import json
@@ -195,20 +193,8 @@ def _passed() -> dict:
     return {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
 
 
-def launch_cold(spec: dict, spec_path: str) -> None:
-    """No server: exec bubblewrap around ``--cold`` (with isolation), or lock down in place."""
-    argv = spec.get("isolated_argv") or []
-    if argv:
-        inner = [
-            spec["python"],
-            "-I",
-            "-S",
-            os.path.join(spec["kernel_dir"], "grader_kernel.py"),
-            "--cold",
-            spec_path,
-        ] + sys.argv[1:]
-        env = [a for k, v in _passed().items() for a in ("--setenv", k, v)]
-        os.execv(argv[0], argv[:-1] + env + argv[-1:] + inner)  # argv ends with "--"
+def launch_cold(spec: dict) -> None:
+    """No server: this process becomes the kernel."""
     lock_down_and_run(spec, base_path(spec))
 
 
@@ -350,16 +336,11 @@ def main() -> None:
         spec = json.loads(open(sys.argv[2]).read())
         serve(spec)
         return
-    if sys.argv[1] == "--cold":  # inside bubblewrap
-        spec = json.loads(open(sys.argv[2]).read())
-        del sys.argv[1:3]
-        lock_down_and_run(spec, base_path(spec))
-        return
     spec_path = sys.argv[1]
     spec = json.loads(open(spec_path).read())
     del sys.argv[1]
     launch_via_zygote(spec)
-    launch_cold(spec, spec_path)
+    launch_cold(spec)
 
 
 if __name__ == "__main__":

@@ -176,10 +176,14 @@ class Isolation:
         tmp_mb: int = 512,
         seccomp_fd: int | None = None,
         new_session: bool = True,
+        scratch: dict[str, int] | None = None,
+        as_pid_1: bool = False,
     ) -> list[str]:
         """The command line running `argv` isolated. `ro` / `rw` = {host path: path inside};
-        `env` is the whole environment inside; `cwd` a path inside. Paths in argv / env must be
-        paths inside. With isolation disabled: argv itself (the caller passes env and cwd)."""
+        `scratch` = {path inside: MB}: private tmpfs folders of bounded size (binds may sit on
+        them); `as_pid_1`: `argv` is the namespace's pid 1 (no bwrap reaper in there holding
+        copies of its stdin / stdout / stderr; it cannot be signalled from inside); `env` is the whole environment inside; `cwd` a path inside. Paths in argv / env
+        must be paths inside. With isolation disabled: argv itself (the caller passes env and cwd)."""
         if not self.enabled:
             return list(argv)
         cmd = [
@@ -197,6 +201,8 @@ class Isolation:
         ]
         if new_session:
             cmd.append("--new-session")
+        if as_pid_1:
+            cmd.append("--as-pid-1")
         # the private /tmp first, the system and site-packages binds on top: an interpreter or a
         # .venv that lives under /tmp (a clone in /tmp) stays visible instead of being covered
         cmd += [
@@ -214,11 +220,13 @@ class Isolation:
             "/tmp",
         ]
         cmd += self._system()
+        for inner, mb in (scratch or {}).items():
+            cmd += ["--size", str(int(mb) * 2**20), "--tmpfs", inner]
         for host, inner in (ro or {}).items():
             cmd += ["--ro-bind", host, inner]
         for host, inner in (rw or {}).items():
             cmd += ["--bind", host, inner]
-        # only the binds, /tmp and /dev/shm (both of bounded size) are writable
+        # only the rw binds and the tmpfs folders (/tmp, /dev/shm, scratch: bounded) are writable
         cmd += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", cwd, "--clearenv"]
         for k, v in env.items():
             cmd += ["--setenv", k, v]

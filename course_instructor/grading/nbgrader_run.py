@@ -1,26 +1,33 @@
-"""The nbgrader side of `course autograde`: the course configuration, the isolated kernels (a
-per-submission fork server inside bubblewrap), the nbgrader processes and the gradebook.
+"""The notebook side of `course autograde`: the submission's notebooks run inside its sandbox, and
+nbgrader, outside, only ever reads inert data.
 
-Layout of the batch's course root (``OUT/nbgrader``)::
+Per submission (:class:`NotebookRun`):
 
-    nbgrader_config.py, gradebook.db, source/, release/, submitted/<sid>/, autograded/<sid>/
-    jupyter/kernels/course-grader/kernel.json    the kernelspec nbgrader uses (a launcher)
-    kernel/                                      grader_kernel.py, sandbox_hook.py, limits.py and
-                                                 kernel_spec.json (rewritten per submission)
+1. **prepare** (trusted, here): each submitted notebook goes through nbgrader's own sanitising
+   preprocessors (outputs cleared, the instructor's locked and test cells restored from the
+   gradebook), then the hidden-test blocks are cut from the test cells: code points come from
+   the code sandbox, so the kernel never needs, and never sees, hidden test code;
+2. **execute** (untrusted, in bubblewrap): ``nb_runner.py`` runs them with nbgrader's Execute
+   preprocessor (``NBGRADER_EXECUTION=autograde``: training cells shrink), kernels forked by a
+   per-submission fork server (grader_kernel.py). The sandbox sees the prepared notebooks and
+   the submission's course_lib read-only, and writes only to size-bounded tmpfs folders
+   (:data:`WORK_MB` for the notebooks' folder, :data:`TMP_MB` for /tmp, 64 MB of /dev/shm) that
+   vanish with it. No host folder is writable in there, so nothing it leaves behind (a symlink,
+   a fifo, a huge file) is ever seen by a trusted process. Its one way out is a pipe: a JSON
+   line of cell outputs per notebook, read here with a size cap;
+3. **import** (trusted): the outputs are grafted onto the prepared notebooks by cell index and
+   made inert (inert.py: no HTML, JavaScript or SVG reaches formgrader or the feedback), then
+   written as regular files to ``submitted/<sid>/`` and graded by nbgrader's autograde,
+   in-process, with execution and output clearing switched off (:func:`import_config`). The
+   grader then replaces the code cells' scores by the code sandbox's (:func:`set_gradebook_scores`).
 
-Per submission the grader makes a short private folder (``/tmp/course_k_*``: Jupyter's connection
-files, the kernels' Unix sockets and the fork server's socket) and starts the fork server
-(`KernelZygote`) inside bubblewrap, where only that folder, ``kernel/`` (read-only) and the
-student's ``autograded/<sid>/exercises`` exist. The kernelspec's launcher (run by nbgrader, outside)
-asks the server for a kernel; the kernel forks, loads the fork ban, the limits and the audit
-hook, and runs ipykernel. When the submission is done the server's sandbox is killed, and with
-its pid namespace every process a student started. Without a server (``--cold-kernels``) the
-launcher starts each kernel in its own sandbox.
+Layout of the batch's course root (``OUT/nbgrader``): nbgrader_config.py, gradebook.db, source/,
+release/, submitted/<sid>/, autograded/<sid>/ (all written by trusted code only) and kernel/
+(grader_kernel.py, sandbox_hook.py, limits.py, nb_runner.py: mounted read-only in the sandbox).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import shutil
@@ -28,11 +35,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
+import nbformat
+
 from course_instructor import release
-from course_instructor.grading import limits, sandbox
+from course_instructor.grading import inert, limits, sandbox
 from course_instructor.grading.isolation import Isolation, interpreter
 
 ASSIGNMENT = release.ASSIGNMENT
@@ -40,268 +50,343 @@ KERNEL_FILES = {
     "grader_kernel.py": "grader_kernel.py",
     "sandbox_child.py": "sandbox_hook.py",
     "limits.py": "limits.py",
+    "nb_runner.py": "nb_runner.py",
 }
+KERNEL_NAME = "course-grader"
+# where things are inside the sandbox
+KERNEL_DIR, INBOX, WORK = "/grade/kernel", "/grade/inbox", "/grade/work"
+WORK_MB, TMP_MB = 256, 768  # with 64 MB of /dev/shm: at most ~1 GiB of disk (RAM) per submission
+MAX_RESULT_BYTES = 96 * 2**20  # every notebook's outputs together (figures are a few 100 kB each)
 
 
-def write_course_config(root: Path, cell_timeout: int, iso: Isolation, threads: int = 2) -> None:
-    """root/nbgrader_config.py for the nbgrader subprocess, the kernel's files and the kernelspec."""
+def write_course_config(root: Path, cell_timeout: int) -> None:
+    """root/nbgrader_config.py (for formgrader and plain nbgrader commands) and root/kernel/ (the
+    files the sandbox runs, mounted read-only)."""
     (root / "nbgrader_config.py").write_text(
         "from pathlib import Path\n"
         "from course_instructor.release import nbgrader_config\n"
-        f"c.merge(nbgrader_config(Path({str(root)!r}), cell_timeout={int(cell_timeout)}, "
-        "kernel_name='course-grader'))\n"
+        f"c.merge(nbgrader_config(Path({str(root)!r}), cell_timeout={int(cell_timeout)}))\n"
     )
-    kdir = root / "jupyter" / "kernels" / "course-grader"
-    kdir.mkdir(parents=True, exist_ok=True)
     (root / "kernel").mkdir(exist_ok=True)
     for src, dst in KERNEL_FILES.items():
         shutil.copy(Path(__file__).with_name(src), root / "kernel" / dst)
-    home = "/tmp/home" if iso.enabled else str(root / "home")
-    (root / "home").mkdir(exist_ok=True)
-    (kdir / "kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": [
-                    sys.executable,
-                    "-I",
-                    "-S",
-                    str(root / "kernel" / "grader_kernel.py"),
-                    str(root / "kernel" / "kernel_spec.json"),
-                    "-f",
-                    "{connection_file}",
-                ],
-                "display_name": "course grader (sandboxed)",
-                "language": "python",
-                "env": {
-                    "COURSE_PROFILE": "tiny",
-                    "COURSE_LIB_SOLUTIONS": "0",
-                    "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-                    "OMP_NUM_THREADS": str(int(threads)),
-                    "TQDM_DISABLE": "1",
-                    "HF_HUB_OFFLINE": "1",
-                    "TRANSFORMERS_OFFLINE": "1",
-                    "HF_DATASETS_OFFLINE": "1",
-                    "HOME": home,
-                    "MPLCONFIGDIR": f"{home}/mpl",
-                    "COURSE_CHECKPOINTS": f"{home}/ckpt",
-                },
-            }
-        )
-    )
 
 
-class SubmissionKernels:
-    """The kernels of one submission: its private folder, the sandbox binds, kernel_spec.json, and
-    (warm) the fork server. :meth:`close` kills every process of the submission."""
+def import_config(root: Path):
+    """nbgrader's configuration for step 3: autograde WITHOUT executing and without clearing the
+    outputs (they are the sandbox's, already inert); everything else as nbgrader does it."""
+    from nbconvert.preprocessors import ClearMetadataPreprocessor
+    from nbgrader import preprocessors as pp
 
-    def __init__(self, root: Path, iso: Isolation, sid: str, notebook_timeout: float, warm: bool = True):
-        self.root, self.iso, self.warm = root, iso, warm
-        self.run_dir = Path(tempfile.mkdtemp(prefix="course_k_"))  # short: socket paths <= 107 bytes
-        (self.run_dir / "runtime").mkdir()
-        self.cwd = root / "autograded" / sid / ASSIGNMENT
-        kdir = root / "kernel"
-        writable = [
-            str(self.cwd),
-            str(self.run_dir),
-            "/tmp" if iso.enabled else str(root / "home"),
-            tempfile.gettempdir(),
-        ]
-        self.binds = {
-            "ro": {str(kdir): str(kdir)},
-            "rw": {str(self.cwd): str(self.cwd), str(self.run_dir): str(self.run_dir)},
+    c = release.nbgrader_config(root)
+    c.Autograde.sanitize_preprocessors = [
+        pp.DeduplicateIds,
+        pp.OverwriteKernelspec,
+        pp.OverwriteCells,
+        pp.CheckCellMetadata,
+    ]
+    c.Autograde.autograde_preprocessors = [
+        pp.IgnorePattern,
+        ClearMetadataPreprocessor,
+        pp.LimitOutput,
+        pp.SaveAutoGrades,
+        pp.AssignLatePenalties,
+        pp.CheckCellMetadata,
+    ]
+    return c
+
+
+def prepare_notebook(root: Path, path: Path):
+    """Step 1 on one submitted notebook: nbgrader's sanitising preprocessors (as its autograde runs
+    them), then the hidden-test blocks cut from the grade cells (the instructor's, restored)."""
+    from nbgrader import preprocessors as pp
+    from nbgrader import utils
+
+    nb = nbformat.read(str(path), as_version=4)
+    resources = {
+        "nbgrader": {
+            "db_url": f"sqlite:///{root / 'gradebook.db'}",
+            "assignment": ASSIGNMENT,
+            "notebook": path.stem,
         }
-        env = {"PATH": "/usr/bin:/bin"}
-        self.prefix = iso.command(
-            [], env=env, cwd=str(self.cwd), new_session=False, tmp_mb=1024, **self.binds
-        )
-        self.spec = {
+    }
+    for step in (
+        pp.ClearOutput,
+        pp.DeduplicateIds,
+        pp.OverwriteKernelspec,
+        pp.OverwriteCells,
+        pp.CheckCellMetadata,
+    ):
+        nb, resources = step().preprocess(nb, resources)
+    hidden = pp.ClearHiddenTests()
+    for i, cell in enumerate(nb.cells):
+        if utils.is_grade(cell):
+            hidden.preprocess_cell(cell, resources, i)
+    return nb
+
+
+def instructor_sources(source_notebook: Path) -> set[str]:
+    """The sources of the instructor's markdown / raw cells (rendered as they are)."""
+    if not source_notebook.is_file():
+        return set()
+    nb = nbformat.read(str(source_notebook), as_version=4)
+    return {c.source for c in nb.cells if c.cell_type != "code"}
+
+
+class _Capped:
+    """Reads a stream in a thread: lines up to `cap` bytes in all (``lines``), or only the last
+    `tail` bytes (``text``) when `tail` is given."""
+
+    def __init__(self, stream, cap: int, tail: int | None = None):
+        self.lines: list[bytes] = []
+        self.overflow = False
+        self.tail = tail
+        self.buf = b""
+        self.thread = threading.Thread(target=self._read, args=(stream, cap), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream, cap: int) -> None:
+        total = 0
+        try:
+            if self.tail is not None:
+                for chunk in iter(lambda: stream.read1(65536), b""):
+                    self.buf = (self.buf + chunk)[-self.tail :]
+                return
+            for raw in iter(lambda: stream.readline(cap + 1), b""):
+                total += len(raw)
+                if total > cap or not raw.endswith(b"\n"):
+                    self.overflow = total > cap
+                    break
+                self.lines.append(raw)
+        except (OSError, ValueError):
+            pass
+
+    @property
+    def text(self) -> str:
+        return self.buf.decode("utf-8", "replace")
+
+
+class NotebookRun:
+    """Steps 1 and 2 for one submission: :meth:`start` prepares the notebooks and starts the
+    sandbox in the background; :meth:`finish` waits (bounded), imports what came back (step 3)
+    and kills everything of the submission. `notebooks` are the submitted files to run."""
+
+    def __init__(
+        self,
+        root: Path,
+        iso: Isolation,
+        sid: str,
+        notebooks: list[Path],
+        course_lib: Path | None,
+        base: Path,
+        *,
+        cell_timeout: int,
+        notebook_timeout: float,
+        jobs: int,
+        threads: int,
+        warm: bool = True,
+    ):
+        self.root, self.iso, self.sid = root, iso, sid
+        self.notebook_timeout = notebook_timeout
+        self.inbox = Path(tempfile.mkdtemp(prefix="course_nb_"))
+        self.problems: list[str] = []  # the submission's own (a notebook nbgrader cannot read)
+        self.prepared: dict[str, object] = {}
+        (self.inbox / "notebooks").mkdir()
+        self.subdir = root / "submitted" / sid / ASSIGNMENT  # only inert notebooks go there
+        if self.subdir.exists():
+            shutil.rmtree(self.subdir)
+        self.subdir.mkdir(parents=True)
+        for path in notebooks:
+            try:
+                nb = prepare_notebook(root, path)
+            except Exception as e:  # noqa: BLE001 - a notebook nbgrader cannot sanitise is not run
+                self.problems.append(f"{path.name} could not be prepared for grading ({type(e).__name__})")
+                continue
+            self.prepared[path.name] = nb
+            nbformat.write(nb, str(self.inbox / "notebooks" / path.name))
+        sandbox.prepare_course_lib(course_lib, self.inbox, base)
+        self.proc = None
+        self.started = time.time()
+        if self.prepared:
+            self._start(cell_timeout, jobs, threads, warm)
+
+    # --- step 2 -------------------------------------------------------------------------------
+    def _start(self, cell_timeout: int, jobs: int, threads: int, warm: bool) -> None:
+        iso, inbox = self.iso, self.inbox
+        if iso.enabled:
+            kdir, box, work, tmp = KERNEL_DIR, INBOX, WORK, "/tmp"
+        else:  # --unsafe-no-isolation: host folders of this submission
+            kdir, box, work, tmp = (
+                str(self.root / "kernel"),
+                str(inbox),
+                str(inbox / "work"),
+                str(inbox / "tmp"),
+            )
+            shutil.copytree(inbox / "course_lib", inbox / "work" / "course_lib")
+            (inbox / "tmp").mkdir()
+        python = interpreter() if iso.enabled else sys.executable
+        home = f"{tmp}/home"
+        kernel_env = {
+            "PATH": "/usr/bin:/bin",
+            "COURSE_PROFILE": "tiny",
+            "COURSE_LIB_SOLUTIONS": "0",
+            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+            "OMP_NUM_THREADS": str(int(threads)),
+            "TQDM_DISABLE": "1",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+            "HOME": home,
+            "MPLCONFIGDIR": f"{home}/mpl",
+            "COURSE_CHECKPOINTS": f"{home}/ckpt",
+        }
+        kernel_spec = {
             "site_dirs": iso.site_paths(),
             "mem_mb": 6144,
-            "cpu_seconds": int(notebook_timeout) + 60,
+            "cpu_seconds": int(self.notebook_timeout) + 60,
             "fsize_mb": 64,
-            "kernel_dir": str(kdir),
-            "python": _python(iso),
-            "zygote_socket": str(self.run_dir / "zygote.sock") if warm else "",
+            "kernel_dir": kdir,
+            "python": python,
+            "zygote_socket": f"{tmp}/zygote.sock" if warm else "",
             "zygote_wait": 60,
-            "kernel_cwd_root": str(self.cwd),
-            "isolated_argv": self.prefix if iso.enabled else [],
-            "writable": writable,
-            "forbidden": sandbox.forbidden_roots()
-            + [str(root / "source"), str(root / "gradebook.db"), str(root / "nbgrader_config.py")],
+            "kernel_cwd_root": work,
+            "writable": [work, tmp],
+            "forbidden": sandbox.forbidden_roots() + [str(self.root)],
             "allowed_read": [sys.prefix, sys.base_prefix, *iso.site_paths()],
-            # the whole environment of a kernel: nothing of the grader's own leaks in
-            "kernel_env": {
+            "kernel_env": kernel_env,  # the whole environment of a kernel
+        }
+        (inbox / "kernel_spec.json").write_text(json.dumps(kernel_spec))
+        kspec = inbox / "jupyter" / "kernels" / KERNEL_NAME
+        kspec.mkdir(parents=True)
+        launcher = [python, "-I", "-S", f"{kdir}/grader_kernel.py", f"{box}/kernel_spec.json"]
+        (kspec / "kernel.json").write_text(
+            json.dumps(
+                {
+                    "argv": launcher + ["-f", "{connection_file}"],
+                    "display_name": "course grader (sandboxed)",
+                    "language": "python",
+                    "env": kernel_env,
+                }
+            )
+        )
+        runner = {
+            "site_dirs": iso.site_paths(),
+            "notebooks": f"{box}/notebooks",
+            "order": sorted(self.prepared),
+            "cwd": work,
+            "jobs": jobs,
+            "cell_timeout": int(cell_timeout),
+            "startup_timeout": 120,
+            "kernel_name": KERNEL_NAME,
+            "zygote": [python, "-I", "-S", f"{kdir}/grader_kernel.py", "--zygote", f"{box}/kernel_spec.json"]
+            if warm
+            else None,
+            "env": {
                 "PATH": "/usr/bin:/bin",
-                **json.loads((root / "jupyter" / "kernels" / "course-grader" / "kernel.json").read_text())[
-                    "env"
-                ],
+                "HOME": home,
+                "JUPYTER_PATH": f"{box}/jupyter",
+                "JUPYTER_RUNTIME_DIR": f"{tmp}/runtime",
+                "JUPYTER_PLATFORM_DIRS": "1",
+                "NBGRADER_EXECUTION": "autograde",
+                "TMPDIR": tmp,
             },
         }
-        (kdir / "kernel_spec.json").write_text(json.dumps(self.spec))
-        self.zygote = KernelZygote(self) if warm else None
-
-    def env(self, base: dict) -> dict:
-        """The environment of the nbgrader processes of this submission: connection files (which
-        jupyter_client writes to TMPDIR) in the folder the sandbox sees."""
-        return {
-            **base,
-            "JUPYTER_RUNTIME_DIR": str(self.run_dir / "runtime"),
-            "TMPDIR": str(self.run_dir / "runtime"),
-        }
-
-    def close(self) -> None:
-        if self.zygote is not None:
-            self.zygote.stop()
-        shutil.rmtree(self.run_dir, ignore_errors=True)
-
-
-class KernelZygote:
-    """The kernels' fork server (grader_kernel.py --zygote), inside the submission's sandbox:
-    torch, transformers and ipykernel are imported once per submission instead of once per
-    notebook. If it is not running, each kernel starts cold (the launcher falls back)."""
-
-    def __init__(self, kernels: SubmissionKernels):
-        self.k = kernels
-        self.socket = Path(kernels.spec["zygote_socket"])
-        self.proc = None
-        self.start()
-
-    def start(self) -> None:
-        k = self.k
-        env = dict(k.spec["kernel_env"])
-        argv = [
-            _python(k.iso),
-            "-I",
-            "-S",
-            str(k.root / "kernel" / "grader_kernel.py"),
-            "--zygote",
-            str(k.root / "kernel" / "kernel_spec.json"),
-        ]
-        cmd = k.iso.command(argv, env=env, cwd=str(k.cwd), new_session=True, tmp_mb=1024, **k.binds)
-        with open(k.root / "zygote.log", "ab") as log:  # the child keeps its own descriptor
-            self.proc = subprocess.Popen(
-                cmd,
-                cwd=str(k.cwd),
-                env=env if not k.iso.enabled else {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                start_new_session=True,
-                preexec_fn=lambda: limits.apply(k.spec["cpu_seconds"] + 60, 16384, 64, nofile=1024),
-            )
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def wait_ready(self, timeout: float = 60) -> bool:
-        """True once it accepts launchers (then kernels start warm)."""
-        t_end = time.time() + timeout
-        while self.alive() and time.time() < t_end:
-            if self.socket.exists():
-                return True
-            time.sleep(0.05)
-        return False
-
-    def stop(self) -> None:
-        """Kill the server's sandbox: its pid namespace, so every kernel and whatever they started."""
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.kill()
-        self.proc.wait()
-        self.proc = None
-
-
-def _python(iso: Isolation) -> str:
-    return interpreter() if iso.enabled else sys.executable
-
-
-def nbgrader_env(root: Path) -> dict:
-    """The environment of the nbgrader processes: ours, minus the solutions switch, plus the course's
-    Jupyter folders."""
-    env = dict(os.environ)
-    env["JUPYTER_PATH"] = str(root / "jupyter")
-    env.pop("COURSE_LIB_SOLUTIONS", None)
-    return env
-
-
-def notebook_groups(jobs: int) -> list[str]:
-    """`jobs` nbgrader --notebook patterns that split the NN_*.ipynb notebooks by the last digit of
-    their unit number (01 03 05 07 | 02 04 06 08 for two jobs): neighbouring units, which cost
-    about the same, land in different groups."""
-    jobs = max(1, min(int(jobs), 5))
-    if jobs == 1:
-        return ["*"]
-    return [
-        "[0-9][" + "".join(str(d % 10) for d in range(1, 11) if d % jobs == k % jobs) + "]_*"
-        for k in range(1, jobs + 1)
-    ]
-
-
-class NbgraderAutograde:
-    """`nbgrader autograde` of one student, started in the background, bounded in time by wait().
-
-    With jobs > 1 the notebooks are split into `jobs` groups (``--notebook`` patterns) graded by
-    concurrent nbgrader processes, each with its own kernel; a group none of the submitted
-    notebooks falls in gets no process (nbgrader would only start, match nothing and fail with
-    "No notebooks were matched", a false grader-side failure). The caller has already laid out
-    autograded/<sid>/ (the student's course_lib), created the student and the submission in the
-    gradebook and started the submission's kernels, so the processes share no set-up step.
-    """
-
-    def __init__(self, root: Path, sid: str, kernels: SubmissionKernels, jobs: int = 1):
-        release.ensure_scripts_on_path()
-        env = kernels.env(nbgrader_env(root))
-        base = [sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, f"--student={sid}", "--force"]
-        groups = notebook_groups(jobs)
-        if len(groups) > 1:
-            names = [p.name for p in (root / "submitted" / sid / ASSIGNMENT).glob("*.ipynb")]
-            groups = [g for g in groups if fnmatch.filter(names, f"{g}.ipynb")] or groups[:1]
-        self.started = time.time()
-        self.procs = []
-        for k, pattern in enumerate(groups):
-            cmd = base if pattern == "*" else base + [f"--notebook={pattern}"]
-            # kernels talk over Unix sockets in the submission's private folder (bound into the
-            # sandbox; TCP cannot cross its network namespace), one prefix per process
-            cmd = cmd + ["--KernelManager.transport=ipc", f"--KernelManager.ip={kernels.run_dir / f'k{k}'}"]
-            log = root / f"autograde_{sid}{'' if len(groups) == 1 else f'_{k}'}.log"
-            with open(log, "wb") as f:  # the child keeps its own copy of the descriptor
-                proc = subprocess.Popen(
-                    cmd,
-                    cwd=str(root),
-                    env=env,
-                    stdout=f,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-            self.procs.append((proc, log))
+        (inbox / "runner.json").write_text(json.dumps(runner))
+        argv = [python, "-I", "-S", f"{kdir}/nb_runner.py", f"{box}/runner.json"]
+        cmd = iso.command(
+            argv,
+            env=runner["env"],
+            cwd=work,
+            scratch={WORK: WORK_MB},
+            ro={
+                str(self.root / "kernel"): KERNEL_DIR,
+                str(inbox): INBOX,
+                str(inbox / "course_lib"): f"{WORK}/course_lib",
+            },
+            tmp_mb=TMP_MB,
+            as_pid_1=True,  # the runner alone holds the result pipe (bwrap's reaper would too)
+        )
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=work if not iso.enabled else str(inbox),
+            env=runner["env"] if not iso.enabled else {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=lambda: limits.apply(kernel_spec["cpu_seconds"] + 60, 16384, 64, nofile=1024),
+        )
+        self.out = _Capped(self.proc.stdout, MAX_RESULT_BYTES)
+        self.err = _Capped(self.proc.stderr, 0, tail=4000)
 
     def kill(self) -> None:
-        for proc, _ in self.procs:
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait()
-
-    def wait(self, timeout: float) -> tuple[bool, str]:
-        """Wait until `timeout` seconds after the start; stop everything past it."""
-        problems = []
-        for proc, log in self.procs:
+        if self.proc is not None and self.proc.poll() is None:
             try:
-                rc = proc.wait(timeout=max(0.1, self.started + timeout - time.time()))
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.proc.kill()
+        if self.proc is not None:
+            self.proc.wait()
+
+    def close(self) -> None:
+        self.kill()
+        shutil.rmtree(self.inbox, ignore_errors=True)
+
+    # --- step 3 -------------------------------------------------------------------------------
+    def finish(self, source_dir: Path, api) -> tuple[bool, str]:
+        """Wait for the sandbox (until `notebook_timeout` after the start), import every notebook
+        (outputs where they came back), run nbgrader's autograde on them. (ok, what went wrong)."""
+        problems = []
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=max(0.1, self.started + self.notebook_timeout - time.time()))
             except subprocess.TimeoutExpired:
-                self.kill()
-                return False, f"nbgrader autograde took longer than {timeout:.0f} s and was stopped"
-            if rc != 0:
                 problems.append(
-                    f"nbgrader autograde failed (exit {rc}): {log.read_text(errors='replace')[-500:]}"
+                    f"notebook execution took longer than {self.notebook_timeout:.0f} s and was stopped"
                 )
+            self.kill()
+            self.out.thread.join(5)
+            self.err.thread.join(5)
+            if self.out.overflow:
+                problems.append(f"the notebooks' outputs exceeded {MAX_RESULT_BYTES // 2**20} MB")
+        results = {}
+        for raw in self.out.lines if self.proc is not None else []:
+            try:
+                msg = json.loads(raw)
+            except ValueError:
+                continue
+            if type(msg) is dict and msg.get("notebook") in self.prepared and msg["notebook"] not in results:
+                results[msg["notebook"]] = msg
+        missing = sorted(set(self.prepared) - set(results))
+        if missing and not problems:
+            problems.append(
+                f"no outputs came back for {', '.join(missing)} (the sandbox ended early: "
+                f"{self.err.text.strip()[-300:]})"
+            )
+        for name, nb in self.prepared.items():
+            msg = results.get(name, {})
+            cells = msg.get("cells") if type(msg.get("cells")) is list else []
+            if cells and len(cells) != len(nb.cells):
+                problems.append(f"{name}: the sandbox sent back outputs of another notebook")
+                cells = []
+            for cell, got in zip(nb.cells, cells):
+                if cell.cell_type == "code" and type(got) is dict:
+                    cell.outputs = got.get("outputs", [])
+                    count = got.get("execution_count")
+                    cell.execution_count = count if type(count) is int else None
+            inert.notebook(nb, instructor_sources(source_dir / name))
+            try:
+                nbformat.validate(nb)
+            except nbformat.ValidationError:
+                for cell in nb.cells:
+                    if cell.cell_type == "code":
+                        cell.outputs, cell.execution_count = [], None
+                problems.append(f"{name}: its outputs were not valid and were dropped")
+            nbformat.write(nb, str(self.subdir / name))
+        res = api.autograde(ASSIGNMENT, self.sid, force=True, create=True)
+        if not res.get("success"):
+            problems.append(f"nbgrader autograde failed: {str(res.get('log', ''))[-500:]}")
         return (not problems), "; ".join(problems)
 
 
