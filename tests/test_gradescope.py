@@ -125,11 +125,14 @@ def fake_tree(d: Path, name: str, put_submission) -> Path:
     return root
 
 
-def run_autograder(root: Path) -> dict:
+def run_autograder(root: Path, log: list | None = None) -> dict:
+    """Run root/source/run_autograder as Gradescope does; its stdout is appended to `log`."""
     script = root / "source" / "run_autograder"
     env = {**os.environ, "COURSE_AUTOGRADER_ROOT": str(root), "COURSE_AUTOGRADER_PYTHON": sys.executable}
     r = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    if log is not None:
+        log.append(r.stdout)
     return json.loads((root / "results" / "results.json").read_text())
 
 
@@ -234,8 +237,8 @@ def test_same_points_in_autograde_csv_lms_junit_and_gradescope(built, graded, tm
     os.geteuid() != 0 or not shutil.which("setpriv"), reason="the uid wall needs root + setpriv"
 )
 def test_uid_wall_runs_student_code_as_nobody(built):
-    """--isolation uid (Gradescope containers without user namespaces): the student's function
-    runs as uid 65534 and cannot read the grader's source (made root-only as setup.sh does)."""
+    """--isolation uid (what zips built before `uid-weak` was named so carry; the same wall): the
+    student's function runs as uid 65534 and cannot read the grader's source (made root-only as setup.sh does)."""
     target = built / "ag_uid" / "source" / "solutions" / "kl.py"
     probe = (  # os.access: the file permissions themselves, not the audit hook (an extra alarm)
         "def kl_estimate(logp, ref_logp, kind='k3'):\n"
@@ -251,7 +254,7 @@ def test_uid_wall_runs_student_code_as_nobody(built):
     check_spec(res)
     kl = res["tests"][0]["output"]
     assert "probe uid=65534 readable=False" in kl, kl
-    assert "uid wall" in res["extra_data"]["isolation"] and res["score"] == 0
+    assert "uid-weak" in res["extra_data"]["isolation"] and res["score"] == 0
 
 
 def test_gather_shapes(tmp_path):
@@ -274,3 +277,213 @@ def test_gather_shapes(tmp_path):
     ]
     with pytest.raises(ValueError, match="no submission folder"):
         gradescope.gather(tmp_path / "missing", tmp_path / "w5")
+
+
+# --- hostile submissions: what each isolation mode keeps out of reach ---------------------------------
+# The exercise function first empties the audit hook's set of blocked events (the hook is an alarm
+# inside the student's own process, not a wall), then tries what the hook would have stopped: a TCP
+# connection to a server of the host's loopback, and a look at the host's processes in /proc.
+ATTACK = """
+def kl_estimate(logp, ref_logp, kind="k3"):
+    import gc, os, socket
+    for o in gc.get_objects():
+        if isinstance(o, set) and "socket.connect" in o:
+            o.clear()
+    s = socket.socket()
+    s.settimeout(3)
+    try:
+        s.connect(("127.0.0.1", {port}))
+        net = "connected"
+    except OSError as e:
+        net = "failed-" + type(e).__name__
+    pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    raise ValueError(
+        f"probe uid={{os.getuid()}} net={{net}} hostpid={{str({hostpid}) in pids}} npids={{len(pids)}} "
+        f"answers={{os.access({solutions!r}, os.R_OK)}} results={{os.access({results!r}, os.W_OK)}}"
+    )
+"""
+
+
+def attack(built: Path, mode: str, runner=run_autograder) -> tuple[dict, str, int]:
+    """Grade the hostile submission with --isolation `mode` on a root-only /autograder/source (as
+    setup.sh leaves it) with `runner` (the root -> results.json): (results.json, the probe's line,
+    connections the server on the host's 127.0.0.1 accepted)."""
+    import re
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    accepted, stop = [], threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    root = built / f"ag_attack_{mode}_{runner.__name__}"
+    code = ATTACK.format(
+        port=server.getsockname()[1],
+        hostpid=os.getpid(),
+        solutions=str(root / "source" / "solutions" / "kl.py"),
+        results=str(root / "results"),
+    )
+    try:
+        root = fake_tree(built, root.name, lambda sub: S.make_course_lib(sub, overrides={"kl": code}))
+        (root / "results").mkdir()
+        cfg = root / "source" / gradescope.CONFIG
+        cfg.write_text(json.dumps({**json.loads(cfg.read_text()), "isolation": mode}))
+        for p in [root / "source", *(root / "source").rglob("*")]:
+            p.chmod(p.stat().st_mode & ~0o077)  # what setup.sh does: root only
+        res = runner(root)
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+        for c in accepted:
+            c.close()
+    check_spec(res)
+    out = res["tests"][0]["output"]
+    probe = re.search(r"probe [^\n]*", out)
+    assert probe, out
+    return res, probe.group(0), len(accepted)
+
+
+def assert_reached_nothing(res: dict, probe: str, connections: int) -> None:
+    assert connections == 0, probe
+    # stopped by the network namespace (its own empty loopback), not by the audit hook (emptied by
+    # the attack; it would have raised PermissionError)
+    assert "net=failed-" in probe and "PermissionError" not in probe and "hostpid=False" in probe, probe
+    assert int(probe.split("npids=")[1].split()[0]) < 10, probe  # the sandbox's own few
+    assert "uid=65534" in probe and "answers=False" in probe and "results=False" in probe, probe
+    assert res["score"] == 0
+
+
+NAMESPACE_MODES = {"bwrap": gradescope.bwrap_problem, "bwrap-root": gradescope.root_ns_problem}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", list(NAMESPACE_MODES))
+def test_hostile_submission_reaches_nothing(built, mode):
+    """Each mode `auto` may choose: no connection to the host's loopback, no host process in
+    /proc, no answers, no results.json -- with the audit hook emptied by the student's code."""
+    problem = NAMESPACE_MODES[mode]()
+    if problem:
+        pytest.skip(f"--isolation {mode} cannot run here: {problem}")
+    assert_reached_nothing(*attack(built, mode))
+
+
+@pytest.mark.slow
+def test_auto_without_user_namespaces_runs_bwrap_as_root(built, monkeypatch):
+    """No user namespaces (simulated), root with CAP_SYS_ADMIN (this machine, as root): `auto`
+    builds the sandbox with bwrap run as root and setpriv, and it holds as well."""
+    problem = gradescope.root_ns_problem()
+    if problem:
+        pytest.skip(f"bwrap as root cannot create namespaces here: {problem}")
+    monkeypatch.setattr(gradescope, "bwrap_problem", lambda: "user namespaces are forbidden (simulated)")
+
+    def in_process(root):
+        return gradescope.run(root)
+
+    res, probe, connections = attack(built, "auto", in_process)
+    assert_reached_nothing(res, probe, connections)
+    assert "bubblewrap run as root, no user namespace" in res["extra_data"]["isolation"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root + setpriv")
+def test_uid_weak_is_the_wall_the_readme_says(built):
+    """uid-weak keeps the answers and results.json out of reach, and -- as its name, the README
+    and its warning say -- nothing else: the host's loopback and processes are in reach."""
+    log: list[str] = []
+    res, probe, connections = attack(built, "uid-weak", lambda root: run_autograder(root, log))
+    assert "uid=65534" in probe and "answers=False" in probe and "results=False" in probe, probe
+    assert res["score"] == 0
+    assert connections > 0 and "net=connected" in probe and "hostpid=True" in probe, probe
+    assert "WEAK ISOLATION" in log[0] and "CAN reach the network" in log[0]
+
+
+def test_auto_refuses_without_namespaces(tmp_path, monkeypatch):
+    """Neither user namespaces nor namespaces for root (simulated): `auto` refuses, saying what is
+    missing and what the weak wall would leave open; run_autograder writes that as a 0-point
+    configuration error. The weak wall is used only when named."""
+    monkeypatch.setattr(gradescope, "bwrap_problem", lambda: "user namespaces are forbidden (simulated)")
+    monkeypatch.setattr(gradescope, "root_ns_problem", lambda: "no CAP_SYS_ADMIN (simulated)")
+    for mode in ("auto", "bwrap", "bwrap-root"):
+        with pytest.raises(gradescope.IsolationUnavailable, match="simulated"):
+            gradescope.choose_isolation(mode)
+    with pytest.raises(gradescope.IsolationUnavailable) as e:
+        gradescope.choose_isolation("auto")
+    msg = str(e.value)
+    for part in ("user namespaces", "CAP_SYS_ADMIN", "--isolation uid-weak", "network", "process list"):
+        assert part in msg, msg
+    (tmp_path / "source").mkdir()
+    (tmp_path / "source" / gradescope.CONFIG).write_text(json.dumps({"isolation": "auto"}))
+    assert gradescope.run_main(["--root", str(tmp_path)]) == 2
+    res = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert res["score"] == 0 and "configuration error" in res["output"] and "CAP_SYS_ADMIN" in res["output"]
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        for mode in ("uid-weak", "uid"):
+            iso, how = gradescope.choose_isolation(mode)
+            assert isinstance(iso, gradescope.UidIsolation) and "uid-weak" in how
+    with pytest.raises(ValueError, match="isolation must be one of"):
+        gradescope.build_zip(tmp_path / "z.zip", isolation="uid-only")
+
+
+def test_bwrap_root_command_line(tmp_path):
+    """What bwrap-root changes in Isolation.command's line: no user namespace (so no --uid), the
+    namespaces named one by one, setpriv to nobody before the program, world-writable private
+    tmpfs, and 0755 folders on the way to every mount (bwrap as root makes them 0700)."""
+    from course_instructor.grading import isolation
+
+    opts = ["--hostname", "grader", "--cap-drop", "ALL", "--size", "9", "--tmpfs", "/tmp"]
+    opts += ["--ro-bind", "/opt/x/venv", "/opt/x/venv", "--tmpfs", "/opt/x/venv/solutions", "--chdir", "/tmp"]
+    assert isolation._as_root(opts) == [
+        "--hostname",
+        "grader",
+        "--size",
+        "9",
+        "--perms",
+        "1777",
+        "--tmpfs",
+        "/tmp",
+        "--perms",
+        "0755",
+        "--dir",
+        "/opt",
+        "--perms",
+        "0755",
+        "--dir",
+        "/opt/x",
+        "--ro-bind",
+        "/opt/x/venv",
+        "/opt/x/venv",
+        "--tmpfs",
+        "/opt/x/venv/solutions",
+        "--chdir",
+        "/tmp",
+    ]
+    with pytest.raises(RuntimeError, match="--bind-try"):
+        isolation._as_root(["--bind-try", "/a", "/a"])
+    if isolation.check_root_namespaces():
+        pytest.skip(f"bwrap as root cannot create namespaces here: {isolation.check_root_namespaces()}")
+    (tmp_path / "box").mkdir()
+    (tmp_path / "box" / "f.py").write_text("x")
+    (tmp_path / "box" / "f.py").chmod(0o600)
+    cmd = isolation.RootNamespaceIsolation().command(
+        ["python3", "-c", "1"], env={"A": "b"}, cwd="/tmp", ro={str(tmp_path / "box"): "/box"}
+    )
+    assert (
+        "--unshare-all" not in cmd
+        and "--uid" not in cmd
+        and "--unshare-net" in cmd
+        and "--unshare-pid" in cmd
+    )
+    sep = cmd.index("--")
+    assert cmd[sep + 1].endswith("setpriv") and f"--reuid={isolation.NOBODY}" in cmd[sep:]
+    assert cmd[-4:] == ["--", "python3", "-c", "1"]
+    assert (tmp_path / "box" / "f.py").stat().st_mode & 0o444 == 0o444  # a real nobody reads the box

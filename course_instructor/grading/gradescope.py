@@ -25,16 +25,23 @@ left as is is read too), its unpacked folder (``course_lib/`` + ``exercises/``),
 ``exercises/*.ipynb`` and ``SUBMISSION.json`` are ever read (submissions.py).
 
 Isolation (``--isolation``, recorded in the zip): student code must not read ``solutions/`` or
-write ``results.json``, and Gradescope runs it in the same container as the grader.
+write ``results.json``, reach the network or see other processes, and Gradescope runs it in the
+same container as the grader.
 
 * ``bwrap``: bubblewrap, exactly as `course autograde` (needs user namespaces in the container);
-* ``uid``: where the container forbids namespaces (Docker's default seccomp profile does), the
-  sandboxed process runs as user ``nobody`` (``setpriv``: no groups, no new privileges, no
-  capabilities) with the usual rlimits, fork ban and audit hook, and ``setup.sh`` makes
-  ``/autograder/source`` (solutions, grader) readable by root only; ``/autograder/results`` is
-  root's. Weaker than bwrap (same file system view, network as the container has it), still a
-  wall between student code and the answers;
-* ``auto`` (default): ``bwrap`` where it works, else ``uid`` (running as root), else refuse;
+* ``bwrap-root``: where user namespaces are forbidden but the grader is root with CAP_SYS_ADMIN:
+  bwrap run by root creates the same mount / pid / network / IPC / UTS namespaces without a user
+  namespace, and ``setpriv`` makes the process the real user ``nobody`` with no capabilities
+  (isolation.RootNamespaceIsolation); the same sandbox as ``bwrap``;
+* ``auto`` (default): ``bwrap`` where it works, else ``bwrap-root``, else REFUSE: results.json
+  gets 0 points and a sentence naming what the container lacks. Never the weak mode below;
+* ``uid-weak`` (only when named; ``uid`` in zips built before): for containers that allow no
+  namespaces at all (Docker's defaults: no CAP_SYS_ADMIN, a seccomp profile that forbids user
+  namespaces). The process runs as user ``nobody`` (``setpriv``) with the usual rlimits, fork ban
+  and audit hook, and ``setup.sh`` makes ``/autograder/source`` readable by root only, so the
+  answers and results.json stay out of reach -- but it has the container's network (127.0.0.1
+  included), sees every process in ``/proc``, and can disable the audit hook in its own process.
+  Every run prints that, loudly;
 * ``none``: no wall at all (trusted submissions only).
 
 Paths are configurable (``--root``, default ``/autograder``), so the tests run ``run_autograder``
@@ -58,13 +65,22 @@ import tomllib
 
 from course_instructor import release
 from course_instructor.grading import export, feedback
-from course_instructor.grading.isolation import NOBODY, Isolation, IsolationUnavailable
+from course_instructor.grading.isolation import (
+    NOBODY,
+    Isolation,
+    IsolationUnavailable,
+    RootNamespaceIsolation,
+    setpriv_nobody,
+)
 from course_instructor.grading.isolation import check as bwrap_problem
+from course_instructor.grading.isolation import check_root_namespaces as root_ns_problem
 from course_lib.core import registry
 
 REPO = release.REPO
 VISIBILITY = ("hidden", "after_due_date", "after_published", "visible")
-ISOLATION = ("auto", "bwrap", "uid", "none")
+ISOLATION = ("auto", "bwrap", "bwrap-root", "uid-weak", "none")
+# the weak mode's name in zips built before it said so; still honoured, as the instructor named it
+LEGACY_ISOLATION = {"uid": "uid-weak"}
 CONFIG = "gradescope.json"
 # What the zip carries besides setup.sh / run_autograder (paths relative to the repository).
 PACKAGES = ("course_lib", "course_instructor", "solutions")
@@ -77,8 +93,8 @@ SETUP_SH = """#!/usr/bin/env bash
 set -euxo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-# bubblewrap (the grader's sandbox), setpriv (util-linux: the uid wall where namespaces are
-# forbidden) and Python >= 3.11 (the course's pins need it): the image's python3 where it is new
+# bubblewrap (the grader's sandbox), setpriv (util-linux: becomes user nobody in the bwrap-root and
+# uid-weak modes) and Python >= 3.11 (the course's pins need it): the image's python3 where it is new
 # enough (Ubuntu 24.04: 3.12), else python3.11 (Ubuntu 22.04 has it in universe).
 apt-get install -y bubblewrap util-linux
 PY=python3
@@ -184,9 +200,20 @@ def build_zip(
 
 
 # --- isolation ----------------------------------------------------------------------------------------
+WEAK_WARNING = (
+    "!" * 78 + "\n"
+    "!! WEAK ISOLATION (--isolation uid-weak): student code runs as user nobody in the grader's own\n"
+    "!! namespaces. It cannot read the grader's files (root only) or write results.json, but it\n"
+    "!! CAN reach the network (127.0.0.1 included), SEE every process in /proc, and disable the\n"
+    "!! audit hook in its own process. Real isolation: --isolation auto in a container with user\n"
+    "!! namespaces, or with CAP_SYS_ADMIN for the grader (root).\n" + "!" * 78
+)
+
+
 class UidIsolation(Isolation):
-    """Student code as user ``nobody`` via ``setpriv`` (no namespaces needed), host paths as they
-    are. The sandbox's box and scratch folders are opened to that user just before it starts."""
+    """The weak wall (``uid-weak``): student code as user ``nobody`` via ``setpriv`` (no namespaces
+    needed), host paths, network and process list as they are. The sandbox's box and scratch
+    folders are opened to that user just before it starts."""
 
     def __init__(self):
         super().__init__(enabled=False)
@@ -206,33 +233,38 @@ class UidIsolation(Isolation):
                     os.chmod(os.path.join(d, f), 0o644)
         os.chown(cwd, NOBODY, NOBODY)  # the scratch folder: the only place it may write
         os.chmod(cwd, 0o700)
-        return [
-            self.setpriv,
-            f"--reuid={NOBODY}",
-            f"--regid={NOBODY}",
-            "--clear-groups",
-            "--no-new-privs",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-            "--",
-            *argv,
-        ]
+        return [*setpriv_nobody(self.setpriv), *argv]
 
 
 def choose_isolation(mode: str) -> tuple[Isolation, str]:
-    """(the Isolation to grade with, a sentence for the log) for --isolation `mode`."""
+    """(the Isolation to grade with, a sentence for the log) for --isolation `mode`. `auto` takes
+    the strongest that works here and refuses (IsolationUnavailable) rather than fall back to the
+    weak wall, which is used only when named."""
+    mode = LEGACY_ISOLATION.get(mode, mode)
     if mode not in ISOLATION:
         raise ValueError(f"isolation must be one of {', '.join(ISOLATION)}; got {mode!r}")
     if mode == "none":
         return Isolation(False), "NO isolation (--isolation none): trusted submissions only"
-    if mode in ("auto", "bwrap"):
-        problem = bwrap_problem()
-        if problem is None:
-            return Isolation(True), "bubblewrap (as course autograde)"
-        if mode == "bwrap":
-            raise IsolationUnavailable(problem)
-    why = "bubblewrap unavailable here" if mode == "auto" else "--isolation uid"
-    return UidIsolation(), f"uid wall: student code runs as nobody ({why})"
+    if mode == "uid-weak":
+        return UidIsolation(), "uid-weak: student code runs as nobody, with the network and process list"
+    userns = bwrap_problem() if mode in ("auto", "bwrap") else None
+    if mode in ("auto", "bwrap") and userns is None:
+        return Isolation(True), "bubblewrap (as course autograde)"
+    if mode == "bwrap":
+        raise IsolationUnavailable(userns)
+    root = root_ns_problem()
+    if root is None:
+        why = "no user namespaces here" if mode == "auto" else "--isolation bwrap-root"
+        return RootNamespaceIsolation(), f"bubblewrap run as root, no user namespace ({why})"
+    if mode == "bwrap-root":
+        raise IsolationUnavailable(root)
+    raise IsolationUnavailable(
+        "no way to isolate student code here (its own network and process namespaces): "
+        f"no user namespaces for bubblewrap -- {userns}; and no namespaces for root either -- {root}. "
+        "Either give the container what one of them needs, or build the autograder with "
+        "`course gradescope --isolation uid-weak`, which runs student code as user nobody but "
+        "leaves it the network and the process list"
+    )
 
 
 # --- one submission -----------------------------------------------------------------------------------
@@ -330,6 +362,8 @@ def run(root: Path = Path("/autograder"), config: dict | None = None) -> dict:
     (root / "results").mkdir(parents=True, exist_ok=True)
     iso, how = choose_isolation(config.get("isolation", "auto"))
     print(f"course gradescope: isolation = {how}", flush=True)
+    if isinstance(iso, UidIsolation):
+        print(WEAK_WARNING, flush=True)
     work = Path(tempfile.mkdtemp(prefix="course_gradescope_run_"))
     try:
         grader = autograde.Grader(
@@ -396,7 +430,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--stdout-visibility", default="hidden", choices=VISIBILITY, help="the grader's log (default hidden)"
     )
-    ap.add_argument("--isolation", default="auto", choices=ISOLATION, help="see the module docstring")
+    ap.add_argument(
+        "--isolation",
+        default="auto",
+        choices=ISOLATION,
+        help="auto (default): bubblewrap, else bubblewrap as root without a user namespace, else refuse; "
+        "uid-weak: only user nobody (network and process list stay visible); see the module docstring",
+    )
     ap.add_argument("--seed", type=int, default=None, help="seed of the hidden cases (default fixed)")
     ap.add_argument("--exercise-timeout", type=float, default=20, help="sandbox: one exercise, s")
     ap.add_argument(
@@ -420,6 +460,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"course gradescope: {e}", file=sys.stderr)
         return 2
+    if args.isolation == "uid-weak":
+        print(WEAK_WARNING, file=sys.stderr)
     with zipfile.ZipFile(out) as z:
         n = len(z.namelist())
     print(

@@ -20,6 +20,11 @@ through :meth:`Isolation.command`, which wraps it in bwrap:
 If bwrap is missing or cannot create the namespaces, :func:`check` says why and how to fix it;
 the grader then refuses to run student code unless ``--unsafe-no-isolation`` is given
 (:class:`Isolation` with ``enabled=False`` runs commands as they are and says so loudly).
+
+Where user namespaces are forbidden but the grader is root with CAP_SYS_ADMIN (a container given
+that capability), :class:`RootNamespaceIsolation` builds the same sandbox without a user namespace:
+bwrap run by root creates the other namespaces and ``setpriv`` turns the process into the real
+user nobody inside them (:func:`check_root_namespaces` says why it cannot, where it cannot).
 """
 
 from __future__ import annotations
@@ -233,6 +238,180 @@ class Isolation:
         if seccomp_fd is not None:
             cmd += ["--seccomp", str(seccomp_fd)]
         return cmd + ["--"] + list(argv)
+
+
+ROOT_NS_HINT = (
+    "run the grader as root in a container that may create namespaces: CAP_SYS_ADMIN and mounts "
+    "allowed (Docker: `--cap-add SYS_ADMIN --security-opt apparmor=unconfined`, or `--privileged`)"
+)
+# what the sandboxed process keeps from bwrap until setpriv has switched to nobody and dropped them
+SETPRIV_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
+
+
+def setpriv_nobody(setpriv: str) -> list[str]:
+    """setpriv's command line that becomes uid/gid nobody with no groups, no capabilities (bounding
+    set included) and no new privileges; the program follows."""
+    return [
+        setpriv,
+        f"--reuid={NOBODY}",
+        f"--regid={NOBODY}",
+        "--clear-groups",
+        "--no-new-privs",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--",
+    ]
+
+
+def _root_namespaces() -> list[str]:
+    """bwrap's namespace options for real root without a user namespace: bwrap only creates the
+    namespaces named (``--unshare-all`` would ask for a user namespace), and keeps just the
+    capabilities setpriv needs to switch to nobody."""
+    args = ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    args += ["--cap-drop", "ALL"]
+    for cap in SETPRIV_CAPS:
+        args += ["--cap-add", cap]
+    return args
+
+
+@functools.lru_cache(maxsize=1)
+def check_root_namespaces() -> str | None:
+    """None when bwrap, run by root, can create mount / pid / network / IPC / UTS namespaces without
+    a user namespace and setpriv can become nobody inside; else a sentence saying what is missing."""
+    exe, setpriv = shutil.which("bwrap"), shutil.which("setpriv")
+    if os.geteuid() != 0:
+        return f"not running as root (euid {os.geteuid()}): {ROOT_NS_HINT}"
+    if not exe:
+        return f"bubblewrap (bwrap) is not installed: {INSTALL_HINT}"
+    if not setpriv:
+        return "setpriv is not installed (Debian/Ubuntu: `apt-get install -y util-linux`)"
+    try:
+        r = subprocess.run(
+            [exe, *_root_namespaces(), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
+            + ["--perms", "1777", "--tmpfs", "/tmp", "--", *setpriv_nobody(setpriv), "true"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"bwrap could not start as root ({e}): {ROOT_NS_HINT}"
+    if r.returncode != 0:
+        return f"bwrap run as root cannot create namespaces here ({r.stderr.strip()[-300:]}): {ROOT_NS_HINT}"
+    return None
+
+
+class RootNamespaceIsolation(Isolation):
+    """The same sandbox as :class:`Isolation` where user namespaces are forbidden but the grader is
+    root with CAP_SYS_ADMIN: bwrap run by root creates the mount, pid, network, IPC and UTS
+    namespaces without a user namespace (same file system view: no instructor repository, private
+    /proc, no network), and inside them ``setpriv`` becomes the real uid/gid nobody with no
+    capabilities before the program starts.
+
+    A real nobody (not root mapped to nobody by a user namespace) cannot read root's 0600 files, so
+    the read-only binds are opened to everyone (they are the grader's own copies, inside its 0700
+    work folder) and the writable ones are handed to nobody; the private /tmp and /dev/shm are
+    world-writable (sticky) tmpfs."""
+
+    def __init__(self):
+        problem = check_root_namespaces()
+        if problem:
+            raise IsolationUnavailable(problem)
+        # enabled=False skips the user-namespace probe of Isolation; the paths inside are bwrap's
+        super().__init__(enabled=False)
+        self.enabled = True
+        self.bwrap = shutil.which("bwrap")
+        self.setpriv = shutil.which("setpriv")
+
+    def command(self, argv: list[str], *, env, cwd, ro=None, rw=None, **kw) -> list[str]:
+        for host in ro or {}:
+            _open_tree(host)
+        for host in rw or {}:
+            for d, dirs, files in os.walk(host):
+                for name in [d, *(os.path.join(d, x) for x in dirs + files)]:
+                    os.lchown(name, NOBODY, NOBODY)
+        cmd = super().command(argv, env=env, cwd=cwd, ro=ro, rw=rw, **kw)
+        sep = len(cmd) - len(argv) - 1
+        userns = [self.bwrap, "--unshare-all", "--uid", str(NOBODY), "--gid", str(NOBODY)]
+        if cmd[sep] != "--" or cmd[:6] != userns:
+            raise RuntimeError("Isolation.command changed shape: RootNamespaceIsolation must follow it")
+        head = [self.bwrap, *_root_namespaces(), *_as_root(cmd[6:sep])]
+        return [*head, "--", *setpriv_nobody(self.setpriv), *argv]
+
+
+# The bwrap options Isolation.command writes after its namespace options: how many arguments each
+# takes. The mounts' last argument is the path inside.
+_ARITY = {
+    "--hostname": 1,
+    "--die-with-parent": 0,
+    "--new-session": 0,
+    "--cap-drop": 1,
+    "--proc": 1,
+    "--dev": 1,
+    "--size": 1,
+    "--perms": 1,
+    "--tmpfs": 1,
+    "--ro-bind": 2,
+    "--bind": 2,
+    "--symlink": 2,
+    "--remount-ro": 1,
+    "--chdir": 1,
+    "--clearenv": 0,
+    "--setenv": 2,
+    "--seccomp": 1,
+}
+_MOUNTS = {"--proc", "--dev", "--tmpfs", "--ro-bind", "--bind", "--symlink"}
+
+
+def _as_root(opts: list[str]) -> list[str]:
+    """Isolation.command's options after its namespace options, fit for bwrap run by root with the
+    process becoming a real nobody: its --cap-drop goes (_root_namespaces has its own); the
+    private /tmp and /dev/shm are world-writable and sticky; and every folder bwrap would create
+    on the way to a mount point is made 0755 first -- bwrap run by root creates them 0700, which
+    nobody cannot pass (an interpreter under /root, a venv under /work: "Permission denied")."""
+    out, pending, made, binds = [], [], {"/"}, []
+    i = 0
+    while i < len(opts):
+        op = opts[i]
+        if op not in _ARITY:
+            raise RuntimeError(f"RootNamespaceIsolation does not know bwrap's {op}: teach _as_root")
+        args = opts[i + 1 : i + 1 + _ARITY[op]]
+        i += 1 + _ARITY[op]
+        if op == "--cap-drop":
+            continue
+        if op in ("--size", "--perms"):  # they qualify the next mount: kept for it
+            pending += [op, *args]
+            continue
+        if op in _MOUNTS:
+            dest = args[-1]
+            parents, p = [], os.path.dirname(dest)
+            # folders of a bound host tree are the host's own: only tmpfs folders are bwrap's
+            while p not in made and not any(p == b or p.startswith(b + "/") for b in binds):
+                parents.append(p)
+                p = os.path.dirname(p)
+            for p in reversed(parents):
+                out += ["--perms", "0755", "--dir", p]
+                made.add(p)
+            made.add(dest)
+            if op in ("--ro-bind", "--bind"):
+                binds.append(dest)
+            if op == "--tmpfs" and dest in ("/tmp", "/dev/shm"):
+                pending += ["--perms", "1777"]
+        out += [*pending, op, *args]
+        pending = []
+    return out
+
+
+def _open_tree(path: str) -> None:
+    """Make a tree readable (and its folders traversable) by every user; nothing else changes."""
+    if os.path.isfile(path):
+        os.chmod(path, os.stat(path).st_mode | 0o444)
+        return
+    for d, _dirs, files in os.walk(path):
+        os.chmod(d, os.stat(d).st_mode | 0o555)
+        for f in files:
+            f = os.path.join(d, f)
+            if not os.path.islink(f):
+                os.chmod(f, os.stat(f).st_mode | 0o444)
 
 
 def warn_unsafe(log) -> None:
