@@ -37,9 +37,16 @@ COLAB_DRIVE = "/content/drive/MyDrive"
 
 
 def clean_id(student_id: str) -> str:
-    sid = re.sub(r"[^A-Za-z0-9_.-]", "_", student_id.strip())[:64].strip("._")
+    """The id as a file name and a spreadsheet cell can hold it: letters, digits, '_', '-', '.',
+    at most 64 characters, starting with a letter or digit (a leading '-' or '.' would make
+    ``-2-3`` a formula in the grades spreadsheet, ``..`` a parent folder) and not ending in '.'."""
+    sid = re.sub(r"[^A-Za-z0-9_.-]", "_", student_id.strip())[:64]
+    sid = re.sub(r"^[^A-Za-z0-9]+", "", sid).rstrip("._")
     if not sid:
-        raise ValueError(f"invalid student id {student_id!r}: use letters, digits, '_', '-' or '.'")
+        raise ValueError(
+            f"invalid student id {student_id!r}: use letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
+        )
     return sid
 
 

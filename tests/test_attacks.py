@@ -410,8 +410,10 @@ def attack_batch(fixture_course, tmp_path_factory):
     for name, (solved, over, _) in ATTACKS.items():
         S.make_submission(subs / name, released, solved=solved, overrides=over)
     _odd_zips(subs, released)
-    imp = S.make_submission(subs.parent / "impostor_src", released)  # stubs claiming an honest id
-    (imp / "SUBMISSION.json").write_text(json.dumps({"student_id": "aaa_honest"}))
+    # stubs claiming the id of an honest student whose folder sorts AFTER it (graded later)
+    S.make_submission(subs / "victim", released, solved="all")
+    imp = S.make_submission(subs.parent / "impostor_src", released)
+    (imp / "SUBMISSION.json").write_text(json.dumps({"student_id": "victim"}))
     S.zip_folder(imp, subs / "impostor.zip")
     out = tmp_path_factory.mktemp("attack_out")
     before = S.instructor_hashes()
@@ -456,10 +458,35 @@ def test_hostile_archives_are_refused_or_trimmed(attack_batch):
 
 
 def test_an_impostor_id_never_takes_another_students_records(attack_batch):
-    g, r = attack_batch["grades"], attack_batch["results"]
-    assert g["aaa_honest"] == POINTS and g["aaa_honest-dup2"] == {k: 0.0 for k in POINTS}
-    assert "DUPLICATE STUDENT ID 'aaa_honest'" in r["aaa_honest-dup2"]["status"]
-    assert (attack_batch["out"] / "feedback" / "aaa_honest-dup2").is_dir()
+    """impostor.zip (stubs) claims the id of the folder `victim` (full marks), and is graded first.
+    Neither gets the plain id's row: each is graded under its own conflict id (a hash of its own
+    file name, so the order of the files changes nothing), and the contested id is flagged in
+    grades.csv, lms.csv and junit.xml with no score, and in both claimants' feedback."""
+    import hashlib
+    import xml.etree.ElementTree as ET
+
+    g, r, out = attack_batch["grades"], attack_batch["results"], attack_batch["out"]
+    victim, impostor = (
+        f"victim-conflict-{hashlib.sha256(n).hexdigest()[:8]}" for n in (b"victim", b"impostor.zip")
+    )
+    assert "victim" not in g and "victim" not in r
+    assert g[victim] == POINTS and g[impostor] == {k: 0.0 for k in POINTS}
+    for sid in (victim, impostor):
+        assert "STUDENT ID CONFLICT" in r[sid]["status"] and "'victim'" in r[sid]["status"], r[sid]["status"]
+        assert r[sid]["id_conflict"] == {"id": "victim", "claimants": ["impostor.zip", "victim"]}
+        assert (out / "feedback" / sid).is_dir()
+    assert not (out / "feedback" / "victim").exists()
+    with open(out / "grades.csv") as f:
+        rows = [row for row in csv.DictReader(f) if row["student_id"] == "victim"]
+    assert len(rows) == 1 and rows[0]["score"] == rows[0]["student_total"] == ""
+    assert rows[0]["flag"].startswith("CONFLICT: impostor.zip, victim claim the id victim")
+    with open(out / "lms.csv") as f:
+        lms = {row["student_id"]: row for row in csv.DictReader(f)}
+    assert lms["victim"]["total"] == "" and "impostor.zip, victim" in lms["victim"]["flag"]
+    assert float(lms[victim]["total"]) == sum(POINTS.values()) and lms[victim]["flag"].startswith("CONFLICT")
+    assert lms["aaa_honest"]["flag"] == ""
+    suite = ET.parse(out / "junit.xml").getroot().find("testsuite[@name='victim']")
+    assert suite.get("errors") == "1" and suite.find("testcase/error").get("type") == "StudentIdConflict"
 
 
 def test_lying_types_are_named_in_the_feedback(attack_batch):

@@ -3,6 +3,7 @@ end-to-end run: 2 shards on one machine == the unsharded grades.csv, byte for by
 
 from __future__ import annotations
 
+import csv
 import json
 import types
 from pathlib import Path
@@ -15,8 +16,12 @@ from course_instructor.grading import autograde, shards
 EXERCISES = [("01", "format_reward", 2.0), ("02", "kl_estimate", 3.0), ("06", "q_written", 1.0)]
 
 
+CONTESTED = {"id": "ada", "claimants": ["a.zip", "b.zip"]}
+
+
 def fake_result(sid: str, k: int) -> dict:
-    """What Grader.grade_one returns, with made-up scores (a written answer pending: None)."""
+    """What Grader.grade_all returns, with made-up scores (a written answer pending: None); an id
+    ``ada-conflict-...`` is a claimant of the contested id ``ada``."""
     rows = [
         {
             "student_id": sid,
@@ -27,7 +32,15 @@ def fake_result(sid: str, k: int) -> dict:
         }
         for i, (u, e, m) in enumerate(EXERCISES)
     ]
-    return {"student_id": sid, "rows": rows, "seconds": 1.0 + k, "details": {}, "status": "ok"}
+    conflict = CONTESTED if sid.startswith("ada-conflict-") else None
+    return {
+        "student_id": sid,
+        "rows": rows,
+        "seconds": 1.0 + k,
+        "details": {},
+        "status": "ok",
+        "id_conflict": conflict,
+    }
 
 
 def write_out(out: Path, results: list[dict], feedback: bool = True) -> None:
@@ -88,24 +101,26 @@ def test_merge_equals_unsharded_byte_for_byte(tmp_path, n):
     assert (tmp_path / "merged" / "feedback" / "cy" / "01_x.html").read_text() == "<p>cy</p>"
 
 
-def test_duplicate_ids_across_shards_are_renamed_as_unsharded(tmp_path):
-    ids = ["ada", "ada", "bob"]  # the same id in shard 1 and shard 2
-    dirs = make_shards(tmp_path, ids, 2)
-    merged = shards.merge(dirs, tmp_path / "merged")
-    assert [r["student_id"] for r in merged] == ["ada", "ada-dup2", "bob"]
-    csv = (tmp_path / "merged" / "grades.csv").read_text()
-    assert "ada-dup2,unit_02,kl_estimate" in csv
-    assert (tmp_path / "merged" / "feedback" / "ada-dup2").is_dir()
+def test_a_contested_id_split_over_shards_merges_as_one_batch_writes_it(tmp_path):
+    # every shard decided the ids from the whole folder: the two claimants of "ada" (positions 0
+    # and 1: shards 1 and 2) already carry their conflict ids and the conflict itself
+    ids = ["ada-conflict-0a1b2c3d", "ada-conflict-9f8e7d6c", "bob"]
+    write_out(tmp_path / "whole", [fake_result(sid, k) for k, sid in enumerate(ids)])
+    merged = shards.merge(make_shards(tmp_path, ids, 2), tmp_path / "merged")
+    assert [r["student_id"] for r in merged] == ids
+    for f in ("grades.csv", "grades.json", "lms.csv"):
+        assert (tmp_path / "merged" / f).read_bytes() == (tmp_path / "whole" / f).read_bytes(), f
+    lms = list(csv.reader(open(tmp_path / "merged" / "lms.csv")))
+    assert lms[0][-1] == "flag" and lms[1][:3] == ["ada", "", ""]  # the contested id: no score
+    assert lms[1][3].startswith("CONFLICT: a.zip, b.zip claim the id ada")
+    assert (tmp_path / "merged" / "feedback" / "ada-conflict-9f8e7d6c").is_dir()
 
 
-def test_duplicate_renamed_inside_a_shard_is_renumbered_in_batch_order(tmp_path):
-    # positions 0 and 2 in shard 1 (the second already renamed there), position 1 in shard 2
-    dirs = make_shards(tmp_path, ["ada", "ada", "ada-dup2"], 2)
-    res = json.loads((dirs[0] / "grades.json").read_text())
-    res[1]["status"] = "DUPLICATE STUDENT ID 'ada': ... graded as 'ada-dup2'."
-    (dirs[0] / "grades.json").write_text(json.dumps(res))
-    merged = shards.merge(dirs, tmp_path / "merged")
-    assert [r["student_id"] for r in merged] == ["ada", "ada-dup2", "ada-dup3"]  # one machine's ids
+def test_merge_refuses_shards_that_disagree_on_ids(tmp_path):
+    # one id graded in two shards: the shards did not decide ids from the same folder
+    dirs = make_shards(tmp_path, ["ada", "ada", "bob"], 2)
+    with pytest.raises(ValueError, match="both graded a submission as 'ada'"):
+        shards.merge(dirs, tmp_path / "merged")
 
 
 def test_merge_refuses_incomplete_or_mixed_shards(tmp_path):

@@ -6,7 +6,8 @@ folder with ``exercises/*.ipynb`` and ``course_lib/*.py``), or one such zip / fo
 Student code only ever runs inside bubblewrap (isolation.py); without it the grader refuses to
 run unless ``--unsafe-no-isolation`` is given. The pieces:
 
-* submissions.py: unpacking (only the files grading reads) and student ids;
+* submissions.py: unpacking (only the files grading reads) and student ids, decided for the whole
+  batch before grading starts (an id two submissions claim goes to neither: ``assign_ids``);
 * sandbox.py: the **code points**. This process computes the expected results with ``solutions/``
   (seeded cases from ``solutions.grading.make_cases``; student code never runs here); an isolated
   process runs the student's functions on the same cases and sends values + gradients back as
@@ -23,16 +24,17 @@ run unless ``--unsafe-no-isolation`` is given. The pieces:
   after every submission; a change stops the batch and no grades are written.
 
 Outputs (export.py): ``DIR/grades.csv`` (student_id, unit as ``unit_01``, exercise, score, max_score,
-student_total; a written-answer cell has an EMPTY score = pending manual grading in nbgrader's
-formgrader), ``DIR/junit.xml`` (a testcase per exercise), ``DIR/lms.csv`` (a row per student: a
-column per unit + total), ``DIR/grades.json``
+student_total, flag; a written-answer cell has an EMPTY score = pending manual grading in nbgrader's
+formgrader; flag: a contested student id), ``DIR/junit.xml`` (a testcase per exercise),
+``DIR/lms.csv`` (a row per student: a column per unit + total), ``DIR/grades.json``
 (per-case details, errors, seconds), the feedback pages, and the nbgrader course folder
 ``DIR/nbgrader`` (gradebook.db for the formgrader). At the end of the batch every failure is
 printed, one line each: GRADER-SIDE (not the student's fault: re-grade), SUBMISSION (malformed
 or incomplete) and CODE (an exercise that crashed or ran out of its time).
 
 One result (a dict; ``grades.json`` is the list of them, exporters read these keys):
-``student_id``; ``rows`` (the grades.csv rows: student_id, unit, exercise, score -- None for a
+``student_id``; ``id_conflict`` (None, or {"id": the contested id, "claimants": file names}: see
+``Grader.assign_ids``); ``rows`` (the grades.csv rows: student_id, unit, exercise, score -- None for a
 written answer --, max_score); ``details`` ({exercise: score dict from
 ``solutions.grading.score``: passed, total, score, max_score, failures, error, failed_callees,
 grader_side}); ``seed`` (of the hidden cases); ``problems`` (the submission's own, one line
@@ -119,7 +121,9 @@ class Grader:
         from solutions import grading
 
         self.grading = grading
-        self.out = Path(out)
+        # absolute once, here: nbgrader runs in another working directory, where a relative
+        # gradebook path names no file ("unable to open database file")
+        self.out = Path(out).resolve()
         self.source_dir = Path(source_dir or REPO / "notebooks")
         self.seed = seed  # None: drawn from the batch in grade_all (submissions.batch_seed)
         self.cell_timeout, self.notebook_timeout = cell_timeout, notebook_timeout
@@ -139,8 +143,10 @@ class Grader:
             warn_unsafe(lambda m: print(m, file=sys.stderr, flush=True))
         self.expected: dict[str, tuple[list, list]] = {}
         self.integrity: Integrity | None = None
-        self.claimed: dict[str, str] = {}  # student id -> the submission (file name) that has it
-        self.alarms: list[str] = []  # duplicate ids etc., printed at the end of the batch
+        self.ids: dict[str, str] = {}  # submission (file name) -> the student id it is graded under
+        self.conflicts: dict[str, list[str]] = {}  # contested id -> the file names claiming it
+        self.warnings: dict[str, str] = {}  # graded id -> what its feedback says first (a conflict)
+        self.alarms: list[str] = []  # contested ids etc., printed at the end of the batch
 
     def log(self, msg: str) -> None:
         if not self.quiet:
@@ -221,11 +227,9 @@ class Grader:
             try:
                 notes: list[str] = []  # what unpacking skipped (names that are not UTF-8)
                 unpacked = submissions.unpack(sub, work / "sub", notes)
-                sid, dup = self._claim(submissions.student_id_of(sub, unpacked), sub)
+                sid, dup = self._claim(sub)
             except (ValueError, OSError) as e:
-                return self._broken(
-                    self._claim(submissions.fallback_id(sub), sub)[0], f"unreadable submission: {e}", t0
-                )
+                return self._broken(self._claim(sub)[0], f"unreadable submission: {e}", t0)
             problems = notes + submissions.problems_of(unpacked)  # the submission's own, shown to the student
             grader_failures: list[str] = []  # the grader's own: flagged for the instructor
             cl = unpacked / "course_lib"
@@ -374,6 +378,7 @@ class Grader:
         why (in grades.json, on a feedback page and in the batch summary)."""
         self.log(f"  {sid}: {msg}")
         shown = GRADER_SIDE_NOTE if grader_side else msg
+        warning = self.warnings.get(sid, "")  # a contested id's claimant hears it here too
         scores = {
             n: {
                 "exercise": n,
@@ -391,25 +396,30 @@ class Grader:
         fb = self.out / "feedback" / sid
         shutil.rmtree(fb, ignore_errors=True)
         fb.mkdir(parents=True, exist_ok=True)
-        (fb / "submission.html").write_text(feedback.message_page("Your submission was not graded.", shown))
+        (fb / "submission.html").write_text(
+            feedback.message_page(warning + "Your submission was not graded.", shown)
+        )
         return {
             "student_id": sid,
             "rows": self._rows(sid, scores),
             "seconds": time.time() - t0,
             "code_seconds": 0.0,
             "details": scores,
-            "status": shown,
+            "status": warning + shown,
             "seed": self.seed,
             "problems": [] if grader_side else [msg],
             "grader_failures": [msg] if grader_side else [],
         }
 
-    def grade_all(self, subs: list[Path]) -> list[dict]:
+    def grade_all(self, subs: list[Path], batch: list[Path] | None = None) -> list[dict]:
         """Grade every submission; raises IntegrityError (and writes no grades) if an instructor
-        or grader file changed on the way."""
+        or grader file changed on the way. `batch`: the whole folder `subs` were taken from (a
+        shard grades some of it), which decides the student ids and the seed."""
+        batch = list(subs if batch is None else batch)
         if self.seed is None:
-            self.seed = submissions.batch_seed(subs)
+            self.seed = submissions.batch_seed(batch)
         self.log(f"hidden cases drawn with seed {self.seed} (recorded in grades.json; --seed repeats them)")
+        self.assign_ids(batch)
         self.prepare()
         results = []
         for sub in subs:
@@ -417,12 +427,13 @@ class Grader:
                 r = self.grade_one(sub)
             except Exception as e:  # noqa: BLE001 - one bad submission must not stop the batch
                 r = self._broken(
-                    self._claim(submissions.fallback_id(sub), sub)[0],
+                    self._claim(sub)[0],  # the id of the id pass: a failure never claims one again
                     f"grading failed: {type(e).__name__}: {str(e)[:300]}",
                     time.time(),
                     grader_side=True,
                 )
             self.integrity.verify(f"grading {r['student_id']} ({sub.name})")
+            r["id_conflict"] = self._conflict_of(sub)
             results.append(r)
         self.write(results)
         for a in self.alarms:
@@ -443,24 +454,43 @@ class Grader:
             )
         return results
 
-    def _claim(self, sid: str, sub: Path) -> tuple[str, str]:
-        """(the id this submission is graded under, a warning or ""). A second submission claiming
-        an id already graded is graded under ``<id>-dupN`` -- the same id in grades, feedback and
-        gradebook -- and never touches the first one's records; both are named in the alarm."""
-        if sid not in self.claimed:
-            self.claimed[sid] = sub.name
-            return sid, ""
-        n = 2
-        while f"{sid}-dup{n}" in self.claimed:
-            n += 1
-        new = f"{sid}-dup{n}"
-        self.claimed[new] = sub.name
-        msg = (
-            f"DUPLICATE STUDENT ID {sid!r}: {sub.name} claims it, but {self.claimed[sid]} already has it; "
-            f"graded as {new!r}. Check by hand which one is the student's. "
-        )
-        self.alarms.append(msg.strip())
-        return new, msg
+    def assign_ids(self, batch: list[Path]) -> None:
+        """The id pass, over the whole batch before any grading (``submissions.assign_ids``): the
+        ids cannot depend on which file comes first, and a contested id goes to none of its
+        claimants (each graded under ``<id>-conflict-<hash>``; flagged in the outputs, alarmed)."""
+        claims = {sub.name: submissions.identify(sub) for sub in batch}
+        self.ids, self.conflicts = submissions.assign_ids(claims)
+        self.warnings = {}
+        for cid, names in self.conflicts.items():
+            graded_as = ", ".join(f"{self.ids[n]!r} ({n})" for n in names)
+            self.alarms.append(
+                f"STUDENT ID CONFLICT {cid!r}: {len(names)} submissions claim it ({', '.join(names)}); "
+                f"none is graded under it: graded as {graded_as}. Check by hand which one is the "
+                "student's (grades.csv and lms.csv have a flagged row for it)."
+            )
+            for n in names:
+                self.warnings[self.ids[n]] = (
+                    f"STUDENT ID CONFLICT: {len(names)} submissions of this batch claim the student id "
+                    f"{cid!r} (this one is {n}), so none of them is graded under it: this one is graded "
+                    f"as {self.ids[n]!r} until your instructor checks by hand which one is yours. "
+                )
+        for a in self.alarms:
+            self.log(a)
+
+    def _claim(self, sub: Path) -> tuple[str, str]:
+        """(the id this submission is graded under, the warning its feedback starts with or ""),
+        as the id pass decided. A submission graded on its own (grade_one without grade_all)
+        claims its own id."""
+        if sub.name not in self.ids:
+            self.ids[sub.name] = submissions.identify(sub)
+        sid = self.ids[sub.name]
+        return sid, self.warnings.get(sid, "")
+
+    def _conflict_of(self, sub: Path) -> dict | None:
+        for cid, names in self.conflicts.items():
+            if sub.name in names:
+                return {"id": cid, "claimants": names}
+        return None
 
     def write(self, results: list[dict]) -> None:
         export.write_all(results, self.out)  # grades.csv, junit.xml, lms.csv (export.py)
@@ -552,11 +582,13 @@ def main(argv: list[str] | None = None) -> int:
         help="run student code WITHOUT bubblewrap (unsafe: only for trusted submissions)",
     )
     args = ap.parse_args(argv)
+    # absolute once, at the entry: nbgrader runs in another working directory (Grader does the same)
+    out = Path(args.out).resolve()
     if args.merge or args.shard:
         from course_instructor.grading import shards
 
         if args.merge:
-            return shards.merge_main(args.merge, args.out)
+            return shards.merge_main(args.merge, out)
         try:
             shards.parse_shard(args.shard)
         except ValueError as e:
@@ -583,8 +615,8 @@ def main(argv: list[str] | None = None) -> int:
         grade = partial(shards.grade_shard, spec=args.shard) if args.shard else autograde
         results = grade(
             Path(args.submissions),
-            Path(args.out),
-            source_dir=Path(args.source),
+            out,
+            source_dir=Path(args.source).resolve(),
             cell_timeout=args.cell_timeout,
             notebook_timeout=args.notebook_timeout,
             exercise_timeout=args.exercise_timeout,
@@ -608,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     n = len(results)
     print(
         f"graded {n} submission(s) in {time.time() - t0:.1f} s "
-        f"({(time.time() - t0) / max(n, 1):.1f} s per submission) -> {Path(args.out) / 'grades.csv'}"
+        f"({(time.time() - t0) / max(n, 1):.1f} s per submission) -> {out / 'grades.csv'}"
     )
     return 0
 

@@ -5,10 +5,10 @@ with student_id / unit / exercise / score / max_score, ``details`` with each cod
 verdict), so they always agree with each other and with grades.json:
 
 * ``grades.csv``: one row per student and graded cell: student_id, unit, exercise, score,
-  max_score, student_total. ``unit`` is written ``unit_01`` (a spreadsheet turns a bare ``01``
-  into the number 1); ``student_total`` = the student's points so far (code points; written
+  max_score, student_total, flag. ``unit`` is written ``unit_01`` (a spreadsheet turns a bare
+  ``01`` into the number 1); ``student_total`` = the student's points so far (code points; written
   answers count once graded by hand), repeated on each of the student's rows. A written answer
-  has an EMPTY score = pending manual grading.
+  has an EMPTY score = pending manual grading. ``flag`` is empty but for a contested id (below).
 * ``junit.xml``: one ``<testsuite>`` per student, one ``<testcase>`` per code exercise
   (classname ``<student>.unit_NN``; a ``<failure>`` whose message is the score and whose text is
   the same verdict as the HTML feedback, ``feedback.verdict_lines``); written answers are
@@ -16,6 +16,16 @@ verdict), so they always agree with each other and with grades.json:
 * ``lms.csv``: one row per student -- ``student_id`` first, then ``unit_01`` ... (points earned in
   that unit), ``total`` and ``max_total`` (code points; written answers are graded by hand and
   not in it). Import it as a gradebook column set (Canvas / Moodle "import grades from CSV").
+  It has a last column ``flag`` only when an id of the batch is contested.
+
+A **contested id** (two or more submissions claim it; ``result["id_conflict"]`` = {"id",
+"claimants"}, see ``submissions.assign_ids``) is graded under none of the claimants: each has
+its own ``<id>-conflict-<hash>`` rows, flagged, and the contested id itself gets one flagged row
+with EMPTY scores in both CSVs (an LMS import then leaves that student's grade unset instead of
+taking an impostor's) and a ``<testsuite>`` with an ``<error>`` in junit.xml.
+
+Every text cell goes through :func:`cell` (OWASP's CSV-injection rule: no cell a spreadsheet
+would run as a formula); numbers are written as numbers.
 """
 
 from __future__ import annotations
@@ -28,7 +38,32 @@ from pathlib import Path
 from course_instructor.grading import feedback
 
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-GRADES_FIELDS = ["student_id", "unit", "exercise", "score", "max_score", "student_total"]
+GRADES_FIELDS = ["student_id", "unit", "exercise", "score", "max_score", "student_total", "flag"]
+# first characters that make a spreadsheet read a cell as a formula (OWASP: CSV injection)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def cell(text) -> str:
+    """A text cell no spreadsheet runs as a formula: one that starts with = + - @ tab, CR or LF
+    gets a leading single quote. Ids are cleaned to start with a letter or digit already
+    (``submit.clean_id``); this also covers exercise names, file names and older grades.json."""
+    text = str(text)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def conflict_flag(contested: str, claimants: list[str]) -> str:
+    """The flag of a contested id's rows: which files claim it."""
+    return f"CONFLICT: {', '.join(claimants)} claim the id {contested}; check by hand whose it is"
+
+
+def contested_ids(results: list[dict]) -> dict[str, list[str]]:
+    """{contested id: claimants} over the batch, in the order of the first claimant's result."""
+    out: dict[str, list[str]] = {}
+    for res in results:
+        c = res.get("id_conflict")
+        if c:
+            out.setdefault(c["id"], list(c["claimants"]))
+    return out
 
 
 def unit_label(unit: str) -> str:
@@ -65,41 +100,63 @@ def unit_scores(result: dict, *, code_only: bool = True) -> dict[str, tuple[floa
 
 def write_grades_csv(results: list[dict], path: Path) -> Path:
     """grades.csv (see the module docstring)."""
+    flagged: set[str] = set()
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=GRADES_FIELDS)
         w.writeheader()
         for res in results:
             total = _num(student_total(res))
+            flag = _flag(res)
+            if flag and res["id_conflict"]["id"] not in flagged:  # the contested id's own row, once
+                flagged.add(res["id_conflict"]["id"])
+                w.writerow({"student_id": cell(res["id_conflict"]["id"]), "flag": flag})
             for row in res["rows"]:
                 w.writerow(
                     {
-                        **row,
+                        "student_id": cell(row["student_id"]),
                         "unit": unit_label(row["unit"]),
+                        "exercise": cell(row["exercise"]),
                         "score": "" if row["score"] is None else f"{row['score']:g}",
                         "max_score": f"{row['max_score']:g}",
                         "student_total": total,
+                        "flag": flag,
                     }
                 )
     return Path(path)
 
 
+def _flag(res: dict) -> str:
+    c = res.get("id_conflict")
+    return cell(conflict_flag(c["id"], c["claimants"])) if c else ""
+
+
 def write_lms_csv(results: list[dict], path: Path) -> Path:
-    """lms.csv: student_id, unit_01 ..., total, max_total (one row per student, code points)."""
+    """lms.csv: student_id, unit_01 ..., total, max_total (one row per student, code points), and
+    flag where an id is contested (an extra text column would otherwise be in an import's way)."""
     # units with code exercises (a unit of written answers only would be an always-empty column)
     units = sorted(
         {r["unit"] for res in results for r in res["rows"] if r["exercise"] in res.get("details", {})}
     )
+    flags = bool(contested_ids(results))
+    flagged: set[str] = set()
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["student_id", *map(unit_label, units), "total", "max_total"])
+        w.writerow(
+            ["student_id", *map(unit_label, units), "total", "max_total", *(["flag"] if flags else [])]
+        )
         for res in results:
             per = unit_scores(res)
+            flag = _flag(res)
+            if flag and res["id_conflict"]["id"] not in flagged:  # the contested id: no score at all
+                flagged.add(res["id_conflict"]["id"])
+                w.writerow([cell(res["id_conflict"]["id"]), *[""] * (len(units) + 2), flag])
             w.writerow(
                 [
-                    res["student_id"],
+                    cell(res["student_id"]),
                     *(_num(per[u][0]) if u in per else "" for u in units),
                     _num(sum(v[0] for v in per.values())),
                     _num(sum(v[1] for v in per.values())),
+                    *([flag] if flags else []),
                 ]
             )
     return Path(path)
@@ -108,14 +165,30 @@ def write_lms_csv(results: list[dict], path: Path) -> Path:
 def junit_tree(results: list[dict]) -> ET.ElementTree:
     """The JUnit XML document (see the module docstring)."""
     suites = ET.Element("testsuites", name="course autograde")
-    n_all = f_all = 0
+    n_all = f_all = e_all = 0
+    contested = contested_ids(results)
     for res in results:
-        sid, details = res["student_id"], res.get("details", {})
-        suite = ET.SubElement(suites, "testsuite", name=sid)  # ids are [A-Za-z0-9_.-] (submit.clean_id)
+        c = res.get("id_conflict")
+        if c and c["id"] in contested:  # the contested id's suite, before its first claimant's
+            flag = _xml_text(cell(conflict_flag(c["id"], contested.pop(c["id"]))))
+            cid = _xml_text(cell(c["id"]))
+            suite = ET.SubElement(
+                suites, "testsuite", name=cid, tests="1", failures="0", errors="1", skipped="0", time="0.000"
+            )
+            case = ET.SubElement(suite, "testcase", classname=f"{cid}.student_id", name="student_id_conflict")
+            ET.SubElement(case, "error", message=flag, type="StudentIdConflict")
+            n_all, e_all = n_all + 1, e_all + 1
+        # ids are [A-Za-z0-9_.-] from a letter or digit (submit.clean_id); cell() and _xml_text()
+        # keep a hostile one from an older grades.json out of formulae and out of the XML's syntax
+        sid, details = _xml_text(cell(res["student_id"])), res.get("details", {})
+        suite = ET.SubElement(suites, "testsuite", name=sid)
         n = fails = skipped = 0
         for row in res["rows"]:
             case = ET.SubElement(
-                suite, "testcase", classname=f"{sid}.{unit_label(row['unit'])}", name=row["exercise"]
+                suite,
+                "testcase",
+                classname=f"{sid}.{unit_label(row['unit'])}",
+                name=_xml_text(cell(row["exercise"])),
             )
             n += 1
             s = details.get(row["exercise"])
@@ -144,6 +217,7 @@ def junit_tree(results: list[dict]) -> ET.ElementTree:
         n_all, f_all = n_all + n, f_all + fails
     suites.set("tests", str(n_all))
     suites.set("failures", str(f_all))
+    suites.set("errors", str(e_all))
     ET.indent(suites)
     return ET.ElementTree(suites)
 

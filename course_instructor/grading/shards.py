@@ -5,7 +5,10 @@
 
 Shard i of n grades submissions i, i+n, i+2n, ... (1-based) of the stable order in which
 ``course autograde`` finds them (names sorted), and writes, besides the usual outputs,
-``shard.json``: which submissions it graded, at which positions of the whole batch. ``--merge``
+``shard.json``: which submissions it graded, at which positions of the whole batch. Every shard
+decides the student ids and the seed from the whole folder (``Grader.grade_all``'s `batch`), so
+an id contested by submissions in different shards is flagged exactly as one batch flags it,
+and the merge only puts the results back in order. ``--merge``
 checks that the shards are all there (1..n, each once, same batch) and writes one
 ``grades.csv`` / ``grades.json`` in the unsharded order (byte for byte what one machine writes
 for the same batch), one ``feedback/`` tree, and one nbgrader ``gradebook.db`` when the shards
@@ -86,16 +89,17 @@ def grade_shard(submissions_path: Path, out: Path, spec: str, **grader_kw) -> li
     from course_instructor.grading import autograde, submissions
 
     index, count = parse_shard(spec)
+    out = Path(out).resolve()  # nbgrader runs in another working directory
     subs = submissions.find_submissions(Path(submissions_path))
-    results = autograde.Grader(Path(out), **grader_kw).grade_all(select(subs, index, count))
-    write_manifest(Path(out), index, count, [s.name for s in subs], results)
+    results = autograde.Grader(out, **grader_kw).grade_all(select(subs, index, count), batch=subs)
+    write_manifest(out, index, count, [s.name for s in subs], results)
     return results
 
 
 # --------------------------------------------------------------------------- merge
 def _load(shard_dirs: Sequence[Path]) -> list[tuple[Path, dict, list[dict]]]:
     shards = []
-    for d in map(Path, shard_dirs):
+    for d in (Path(x).resolve() for x in shard_dirs):
         man, res = d / MANIFEST, d / "grades.json"
         if not man.is_file() or not res.is_file():
             raise ValueError(f"{d}: not a finished shard ({MANIFEST} or grades.json missing)")
@@ -127,50 +131,48 @@ def _load(shard_dirs: Sequence[Path]) -> list[tuple[Path, dict, list[dict]]]:
 
 
 def merge_results(shards: list[tuple[Path, dict, list[dict]]]) -> list[tuple[Path, str, dict]]:
-    """[(shard dir, id in that shard, result)] in the unsharded order. Student ids are claimed
-    again in that order with the grader's own rule (``autograde.Grader._claim``: a second
-    submission with an id already graded becomes ``<id>-dupN``), so a duplicate split over two
-    shards gets the id that one unsharded run gives it."""
-    from course_instructor.grading import autograde
-
+    """[(shard dir, student id, result)] in the unsharded order. The ids are the shards' own:
+    every shard decided them from the whole folder, so they are already one batch's ids (a
+    contested id included); two results with one id mean shards of different folders."""
     rows = sorted(
         (
-            (s["position"], d, s["name"], s["student_id"], r)
+            (s["position"], d, s["student_id"], r)
             for d, m, res in shards
             for s, r in zip(m["submissions"], res)
         ),
         key=lambda t: t[0],
     )
-    claims = types.SimpleNamespace(claimed={}, alarms=[])
-    out = []
-    for _, d, name, sid, r in rows:
-        raw = sid
-        if str(r.get("status", "")).startswith("DUPLICATE STUDENT ID"):  # renamed inside its shard
-            raw = re.sub(r"-dup\d+$", "", sid)
-        new, _ = autograde.Grader._claim(claims, raw, Path(name))
-        if new != r["student_id"]:
-            r["student_id"] = new
-            for row in r["rows"]:
-                row["student_id"] = new
-        out.append((d, sid, r))
-    for a in claims.alarms:
-        print(f"course autograde --merge: {a}", flush=True)
-    return out
+    seen: dict[str, Path] = {}
+    for _, d, sid, _ in rows:
+        if sid in seen:
+            raise ValueError(
+                f"--merge: {seen[sid]} and {d} both graded a submission as {sid!r}: "
+                "were the shards graded from the same submissions folder?"
+            )
+        seen[sid] = d
+    return [(d, sid, r) for _, d, sid, r in rows]
 
 
 def merge(shard_dirs: Sequence[Path], out: Path) -> list[dict]:
     """Combine finished shard folders into `out`: grades.csv + grades.json (unsharded order),
     feedback/<student>/, and nbgrader/gradebook.db when the shards have one. Returns the results."""
-    from course_instructor.grading import autograde
+    from course_instructor.grading import autograde, export
 
     shards = _load(shard_dirs)
-    out = Path(out)
-    if any(out.resolve() == Path(d).resolve() for d, _, _ in shards):
+    out = Path(out).resolve()
+    if any(out == d for d, _, _ in shards):
         raise ValueError(f"--merge: --out {out} must not be one of the shard folders")
     out.mkdir(parents=True, exist_ok=True)
     merged = merge_results(shards)
     results = [r for _, _, r in merged]
     autograde.Grader.write(types.SimpleNamespace(out=out), results)  # the one csv writer
+    for cid, names in export.contested_ids(results).items():
+        print(
+            f"course autograde --merge: STUDENT ID CONFLICT {cid!r}: {', '.join(names)} claim it; none is "
+            "graded under it (flagged rows in grades.csv and lms.csv). Check by hand which one is the student's.",
+            file=sys.stderr,
+            flush=True,
+        )
     fb = out / "feedback"
     if fb.exists():
         shutil.rmtree(fb)
@@ -182,18 +184,14 @@ def merge(shard_dirs: Sequence[Path], out: Path) -> list[dict]:
         (Path(d) / "nbgrader", m) for d, m, _ in shards if (Path(d) / "nbgrader" / "gradebook.db").is_file()
     ]
     if dbs:
-        merge_gradebooks(
-            [p for p, _ in sorted(dbs, key=lambda t: t[1]["shard"])],
-            out / "nbgrader",
-            {sid: r["student_id"] for _, sid, r in merged},
-        )
+        merge_gradebooks([p for p, _ in sorted(dbs, key=lambda t: t[1]["shard"])], out / "nbgrader")
     return results
 
 
 def merge_main(shard_dirs: Sequence[str], out: str) -> int:
     """``course autograde --merge DIR... --out OUT``: exit status 0, or 2 with the reason."""
     try:
-        results = merge([Path(d) for d in shard_dirs], Path(out))
+        results = merge([Path(d) for d in shard_dirs], Path(out).resolve())
     except ValueError as e:
         print(f"course autograde --merge: {e}", file=sys.stderr)
         return 2
@@ -201,16 +199,15 @@ def merge_main(shard_dirs: Sequence[str], out: str) -> int:
     return 0
 
 
-def merge_gradebooks(roots: Sequence[Path], dest: Path, renamed: dict[str, str] | None = None) -> None:
+def merge_gradebooks(roots: Sequence[Path], dest: Path) -> None:
     """The first shard's nbgrader course folder becomes `dest`; every other shard's students,
     submissions and scores are added to its gradebook.db (nbgrader's Gradebook API), and their
-    submitted/ and autograded/ folders copied. (`renamed`: student ids changed by the merge.)"""
+    submitted/ and autograded/ folders copied."""
     from nbgrader.api import Gradebook
 
     from course_instructor.release import ensure_scripts_on_path
 
     ensure_scripts_on_path()  # nbgrader runs `alembic` by name
-    renamed = renamed or {}
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(roots[0], dest, symlinks=True)
@@ -218,7 +215,7 @@ def merge_gradebooks(roots: Sequence[Path], dest: Path, renamed: dict[str, str] 
         for root in roots[1:]:
             with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as src:
                 for sub in src.assignment_submissions(_assignment(src)):
-                    sid = renamed.get(sub.student.id, sub.student.id)
+                    sid = sub.student.id
                     gb.update_or_create_student(
                         sid, first_name=sub.student.first_name, last_name=sub.student.last_name
                     )

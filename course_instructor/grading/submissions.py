@@ -12,6 +12,7 @@ import io
 import json
 import re
 import struct
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -209,5 +210,58 @@ def student_id_of(sub: Path, unpacked: Path) -> str:
 
 
 def fallback_id(sub: Path) -> str:
-    """An id from the file name alone (for submissions that cannot be read)."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", sub.stem)[:64].strip("._") or "unknown"
+    """An id from the file name alone (for submissions that cannot be read), cleaned like any id."""
+    from course_lib.submit import clean_id
+
+    try:
+        return clean_id(sub.stem)
+    except ValueError:
+        return "unknown"
+
+
+def identify(sub: Path) -> str:
+    """The id a submission claims: :func:`student_id_of` after unpacking it the way grading does
+    (into a scratch folder, deleted at once), :func:`fallback_id` if it cannot be read."""
+    with tempfile.TemporaryDirectory(prefix="course_id_") as tmp:
+        try:
+            return student_id_of(sub, unpack(sub, Path(tmp) / "sub"))
+        except Exception:  # noqa: BLE001 - whatever breaks the unpacking, grading names it by its file
+            return fallback_id(sub)
+
+
+CONFLICT = "-conflict-"
+
+
+def _tags(names: list[str]) -> list[str]:
+    """A short hash of each (distinct) file name, lengthened until no two of them share one."""
+    full = [hashlib.sha256(n.encode("utf-8", "surrogateescape")).hexdigest() for n in names]
+    k = 8
+    while len({h[:k] for h in full}) < len(full):
+        k += 4
+    return [h[:k] for h in full]
+
+
+def assign_ids(claims: dict[str, str]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The id each submission of a batch is graded under, decided for the whole batch before any
+    grading, so that it depends on the set of submissions and not on the order of the files.
+
+    `claims`: {file name: the id it claims (:func:`identify`)}. Returns ({file name: id},
+    {contested id: the sorted file names claiming it}). An id claimed by one submission is its id.
+    An id claimed by two or more goes to NONE of them (an impostor must not get the student's row,
+    nor push the student aside): each is graded under ``<id>-conflict-<hash of its file name>``,
+    and the contested id is reported for the instructor to settle by hand. A claimed id never
+    keeps the ``-conflict-`` marker (it becomes ``-conflict_``), so no claim can equal an id a
+    conflict produces, and those differ from each other (distinct names, distinct hashes)."""
+    holders: dict[str, list[str]] = {}
+    for name, sid in sorted(claims.items()):
+        holders.setdefault(sid.replace(CONFLICT, "-conflict_"), []).append(name)
+    ids: dict[str, str] = {}
+    conflicts: dict[str, list[str]] = {}
+    for sid, names in sorted(holders.items()):
+        if len(names) == 1:
+            ids[names[0]] = sid
+            continue
+        conflicts[sid] = names
+        for name, tag in zip(names, _tags(names)):
+            ids[name] = f"{sid}{CONFLICT}{tag}"
+    return ids, conflicts
