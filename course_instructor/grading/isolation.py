@@ -187,8 +187,9 @@ class Isolation:
         """The command line running `argv` isolated. `ro` / `rw` = {host path: path inside};
         `scratch` = {path inside: MB}: private tmpfs folders of bounded size (binds may sit on
         them); `as_pid_1`: `argv` is the namespace's pid 1 (no bwrap reaper in there holding
-        copies of its stdin / stdout / stderr; it cannot be signalled from inside); `env` is the whole environment inside; `cwd` a path inside. Paths in argv / env
-        must be paths inside. With isolation disabled: argv itself (the caller passes env and cwd)."""
+        copies of its stdin / stdout / stderr; it cannot be signalled from inside); `env` is the
+        whole environment inside; `cwd` a path inside. Paths in argv / env must be paths inside.
+        With isolation disabled: argv itself (the caller passes env and cwd)."""
         if not self.enabled:
             return list(argv)
         cmd = [
