@@ -2,6 +2,11 @@
 seeded random cases, value AND gradients, with partial credit.
 
 * :func:`make_cases` (name, seed) -> picklable cases (several shapes, padded masks, bad input).
+  The rule for the cases of every exercise (tests/test_trivial_answers.py): no trivial answer
+  -- a constant 0 or 1 (zeros / ones of the expected shape), an echo of an input, ``0.0`` or
+  ``None`` -- passes more than ``TRIVIAL_MAX_PASS`` (a tenth) of its cases, so expected answers
+  are varied: a reward case holds completions whose rewards differ (an ``each`` case calls the
+  function once per input), a loss case has a non-zero value and gradient.
 * :func:`compare` (expected, got) -> (ok, message) for two results of
   :func:`course_instructor.grading.caserun.run_case`.
 * :func:`hidden_check` (name) runs course_lib's *current* function and the solution in-process.
@@ -27,6 +32,7 @@ from course_lib.core import registry as exercises
 DEFAULT_SEED = 20240601
 RTOL, ATOL = 1e-4, 1e-5  # values (float32 arithmetic, different op orders)
 GRAD_RTOL, GRAD_ATOL = 1e-3, 1e-5  # gradients
+TRIVIAL_MAX_PASS = 0.1  # the most a trivial answer (constant, echo, None) may pass of any exercise's cases
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -95,6 +101,15 @@ def _case(
     return c
 
 
+def _each(cid, *calls, report_kinds=False) -> dict:
+    """A case that calls the function once per ``(args, kwargs)`` pair and compares the list of
+    results: inputs with different answers in one case (a reward of 1 next to a reward of 0), so
+    that no constant answer passes it."""
+    c = _case(cid, report_kinds=report_kinds)
+    c["each"] = [{"args": list(a), "kwargs": dict(k)} for a, k in calls]
+    return c
+
+
 # --- case makers, one per exercise --------------------------------------------------------------
 def _format_reward(g):
     good = [
@@ -114,7 +129,8 @@ def _format_reward(g):
     pool = good + bad
     cases = []
     for i in range(3):
-        comps = [g.rng.choice(pool) for _ in range(6)]
+        comps = [g.rng.choice(good), g.rng.choice(bad)] + [g.rng.choice(pool) for _ in range(4)]
+        g.rng.shuffle(comps)  # a good and a bad one in every mix: no constant passes
         cases.append(_case(f"mix{i}", comps, prompts=["p"] * 6))
     cases.append(
         _case(
@@ -130,19 +146,20 @@ def _correctness_reward(g):
         n = 5
         answers = [g.int_(-50, 200) for _ in range(n)]
         comps = []
-        for a in answers:
-            kind = g.int_(0, 3)
+        kinds = [g.int_(0, 1), g.int_(2, 3)] + [g.int_(0, 3) for _ in range(n - 2)]
+        g.rng.shuffle(kinds)  # right (0, 1) and wrong (2, 3) answers in every case
+        for a, kind in zip(answers, kinds):
             comps.append(
                 [f"The answer is {a}", f"{a + 1} no wait {a}", f"{a} then {a + 3}", "no number here"][kind]
             )
         ans = [str(a) if i == 1 else (f"so ... #### {a}" if i == 2 else a) for a in answers]
         cases.append(_case(f"answers{i}", comps, ans, completion_ids=[[1, 2]] * n))
-    cases.append(_case("kwarg", ["x = 12", "-7"], answer=[12, -7]))
+    cases.append(_case("kwarg", ["x = 12", "-7", "7"], answer=[12, -7, -7]))
     cases.append(
         _case(
             "commas",
-            ["about 1,000 people", "it costs 12,500.", "3 then 2,000"],  # commas deleted
-            ["1000", 12500, "so ... #### 2,000"],
+            ["about 1,000 people", "it costs 12,500.", "3 then 2,000", "1,000 or 1,001"],  # commas deleted
+            ["1000", 12500, "so ... #### 2,000", 1000],
         )
     )
     cases.append(_case("length-mismatch", ["1", "2"], [1]))
@@ -161,7 +178,7 @@ def _repetition_penalty(g):
     for i in range(3):
         comps = [_sentence(g, g.int_(1, 15)) for _ in range(5)] + ["Great great GREAT great"]
         cases.append(_case(f"texts{i}", comps))
-    cases.append(_case("empty", ["", "one"]))
+    cases.append(_case("empty", ["", "one", "one one"]))
     cases.append(
         _case("whitespace", ["great  great\ngreat", "a\tb  a", " lead and trail "])
     )  # any whitespace
@@ -209,7 +226,7 @@ def _reinforce_loss(g):
     # logprobs = summed log-probabilities of whole completions; gradients w.r.t. BOTH inputs: the
     # rewards must get none (compare() fails a gradient where the solution has none)
     cases = []
-    for i, (B, baseline) in enumerate([(6, None), (5, "mean"), (4, 0.5), (1, "mean")]):
+    for i, (B, baseline) in enumerate([(6, None), (5, "mean"), (4, 0.5), (2, "mean")]):
         cases.append(
             _case(
                 f"baseline-{baseline}-B{B}",
@@ -221,6 +238,15 @@ def _reinforce_loss(g):
             )
         )
     cases.append(_case("int-baseline", g.logp(3) * 5, g.randn(3), baseline=1, grad=[0, 1]))
+    # one completion with the mean baseline: advantage 0, loss 0 (no nan from a B - 1); next to a
+    # batch of two, so that the case is no free point for a constant 0
+    cases.append(
+        _each(
+            "baseline-mean-B1",
+            ((g.logp(1) * 5, g.randn(1) + 0.5, "mean"), {}),
+            ((g.logp(2) * 5, g.randn(2) + 0.5, "mean"), {}),
+        )
+    )
     cases.append(_case("per-token-logprobs", g.logp(2, 3), g.randn(2)))  # [B, T]: not summed
     cases.append(_case("shape-mismatch", g.logp(3), g.randn(4)))
     cases.append(_case("unknown-baseline", g.logp(3), g.randn(3), baseline="median"))
@@ -262,8 +288,15 @@ def _exact_kl(g):
         _case("2d", g.randn(4, 5, scale=2), g.randn(4, 5, scale=2), grad=[0, 1], grad_seed=1),
         _case("3d", g.randn(2, 3, 8), g.randn(2, 3, 8), grad=[0, 1], grad_seed=2),
         _case("large-logits", g.randn(3, 6, scale=40), g.randn(3, 6, scale=40), grad=[0]),
-        _case("same", *(2 * [g.randn(2, 5)])),
+        _case("same", *_some_rows_equal(g, 4, 5)),
     ]
+
+
+def _some_rows_equal(g, B, V):
+    """p and q logits [B, V] with rows 0 and 2 identical (KL 0), the others not."""
+    p, q = g.randn(B, V), g.randn(B, V)
+    q[0::2] = p[0::2]
+    return p, q
 
 
 def _kl_penalized_rewards(g):
@@ -322,13 +355,21 @@ def _bradley_terry_loss(g):
 
 
 def _preference_accuracy(g):
-    a = g.randn(8)
-    b = g.randn(8)
+    def pair(n):  # one right and one wrong pair at least: the accuracy is neither 0 nor 1
+        a, b = g.randn(n), g.randn(n)
+        a[1], a[2] = b[1] + 0.5, b[2] - 0.5
+        return a, b
+
+    a, b = pair(8)
     b[0] = a[0]  # a tie counts as wrong (strictly greater)
     return [
         _case("random", a, b),
-        _case("all-right", torch.ones(3), torch.zeros(3)),
-        _case("returns-float", g.randn(5), g.randn(5), report_kinds=True),  # a Python float, not a tensor
+        _each(
+            "all-right-all-wrong",
+            ((torch.ones(3), torch.zeros(3)), {}),
+            ((torch.zeros(3), torch.ones(3)), {}),
+        ),
+        _case("returns-float", *pair(5), report_kinds=True),  # a Python float, not a tensor
         _case("bad-shape", g.randn(3), g.randn(2)),
     ]
 
@@ -660,29 +701,48 @@ def _think_format_reward(g):
         "unclosed": f"<think>{think}</think><answer>{a + b}",
         "empty": "",
     }
-    cases = [_case(f"good-{k}", v) for k, v in good.items()] + [_case(f"bad-{k}", v) for k, v in bad.items()]
-    cases.append(_case("returns-float", good["plain"], report_kinds=True))
+
+    # every case: its completion next to one of the other kind (shuffled), so a reward of 1 and a
+    # reward of 0 are both asked for and no constant passes
+    def mixed(cid, text, others, report_kinds=False):
+        pair = [text, g.rng.choice(list(others.values()))]
+        g.rng.shuffle(pair)
+        return _each(cid, *(((t,), {}) for t in pair), report_kinds=report_kinds)
+
+    cases = [mixed(f"good-{k}", v, bad) for k, v in good.items()]
+    cases += [mixed(f"bad-{k}", v, good) for k, v in bad.items()]
+    cases.append(mixed("returns-float", good["plain"], bad, report_kinds=True))
     return cases
 
 
 def _answer_reward(g):
-    n = [g.int_(-99, 999) for _ in range(3)]
-    cases = [
-        _case("one-block", f"<think>x</think><answer>{n[0]}</answer>", str(n[0])),
-        _case("int-answer", f"<answer> {n[0]} </answer>", n[0]),
-        _case("multiline", f"<answer>\n{n[1]}\n</answer>", f" {n[1]}"),
-        _case("last-block", f"<answer>{n[0]}</answer> hmm <answer>{n[1]}</answer>", str(n[1])),
-        _case("not-first", f"<answer>{n[0]}</answer> hmm <answer>{n[1]}</answer>", str(n[0])),
-        _case(
-            "three-blocks", f"<answer>{n[2]}</answer><answer>{n[0]}</answer>\n<answer>{n[1]}</answer>", n[1]
-        ),
-        _case("trailing-unclosed", f"<answer>{n[2]}</answer> then <answer>{n[0]}", n[2]),
-        _case("unclosed", f"<answer>{n[2]}", n[2]),
-        _case("no-block", f"the answer is {n[2]}", n[2]),
-        _case("substring", f"<answer>{n[2]}7</answer>", n[2]),
-        _case("outside", f"<answer>?</answer> {n[2]}", n[2]),
-        _case("returns-float", f"<answer>{n[0]}</answer>", n[0], report_kinds=True),
+    n = g.rng.sample(range(-99, 1000), 3)  # three different numbers
+    both = f"<answer>{n[0]}</answer> hmm <answer>{n[1]}</answer>"
+    three = f"<answer>{n[2]}</answer><answer>{n[0]}</answer>\n<answer>{n[1]}</answer>"
+    trailing = f"<answer>{n[2]}</answer> then <answer>{n[0]}"
+    closed = f"the answer is <answer>{n[2]}</answer>"
+    # (case, (completion, answer), a counterpart whose reward is the other one): both in one case
+    # (shuffled), so every case asks for a reward of 1 and a reward of 0 and no constant passes
+    rows = [
+        ("one-block", (f"<think>x</think><answer>{n[0]}</answer>", str(n[0])), str(n[0] + 1)),
+        ("int-answer", (f"<answer> {n[0]} </answer>", n[0]), n[0] + 1),
+        ("multiline", (f"<answer>\n{n[1]}\n</answer>", f" {n[1]}"), f" {n[1] + 1}"),
+        ("last-block", (both, str(n[1])), str(n[0])),
+        ("not-first", (both, str(n[0])), str(n[1])),
+        ("three-blocks", (three, n[1]), n[2]),
+        ("trailing-unclosed", (trailing, n[2]), n[0]),
+        ("unclosed", (f"<answer>{n[2]}", n[2]), (closed, n[2])),
+        ("no-block", (f"the answer is {n[2]}", n[2]), (closed, n[2])),
+        ("substring", (f"<answer>{n[2]}7</answer>", n[2]), f"{n[2]}7"),
+        ("outside", (f"<answer>?</answer> {n[2]}", n[2]), "?"),
+        ("returns-float", (f"<answer>{n[0]}</answer>", n[0]), n[1]),
     ]
+    cases = []
+    for cid, call, other in rows:
+        other = other if isinstance(other, tuple) else (call[0], other)  # same completion
+        calls = [(call, {}), (other, {})]
+        g.rng.shuffle(calls)
+        cases.append(_each(cid, *calls, report_kinds=cid == "returns-float"))
     return cases
 
 
@@ -735,7 +795,11 @@ def _dynamic_sampling_mask(g):
         _case("groups-of-4", rewards(5, 4), 4),
         _case("groups-of-2", rewards(6, 2), 2),
         _case("groups-of-3-graded", rewards(4, 3, (0.0, 0.5, 1.0)), 3),
-        _case("one-group", torch.tensor([0.25, 0.25, 0.25]), 3),
+        _each(
+            "one-group",
+            ((torch.tensor([0.25, 0.25, 0.25]), 3), {}),
+            ((torch.tensor([0.25, 0.5, 0.25]), 3), {}),
+        ),
         _case("not-divisible", g.randn(7), 3),
         _case("2d", g.randn(2, 4), 4),
     ]

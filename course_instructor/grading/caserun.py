@@ -13,6 +13,10 @@ A case is a plain, picklable dict::
      "grad_seed": 7,            # seeds the random weights w of the backward pass sum(w * out)
      "then_call": {...}}        # optional: the function returns a function; call it like this
 
+A case with ``"each": [{"args": [...], "kwargs": {...}}, ...]`` instead of ``"args"`` calls the
+function once per entry and its value is the list of what the calls returned (no gradients):
+one case can then hold inputs with different answers, e.g. a reward of 1 and a reward of 0.
+
 Special inputs that cannot be pickled are *markers*, resolved here by :func:`resolve`:
 
 * ``{"__marker__": "tokenizer"}``: the shipped tiny tokenizer (course_lib/assets/tiny),
@@ -274,7 +278,13 @@ def run_case(func: Callable, case: dict) -> dict:
         kwargs = dict(resolve(case.get("kwargs", {}), ctx))
         inputs = _grad_inputs(args, kwargs, case.get("grad", []))
         with torch.enable_grad():
-            out = func(*args, **kwargs)
+            if case.get("each") is not None:  # one call per input; the value is the list of results
+                out = [
+                    func(*resolve(c.get("args", []), ctx), **dict(resolve(c.get("kwargs", {}), ctx)))
+                    for c in case["each"]
+                ]
+            else:
+                out = func(*args, **kwargs)
             if case.get("grad_model"):
                 target = _first_tensor(out)
                 if target is None or not target.requires_grad:
