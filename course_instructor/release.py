@@ -120,6 +120,9 @@ def nbgrader_config(root: Path, *, cell_timeout: int = 60, kernel_name: str | No
     c.Execute.startup_timeout = 120
     if kernel_name:
         c.Execute.kernel_name = kernel_name
+    # formgrader renders submissions in the instructor's logged-in session: besides the grader's own
+    # neutralising of what a submission produced (grading/inert.py), nbconvert's HTML sanitiser
+    c.HTMLExporter.sanitize_html = True
     c.GenerateAssignment.create_assignment = True
     c.Exchange.root = str(Path(root) / "exchange")  # not used (no JupyterHub exchange); keeps nbgrader quiet
     return c
