@@ -679,10 +679,11 @@ def _late(nb) -> dict:
 
 @pytest.fixture(scope="module")
 def symlink_batch(tmp_path_factory):
-    """A two-notebook course (02_fixture, then 04_second: graded one after the other, as one
-    nbgrader process took them) and two submissions: an honest one, graded first, and one whose
-    02 plants links named like the files the grader writes next (04_second.ipynb) or aimed at a
-    key file, the honest student's feedback page and the gradebook."""
+    """A two-notebook course (02_fixture, 04_second) and two submissions: an honest one, graded
+    first, and one whose 02 plants links named like the files the grader writes next
+    (04_second.ipynb) or aimed at a key file, the honest student's feedback page and the
+    gradebook. Kernels start cold (each in its own start-up), the path the shared batch does not
+    take."""
     from course_instructor import release
     from course_instructor.grading import autograde
 
@@ -717,7 +718,13 @@ def symlink_batch(tmp_path_factory):
     S.make_submission(subs / "b_linker", released, notebook_edit=plant)
     before = S.instructor_hashes()
     results = autograde.autograde(
-        subs, out, source_dir=d / "src", cell_timeout=10, notebook_timeout=90, exercise_timeout=8, jobs=1
+        subs,
+        out,
+        source_dir=d / "src",
+        cell_timeout=10,
+        notebook_timeout=90,
+        exercise_timeout=8,
+        warm_kernels=False,
     )
     return {
         "out": out,
