@@ -141,6 +141,7 @@ class Grader:
         self.iso = isolation if isolation is not None else Isolation(isolate)
         if not isolate and isolation is None:
             warn_unsafe(lambda m: print(m, file=sys.stderr, flush=True))
+        self.import_api = None  # nbgrader's API that files executed notebooks (prepare)
         self.expected: dict[str, tuple[list, list]] = {}
         self.integrity: Integrity | None = None
         self.ids: dict[str, str] = {}  # submission (file name) -> the student id it is graded under
