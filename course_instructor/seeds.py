@@ -1,6 +1,6 @@
 """`course seeds`: the main training runs of units 05 (PPO), 06 (GRPO, sentiment), 07 (DPO) and 09
 (RLVR, from ``assets/tiny_reason``) for several seeds, measured against the units' bars -- the
-worst seed must meet them (issue 20).
+worst seed must meet them.
 
     course seeds                                     # seeds 0,1,2, units 05,06,07,09, tiny + quick -> runs/seeds
     course seeds --seeds 1,2 --units 05 --out runs/seeds

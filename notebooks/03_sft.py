@@ -328,8 +328,8 @@ print(
 # `SFTTrainer` on a prompt–completion dataset (`completion_only_loss=True`, EOS appended by TRL).
 # For the speed, both loops then run **back to back** on 12 steps, three times, alternating which
 # goes first (`labs.speed.compare_speed`): each pair sees the same load, and the spread of the
-# three ratios says how far one pair can be trusted. It is a look, not a benchmark: the
-# instructor's `course bench`, run alone on an idle machine, is the measurement.
+# three ratios says how far one pair can be trusted. It is a look, not a benchmark: the course's
+# own timing benchmark, run alone on an idle machine, is the measurement.
 
 # %%
 course_lib.seed_everything(0)

@@ -268,7 +268,7 @@ plt.show()
 # model, data, steps, batch size, learning rate and schedule. For the speed, both loops then run
 # **back to back** on 12 steps, three times, alternating which goes first
 # (`labs.speed.compare_speed`): a look at the ratio and its spread under this machine's load, not a
-# benchmark (the instructor's `course bench`, run alone on an idle machine, is the measurement).
+# benchmark (the course's own timing benchmark, run alone on an idle machine, is the measurement).
 
 # %%
 course_lib.seed_everything(0)

@@ -181,7 +181,7 @@ if FAST:
 print(config)
 
 # %% [markdown]
-# The main run is one call (the instructor's `course seeds` makes the same call with other seeds): the reference
+# The main run is one call (the course was checked with this same call on seeds 0, 1 and 2): the reference
 # log-probs of every pair (once), samples before, training (held-out accuracy every
 # `max_steps // 12` steps), held-out accuracy and samples after.
 
@@ -391,8 +391,8 @@ save_figure(fig, "07_loss_types")
 # policy *is* the reference, so both equal log 2; the tests also compare them on a policy that
 # differs from its reference, to 1e-5. Then the curves; for the speed, both loops run **back to
 # back** on 12 steps, three times, alternating which goes first (`labs.speed.compare_speed`): the
-# ratio with its spread under this machine's load — a look, not a benchmark (the instructor's
-# `course bench`, run alone on an idle machine, is the measurement).
+# ratio with its spread under this machine's load — a look, not a benchmark (the course's own
+# timing benchmark, run alone on an idle machine, is the measurement).
 #
 # One TRL default to know: since TRL 1.16 `loss_type="sigmoid"` ignores `label_smoothing` (the
 # conservative cDPO loss of `dpo.dpo_loss`); with `label_smoothing > 0` TRL would silently train

@@ -280,7 +280,7 @@ for n in paths:
 #
 # `report_metrics` records, for each trained model, the change from **its own starting point** —
 # base → SFT, and SFT → PPO / GRPO / DPO (they all started from the SFT model) — which is what
-# the instructor's `course run` collects into `results.json` for the whole course.
+# the course collects into one table of results when every notebook is run in order.
 
 # %%
 start = {"sft": "base", "ppo": "sft", "grpo": "sft", "dpo": "sft"}  # where each run began
@@ -344,8 +344,8 @@ print(bad.status_code, bad.json()["message"])
 
 # %% [markdown]
 # ## Going further
-# * The instructor's `course bench` times our SFT / GRPO / DPO loops against TRL's trainers on the
-#   same model and batch.
+# * The course's timing benchmark runs our SFT / GRPO / DPO loops against TRL's trainers on the
+#   same model and batch, alone on an idle machine.
 # * On a GPU (`COURSE_PROFILE=gpu`, e.g. Colab T4) the same notebook compares real models (GPT-2 on
 #   IMDB with a DistilBERT sentiment reward). `course_lib.core.lora.apply_lora` trains only low-rank adapters
 #   (with `peft` installed), and `course_lib.core.tracking` logs training curves to TensorBoard or

@@ -26,7 +26,7 @@
 #
 # * **the task**: add four one-digit numbers ("What is 7+8+5+9?"). A scratchpad of running sums
 #   (`7+8=15, 15+5=20, 20+9=29`) gets it right one small step at a time;
-# * **the start model** (`assets/tiny_reason`, rebuilt by the instructor's `course build-tiny --reasoning`) was
+# * **the start model** (`assets/tiny_reason`, shipped with the course) was
 #   pretrained on a *mix*: sometimes a scratchpad, more often an answer with no working, sometimes a
 #   broken format. In that text the answers with no working are guesses (right about 15 % of the
 #   time), as in a corpus written by people who did not always work it out. Right answers are

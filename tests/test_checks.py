@@ -1298,8 +1298,7 @@ def test_wrong_implementation_fails_with_expected_and_hint(w, monkeypatch):
 
 
 def test_no_hint_spells_out_the_answer():
-    """Tier-1 hints name a property; the code-level answers of the old hints are gone (1.1, 1.3,
-    1.4, 2.1 gave the one-line solution)."""
+    """Tier-1 hints name a property, never the one-line code that solves the exercise."""
     answers = [
         "re.fullmatch(FORMAT_PATTERN",
         "get_scorer().positive_probability(texts)",
@@ -1364,8 +1363,9 @@ def test_failure_message_names_case_expected_and_got(monkeypatch):
         ("grpo_step", "not detached", "the gradient is ZERO"),
     ],
 )
-def test_hints_that_used_to_point_at_the_wrong_fix(monkeypatch, name, label, names_the_mistake):
-    """Issue 14: these got "input_ids drop the LAST position" / a zero_grad hint before."""
+def test_hints_name_the_mistake_not_a_neighbouring_one(monkeypatch, name, label, names_the_mistake):
+    """These mistakes get a hint that names them, not "input_ids drop the LAST position" or a
+    zero_grad hint, which would send the student to the wrong fix."""
     msg = _message_of(monkeypatch, name, label)
     assert names_the_mistake in msg and "LAST position" not in msg and "zero_grad" not in msg, msg
 

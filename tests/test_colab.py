@@ -375,7 +375,7 @@ def test_release_rejects_a_bad_repo_url(tmp_path, capsys):
 
 
 def test_no_made_up_address_anywhere():
-    """Issue 15: the course never names a repository that does not exist."""
+    """The course never names a repository that does not exist."""
     r = subprocess.run(
         ["git", "grep", "-n", "-I", "rl-posttraining-course/course", "--", ".", ":!tests/test_colab.py"],
         cwd=ROOT,

@@ -338,8 +338,8 @@ def test_setup_stops_with_a_message_on_python_older_than_3_11(tmp_path):
 
 
 def test_no_attention_mask_advice_for_right_padded_batches():
-    """Right-padded batches without an attention mask (every SFT step) used to print transformers'
-    "We strongly recommend passing in an `attention_mask`" advice, which does not apply here."""
+    """Right-padded batches without an attention mask (every SFT step) print no transformers
+    "We strongly recommend passing in an `attention_mask`" advice: it does not apply here."""
     code = (
         "import torch\n"
         "from course_lib.core.config import ASSET_DIR\n"

@@ -1,4 +1,4 @@
-"""Grading that is fair to honest students (issue 22): knock-on losses are named, every exercise
+"""Grading that is fair to honest students: knock-on losses are named, every exercise
 has its own time budget, hidden cases are drawn per batch, grader-side failures are flagged and
 malformed submissions get one clear line each.
 
@@ -100,7 +100,7 @@ def test_one_wrong_exercise_costs_its_points_and_names_itself_in_every_knock_on_
 @pytest.mark.slow
 def test_sleep_in_six_exercises_loses_only_those(course_batch):
     """Each exercise has its own time budget: six that sleep forever get 0, all the others (71 of
-    the course's points) are kept -- under the old shared 120 s budget this scored 9/79."""
+    the course's points) are kept -- a budget shared by all exercises would lose nearly all."""
     r = course_batch[0]["sleepers"]
     sleepers = {n for names in SLEEPERS.values() for n in names}
     for name, s in r["details"].items():

@@ -42,7 +42,7 @@ def test_hidden_cases_catch_the_wrong_implementation(w):
 
 @pytest.mark.parametrize("w", test_checks.VISIBLE_ONLY, ids=test_checks._wid)
 def test_hidden_cases_catch_what_only_the_visible_checks_caught(w):
-    """Issue 14 (d): a step that forgets zero_grad (a stale-gradient case: the model's parameters
+    """A step that forgets zero_grad (a stale-gradient case: the model's parameters
     carry a .grad from an earlier step), dpo_loss rewards that still carry the graph and
     preference_accuracy returning a 0-d tensor (cases that report the kinds returned) lose points,
     and the failure message names the case and the property."""
@@ -57,7 +57,7 @@ def test_hidden_cases_catch_what_only_the_visible_checks_caught(w):
 
 
 def test_failure_messages_name_the_case_and_error_size_not_the_expected_numbers():
-    """Issue 22: the feedback shows the case id, the shape and how large the error is; never the
+    """The feedback shows the case id, the shape and how large the error is; never the
     expected values (a resubmission must not be able to build a lookup table)."""
     cases, expected = _expected("kl_estimate")
     wrong = lambda logp, ref_logp, kind="k3": (

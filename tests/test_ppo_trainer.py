@@ -58,7 +58,7 @@ def test_config_validates_and_derives_minibatch_size():
         pt.PPOConfig(reward="vibes")
     p = TINY.preset("quick")
     cfg = pt.PPOConfig.from_profile(TINY, "quick", learning_rate=1e-5)
-    # issue 20: tiny steps sample 8 prompts per preset batch (64 on quick), in minibatches of 16
+    # tiny steps sample 8 prompts per preset batch (64 on quick), in minibatches of 16
     assert (cfg.max_steps, cfg.batch_size, cfg.learning_rate) == (p.steps, 8 * p.batch_size, 1e-5)
     assert (cfg.mini_batch_size, cfg.target_kl) == (16, 3.0)
     from course_lib.core.config import get_profile
@@ -291,8 +291,8 @@ def test_evaluate_reports_the_shared_metrics(models, solutions_on):
 
 def test_evaluate_draws_average_each_metric_over_independent_draws(models, solutions_on):
     """draws=k is k single-draw evaluations with seeds seed..seed+k-1: means of the metrics, the
-    extremes of min/max, the total n, and the first draw's samples (issue 20: one draw of the
-    held-out prompts moved distinct-2 by up to 13 points of the start's value by chance)."""
+    extremes of min/max, the total n, and the first draw's samples (one draw of the held-out
+    prompts moves distinct-2 by several points by chance)."""
     policy, ref, tok = models
     with torch.no_grad():  # a policy away from the reference, so kl_to_ref is not 0 in both
         for p in policy.lm.parameters():

@@ -1,4 +1,4 @@
-"""Exercise metadata (issue 18): every registry row has it, and `requires` matches the code.
+"""Exercise metadata: every registry row has it, and `requires` matches the code.
 
 `requires` is checked against the call graph of the reference implementations: which exercise
 functions each solution in ``solutions/<module>.py`` calls -- by name (``from solutions.kl import
@@ -172,3 +172,17 @@ def test_readme_table_is_the_registry():
         "README's Exercise metadata table differs from the registry; paste the output of "
         'python -c "from course_instructor import nbbuild; print(nbbuild.metadata_table())"'
     )
+
+
+def test_contributing_layout_names_every_exercise_module_and_trainer():
+    """CONTRIBUTING's layout lists the exercise modules of the registry and every trainer file."""
+    import re
+
+    layout = (REPO / "CONTRIBUTING.md").read_text().split("```")[1]
+    files = set(layout.split())
+    missing = [m for m in registry.modules() if f"{m}.py" not in files]
+    assert not missing, f"CONTRIBUTING.md's layout does not list the exercise modules {missing}"
+    listed = re.search(r"one readable file per algorithm\s*\(([^)]*)\)", layout)
+    assert listed, "CONTRIBUTING.md's layout no longer lists the trainers"
+    trainers = {p.stem for p in (REPO / "course_lib" / "trainers").glob("[!_]*.py")}
+    assert {t.strip() for t in listed.group(1).split(",")} == trainers

@@ -201,7 +201,7 @@ def test_first_cell_sets_up_course_lib_from_exercises(built):
     assert f"CWD {bundle}" in text and "FAST False" in text
 
 
-# --- a syllabus subset: course release --units (issue 18) ---------------------------------------
+# --- a syllabus subset: course release --units ----------------------------------------------------
 def test_subset_names_the_missing_units_and_who_needs_them():
     from course_instructor import release
 

@@ -9,10 +9,9 @@ completion's text is a function of (seed, step, global row), not of the layout) 
 optimizer is SGD: Adam's first step is ~lr * sign(gradient), so gradient entries that are zero
 up to rounding (summed in another order by the all-reduce) get +-lr updates at random and the
 runs drift apart by a few per cent, with nothing wrong in the distributed set-up. ``beta=0``:
-with the KL term on (beta 0.04) AND the batch reused (num_iterations 3) the step-2 loss of 2
-ranks was 0.0421 against 0.0445 for 1 rank. Each alone agrees: beta 0 with num_iterations 3
-(this test), and beta 0.04 with num_iterations 1 (step-2 loss 0.01390322 on 2 ranks and on 1).
-Where TRL 1.16 loses the equality in that combination is not yet found (issue 17 report).
+with the KL term on (beta 0.04) AND the batch reused (num_iterations 3), TRL 1.16's 2-rank and
+1-rank losses differ by a few per cent from step 2 on, for a reason not yet found. Each alone
+agrees: beta 0 with num_iterations 3 (this test), and beta 0.04 with num_iterations 1.
 """
 
 from __future__ import annotations

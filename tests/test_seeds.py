@@ -1,4 +1,4 @@
-"""Issue 20: the RL units' bars hold for every seed, and for a numerically different implementation.
+"""The RL units' bars hold for every seed, and for a numerically different implementation.
 
 Fast: the alternative implementation (course_instructor/alt_impl) equals the solutions up to float32
 rounding, values and gradients; the seed table's worst-seed logic; the command's bad input.
@@ -174,9 +174,8 @@ def test_bad_arguments_exit_2_with_the_reason(argv, message, capsys, tmp_path):
 
 def test_dpo_pairs_are_built_once_per_start_checkpoint(tmp_path, monkeypatch):
     """`course seeds` builds notebook 07's pairs once per start checkpoint (every seed's run gets
-    the same pairs: they come from their own seeded generators, the global RNG is untouched --
-    checked when this was written, 2 x headline_data equal; too slow to repeat here) and anew when
-    the checkpoint changes."""
+    the same pairs: they come from their own seeded generators and leave the global RNG untouched,
+    which is too slow to check here) and anew when the checkpoint changes."""
     calls = []
 
     class T:
@@ -233,11 +232,10 @@ def test_bars_hold_for_other_seeds(unit, seed, sft_start):
 
 @pytest.mark.slow
 def test_a_numerically_different_ppo_meets_the_bars(sft_start):
-    """The run that missed under the previous PPO recipe (issue 20): the alternative implementation
-    (float64 inside, other summation order: a correct student's own code) with the notebook's seed
-    0 ended at KL 0.60 > 0.5. With 64 sequences per step in minibatches of 16, lr 3e-4, KL target 3
-    and the metrics averaged over 4 draws (PPOConfig.from_profile, ppo.EVAL_DRAWS) it meets every bar
-    (measured: +43 points, distinct-2 -12 %, KL 0.18)."""
+    """The alternative implementation (float64 inside, other summation order: a correct student's
+    own code) with the notebook's seed 0 -- the run closest to the KL bar -- meets every bar with
+    the notebook's recipe: 64 sequences per step in minibatches of 16, lr 3e-4, KL target 3 and the
+    metrics averaged over 4 draws (PPOConfig.from_profile, ppo.EVAL_DRAWS)."""
     torch.set_num_threads(2)
     seeds.activate("alt")
     try:

@@ -1,5 +1,6 @@
-"""The five trainers share one API (course_lib/trainers/_loop.py): each is called the same way here,
-from_profile -> train -> Run -> save_checkpoint -> reload, and the shared loop pieces are checked."""
+"""The trainers sft, reward_model, ppo, grpo and dpo share one API (course_lib/trainers/_loop.py):
+each is called the same way here, from_profile -> train -> Run -> save_checkpoint -> reload, and
+the shared loop pieces are checked."""
 
 from __future__ import annotations
 
@@ -130,7 +131,7 @@ def test_train_with_trl_has_one_signature_where_trl_has_the_trainer():
     assert not hasattr(_trainer("ppo")[0], "train_with_trl")  # TRL 1.16 has no PPOTrainer
 
 
-def test_shuffled_batches_variants_match_the_loops_they_replaced():
+def test_shuffled_batches_variants_give_the_expected_orders():
     rng = random.Random(0)
     first, second = random.Random(0), list(range(10))
     perm = list(range(10))

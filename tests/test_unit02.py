@@ -1,4 +1,4 @@
-"""Unit 02 (KL penalties): the provided experiment code and the notebook (issue 4)."""
+"""Unit 02 (KL penalties): the provided experiment code and the notebook."""
 
 from __future__ import annotations
 

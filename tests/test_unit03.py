@@ -1,4 +1,4 @@
-"""Notebook 03 (SFT) executed headless with the solutions: the bars of issue 5; the ours-vs-TRL
+"""Notebook 03 (SFT) executed headless with the solutions meets the unit's bars; the ours-vs-TRL
 figure it shares with notebook 04 (course_lib.labs.speed)."""
 
 from __future__ import annotations

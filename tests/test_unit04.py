@@ -1,4 +1,4 @@
-"""Notebook 04 (reward model) executed headless with the solutions: the bars of issue 5."""
+"""Notebook 04 (reward model) executed headless with the solutions meets the unit's bars."""
 
 from __future__ import annotations
 

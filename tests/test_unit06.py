@@ -1,5 +1,5 @@
 """Unit 06 (GRPO): the notebook is built from its builder, runs headless with the solutions on the
-tiny profile, and meets the issue's bars; the gpu code path runs on local stand-ins."""
+tiny profile, and meets the unit's bars; the gpu code path runs on local stand-ins."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Unit 09 (reasoning with verifiable rewards): the notebook is built from its source, runs headless
-with the solutions on the tiny profile and meets the issue's bars; the gpu code path (GSM8K, R1-zero
+with the solutions on the tiny profile and meets the unit's bars; the gpu code path (GSM8K, R1-zero
 prompt) runs on local stand-ins; the shipped start model is what `course build-tiny --reasoning`
 describes."""
 

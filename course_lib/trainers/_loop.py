@@ -1,4 +1,4 @@
-"""What the five trainers (sft, reward_model, ppo, grpo, dpo) share: one API, one copy of each piece.
+"""What the trainers sft, reward_model, ppo, grpo and dpo share: one API, one copy of each piece.
 
 Every trainer module has the same four entry points::
 
@@ -195,7 +195,7 @@ def lr_schedule(optimizer, kind: str, warmup_steps: int, max_steps: int, warmup_
     """``LambdaLR`` with TRL's schedule names: warm-up factor ``(step + 1) / (warmup_steps +
     warmup_offset)`` for the first `warmup_steps` updates, then "constant" (1.0), "linear" (decay
     to 0 at `max_steps`) or "cosine" (half a cosine down to 0). GRPO warms up with offset 1, the
-    others with 0 (each trainer keeps the numbers it always had)."""
+    others with 0: each trainer's recipe and pinned test numbers are tuned with its own offset."""
     check_schedule("lr_schedule", kind)
 
     def factor(step: int) -> float:

@@ -16,7 +16,7 @@ Data (:func:`build_pairs`): the fixed synthetic pairs of ``data.preference_pairs
 ``data.PREFERENCE_RULE``), on-policy pairs made from the starting model's own samples ranked by
 the sentiment scorer (tiny), or Anthropic HH-RLHF (gpu profile; local stand-ins in tests).
 
-The API shared by the five trainers (``DPOConfig.from_profile``, ``train -> Run``, history keys,
+The API shared by the trainers (``DPOConfig.from_profile``, ``train -> Run``, history keys,
 ``save_checkpoint``, ``train_with_trl``, ``quick_train``) is described in
 :mod:`course_lib.trainers._loop`; the checkpoint is ``checkpoint_dir()/"dpo"``.
 """

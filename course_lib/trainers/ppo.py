@@ -25,7 +25,7 @@ positive sentiment" assignment:
 Every exercise is called through its module (``ppo.compute_gae(...)``), so the loop runs whatever
 is active: the student's functions or, with ``course_lib.use_solutions()``, the instructor's.
 TRL 1.16 has no PPO trainer any more (so there is no ``train_with_trl`` here); the config keeps
-the names of TRL's old ``PPOConfig`` where they exist. The API shared by the five trainers
+the names of TRL's old ``PPOConfig`` where they exist. The API it shares with the other trainers
 (``Run``, history keys, ``save_checkpoint``, ``quick_train``) is described in
 :mod:`course_lib.trainers._loop`; the checkpoint is ``checkpoint_dir()/"ppo"`` (the LM, loadable
 with ``load_policy``, plus the value head).
@@ -118,7 +118,7 @@ class PPOConfig:
         """The unit's settings for a profile + preset (None: $COURSE_PRESET or "quick"): steps from
         the preset, 2 epochs over 4 minibatches per step; `overrides` are fields and win.
 
-        Tiny (issue 20, :data:`TINY_ROLLOUTS_PER_PROMPT_BATCH`): 64 sequences per step on the
+        Tiny (:data:`TINY_ROLLOUTS_PER_PROMPT_BATCH`): 64 sequences per step on the
         quick preset (minibatches of 16), lr 3e-4, kl_coef 0.07 moved by the adaptive controller
         (:data:`TINY_TARGET_KL`), entropy_coef 0.01. Gpu: ``4 * preset.batch_size`` sequences
         (:data:`ROLLOUTS_PER_PROMPT_BATCH`), lr 1.41e-5, kl_coef 0.1 fixed, no entropy bonus (TRL's
@@ -136,7 +136,7 @@ class PPOConfig:
             "kl_coef": 0.07 if tiny else 0.1,
             "entropy_coef": 0.01 if tiny else 0.0,
         }
-        if tiny:  # issue 20: a fixed beta let one seed in three overshoot (KL 1.14 nats/token)
+        if tiny:  # adaptive beta: with a fixed one, the KL of an unlucky seed runs past the bar
             defaults.update(adaptive_kl=True, target_kl=TINY_TARGET_KL, horizon=TINY_KL_HORIZON)
         return _loop.config_from(cls, defaults, overrides)
 
@@ -147,33 +147,26 @@ with only 8 sequences the whitened advantages are too noisy."""
 
 TINY_ROLLOUTS_PER_PROMPT_BATCH = 8
 """Tiny profile: ``8 * preset.batch_size`` prompts per step (64 on the quick preset, 4 minibatches
-of 16, lr 3e-4) -- the recipe whose worst of six runs meets every bar of issue 20 (seeds 0/1/2,
-each with the solutions and with the alternative implementation; README, seed table).
+of 16, lr 3e-4, 2 PPO epochs, entropy_coef 0.01, adaptive KL from kl_coef 0.07): every bar of
+unit 05 holds for the worst of seeds 0, 1 and 2, with the solutions and with a numerically
+different implementation.
 
-Why: each minibatch is one Adam update, and Adam moves every weight by about the learning rate
-whatever the noise in the gradient. With the previous 32 sequences in 4 minibatches of 8 at lr
-4e-4, the policy jittered: its KL to the reference (k1 per token on 64 training prompts, after
-each step's update) was 0.37 after the very first step, and over the last 20 steps went up and
-down between 0.28 and 0.53, so where the run stopped decided whether it met the 0.5 bar (one
-alternative-implementation seed ended at 0.60). What else was measured (quick preset, 128
-held-out prompts, 2 threads, from the unit-03 SFT checkpoint), each breaking or nearly breaking
-a run: 32 sequences in 2 minibatches of 16 at lr 3e-4 fixed the KL (0.16-0.36) but kept a
-distinct-2 bar at risk: 1.6-19.8 % less distinct-2 over the six runs with target 3, up to 18 % with
-target 4, 7.7 % but a gain of only +31 points with target 2.5, +30.3 points with target 2.75; lr 4e-4
-lost 26 % of a seed's distinct-2, lr 2.5e-4 up to 33 %; entropy bonuses 0.005 / 0.015 / 0.02
-instead of 0.01 cost one run its diversity (-28 %, -34 %, +28 %) or its gain; 1 minibatch of 32 lost
-19.9 %. Twice the samples per step halve the gradient's noise: the runs that were closest to a
-bar moved away from it. Earlier: a fixed beta of 0.07 ended a seed at KL 1.14; kl_coef 0.1 without
-entropy bonus lost 24 % of distinct-2; 4 PPO epochs diverged (KL 1.4-2.0); from the base model
-(already ~65 % positive) the gain was +23/+31."""
+Why so many samples: each minibatch is one Adam update, and Adam moves every weight by about the
+learning rate whatever the noise in the gradient. With fewer, smaller minibatches the policy
+jitters from step to step, its KL to the reference goes up and down across the KL bar, and where
+the run stops decides whether it meets it. 64 sequences per step in minibatches of 16 halve the
+noise of each Adam step's gradient and keep the per-token KL within the bar for every seed. The
+other values sit where the diversity (distinct-2) bar holds too: another learning rate or entropy
+bonus, a single minibatch or more PPO epochs each cost some seed its diversity, its gain or its
+KL. The run starts from the unit-03 SFT checkpoint: the base model is already mostly positive and leaves
+PPO less to gain."""
 
 TINY_TARGET_KL = 3.0
 TINY_KL_HORIZON = 320
 """Tiny profile: Ziegler's adaptive KL controller from beta 0.07 towards 3 nats per sequence
 (summed k1 of the training samples, about 0.2-0.3 nats per token), horizon 320 samples (5 steps
-of 64): beta moves by at most 4 % per step. With the previous 32-sequence steps: target 4 left
-runs at 15-21 % less distinct-2, target 6 lowered beta and ended a seed at KL 0.53, and with beta
-fixed at 0.07 seeds 0/1/2 ended at KL 0.41/1.14/0.52 nats/token."""
+of 64): beta moves by at most 4 % per step. A higher target lowers beta and lets a seed end above
+the KL bar or below the distinct-2 bar; a fixed beta leaves the KL of an unlucky seed unchecked."""
 
 
 # --------------------------------------------------------------------------- KL controllers
@@ -535,9 +528,9 @@ def evaluate(
 EVAL_DRAWS = 4
 """:func:`headline_run` measures before and after on ``EVAL_DRAWS`` draws of one completion per
 held-out prompt and averages. One draw of 128 prompts is itself a random measurement: the same
-trained policy, evaluated with five sampling seeds, gave distinct-2 0.335-0.391 (relative to the
-start's 0.451: -26 % to -13 %) and positive fraction 0.805-0.875; the start's own distinct-2 ranged
-0.438-0.473. Four draws halve that spread, so a bar judges the policy, not one sampling seed."""
+trained policy, evaluated with different sampling seeds, moves its distinct-2 and positive fraction
+by several points, as much as a bar's margin. Four draws halve that spread, so a bar judges the
+policy, not one sampling seed."""
 
 
 HEADLINE = ("positive_fraction", "distinct_2", "kl_to_ref")

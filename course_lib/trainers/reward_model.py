@@ -12,7 +12,7 @@ with the student's ``reward_model.last_token_pool``) and minimises the student's
 :func:`reward_texts` score new texts — e.g. decoded policy samples in unit 05 — exactly as in
 training. The config uses TRL's
 ``RewardConfig`` names; :func:`train_with_trl` is the side-by-side run. The API shared by the
-five trainers (``Run``, history keys, ``save_checkpoint``, ``quick_train``) is described in
+trainers (``Run``, history keys, ``save_checkpoint``, ``quick_train``) is described in
 :mod:`course_lib.trainers._loop`; the checkpoint ``checkpoint_dir()/"reward_model"`` loads with
 ``RewardModel.from_pretrained``.
 """

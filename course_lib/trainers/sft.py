@@ -7,7 +7,7 @@
 Each step tokenizes a batch of (prompt, completion) pairs with the student's
 ``sft.tokenize_prompt_and_completion`` and hands it to the student's ``sft.sft_train_step``
 (which calls ``sft.sft_loss``). The config uses TRL's ``SFTConfig`` names, so the side-by-side
-run (:func:`train_with_trl`) gets exactly the same settings. The API shared by the five trainers
+run (:func:`train_with_trl`) gets exactly the same settings. The API shared by the trainers
 (``Run``, history keys, ``save_checkpoint``, ``quick_train``) is described in
 :mod:`course_lib.trainers._loop`; the SFT checkpoint is ``checkpoint_dir()/"sft"``.
 """
