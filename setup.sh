@@ -105,9 +105,10 @@ case "$MODE" in
     # 2 minutes), so a formatting slip or a broken contract fails in minutes, not after the notebooks.
     FAST_TIER=(tests/test_contract.py tests/test_checks.py tests/test_solutions.py tests/test_snapshots.py
                tests/test_hidden_cases.py tests/test_trivial_answers.py tests/test_exercises.py)
-    step "5/5 test suite, fast tier: ruff + contract"
+    step "5/5 test suite, fast tier: ruff + mypy + contract"
     "$VENV/bin/ruff" check . || fail "ruff check" "run: $VENV/bin/ruff check --fix . (and fix what it reports)"
     "$VENV/bin/ruff" format --check . || fail "ruff format" "run: $VENV/bin/ruff format ."
+    "$VENV/bin/mypy" course_lib/core course_lib/trainers || fail "mypy" "fix the type errors it reports ([tool.mypy] in pyproject.toml)"
     "$PY" -m pytest -q "${FAST_TIER[@]}" || fail "fast tier (contract tests)" "see the failures above"
     step "5/5 test suite, the rest"
     exec "$PY" -m pytest --durations=25 $(printf -- '--ignore=%s ' "${FAST_TIER[@]}") ;;

@@ -377,7 +377,12 @@ fails with "not implemented yet", so expect failures until the last unit.
 
     .venv/bin/course submit                        # writes submission-$USER.zip
     .venv/bin/course submit --student-id jdoe --out ~/jdoe.zip
+    .venv/bin/course submit --root ~/rl-course     # pack that course folder
 
+Run it inside this folder: it packs the course folder it runs in (or `--root DIR`), not the copy
+its venv was installed from, and prints that folder, every file it packed and the zip's path. It
+warns about a notebook that looks untouched (no outputs, no answers): if you worked in another
+copy of the course, pass that folder with `--root`.
 The zip holds one notebook per unit (`exercises/NN_*.ipynb`, or the copy you worked in if you
 name its folder with `--notebooks DIR`) and your `course_lib/*.py`. Upload it where your
 instructor says. Grading runs your functions on hidden inputs in a sandbox (no network, no file

@@ -3,6 +3,12 @@
     course submit                               # -> submission-<your id>.zip in the course folder
     course submit --student-id jdoe --out ~/jdoe.zip
     course submit --notebooks ~/my-copies       # also look for your notebooks in another folder
+    course submit --root ~/rl-course            # pack that course folder, wherever you run it
+
+It packs the course folder it is run in (the current folder, or the nearest folder above it that
+holds ``course_lib/`` and ``exercises/``), not the copy its Python was installed from: with two
+copies of the course, the one you are in is the one submitted. It prints that folder, every file it
+packed and the zip's path, and refuses (exit 2) a folder that is not a course copy.
 
 On Google Colab, run in a notebook (it saves the open notebook first, then downloads the zip):
 
@@ -29,7 +35,11 @@ import time
 import zipfile
 from pathlib import Path
 
+from course_lib.core.registry import EXERCISES
+
 ROOT = Path(__file__).resolve().parents[1]
+# The modules a student edits: a course copy's course_lib/ holds at least one of them.
+EXERCISE_MODULES = sorted({ex.module for ex in EXERCISES})
 MAX_FILE_BYTES = 20 * 2**20
 BLANK_ANSWER = "YOUR ANSWER HERE"
 # Google Drive as the first cell mounts it on Colab ($COURSE_DRIVE_DIR is set by that cell).
@@ -101,6 +111,41 @@ def worked_in(nb: dict) -> bool:
     return False
 
 
+def course_copy_problems(folder: Path) -> list[str]:
+    """What `folder` lacks to be a copy of the course (one short phrase each); [] for a course copy:
+    ``course_lib/`` with at least one exercise module and ``exercises/`` with NN_*.ipynb notebooks."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return ["no such folder"]
+    out = []
+    cl = folder / "course_lib"
+    if not cl.is_dir():
+        out.append("no course_lib/ folder")
+    elif not any((cl / f"{m}.py").is_file() for m in EXERCISE_MODULES):
+        out.append(
+            f"course_lib/ has none of the exercise modules ({', '.join(m + '.py' for m in EXERCISE_MODULES)})"
+        )
+    ex = folder / "exercises"
+    if not ex.is_dir():
+        out.append("no exercises/ folder")
+    elif not any(re.match(r"\d\d_", p.name) for p in ex.glob("*.ipynb")):
+        out.append("exercises/ has no NN_*.ipynb notebooks")
+    return out
+
+
+def find_course_root(start: Path) -> Path:
+    """`start` or the nearest folder above it that is a course copy; ValueError (one line naming
+    what `start` lacks) if there is none."""
+    start = Path(start).resolve()
+    for folder in (start, *start.parents):
+        if not course_copy_problems(folder):
+            return folder
+    raise ValueError(
+        f"{start} is not a course folder ({'; '.join(course_copy_problems(start))}), nor is any folder "
+        "above it: run `course submit` inside your copy of the course, or pass --root DIR"
+    )
+
+
 def colab_notebook_dirs() -> list[Path]:
     """Where Colab keeps a student's notebooks, if Google Drive is mounted: "Colab Notebooks"."""
     drive = Path(os.environ.get("COURSE_DRIVE_DIR") or COLAB_DRIVE)
@@ -131,11 +176,12 @@ def choose_notebooks(root: Path, search_dirs=()) -> dict[str, Path]:
 def submit(student_id: str, out: Path | None = None, root: Path = ROOT, search_dirs=()) -> Path:
     """Write the submission zip (see the module doc) and return its path."""
     sid = clean_id(student_id)
-    root = Path(root)
+    root = Path(root).resolve()
+    problems = course_copy_problems(root)
+    if problems:
+        raise ValueError(f"{root} is not a course folder ({'; '.join(problems)})")
     notebooks = choose_notebooks(root, search_dirs)
     code = sorted((root / "course_lib").glob("*.py"))
-    if not notebooks:
-        raise FileNotFoundError(f"no notebooks in {root / 'exercises'}: run this from the course folder")
     out = Path(out) if out else root / f"submission-{sid}.zip"
     out.parent.mkdir(parents=True, exist_ok=True)
     sources = {}
@@ -190,7 +236,9 @@ def submit_from_colab(
     saved = save_open_notebook(root)
     path = submit(student_id, out, root, colab_notebook_dirs())
     print(f"saved the open notebook as {saved}")
-    print(_summary(path))
+    print(_summary(path, Path(root).resolve()))
+    for line in untouched_warnings(path):
+        print(line)
     if download:
         from google.colab import files
 
@@ -198,16 +246,43 @@ def submit_from_colab(
     return path
 
 
-def _summary(path: Path) -> str:
+def _summary(path: Path, root: Path | None = None) -> str:
+    """The course folder packed, every file in the zip (relative paths; a notebook taken from
+    outside the course folder names where it came from) and the zip's path."""
     with zipfile.ZipFile(path) as z:
         names = z.namelist()
         sources = json.loads(z.read("SUBMISSION.json")).get("sources", {})
-    lines = [
+    lines = [f"packed the course folder {root}:"] if root else []
+    for name in names:
+        src = sources.get(name.removeprefix("exercises/")) if name.startswith("exercises/") else None
+        if src and root and Path(src).resolve() == (Path(root) / name).resolve():
+            src = None
+        lines.append(f"  {name}" + (f" <- {src}" if src else ""))
+    lines.append(
         f"wrote {path} ({sum(n.endswith('.ipynb') for n in names)} notebooks, "
         f"{sum(n.endswith('.py') for n in names)} course_lib files)"
-    ]
-    lines += [f"  exercises/{name} <- {src}" for name, src in sorted(sources.items())]
+    )
     return "\n".join(lines)
+
+
+def untouched_warnings(path: Path) -> list[str]:
+    """One warning per notebook in the zip that looks untouched: no cell outputs and every answer
+    cell still "YOUR ANSWER HERE" (often the sign of packing the wrong copy of the course)."""
+    out = []
+    with zipfile.ZipFile(path) as z:
+        for name in z.namelist():
+            if name.startswith("exercises/") and name.endswith(".ipynb"):
+                try:
+                    nb = json.loads(z.read(name))
+                except ValueError:
+                    nb = {}
+                if not worked_in(nb if isinstance(nb, dict) else {}):
+                    out.append(
+                        f"warning: {name} looks untouched (no outputs, no answers); if you worked in "
+                        "another copy of the course, run `course submit --root DIR` with that folder "
+                        "(or --notebooks DIR for a folder of notebook copies)"
+                    )
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,7 +297,13 @@ def main(argv: list[str] | None = None) -> int:
         help="another folder holding your notebooks (repeatable; Colab's Drive folder is added "
         "automatically when Drive is mounted)",
     )
-    ap.add_argument("--root", default=str(ROOT), help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--root",
+        default=None,
+        metavar="DIR",
+        help="the course folder to pack (default: the current folder or the nearest one above it "
+        "that holds course_lib/ and exercises/)",
+    )
     args = ap.parse_args(argv)
     dirs = [Path(d) for d in args.notebooks]
     missing = [str(d) for d in dirs if not d.is_dir()]
@@ -230,16 +311,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"course submit: --notebooks {missing[0]}: no such folder", file=sys.stderr)
         return 2
     try:
+        # The folder it runs in (or --root), never the copy this Python imported course_lib from:
+        # a student with two copies of the course submits the one they are working in.
+        root = Path(args.root).resolve() if args.root else find_course_root(Path.cwd())
         path = submit(
             args.student_id or default_student_id(),
             Path(args.out) if args.out else None,
-            Path(args.root),
+            root,
             dirs + colab_notebook_dirs(),
         )
     except (ValueError, FileNotFoundError) as e:
         print(f"course submit: {e}", file=sys.stderr)
         return 2
-    print(_summary(path))
+    print(_summary(path, root))
+    for line in untouched_warnings(path):
+        print(line, file=sys.stderr)
     return 0
 
 

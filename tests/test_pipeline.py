@@ -217,6 +217,91 @@ def test_submit_packs_notebooks_and_course_lib(tmp_path, monkeypatch):
     assert submit.main(["--root", str(tmp_path), "--student-id", "../.."]) == 2
 
 
+def _course_copy(root: Path, kl_text: str, answer: str | None = None) -> Path:
+    """A copy of the course: course_lib/ with the exercise modules and one unit notebook,
+    answered (an output and a written answer) when `answer` is given, else untouched."""
+    S.make_course_lib(root, overrides={"kl": kl_text})
+    (root / "exercises").mkdir(parents=True)
+    answer_cell = {
+        "cell_type": "markdown",
+        "metadata": {"nbgrader": {"grade_id": "q_01", "solution": True, "grade": True}},
+        "source": answer or "YOUR ANSWER HERE",
+    }
+    code_cell = {
+        "cell_type": "code",
+        "metadata": {},
+        "execution_count": 1 if answer else None,
+        "outputs": [{"output_type": "stream", "name": "stdout", "text": "ran\n"}] if answer else [],
+        "source": "print('ran')",
+    }
+    nb = {"cells": [code_cell, answer_cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (root / "exercises" / "01_x.ipynb").write_text(json.dumps(nb))
+    return root
+
+
+def test_submit_packs_the_course_folder_it_runs_in(tmp_path, monkeypatch, capsys):
+    """Two copies of the course -- the one this Python imported course_lib from (the repository)
+    and the student's -- : the one the command runs in (or a folder below it) is packed and named,
+    with every file it packed and the zip's path."""
+    from course_lib import submit
+
+    assert not submit.course_copy_problems(submit.ROOT)  # the imported copy would qualify too
+    mine = _course_copy(tmp_path / "my course", "# MINE", answer="My answer.")
+    (mine / "exercises" / "deeper").mkdir()
+    monkeypatch.chdir(mine / "exercises" / "deeper")
+    assert submit.main(["--student-id", "jd"]) == 0
+    out, err = capsys.readouterr()
+    zip_path = mine.resolve() / "submission-jd.zip"
+    with zipfile.ZipFile(zip_path) as z:
+        names = z.namelist()
+        assert "# MINE" in z.read("course_lib/kl.py").decode()
+        assert "My answer." in z.read("exercises/01_x.ipynb").decode()
+    assert f"packed the course folder {mine.resolve()}:" in out and str(submit.ROOT) not in out
+    assert all(f"  {n}\n" in out for n in names) and "course_lib/kl.py" in names
+    assert f"wrote {zip_path} (1 notebooks" in out
+    assert "untouched" not in err
+
+
+def test_submit_refuses_a_folder_that_is_not_a_course_copy(tmp_path, monkeypatch, capsys):
+    from course_lib import submit
+
+    elsewhere = tmp_path / "downloads"
+    (elsewhere / "exercises").mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    assert submit.main(["--student-id", "jd"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1, err
+    assert "not a course folder" in err and "no course_lib/ folder" in err and "--root" in err
+    assert "exercises/ has no NN_*.ipynb notebooks" in err
+    assert not list(tmp_path.rglob("*.zip"))
+    # --root names the folder; a folder that is not a course copy is refused the same way
+    (tmp_path / "half" / "course_lib").mkdir(parents=True)
+    (tmp_path / "half" / "course_lib" / "notes.py").write_text("")
+    assert submit.main(["--root", str(tmp_path / "half"), "--student-id", "jd"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "none of the exercise modules" in err, err
+    assert "no exercises/ folder" in err
+    mine = _course_copy(tmp_path / "mine", "# MINE", answer="A.")
+    assert submit.main(["--root", str(mine), "--student-id", "jd", "--out", str(tmp_path / "o.zip")]) == 0
+    assert f"packed the course folder {mine.resolve()}:" in capsys.readouterr().out
+    with zipfile.ZipFile(tmp_path / "o.zip") as z:
+        assert "# MINE" in z.read("course_lib/kl.py").decode()
+
+
+def test_submit_warns_about_an_untouched_notebook(tmp_path, monkeypatch, capsys):
+    """A notebook with no outputs and no answers is packed, with a warning per unit saying how to
+    point --root at the copy the student worked in."""
+    from course_lib import submit
+
+    fresh = _course_copy(tmp_path / "fresh", "# fresh")
+    monkeypatch.chdir(fresh)
+    assert submit.main(["--student-id", "jd"]) == 0
+    out, err = capsys.readouterr()
+    assert "exercises/01_x.ipynb" in out and (fresh / "submission-jd.zip").exists()
+    warnings = [line for line in err.splitlines() if "untouched" in line]
+    assert len(warnings) == 1 and "exercises/01_x.ipynb" in warnings[0] and "--root DIR" in warnings[0]
+
+
 def test_results_from_the_sandbox_are_parsed_strictly():
     """The wire format: tensors come back as float64 / int64 / bool tensors the grader builds;
     anything malformed is refused with a named error; a bool tensor never passes for numbers."""

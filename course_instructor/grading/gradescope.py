@@ -58,10 +58,9 @@ import stat
 import sys
 import tempfile
 import time
+import tomllib
 import zipfile
 from pathlib import Path
-
-import tomllib
 
 from course_instructor import release
 from course_instructor.grading import export, feedback

@@ -317,7 +317,8 @@ def arithmetic_split(seed: int = 0, heldout_fraction: float = 0.2) -> Arithmetic
     rng.shuffle(unordered)
     k = int(len(unordered) * heldout_fraction)
     held = set(unordered[:k])
-    train, heldout = [], []
+    train: list[tuple[int, int]] = []
+    heldout: list[tuple[int, int]] = []
     for a in range(ARITH_MAX):
         for b in range(ARITH_MAX):
             (heldout if (min(a, b), max(a, b)) in held else train).append((a, b))
@@ -354,8 +355,8 @@ def pretraining_corpus(
         if r < mix[0]:
             docs.append(review(rng)[0])
         elif r < mix[0] + mix[1]:
-            q, a = rng.choice(QA_FACTS)
-            docs.append(qa_document(rng, q, a))
+            question, answer = rng.choice(QA_FACTS)
+            docs.append(qa_document(rng, question, answer))
         else:
             a, b = rng.choice(split.train)
             docs.append(arithmetic_document(rng, a, b))

@@ -156,7 +156,7 @@ def preference_pairs(
     profile, src = _source(profile, "preferences")
     if src == "synthetic":
         rng = random.Random(2000 + seed + (0 if split == "train" else 1))
-        rows = {"prompt": [], "chosen": [], "rejected": []}
+        rows: dict[str, list[str]] = {"prompt": [], "chosen": [], "rejected": []}
         for _ in range(n or (1024 if split == "train" else 256)):
             rows["prompt"].append(corpus.sentiment_prompt(rng))
             rows["chosen"].append(_continuation(rng, True))

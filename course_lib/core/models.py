@@ -9,12 +9,16 @@ import copy
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from course_lib.core.config import Profile, get_profile
 from course_lib.core.utils import default_device
+
+if TYPE_CHECKING:  # annotations only: transformers is imported where a model is loaded
+    from transformers import PreTrainedModel
 
 # TRL 1.16 reads transformers' deprecated `model.is_gradient_checkpointing` while it generates, so
 # every TRL cell printed a FutureWarning about code the student never wrote; silence exactly that one.
@@ -34,7 +38,7 @@ class _RightPaddingIsMasked(logging.Filter):
 logging.getLogger("transformers.modeling_utils").addFilter(_RightPaddingIsMasked())
 
 
-def load_tokenizer(name_or_path: str | None = None, profile: Profile | None = None):
+def load_tokenizer(name_or_path: str | Path | None = None, profile: Profile | None = None):
     """Tokenizer with a pad token (GPT-2 has none: its EOS is used) and right padding."""
     from transformers import AutoTokenizer
 
@@ -66,7 +70,9 @@ def load_policy(
     tok = load_tokenizer(tok_src)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
-    return model.to(device or default_device()), tok
+    # transformers types PreTrainedModel.to as a decorated method whose first parameter is the
+    # model itself, so a device argument looks wrong to a type checker; it is nn.Module.to.
+    return model.to(device or default_device()), tok  # type: ignore[arg-type]
 
 
 def frozen_copy(model: nn.Module) -> nn.Module:
@@ -104,7 +110,7 @@ class PolicyWithValueHead(nn.Module):
     ``forward(input_ids, attention_mask, position_ids=None) -> (logits [B, T, V], values [B, T])``
     """
 
-    def __init__(self, lm: nn.Module):
+    def __init__(self, lm: PreTrainedModel):
         super().__init__()
         self.lm = lm
         self.value_head = ValueHead(
@@ -153,7 +159,7 @@ class RewardModel(nn.Module):
     token via the student's ``reward_model.last_token_pool``.
     """
 
-    def __init__(self, backbone: nn.Module):
+    def __init__(self, backbone: PreTrainedModel):
         super().__init__()
         self.backbone = backbone
         hidden = getattr(backbone.config, "hidden_size", None) or backbone.config.n_embd

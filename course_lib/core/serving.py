@@ -90,7 +90,7 @@ class Generator:
         n_pos = getattr(self.model.config, "n_positions", None) or getattr(
             self.model.config, "max_position_embeddings", 1024
         )
-        self.context = int(n_pos)
+        self.context = int(n_pos or 1024)
         self.max_length_cap = int(min(max_length_cap, self.context // 2))
         self.time_limit_s = time_limit_s
         self.device = str(next(self.model.parameters()).device)
@@ -241,7 +241,7 @@ def create_app(
             )
             try:
                 return await asyncio.wait_for(fut, timeout=timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise HTTPException(504, detail=f"generation did not finish within {timeout_s} s") from None
         finally:
             with pending_lock:

@@ -96,7 +96,11 @@ def save_checkpoint(run: Run, path: str | Path | None = None) -> Path:
     run.tokenizer.save_pretrained(out)
     info = {
         "trainer": run.trainer,
-        "config": dataclasses.asdict(run.config) if dataclasses.is_dataclass(run.config) else None,
+        "config": (
+            dataclasses.asdict(run.config)
+            if dataclasses.is_dataclass(run.config) and not isinstance(run.config, type)
+            else None
+        ),
         "steps": len(run.history),
         "seconds": run.seconds,
         "final": run.history[-1] if run.history else None,

@@ -27,6 +27,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -35,6 +36,9 @@ from course_lib.core.config import Profile, get_profile
 from course_lib.core.utils import progress
 from course_lib.trainers import _loop
 from course_lib.trainers._loop import Run, disable_dropout, save_checkpoint, start_model  # noqa: F401
+
+if TYPE_CHECKING:  # for annotations only: datasets is imported where it is used
+    import datasets
 
 
 @dataclass
@@ -108,7 +112,7 @@ def on_policy_pairs(
     min_gap: float = 0.2,
     scorer=None,
     seed: int = 0,
-) -> datasets.Dataset:  # noqa: F821
+) -> datasets.Dataset:
     """Preference pairs from the model's *own* samples: for each prompt, sample `num_samples`
     completions, score prompt+completion with the sentiment scorer, and keep (best, worst) as
     (chosen, rejected) when their scores differ by at least `min_gap` (near-ties teach nothing).
@@ -120,7 +124,13 @@ def on_policy_pairs(
 
     scorer = scorer or get_scorer()
     gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
-    rows = {"prompt": [], "chosen": [], "rejected": [], "chosen_score": [], "rejected_score": []}
+    rows: dict[str, list[Any]] = {
+        "prompt": [],
+        "chosen": [],
+        "rejected": [],
+        "chosen_score": [],
+        "rejected_score": [],
+    }
     for i in range(0, len(prompts), 128):
         chunk = list(prompts[i : i + 128])
         roll = sampling.sample(
@@ -403,7 +413,12 @@ def train(
             "lr": lr,
             "seconds": time.perf_counter() - t0,
         }
-        if eval_every and eval_pairs is not None and ((step + 1) % eval_every == 0 or step == 0):
+        if (
+            eval_every
+            and eval_pairs is not None
+            and eval_ref_logps is not None
+            and ((step + 1) % eval_every == 0 or step == 0)
+        ):
             ev = evaluate_pairs(model, tokenizer, eval_pairs, eval_ref_logps, config)
             rec.update(eval_accuracy=ev["accuracy"], eval_margin=ev["margin"])
         history.append(rec)

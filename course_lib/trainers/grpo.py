@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -152,7 +153,7 @@ class GRPOConfig:
         from trl import GRPOConfig as TRLConfig
 
         on_cpu = not torch.cuda.is_available()
-        kw = dict(
+        kw: dict[str, Any] = dict(
             output_dir=str(output_dir),
             max_steps=self.max_steps,
             per_device_train_batch_size=self.per_device_train_batch_size,
@@ -288,6 +289,9 @@ def train(
 
     profile = profile or get_profile()
     cfg = (config or GRPOConfig.from_profile(profile)).resolved(profile)
+    # resolved() fills these from the profile and preset; the asserts tell the type checker so
+    assert cfg.max_steps is not None and cfg.prompts_per_step is not None
+    assert cfg.max_completion_length is not None
     torch.manual_seed(cfg.seed)
     start = None
     if model is None:
@@ -376,6 +380,7 @@ def train(
             clip_fracs.append(float(sft.masked_mean(clipped, mask)))
             losses.append(out["loss"])
             grad_norms.append(out["grad_norm"])
+        assert first_logp is not None  # validate(): num_iterations >= 1, so the loop above ran
         with torch.no_grad():
             kl_now = float(sft.masked_mean(kl.kl_estimate(first_logp, ref_logp, "k3"), mask))
         groups = scores.view(-1, G)
@@ -531,7 +536,7 @@ def train_with_trl(
     out = Path(output_dir or tempfile.mkdtemp(prefix="trl_grpo_"))
     trainer = GRPOTrainer(
         model=model,
-        reward_funcs=reward_funcs,
+        reward_funcs=[*reward_funcs],
         args=cfg.to_trl(out),
         train_dataset=ds,
         processing_class=tokenizer,

@@ -479,6 +479,11 @@ def train(
 
 
 # --------------------------------------------------------------------------- evaluation
+# How evaluate() merges a metric over draws, by the key's last "_" part: counts add up, extremes
+# stay extremes; every other number is averaged.
+_DRAW_TOTALS: dict[str, Callable[[list[float]], float]] = {"n": sum, "min": min, "max": max}
+
+
 def evaluate(
     policy,
     ref,
@@ -519,7 +524,7 @@ def evaluate(
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         values = [r[key] for r in results]
-        pick = {"n": sum, "min": min, "max": max}.get(key.rsplit("_", 1)[-1])  # n, *_min, *_max
+        pick = _DRAW_TOTALS.get(key.rsplit("_", 1)[-1])  # n, *_min, *_max
         out[key] = pick(values) if pick else sum(values) / draws
     out["draws"] = draws
     return out

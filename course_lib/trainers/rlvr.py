@@ -220,6 +220,7 @@ def _concat(parts: list[sampling.Rollout], pad_id: int) -> sampling.Rollout:
 def evaluate(model, tokenizer, problems, cfg: RLVRConfig, seed: int = 0) -> dict:
     """Held-out accuracy / format rate / response length (one sample each at the training
     temperature, :func:`course_lib.labs.reasoning.evaluate`)."""
+    assert cfg.max_completion_length is not None, "evaluate needs a resolved config (RLVRConfig.resolved)"
     return reasoning.evaluate(
         model,
         tokenizer,
@@ -255,6 +256,9 @@ def train(
 
     profile = profile or get_profile()
     cfg = (config or RLVRConfig.from_profile(profile)).resolved(profile)
+    # resolved() fills these from the profile and preset; the asserts tell the type checker so
+    assert cfg.max_steps is not None and cfg.prompts_per_step is not None
+    assert cfg.max_completion_length is not None and cfg.eval_size is not None
     torch.manual_seed(cfg.seed)
     start = None
     if model is None:
@@ -459,6 +463,7 @@ def headline_run(
 
     profile = profile or get_profile()
     cfg = (config or RLVRConfig.from_profile(profile)).resolved(profile)
+    assert cfg.eval_size is not None  # resolved() fills it from the preset
     model, tokenizer = start[:2] if start is not None else reasoning.load_start_model(profile=profile)
     problems = task_problems(cfg.task, "train", cfg.train_size, profile)
     heldout = task_problems(cfg.task, "eval", cfg.eval_size, profile)
