@@ -331,71 +331,9 @@ def public_tests(tests_dir: Path | None = None) -> list[Path]:
     return out
 
 
-STUDENT_README_HEAD = """# Post-training LLMs with reinforcement learning — student copy
-
-You implement the core of RLHF yourself: reward functions, KL penalties, SFT, a reward model,
-PPO, GRPO, DPO and RL with verifiable rewards (GSPO, DAPO, CISPO). Each unit is a notebook in
-`exercises/`; the functions you write live in `course_lib/` (`rewards.py`, `kl.py`, `sft.py`,
-`reward_model.py`, `ppo.py`, `grpo.py`, `dpo.py`, `rlvr.py`),
-where every exercise is a stub that raises `NotImplementedError`. Later units train models with
-the functions you wrote earlier, so by the end you have a small RLHF library of your own.
-
-## Start (laptop, Brev or any Linux/macOS machine)
-
-    bash setup.sh                    # venv + pinned packages + Jupyter kernel + a self-check (once)
-    .venv/bin/jupyter lab            # open exercises/01_reward_functions.ipynb, kernel "rl-course"
-
-Everything runs on a CPU in the `tiny` profile (a small model shipped with the course); with an
-NVIDIA GPU the notebooks switch to the `gpu` profile (real hub models) automatically.
-Conda users: `conda env create -f environment.yml && conda activate rl-course`.
-
-"""
-
-STUDENT_README_WORK = """## Working on an exercise
-
-1. Read the explanation in the notebook, then open the stub in `course_lib/<module>.py` and
-   replace `raise NotImplementedError(...)` with your code. Do not rename functions or change
-   their signatures: the grader calls them by name.
-2. Run the test cell below the explanation. The visible tests use small fixed inputs and tell you
-   what was expected, what came back and a hint. Passing them is necessary, not sufficient: the
-   grader also runs hidden tests (random shapes, padding, gradients) on your functions.
-3. Run the training cells and look at the plots: they use *your* functions.
-4. Answer the written questions in the cells that say `YOUR ANSWER HERE`.
-
-Do not edit or delete the locked test cells; grading does not depend on them, but a notebook
-whose cells are broken gives you less useful feedback.
-
-## Tests
-
-    .venv/bin/python -m pytest -q tests/test_exercises.py -k grpo   # your exercises of course_lib/grpo.py
-    .venv/bin/python -m pytest -q --deselect tests/test_exercises.py  # course infrastructure + set-up
-
-`tests/test_exercises.py` runs each exercise's visible checks: a function you have not written yet
-fails with "not implemented yet", so expect failures until the last unit.
-
-## Submitting
-
-    .venv/bin/course submit                        # writes submission-$USER.zip
-    .venv/bin/course submit --student-id jdoe --out ~/jdoe.zip
-    .venv/bin/course submit --root ~/rl-course     # pack that course folder
-
-Run it inside this folder: it packs the course folder it runs in (or `--root DIR`), not the copy
-its venv was installed from, and prints that folder, every file it packed and the zip's path. It
-warns about a notebook that looks untouched (no outputs, no answers): if you worked in another
-copy of the course, pass that folder with `--root`.
-The zip holds one notebook per unit (`exercises/NN_*.ipynb`, or the copy you worked in if you
-name its folder with `--notebooks DIR`) and your `course_lib/*.py`. Upload it where your
-instructor says. Grading runs your functions on hidden inputs in a sandbox (no network, no file
-access outside your submission, time and memory limits) and compares them with the reference;
-each exercise earns the fraction of hidden cases it passes. Written answers are graded by hand.
-
-On Colab, run this in a new cell of any course notebook (it saves the open notebook into the
-course folder, takes your other notebooks from Drive's "Colab Notebooks" folder when Drive is
-mounted, and downloads the zip):
-
-    from course_lib.submit import submit_from_colab
-    submit_from_colab("jdoe")
-"""
+# The student README: this template with its Colab section filled in (badges or the zip route).
+STUDENT_README_TEMPLATE = Path(__file__).resolve().parent / "templates" / "student_README.md"
+COLAB_PLACEHOLDER = "{{COLAB_SECTION}}"
 
 
 def colab_section(notebooks: list[str], repo_url: str | None = None, branch: str = "main") -> str:
@@ -444,7 +382,11 @@ def colab_section(notebooks: list[str], repo_url: str | None = None, branch: str
 
 
 def student_readme(notebooks: list[str], repo_url: str | None = None, branch: str = "main") -> str:
-    return STUDENT_README_HEAD + colab_section(notebooks, repo_url, branch) + STUDENT_README_WORK
+    """The student README: :data:`STUDENT_README_TEMPLATE` with :func:`colab_section` in its place."""
+    template = STUDENT_README_TEMPLATE.read_text()
+    if template.count(COLAB_PLACEHOLDER) != 1:
+        raise ValueError(f"{STUDENT_README_TEMPLATE} must hold {COLAB_PLACEHOLDER} exactly once")
+    return template.replace(COLAB_PLACEHOLDER, colab_section(notebooks, repo_url, branch).rstrip("\n"))
 
 
 def set_repo_url(notebook: Path, repo_url: str) -> None:

@@ -8,6 +8,7 @@ a private helper of its own module."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -165,11 +166,22 @@ def test_built_notebooks_show_each_exercise_line():
     assert not missing, "metadata line missing (run course build-notebooks): " + ", ".join(missing)
 
 
-def test_readme_table_is_the_registry():
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+WORDS = {
+    w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())
+}
+COUNT = re.compile(
+    r"\b(\d+|" + "|".join(WORDS) + r")\s+(?:student\s+|graded\s+|hand-graded\s+|code\s+)?"
+    r"(units|notebooks|exercises|code points|written[- ]answer points)\b",
+    re.IGNORECASE,
+)
+
+
+def test_metadata_table_in_docs_is_the_registry():
     from course_instructor import nbbuild
 
-    assert nbbuild.metadata_table() in (REPO / "README.md").read_text(), (
-        "README's Exercise metadata table differs from the registry; paste the output of "
+    assert nbbuild.metadata_table() in (REPO / "docs" / "instructors.md").read_text(), (
+        "docs/instructors.md's Exercise metadata table differs from the registry; paste the output of "
         'python -c "from course_instructor import nbbuild; print(nbbuild.metadata_table())"'
     )
 
@@ -186,3 +198,38 @@ def test_contributing_layout_names_every_exercise_module_and_trainer():
     assert listed, "CONTRIBUTING.md's layout no longer lists the trainers"
     trainers = {p.stem for p in (REPO / "course_lib" / "trainers").glob("[!_]*.py")}
     assert {t.strip() for t in listed.group(1).split(",")} == trainers
+
+
+def test_counts_written_in_the_docs_are_the_registry():
+    """A count the registry knows (units, exercises, code points) is either not written as a literal
+    in README.md / docs/*.md or equals the registry's; written-answer points live in the notebooks,
+    so the docs never state them as a number."""
+    truth = {
+        "units": len(registry.NOTEBOOKS),
+        "notebooks": len(registry.NOTEBOOKS),
+        "exercises": len(registry.EXERCISES),
+        "code points": sum(e.points for e in registry.EXERCISES),
+    }
+    wrong = []
+    for doc in DOCS:
+        for m in COUNT.finditer(doc.read_text()):
+            n = int(m.group(1)) if m.group(1).isdigit() else WORDS[m.group(1).lower()]
+            kind = m.group(2).lower()
+            if kind not in truth or n != truth[kind]:
+                wrong.append(
+                    f"{doc.relative_to(REPO)}: {m.group(0)!r} (registry: {truth.get(kind, 'not a literal')})"
+                )
+    assert not wrong, (
+        "counts that disagree with course_lib/core/registry.py (write them without a number): "
+        + ("; ".join(wrong))
+    )
+
+
+def test_course_run_seconds_in_benchmarks_are_the_registry():
+    """docs/benchmarks.md's `course run` table shows the seconds recorded in registry.UNIT_SECONDS
+    (the notebooks' title lines and the metadata table read them from there)."""
+    text = (REPO / "docs" / "benchmarks.md").read_text()
+    table = text.split("<!-- course-run-table -->")[1].split("<!-- /course-run-table -->")[0]
+    shown = {m.group(1): int(m.group(2)) for m in re.finditer(r"^\| (\d\d) \| (\d+) \|", table, re.M)}
+    expected = {u: s for u, s in registry.UNIT_SECONDS.items() if s is not None}
+    assert shown == expected, "docs/benchmarks.md's course run table and registry.UNIT_SECONDS disagree"
