@@ -199,7 +199,7 @@ def unit_line(unit: str) -> str | None:
 
 
 def metadata_table() -> str:
-    """The README's "Exercise metadata" table (markdown), from the registry."""
+    """The "Exercise metadata" table of docs/instructors.md (markdown), from the registry."""
     rows = [
         "| # | exercise | points | difficulty | minutes | calls |",
         "|---|---|---|---|---|---|",

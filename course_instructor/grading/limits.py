@@ -6,15 +6,14 @@ Stdlib only: grader_kernel.py and sandbox_child.py load this file by path inside
 * :func:`apply` sets CPU seconds, address space, file size, open files, processes and no core
   dumps (RLIMIT_NPROC is not enforced for a process whose real uid is root, which is why
   :data:`FORK_BAN` exists);
-* :data:`FORK_BAN` is a compiled classic-BPF seccomp program (the format ``bwrap --seccomp FD``
-  reads): ``fork``, ``vfork``, ``clone3`` and any ``clone`` without ``CLONE_THREAD`` fail with
-  EPERM / ENOSYS, threads still start. :func:`install_fork_ban` loads it into the calling process
-  (the forked notebook kernels, which bubblewrap cannot filter because their fork server must fork).
+* :data:`FORK_BAN` is a compiled classic-BPF seccomp program: ``fork``, ``vfork``, ``clone3`` and
+  any ``clone`` without ``CLONE_THREAD`` fail with EPERM / ENOSYS, threads still start.
+  :func:`install_fork_ban` loads it into the calling process (the sandboxed function runs, and
+  the forked notebook kernels, which bubblewrap cannot filter because their fork server must fork).
 """
 
 from __future__ import annotations
 
-import os
 import platform
 import struct
 
@@ -115,14 +114,3 @@ def install_fork_ban() -> bool:
     if libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0) != 0:
         return False
     return libc.prctl(pr_set_seccomp, seccomp_mode_filter, ctypes.byref(prog), 0, 0) == 0
-
-
-def fork_ban_fd() -> int | None:
-    """A readable descriptor holding :data:`FORK_BAN` (for ``bwrap --seccomp FD``); the caller
-    closes it after starting bwrap."""
-    if FORK_BAN is None:
-        return None
-    r, w = os.pipe()
-    os.write(w, FORK_BAN)  # a few hundred bytes: fits in the pipe buffer
-    os.close(w)
-    return r

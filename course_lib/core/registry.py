@@ -4,7 +4,7 @@ This table is the single list that the stub/solution tests, the solutions switch
 checks and the grader iterate over. Adding an exercise = a stub in ``course_lib/<module>.py``,
 the same function in ``solutions/<module>.py``, and one row here.
 
-Each row also carries metadata for choosing a syllabus (README "Exercise metadata" table, the
+Each row also carries metadata for choosing a syllabus (the "Exercise metadata" table of docs/instructors.md, the
 line under each exercise's heading in the notebooks, ``course release --units``): ``difficulty``
 1-3, ``minutes`` a student needs (estimate), ``requires`` = the exercises its reference
 implementation calls (tests/test_registry_metadata.py derives them from solutions/ and compares).
@@ -129,7 +129,7 @@ EXERCISES: list[Exercise] = [
 BY_NAME = {e.name: e for e in EXERCISES}
 
 # Seconds of one whole unit notebook, training included, on 2 CPU cores (tiny profile, quick
-# preset): README "What `course run` measured" (one `course run` in order on the 2-core machine).
+# preset): docs/benchmarks.md's `course run` table (one `course run` in order on the 2-core machine).
 # Unit 09: `course run --units 09` alone (229 s, 2 idle cores), with assets/tiny_reason.
 UNIT_SECONDS: dict[str, int | None] = {
     "01": 14,
