@@ -1159,6 +1159,9 @@ def _rpl(
     with torch.no_grad():
         if loss_type == "cispo":
             low, high = torch.zeros_like(rho), ((rho > eps_high) & (A > 0)).to(rho.dtype)
+        elif bug == "clip-any-sign":
+            low = (rho < 1 - eps_low).to(rho.dtype) * torch.ones_like(A)
+            high = (rho > 1 + eps_high).to(rho.dtype) * torch.ones_like(A)
         else:
             low = ((rho < 1 - eps_low) & (A < 0)).to(rho.dtype)
             high = ((rho > 1 + eps_high) & (A > 0)).to(rho.dtype)
@@ -1189,6 +1192,7 @@ variants(
         ("KL with log r = logp - ref_logp", "kl-sign", "ref_logp - logp"),
         ("stats counted over padding", "stats-unmasked", "padding"),
         ("sequence-level stats counted per token", "stats-by-token", "over the B completions"),
+        ("clipped tokens counted whatever the advantage's sign", "clip-any-sign", "the one the min keeps"),
     ],
 )
 

@@ -131,7 +131,7 @@ def _ppo_policy_loss(fn, c):
             "per token the LARGER (pessimistic) of the unclipped and the clipped loss, averaged "
             "over response tokens only",
             "-min(objectives) = max(losses); the unclipped term alone gives -0.1, the clipped "
-            "alone -0.025, the smaller of the two -0.25",
+            "alone -0.025, the smaller of the two per token -0.175",
         ),
     )
     c.close(

@@ -145,7 +145,7 @@ def _correctness_reward(fn, c):
         [1.0],
         kind="list",
         hint=(
-            "commas are deleted before looking for integers (the docstring says which)",
+            "every comma is deleted from the completion before looking for integers",
             "'1,000' must read as 1000, not as 1 and 000",
         ),
     )

@@ -253,6 +253,25 @@ def _rlvr_policy_loss(fn, c):
         {"clip_ratio_low": 0.25, "clip_ratio_high": 0.25, "mean_ratio": 1.125},
     )
 
+    # rho outside the range on the side where the min keeps the UNclipped term: nothing is clipped
+    # row 0: rho 0.5 with A = +1 -> -0.5; row 1: rho 2 with A = -1 -> -min(-2, -1.2) = 2
+    logp = t([[math.log(0.5), 0.0, 0.0], [math.log(2.0), 0.0, 0.0]])
+    loss, stats = c.call("rho out of range, A of the other sign", fn, logp, z, t([1.0, -1.0]), mask, n_out=2)
+    c.close(
+        "rho out of range, A of the other sign: ((-0.5 - 1 - 1) / 3 + 2) / 2", loss, 0.58333333, hint=CLIP
+    )
+    _stats(
+        c,
+        "rho out of range, A of the other sign",
+        stats,
+        {"clip_ratio_low": 0.0, "clip_ratio_high": 0.0, "mean_ratio": 1.125},
+        hint=(
+            "a token counts as clipped only where the clipped term is the one the min keeps: "
+            "rho < 1 - eps_low with A < 0 (low), rho > 1 + eps_high with A > 0 (high); rho 0.5 "
+            "with A > 0 and rho 2 with A < 0 are not clipped",
+        ),
+    )
+
     # GSPO: logp - old: row 0 [0.3, 0, -0.15] -> s_0 = 0.05; row 1 [0.6, pad, pad] -> s_1 = 0.6
     old = t([[-1.0, -2.0, -0.5], [-1.5, -1.0, -1.0]])
     logp = (old + t([[0.3, 0.0, -0.15], [0.6, 4.0, -3.0]])).detach().requires_grad_(True)
