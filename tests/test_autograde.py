@@ -3,7 +3,7 @@
 combine_rewards 2 pts, one written answer 2 pts).
 
 Many hostile / broken submissions are graded in ONE batch with the notebooks skipped (the code
-points never depend on them); a second, slower batch also runs nbgrader's notebook execution
+points never depend on them); a second, slower batch also executes the notebooks
 (conftest's `nbgrader_batch`, shared with test_attacks' kernel attacker)."""
 
 from __future__ import annotations

@@ -558,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--no-notebooks",
         action="store_true",
-        help="skip nbgrader's notebook execution (code points only, feedback without outputs)",
+        help="skip executing the notebooks (code points only, feedback without outputs)",
     )
     ap.add_argument(
         "--seed",

@@ -5,7 +5,7 @@
 
 Builds made-up submissions from the released notebooks (a copy of the solutions, and the
 untouched stubs), grades them in one batch, and prints the time per submission split into the
-sandboxed code grading and nbgrader's notebook execution.
+sandboxed code grading and the notebooks' execution (in their own sandbox).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             pts = sum(x["score"] or 0 for x in r["rows"])
             mx = sum(x["max_score"] for x in r["rows"])
             nb = (
-                f", nbgrader's notebook execution {r['notebook_seconds']:.1f} s at the same time"
+                f", the notebooks {r['notebook_seconds']:.1f} s at the same time"
                 if r.get("notebook_seconds")
                 else ""
             )
