@@ -311,8 +311,9 @@ def subset_problems(units: list[str], source_dir: Path | None = None) -> list[st
 def public_tests(tests_dir: Path | None = None) -> list[Path]:
     """Test files that need neither solutions/ nor the instructor's notebooks: they ship.
 
-    A test file is public unless its text mentions solutions, hidden tests, executed notebooks
-    or the instructor pipeline. conftest.py always ships (fixtures only)."""
+    A test file is public unless its text mentions solutions, hidden tests, executed notebooks,
+    the instructor pipeline (the graded nbgrader batch) or the maintainers' tooling (pre-commit,
+    which the student copy does not carry). conftest.py always ships (fixtures only)."""
     tests_dir = Path(tests_dir or REPO / "tests")
     private_markers = (
         "solutions",
@@ -322,6 +323,8 @@ def public_tests(tests_dir: Path | None = None) -> list[Path]:
         "course_instructor",
         "notebooks/",
         "nbbuild",
+        "nbgrader_batch",
+        ".pre-commit-config",
     )
     out = [tests_dir / "conftest.py"] if (tests_dir / "conftest.py").exists() else []
     for p in sorted(tests_dir.glob("test_*.py")):
