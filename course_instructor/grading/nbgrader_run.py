@@ -167,9 +167,10 @@ class _Capped:
 
 
 class NotebookRun:
-    """Steps 1 and 2 for one submission: :meth:`start` prepares the notebooks and starts the
+    """Steps 1 and 2 for one submission: constructing it prepares the notebooks and starts the
     sandbox in the background; :meth:`finish` waits (bounded), imports what came back (step 3)
-    and kills everything of the submission. `notebooks` are the submitted files to run."""
+    and kills everything of the submission; :meth:`close` also removes its inbox. `notebooks`
+    are the submitted files to run."""
 
     def __init__(
         self,
