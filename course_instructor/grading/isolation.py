@@ -66,39 +66,29 @@ def interpreter() -> str:
     return os.path.realpath(sys.executable)
 
 
+def _probe(argv: list[str], who: str, hint: str) -> str | None:
+    """Run a bwrap probe; None when it exits 0, else a sentence naming why and how to fix it."""
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"{who} could not start ({e}): {hint}"
+    if r.returncode != 0:
+        return f"{who} cannot create namespaces here ({r.stderr.strip()[-300:]}): {hint}"
+    return None
+
+
 @functools.lru_cache(maxsize=1)
 def check() -> str | None:
     """None when bwrap can isolate here; else a sentence saying what is missing and how to fix it."""
     exe = shutil.which("bwrap")
     if not exe:
         return f"bubblewrap (bwrap) is not installed: {INSTALL_HINT}"
-    try:
-        r = subprocess.run(
-            [
-                exe,
-                "--unshare-all",
-                "--uid",
-                str(NOBODY),
-                "--gid",
-                str(NOBODY),
-                "--ro-bind",
-                "/",
-                "/",
-                "--proc",
-                "/proc",
-                "--dev",
-                "/dev",
-                "true",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.SubprocessError) as e:
-        return f"bwrap could not start ({e}): {INSTALL_HINT}"
-    if r.returncode != 0:
-        return f"bwrap cannot create namespaces here ({r.stderr.strip()[-300:]}): {INSTALL_HINT}"
-    return None
+    uid = ["--uid", str(NOBODY), "--gid", str(NOBODY)]
+    return _probe(
+        [exe, "--unshare-all", *uid, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"],
+        "bwrap",
+        INSTALL_HINT,
+    )
 
 
 class Isolation:
@@ -286,19 +276,12 @@ def check_root_namespaces() -> str | None:
         return f"bubblewrap (bwrap) is not installed: {INSTALL_HINT}"
     if not setpriv:
         return "setpriv is not installed (Debian/Ubuntu: `apt-get install -y util-linux`)"
-    try:
-        r = subprocess.run(
-            [exe, *_root_namespaces(), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
-            + ["--perms", "1777", "--tmpfs", "/tmp", "--", *setpriv_nobody(setpriv), "true"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.SubprocessError) as e:
-        return f"bwrap could not start as root ({e}): {ROOT_NS_HINT}"
-    if r.returncode != 0:
-        return f"bwrap run as root cannot create namespaces here ({r.stderr.strip()[-300:]}): {ROOT_NS_HINT}"
-    return None
+    return _probe(
+        [exe, *_root_namespaces(), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
+        + ["--perms", "1777", "--tmpfs", "/tmp", "--", *setpriv_nobody(setpriv), "true"],
+        "bwrap run as root",
+        ROOT_NS_HINT,
+    )
 
 
 class RootNamespaceIsolation(Isolation):
