@@ -184,5 +184,5 @@ def nbgrader_batch(tmp_path_factory):
         "before": before,
         "after": S.instructor_hashes(),
         "host_before": victims,
-        "host_after": {p: (Path(p).read_text(), Path(p).stat().st_mode & 0o777) for p in victims},
+        "host_after": S.file_states(victims),
     }

@@ -376,15 +376,6 @@ def odd_name_zip(path: Path, base: Path | None = None) -> Path:
     return path
 
 
-def _grades(out: Path) -> dict[str, dict[str, float]]:
-    g: dict[str, dict[str, float]] = {}
-    with open(out / "grades.csv") as f:
-        for row in csv.DictReader(f):
-            if row["exercise"] in POINTS:
-                g.setdefault(row["student_id"], {})[row["exercise"]] = float(row["score"])
-    return g
-
-
 def _no_planted_files() -> list[str]:
     return [str(p) for p in Path("/tmp").glob("course_attack_planted*")]
 
@@ -427,7 +418,7 @@ def attack_batch(fixture_course, tmp_path_factory):
         "seconds": time.time() - t0,
         "before": before,
         "after": S.instructor_hashes(),
-        "grades": _grades(out),
+        "grades": S.code_grades(out, POINTS),
     }
 
 
@@ -615,7 +606,7 @@ def host_victims(host: Path) -> dict[str, tuple[str, int]]:
     key = host / "key.pem"
     key.write_text("SECRET KEY\n")
     key.chmod(0o600)
-    return {str(p): (p.read_text(), p.stat().st_mode & 0o777) for p in (host / "hostile_target.txt", key)}
+    return S.file_states([host / "hostile_target.txt", key])
 
 
 def _outputs_text(nb) -> str:
@@ -633,7 +624,7 @@ def test_kernel_attacks_through_nbgrader(nbgrader_batch):
     out, results = nbgrader_batch["out"], nbgrader_batch["results"]
     assert nbgrader_batch["after"] == nbgrader_batch["before"] and not _no_planted_files()
     assert nbgrader_batch["host_after"] == nbgrader_batch["host_before"]
-    g = _grades(out)
+    g = S.code_grades(out, POINTS)
     assert g["solved"] == POINTS and g[KERNEL_ATTACKER] == {k: 0.0 for k in POINTS}
     assert results[KERNEL_ATTACKER]["seconds"] < 90
     executed = nbformat.read(
@@ -670,6 +661,14 @@ def test_kernel_attacks_through_nbgrader(nbgrader_batch):
     html = (out / "feedback" / KERNEL_ATTACKER / "02_fixture.html").read_text()
     assert "&lt;script&gt;alert(&#x27;feedback&#x27;)" in html
     assert "<script>alert" not in html and "<img src=x" not in html
+
+
+def _attacker_notebook(out: Path):
+    """The kernel attacker's graded notebook, as the grader stored it for formgrader."""
+    return nbformat.read(
+        str(out / "nbgrader" / "autograded" / KERNEL_ATTACKER / "exercises" / "02_fixture.ipynb"),
+        as_version=4,
+    )
 
 
 def _late(nb) -> dict:
@@ -732,7 +731,7 @@ def symlink_batch(tmp_path_factory):
         "before": before,
         "after": S.instructor_hashes(),
         "host_before": victims,
-        "host_after": {p: (Path(p).read_text(), Path(p).stat().st_mode & 0o777) for p in victims},
+        "host_after": S.file_states(victims),
     }
 
 
@@ -756,7 +755,7 @@ def test_kernel_symlinks_never_lead_a_trusted_write_outside_the_sandbox(symlink_
     assert "visible checks passed" in _outputs_text(victim)
     page = (out / "feedback" / "a_honest" / "02_fixture.html").read_text()
     assert "Feedback" in page and "Grader: " in page
-    g = _grades(out)
+    g = S.code_grades(out, POINTS)
     assert g["a_honest"] == POINTS and g["b_linker"] == {k: 0.0 for k in POINTS}
     assert not symlink_batch["results"]["b_linker"]["grader_failures"]
 
@@ -764,10 +763,7 @@ def test_kernel_symlinks_never_lead_a_trusted_write_outside_the_sandbox(symlink_
 @pytest.mark.slow
 def test_hidden_test_code_never_reaches_the_students_kernel(nbgrader_batch):
     out = nbgrader_batch["out"]
-    nb = nbformat.read(
-        str(out / "nbgrader" / "autograded" / KERNEL_ATTACKER / "exercises" / "02_fixture.ipynb"),
-        as_version=4,
-    )
+    nb = _attacker_notebook(out)
     late = _late(nb)
     assert late["hidden"] is False, "the kernel could read hidden test code"
     text = _outputs_text(nb)
@@ -781,10 +777,7 @@ def test_a_submission_has_a_bounded_disk_that_vanishes_after_grading(nbgrader_ba
     from course_instructor.grading import nbgrader_run
 
     out = nbgrader_batch["out"]
-    nb = nbformat.read(
-        str(out / "nbgrader" / "autograded" / KERNEL_ATTACKER / "exercises" / "02_fixture.ipynb"),
-        as_version=4,
-    )
+    nb = _attacker_notebook(out)
     late = _late(nb)
     assert 0 < late["disk_mb"] <= nbgrader_run.WORK_MB + nbgrader_run.TMP_MB, late
     left = [*out.rglob("fill*.bin"), *Path(tempfile.gettempdir()).glob("course_*/**/fill*.bin")]
@@ -796,10 +789,7 @@ def test_stored_notebooks_carry_no_active_content(nbgrader_batch):
     """What formgrader renders in the instructor's session: only text and PNG / JPEG outputs, a
     note where an HTML / JavaScript / SVG output was, and the written answer's tags escaped."""
     out = nbgrader_batch["out"]
-    nb = nbformat.read(
-        str(out / "nbgrader" / "autograded" / KERNEL_ATTACKER / "exercises" / "02_fixture.ipynb"),
-        as_version=4,
-    )
+    nb = _attacker_notebook(out)
     mimes = {m for c in nb.cells for o in c.get("outputs", []) for m in o.get("data", {})}
     assert mimes <= {"text/plain", "image/png", "image/jpeg"}, mimes
     assert "text/html" in _outputs_text(nb) and "application/javascript" in _outputs_text(nb)  # the notes

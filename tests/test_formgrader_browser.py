@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -19,63 +16,25 @@ import pytest
 pytestmark = pytest.mark.slow
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 TOKEN = "formgrader-browser-test"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+import live_jupyter  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def formgrader(nbgrader_batch, tmp_path_factory):
-    """(base URL, the batch) with a Jupyter server started in OUT/nbgrader, as the README says."""
-    root = nbgrader_batch["out"] / "nbgrader"
+    """(base URL, the batch) with a Jupyter server started in OUT/nbgrader, as the docs say."""
     home = tmp_path_factory.mktemp("formgrader_home")
-    port = _free_port()
     env = dict(
         os.environ,
         HOME=str(home),
         JUPYTER_RUNTIME_DIR=str(home / "runtime"),
         PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
     )
-    log = open(home / "server.log", "wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyter_server",
-            f"--port={port}",
-            "--ServerApp.ip=127.0.0.1",
-            f"--IdentityProvider.token={TOKEN}",
-            f"--ServerApp.root_dir={root}",
-            "--ServerApp.open_browser=False",
-        ]
-        + (["--allow-root"] if os.geteuid() == 0 else []),
-        cwd=str(root),
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    t_end = time.time() + 90
-    while time.time() < t_end and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=5) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    try:
-        assert proc.poll() is None, (home / "server.log").read_text()[-3000:]
+    root = nbgrader_batch["out"] / "nbgrader"
+    with live_jupyter.running(
+        "jupyter_server", root=root, env=env, token=TOKEN, log_path=home / "server.log"
+    ) as base:
         yield base, nbgrader_batch
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")

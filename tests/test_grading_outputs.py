@@ -79,15 +79,6 @@ def make(subs: Path, released, name: str, sid: str | None = None, full=False, cr
     return S.zip_folder(folder, subs / name) if name.endswith(".zip") else folder
 
 
-def grades(out: Path) -> dict[str, dict[str, float]]:
-    g: dict[str, dict[str, float]] = {}
-    with open(out / "grades.csv") as f:
-        for row in csv.DictReader(f):
-            if row["exercise"] in POINTS:
-                g.setdefault(row["student_id"], {})[row["exercise"]] = float(row["score"])
-    return g
-
-
 def read_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -133,7 +124,7 @@ def test_an_impostor_takes_no_id_whichever_file_comes_first(
     results = {r["student_id"]: r for r in autograde.autograde(subs, out, source_dir=src, **CODE_ONLY)}
     victim, imp = f"victim-conflict-{tag('victim')}", f"victim-conflict-{tag(impostor)}"
     assert sorted(results) == sorted(["bob", victim, imp])  # nobody has "victim"
-    g = grades(out)
+    g = S.code_grades(out, POINTS)
     assert "victim" not in g and g[victim] == POINTS and g[imp] == ZERO and g["bob"] == POINTS
     claimants = sorted([impostor, "victim"])
     flag = f"CONFLICT: {', '.join(claimants)} claim the id victim; check by hand whose it is"
@@ -173,7 +164,7 @@ def test_a_failed_grading_keeps_the_students_own_id(fixture_course, fake_code, t
     honest = results[0]
     assert honest["grader_failures"] == ["grading failed: RuntimeError: the grading machine fell over"]
     assert honest["id_conflict"] is None and "CONFLICT" not in honest["status"]
-    assert grades(out)["honest"] == ZERO and grades(out)["other"] == POINTS
+    assert S.code_grades(out, POINTS)["honest"] == ZERO and S.code_grades(out, POINTS)["other"] == POINTS
     assert {r["flag"] for r in read_csv(out / "grades.csv")} == {""}
     assert "flag" not in read_csv(out / "lms.csv")[0]  # no conflict, no flag column
     err = capsys.readouterr().err
@@ -209,7 +200,7 @@ def test_shards_decide_ids_as_one_batch_does(fixture_course, fake_code, tmp_path
 
     assert untimed(merged / "junit.xml") == untimed(whole / "junit.xml")
     assert unclocked(merged / "grades.json") == unclocked(whole / "grades.json")
-    g = grades(merged)
+    g = S.code_grades(merged, POINTS)
     assert "victim" not in g and g[f"victim-conflict-{tag('victim')}"] == POINTS
     assert [r["student_id"] for r in read_csv(merged / "lms.csv")][:2] == [
         "victim",
@@ -300,4 +291,4 @@ def test_a_relative_out_grades_like_an_absolute_one(fixture_course, tmp_path, mo
         with Gradebook(f"sqlite:///{out / 'nbgrader' / 'gradebook.db'}") as gb:
             sub = gb.find_submission(autograde.ASSIGNMENT, "solved")
             assert sub.score == sum(POINTS.values())  # code points, set in the gradebook
-    assert grades(rel)["solved"] == POINTS
+    assert S.code_grades(rel, POINTS)["solved"] == POINTS

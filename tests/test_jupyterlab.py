@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
+import shutil
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,18 +17,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+import live_jupyter  # noqa: E402
+
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    port, token = _free_port(), "course-test-token"
+    token = "course-test-token"
     home = tmp_path_factory.mktemp("lab_home")
     env = dict(
         os.environ,
@@ -49,63 +45,26 @@ def lab(tmp_path_factory):
         timeout=300,
     )
     assert gen.returncode == 0, gen.stderr[-3000:]
-    log = open(home / "lab.log", "wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--no-browser",
-            f"--port={port}",
-            "--ServerApp.ip=127.0.0.1",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={ROOT}",
-            "--ServerApp.open_browser=False",
-        ]
-        + (["--allow-root"] if os.geteuid() == 0 else []),
-        cwd=str(ROOT),
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def get(path: str, data: dict | None = None, timeout: float = 30) -> tuple[int, str]:
-        req = urllib.request.Request(
-            base + path,
-            headers={"Authorization": f"token {token}"},
-            data=json.dumps(data).encode() if data is not None else None,
-            method="POST" if data is not None else "GET",
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode(errors="replace")
-
-    t_end = time.time() + 90
-    while time.time() < t_end:
-        try:
-            if get("/api/status", timeout=5)[0] == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-        if proc.poll() is not None:
-            break
-    else:
-        proc.kill()
     try:
-        assert proc.poll() is None, (home / "lab.log").read_text()[-3000:]
-        yield get
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        import shutil
+        with live_jupyter.running(
+            "jupyterlab", root=ROOT, env=env, token=token, log_path=home / "lab.log"
+        ) as base:
 
+            def get(path: str, data: dict | None = None, timeout: float = 30) -> tuple[int, str]:
+                req = urllib.request.Request(
+                    base + path,
+                    headers={"Authorization": f"token {token}"},
+                    data=json.dumps(data).encode() if data is not None else None,
+                    method="POST" if data is not None else "GET",
+                )
+                try:
+                    with urllib.request.urlopen(req, timeout=timeout) as r:
+                        return r.status, r.read().decode()
+                except urllib.error.HTTPError as e:
+                    return e.code, e.read().decode(errors="replace")
+
+            yield get
+    finally:
         shutil.rmtree(env["COURSE_NBGRADER_ROOT"], ignore_errors=True)
 
 
