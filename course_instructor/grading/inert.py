@@ -29,7 +29,6 @@ import re
 
 import nbformat
 
-KEPT_TYPES = ("text/plain", "image/png", "image/jpeg")
 REMOVED_NOTE = "[grader: {types} not shown -- a submission's HTML, JavaScript and SVG are never rendered]"
 _BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]*$")
 # a link destination: after "](" or a reference definition's "]:" (spaces, newlines allowed)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
@@ -133,31 +134,18 @@ def instructor_sources(source_notebook: Path) -> set[str]:
     return {c.source for c in nb.cells if c.cell_type != "code"}
 
 
-class _Capped:
-    """Reads a stream in a thread: lines up to `cap` bytes in all (``lines``), or only the last
-    `tail` bytes (``text``) when `tail` is given."""
+class _Tail:
+    """The last `size` bytes of a stream, read in a thread (a sandbox's stderr, for messages)."""
 
-    def __init__(self, stream, cap: int, tail: int | None = None):
-        self.lines: list[bytes] = []
-        self.overflow = False
-        self.tail = tail
+    def __init__(self, stream, size: int = 4000):
         self.buf = b""
-        self.thread = threading.Thread(target=self._read, args=(stream, cap), daemon=True)
+        self.thread = threading.Thread(target=self._read, args=(stream, size), daemon=True)
         self.thread.start()
 
-    def _read(self, stream, cap: int) -> None:
-        total = 0
+    def _read(self, stream, size: int) -> None:
         try:
-            if self.tail is not None:
-                for chunk in iter(lambda: stream.read1(65536), b""):
-                    self.buf = (self.buf + chunk)[-self.tail :]
-                return
-            for raw in iter(lambda: stream.readline(cap + 1), b""):
-                total += len(raw)
-                if total > cap or not raw.endswith(b"\n"):
-                    self.overflow = total > cap
-                    break
-                self.lines.append(raw)
+            for chunk in iter(lambda: stream.read1(65536), b""):
+                self.buf = (self.buf + chunk)[-size:]
         except (OSError, ValueError):
             pass
 
@@ -317,8 +305,8 @@ class NotebookRun:
             start_new_session=True,
             preexec_fn=lambda: limits.apply(kernel_spec["cpu_seconds"] + 60, 16384, 64, nofile=1024),
         )
-        self.out = _Capped(self.proc.stdout, MAX_RESULT_BYTES)
-        self.err = _Capped(self.proc.stderr, 0, tail=4000)
+        self.out = sandbox._Lines(self.proc.stdout, MAX_RESULT_BYTES)
+        self.err = _Tail(self.proc.stderr)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -347,12 +335,20 @@ class NotebookRun:
                     f"notebook execution took longer than {self.notebook_timeout:.0f} s and was stopped"
                 )
             self.kill()
-            self.out.thread.join(5)
             self.err.thread.join(5)
-            if self.out.overflow:
-                problems.append(f"the notebooks' outputs exceeded {MAX_RESULT_BYTES // 2**20} MB")
+        lines = []
+        while self.proc is not None:  # the reader ends with None once the pipe closes
+            try:
+                line = self.out.q.get(timeout=5)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            lines.append(line)
+        if self.proc is not None and self.out.overflow:
+            problems.append(f"the notebooks' outputs exceeded {MAX_RESULT_BYTES // 2**20} MB")
         results = {}
-        for raw in self.out.lines if self.proc is not None else []:
+        for raw in lines:
             try:
                 msg = json.loads(raw)
             except ValueError:

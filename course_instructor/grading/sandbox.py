@@ -110,21 +110,21 @@ def _kill(proc: subprocess.Popen) -> None:
 
 
 class _Lines:
-    """Reads the child's result lines in a thread: at most MAX_RESULT_BYTES in all, each line
-    handed over as text; past the cap the reader stops (and says so)."""
+    """Reads the child's result lines in a thread: at most `cap` bytes in all, each line handed
+    over as text on ``q`` (None after the last); past the cap the reader stops (and says so)."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, cap: int = MAX_RESULT_BYTES):
         self.q: queue.Queue = queue.Queue()
         self.overflow = False
-        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+        threading.Thread(target=self._read, args=(stream, cap), daemon=True).start()
 
-    def _read(self, stream) -> None:
+    def _read(self, stream, cap: int) -> None:
         total = 0
         try:
-            for raw in iter(lambda: stream.readline(MAX_RESULT_BYTES + 1), b""):
+            for raw in iter(lambda: stream.readline(cap + 1), b""):
                 total += len(raw)
-                if total > MAX_RESULT_BYTES or not raw.endswith(b"\n"):
-                    self.overflow = total > MAX_RESULT_BYTES
+                if total > cap or not raw.endswith(b"\n"):
+                    self.overflow = total > cap
                     break
                 self.q.put(raw.decode("utf-8", "replace"))
         except (OSError, ValueError):
