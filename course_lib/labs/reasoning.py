@@ -72,7 +72,8 @@ def make_problems(
     if split not in ("train", "heldout"):
         raise ValueError(f"make_problems: split must be 'train' or 'heldout', got {split!r}")
     rng = random.Random(f"reasoning-{split}-{seed}")
-    seen, out = set(), []
+    seen: set[tuple[int, ...]] = set()
+    out: list = []
     while len(out) < n:
         k = rng.choice(list(n_terms))
         nums = tuple(rng.randint(*TERM_RANGE) for _ in range(k))
@@ -142,7 +143,7 @@ def completion(numbers: Sequence[int], style: str = "scratchpad", answer: int | 
 def drill_document(rng: random.Random, chains: int = 4) -> str:
     """Practice without a question: `chains` scratchpads of 2-5 numbers, one per line (the
     skill the scratchpad needs, in the scratchpad's own notation)."""
-    lines = []
+    lines: list[str] = []
     while len(lines) < chains:
         nums = [rng.randint(*TERM_RANGE) for _ in range(rng.randint(2, 5))]
         if not is_heldout(nums):
@@ -163,7 +164,7 @@ def pretraining_documents(
     mix = mix or DEFAULT_MIX
     styles, weights = list(mix), [mix[s] for s in mix]
     rng = random.Random(f"reasoning-pretrain-{seed}")
-    docs = []
+    docs: list[str] = []
     while len(docs) < n_documents:
         if rng.random() < drill_fraction:
             docs.append(drill_document(rng))

@@ -43,6 +43,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -60,7 +61,7 @@ GENERATION = ("transformers", "seeded", "vllm-colocate", "vllm-server")
 
 
 # --------------------------------------------------------------------------- rewards
-def reward_funcs(names: Sequence[str]) -> list[Callable]:
+def reward_funcs(names: Sequence[str]) -> list[Any]:
     """TRL reward functions ``f(completions, **kw) -> list[float]`` that call
     ``course_lib.rewards.<name>`` *when called* (so the solutions switch and a student's edits
     both apply). Unknown names raise ValueError."""
@@ -111,7 +112,7 @@ def seeded_rollout_func(
         dev = next(model.parameters()).device
         first = trainer.accelerator.process_index * len(prompts)
         step = trainer.state.global_step
-        out = {"prompt_ids": [], "completion_ids": [], "logprobs": []}
+        out: dict[str, list] = {"prompt_ids": [], "completion_ids": [], "logprobs": []}
         for i, prompt in enumerate(prompts):
             if not isinstance(prompt, str):
                 raise ValueError("--generation seeded takes plain-text prompts (not chat messages)")

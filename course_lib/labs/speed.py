@@ -13,11 +13,12 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 from course_lib.core.utils import progress
 
 
-def compare_speed(run_ours: Callable[[], object], run_trl: Callable[[], object], repeats: int = 3) -> dict:
+def compare_speed(run_ours: Callable[[], Any], run_trl: Callable[[], Any], repeats: int = 3) -> dict:
     """Call ``run_ours()`` and ``run_trl()`` alternately `repeats` times each (the order flips every
     repeat, so neither always runs first); each returns a trainer result with a per-step
     ``seconds`` history (a trainer ``Run``: ``run.seconds_per_step`` is its median seconds per
@@ -29,7 +30,8 @@ def compare_speed(run_ours: Callable[[], object], run_trl: Callable[[], object],
     if repeats < 1:
         raise ValueError(f"compare_speed: repeats must be >= 1, got {repeats}")
     t0 = time.perf_counter()
-    ours, trl = [], []
+    ours: list[float] = []
+    trl: list[float] = []
     bar = progress(total=2 * repeats, desc="timing ours and TRL, back to back")
     for r in range(repeats):
         order = [("ours", run_ours), ("trl", run_trl)]

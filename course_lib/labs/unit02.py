@@ -16,12 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from course_lib import kl
 from course_lib.core import sampling
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 KINDS = ("k1", "k2", "k3")
 
@@ -48,7 +52,7 @@ def estimator_moments(policy_logits: torch.Tensor, ref_logits: torch.Tensor) -> 
     ref_logp = torch.log_softmax(ref_logits, -1)
     p = logp.exp()
     exact = float(kl.exact_kl(policy_logits, ref_logits))
-    out = {"exact": exact}
+    out: dict[str, Any] = {"exact": exact}
     for kind in KINDS:
         k = kl.kl_estimate(logp, ref_logp, kind)
         mean = float((p * k).sum())
@@ -139,7 +143,7 @@ class SteeredPolicy(nn.Module):
     ``strength`` on a set of token ids (e.g. positive words). A crude stand-in for a policy after
     sentiment RL: it shares the reference's weights, so its KL to the reference is only the bonus."""
 
-    def __init__(self, model: nn.Module, token_ids: Sequence[int], strength: float = 2.0):
+    def __init__(self, model: PreTrainedModel, token_ids: Sequence[int], strength: float = 2.0):
         super().__init__()
         self.model = model
         vocab = model.get_output_embeddings().weight.shape[0]
