@@ -103,8 +103,8 @@ case "$MODE" in
     fi
     # Instructor repository, whole suite: the fast tier first (lint + the exercise contract, about
     # 2 minutes), so a formatting slip or a broken contract fails in minutes, not after the notebooks.
-    FAST_TIER=(tests/test_contract.py tests/test_checks.py tests/test_solutions.py tests/test_snapshots.py
-               tests/test_hidden_cases.py tests/test_trivial_answers.py tests/test_exercises.py)
+    FAST_TIER=(tests/exercises/test_contract.py tests/exercises/test_checks.py tests/exercises/test_solutions.py tests/exercises/test_snapshots.py
+               tests/exercises/test_hidden_cases.py tests/exercises/test_trivial_answers.py tests/exercises/test_exercises.py)
     step "5/5 test suite, fast tier: ruff + mypy + contract"
     "$VENV/bin/ruff" check . || fail "ruff check" "run: $VENV/bin/ruff check --fix . (and fix what it reports)"
     "$VENV/bin/ruff" format --check . || fail "ruff format" "run: $VENV/bin/ruff format ."

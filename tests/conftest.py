@@ -1,10 +1,25 @@
-"""Shared fixtures. Tests never need the network; the gpu path runs against local stand-ins."""
+"""Shared fixtures and the test tiers. Tests never need the network; the gpu path runs against
+local stand-ins.
+
+Tiers: every test is in exactly one, set here at collection (registered in pyproject.toml):
+  notebook  marked @pytest.mark.notebook: executes a whole notebook (minutes each)
+  slow      marked @pytest.mark.slow (and not notebook): an nbgrader batch, a venv, a browser, ...
+  fast      the rest of tests/exercises/: the exercise contract (about two minutes in all)
+  standard  the rest of every other folder
+In the instructor repository a bare `pytest` runs the fast tier only and says how to run the
+rest; any path, -m or -k on the command line selects as usual (`pytest -m "not fast"`, `pytest
+tests/grading`). `bash setup.sh --test` runs lint, then the fast tier, then the rest."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+
+TESTS = Path(__file__).resolve().parent
+TIERS = ("fast", "standard", "slow", "notebook")
+FAST_FOLDERS = ("exercises",)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -59,7 +74,7 @@ def solutions_on():
 
 @pytest.fixture(autouse=True)
 def _exercise_tests_use_the_solutions_in_the_instructor_repo(request):
-    """tests/test_exercises.py checks the student's own functions. In the instructor repository
+    """tests/exercises/test_exercises.py checks the student's own functions. In the instructor repository
     (where the solutions exist) it checks the solutions, so the suite stays green there; in the
     student release it checks the student's code."""
     import course_lib
@@ -110,11 +125,9 @@ def run_notebook(tmp_path_factory, session_checkpoints, gpu_standins):
     profile) and returns a NotebookRun (metrics from report_metrics, saved figure names,
     seconds). run_notebook("05", profile="gpu") runs the gpu code path on local stand-ins.
     All runs of a session share one checkpoint directory, so later units find earlier ones."""
-    from pathlib import Path
-
     from course_instructor.execute import execute_notebook
 
-    root = Path(__file__).resolve().parents[1]
+    root = TESTS.parent
     cache: dict = {}
 
     def _run(unit: str, profile: str = "tiny", preset: str = "quick", timeout: int = 900):
@@ -149,10 +162,9 @@ def nbgrader_batch(tmp_path_factory):
     "after", "host_before", "host_after"}``; before/after are the instructor files' hashes around
     the batch, host_* the content and mode of the files outside the batch that it attacks."""
     import sys
-    from pathlib import Path
 
-    here = Path(__file__).parent
-    sys.path.insert(0, str(here / "fixtures"))
+    sys.path.insert(0, str(TESTS / "fixtures"))
+    sys.path.insert(0, str(TESTS / "grading"))
     import fixture_notebook
     import submissions as S
     import test_attacks
@@ -186,3 +198,49 @@ def nbgrader_batch(tmp_path_factory):
         "host_before": victims,
         "host_after": S.file_states(victims),
     }
+
+
+_COUNTS = pytest.StashKey[dict]()
+
+
+def tier(item: pytest.Item) -> str:
+    """The one tier of a collected test (see the module docstring)."""
+    if item.get_closest_marker("notebook"):
+        return "notebook"
+    if item.get_closest_marker("slow"):
+        return "slow"
+    folder = Path(str(item.path)).resolve().relative_to(TESTS).parts[0]
+    return "fast" if folder in FAST_FOLDERS else "standard"
+
+
+def _bare_run(config: pytest.Config) -> bool:
+    """`pytest` with no path, -m or -k, in the instructor repository (the student copy has no
+    course_instructor/ and runs every test it ships)."""
+    return (
+        config.args_source == pytest.Config.ArgsSource.TESTPATHS
+        and not config.option.markexpr
+        and not config.option.keyword
+        and (TESTS.parent / "course_instructor").is_dir()
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    counts = dict.fromkeys(TIERS, 0)
+    for item in items:
+        t = tier(item)
+        item.add_marker(t)
+        counts[t] += 1
+    config.stash[_COUNTS] = counts
+    if _bare_run(config):
+        config.hook.pytest_deselected(items=[i for i in items if tier(i) != "fast"])
+        items[:] = [i for i in items if tier(i) == "fast"]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    if _bare_run(config) and _COUNTS in config.stash:
+        counts = config.stash[_COUNTS]
+        rest = ", ".join(f"{counts[t]} {t}" for t in TIERS[1:])
+        terminalreporter.write_line(
+            f"ran the fast tier only ({counts['fast']} tests). The rest ({rest}): "
+            'pytest -m "not fast"; one tier: pytest -m slow; everything with lint: bash setup.sh --test'
+        )

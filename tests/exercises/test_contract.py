@@ -21,7 +21,7 @@ import course_lib
 from course_lib.core import switch as _solutions
 from course_lib.core.registry import EXERCISES, NOTEBOOKS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 IDS = [f"{e.number}-{e.name}" for e in EXERCISES]
 
 

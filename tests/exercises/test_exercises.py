@@ -1,9 +1,9 @@
 """Your exercises under pytest: one test per exercise, running its visible checks.
 
-    pytest tests/test_exercises.py                 # every exercise
-    pytest tests/test_exercises.py -k grpo         # the exercises of course_lib/grpo.py
-    pytest tests/test_exercises.py -k grpo_loss    # one exercise
-    COURSE_HINT=2 pytest tests/test_exercises.py -k grpo_loss    # with the second, more specific hint
+    pytest tests/exercises/test_exercises.py                 # every exercise
+    pytest tests/exercises/test_exercises.py -k grpo         # the exercises of course_lib/grpo.py
+    pytest tests/exercises/test_exercises.py -k grpo_loss    # one exercise
+    COURSE_HINT=2 pytest tests/exercises/test_exercises.py -k grpo_loss    # with the second, more specific hint
 
 A test fails with the same message as ``check("<name>")`` in the notebook: the exercise, the case,
 what was expected, what came back and a hint. A function you have not written yet fails with

@@ -1,5 +1,5 @@
 """The grader's hidden cases (solutions/grading.py) catch every plausible wrong implementation of
-tests/test_checks.py's WRONG table: each loses points. Run in-process (no sandbox): the same case
+tests/exercises/wrong_versions.py's WRONG table: each loses points. Run in-process (no sandbox): the same case
 runner and comparison the autograder uses, on the wrong function instead of a student's."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("solutions")
 
-import test_checks
+import wrong_versions
 
 from course_instructor.grading import caserun
 from solutions import grading
@@ -31,7 +31,7 @@ def _expected(name: str):
     return grading.expected_results(name)
 
 
-@pytest.mark.parametrize("w", test_checks.WRONG, ids=test_checks._wid)
+@pytest.mark.parametrize("w", wrong_versions.WRONG, ids=wrong_versions.wrong_id)
 def test_hidden_cases_catch_the_wrong_implementation(w):
     name, label, fn, _ = w
     cases, expected = _expected(name)
@@ -40,7 +40,7 @@ def test_hidden_cases_catch_the_wrong_implementation(w):
     assert s["passed"] < s["total"], f"{name} ({label}) passes all {s['total']} hidden cases"
 
 
-@pytest.mark.parametrize("w", test_checks.VISIBLE_ONLY, ids=test_checks._wid)
+@pytest.mark.parametrize("w", wrong_versions.VISIBLE_ONLY, ids=wrong_versions.wrong_id)
 def test_hidden_cases_catch_what_only_the_visible_checks_caught(w):
     """A step that forgets zero_grad (a stale-gradient case: the model's parameters
     carry a .grad from an earlier step), dpo_loss rewards that still carry the graph and
@@ -79,7 +79,7 @@ def test_failure_messages_name_the_case_and_error_size_not_the_expected_numbers(
     assert not ok and "0.75" not in msg and "0.5" not in msg and "error ~1e-01" in msg, msg
 
 
-@pytest.mark.parametrize("name", sorted({w[0] for w in test_checks.WRONG}))
+@pytest.mark.parametrize("name", sorted({w[0] for w in wrong_versions.WRONG}))
 def test_the_solution_passes_every_hidden_case(name):
     cases, expected = _expected(name)
     got = caserun.run_cases(grading.solution_function(name), cases)

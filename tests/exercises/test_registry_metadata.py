@@ -15,7 +15,7 @@ import pytest
 
 from course_lib.core import registry
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def solution_calls(root: Path = REPO / "solutions") -> dict[str, list[str]]:

@@ -16,7 +16,7 @@ import torch
 
 pytest.importorskip("solutions")
 
-HERE = Path(__file__).resolve().parent / "snapshots"
+HERE = Path(__file__).resolve().parents[1] / "snapshots"
 sys.path.insert(0, str(HERE))
 from snapshot_cases import CASES, run_case  # noqa: E402
 

@@ -7,7 +7,7 @@ untouched.
 
 Two batches (CI time): most attacks go through the sandboxed function runs (``run_notebooks=False``,
 seconds per submission); a few go through the full nbgrader path (notebook kernels), in the
-nbgrader batch shared with tests/test_autograde.py (conftest's `nbgrader_batch`). Add every
+nbgrader batch shared with tests/grading/test_autograde.py (conftest's `nbgrader_batch`). Add every
 new idea as one more entry of ATTACKS / KERNEL_ATTACK.
 """
 
@@ -25,11 +25,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
 import fixture_notebook
 import submissions as S
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 POINTS = {"kl_estimate": 3.0, "group_advantages": 3.0, "combine_rewards": 2.0}
 SOL = ROOT / "solutions"
 GRADER_PID = os.getpid()

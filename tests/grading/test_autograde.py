@@ -17,11 +17,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
 import fixture_notebook
 import submissions as S
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 POINTS = {"kl_estimate": 3.0, "group_advantages": 3.0, "combine_rewards": 2.0}
 SOLVED = ("kl", "grpo", "rewards")
 

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = (
     "import os, sys, json; print('PROBE ' + json.dumps({'pid': os.getpid(), 'ppid': os.getppid(), "

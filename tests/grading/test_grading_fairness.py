@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("solutions")
 
-sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
 import fixture_notebook
 import submissions as S
 from test_attacks import odd_name_zip
@@ -27,7 +27,7 @@ from course_instructor.grading import autograde, feedback, sandbox, submissions
 from course_lib.core import registry as exercises
 from solutions import grading
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def feedback_text(out: Path, sid: str) -> str:

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 from test_autograde import POINTS, fixture_course  # noqa: F401  (the fixture notebook, built and released)
 
-sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
 import submissions as S
 
 from course_instructor.grading import autograde, export, submissions

@@ -13,7 +13,7 @@ import pytest
 from course_instructor import nbbuild
 from course_lib.core import registry as exercises
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = nbbuild.sources(ROOT / "notebooks")
 
 

@@ -11,7 +11,7 @@ import torch
 from course_lib import rewards
 from course_lib.labs import unit01
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "01_reward_functions.ipynb"
 FIGURES = [
     "01_reward_histograms",
@@ -132,7 +132,7 @@ def test_candidate_words_most_frequent_first():
 
 # --------------------------------------------------------------------------- the notebook
 def test_notebook_saves_its_figures():
-    """Conventions and the stub run: tests/test_notebook_builders.py (one check for all units)."""
+    """Conventions and the stub run: tests/notebooks/test_notebook_builders.py (one check for all units)."""
     import nbformat
 
     nb = nbformat.read(str(NOTEBOOK), as_version=4)

@@ -10,7 +10,7 @@ import torch
 from course_lib import kl
 from course_lib.labs import unit02
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "02_kl_penalties.ipynb"
 FIGURES = [
     "02_estimator_bias_variance",
@@ -94,7 +94,7 @@ def test_steered_policy_and_rollout_stats(tiny, solutions_on):
 
 # --------------------------------------------------------------------------- the notebook
 def test_notebook_saves_its_figures():
-    """Conventions and the stub run: tests/test_notebook_builders.py (one check for all units)."""
+    """Conventions and the stub run: tests/notebooks/test_notebook_builders.py (one check for all units)."""
     import nbformat
 
     nb = nbformat.read(str(NOTEBOOK), as_version=4)

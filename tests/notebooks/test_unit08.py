@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NB = ROOT / "notebooks" / "08_evaluation.ipynb"
 MODELS = ("base", "sft", "ppo", "grpo", "dpo")
 FIGURES = {"08_frontier.png", "08_metrics.png", "08_reward_distributions.png"}

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NB = ROOT / "notebooks" / "09_reasoning_rlvr.ipynb"
 from course_lib.labs.reasoning import TINY_REASON_DIR  # noqa: E402
 
@@ -75,7 +75,7 @@ def test_notebook_gpu_path_on_standins(run_notebook):
     assert (run.dir / "ckpt" / "rlvr_gsm8k" / "config.json").exists()
 
 
-# Seeds 1 and 2 of the notebook's main run: tests/test_seeds.py (seeds.UNITS includes 09, with
+# Seeds 1 and 2 of the notebook's main run: tests/trainers/test_seeds.py (seeds.UNITS includes 09, with
 # the accuracy-gain and format-rate bars of seeds.BARS["09"]).
 
 

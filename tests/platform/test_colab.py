@@ -20,7 +20,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WHEELHOUSE = Path(os.environ.get("COURSE_WHEELHOUSE", Path.home() / ".cache" / "rl-course-wheels"))
 # What Colab lacks (installed by the cell from the wheelhouse) and a Colab-like preinstalled stack
 # older than the course's pins (the cell must keep it).
@@ -377,7 +377,16 @@ def test_release_rejects_a_bad_repo_url(tmp_path, capsys):
 def test_no_made_up_address_anywhere():
     """The course never names a repository that does not exist."""
     r = subprocess.run(
-        ["git", "grep", "-n", "-I", "rl-posttraining-course/course", "--", ".", ":!tests/test_colab.py"],
+        [
+            "git",
+            "grep",
+            "-n",
+            "-I",
+            "rl-posttraining-course/course",
+            "--",
+            ".",
+            ":!tests/platform/test_colab.py",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -18,7 +18,7 @@ import torch
 from course_lib.core import config, corpus, data, sampling
 from course_lib.core.config import GPU, TINY, get_profile
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COLUMNS = {
     "sentiment": ["prompt"],
     "qa": ["prompt", "completion", "question", "answer"],

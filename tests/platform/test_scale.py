@@ -28,7 +28,7 @@ import torch
 
 from course_lib.labs import scale_out
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "course_lib" / "labs" / "scale_configs"
 ARGS = [
     "grpo",

@@ -18,7 +18,7 @@ import pytest
 from course_lib.core import serving
 from course_lib.core.config import ASSET_DIR
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:

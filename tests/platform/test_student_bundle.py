@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,7 @@ def test_setup_sh_in_the_student_copy(bundle, tmp_path):
     py = str(venv / "bin" / "python")
     pytest = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
     r = subprocess.run(
-        [*pytest, "--deselect", "tests/test_exercises.py"],
+        [*pytest, "--deselect", "tests/exercises/test_exercises.py"],
         cwd=bundle,
         capture_output=True,
         text=True,
@@ -157,7 +157,7 @@ def test_setup_sh_in_the_student_copy(bundle, tmp_path):
     )
     assert r.returncode == 0 and " passed" in r.stdout, r.stdout[-3000:]
     r = subprocess.run(
-        [*pytest, "tests/test_exercises.py", "-k", "format_reward and not think"],  # 1.1, not 9.1
+        [*pytest, "tests/exercises/test_exercises.py", "-k", "format_reward and not think"],  # 1.1, not 9.1
         cwd=bundle,
         capture_output=True,
         text=True,
