@@ -154,7 +154,24 @@ def run_notebook(tmp_path_factory, session_checkpoints, gpu_standins):
 
 
 @pytest.fixture(scope="session")
-def nbgrader_batch(tmp_path_factory):
+def fixture_course(tmp_path_factory):
+    """(source dir with the fixture notebook tests/fixtures/02_fixture.py, its released version):
+    built once per session (a release takes seconds) and shared by the grading tests, which only
+    read it (a test that changes the source copies it first)."""
+    import sys
+
+    sys.path.insert(0, str(TESTS / "fixtures"))
+    import fixture_notebook
+
+    from course_instructor import release
+
+    d = tmp_path_factory.mktemp("fixture_course")
+    fixture_notebook.build(d / "src" / "02_fixture.ipynb")
+    return d / "src", release.generate(d / "ex", d / "src")
+
+
+@pytest.fixture(scope="session")
+def nbgrader_batch(tmp_path_factory, fixture_course):
     """ONE `course autograde` batch through nbgrader (notebook kernels, ~15 s per submission) on
     the fixture notebook, shared by the tests that need notebook kernels: test_autograde's
     submissions (solved, vandal, hang_at_import) and test_attacks' kernel attacker (graded after
@@ -165,17 +182,14 @@ def nbgrader_batch(tmp_path_factory):
 
     sys.path.insert(0, str(TESTS / "fixtures"))
     sys.path.insert(0, str(TESTS / "grading"))
-    import fixture_notebook
     import submissions as S
     import test_attacks
     import test_autograde
 
-    from course_instructor import release
     from course_instructor.grading import autograde
 
+    src, released = fixture_course
     d = tmp_path_factory.mktemp("nbgrader_batch")
-    fixture_notebook.build(d / "src" / "02_fixture.ipynb")
-    released = release.generate(d / "ex", d / "src")
     subs, out = d / "subs", d / "out"
     test_autograde.nbgrader_submissions(subs, released)
     victims = test_attacks.host_victims(d / "host")
@@ -184,7 +198,7 @@ def nbgrader_batch(tmp_path_factory):
     results = autograde.autograde(
         subs,
         out,
-        source_dir=d / "src",
+        source_dir=src,
         cell_timeout=5,  # hang_at_import waits it out in its four course_lib cells (others: < 1 s)
         notebook_timeout=60,
         exercise_timeout=8,
@@ -205,12 +219,14 @@ _COUNTS = pytest.StashKey[dict]()
 
 def tier(item: pytest.Item) -> str:
     """The one tier of a collected test (see the module docstring)."""
-    if item.get_closest_marker("notebook"):
-        return "notebook"
-    if item.get_closest_marker("slow"):
-        return "slow"
-    folder = Path(str(item.path)).resolve().relative_to(TESTS).parts[0]
-    return "fast" if folder in FAST_FOLDERS else "standard"
+    marked = [t for t in ("notebook", "slow") if item.get_closest_marker(t)]
+    if len(marked) == 2:
+        raise pytest.UsageError(f"{item.nodeid} is marked both notebook and slow: keep one (its tier)")
+    if marked:
+        return marked[0]
+    path = Path(str(item.path)).resolve()
+    fast = path.is_relative_to(TESTS) and path.relative_to(TESTS).parts[0] in FAST_FOLDERS
+    return "fast" if fast else "standard"
 
 
 def _bare_run(config: pytest.Config) -> bool:
@@ -224,16 +240,15 @@ def _bare_run(config: pytest.Config) -> bool:
     )
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m reads the markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    counts = dict.fromkeys(TIERS, 0)
+    tiers = {item.nodeid: tier(item) for item in items}
     for item in items:
-        t = tier(item)
-        item.add_marker(t)
-        counts[t] += 1
-    config.stash[_COUNTS] = counts
+        item.add_marker(tiers[item.nodeid])
+    config.stash[_COUNTS] = {t: list(tiers.values()).count(t) for t in TIERS}
     if _bare_run(config):
-        config.hook.pytest_deselected(items=[i for i in items if tier(i) != "fast"])
-        items[:] = [i for i in items if tier(i) == "fast"]
+        config.hook.pytest_deselected(items=[i for i in items if tiers[i.nodeid] != "fast"])
+        items[:] = [i for i in items if tiers[i.nodeid] == "fast"]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:

@@ -18,7 +18,6 @@ import nbformat
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
-import fixture_notebook
 import submissions as S
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,17 +26,6 @@ SOLVED = ("kl", "grpo", "rewards")
 
 
 repo_hashes = S.instructor_hashes
-
-
-@pytest.fixture(scope="module")
-def fixture_course(tmp_path_factory):
-    """(source dir with the fixture notebook, its released version)."""
-    from course_instructor import release
-
-    d = tmp_path_factory.mktemp("fixture_course")
-    fixture_notebook.build(d / "src" / "02_fixture.ipynb")
-    released = release.generate(d / "ex", d / "src")
-    return d / "src", released
 
 
 def read_grades(out: Path) -> dict[str, dict[str, str]]:
@@ -326,7 +314,6 @@ def test_autograde_with_nbgrader_notebooks(nbgrader_batch):
 
 
 # --- the real course through nbgrader: what a grader runs --------------------------------------
-@pytest.mark.slow
 @pytest.mark.notebook
 def test_real_course_solutions_copy_grades_in_full_and_fast_cells_run(tmp_path):
     """A solutions copy of the released course, autograded as a grader would: full code points,
