@@ -381,15 +381,6 @@ def _no_planted_files() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def fixture_course(tmp_path_factory):
-    from course_instructor import release
-
-    d = tmp_path_factory.mktemp("attack_course")
-    fixture_notebook.build(d / "src" / "02_fixture.ipynb")
-    return d / "src", release.generate(d / "ex", d / "src")
-
-
-@pytest.fixture(scope="module")
 def attack_batch(fixture_course, tmp_path_factory):
     """Every attack + an honest full solution (graded first and last) in ONE code-only batch."""
     from course_instructor.grading import autograde

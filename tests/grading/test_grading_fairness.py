@@ -18,7 +18,6 @@ import pytest
 pytest.importorskip("solutions")
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
-import fixture_notebook
 import submissions as S
 from test_attacks import odd_name_zip
 from test_autograde import POINTS, SOLVED
@@ -136,16 +135,6 @@ def test_explain_dependencies_names_only_failed_callees():
 
 
 # --- the fixture course: seeds, malformed submissions, grader-side failures -------------------
-@pytest.fixture(scope="module")
-def fixture_course(tmp_path_factory):
-    """(source dir with the fixture notebook, its released version)."""
-    from course_instructor import release
-
-    d = tmp_path_factory.mktemp("fixture_course")
-    fixture_notebook.build(d / "src" / "02_fixture.ipynb")
-    return d / "src", release.generate(d / "ex", d / "src")
-
-
 MALFORMED = {
     # student id: a phrase of the one line it gets (feedback, grades.json, batch summary)
     "empty": "the submission is empty",

@@ -28,7 +28,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from test_autograde import POINTS, fixture_course  # noqa: F401  (the fixture notebook, built and released)
+from test_autograde import POINTS
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
 import submissions as S
@@ -110,7 +110,7 @@ def test_ids_depend_on_the_batch_not_on_the_order_of_its_files():
 
 @pytest.mark.parametrize("impostor", ["a_impostor.zip", "z_impostor.zip"])  # graded before / after
 def test_an_impostor_takes_no_id_whichever_file_comes_first(
-    fixture_course,  # noqa: F811
+    fixture_course,
     fake_code,
     tmp_path,
     capsys,
@@ -154,7 +154,7 @@ def test_an_impostor_takes_no_id_whichever_file_comes_first(
     assert "STUDENT ID CONFLICT 'victim'" in err and impostor in err
 
 
-def test_a_failed_grading_keeps_the_students_own_id(fixture_course, fake_code, tmp_path, capsys):  # noqa: F811
+def test_a_failed_grading_keeps_the_students_own_id(fixture_course, fake_code, tmp_path, capsys):
     src, released = fixture_course
     subs, out = tmp_path / "subs", tmp_path / "out"
     make(subs, released, "honest", full=True, crash=True)  # the grader fails on this one
@@ -171,7 +171,7 @@ def test_a_failed_grading_keeps_the_students_own_id(fixture_course, fake_code, t
     assert "CONFLICT" not in err and "DUPLICATE" not in err
 
 
-def test_shards_decide_ids_as_one_batch_does(fixture_course, fake_code, tmp_path):  # noqa: F811
+def test_shards_decide_ids_as_one_batch_does(fixture_course, fake_code, tmp_path):
     """The impostor (shard 1) and its victim (shard 2) in different shards: merged, the outputs are
     those of one batch, the conflict flagged in them."""
     src, released = fixture_course
@@ -214,7 +214,7 @@ HOSTILE_IDS = ['=HYPERLINK("http://x")', "+1", "-2-3", "@SUM(A1)", "\tx", "\ry"]
 HOSTILE_NAMES = ["-4-5", "=7+8.zip", "@cmd"]  # no SUBMISSION.json: the file name is the id
 
 
-def test_no_id_or_cell_becomes_a_formula(fixture_course, fake_code, tmp_path):  # noqa: F811
+def test_no_id_or_cell_becomes_a_formula(fixture_course, fake_code, tmp_path):
     src, released = fixture_course
     subs, out = tmp_path / "subs", tmp_path / "out"
     for i, sid in enumerate(HOSTILE_IDS):
@@ -270,7 +270,7 @@ def test_export_never_writes_a_formula_even_from_an_old_grades_json(tmp_path):
 
 # --- --out: relative or absolute, the same grades ---------------------------------------------------------
 @pytest.mark.slow
-def test_a_relative_out_grades_like_an_absolute_one(fixture_course, tmp_path, monkeypatch):  # noqa: F811
+def test_a_relative_out_grades_like_an_absolute_one(fixture_course, tmp_path, monkeypatch):
     """`course autograde submissions/ --out grades/` (the README's example) with nbgrader's
     notebook execution, which runs in another working directory."""
     from nbgrader.api import Gradebook

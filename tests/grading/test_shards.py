@@ -9,7 +9,6 @@ import types
 from pathlib import Path
 
 import pytest
-from test_autograde import fixture_course  # noqa: F401  (the fixture notebook, built and released)
 
 from course_instructor.grading import autograde, shards
 
