@@ -5,15 +5,12 @@ AssertionError that says what was expected."""
 from __future__ import annotations
 
 import ast
-import functools
 import importlib
 import math
 import re
 from pathlib import Path
 
 import pytest
-import torch
-import torch.nn.functional as F
 
 import course_lib
 from course_lib import checks
@@ -22,6 +19,9 @@ from course_lib.core.registry import BY_NAME, EXERCISES
 pytest.importorskip("solutions")  # instructor-only: the wrong implementations wrap the solutions
 
 from wrong_versions import VISIBLE_ONLY, WRONG, wrong_id
+
+from solutions import ppo as S_ppo
+from solutions import reward_model as S_rm
 
 IDS = [f"{e.number}-{e.name}" for e in EXERCISES]
 
@@ -164,7 +164,9 @@ def test_stub_of_a_dependency_propagates_unchanged():
 def test_every_exercise_has_wrong_implementations():
     names = {w[0] for w in WRONG}
     missing = [e.name for e in EXERCISES if e.name not in names]
-    assert not missing, f"add plausible wrong implementations for {missing} to tests/exercises/wrong_versions.py"
+    assert not missing, (
+        f"add plausible wrong implementations for {missing} to tests/exercises/wrong_versions.py"
+    )
 
 
 @pytest.mark.parametrize("w", WRONG + VISIBLE_ONLY, ids=wrong_id)
