@@ -6,7 +6,7 @@ dtype; sums run in another order (GAE as a reversed cumulative sum of discounted
 of the backward recursion, masked means as per-row sums first, variances from ``E[x^2] - E[x]^2``
 corrections, log-probs from ``logits - logsumexp`` instead of ``log_softmax``). ``install()`` puts
 them in place of the active functions (call ``course_lib.use_solutions()`` first, for the other
-units' exercises); ``course seeds --impl alt`` and ``tests/test_seeds.py`` use it. Instructor-only.
+units' exercises); ``course seeds --impl alt`` and ``tests/trainers/test_seeds.py`` use it. Instructor-only.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
 Not part of the default CI run (it downloads wheels from the package registry and takes minutes).
 For each (transformers, trl) pair it makes a throwaway venv that borrows every other package of
 this one (:mod:`course_instructor.simenv`), ``pip install``s that pair (pip also fetches what the
-pair needs, e.g. another tokenizers), then runs the contract tests (tests/test_contract.py) and
+pair needs, e.g. another tokenizers), then runs the contract tests (tests/exercises/test_contract.py) and
 each unit's notebook once with the solutions in grader mode (``NBGRADER_EXECUTION``: training
 shrinks to a few steps). It prints a table and writes ``OUT/drift.json`` and ``OUT/drift.md``.
 Exit code 0 when the pinned pair passes (older pairs are reported, not required).
@@ -156,7 +156,7 @@ def check_pair(transformers: str, trl: str, work: Path, units: list[str] | None,
         row["install"] = f"kernel runs other versions: {_tail(kernel.stdout + kernel.stderr, 200)}"
         return row
     r = subprocess.run(
-        [str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_contract.py"],
+        [str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/exercises/test_contract.py"],
         capture_output=True,
         text=True,
         timeout=1800,

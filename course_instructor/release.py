@@ -313,7 +313,8 @@ def public_tests(tests_dir: Path | None = None) -> list[Path]:
 
     A test file is public unless its text mentions solutions, hidden tests, executed notebooks,
     the instructor pipeline (the graded nbgrader batch) or the maintainers' tooling (pre-commit,
-    which the student copy does not carry). conftest.py always ships (fixtures only)."""
+    which the student copy does not carry). conftest.py always ships (fixtures only). The files keep
+    their folder under tests/ in the bundle, so a test has the same path in both copies."""
     tests_dir = Path(tests_dir or REPO / "tests")
     private_markers = (
         "solutions",
@@ -327,7 +328,7 @@ def public_tests(tests_dir: Path | None = None) -> list[Path]:
         ".pre-commit-config",
     )
     out = [tests_dir / "conftest.py"] if (tests_dir / "conftest.py").exists() else []
-    for p in sorted(tests_dir.glob("test_*.py")):
+    for p in sorted(tests_dir.rglob("test_*.py")):
         text = p.read_text(errors="replace")
         if not any(m in text for m in private_markers):
             out.append(p)
@@ -431,9 +432,10 @@ def build_bundle(
     for f in BUNDLE_FILES:
         if (REPO / f).exists():
             shutil.copy(REPO / f, bundle / f)
-    (bundle / "tests").mkdir()
-    for t in public_tests():
-        shutil.copy(t, bundle / "tests" / t.name)
+    tests_dir = REPO / "tests"
+    for t in public_tests(tests_dir):
+        (bundle / "tests" / t.relative_to(tests_dir)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(t, bundle / "tests" / t.relative_to(tests_dir))
     notebooks = sorted(p.name for p in (bundle / "exercises").glob("*.ipynb"))
     (bundle / "README.md").write_text(student_readme(notebooks, repo_url, branch))
     (bundle / ".gitignore").write_text(

@@ -98,7 +98,7 @@ BARS: dict[str, tuple[Bar, ...]] = {
         Bar("format_rate", "format rate >= 0.95", 0.95, True),
     ),
 }
-"""The bars of each unit (notebooks 05-07 and 09 state them; tests/test_unit0N.py assert them for seed 0).
+"""The bars of each unit (notebooks 05-07 and 09 state them; tests/notebooks/test_unit0N.py assert them for seed 0).
 A run that raises or ends with a non-finite metric has diverged and misses every bar."""
 
 NAMES = {"05": "PPO", "06": "GRPO (sentiment)", "07": "DPO", "09": "RLVR (R1-zero addition)"}

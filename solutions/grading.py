@@ -2,7 +2,7 @@
 seeded random cases, value AND gradients, with partial credit.
 
 * :func:`make_cases` (name, seed) -> picklable cases (several shapes, padded masks, bad input).
-  The rule for the cases of every exercise (tests/test_trivial_answers.py): no trivial answer
+  The rule for the cases of every exercise (tests/exercises/test_trivial_answers.py): no trivial answer
   -- a constant 0 or 1 (zeros / ones of the expected shape), an echo of an input, ``0.0`` or
   ``None`` -- passes more than ``TRIVIAL_MAX_PASS`` (a tenth) of its cases, so expected answers
   are varied: a reward case holds completions whose rewards differ (an ``each`` case calls the

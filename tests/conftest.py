@@ -1,10 +1,25 @@
-"""Shared fixtures. Tests never need the network; the gpu path runs against local stand-ins."""
+"""Shared fixtures and the test tiers. Tests never need the network; the gpu path runs against
+local stand-ins.
+
+Tiers: every test is in exactly one, set here at collection (registered in pyproject.toml):
+  notebook  marked @pytest.mark.notebook: executes a whole notebook (minutes each)
+  slow      marked @pytest.mark.slow (and not notebook): an nbgrader batch, a venv, a browser, ...
+  fast      the rest of tests/exercises/: the exercise contract (about two minutes in all)
+  standard  the rest of every other folder
+In the instructor repository a bare `pytest` runs the fast tier only and says how to run the
+rest; any path, -m or -k on the command line selects as usual (`pytest -m "not fast"`, `pytest
+tests/grading`). `bash setup.sh --test` runs lint, then the fast tier, then the rest."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+
+TESTS = Path(__file__).resolve().parent
+TIERS = ("fast", "standard", "slow", "notebook")
+FAST_FOLDERS = ("exercises",)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -59,7 +74,7 @@ def solutions_on():
 
 @pytest.fixture(autouse=True)
 def _exercise_tests_use_the_solutions_in_the_instructor_repo(request):
-    """tests/test_exercises.py checks the student's own functions. In the instructor repository
+    """tests/exercises/test_exercises.py checks the student's own functions. In the instructor repository
     (where the solutions exist) it checks the solutions, so the suite stays green there; in the
     student release it checks the student's code."""
     import course_lib
@@ -110,11 +125,9 @@ def run_notebook(tmp_path_factory, session_checkpoints, gpu_standins):
     profile) and returns a NotebookRun (metrics from report_metrics, saved figure names,
     seconds). run_notebook("05", profile="gpu") runs the gpu code path on local stand-ins.
     All runs of a session share one checkpoint directory, so later units find earlier ones."""
-    from pathlib import Path
-
     from course_instructor.execute import execute_notebook
 
-    root = Path(__file__).resolve().parents[1]
+    root = TESTS.parent
     cache: dict = {}
 
     def _run(unit: str, profile: str = "tiny", preset: str = "quick", timeout: int = 900):
@@ -141,7 +154,24 @@ def run_notebook(tmp_path_factory, session_checkpoints, gpu_standins):
 
 
 @pytest.fixture(scope="session")
-def nbgrader_batch(tmp_path_factory):
+def fixture_course(tmp_path_factory):
+    """(source dir with the fixture notebook tests/fixtures/02_fixture.py, its released version):
+    built once per session (a release takes seconds) and shared by the grading tests, which only
+    read it (a test that changes the source copies it first)."""
+    import sys
+
+    sys.path.insert(0, str(TESTS / "fixtures"))
+    import fixture_notebook
+
+    from course_instructor import release
+
+    d = tmp_path_factory.mktemp("fixture_course")
+    fixture_notebook.build(d / "src" / "02_fixture.ipynb")
+    return d / "src", release.generate(d / "ex", d / "src")
+
+
+@pytest.fixture(scope="session")
+def nbgrader_batch(tmp_path_factory, fixture_course):
     """ONE `course autograde` batch through nbgrader (notebook kernels, ~15 s per submission) on
     the fixture notebook, shared by the tests that need notebook kernels: test_autograde's
     submissions (solved, vandal, hang_at_import) and test_attacks' kernel attacker (graded after
@@ -149,21 +179,17 @@ def nbgrader_batch(tmp_path_factory):
     "after", "host_before", "host_after"}``; before/after are the instructor files' hashes around
     the batch, host_* the content and mode of the files outside the batch that it attacks."""
     import sys
-    from pathlib import Path
 
-    here = Path(__file__).parent
-    sys.path.insert(0, str(here / "fixtures"))
-    import fixture_notebook
+    sys.path.insert(0, str(TESTS / "fixtures"))
+    sys.path.insert(0, str(TESTS / "grading"))
     import submissions as S
     import test_attacks
     import test_autograde
 
-    from course_instructor import release
     from course_instructor.grading import autograde
 
+    src, released = fixture_course
     d = tmp_path_factory.mktemp("nbgrader_batch")
-    fixture_notebook.build(d / "src" / "02_fixture.ipynb")
-    released = release.generate(d / "ex", d / "src")
     subs, out = d / "subs", d / "out"
     test_autograde.nbgrader_submissions(subs, released)
     victims = test_attacks.host_victims(d / "host")
@@ -172,7 +198,7 @@ def nbgrader_batch(tmp_path_factory):
     results = autograde.autograde(
         subs,
         out,
-        source_dir=d / "src",
+        source_dir=src,
         cell_timeout=5,  # hang_at_import waits it out in its four course_lib cells (others: < 1 s)
         notebook_timeout=60,
         exercise_timeout=8,
@@ -186,3 +212,50 @@ def nbgrader_batch(tmp_path_factory):
         "host_before": victims,
         "host_after": S.file_states(victims),
     }
+
+
+_COUNTS = pytest.StashKey[dict]()
+
+
+def tier(item: pytest.Item) -> str:
+    """The one tier of a collected test (see the module docstring)."""
+    marked = [t for t in ("notebook", "slow") if item.get_closest_marker(t)]
+    if len(marked) == 2:
+        raise pytest.UsageError(f"{item.nodeid} is marked both notebook and slow: keep one (its tier)")
+    if marked:
+        return marked[0]
+    path = Path(str(item.path)).resolve()
+    fast = path.is_relative_to(TESTS) and path.relative_to(TESTS).parts[0] in FAST_FOLDERS
+    return "fast" if fast else "standard"
+
+
+def _bare_run(config: pytest.Config) -> bool:
+    """`pytest` with no path, -m or -k, in the instructor repository (the student copy has no
+    course_instructor/ and runs every test it ships)."""
+    return (
+        config.args_source == pytest.Config.ArgsSource.TESTPATHS
+        and not config.option.markexpr
+        and not config.option.keyword
+        and (TESTS.parent / "course_instructor").is_dir()
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m reads the markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tiers = {item.nodeid: tier(item) for item in items}
+    for item in items:
+        item.add_marker(tiers[item.nodeid])
+    config.stash[_COUNTS] = {t: list(tiers.values()).count(t) for t in TIERS}
+    if _bare_run(config):
+        config.hook.pytest_deselected(items=[i for i in items if tiers[i.nodeid] != "fast"])
+        items[:] = [i for i in items if tiers[i.nodeid] == "fast"]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    if _bare_run(config) and _COUNTS in config.stash:
+        counts = config.stash[_COUNTS]
+        rest = ", ".join(f"{counts[t]} {t}" for t in TIERS[1:])
+        terminalreporter.write_line(
+            f"ran the fast tier only ({counts['fast']} tests). The rest ({rest}): "
+            'pytest -m "not fast"; one tier: pytest -m slow; everything with lint: bash setup.sh --test'
+        )

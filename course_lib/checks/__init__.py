@@ -13,13 +13,13 @@ message. The grader runs other (random) inputs, so passing these is necessary, n
 
 One file per exercise module: rewards.py, kl.py, sft.py, reward_model.py, ppo.py, grpo.py, dpo.py,
 rlvr.py;
-the machinery is in _checker.py. ``pytest tests/test_exercises.py -k grpo`` runs the same checks.
+the machinery is in _checker.py. ``pytest tests/exercises/test_exercises.py -k grpo`` runs the same checks.
 """
 
 from __future__ import annotations
 
 from course_lib.checks import dpo, grpo, kl, ppo, reward_model, rewards, rlvr, sft  # noqa: F401  (register)
 from course_lib.checks._checker import CHECKS, Checker, check, known
-from course_lib.checks._toys import toy_tokenizer as _toy_tokenizer  # noqa: F401  (tests/test_solutions.py)
+from course_lib.checks._toys import toy_tokenizer as _toy_tokenizer  # noqa: F401  (tests/exercises/test_solutions.py)
 
 __all__ = ["check", "CHECKS", "known", "Checker"]

@@ -7,7 +7,7 @@ the same function in ``solutions/<module>.py``, and one row here.
 Each row also carries metadata for choosing a syllabus (the "Exercise metadata" table of docs/instructors.md, the
 line under each exercise's heading in the notebooks, ``course release --units``): ``difficulty``
 1-3, ``minutes`` a student needs (estimate), ``requires`` = the exercises its reference
-implementation calls (tests/test_registry_metadata.py derives them from solutions/ and compares).
+implementation calls (tests/exercises/test_registry_metadata.py derives them from solutions/ and compares).
 A row without them still works everywhere (defaults: 0 / 0 / None = not declared yet); the
 metadata test fails until they are filled in.
 """

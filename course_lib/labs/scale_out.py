@@ -14,7 +14,7 @@ Launch it with accelerate; every file named below ships in ``course_lib/labs/sca
     # DeepSpeed ZeRO-2 / ZeRO-3 (pip install deepspeed; the yaml points at deepspeed_zero{2,3}.json)
     accelerate launch --config_file course_lib/labs/scale_configs/zero3.yaml \\
         -m course_lib.labs.scale_out grpo --task arithmetic --bf16
-    # two CPU processes, gloo backend (what tests/test_scale.py runs)
+    # two CPU processes, gloo backend (what tests/platform/test_scale.py runs)
     accelerate launch --config_file course_lib/labs/scale_configs/ddp_cpu.yaml \\
         -m course_lib.labs.scale_out grpo --generation seeded --check-sync
     # vLLM in the training processes (colocate) or in a server on its own GPU(s)

@@ -5,7 +5,7 @@
 
 Each .npz stores, per case ``<id>``: ``<id>/in/<name>`` (the inputs), ``<id>/w/<i>`` (the
 weights of the scalar whose gradient is taken), ``<id>/out/<i>`` (every output) and
-``<id>/grad/<name>`` (the gradient w.r.t. every floating-point input). tests/test_snapshots.py
+``<id>/grad/<name>`` (the gradient w.r.t. every floating-point input). tests/exercises/test_snapshots.py
 recomputes all of them with the solutions and compares at atol 1e-6. Regenerate only on purpose
 (a deliberate change of a solution's behaviour), and say why in the commit.
 """
