@@ -431,7 +431,7 @@ def train(
         time.perf_counter() - started,
         config,
         trainer="dpo",
-        checkpoint_name="dpo",
+        checkpoint_name=_loop.checkpoint_name("dpo"),
         info={"profile": profile.name, "start": start},
     )
 
@@ -551,7 +551,6 @@ def train_with_trl(
     """
     import tempfile
 
-    from trl import DPOConfig as TRLDPOConfig
     from trl import DPOTrainer
 
     losses: list[float] = []
@@ -570,32 +569,13 @@ def train_with_trl(
             "compare with label_smoothing=0.0"
         )
     out = Path(output_dir or tempfile.mkdtemp(prefix="trl_dpo_"))
-    cpu = not torch.cuda.is_available()
-    args = TRLDPOConfig(
-        output_dir=str(out),
-        learning_rate=config.learning_rate,
-        beta=config.beta,
-        loss_type=[config.loss_type],
-        label_smoothing=config.label_smoothing,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        max_steps=config.max_steps,
-        max_length=config.max_length,
-        max_grad_norm=config.max_grad_norm,
-        weight_decay=config.weight_decay,
-        lr_scheduler_type=config.lr_scheduler_type,
-        warmup_steps=config.warmup_steps,
-        seed=config.seed,
+    # reference log-probs computed once before training, as ours are; no padding to a multiple
+    args = _loop.trl_config(
+        "dpo",
+        config,
+        out,
+        use_cpu=not torch.cuda.is_available(),
         precompute_ref_log_probs=True,
-        precompute_ref_batch_size=config.precompute_ref_batch_size,
-        train_sampling_strategy=config.train_sampling_strategy,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        disable_tqdm=True,
-        use_cpu=cpu,
-        bf16=False,
-        activation_checkpointing=False,
-        dataloader_num_workers=0,
         pad_to_multiple_of=None,
     )
     trainer = _Recorder(

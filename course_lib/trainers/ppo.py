@@ -50,7 +50,6 @@ from course_lib.core.utils import default_device
 from course_lib.trainers import _loop
 from course_lib.trainers._loop import Run, save_checkpoint  # noqa: F401  (the shared API)
 
-CHECKPOINT_NAME = "ppo"
 REWARDS = ("sentiment", "combined", "reward_model")
 COMBINED_WEIGHTS = (1.0, -0.5, 0.1)  # sentiment, repetition_penalty, length_penalty
 
@@ -472,7 +471,7 @@ def train(
         time.perf_counter() - started,
         config,
         trainer="ppo",
-        checkpoint_name=CHECKPOINT_NAME,
+        checkpoint_name=_loop.checkpoint_name("ppo"),
         ref_model=ref,
         info={"profile": profile.name, "start": getattr(policy, "start", None), "kl_coef": controller.value},
     )

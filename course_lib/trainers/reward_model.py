@@ -34,8 +34,6 @@ from course_lib.core.config import Profile, get_profile
 from course_lib.trainers import _loop
 from course_lib.trainers._loop import Run, save_checkpoint  # noqa: F401  (the shared API)
 
-CHECKPOINT_NAME = "reward_model"
-
 
 @dataclass
 class RewardConfig(_loop.PresetConfig):
@@ -202,7 +200,7 @@ def train(
         time.perf_counter() - started,
         config,
         trainer="reward_model",
-        checkpoint_name=CHECKPOINT_NAME,
+        checkpoint_name=_loop.checkpoint_name("reward_model"),
         info={"profile": profile.name, "append_eos": False},
     )
 
@@ -313,7 +311,6 @@ def train_with_trl(
     import tempfile
 
     from transformers import AutoModelForSequenceClassification
-    from trl import RewardConfig as TRLRewardConfig
     from trl import RewardTrainer
 
     if isinstance(model, (str, Path)):
@@ -322,13 +319,9 @@ def train_with_trl(
     model.config.pad_token_id = tokenizer.pad_token_id
     use_cpu = next(model.parameters()).device.type == "cpu"
     out = output_dir or tempfile.mkdtemp(prefix="trl_reward_")
-    args = TRLRewardConfig(
-        **_loop.trl_training_args(config, out, use_cpu),
-        center_rewards_coefficient=config.center_rewards_coefficient,
-    )
     trainer = RewardTrainer(
         model=model,
-        args=args,
+        args=_loop.trl_config("reward_model", config, out, use_cpu),
         processing_class=tokenizer,
         train_dataset=dataset.select_columns(["prompt", "chosen", "rejected"]),
     )

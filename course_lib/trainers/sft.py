@@ -29,8 +29,6 @@ from course_lib.core.config import Profile, get_profile
 from course_lib.trainers import _loop
 from course_lib.trainers._loop import Run, save_checkpoint  # noqa: F401  (the shared API)
 
-CHECKPOINT_NAME = "sft"
-
 
 @dataclass
 class SFTConfig(_loop.PresetConfig):
@@ -168,7 +166,7 @@ def train(
         time.perf_counter() - started,
         config,
         trainer="sft",
-        checkpoint_name=CHECKPOINT_NAME,
+        checkpoint_name=_loop.checkpoint_name("sft"),
         info={"profile": profile.name},
     )
 
@@ -220,17 +218,13 @@ def train_with_trl(config: SFTConfig, model, tokenizer, dataset, output_dir: str
     a :class:`Run` whose history has step, loss, lr, seconds (timed around each optimizer step)."""
     import tempfile
 
-    from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
     use_cpu = next(model.parameters()).device.type == "cpu"
     out = output_dir or tempfile.mkdtemp(prefix="trl_sft_")
-    args = TRLSFTConfig(
-        **_loop.trl_training_args(config, out, use_cpu), completion_only_loss=config.completion_only_loss
-    )
     trainer = SFTTrainer(
         model=model,
-        args=args,
+        args=_loop.trl_config("sft", config, out, use_cpu),
         processing_class=tokenizer,
         train_dataset=dataset.select_columns(["prompt", "completion"]),
     )
