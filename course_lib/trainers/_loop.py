@@ -54,7 +54,7 @@ from typing import Any, ClassVar, cast
 
 import torch
 
-from course_lib.core.config import Profile, checkpoint_dir, get_profile
+from course_lib.core.config import Preset, Profile, checkpoint_dir, get_profile
 from course_lib.core.utils import progress
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
@@ -163,73 +163,93 @@ def config_from(cls, defaults: dict, overrides: dict):
     return cls(**{**defaults, **{k: v for k, v in overrides.items() if k not in unset}})
 
 
-class PresetConfig:
-    """Base of the SFT and reward-model configs: ``from_profile`` takes max_steps and
-    per_device_train_batch_size from the preset and the rest from ``cls.profile_defaults``."""
+class TrainerConfig:
+    """Base of the six trainers' configs (dataclasses), so that every config works one way:
+
+    * ``XConfig.from_profile(profile, preset, **overrides)``: :meth:`profile_defaults` (the unit's
+      settings for that profile and preset), then `overrides` (fields; they win, an unknown name
+      is refused by :func:`config_from`). A trainer with named set-ups takes one selector keyword
+      (:attr:`SELECTOR`: GRPO's ``task``, RLVR's ``variant``) that :meth:`profile_defaults` receives;
+    * :meth:`validate` runs when a config is made (and on every ``dataclasses.replace``): a field
+      outside :attr:`CHOICES`, or a count of :attr:`COUNTS` that is not an int >= 1, is a
+      ValueError naming it. A trainer adds its own rules by extending :meth:`validate`."""
+
+    COUNTS: ClassVar[tuple[str, ...]] = ("max_steps", "per_device_train_batch_size")
+    CHOICES: ClassVar[dict[str, tuple]] = {}
+    SELECTOR: ClassVar[str | None] = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        name = type(self).__name__
+        for key, allowed in self.CHOICES.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{name}.{key} must be one of {allowed}, got {getattr(self, key)!r}")
+        check_config(self, self.COUNTS)
+
+    @classmethod
+    def profile_defaults(cls, profile: Profile, preset: Preset, **selector) -> dict:
+        """The unit's settings for `profile` and `preset`: the preset's steps and batch size."""
+        return {"max_steps": preset.steps, "per_device_train_batch_size": preset.batch_size}
 
     @classmethod
     def from_profile(cls, profile: Profile | None = None, preset: str | None = None, **overrides):
-        """The unit's settings for a profile + preset (None: $COURSE_PRESET or "quick"): steps and
-        batch size from the preset; `overrides` are fields and win."""
+        """The unit's settings for a profile + preset (None: $COURSE_PRESET or "quick");
+        `overrides` are fields and win (and :attr:`SELECTOR`, where the trainer has one)."""
         profile = profile or get_profile()
-        p = profile.preset(preset)
-        return config_from(
-            cls,
-            {
-                "max_steps": p.steps,
-                "per_device_train_batch_size": p.batch_size,
-                **cls.profile_defaults(profile),
-            },
-            overrides,
-        )
-
-    @staticmethod
-    def profile_defaults(profile: Profile) -> dict:
-        return {}
+        selector = {cls.SELECTOR: overrides.pop(cls.SELECTOR)} if cls.SELECTOR in overrides else {}
+        return config_from(cls, cls.profile_defaults(profile, profile.preset(preset), **selector), overrides)
 
 
-class GroupConfig:
-    """Base of the GRPO and RLVR configs (dataclasses with ``max_steps``, ``prompts_per_step``,
+class GroupConfig(TrainerConfig):
+    """Base of the GRPO and RLVR configs (``max_steps``, ``prompts_per_step``,
     ``num_generations``, ``num_iterations``, ``max_completion_length``, ``eval_size``): a None
-    field means "the profile's / preset's", filled in by :meth:`resolved`, which also validates.
-    ``CHOICES`` maps a field to its allowed values."""
+    field means "the profile's / preset's", filled in by :meth:`resolved` (``from_profile``
+    returns a resolved config)."""
 
-    CHOICES: ClassVar[dict[str, tuple]] = {}
+    COUNTS = ("max_steps", "prompts_per_step", "max_completion_length")
 
     @property
     def per_device_train_batch_size(self) -> int:
         """Completions per step: ``prompts_per_step * num_generations`` (TRL's batch size)."""
-        return int(self.prompts_per_step or 1) * self.num_generations  # type: ignore[attr-defined]
+        cfg = cast(Any, self)
+        return int(cfg.prompts_per_step or 1) * cfg.num_generations
+
+    @classmethod
+    def profile_defaults(cls, profile: Profile, preset: Preset, **selector) -> dict:
+        """None of the counts: :meth:`resolved` fills them in from the preset."""
+        return {}
+
+    @classmethod
+    def from_profile(cls, profile: Profile | None = None, preset: str | None = None, **overrides):
+        """:meth:`TrainerConfig.from_profile`, :meth:`resolved` against the same profile and preset."""
+        profile = profile or get_profile()
+        return super().from_profile(profile, preset, **overrides).resolved(profile, preset)
 
     def resolved(self, profile: Profile | None = None, preset: str | None = None):
-        """A copy with every None filled in from the profile and preset; validated."""
+        """A copy with every None filled in from the profile and preset (validated)."""
         profile = profile or get_profile()
         p = profile.preset(preset)
         cfg: Any = self
-        cfg = dataclasses.replace(
+        return dataclasses.replace(
             cfg,
             max_steps=p.steps if cfg.max_steps is None else cfg.max_steps,
             prompts_per_step=p.batch_size if cfg.prompts_per_step is None else cfg.prompts_per_step,
             max_completion_length=cfg.max_completion_length or profile.max_completion_length,
             eval_size=p.eval_size if cfg.eval_size is None else cfg.eval_size,
         )
-        cfg.validate()
-        return cfg
 
     def validate(self) -> None:
-        """ValueError naming the field: a value outside ``CHOICES``, a group of fewer than 2, no
-        optimizer step per batch, or a count that is not an int >= 1."""
+        """:meth:`TrainerConfig.validate`, a group of at least 2 and an optimizer step per batch."""
+        super().validate()
         name, cfg = type(self).__name__, cast(Any, self)
-        for key, allowed in self.CHOICES.items():
-            if getattr(cfg, key) not in allowed:
-                raise ValueError(f"{name}.{key} must be one of {allowed}, got {getattr(cfg, key)!r}")
         if cfg.num_generations < 2:
             raise ValueError(
                 f"{name}.num_generations must be >= 2 (a group needs a spread), got {cfg.num_generations}"
             )
         if cfg.num_iterations < 1:
             raise ValueError(f"{name}.num_iterations must be >= 1, got {cfg.num_iterations}")
-        check_config(self, ("max_steps", "prompts_per_step", "max_completion_length"))
 
 
 def check_schedule(cls_name: str, kind: str) -> None:

@@ -39,7 +39,7 @@ import torch
 
 from course_lib import grpo, kl, rewards, sft
 from course_lib.core import sampling
-from course_lib.core.config import Profile, get_profile
+from course_lib.core.config import Preset, Profile, get_profile
 from course_lib.trainers import _loop
 from course_lib.trainers._loop import HeadlineRun, Run, save_checkpoint, start_model  # noqa: F401  (shared API)
 
@@ -87,19 +87,18 @@ class GRPOConfig(_loop.GroupConfig):
     eval_size: int | None = None  # preset.eval_size
     seed: int = 0
 
+    SELECTOR: ClassVar[str | None] = "task"
+
     @classmethod
-    def from_profile(
-        cls, profile: Profile | None = None, preset: str | None = None, task: str = "sentiment", **overrides
-    ) -> GRPOConfig:
-        """The unit's defaults for a task, resolved against the profile's preset (None:
-        $COURSE_PRESET or "quick"); `overrides` are fields and win.
+    def profile_defaults(cls, profile: Profile, preset: Preset, task: str = "sentiment", **selector) -> dict:
+        """The unit's defaults for a task (``from_profile(task=...)``; steps, prompts per step and
+        lengths come from the preset when :meth:`~_loop.GroupConfig.resolved`):
 
         * sentiment: ``scale_rewards="none"`` -- VADER saturates, and dividing by a group's tiny
           std amplifies meaningless differences (the notebook shows the reward hacking);
         * arithmetic: a 0/1 reward, ``scale_rewards="group"``, short completions (an answer is a
           few tokens; the tiny profile caps them at 8).
         """
-        profile = profile or get_profile()
         if task == "sentiment":
             # lr 7e-4 / beta 0.05: with a larger lr or a smaller beta some seed loses its distinct-2 bar
             base = dict(task=task, learning_rate=7e-4, beta=0.05, scale_rewards="none", num_generations=8)
@@ -114,7 +113,7 @@ class GRPOConfig(_loop.GroupConfig):
             )
         else:
             raise ValueError(f"GRPOConfig.from_profile: unknown task {task!r}; choose one of {TASKS}")
-        return _loop.config_from(cls, base, overrides).resolved(profile, preset)
+        return base
 
     def to_trl(self, output_dir: str | Path, **extra):
         """The equivalent ``trl.GRPOConfig`` (:func:`_loop.trl_config`; CPU settings when there is

@@ -30,13 +30,13 @@ from pathlib import Path
 import torch
 
 from course_lib import reward_model
-from course_lib.core.config import Profile, get_profile
+from course_lib.core.config import Preset, Profile, get_profile
 from course_lib.trainers import _loop
 from course_lib.trainers._loop import Run, save_checkpoint  # noqa: F401  (the shared API)
 
 
 @dataclass
-class RewardConfig(_loop.PresetConfig):
+class RewardConfig(_loop.TrainerConfig):
     """Hyper-parameters, named as in ``trl.RewardConfig`` (the subset this loop uses)."""
 
     learning_rate: float = 2e-3
@@ -51,13 +51,11 @@ class RewardConfig(_loop.PresetConfig):
     seed: int = 0
     logging_steps: int = 1
 
-    def __post_init__(self):
-        _loop.check_config(self)
-
-    @staticmethod
-    def profile_defaults(profile: Profile) -> dict:
-        """What :meth:`from_profile` sets besides the preset's steps and batch size."""
+    @classmethod
+    def profile_defaults(cls, profile: Profile, preset: Preset, **selector) -> dict:
+        """The preset's steps and batch size, a learning rate and length for the profile."""
         return {
+            **super().profile_defaults(profile, preset),
             "learning_rate": 2e-3 if profile.name == "tiny" else 1e-5,
             "max_length": 128 if profile.name == "tiny" else 256,
         }

@@ -39,7 +39,7 @@ import torch
 
 from course_lib import grpo, kl, rlvr, sft
 from course_lib.core import sampling
-from course_lib.core.config import Profile, get_profile
+from course_lib.core.config import Preset, Profile, get_profile
 from course_lib.labs import reasoning
 from course_lib.trainers import _loop
 from course_lib.trainers._loop import HeadlineRun, Run, save_checkpoint  # noqa: F401  (shared API)
@@ -107,13 +107,12 @@ class RLVRConfig(_loop.GroupConfig):
         if self.eps_low < 0 or self.eps_high < 0:
             raise ValueError(f"RLVRConfig: eps_low/eps_high must be >= 0, got {self.eps_low}/{self.eps_high}")
 
+    SELECTOR: ClassVar[str | None] = "variant"
+
     @classmethod
-    def from_profile(
-        cls, profile: Profile | None = None, preset: str | None = None, variant: str = "grpo", **overrides
-    ) -> RLVRConfig:
+    def profile_defaults(cls, profile: Profile, preset: Preset, variant: str = "grpo", **selector) -> dict:
         """The unit's defaults for the profile (tiny: the addition task, 64-token completions;
-        gpu: GSM8K), a named `variant` of :data:`VARIANTS`, then `overrides` (fields; they win)."""
-        profile = profile or get_profile()
+        gpu: GSM8K) with a named variant of :data:`VARIANTS` (``from_profile(variant=...)``)."""
         if variant not in VARIANTS:
             raise ValueError(
                 f"RLVRConfig.from_profile: unknown variant {variant!r}; choose one of {list(VARIANTS)}"
@@ -127,7 +126,7 @@ class RLVRConfig(_loop.GroupConfig):
                 max_completion_length=profile.extra.get("reasoning_max_completion_length", 256),
                 eval_every=20,
             )
-        return _loop.config_from(cls, {**base, **VARIANTS[variant]}, overrides).resolved(profile, preset)
+        return {**base, **VARIANTS[variant]}
 
 
 # --------------------------------------------------------------------------- data & rewards
