@@ -127,6 +127,19 @@ def test_max_steps_none_is_the_default_or_a_clear_error(name):
         config_cls.from_profile(TINY, "quick", max_steps=2.5)
 
 
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_every_config_is_a_trainer_config_checked_when_made(name):
+    """One config pattern: a bad count is refused where the config is made (or replaced), with
+    the config's and the field's names, whichever trainer it is."""
+    _, config_cls = _trainer(name)
+    assert issubclass(config_cls, _loop.TrainerConfig)
+    with pytest.raises(ValueError, match=rf"{config_cls.__name__}: max_steps must be an int >= 1, got 0"):
+        config_cls(max_steps=0)
+    cfg = config_cls.from_profile(TINY, "quick")
+    with pytest.raises(ValueError, match=r"max_steps must be an int >= 1, got -1"):
+        dataclasses.replace(cfg, max_steps=-1)
+
+
 def test_a_none_override_keeps_the_units_own_default_but_none_values_still_win():
     """RLVR's tiny base sets 60 steps whatever the preset: ``from_profile(max_steps=None)`` (a
     notebook's ``STEPS = None``) must give those 60, not the preset's 150 -- while PPO's
