@@ -198,6 +198,62 @@ def _concat(parts: list[sampling.Rollout], pad_id: int) -> sampling.Rollout:
     )
 
 
+def sample_groups(model, tokenizer, rows, batches, reward_funcs, weights, cfg: RLVRConfig, generator):
+    """Steps 1-3 of a training step: a group of ``num_generations`` completions for each of the
+    next ``prompts_per_step`` problems, scored. With ``dynamic_sampling`` only the groups whose
+    rewards differ are kept (``rlvr.dynamic_sampling_mask``), and more problems are sampled, at
+    most ``max_resample_rounds`` more times, until ``prompts_per_step`` groups are kept.
+
+    Returns (rollout, rewards [B], metrics): what the update learns from (None, None when every
+    group agreed) and the step's sampling metrics -- reward, accuracy, format_rate and
+    completion_length of the first round's samples, frac_reward_zero_std over every round,
+    kept_groups."""
+    assert cfg.max_completion_length is not None and cfg.prompts_per_step is not None  # resolved
+    G = cfg.num_generations
+    parts, part_scores, kept, sampled_groups, zero_groups = [], [], 0, 0, 0
+    first = None
+    for round_ in range(1 + (cfg.max_resample_rounds if cfg.dynamic_sampling else 0)):
+        batch = [rows[i] for i in next(batches)]
+        ro = sampling.sample(
+            model,
+            tokenizer,
+            [r["prompt"] for r in batch],
+            max_new_tokens=cfg.max_completion_length,
+            num_samples=G,
+            temperature=cfg.temperature,
+            generator=generator,
+        )
+        cols = {"answer": [str(r["answer"]) for r in batch for _ in range(G)]}
+        scores, per_func = _loop.score_rollout(reward_funcs, weights, ro, cols)  # [B]
+        sampled_groups += len(batch)
+        zero_groups += int((scores.view(-1, G).std(-1) < 1e-6).sum())
+        if round_ == 0:
+            first = (ro, scores, per_func)
+        if cfg.dynamic_sampling:
+            keep = rlvr.dynamic_sampling_mask(scores, G)
+            if keep.any():
+                parts.append(_select(ro, keep))
+                part_scores.append(scores[keep])
+                kept += int(keep.sum()) // G
+            if kept >= cfg.prompts_per_step:
+                break
+        else:
+            parts, part_scores, kept = [ro], [scores], len(batch)
+    assert first is not None  # the loop runs at least once
+    ro0, scores0, per_func0 = first
+    metrics = {
+        "reward": scores0.mean().item(),
+        "accuracy": per_func0["answer_reward"],
+        "format_rate": per_func0["format_reward"],
+        "completion_length": ro0.completion_mask.sum(-1).float().mean().item(),
+        "frac_reward_zero_std": zero_groups / max(1, sampled_groups),
+        "kept_groups": kept,
+    }
+    if not parts:
+        return None, None, metrics
+    return _concat(parts, tokenizer.pad_token_id), torch.cat(part_scores), metrics
+
+
 # --------------------------------------------------------------------------- the loop
 def train(
     config: RLVRConfig | None = None,
@@ -268,52 +324,16 @@ def train(
     for step in bar:
         t0 = time.perf_counter()
         # 1-3. sample groups, score them; with dynamic sampling keep only groups with a spread
-        parts, part_scores, part_cols, kept, sampled_groups, zero_groups = [], [], [], 0, 0, 0
-        for round_ in range(1 + (cfg.max_resample_rounds if cfg.dynamic_sampling else 0)):
-            batch = [rows[i] for i in next(batches)]
-            ro = sampling.sample(
-                model,
-                tokenizer,
-                [r["prompt"] for r in batch],
-                max_new_tokens=cfg.max_completion_length,
-                num_samples=G,
-                temperature=cfg.temperature,
-                generator=gen,
-            )
-            cols = {"answer": [str(r["answer"]) for r in batch for _ in range(G)]}
-            scores, per_func = _loop.score_rollout(reward_funcs, weights, ro, cols)  # [B]
-            sampled_groups += len(batch)
-            zero_groups += int((scores.view(-1, G).std(-1) < 1e-6).sum())
-            if round_ == 0:
-                first = (ro, scores, per_func)
-            if cfg.dynamic_sampling:
-                keep = rlvr.dynamic_sampling_mask(scores, G)
-                if keep.any():
-                    parts.append(_select(ro, keep))
-                    part_scores.append(scores[keep])
-                    part_cols.append([a for a, k in zip(cols["answer"], keep.tolist()) if k])
-                    kept += int(keep.sum()) // G
-                if kept >= cfg.prompts_per_step:
-                    break
-            else:
-                parts, part_scores, kept = [ro], [scores], len(batch)
-        ro0, scores0, per_func0 = first
-        rec = {
-            "step": step + 1,
-            "reward": scores0.mean().item(),
-            "accuracy": per_func0["answer_reward"],
-            "format_rate": per_func0["format_reward"],
-            "completion_length": ro0.completion_mask.sum(-1).float().mean().item(),
-            "frac_reward_zero_std": zero_groups / max(1, sampled_groups),
-            "kept_groups": kept,
-        }
+        rollout, scores, sampled = sample_groups(
+            model, tokenizer, rows, batches, reward_funcs, weights, cfg, gen
+        )
+        rec = {"step": step + 1, **sampled}
         lr = scheduler.get_last_lr()[0]
-        if not parts:  # every group agreed: nothing to learn from this step
+        if rollout is None:  # every group agreed: nothing to learn from this step
             rec.update(loss=0.0, kl=0.0, entropy=float("nan"), grad_norm=0.0, lr=lr)
             rec.update(clip_ratio_low=0.0, clip_ratio_high=0.0, mean_ratio=1.0)
         else:
-            rollout = _concat(parts, tokenizer.pad_token_id)
-            scores = torch.cat(part_scores).to(dev)
+            scores = scores.to(dev)
             mask = rollout.completion_mask
             # 4. group-relative advantages (exercise 6.1): with or without the group's std
             advantages = grpo.group_advantages(scores, G, scale="group" if cfg.scale_rewards else "none")
