@@ -1,11 +1,15 @@
-"""What the trainers sft, reward_model, ppo, grpo and dpo share: one API, one copy of each piece.
+"""What the six trainers (sft, reward_model, ppo, grpo, dpo, rlvr) share: one API, one copy of each piece.
 
 Every trainer module has the same four entry points::
 
-    config = XConfig.from_profile(profile, preset, **overrides)   # GRPO: from_profile(task="arithmetic")
+    config = XConfig.from_profile(profile, preset, **overrides)   # GRPO: task=..., RLVR: variant=...
     run = train(config, model=None, tokenizer=None, dataset=None)  # None: the unit's start model / data
     path = save_checkpoint(run)                                    # checkpoint_dir()/run.checkpoint_name
     trl_run = train_with_trl(config, model, tokenizer, dataset)    # TRL's trainer, same settings (not PPO)
+
+A run's checkpoint folder is :func:`checkpoint_name` (the trainer, plus the task where a trainer has
+several); the TRL side by sides build their TRL config with :func:`trl_config`, from the one table
+:data:`TRL_NAMES` of our field names and TRL's.
 
 ``train`` and ``train_with_trl`` both return a :class:`Run`. ``quick_train(profile, preset, out_dir,
 **overrides)`` = from_profile -> train -> save_checkpoint (what ``course run`` and unit 08 call).
@@ -21,12 +25,12 @@ History: ``run.history`` is one dict per step. A key means the same thing in eve
 ``margin``          mean (chosen reward - rejected reward) on the step's pairs (reward model, DPO)
 ``chosen_reward``   DPO: mean implicit reward beta * (log pi - log pi_ref) of the chosen answers
 ``rejected_reward`` DPO: the same for the rejected answers
-``reward``          mean sequence reward of the step's samples (PPO, GRPO)
+``reward``          mean sequence reward of the step's samples (PPO, GRPO, RLVR)
 ``reward_std``      their standard deviation (PPO, GRPO)
-``kl``              mean per-token k3 KL to the reference over the sampled tokens (PPO, GRPO)
-``grad_norm``       gradient norm before clipping (mean over the step's updates) (PPO, GRPO)
+``kl``              mean per-token k3 KL to the reference over the sampled tokens (PPO, GRPO, RLVR)
+``grad_norm``       gradient norm before clipping (mean over the step's updates) (PPO, GRPO, RLVR)
 ``clip_fraction``   fraction of response tokens whose probability ratio was clipped (PPO, GRPO)
-``completion_length`` mean number of completion tokens sampled (PPO, GRPO)
+``completion_length`` mean number of completion tokens sampled (PPO, GRPO, RLVR)
 ``eval_*``          held-out metrics, on the steps where an evaluation ran
 ==================  ==========================================================================
 
@@ -46,11 +50,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, cast
 
 import torch
 
-from course_lib.core.config import Profile, checkpoint_dir, get_profile
+from course_lib.core.config import Preset, Profile, checkpoint_dir, get_profile
 from course_lib.core.utils import progress
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
@@ -71,8 +75,8 @@ class Run:
     history: list[dict]
     seconds: float
     config: Any = None
-    trainer: str = ""  # "sft" | "reward_model" | "ppo" | "grpo" | "dpo"
-    checkpoint_name: str = ""  # default folder under checkpoint_dir()
+    trainer: str = ""  # "sft" | "reward_model" | "ppo" | "grpo" | "dpo" | "rlvr"
+    checkpoint_name: str = ""  # default folder under checkpoint_dir(): checkpoint_name(trainer, task)
     ref_model: Any = None
     info: dict = field(default_factory=dict)
 
@@ -84,6 +88,19 @@ class Run:
     def seconds_per_step(self) -> float:
         """Median wall time of one step (:func:`median_step_seconds`)."""
         return median_step_seconds(self.history)
+
+
+DEFAULT_TASKS = {"grpo": "sentiment"}
+"""The task whose checkpoint is named after the trainer alone (what later units look for)."""
+
+
+def checkpoint_name(trainer: str, task: str | None = None) -> str:
+    """The folder under ``checkpoint_dir()`` a run saves to: the trainer's name, with ``_<task>``
+    appended for a task other than the trainer's :data:`DEFAULT_TASKS` one (``grpo``,
+    ``grpo_arithmetic``, ``rlvr_addition``)."""
+    if task is None or task == DEFAULT_TASKS.get(trainer):
+        return trainer
+    return f"{trainer}_{task}"
 
 
 def save_checkpoint(run: Run, path: str | Path | None = None) -> Path:
@@ -146,29 +163,93 @@ def config_from(cls, defaults: dict, overrides: dict):
     return cls(**{**defaults, **{k: v for k, v in overrides.items() if k not in unset}})
 
 
-class PresetConfig:
-    """Base of the SFT and reward-model configs: ``from_profile`` takes max_steps and
-    per_device_train_batch_size from the preset and the rest from ``cls.profile_defaults``."""
+class TrainerConfig:
+    """Base of the six trainers' configs (dataclasses), so that every config works one way:
+
+    * ``XConfig.from_profile(profile, preset, **overrides)``: :meth:`profile_defaults` (the unit's
+      settings for that profile and preset), then `overrides` (fields; they win, an unknown name
+      is refused by :func:`config_from`). A trainer with named set-ups takes one selector keyword
+      (:attr:`SELECTOR`: GRPO's ``task``, RLVR's ``variant``) that :meth:`profile_defaults` receives;
+    * :meth:`validate` runs when a config is made (and on every ``dataclasses.replace``): a field
+      outside :attr:`CHOICES`, or a count of :attr:`COUNTS` that is not an int >= 1, is a
+      ValueError naming it. A trainer adds its own rules by extending :meth:`validate`."""
+
+    COUNTS: ClassVar[tuple[str, ...]] = ("max_steps", "per_device_train_batch_size")
+    CHOICES: ClassVar[dict[str, tuple]] = {}
+    SELECTOR: ClassVar[str | None] = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        name = type(self).__name__
+        for key, allowed in self.CHOICES.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{name}.{key} must be one of {allowed}, got {getattr(self, key)!r}")
+        check_config(self, self.COUNTS)
+
+    @classmethod
+    def profile_defaults(cls, profile: Profile, preset: Preset, **selector) -> dict:
+        """The unit's settings for `profile` and `preset`: the preset's steps and batch size."""
+        return {"max_steps": preset.steps, "per_device_train_batch_size": preset.batch_size}
 
     @classmethod
     def from_profile(cls, profile: Profile | None = None, preset: str | None = None, **overrides):
-        """The unit's settings for a profile + preset (None: $COURSE_PRESET or "quick"): steps and
-        batch size from the preset; `overrides` are fields and win."""
+        """The unit's settings for a profile + preset (None: $COURSE_PRESET or "quick");
+        `overrides` are fields and win (and :attr:`SELECTOR`, where the trainer has one)."""
+        profile = profile or get_profile()
+        selector = {cls.SELECTOR: overrides.pop(cls.SELECTOR)} if cls.SELECTOR in overrides else {}
+        return config_from(cls, cls.profile_defaults(profile, profile.preset(preset), **selector), overrides)
+
+
+class GroupConfig(TrainerConfig):
+    """Base of the GRPO and RLVR configs (``max_steps``, ``prompts_per_step``,
+    ``num_generations``, ``num_iterations``, ``max_completion_length``, ``eval_size``): a None
+    field means "the profile's / preset's", filled in by :meth:`resolved` (``from_profile``
+    returns a resolved config)."""
+
+    COUNTS = ("max_steps", "prompts_per_step", "max_completion_length")
+
+    @property
+    def per_device_train_batch_size(self) -> int:
+        """Completions per step: ``prompts_per_step * num_generations`` (TRL's batch size)."""
+        cfg = cast(Any, self)
+        return int(cfg.prompts_per_step or 1) * cfg.num_generations
+
+    @classmethod
+    def profile_defaults(cls, profile: Profile, preset: Preset, **selector) -> dict:
+        """None of the counts: :meth:`resolved` fills them in from the preset."""
+        return {}
+
+    @classmethod
+    def from_profile(cls, profile: Profile | None = None, preset: str | None = None, **overrides):
+        """:meth:`TrainerConfig.from_profile`, :meth:`resolved` against the same profile and preset."""
+        profile = profile or get_profile()
+        return super().from_profile(profile, preset, **overrides).resolved(profile, preset)
+
+    def resolved(self, profile: Profile | None = None, preset: str | None = None):
+        """A copy with every None filled in from the profile and preset (validated)."""
         profile = profile or get_profile()
         p = profile.preset(preset)
-        return config_from(
-            cls,
-            {
-                "max_steps": p.steps,
-                "per_device_train_batch_size": p.batch_size,
-                **cls.profile_defaults(profile),
-            },
-            overrides,
+        cfg: Any = self
+        return dataclasses.replace(
+            cfg,
+            max_steps=p.steps if cfg.max_steps is None else cfg.max_steps,
+            prompts_per_step=p.batch_size if cfg.prompts_per_step is None else cfg.prompts_per_step,
+            max_completion_length=cfg.max_completion_length or profile.max_completion_length,
+            eval_size=p.eval_size if cfg.eval_size is None else cfg.eval_size,
         )
 
-    @staticmethod
-    def profile_defaults(profile: Profile) -> dict:
-        return {}
+    def validate(self) -> None:
+        """:meth:`TrainerConfig.validate`, a group of at least 2 and an optimizer step per batch."""
+        super().validate()
+        name, cfg = type(self).__name__, cast(Any, self)
+        if cfg.num_generations < 2:
+            raise ValueError(
+                f"{name}.num_generations must be >= 2 (a group needs a spread), got {cfg.num_generations}"
+            )
+        if cfg.num_iterations < 1:
+            raise ValueError(f"{name}.num_iterations must be >= 1, got {cfg.num_iterations}")
 
 
 def check_schedule(cls_name: str, kind: str) -> None:
@@ -311,31 +392,172 @@ def median_step_seconds(history: Sequence[dict]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
+# --------------------------------------------------------------------------- GRPO and RLVR pieces
+def named(fn: Callable, name: str) -> Callable:
+    """`fn` with ``__name__`` `name`: TRL and :func:`score_rollout` log a reward function under it."""
+    fn.__name__ = fn.__qualname__ = name
+    return fn
+
+
+def score_rollout(
+    reward_funcs: Sequence[Callable], weights: Sequence[float], rollout, columns: dict[str, list]
+):
+    """Weighted sum of TRL-style reward functions over a sampled ``Rollout`` -> (rewards [B],
+    {function name: mean reward}). Each function gets ``completions``, ``prompts``,
+    ``completion_ids`` (without padding) and the dataset's other `columns`, one value per completion."""
+    B = len(rollout)
+    total = torch.zeros(B)
+    per_func = {}
+    lengths = rollout.completion_mask.sum(-1).tolist()
+    ids = [row[:n] for row, n in zip(rollout.completion_ids.tolist(), lengths)]
+    for f, w in zip(reward_funcs, weights):
+        vals = f(completions=rollout.texts, prompts=rollout.prompts, completion_ids=ids, **columns)
+        if len(vals) != B:
+            raise ValueError(
+                f"reward function {getattr(f, '__name__', f)} returned {len(vals)} "
+                f"rewards for {B} completions"
+            )
+        v = torch.tensor([float(x) for x in vals])
+        per_func[getattr(f, "__name__", "reward")] = v.mean().item()
+        total += w * v
+    return total, per_func
+
+
+@dataclass
+class HeadlineRun:
+    """A notebook's main run (GRPO's, RLVR's ``headline_run``): the trained `run` (``run.model``,
+    ``run.ref_model``) and the ``evaluate`` dicts `before` (the start model) / `after`."""
+
+    run: Run
+    before: dict
+    after: dict
+
+
 # --------------------------------------------------------------------------- TRL side by side
-def trl_training_args(config, output_dir, use_cpu: bool) -> dict:
-    """``TrainingArguments`` keywords mirroring one of our configs (SFT, reward model): same steps,
-    batch, optimiser and schedule, one log per step, nothing saved, fp32 on CPU."""
-    return dict(
-        output_dir=str(output_dir),
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler_type,
-        warmup_steps=config.warmup_steps,
-        weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm if config.max_grad_norm is not None else 0.0,
-        max_length=config.max_length,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        seed=config.seed,
-        use_cpu=use_cpu,
-        bf16=False,
-        fp16=False,
-        activation_checkpointing=False,
-        dataloader_num_workers=0,
-        disable_tqdm=True,
-    )
+TRL_CONFIGS = {
+    "sft": "SFTConfig",
+    "reward_model": "RewardConfig",
+    "dpo": "DPOConfig",
+    "grpo": "GRPOConfig",
+    "rlvr": "GRPOConfig",
+}
+"""The ``trl`` config class each trainer's side by side runs with (PPO has none in TRL 1.16)."""
+
+_OPTIMIZER = (
+    "max_steps",
+    "learning_rate",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "weight_decay",
+    "max_grad_norm",
+    "seed",
+)
+
+
+def _same(*names: str) -> dict[str, str]:
+    return {n: n for n in names}
+
+
+TRL_NAMES: dict[str, dict[str, str]] = {
+    "sft": _same(*_OPTIMIZER, "per_device_train_batch_size", "max_length", "completion_only_loss"),
+    "reward_model": _same(
+        *_OPTIMIZER, "per_device_train_batch_size", "max_length", "center_rewards_coefficient"
+    ),
+    "dpo": _same(
+        *_OPTIMIZER,
+        "per_device_train_batch_size",
+        "max_length",
+        "beta",
+        "loss_type",
+        "label_smoothing",
+        "precompute_ref_batch_size",
+        "train_sampling_strategy",
+    ),
+    "grpo": _same(
+        *_OPTIMIZER,
+        "per_device_train_batch_size",
+        "num_generations",
+        "beta",
+        "epsilon",
+        "loss_type",
+        "scale_rewards",
+        "max_completion_length",
+        "temperature",
+        "top_k",
+        "top_p",
+        "num_iterations",
+        "reward_weights",
+        "disable_dropout",
+    ),
+    "rlvr": {
+        **_same(
+            *_OPTIMIZER,
+            "per_device_train_batch_size",
+            "num_generations",
+            "beta",
+            "loss_type",
+            "scale_rewards",
+            "max_completion_length",
+            "temperature",
+            "num_iterations",
+            "reward_weights",
+        ),
+        "eps_low": "epsilon",
+        "eps_high": "epsilon_high",
+        "level": "importance_sampling_level",
+    },
+}
+"""Our config field -> the TRL argument with the same meaning, per trainer (properties such as
+GRPO's ``per_device_train_batch_size`` count as fields). The only place the two sets of names meet."""
+
+
+def _no_clip(value, config):
+    return value if config.clip else math.inf
+
+
+TRL_VALUES: dict[tuple[str, str], Callable[[Any, Any], Any]] = {
+    # our None = no gradient clipping; TRL's is 0.0
+    **{(t, "max_grad_norm"): (lambda v, c: 0.0 if v is None else v) for t in TRL_NAMES},
+    ("dpo", "loss_type"): lambda v, c: [v],  # TRL takes a list of losses to sum
+    ("rlvr", "scale_rewards"): lambda v, c: "group" if v else "none",
+    ("rlvr", "eps_low"): _no_clip,  # clip=False: no clipping on either side
+    ("rlvr", "eps_high"): _no_clip,
+}
+"""Where a value means the same in a different form: (trainer, our field) -> f(value, config)."""
+
+TRL_RUN = dict(
+    logging_steps=1,
+    save_strategy="no",
+    report_to="none",
+    disable_tqdm=True,
+    bf16=False,
+    fp16=False,
+    activation_checkpointing=False,
+    dataloader_num_workers=0,
+)
+"""How every side by side runs: one log per step, nothing saved or reported, fp32, no workers."""
+
+
+def trl_arguments(trainer: str, config) -> dict:
+    """``{TRL argument: value}`` for `config` (a resolved config of `trainer`), from
+    :data:`TRL_NAMES` and :data:`TRL_VALUES`."""
+    if trainer not in TRL_NAMES:
+        raise ValueError(f"trl_arguments: no TRL side by side for {trainer!r}; one of {sorted(TRL_NAMES)}")
+    convert = {field: f for (t, field), f in TRL_VALUES.items() if t == trainer}
+    return {
+        theirs: convert[ours](getattr(config, ours), config) if ours in convert else getattr(config, ours)
+        for ours, theirs in TRL_NAMES[trainer].items()
+    }
+
+
+def trl_config(trainer: str, config, output_dir: str | Path, use_cpu: bool, **fixed):
+    """The ``trl`` config (:data:`TRL_CONFIGS`) of `trainer`'s side by side: our settings
+    (:func:`trl_arguments`), :data:`TRL_RUN`, ``use_cpu``, then `fixed` -- the TRL-only options a
+    trainer pins so that TRL computes what our loop computes (they win)."""
+    import trl
+
+    kw = {"output_dir": str(output_dir), **trl_arguments(trainer, config), **TRL_RUN, "use_cpu": use_cpu}
+    return getattr(trl, TRL_CONFIGS[trainer])(**{**kw, **fixed})
 
 
 def run_trl(

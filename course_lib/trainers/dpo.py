@@ -27,12 +27,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 from course_lib import dpo, reward_model, sft
-from course_lib.core.config import Profile, get_profile
+from course_lib.core.config import Preset, Profile, get_profile
 from course_lib.core.utils import progress
 from course_lib.trainers import _loop
 from course_lib.trainers._loop import Run, disable_dropout, save_checkpoint, start_model  # noqa: F401
@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # for annotations only: datasets is imported where it is used
 
 
 @dataclass
-class DPOConfig:
+class DPOConfig(_loop.TrainerConfig):
     """Hyper-parameters, named as in TRL's ``DPOConfig`` (1.16) where TRL has the same knob."""
 
     learning_rate: float = 1e-5
@@ -63,32 +63,20 @@ class DPOConfig:
     num_pairs: int | None = None  # how many of them (None: the source's default)
     seed: int = 0
 
-    def __post_init__(self):
-        _loop.check_config(self)
-        if self.train_sampling_strategy not in ("random", "sequential"):
-            raise ValueError(
-                f"DPOConfig: train_sampling_strategy must be 'random' or 'sequential', "
-                f"got {self.train_sampling_strategy!r}"
-            )
+    CHOICES: ClassVar[dict[str, tuple]] = {"train_sampling_strategy": ("random", "sequential")}
 
     @classmethod
-    def from_profile(
-        cls, profile: Profile | None = None, preset: str | None = None, **overrides
-    ) -> DPOConfig:
-        """The profile's tuned defaults (:data:`DEFAULTS`) for a preset (None: $COURSE_PRESET or
-        "quick"); `overrides` are fields and win.
+    def profile_defaults(cls, profile: Profile, preset: Preset, **selector) -> dict:
+        """The profile's tuned defaults (:data:`DEFAULTS`) for a preset.
 
         A DPO step samples nothing and scores nothing, so it costs a fraction of an RL step:
         DPO runs ``STEP_MULTIPLIER`` times the preset's steps."""
-        profile = profile or get_profile()
-        p = profile.preset(preset)
-        base = {
-            "max_steps": p.steps * STEP_MULTIPLIER,
-            "per_device_train_batch_size": p.batch_size,
+        return {
+            "max_steps": preset.steps * STEP_MULTIPLIER,
+            "per_device_train_batch_size": preset.batch_size,
             "max_length": profile.max_prompt_length + profile.max_completion_length,
             **DEFAULTS.get(profile.name, {}),
         }
-        return _loop.config_from(cls, base, overrides)
 
 
 DEFAULTS: dict[str, dict] = {
@@ -256,74 +244,6 @@ def precompute_ref_logps(
     return torch.cat(out)
 
 
-# --------------------------------------------------------------------------- evaluation
-@torch.no_grad()
-def evaluate_pairs(model, tokenizer, pairs, ref_logps: torch.Tensor, config: DPOConfig) -> dict:
-    """Held-out implicit rewards r = β·(log π − log π_ref): accuracy (chosen > rejected, with
-    your ``reward_model.preference_accuracy``), mean margin, mean chosen / rejected reward."""
-    was_training = model.training
-    model.eval()
-    cr, rr = [], []
-    bs = config.precompute_ref_batch_size
-    for i in range(0, len(pairs), bs):
-        rows = pairs[i : i + bs]
-        batch = collate(rows["prompt"], rows["chosen"], rows["rejected"], tokenizer, config.max_length)
-        batch = {k: v.to(_device(model)) for k, v in batch.items()}
-        ref = ref_logps[i : i + bs].to(_device(model))
-        batch["ref_logps"] = torch.cat([ref[:, 0], ref[:, 1]])
-        _, stats = dpo.dpo_batch_loss(
-            model,
-            batch,
-            beta=config.beta,
-            loss_type=config.loss_type,
-            label_smoothing=config.label_smoothing,
-            average=config.use_average_logps,
-        )
-        cr.append(stats["chosen_rewards"].float().cpu())
-        rr.append(stats["rejected_rewards"].float().cpu())
-    model.train(was_training)
-    c, r = torch.cat(cr), torch.cat(rr)
-    return {
-        "accuracy": reward_model.preference_accuracy(c, r),
-        "margin": (c - r).mean().item(),
-        "chosen_reward": c.mean().item(),
-        "rejected_reward": r.mean().item(),
-    }
-
-
-def reference_preference(ref_logps: torch.Tensor) -> float:
-    """How often the *reference* already gives the chosen completion the higher log-prob
-    (the "before" of preference accuracy: implicit rewards are all 0 before training)."""
-    return (ref_logps[:, 0] > ref_logps[:, 1]).float().mean().item()
-
-
-def sample_metrics(
-    model, ref_model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 24, seed: int = 0, scorer=None
-) -> dict:
-    """Fresh samples from `prompts` (the shared ``evaluation.evaluate_policy``): positive_fraction
-    (prompt + completion), distinct_2 of the completions, kl_to_ref (mean per-token k3 over the
-    sampled tokens, computed with your ``kl`` and ``sft`` functions), and the texts."""
-    from course_lib.core import evaluation
-
-    res = evaluation.evaluate_policy(
-        model,
-        tokenizer,
-        list(prompts),
-        ref=ref_model,
-        max_new_tokens=max_new_tokens,
-        seed=seed,
-        sentiment=True,
-        batch_size=64,
-        scorer=scorer,
-    )
-    return {
-        "positive_fraction": res["positive_fraction"],
-        "distinct_2": res["distinct_2"],
-        "kl_to_ref": res["kl_to_ref"],
-        "samples": [s["prompt"] + s["response"] for s in res["samples"]],
-    }
-
-
 # --------------------------------------------------------------------------- training
 def train(
     config: DPOConfig | None = None,
@@ -431,9 +351,77 @@ def train(
         time.perf_counter() - started,
         config,
         trainer="dpo",
-        checkpoint_name="dpo",
+        checkpoint_name=_loop.checkpoint_name("dpo"),
         info={"profile": profile.name, "start": start},
     )
+
+
+# --------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate_pairs(model, tokenizer, pairs, ref_logps: torch.Tensor, config: DPOConfig) -> dict:
+    """Held-out implicit rewards r = β·(log π − log π_ref): accuracy (chosen > rejected, with
+    your ``reward_model.preference_accuracy``), mean margin, mean chosen / rejected reward."""
+    was_training = model.training
+    model.eval()
+    cr, rr = [], []
+    bs = config.precompute_ref_batch_size
+    for i in range(0, len(pairs), bs):
+        rows = pairs[i : i + bs]
+        batch = collate(rows["prompt"], rows["chosen"], rows["rejected"], tokenizer, config.max_length)
+        batch = {k: v.to(_device(model)) for k, v in batch.items()}
+        ref = ref_logps[i : i + bs].to(_device(model))
+        batch["ref_logps"] = torch.cat([ref[:, 0], ref[:, 1]])
+        _, stats = dpo.dpo_batch_loss(
+            model,
+            batch,
+            beta=config.beta,
+            loss_type=config.loss_type,
+            label_smoothing=config.label_smoothing,
+            average=config.use_average_logps,
+        )
+        cr.append(stats["chosen_rewards"].float().cpu())
+        rr.append(stats["rejected_rewards"].float().cpu())
+    model.train(was_training)
+    c, r = torch.cat(cr), torch.cat(rr)
+    return {
+        "accuracy": reward_model.preference_accuracy(c, r),
+        "margin": (c - r).mean().item(),
+        "chosen_reward": c.mean().item(),
+        "rejected_reward": r.mean().item(),
+    }
+
+
+def reference_preference(ref_logps: torch.Tensor) -> float:
+    """How often the *reference* already gives the chosen completion the higher log-prob
+    (the "before" of preference accuracy: implicit rewards are all 0 before training)."""
+    return (ref_logps[:, 0] > ref_logps[:, 1]).float().mean().item()
+
+
+def sample_metrics(
+    model, ref_model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 24, seed: int = 0, scorer=None
+) -> dict:
+    """Fresh samples from `prompts` (the shared ``evaluation.evaluate_policy``): positive_fraction
+    (prompt + completion), distinct_2 of the completions, kl_to_ref (mean per-token k3 over the
+    sampled tokens, computed with your ``kl`` and ``sft`` functions), and the texts."""
+    from course_lib.core import evaluation
+
+    res = evaluation.evaluate_policy(
+        model,
+        tokenizer,
+        list(prompts),
+        ref=ref_model,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        sentiment=True,
+        batch_size=64,
+        scorer=scorer,
+    )
+    return {
+        "positive_fraction": res["positive_fraction"],
+        "distinct_2": res["distinct_2"],
+        "kl_to_ref": res["kl_to_ref"],
+        "samples": [s["prompt"] + s["response"] for s in res["samples"]],
+    }
 
 
 # --------------------------------------------------------------------------- notebook 07's main run
@@ -551,7 +539,6 @@ def train_with_trl(
     """
     import tempfile
 
-    from trl import DPOConfig as TRLDPOConfig
     from trl import DPOTrainer
 
     losses: list[float] = []
@@ -570,32 +557,13 @@ def train_with_trl(
             "compare with label_smoothing=0.0"
         )
     out = Path(output_dir or tempfile.mkdtemp(prefix="trl_dpo_"))
-    cpu = not torch.cuda.is_available()
-    args = TRLDPOConfig(
-        output_dir=str(out),
-        learning_rate=config.learning_rate,
-        beta=config.beta,
-        loss_type=[config.loss_type],
-        label_smoothing=config.label_smoothing,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        max_steps=config.max_steps,
-        max_length=config.max_length,
-        max_grad_norm=config.max_grad_norm,
-        weight_decay=config.weight_decay,
-        lr_scheduler_type=config.lr_scheduler_type,
-        warmup_steps=config.warmup_steps,
-        seed=config.seed,
+    # reference log-probs computed once before training, as ours are; no padding to a multiple
+    args = _loop.trl_config(
+        "dpo",
+        config,
+        out,
+        use_cpu=not torch.cuda.is_available(),
         precompute_ref_log_probs=True,
-        precompute_ref_batch_size=config.precompute_ref_batch_size,
-        train_sampling_strategy=config.train_sampling_strategy,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        disable_tqdm=True,
-        use_cpu=cpu,
-        bf16=False,
-        activation_checkpointing=False,
-        dataloader_num_workers=0,
         pad_to_multiple_of=None,
     )
     trainer = _Recorder(

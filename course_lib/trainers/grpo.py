@@ -28,36 +28,40 @@ The API shared by the trainers (``Run``, history keys, ``save_checkpoint``) is d
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 import torch
 
 from course_lib import grpo, kl, rewards, sft
 from course_lib.core import sampling
-from course_lib.core.config import Profile, get_profile
+from course_lib.core.config import Preset, Profile, get_profile
 from course_lib.trainers import _loop
-from course_lib.trainers._loop import Run, save_checkpoint, start_model  # noqa: F401  (shared API)
+from course_lib.trainers._loop import HeadlineRun, Run, save_checkpoint, start_model  # noqa: F401  (shared API)
 
 TASKS = ("sentiment", "arithmetic")
-CHECKPOINT_NAMES = {"sentiment": "grpo", "arithmetic": "grpo_arithmetic"}
 
 
 # --------------------------------------------------------------------------- configuration
 @dataclass
-class GRPOConfig:
+class GRPOConfig(_loop.GroupConfig):
     """Hyper-parameters, named as in ``trl.GRPOConfig`` wherever TRL has the knob.
 
     ``prompts_per_step`` prompts x ``num_generations`` completions = one batch
     (TRL: ``per_device_train_batch_size = prompts_per_step * num_generations``).
     ``max_steps`` counts sampled batches; each gives ``num_iterations`` optimizer steps.
-    None means "from the profile / preset" (see :meth:`from_profile`).
+    None means "from the profile / preset" (:meth:`~_loop.GroupConfig.resolved`, which validates).
     """
+
+    CHOICES: ClassVar[dict[str, tuple]] = {
+        "task": TASKS,
+        "loss_type": grpo.LOSS_TYPES,
+        "scale_rewards": grpo.SCALES,
+    }
 
     task: str = "sentiment"  # "sentiment" | "arithmetic" (picks data + rewards)
     max_steps: int | None = None  # preset.steps
@@ -83,55 +87,18 @@ class GRPOConfig:
     eval_size: int | None = None  # preset.eval_size
     seed: int = 0
 
-    @property
-    def per_device_train_batch_size(self) -> int:
-        return int(self.prompts_per_step or 1) * self.num_generations
-
-    def resolved(self, profile: Profile | None = None, preset: str | None = None) -> GRPOConfig:
-        """A copy with every None filled in from the profile and preset; validated."""
-        profile = profile or get_profile()
-        p = profile.preset(preset)
-        cfg = dataclasses.replace(
-            self,
-            max_steps=p.steps if self.max_steps is None else self.max_steps,
-            prompts_per_step=p.batch_size if self.prompts_per_step is None else self.prompts_per_step,
-            max_completion_length=(self.max_completion_length or profile.max_completion_length),
-            eval_size=p.eval_size if self.eval_size is None else self.eval_size,
-        )
-        cfg.validate()
-        return cfg
-
-    def validate(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"GRPOConfig.task must be one of {TASKS}, got {self.task!r}")
-        if self.loss_type not in grpo.LOSS_TYPES:
-            raise ValueError(f"GRPOConfig.loss_type must be one of {grpo.LOSS_TYPES}, got {self.loss_type!r}")
-        if self.scale_rewards not in grpo.SCALES:
-            raise ValueError(
-                f"GRPOConfig.scale_rewards must be one of {grpo.SCALES}, got {self.scale_rewards!r}"
-            )
-        if self.num_generations < 2:
-            raise ValueError(
-                f"GRPOConfig.num_generations must be >= 2 (a group needs a spread), "
-                f"got {self.num_generations}"
-            )
-        if self.num_iterations < 1:
-            raise ValueError(f"GRPOConfig.num_iterations must be >= 1, got {self.num_iterations}")
-        _loop.check_config(self, ("max_steps", "prompts_per_step", "max_completion_length"))
+    SELECTOR: ClassVar[str | None] = "task"
 
     @classmethod
-    def from_profile(
-        cls, profile: Profile | None = None, preset: str | None = None, task: str = "sentiment", **overrides
-    ) -> GRPOConfig:
-        """The unit's defaults for a task, resolved against the profile's preset (None:
-        $COURSE_PRESET or "quick"); `overrides` are fields and win.
+    def profile_defaults(cls, profile: Profile, preset: Preset, task: str = "sentiment", **selector) -> dict:
+        """The unit's defaults for a task (``from_profile(task=...)``; steps, prompts per step and
+        lengths come from the preset when :meth:`~_loop.GroupConfig.resolved`):
 
         * sentiment: ``scale_rewards="none"`` -- VADER saturates, and dividing by a group's tiny
           std amplifies meaningless differences (the notebook shows the reward hacking);
         * arithmetic: a 0/1 reward, ``scale_rewards="group"``, short completions (an answer is a
           few tokens; the tiny profile caps them at 8).
         """
-        profile = profile or get_profile()
         if task == "sentiment":
             # lr 7e-4 / beta 0.05: with a larger lr or a smaller beta some seed loses its distinct-2 bar
             base = dict(task=task, learning_rate=7e-4, beta=0.05, scale_rewards="none", num_generations=8)
@@ -146,55 +113,23 @@ class GRPOConfig:
             )
         else:
             raise ValueError(f"GRPOConfig.from_profile: unknown task {task!r}; choose one of {TASKS}")
-        return _loop.config_from(cls, base, overrides).resolved(profile, preset)
+        return base
 
     def to_trl(self, output_dir: str | Path, **extra):
-        """The equivalent ``trl.GRPOConfig`` (CPU settings when there is no GPU)."""
-        from trl import GRPOConfig as TRLConfig
-
-        on_cpu = not torch.cuda.is_available()
-        kw: dict[str, Any] = dict(
-            output_dir=str(output_dir),
-            max_steps=self.max_steps,
-            per_device_train_batch_size=self.per_device_train_batch_size,
-            num_generations=self.num_generations,
-            learning_rate=self.learning_rate,
-            beta=self.beta,
-            epsilon=self.epsilon,
-            loss_type=self.loss_type,
-            use_bias_correction_kl=False,  # TRL 1.16's default True; grpo.grpo_loss has none
-            scale_rewards=self.scale_rewards,
-            max_completion_length=self.max_completion_length,
-            temperature=self.temperature,
-            top_k=self.top_k,
-            top_p=self.top_p,
-            num_iterations=self.num_iterations,
-            max_grad_norm=self.max_grad_norm,
-            lr_scheduler_type=self.lr_scheduler_type,
-            warmup_steps=self.warmup_steps,
-            weight_decay=self.weight_decay,
-            reward_weights=self.reward_weights,
-            seed=self.seed,
-            disable_dropout=self.disable_dropout,
-            logging_steps=1,
-            report_to="none",
-            save_strategy="no",
-            disable_tqdm=True,
-            use_cpu=on_cpu,
-            bf16=False,
-            activation_checkpointing=False,
-            dataloader_num_workers=0,
+        """The equivalent ``trl.GRPOConfig`` (:func:`_loop.trl_config`; CPU settings when there is
+        no GPU); `extra` are TRL options that win."""
+        # TRL 1.16's default use_bias_correction_kl=True multiplies the KL by the ratio; grpo.grpo_loss does not
+        return _loop.trl_config(
+            "grpo",
+            self,
+            output_dir,
+            use_cpu=not torch.cuda.is_available(),
+            use_bias_correction_kl=False,
+            **extra,
         )
-        kw.update(extra)
-        return TRLConfig(**kw)
 
 
 # --------------------------------------------------------------------------- rewards & data
-def _named(fn: Callable, name: str) -> Callable:
-    fn.__name__ = fn.__qualname__ = name
-    return fn
-
-
 def task_rewards(task: str, shaping_temperature: float | None = None) -> list[Callable]:
     """The task's TRL-style reward functions. They look the exercise up *when called*
     (``rewards.sentiment_reward``...), so they always run the active implementation.
@@ -206,13 +141,13 @@ def task_rewards(task: str, shaping_temperature: float | None = None) -> list[Ca
     if task == "sentiment":
         if shaping_temperature is None:
             return [
-                _named(
+                _loop.named(
                     lambda completions, **kw: rewards.sentiment_reward(completions, **kw), "sentiment_reward"
                 )
             ]
         T = float(shaping_temperature)
         return [
-            _named(
+            _loop.named(
                 lambda completions, **kw: [
                     float(x)
                     for x in rewards.exponential_shaping(rewards.sentiment_reward(completions, **kw), T)
@@ -222,7 +157,7 @@ def task_rewards(task: str, shaping_temperature: float | None = None) -> list[Ca
         ]
     if task == "arithmetic":
         return [
-            _named(
+            _loop.named(
                 lambda completions, answer, **kw: rewards.correctness_reward(
                     completions, answer=answer, **kw
                 ),
@@ -242,26 +177,6 @@ def task_prompts(
 
 
 # --------------------------------------------------------------------------- the loop
-def _score(reward_funcs, weights, rollout: sampling.Rollout, columns: dict[str, list]):
-    """Weighted sum of the reward functions -> (rewards [B], {name: mean})."""
-    B = len(rollout)
-    total = torch.zeros(B)
-    per_func = {}
-    lengths = rollout.completion_mask.sum(-1).tolist()
-    ids = [row[:n] for row, n in zip(rollout.completion_ids.tolist(), lengths)]
-    for f, w in zip(reward_funcs, weights):
-        vals = f(completions=rollout.texts, prompts=rollout.prompts, completion_ids=ids, **columns)
-        if len(vals) != B:
-            raise ValueError(
-                f"reward function {getattr(f, '__name__', f)} returned {len(vals)} "
-                f"rewards for {B} completions"
-            )
-        v = torch.tensor([float(x) for x in vals])
-        per_func[getattr(f, "__name__", "reward")] = v.mean().item()
-        total += w * v
-    return total, per_func
-
-
 def train(
     config: GRPOConfig | None = None,
     model=None,
@@ -340,7 +255,7 @@ def train(
         mask = rollout.completion_mask  # [B, C], 1 on completion tokens
         # 2. rewards (extra columns repeated once per completion, as TRL does)
         columns = {k: [r[k] for r in batch for _ in range(G)] for k in batch[0] if k != "prompt"}
-        scores, per_func = _score(reward_funcs, weights, rollout, columns)  # [B]
+        scores, per_func = _loop.score_rollout(reward_funcs, weights, rollout, columns)  # [B]
         # 3. group-relative advantages (exercise 6.1)
         advantages = grpo.group_advantages(scores.to(dev), G, scale=cfg.scale_rewards)  # [B]
         # 4. reference and "old" log-probs, no gradients
@@ -413,7 +328,7 @@ def train(
         time.perf_counter() - t_start,
         cfg,
         trainer="grpo",
-        checkpoint_name=CHECKPOINT_NAMES[cfg.task],
+        checkpoint_name=_loop.checkpoint_name("grpo", cfg.task),
         ref_model=ref_model,
         info={"profile": profile.name, "task": cfg.task, "start": start},
     )
@@ -466,16 +381,6 @@ def evaluate(
             [s["response"] for s in res["samples"]], ds["answer"]
         )
     return res
-
-
-@dataclass
-class HeadlineRun:
-    """Notebook 06's sentiment run: the trained `run` (``run.model``, ``run.ref_model``) and the
-    :func:`evaluate` dicts `before` (the start model) / `after`."""
-
-    run: Run
-    before: dict
-    after: dict
 
 
 def headline_run(

@@ -39,24 +39,24 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
 from course_lib import kl, ppo, rewards, sft
 from course_lib.core import data, evaluation, sampling
-from course_lib.core.config import Profile, checkpoint_dir, get_profile
+from course_lib.core.config import Preset, Profile, checkpoint_dir, get_profile
 from course_lib.core.models import PolicyWithValueHead, frozen_copy, latest_checkpoint
 from course_lib.core.utils import default_device
 from course_lib.trainers import _loop
 from course_lib.trainers._loop import Run, save_checkpoint  # noqa: F401  (the shared API)
 
-CHECKPOINT_NAME = "ppo"
 REWARDS = ("sentiment", "combined", "reward_model")
 COMBINED_WEIGHTS = (1.0, -0.5, 0.1)  # sentiment, repetition_penalty, length_penalty
 
 
 @dataclass
-class PPOConfig:
+class PPOConfig(_loop.TrainerConfig):
     """Hyper-parameters of :func:`train`, with the names of TRL's (old) PPOConfig where it had them.
 
     `batch_size` sequences are sampled per step (one per prompt) and split into
@@ -88,8 +88,13 @@ class PPOConfig:
     seed: int = 0
     max_time: float | None = None  # stop early after this many seconds of training
 
-    def __post_init__(self):
-        _loop.check_config(self, ("max_steps", "batch_size", "num_mini_batches", "ppo_epochs"))
+    COUNTS: ClassVar[tuple[str, ...]] = ("max_steps", "batch_size", "num_mini_batches", "ppo_epochs")
+    CHOICES: ClassVar[dict[str, tuple]] = {"reward": REWARDS}
+
+    def validate(self) -> None:
+        """The counts and reward (:meth:`_loop.TrainerConfig.validate`), a batch that can be
+        whitened and split into the minibatches, a usable KL controller and temperature."""
+        super().validate()
         if self.batch_size < 2:
             raise ValueError(
                 f"PPOConfig: batch_size must be >= 2 (advantages are whitened over the batch), "
@@ -100,8 +105,6 @@ class PPOConfig:
                 f"PPOConfig: batch_size ({self.batch_size}) must be a multiple of "
                 f"num_mini_batches ({self.num_mini_batches})"
             )
-        if self.reward not in REWARDS:
-            raise ValueError(f"PPOConfig: reward must be one of {REWARDS}, got {self.reward!r}")
         if self.adaptive_kl and (self.target_kl <= 0 or self.horizon <= 0):
             raise ValueError("PPOConfig: adaptive_kl needs target_kl > 0 and horizon > 0")
         if self.temperature <= 0:
@@ -112,24 +115,20 @@ class PPOConfig:
         return self.batch_size // self.num_mini_batches
 
     @classmethod
-    def from_profile(
-        cls, profile: Profile | None = None, preset: str | None = None, **overrides
-    ) -> PPOConfig:
-        """The unit's settings for a profile + preset (None: $COURSE_PRESET or "quick"): steps from
-        the preset, 2 epochs over 4 minibatches per step; `overrides` are fields and win.
+    def profile_defaults(cls, profile: Profile, preset: Preset, **selector) -> dict:
+        """The unit's settings for a profile + preset: steps from the preset, 2 epochs over 4
+        minibatches per step.
 
         Tiny (:data:`TINY_ROLLOUTS_PER_PROMPT_BATCH`): 64 sequences per step on the
         quick preset (minibatches of 16), lr 3e-4, kl_coef 0.07 moved by the adaptive controller
         (:data:`TINY_TARGET_KL`), entropy_coef 0.01. Gpu: ``4 * preset.batch_size`` sequences
         (:data:`ROLLOUTS_PER_PROMPT_BATCH`), lr 1.41e-5, kl_coef 0.1 fixed, no entropy bonus (TRL's
         old defaults; not yet measured on a GPU)."""
-        profile = profile or get_profile()
-        p = profile.preset(preset)
         tiny = profile.name == "tiny"
         per_prompt_batch = TINY_ROLLOUTS_PER_PROMPT_BATCH if tiny else ROLLOUTS_PER_PROMPT_BATCH
         defaults = {
-            "max_steps": p.steps,
-            "batch_size": per_prompt_batch * p.batch_size,
+            "max_steps": preset.steps,
+            "batch_size": per_prompt_batch * preset.batch_size,
             "num_mini_batches": 4,
             "max_new_tokens": profile.max_completion_length,
             "learning_rate": 3e-4 if tiny else 1.41e-5,
@@ -138,7 +137,7 @@ class PPOConfig:
         }
         if tiny:  # adaptive beta: with a fixed one, the KL of an unlucky seed runs past the bar
             defaults.update(adaptive_kl=True, target_kl=TINY_TARGET_KL, horizon=TINY_KL_HORIZON)
-        return _loop.config_from(cls, defaults, overrides)
+        return defaults
 
 
 ROLLOUTS_PER_PROMPT_BATCH = 4
@@ -472,7 +471,7 @@ def train(
         time.perf_counter() - started,
         config,
         trainer="ppo",
-        checkpoint_name=CHECKPOINT_NAME,
+        checkpoint_name=_loop.checkpoint_name("ppo"),
         ref_model=ref,
         info={"profile": profile.name, "start": getattr(policy, "start", None), "kl_coef": controller.value},
     )

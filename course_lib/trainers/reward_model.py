@@ -30,15 +30,13 @@ from pathlib import Path
 import torch
 
 from course_lib import reward_model
-from course_lib.core.config import Profile, get_profile
+from course_lib.core.config import Preset, Profile, get_profile
 from course_lib.trainers import _loop
 from course_lib.trainers._loop import Run, save_checkpoint  # noqa: F401  (the shared API)
 
-CHECKPOINT_NAME = "reward_model"
-
 
 @dataclass
-class RewardConfig(_loop.PresetConfig):
+class RewardConfig(_loop.TrainerConfig):
     """Hyper-parameters, named as in ``trl.RewardConfig`` (the subset this loop uses)."""
 
     learning_rate: float = 2e-3
@@ -53,13 +51,11 @@ class RewardConfig(_loop.PresetConfig):
     seed: int = 0
     logging_steps: int = 1
 
-    def __post_init__(self):
-        _loop.check_config(self)
-
-    @staticmethod
-    def profile_defaults(profile: Profile) -> dict:
-        """What :meth:`from_profile` sets besides the preset's steps and batch size."""
+    @classmethod
+    def profile_defaults(cls, profile: Profile, preset: Preset, **selector) -> dict:
+        """The preset's steps and batch size, a learning rate and length for the profile."""
         return {
+            **super().profile_defaults(profile, preset),
             "learning_rate": 2e-3 if profile.name == "tiny" else 1e-5,
             "max_length": 128 if profile.name == "tiny" else 256,
         }
@@ -202,7 +198,7 @@ def train(
         time.perf_counter() - started,
         config,
         trainer="reward_model",
-        checkpoint_name=CHECKPOINT_NAME,
+        checkpoint_name=_loop.checkpoint_name("reward_model"),
         info={"profile": profile.name, "append_eos": False},
     )
 
@@ -313,7 +309,6 @@ def train_with_trl(
     import tempfile
 
     from transformers import AutoModelForSequenceClassification
-    from trl import RewardConfig as TRLRewardConfig
     from trl import RewardTrainer
 
     if isinstance(model, (str, Path)):
@@ -322,13 +317,9 @@ def train_with_trl(
     model.config.pad_token_id = tokenizer.pad_token_id
     use_cpu = next(model.parameters()).device.type == "cpu"
     out = output_dir or tempfile.mkdtemp(prefix="trl_reward_")
-    args = TRLRewardConfig(
-        **_loop.trl_training_args(config, out, use_cpu),
-        center_rewards_coefficient=config.center_rewards_coefficient,
-    )
     trainer = RewardTrainer(
         model=model,
-        args=args,
+        args=_loop.trl_config("reward_model", config, out, use_cpu),
         processing_class=tokenizer,
         train_dataset=dataset.select_columns(["prompt", "chosen", "rejected"]),
     )

@@ -27,24 +27,24 @@ on held-out problems (step 0 = the start model, in ``run.info["start"]``).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
 from course_lib import grpo, kl, rlvr, sft
 from course_lib.core import sampling
-from course_lib.core.config import Profile, get_profile
+from course_lib.core.config import Preset, Profile, get_profile
 from course_lib.labs import reasoning
 from course_lib.trainers import _loop
-from course_lib.trainers._loop import Run, save_checkpoint  # noqa: F401  (shared API)
-from course_lib.trainers.grpo import HeadlineRun, _named, _score
+from course_lib.trainers._loop import HeadlineRun, Run, save_checkpoint  # noqa: F401  (shared API)
 
+TASKS = ("addition", "gsm8k")
 LEVELS = ("token", "sequence")
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "cispo")
 # The variants of the notebook, as overrides of the defaults.
@@ -55,15 +55,19 @@ VARIANTS: dict[str, dict] = {
     "gspo": {"level": "sequence", "eps_low": 3e-4, "eps_high": 4e-4},
     "cispo": {"loss_type": "cispo", "eps_high": 5.0},
 }
+UNIT09_TINY_STEPS = {"max_steps": 60, "prompts_per_step": 8}  # quick preset of the tiny profile (~70 s)
 
 
 @dataclass
-class RLVRConfig:
+class RLVRConfig(_loop.GroupConfig):
     """Hyper-parameters (TRL 1.16's ``GRPOConfig`` names where TRL has the knob).
 
     One step samples ``prompts_per_step`` x ``num_generations`` completions; ``max_steps`` counts
-    such batches, each used for ``num_iterations`` optimizer steps. None = from the profile.
+    such batches, each used for ``num_iterations`` optimizer steps. None = from the profile
+    (:meth:`~_loop.GroupConfig.resolved`, which validates).
     """
+
+    CHOICES: ClassVar[dict[str, tuple]] = {"task": TASKS, "level": LEVELS, "loss_type": LOSS_TYPES}
 
     task: str = "addition"  # "addition" (tiny: labs.reasoning) | "gsm8k" (gpu profile)
     max_steps: int | None = None
@@ -92,42 +96,23 @@ class RLVRConfig:
     train_size: int = 2048
     seed: int = 0
 
-    def resolved(self, profile: Profile | None = None, preset: str | None = None) -> RLVRConfig:
-        profile = profile or get_profile()
-        p = profile.preset(preset)
-        cfg = dataclasses.replace(
-            self,
-            max_steps=p.steps if self.max_steps is None else self.max_steps,
-            prompts_per_step=p.batch_size if self.prompts_per_step is None else self.prompts_per_step,
-            max_completion_length=self.max_completion_length or profile.max_completion_length,
-            eval_size=p.eval_size if self.eval_size is None else self.eval_size,
-        )
-        cfg.validate()
-        return cfg
+    @property
+    def reward_weights(self) -> list[float]:
+        """The weights of :func:`reward_functions` (answer, format)."""
+        return reward_functions(self.format_weight)[1]
 
     def validate(self) -> None:
-        for name, value, allowed in (
-            ("task", self.task, TASKS),
-            ("level", self.level, LEVELS),
-            ("loss_type", self.loss_type, LOSS_TYPES),
-        ):
-            if value not in allowed:
-                raise ValueError(f"RLVRConfig.{name} must be one of {allowed}, got {value!r}")
-        if self.num_generations < 2:
-            raise ValueError(f"RLVRConfig.num_generations must be >= 2, got {self.num_generations}")
-        if self.num_iterations < 1:
-            raise ValueError(f"RLVRConfig.num_iterations must be >= 1, got {self.num_iterations}")
+        """:meth:`_loop.GroupConfig.validate`, and no negative clip range."""
+        super().validate()
         if self.eps_low < 0 or self.eps_high < 0:
             raise ValueError(f"RLVRConfig: eps_low/eps_high must be >= 0, got {self.eps_low}/{self.eps_high}")
-        _loop.check_config(self, ("max_steps", "prompts_per_step", "max_completion_length"))
+
+    SELECTOR: ClassVar[str | None] = "variant"
 
     @classmethod
-    def from_profile(
-        cls, profile: Profile | None = None, preset: str | None = None, variant: str = "grpo", **overrides
-    ) -> RLVRConfig:
+    def profile_defaults(cls, profile: Profile, preset: Preset, variant: str = "grpo", **selector) -> dict:
         """The unit's defaults for the profile (tiny: the addition task, 64-token completions;
-        gpu: GSM8K), a named `variant` of :data:`VARIANTS`, then `overrides` (fields; they win)."""
-        profile = profile or get_profile()
+        gpu: GSM8K) with a named variant of :data:`VARIANTS` (``from_profile(variant=...)``)."""
         if variant not in VARIANTS:
             raise ValueError(
                 f"RLVRConfig.from_profile: unknown variant {variant!r}; choose one of {list(VARIANTS)}"
@@ -141,11 +126,7 @@ class RLVRConfig:
                 max_completion_length=profile.extra.get("reasoning_max_completion_length", 256),
                 eval_every=20,
             )
-        return _loop.config_from(cls, {**base, **VARIANTS[variant]}, overrides).resolved(profile, preset)
-
-
-TASKS = ("addition", "gsm8k")
-UNIT09_TINY_STEPS = {"max_steps": 60, "prompts_per_step": 8}  # quick preset of the tiny profile (~70 s)
+        return {**base, **VARIANTS[variant]}
 
 
 # --------------------------------------------------------------------------- data & rewards
@@ -165,11 +146,11 @@ def task_problems(
 def reward_functions(format_weight: float = 0.2) -> tuple[list[Callable], list[float]]:
     """TRL-style reward functions (answer, format) and their weights; they look the exercises up
     when called, so they run the active implementation."""
-    answer = _named(
+    answer = _loop.named(
         lambda completions, answer, **kw: [rlvr.answer_reward(c, a) for c, a in zip(completions, answer)],
         "answer_reward",
     )
-    fmt = _named(
+    fmt = _loop.named(
         lambda completions, **kw: [rlvr.think_format_reward(c) for c in completions], "format_reward"
     )
     return [answer, fmt], [1.0, format_weight]
@@ -217,18 +198,60 @@ def _concat(parts: list[sampling.Rollout], pad_id: int) -> sampling.Rollout:
     )
 
 
-def evaluate(model, tokenizer, problems, cfg: RLVRConfig, seed: int = 0) -> dict:
-    """Held-out accuracy / format rate / response length (one sample each at the training
-    temperature, :func:`course_lib.labs.reasoning.evaluate`)."""
-    assert cfg.max_completion_length is not None, "evaluate needs a resolved config (RLVRConfig.resolved)"
-    return reasoning.evaluate(
-        model,
-        tokenizer,
-        problems,
-        max_new_tokens=cfg.max_completion_length,
-        seed=seed,
-        temperature=cfg.temperature,
-    )
+def sample_groups(model, tokenizer, rows, batches, reward_funcs, weights, cfg: RLVRConfig, generator):
+    """Steps 1-3 of a training step: a group of ``num_generations`` completions for each of the
+    next ``prompts_per_step`` problems, scored. With ``dynamic_sampling`` only the groups whose
+    rewards differ are kept (``rlvr.dynamic_sampling_mask``), and more problems are sampled, at
+    most ``max_resample_rounds`` more times, until ``prompts_per_step`` groups are kept.
+
+    Returns (rollout, rewards [B], metrics): what the update learns from (None, None when every
+    group agreed) and the step's sampling metrics -- reward, accuracy, format_rate and
+    completion_length of the first round's samples, frac_reward_zero_std over every round,
+    kept_groups."""
+    assert cfg.max_completion_length is not None and cfg.prompts_per_step is not None  # resolved
+    G = cfg.num_generations
+    parts, part_scores, kept, sampled_groups, zero_groups = [], [], 0, 0, 0
+    first = None
+    for round_ in range(1 + (cfg.max_resample_rounds if cfg.dynamic_sampling else 0)):
+        batch = [rows[i] for i in next(batches)]
+        ro = sampling.sample(
+            model,
+            tokenizer,
+            [r["prompt"] for r in batch],
+            max_new_tokens=cfg.max_completion_length,
+            num_samples=G,
+            temperature=cfg.temperature,
+            generator=generator,
+        )
+        cols = {"answer": [str(r["answer"]) for r in batch for _ in range(G)]}
+        scores, per_func = _loop.score_rollout(reward_funcs, weights, ro, cols)  # [B]
+        sampled_groups += len(batch)
+        zero_groups += int((scores.view(-1, G).std(-1) < 1e-6).sum())
+        if round_ == 0:
+            first = (ro, scores, per_func)
+        if cfg.dynamic_sampling:
+            keep = rlvr.dynamic_sampling_mask(scores, G)
+            if keep.any():
+                parts.append(_select(ro, keep))
+                part_scores.append(scores[keep])
+                kept += int(keep.sum()) // G
+            if kept >= cfg.prompts_per_step:
+                break
+        else:
+            parts, part_scores, kept = [ro], [scores], len(batch)
+    assert first is not None  # the loop runs at least once
+    ro0, scores0, per_func0 = first
+    metrics = {
+        "reward": scores0.mean().item(),
+        "accuracy": per_func0["answer_reward"],
+        "format_rate": per_func0["format_reward"],
+        "completion_length": ro0.completion_mask.sum(-1).float().mean().item(),
+        "frac_reward_zero_std": zero_groups / max(1, sampled_groups),
+        "kept_groups": kept,
+    }
+    if not parts:
+        return None, None, metrics
+    return _concat(parts, tokenizer.pad_token_id), torch.cat(part_scores), metrics
 
 
 # --------------------------------------------------------------------------- the loop
@@ -301,52 +324,16 @@ def train(
     for step in bar:
         t0 = time.perf_counter()
         # 1-3. sample groups, score them; with dynamic sampling keep only groups with a spread
-        parts, part_scores, part_cols, kept, sampled_groups, zero_groups = [], [], [], 0, 0, 0
-        for round_ in range(1 + (cfg.max_resample_rounds if cfg.dynamic_sampling else 0)):
-            batch = [rows[i] for i in next(batches)]
-            ro = sampling.sample(
-                model,
-                tokenizer,
-                [r["prompt"] for r in batch],
-                max_new_tokens=cfg.max_completion_length,
-                num_samples=G,
-                temperature=cfg.temperature,
-                generator=gen,
-            )
-            cols = {"answer": [str(r["answer"]) for r in batch for _ in range(G)]}
-            scores, per_func = _score(reward_funcs, weights, ro, cols)  # [B]
-            sampled_groups += len(batch)
-            zero_groups += int((scores.view(-1, G).std(-1) < 1e-6).sum())
-            if round_ == 0:
-                first = (ro, scores, per_func)
-            if cfg.dynamic_sampling:
-                keep = rlvr.dynamic_sampling_mask(scores, G)
-                if keep.any():
-                    parts.append(_select(ro, keep))
-                    part_scores.append(scores[keep])
-                    part_cols.append([a for a, k in zip(cols["answer"], keep.tolist()) if k])
-                    kept += int(keep.sum()) // G
-                if kept >= cfg.prompts_per_step:
-                    break
-            else:
-                parts, part_scores, kept = [ro], [scores], len(batch)
-        ro0, scores0, per_func0 = first
-        rec = {
-            "step": step + 1,
-            "reward": scores0.mean().item(),
-            "accuracy": per_func0["answer_reward"],
-            "format_rate": per_func0["format_reward"],
-            "completion_length": ro0.completion_mask.sum(-1).float().mean().item(),
-            "frac_reward_zero_std": zero_groups / max(1, sampled_groups),
-            "kept_groups": kept,
-        }
+        rollout, scores, sampled = sample_groups(
+            model, tokenizer, rows, batches, reward_funcs, weights, cfg, gen
+        )
+        rec = {"step": step + 1, **sampled}
         lr = scheduler.get_last_lr()[0]
-        if not parts:  # every group agreed: nothing to learn from this step
+        if rollout is None:  # every group agreed: nothing to learn from this step
             rec.update(loss=0.0, kl=0.0, entropy=float("nan"), grad_norm=0.0, lr=lr)
             rec.update(clip_ratio_low=0.0, clip_ratio_high=0.0, mean_ratio=1.0)
         else:
-            rollout = _concat(parts, tokenizer.pad_token_id)
-            scores = torch.cat(part_scores).to(dev)
+            scores = scores.to(dev)
             mask = rollout.completion_mask
             # 4. group-relative advantages (exercise 6.1): with or without the group's std
             advantages = grpo.group_advantages(scores, G, scale="group" if cfg.scale_rewards else "none")
@@ -436,7 +423,7 @@ def train(
         total,
         cfg,
         trainer="rlvr",
-        checkpoint_name=f"rlvr_{cfg.task}",
+        checkpoint_name=_loop.checkpoint_name("rlvr", cfg.task),
         ref_model=ref_model,
         info={
             "profile": profile.name,
@@ -446,6 +433,21 @@ def train(
             "eval_seconds": eval_seconds,
             "train_seconds": total - eval_seconds,
         },
+    )
+
+
+# --------------------------------------------------------------------------- evaluation
+def evaluate(model, tokenizer, problems, cfg: RLVRConfig, seed: int = 0) -> dict:
+    """Held-out accuracy / format rate / response length (one sample each at the training
+    temperature, :func:`course_lib.labs.reasoning.evaluate`)."""
+    assert cfg.max_completion_length is not None, "evaluate needs a resolved config (RLVRConfig.resolved)"
+    return reasoning.evaluate(
+        model,
+        tokenizer,
+        problems,
+        max_new_tokens=cfg.max_completion_length,
+        seed=seed,
+        temperature=cfg.temperature,
     )
 
 
@@ -481,6 +483,83 @@ def headline_run(
     return HeadlineRun(run, before, evaluate(run.model, tokenizer, heldout, cfg))
 
 
+# --------------------------------------------------------------------------- TRL side by side
+def train_with_trl(
+    config: RLVRConfig,
+    model,
+    tokenizer,
+    dataset=None,
+    output_dir: str | Path | None = None,
+    *,
+    profile: Profile | None = None,
+) -> Run:
+    """TRL 1.16's ``GRPOTrainer`` with the same settings (:func:`_loop.trl_config`: ``eps_low`` /
+    ``eps_high`` -> ``epsilon`` / ``epsilon_high``, ``level`` -> ``importance_sampling_level``,
+    ``loss_type`` as is, ``scale_rewards`` -> "group" / "none"), the same reward functions and
+    weights (answer + ``format_weight`` * format), on `dataset` (default: ``train_size`` of the
+    task's training problems). A :class:`Run` whose history has step, loss, lr, seconds, reward,
+    accuracy, format_rate, kl, entropy, completion_length and the clip ratios.
+
+    TRL has no dynamic sampling: a config with ``dynamic_sampling=True`` is refused rather than
+    compared against a different algorithm."""
+    import tempfile
+
+    from datasets import Dataset
+    from trl import GRPOTrainer
+
+    profile = profile or get_profile()
+    cfg = config.resolved(profile)
+    if cfg.dynamic_sampling:
+        raise ValueError(
+            "rlvr train_with_trl: TRL 1.16's GRPOTrainer has no dynamic sampling (DAPO's refill of "
+            "zero-spread groups), so it would train a different algorithm; compare with "
+            "dynamic_sampling=False"
+        )
+    rows = dataset if dataset is not None else task_problems(cfg.task, "train", cfg.train_size, profile)
+    rows = [dict(r) for r in rows]
+    if not rows or "prompt" not in rows[0] or "answer" not in rows[0]:
+        raise ValueError("rlvr train_with_trl: the training data needs `prompt` and `answer` columns")
+    ds = Dataset.from_list([{"prompt": r["prompt"], "answer": str(r["answer"])} for r in rows])
+    reward_funcs, _ = reward_functions(cfg.format_weight)
+    out = Path(output_dir or tempfile.mkdtemp(prefix="trl_rlvr_"))
+    # what rlvr.rlvr_policy_loss computes: the k3 KL without TRL's ratio factor, no two-sided
+    # clipping (delta), every token (no entropy quantile, no off-policy mask); dropout off as ours
+    args = _loop.trl_config(
+        "rlvr",
+        cfg,
+        out,
+        use_cpu=not torch.cuda.is_available(),
+        use_bias_correction_kl=False,
+        delta=None,
+        top_entropy_quantile=1.0,
+        off_policy_mask_threshold=None,
+        entropy_coef=0.0,
+        disable_dropout=True,
+    )
+    trainer = GRPOTrainer(
+        model=model, reward_funcs=[*reward_funcs], args=args, train_dataset=ds, processing_class=tokenizer
+    )
+    return _loop.run_trl(
+        trainer,
+        cfg,
+        tokenizer,
+        "rlvr",
+        desc="TRL GRPOTrainer (RLVR)",
+        keys={
+            "reward": "reward",
+            "rewards/answer_reward/mean": "accuracy",
+            "rewards/format_reward/mean": "format_rate",
+            "kl": "kl",
+            "entropy": "entropy",
+            "completions/mean_length": "completion_length",
+            "clip_ratio/low_mean": "clip_ratio_low",
+            "clip_ratio/high_mean": "clip_ratio_high",
+            "frac_reward_zero_std": "frac_reward_zero_std",
+        },
+    )
+
+
+# --------------------------------------------------------------------------- course run
 def quick_train(
     profile: Profile | None = None, preset: str | None = None, out_dir: str | Path | None = None, **overrides
 ) -> Path:

@@ -25,15 +25,13 @@ import torch
 
 from course_lib import rewards, sft
 from course_lib.core import sampling
-from course_lib.core.config import Profile, get_profile
+from course_lib.core.config import Preset, Profile, get_profile
 from course_lib.trainers import _loop
 from course_lib.trainers._loop import Run, save_checkpoint  # noqa: F401  (the shared API)
 
-CHECKPOINT_NAME = "sft"
-
 
 @dataclass
-class SFTConfig(_loop.PresetConfig):
+class SFTConfig(_loop.TrainerConfig):
     """Hyper-parameters, named as in ``trl.SFTConfig`` (the subset this loop uses)."""
 
     learning_rate: float = 2e-3
@@ -49,13 +47,11 @@ class SFTConfig(_loop.PresetConfig):
     logging_steps: int = 1
     max_time: float | None = None  # stop early after this many seconds of training
 
-    def __post_init__(self):
-        _loop.check_config(self)
-
-    @staticmethod
-    def profile_defaults(profile: Profile) -> dict:
-        """What :meth:`from_profile` sets besides the preset's steps and batch size."""
+    @classmethod
+    def profile_defaults(cls, profile: Profile, preset: Preset, **selector) -> dict:
+        """The preset's steps and batch size, a learning rate and length for the profile."""
         return {
+            **super().profile_defaults(profile, preset),
             "learning_rate": 2e-3 if profile.name == "tiny" else 5e-5,
             "max_length": profile.max_prompt_length + profile.max_completion_length + 8,
         }
@@ -168,7 +164,7 @@ def train(
         time.perf_counter() - started,
         config,
         trainer="sft",
-        checkpoint_name=CHECKPOINT_NAME,
+        checkpoint_name=_loop.checkpoint_name("sft"),
         info={"profile": profile.name},
     )
 
@@ -220,17 +216,13 @@ def train_with_trl(config: SFTConfig, model, tokenizer, dataset, output_dir: str
     a :class:`Run` whose history has step, loss, lr, seconds (timed around each optimizer step)."""
     import tempfile
 
-    from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
     use_cpu = next(model.parameters()).device.type == "cpu"
     out = output_dir or tempfile.mkdtemp(prefix="trl_sft_")
-    args = TRLSFTConfig(
-        **_loop.trl_training_args(config, out, use_cpu), completion_only_loss=config.completion_only_loss
-    )
     trainer = SFTTrainer(
         model=model,
-        args=args,
+        args=_loop.trl_config("sft", config, out, use_cpu),
         processing_class=tokenizer,
         train_dataset=dataset.select_columns(["prompt", "completion"]),
     )

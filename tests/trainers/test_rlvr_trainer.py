@@ -222,3 +222,33 @@ def test_gpu_path_on_standins(gpu_standins, monkeypatch):
     assert {"accuracy", "format_rate", "response_length"} <= set(h.after)
     with pytest.raises(ValueError, match="tiny profile has no GSM8K"):
         reasoning.gsm8k_problems("train", 2, profile=TINY)
+
+
+# --------------------------------------------------------------------------- TRL side by side
+def test_trl_side_by_side_runs_with_our_rewards_and_settings(tiny, tmp_path, monkeypatch):
+    """TRL's GRPOTrainer, two steps on the tiny model: our reward functions score its samples
+    with our weights (reward = answer + format_weight * format)."""
+    # rewards with a spread on the tiny model's samples, so that a wrong weight shows
+    monkeypatch.setattr(T.rlvr, "answer_reward", lambda c, a: float(len(c) % 3 == 0))
+    monkeypatch.setattr(T.rlvr, "think_format_reward", lambda c: float(len(c) % 2 == 0))
+    p = get_profile("tiny")
+    model, tok = tiny
+    cfg = T.RLVRConfig.from_profile(
+        p, variant="gspo", max_steps=2, prompts_per_step=2, num_generations=2, max_completion_length=6
+    )
+    run = T.train_with_trl(
+        cfg, copy.deepcopy(model), tok, reasoning.make_problems("train", 8), tmp_path, profile=p
+    )
+    assert run.trainer == "rlvr" and run.info["implementation"] == "trl.GRPOTrainer"
+    assert [h["step"] for h in run.history] == [1, 2] and all(h["seconds"] > 0 for h in run.history)
+    # TRL logs kl only when beta != 0; ours tracks it always
+    compared = {"reward", "accuracy", "format_rate", "entropy", "completion_length", "clip_ratio_low"}
+    for h in run.history:
+        assert compared <= set(h) and compared <= KEYS, sorted(compared - set(h))  # named as ours
+        assert 0.0 <= h["accuracy"] <= 1.0 and 0.0 <= h["format_rate"] <= 1.0, h
+        assert h["reward"] == pytest.approx(h["accuracy"] + cfg.format_weight * h["format_rate"], abs=1e-5)
+        assert h["completion_length"] <= 6 and h["lr"] == pytest.approx(cfg.learning_rate)
+    assert any(h["format_rate"] > 0 for h in run.history)
+    dapo = T.RLVRConfig.from_profile(p, variant="dapo", max_steps=1)
+    with pytest.raises(ValueError, match="no dynamic sampling"):
+        T.train_with_trl(dapo, copy.deepcopy(model), tok, profile=p)

@@ -1,9 +1,10 @@
-"""The trainers sft, reward_model, ppo, grpo and dpo share one API (course_lib/trainers/_loop.py):
-each is called the same way here, from_profile -> train -> Run -> save_checkpoint -> reload, and
-the shared loop pieces are checked."""
+"""The six trainers share one API (course_lib/trainers/_loop.py): each is called the same way
+here, from_profile -> train -> Run -> save_checkpoint -> reload; the shared loop pieces, the
+checkpoint names and the one table of TRL argument names are checked."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import json
@@ -23,6 +24,7 @@ CONFIGS = {
     "ppo": "PPOConfig",
     "grpo": "GRPOConfig",
     "dpo": "DPOConfig",
+    "rlvr": "RLVRConfig",
 }
 TINY_SIZES = {
     "sft": {"max_steps": 2, "per_device_train_batch_size": 4},
@@ -30,6 +32,23 @@ TINY_SIZES = {
     "ppo": {"max_steps": 2, "batch_size": 4, "num_mini_batches": 2, "max_new_tokens": 6},
     "grpo": {"max_steps": 2, "prompts_per_step": 2, "num_generations": 2, "max_completion_length": 6},
     "dpo": {"max_steps": 2, "per_device_train_batch_size": 4, "pair_source": "synthetic", "num_pairs": 16},
+    "rlvr": {
+        "max_steps": 2,
+        "prompts_per_step": 2,
+        "num_generations": 2,
+        "max_completion_length": 6,
+        "eval_size": 4,
+        "train_size": 16,
+    },
+}
+# the folders later units, `course serve` and the notebooks look for
+FOLDERS = {
+    "sft": "sft",
+    "reward_model": "reward_model",
+    "ppo": "ppo",
+    "grpo": "grpo",
+    "dpo": "dpo",
+    "rlvr": "rlvr_addition",
 }
 SHARED_KEYS = {"step", "loss", "lr", "seconds"}
 TEXTS = ["Question: What is 2 + 3?\nAnswer: 5", "The movie was great fun"]
@@ -57,7 +76,7 @@ def test_every_trainer_trains_saves_and_reloads_the_same_way(name, tmp_path, mon
     assert not run.model.training
 
     path = module.save_checkpoint(run)
-    assert path == tmp_path / "ck" / run.checkpoint_name
+    assert path == tmp_path / "ck" / FOLDERS[name]
     info = json.loads((path / "training_info.json").read_text())
     assert info["trainer"] == name and info["steps"] == 2 and info["config"]["max_steps"] == 2
     assert info["final"]["loss"] == run.history[-1]["loss"] and info["profile"] == "tiny"
@@ -99,14 +118,26 @@ def test_max_steps_none_is_the_default_or_a_clear_error(name):
     """None means "the preset's steps" only where the field's own default is None (GRPO, RLVR);
     elsewhere it is refused with the field's name, not a TypeError from deep in the loop."""
     _, config_cls = _trainer(name)
-    if name == "grpo":
-        cfg = config_cls.from_profile(TINY, "medium", max_steps=None)
-        assert cfg.resolved(TINY, "medium").max_steps == TINY.preset("medium").steps
+    if name in ("grpo", "rlvr"):
+        assert config_cls(max_steps=None).resolved(TINY, "medium").max_steps == TINY.preset("medium").steps
         return
     with pytest.raises(ValueError, match=rf"{config_cls.__name__}: max_steps must be an int >= 1, got None"):
         config_cls.from_profile(TINY, "quick", max_steps=None)
     with pytest.raises(ValueError, match=r"max_steps must be an int >= 1, got 2.5"):
         config_cls.from_profile(TINY, "quick", max_steps=2.5)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_every_config_is_a_trainer_config_checked_when_made(name):
+    """One config pattern: a bad count is refused where the config is made (or replaced), with
+    the config's and the field's names, whichever trainer it is."""
+    _, config_cls = _trainer(name)
+    assert issubclass(config_cls, _loop.TrainerConfig)
+    with pytest.raises(ValueError, match=rf"{config_cls.__name__}: max_steps must be an int >= 1, got 0"):
+        config_cls(max_steps=0)
+    cfg = config_cls.from_profile(TINY, "quick")
+    with pytest.raises(ValueError, match=r"max_steps must be an int >= 1, got -1"):
+        dataclasses.replace(cfg, max_steps=-1)
 
 
 def test_a_none_override_keeps_the_units_own_default_but_none_values_still_win():
@@ -125,10 +156,60 @@ def test_a_none_override_keeps_the_units_own_default_but_none_values_still_win()
 
 
 def test_train_with_trl_has_one_signature_where_trl_has_the_trainer():
-    for name in ("sft", "reward_model", "grpo", "dpo"):
+    for name in ("sft", "reward_model", "grpo", "dpo", "rlvr"):
         params = list(inspect.signature(_trainer(name)[0].train_with_trl).parameters)
         assert params[:5] == ["config", "model", "tokenizer", "dataset", "output_dir"], (name, params)
     assert not hasattr(_trainer("ppo")[0], "train_with_trl")  # TRL 1.16 has no PPOTrainer
+
+
+def test_checkpoint_names_are_the_trainer_plus_a_non_default_task():
+    assert [_loop.checkpoint_name(t) for t in CONFIGS] == list(CONFIGS)
+    assert _loop.checkpoint_name("grpo", "sentiment") == "grpo"
+    assert _loop.checkpoint_name("grpo", "arithmetic") == "grpo_arithmetic"
+    assert _loop.checkpoint_name("rlvr", "gsm8k") == "rlvr_gsm8k"
+
+
+@pytest.mark.parametrize("name", sorted(_loop.TRL_NAMES))
+def test_every_trl_name_in_the_table_is_an_argument_of_trls_config(name):
+    """The one table of our field -> TRL argument names: each of ours is a field (or property) of
+    our config, each of TRL's an argument of the TRL 1.16 config class the side by side uses."""
+    trl = pytest.importorskip("trl")
+    theirs = {f.name for f in dataclasses.fields(getattr(trl, _loop.TRL_CONFIGS[name]))}
+    missing = set(_loop.TRL_NAMES[name].values()) - theirs
+    assert not missing, f"{_loop.TRL_CONFIGS[name]} has no {sorted(missing)}"
+    assert set(_loop.TRL_RUN) <= theirs
+    config_cls = _trainer(name)[1]
+    ours = {f.name for f in dataclasses.fields(config_cls)}
+    ours |= {n for n, v in inspect.getmembers(config_cls) if isinstance(v, property)}
+    assert set(_loop.TRL_NAMES[name]) <= ours, sorted(set(_loop.TRL_NAMES[name]) - ours)
+    assert {t for t, _ in _loop.TRL_VALUES} <= set(_loop.TRL_NAMES)
+    assert all(f in _loop.TRL_NAMES[t] for t, f in _loop.TRL_VALUES)
+
+
+def test_the_table_covers_every_trainer_with_a_side_by_side():
+    with_trl = {n for n in CONFIGS if hasattr(_trainer(n)[0], "train_with_trl")}
+    assert with_trl == set(_loop.TRL_NAMES) == set(_loop.TRL_CONFIGS) == set(CONFIGS) - {"ppo"}
+
+
+def test_trl_config_carries_our_values_in_trls_form(tmp_path):
+    from course_lib.trainers.dpo import DPOConfig
+    from course_lib.trainers.rlvr import RLVRConfig
+    from course_lib.trainers.sft import SFTConfig
+
+    dapo = RLVRConfig.from_profile(TINY, "quick", variant="dapo", dynamic_sampling=False, format_weight=0.3)
+    args = _loop.trl_config("rlvr", dapo, tmp_path, use_cpu=True, delta=None)
+    assert (args.epsilon, args.epsilon_high, args.loss_type) == (0.2, 0.28, "dapo")
+    assert args.per_device_train_batch_size == dapo.prompts_per_step * dapo.num_generations
+    assert args.reward_weights == [1.0, 0.3] and args.scale_rewards == "group"
+    gspo = RLVRConfig.from_profile(TINY, "quick", variant="gspo", scale_rewards=False, clip=False)
+    args = _loop.trl_arguments("rlvr", gspo)
+    assert args["importance_sampling_level"] == "sequence" and args["scale_rewards"] == "none"
+    assert args["epsilon"] == args["epsilon_high"] == math.inf
+    assert _loop.trl_arguments("dpo", DPOConfig(loss_type="ipo"))["loss_type"] == ["ipo"]
+    sft_args = _loop.trl_config("sft", SFTConfig(max_grad_norm=None, max_steps=3), tmp_path, use_cpu=True)
+    assert sft_args.max_grad_norm == 0.0 and sft_args.max_steps == 3 and sft_args.logging_steps == 1
+    with pytest.raises(ValueError, match="no TRL side by side for 'ppo'"):
+        _loop.trl_arguments("ppo", None)
 
 
 def test_shuffled_batches_variants_give_the_expected_orders():
