@@ -1,4 +1,4 @@
-"""The notebooks' sandbox (course_instructor/grading/nbgrader_run.py, nb_runner.py, grader_kernel.py).
+"""The notebooks' sandbox (course_instructor/grading/nbgrader_run.py, sandboxed/nb_runner.py, sandboxed/grader_kernel.py).
 
 A probe notebook is graded the way `course autograde` grades a submission's notebooks (prepared,
 executed in bubblewrap by the runner with kernels forked by the fork server or started cold,
@@ -164,7 +164,7 @@ def test_most_specific_folder_decides(tmp_path, case):
     import subprocess
     import sys
 
-    from course_instructor.grading import sandbox_child
+    from course_instructor.grading.sandboxed import sandbox_child
 
     if case == "grading_folder_inside_repository":
         repo = tmp_path / "repo"

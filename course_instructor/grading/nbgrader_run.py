@@ -43,8 +43,9 @@ from pathlib import Path
 import nbformat
 
 from course_instructor import release
-from course_instructor.grading import inert, limits, sandbox
+from course_instructor.grading import inert, sandbox, wire
 from course_instructor.grading.isolation import Isolation, interpreter
+from course_instructor.grading.sandboxed import limits
 
 ASSIGNMENT = release.ASSIGNMENT
 KERNEL_FILES = {
@@ -70,7 +71,7 @@ def write_course_config(root: Path, cell_timeout: int) -> None:
     )
     (root / "kernel").mkdir(exist_ok=True)
     for src, dst in KERNEL_FILES.items():
-        shutil.copy(Path(__file__).with_name(src), root / "kernel" / dst)
+        shutil.copy(sandbox.SANDBOXED / src, root / "kernel" / dst)
 
 
 def import_config(root: Path):
@@ -305,7 +306,7 @@ class NotebookRun:
             start_new_session=True,
             preexec_fn=lambda: limits.apply(kernel_spec["cpu_seconds"] + 60, 16384, 64, nofile=1024),
         )
-        self.out = sandbox._Lines(self.proc.stdout, MAX_RESULT_BYTES)
+        self.out = wire.LineReader(self.proc.stdout, MAX_RESULT_BYTES)
         self.err = _Tail(self.proc.stderr)
 
     def kill(self) -> None:
