@@ -1,10 +1,9 @@
 """Run an exercise function on grading *cases* and collect what it returned (value + gradients).
 
-The sandboxed grading process gets a copy of this file (it needs it without access to
-``solutions/``): there it only *runs* a function and encodes what came back as JSON
-(:func:`encode`). The grader parses that JSON with :func:`decode_result` into plain float64 /
-int64 / bool tensors it builds itself, and the instructor's ``solutions/grading.py`` compares
-(:func:`close`). Nothing the sandbox returns is unpickled or has a method called on it.
+This file runs inside the code sandbox (sandbox_child.py; the box carries a copy of it, without
+access to ``solutions/``) and in the instructor's own notebook runs (hidden_check). It only
+*runs* a function; the results travel to the grader as JSON (../wire.py), where the grader's
+hidden/ compares them. Nothing the sandbox returns is unpickled or has a method called on it.
 
 A case is a plain, picklable dict::
 

@@ -1,4 +1,5 @@
-"""The sandboxed grading process (started by course_instructor/grading/sandbox.py, never imported).
+"""The sandboxed grading process (started by course_instructor/grading/sandbox.py; grader_kernel.py
+loads it by path for its audit hook).
 
     python -I -S sandbox_child.py SPEC.json
 
@@ -8,9 +9,10 @@ without the editable-install finder). Before any student code is imported it loa
 (limits.py: no new processes) and an audit hook -- an extra alarm, not the wall -- that refuses to
 open files under the forbidden roots, to write outside the scratch folders, to start processes,
 to load native code through ctypes and to open sockets. It then imports the student's modules,
-runs every exercise on its cases (course_instructor.grading.caserun) and writes one JSON line per
-exercise to the result descriptor (the original stdout): ``{"ready": true}``, then
-``{"i": i, "name": ..., "results": [...], "output": "..."}`` per exercise, then ``{"done": true}``.
+runs every exercise on its cases (caserun.py) and writes one JSON line per exercise to the result
+descriptor (the original stdout), in the wire format (course_instructor/grading/wire.py):
+``{"ready": true}``, then ``{"i": i, "name": ..., "results": [...], "output": "..."}`` per
+exercise, then ``{"done": true}``.
 The grader parses those lines strictly; it never sees expected outputs here and decides nothing.
 """
 
