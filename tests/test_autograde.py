@@ -265,7 +265,9 @@ def test_manual_answers_pending_in_csv(hostile_batch):
 def test_feedback_has_no_hidden_tests(hostile_batch):
     fb = hostile_batch["out"] / "feedback" / "zipped_solutions" / "02_fixture.html"
     html = fb.read_text()
-    assert "hidden_check" not in html and "HIDDEN TESTS" not in html and "course_instructor.grading" not in html
+    assert (
+        "hidden_check" not in html and "HIDDEN TESTS" not in html and "course_instructor.grading" not in html
+    )
     assert "Grader: 9/9 hidden cases passed" in html  # kl_estimate has 9 cases
 
 

@@ -6,12 +6,14 @@ folder with ``exercises/*.ipynb`` and ``course_lib/*.py``), or one such zip / fo
 Student code only ever runs inside bubblewrap (isolation.py); without it the grader refuses to
 run unless ``--unsafe-no-isolation`` is given. The pieces:
 
+* shards.py: ``--shard i/n`` grades a part of the batch (:func:`grade_shard`), ``--merge`` joins them;
 * submissions.py: unpacking (only the files grading reads) and student ids, decided for the whole
   batch before grading starts (an id two submissions claim goes to neither: ``assign_ids``);
 * sandbox.py: the **code points**. This process computes the expected results with ``solutions/``
   (seeded cases from ``hidden.make_cases``; student code never runs here); an isolated
-  process runs the student's functions on the same cases and sends values + gradients back as
-  JSON, parsed into tensors this process builds; this process compares. Partial credit =
+  process (sandboxed/sandbox_child.py) runs the student's functions on the same cases and sends
+  values + gradients back as JSON (wire.py), parsed into tensors this process builds; this
+  process compares (hidden/). Partial credit =
   fraction of cases passed x points;
 * nbgrader_run.py: the **notebooks** run meanwhile in a sandbox of their own (``NBGRADER_EXECUTION``
   set, so training cells shrink; hidden tests cut out), for the written answers and the
@@ -19,9 +21,9 @@ run unless ``--unsafe-no-isolation`` is given. The pieces:
   them in the gradebook without executing anything; its score for a code test cell is then
   *replaced* by the score from the code sandbox;
 * feedback.py: ``DIR/feedback/<student>/*.html`` (hidden tests removed, student text escaped);
-* integrity.py: solutions/, the grader's code, the course_lib grading lays student files over,
-  the source notebooks and the batch's configuration are hashed before the batch and checked
-  after every submission; a change stops the batch and no grades are written.
+* integrity.py: solutions/, the grader's code (this package, hidden cases included), the
+  course_lib grading lays student files over, the source notebooks and the batch's configuration
+  are hashed before the batch and checked after every submission; a change stops the batch and no grades are written.
 
 Outputs (export.py): ``DIR/grades.csv`` (student_id, unit as ``unit_01``, exercise, score, max_score,
 student_total, flag; a written-answer cell has an EMPTY score = pending manual grading in nbgrader's
