@@ -215,11 +215,11 @@ def test_the_result_channel_is_private_even_without_the_audit_hook(tmp_path):
     opens the runner's descriptors through /proc, or writes to its own stdout, reaches nothing."""
     import subprocess
 
-    from course_instructor.grading import nbgrader_run
+    from course_instructor.grading import sandbox
     from course_instructor.grading.isolation import Isolation, interpreter
 
     iso = Isolation(True)
-    kdir = Path(nbgrader_run.__file__).parent
+    kdir = sandbox.SANDBOXED  # nb_runner.py, as the notebook sandbox mounts it
     code = """
 import os, sys
 sys.path.insert(0, "/k")
