@@ -16,7 +16,7 @@ implementations, not grader logic). Every import counts, also one inside a funct
 still ties the two modules together. Cycles are strongly connected components of more than one
 module.
 
-    python -m course_instructor.import_graph [--root DIR] [--verbose]
+    python -m course_instructor.import_graph [--root DIR]   # exit status 1 on any upward import or cycle
 
 Only the standard library (``ast``) is used: the graph is read from the source, nothing is imported.
 """
