@@ -57,7 +57,7 @@ FORBIDDEN_STRINGS = (
     "BEGIN HIDDEN TESTS",
     "HIDDEN TESTS",
     "hidden_check",
-    "course_instructor.grading",  # the grader, whose hidden/ holds the hidden cases
+    "course_instructor.grading.hidden",  # the hidden cases
 )
 TEXT_SUFFIXES = {".py", ".ipynb", ".md", ".txt", ".sh", ".yml", ".yaml", ".toml", ".json", ".cfg", ".ini"}
 

@@ -357,12 +357,6 @@ def test_real_course_solutions_copy_grades_in_full_and_fast_cells_run(tmp_path):
             if c.cell_type == "code"
             for o in c.get("outputs", [])
             if o.get("output_type") == "error"
-            # by design the kernel cannot import solutions/, so each hidden-test block fails
-            and not (
-                autograde.HIDDEN_MARK in c.source
-                and o["ename"] == "ModuleNotFoundError"
-                and "solutions" in o["evalue"]
-            )
         ]
         assert not errors, (path.name, errors)
     # a hang guard, not a speed bar (that is bench_grading's job: a shared 2-core box took 165 s here
