@@ -82,3 +82,21 @@ def test_cycles_are_found_through_lazy_imports(tmp_path):
 def test_a_folder_that_is_not_the_repository_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="no __init__.py"):
         import_graph.analyse(tmp_path)
+
+
+def test_sandboxed_code_imports_nothing_of_the_trusted_grader():
+    """What runs inside the sandboxes is copied there alone (with wire.py and the student's
+    course_lib): an import of a trusted grading module would fail in there, or pull grader code
+    next to student code."""
+    known = import_graph.modules(ROOT)
+    graph = import_graph.edges(known)
+    inside = {m for m in known if m.startswith("course_instructor.grading.sandboxed")}
+    allowed = inside | {"course_instructor.grading.wire"}
+    assert len(inside) > 3
+    reaches = {
+        (m, t)
+        for m in inside | {"course_instructor.grading.wire"}
+        for t in graph[m]
+        if t not in allowed and not t.startswith("course_lib")
+    }
+    assert reaches == set(), f"sandboxed code importing the trusted side: {sorted(reaches)}"
