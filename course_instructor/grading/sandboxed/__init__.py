@@ -9,7 +9,7 @@ it runs student functions and notebooks and reports back in the wire format
   locked-down kernel (started by ../nbgrader_run.py, loaded by path from a read-only folder);
 * limits.py: rlimits and the fork ban, applied by the grader before exec and by the kernel.
 
-These files are copied into the sandbox, so they import only the standard library, torch and
-each other (sandbox_child.py and caserun.py also wire.py), never the trusted modules next to this
-folder; the trusted side may import them.
+These files are copied into the sandbox, so they import only the standard library, torch, the
+box's course_lib, each other and wire.py, never the trusted modules next to this folder
+(tests/test_import_graph.py checks it); the trusted side may import them.
 """
