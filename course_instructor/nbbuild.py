@@ -24,7 +24,7 @@ Build every unit with ``course build-notebooks`` (``python -m course_instructor.
 Conventions (the grading pipeline relies on them):
 
 * the test cell ``test_<function>`` runs the visible checks (``course_lib.checks.check``) then the
-  hidden block (``solutions.grading.hidden_check``), which nbgrader strips from the release;
+  hidden block (``course_instructor.grading.hidden.hidden_check``), which nbgrader strips from the release;
 * a written answer is graded by hand (``grade_id`` = ``q_...``), its question cell is locked;
 * every other cell is a plain cell with cleared outputs; cell ids are ``c000, c001, ...``.
 
@@ -110,7 +110,7 @@ def exercise_test(name: str):
         f"from course_lib.checks import check\n"
         f'check("{ex.name}")\n'
         "### BEGIN HIDDEN TESTS\n"
-        "from solutions.grading import hidden_check\n"
+        "from course_instructor.grading.hidden import hidden_check\n"
         f'hidden_check("{ex.name}")\n'
         "### END HIDDEN TESTS"
     )

@@ -57,7 +57,7 @@ FORBIDDEN_STRINGS = (
     "BEGIN HIDDEN TESTS",
     "HIDDEN TESTS",
     "hidden_check",
-    "solutions.grading",
+    "course_instructor.grading.hidden",  # the hidden cases
 )
 TEXT_SUFFIXES = {".py", ".ipynb", ".md", ".txt", ".sh", ".yml", ".yaml", ".toml", ".json", ".cfg", ".ini"}
 
@@ -456,7 +456,7 @@ def scan_for_leaks(path: Path) -> list[str]:
 
     def check(name: str, data: bytes):
         parts = Path(name).parts
-        if "solutions" in parts or "notebooks" in parts[:2]:
+        if "solutions" in parts or "course_instructor" in parts or "notebooks" in parts[:2]:
             problems.append(f"{name}: instructor-only folder")
         if Path(name).suffix in TEXT_SUFFIXES or Path(name).suffix == "":
             text = data.decode("utf-8", "replace")

@@ -6,12 +6,14 @@ folder with ``exercises/*.ipynb`` and ``course_lib/*.py``), or one such zip / fo
 Student code only ever runs inside bubblewrap (isolation.py); without it the grader refuses to
 run unless ``--unsafe-no-isolation`` is given. The pieces:
 
+* shards.py: ``--shard i/n`` grades a part of the batch (:func:`grade_shard`), ``--merge`` joins them;
 * submissions.py: unpacking (only the files grading reads) and student ids, decided for the whole
   batch before grading starts (an id two submissions claim goes to neither: ``assign_ids``);
 * sandbox.py: the **code points**. This process computes the expected results with ``solutions/``
-  (seeded cases from ``solutions.grading.make_cases``; student code never runs here); an isolated
-  process runs the student's functions on the same cases and sends values + gradients back as
-  JSON, parsed into tensors this process builds; this process compares. Partial credit =
+  (seeded cases from ``hidden.make_cases``; student code never runs here); an isolated
+  process (sandboxed/sandbox_child.py) runs the student's functions on the same cases and sends
+  values + gradients back as JSON (wire.py), parsed into tensors this process builds; this
+  process compares (hidden/). Partial credit =
   fraction of cases passed x points;
 * nbgrader_run.py: the **notebooks** run meanwhile in a sandbox of their own (``NBGRADER_EXECUTION``
   set, so training cells shrink; hidden tests cut out), for the written answers and the
@@ -19,9 +21,9 @@ run unless ``--unsafe-no-isolation`` is given. The pieces:
   them in the gradebook without executing anything; its score for a code test cell is then
   *replaced* by the score from the code sandbox;
 * feedback.py: ``DIR/feedback/<student>/*.html`` (hidden tests removed, student text escaped);
-* integrity.py: solutions/, the grader's code, the course_lib grading lays student files over,
-  the source notebooks and the batch's configuration are hashed before the batch and checked
-  after every submission; a change stops the batch and no grades are written.
+* integrity.py: solutions/, the grader's code (this package, hidden cases included), the
+  course_lib grading lays student files over, the source notebooks and the batch's configuration
+  are hashed before the batch and checked after every submission; a change stops the batch and no grades are written.
 
 Outputs (export.py): ``DIR/grades.csv`` (student_id, unit as ``unit_01``, exercise, score, max_score,
 student_total, flag; a written-answer cell has an EMPTY score = pending manual grading in nbgrader's
@@ -36,7 +38,7 @@ One result (a dict; ``grades.json`` is the list of them, exporters read these ke
 ``student_id``; ``id_conflict`` (None, or {"id": the contested id, "claimants": file names}: see
 ``Grader.assign_ids``); ``rows`` (the grades.csv rows: student_id, unit, exercise, score -- None for a
 written answer --, max_score); ``details`` ({exercise: score dict from
-``solutions.grading.score``: passed, total, score, max_score, failures, error, failed_callees,
+``hidden.score``: passed, total, score, max_score, failures, error, failed_callees,
 grader_side}); ``seed`` (of the hidden cases); ``problems`` (the submission's own, one line
 each); ``grader_failures`` (the grader's own, one line each); ``status`` (the feedback's first
 line); ``seconds``, ``code_seconds``, ``notebook_seconds``.
@@ -45,7 +47,6 @@ line); ``seconds``, ``code_seconds``, ``notebook_seconds``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -57,7 +58,7 @@ from pathlib import Path
 import nbformat
 
 from course_instructor import release
-from course_instructor.grading import export, feedback, nbgrader_run, sandbox, submissions
+from course_instructor.grading import export, feedback, hidden, nbgrader_run, sandbox, shards, submissions
 from course_instructor.grading.integrity import Integrity, IntegrityError
 from course_instructor.grading.isolation import Isolation, IsolationUnavailable, warn_unsafe
 from course_lib.core import registry as exercises
@@ -118,9 +119,7 @@ class Grader:
         isolate: bool = True,
         isolation: Isolation | None = None,
     ):
-        from solutions import grading
-
-        self.grading = grading
+        self.grading = hidden
         # absolute once, here: nbgrader runs in another working directory, where a relative
         # gradebook path names no file ("unable to open database file")
         self.out = Path(out).resolve()
@@ -154,19 +153,13 @@ class Grader:
             print(msg, flush=True)
 
     def guarded_paths(self) -> list[Path]:
-        """What decides grades: solutions/, the grader's code, the batch's copy of course_lib that
+        """What decides grades: solutions/, the grader's code (this package: the trusted side, the
+        sandboxed code, the wire format and the hidden cases), the batch's copy of course_lib that
         grading lays student files over, the source notebooks, the course and batch config."""
-        here = Path(__file__).parent
-        code = {
-            Path(m.__file__)
-            for name, m in list(sys.modules.items())
-            if name.startswith("course_instructor.grading") and getattr(m, "__file__", None)
-        }
-        code |= {here / f for f in (*sandbox.HELPERS, *nbgrader_run.KERNEL_FILES)}
         paths = [
             REPO / "solutions",
-            *sorted(code),
-            here.parent / "release.py",
+            Path(__file__).parent,
+            REPO / "course_instructor" / "release.py",
             self.course_lib,
             self.source_dir,
             REPO / "nbgrader_config.py",
@@ -494,8 +487,7 @@ class Grader:
         return None
 
     def write(self, results: list[dict]) -> None:
-        export.write_all(results, self.out)  # grades.csv, junit.xml, lms.csv (export.py)
-        (self.out / "grades.json").write_text(json.dumps(results, indent=1, default=str))
+        export.write_results(results, self.out)
 
 
 def failure_summary(results: list[dict]) -> list[str]:
@@ -516,6 +508,17 @@ def failure_summary(results: list[dict]) -> list[str]:
 def autograde(submissions_path: Path, out: Path, **kw) -> list[dict]:
     subs = submissions.find_submissions(Path(submissions_path))
     return Grader(Path(out), **kw).grade_all(subs)
+
+
+def grade_shard(submissions_path: Path, out: Path, spec: str, **grader_kw) -> list[dict]:
+    """Grade shard `spec` ("i/n") of the submissions in `submissions_path` into `out`
+    (``grader_kw`` go to :class:`Grader`); writes the usual outputs + shard.json (shards.py)."""
+    index, count = shards.parse_shard(spec)
+    out = Path(out).resolve()  # nbgrader runs in another working directory
+    subs = submissions.find_submissions(Path(submissions_path))
+    results = Grader(out, **grader_kw).grade_all(shards.select(subs, index, count), batch=subs)
+    shards.write_manifest(out, index, count, [s.name for s in subs], results)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -586,8 +589,6 @@ def main(argv: list[str] | None = None) -> int:
     # absolute once, at the entry: nbgrader runs in another working directory (Grader does the same)
     out = Path(args.out).resolve()
     if args.merge or args.shard:
-        from course_instructor.grading import shards
-
         if args.merge:
             return shards.merge_main(args.merge, out)
         try:
@@ -613,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
         else submissions.batch_seed(find_submissions(Path(args.submissions)))
     )
     try:
-        grade = partial(shards.grade_shard, spec=args.shard) if args.shard else autograde
+        grade = partial(grade_shard, spec=args.shard) if args.shard else autograde
         results = grade(
             Path(args.submissions),
             out,

@@ -70,7 +70,7 @@ def notebook_html(nb, title: str) -> str:
 
 
 def verdict_lines(s: dict) -> list[str]:
-    """The grader's verdict on one code exercise (a score dict of solutions.grading.score): the
+    """The grader's verdict on one code exercise (a score dict of hidden.score): the
     same text in the HTML feedback, the Gradescope results and the JUnit report."""
     lines = [
         f"Grader: {s['passed']}/{s['total']} hidden cases passed -> {s['score']:g}/{s['max_score']:g} points"

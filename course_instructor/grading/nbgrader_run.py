@@ -7,14 +7,14 @@ Per submission (:class:`NotebookRun`):
    preprocessors (outputs cleared, the instructor's locked and test cells restored from the
    gradebook), then the hidden-test blocks are cut from the test cells: code points come from
    the code sandbox, so the kernel never needs, and never sees, hidden test code;
-2. **execute** (untrusted, in bubblewrap): ``nb_runner.py`` runs them with nbgrader's Execute
+2. **execute** (untrusted, in bubblewrap): ``sandboxed/nb_runner.py`` runs them with nbgrader's Execute
    preprocessor (``NBGRADER_EXECUTION=autograde``: training cells shrink), kernels forked by a
-   per-submission fork server (grader_kernel.py). The sandbox sees the prepared notebooks and
+   per-submission fork server (sandboxed/grader_kernel.py). The sandbox sees the prepared notebooks and
    the submission's course_lib read-only, and writes only to size-bounded tmpfs folders
    (:data:`WORK_MB` for the notebooks' folder, :data:`TMP_MB` for /tmp, 64 MB of /dev/shm) that
    vanish with it. No host folder is writable in there, so nothing it leaves behind (a symlink,
    a fifo, a huge file) is ever seen by a trusted process. Its one way out is a pipe: a JSON
-   line of cell outputs per notebook, read here with a size cap;
+   line of cell outputs per notebook, read here with a size cap (wire.LineReader);
 3. **import** (trusted): the outputs are grafted onto the prepared notebooks by cell index and
    made inert (inert.py: no HTML, JavaScript or SVG reaches formgrader or the feedback), then
    written as regular files to ``submitted/<sid>/`` and graded by nbgrader's autograde,
@@ -23,7 +23,8 @@ Per submission (:class:`NotebookRun`):
 
 Layout of the batch's course root (``OUT/nbgrader``): nbgrader_config.py, gradebook.db, source/,
 release/, submitted/<sid>/, autograded/<sid>/ (all written by trusted code only) and kernel/
-(grader_kernel.py, sandbox_hook.py, limits.py, nb_runner.py: mounted read-only in the sandbox).
+(copies of sandboxed/'s grader_kernel.py, sandbox_child.py as sandbox_hook.py, limits.py and
+nb_runner.py: mounted read-only in the sandbox).
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ from pathlib import Path
 import nbformat
 
 from course_instructor import release
-from course_instructor.grading import inert, limits, sandbox
+from course_instructor.grading import inert, sandbox, wire
 from course_instructor.grading.isolation import Isolation, interpreter
+from course_instructor.grading.sandboxed import limits
 
 ASSIGNMENT = release.ASSIGNMENT
 KERNEL_FILES = {
@@ -70,7 +72,7 @@ def write_course_config(root: Path, cell_timeout: int) -> None:
     )
     (root / "kernel").mkdir(exist_ok=True)
     for src, dst in KERNEL_FILES.items():
-        shutil.copy(Path(__file__).with_name(src), root / "kernel" / dst)
+        shutil.copy(sandbox.SANDBOXED / src, root / "kernel" / dst)
 
 
 def import_config(root: Path):
@@ -305,7 +307,7 @@ class NotebookRun:
             start_new_session=True,
             preexec_fn=lambda: limits.apply(kernel_spec["cpu_seconds"] + 60, 16384, 64, nofile=1024),
         )
-        self.out = sandbox._Lines(self.proc.stdout, MAX_RESULT_BYTES)
+        self.out = wire.LineReader(self.proc.stdout, MAX_RESULT_BYTES)
         self.err = _Tail(self.proc.stderr)
 
     def kill(self) -> None:

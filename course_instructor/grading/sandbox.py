@@ -9,7 +9,7 @@ submission do not exist in there; no network, uid nobody, its own pid namespace.
 
 Inside, the child loads the fork ban and the audit hook (an extra alarm) before importing student
 code; rlimits (limits.py) bound CPU, memory, file size and open files. Results come back as JSON
-lines on the child's stdout, read with a size cap and parsed by :func:`caserun.decode_result`
+lines on the child's stdout, read with a size cap and parsed by :func:`wire.decode_result`
 into tensors the grader builds itself -- nothing is unpickled, no method of a student object is
 ever called here. Wall-clock bounds: start-up, and each exercise on its own (no new result line
 for ``exercise_timeout`` s: the whole sandbox is killed, that exercise gets no result and a fresh
@@ -30,21 +30,22 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import torch
 
-from course_instructor.grading import caserun, limits
+from course_instructor.grading import wire
 from course_instructor.grading.isolation import Isolation
+from course_instructor.grading.sandboxed import caserun, limits
 from course_lib.core import registry as exercises
 
 REPO = Path(__file__).resolve().parents[2]  # the instructor repository (when it is one)
 PACKAGE = REPO / "course_lib"  # the course_lib that grading lays student files over
 EXERCISE_MODULES = tuple(exercises.modules())
 MAX_RESULT_BYTES = 32 * 2**20
-HELPERS = ("sandbox_child.py", "caserun.py", "limits.py")
+SANDBOXED = Path(__file__).with_name("sandboxed")  # the code that runs inside the sandbox
+HELPERS = ("sandbox_child.py", "caserun.py", "limits.py")  # of SANDBOXED, copied into the box with wire.py
 BOX = "/box"  # where the box is mounted inside the sandbox
 
 
@@ -81,11 +82,12 @@ def prepare_box(student_course_lib: Path | None, dest: Path, base: Path = PACKAG
     """prepare_course_lib + the child process and its helpers (trusted code) next to it."""
     target = prepare_course_lib(student_course_lib, dest, base)
     grading = dest / "course_instructor" / "grading"
-    grading.mkdir(parents=True)
-    (dest / "course_instructor" / "__init__.py").write_text("")
-    (grading / "__init__.py").write_text("")
+    (grading / "sandboxed").mkdir(parents=True)
+    for package in (dest / "course_instructor", grading, grading / "sandboxed"):
+        (package / "__init__.py").write_text("")
+    shutil.copyfile(Path(__file__).with_name("wire.py"), grading / "wire.py")
     for helper in HELPERS:
-        shutil.copyfile(Path(__file__).with_name(helper), grading / helper)
+        shutil.copyfile(SANDBOXED / helper, grading / "sandboxed" / helper)
     return target
 
 
@@ -109,41 +111,17 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-class _Lines:
-    """Reads the child's result lines in a thread: at most `cap` bytes in all, each line handed
-    over as text on ``q`` (None after the last); past the cap the reader stops (and says so)."""
-
-    def __init__(self, stream, cap: int = MAX_RESULT_BYTES):
-        self.q: queue.Queue = queue.Queue()
-        self.overflow = False
-        threading.Thread(target=self._read, args=(stream, cap), daemon=True).start()
-
-    def _read(self, stream, cap: int) -> None:
-        total = 0
-        try:
-            for raw in iter(lambda: stream.readline(cap + 1), b""):
-                total += len(raw)
-                if total > cap or not raw.endswith(b"\n"):
-                    self.overflow = total > cap
-                    break
-                self.q.put(raw.decode("utf-8", "replace"))
-        except (OSError, ValueError):
-            pass
-        finally:
-            self.q.put(None)
-
-
 def _parse(line: str, index: int, name: str, n_cases: int) -> tuple[list | None, str | None, str]:
     """(results, error, output) of one result line; never trusts its content."""
     try:
         msg = json.loads(line)
         if type(msg) is not dict or msg.get("i") != index or msg.get("name") != name:
-            raise caserun.MalformedResult("a result line for another exercise")
+            raise wire.MalformedResult("a result line for another exercise")
         res = msg.get("results")
         if type(res) is not list or len(res) != n_cases:
-            raise caserun.MalformedResult("wrong number of case results")
+            raise wire.MalformedResult("wrong number of case results")
         out = msg.get("output") if type(msg.get("output")) is str else ""
-        return [caserun.decode_result(r) for r in res], None, out[:70000]
+        return [wire.decode_result(r) for r in res], None, out[:70000]
     except (ValueError, RecursionError) as e:  # MalformedResult is a ValueError
         return None, f"the sandbox sent back a malformed result ({str(e)[:200]})", ""
 
@@ -218,7 +196,7 @@ def run_student_cases(
                 isolation_python(iso),
                 "-I",
                 "-S",
-                f"{inner}/course_instructor/grading/sandbox_child.py",
+                f"{inner}/course_instructor/grading/sandboxed/sandbox_child.py",
                 f"{inner}/spec{attempt}.json",
             ]
             cmd = iso.command(argv, env=env, cwd=scratch, ro={str(box): BOX}, tmp_mb=512)
@@ -288,7 +266,7 @@ def _collect(
 ) -> tuple[int, str]:
     """Read result lines until the child finishes, stalls or runs out of time.
     Returns (exercises that got a result, why it ended; "start-up: ..." if it never got ready)."""
-    lines = _Lines(proc.stdout)
+    lines = wire.LineReader(proc.stdout, MAX_RESULT_BYTES)
     started = last = time.monotonic()
     ready, got = False, 0
     while True:
@@ -322,12 +300,12 @@ def _collect(
             return got, f"the process exited early with status {rc} (sys.exit / os._exit?)"
         last = time.monotonic()
         if not ready:
-            ready = line.strip() == json.dumps({"ready": True})
+            ready = line.strip() == json.dumps(wire.READY)
             if not ready:
                 return got, "start-up: the sandbox sent something before it was ready"
             continue
         if got >= len(pending):
-            if line.strip() == json.dumps({"done": True}):
+            if line.strip() == json.dumps(wire.DONE):
                 return got, "finished"
             continue
         name = pending[got]

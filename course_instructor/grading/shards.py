@@ -36,7 +36,6 @@ import json
 import re
 import shutil
 import sys
-import types
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -81,19 +80,6 @@ def write_manifest(
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest
-
-
-def grade_shard(submissions_path: Path, out: Path, spec: str, **grader_kw) -> list[dict]:
-    """Grade shard `spec` ("i/n") of the submissions in `submissions_path` into `out`
-    (``grader_kw`` go to ``autograde.Grader``); writes the usual outputs + shard.json."""
-    from course_instructor.grading import autograde, submissions
-
-    index, count = parse_shard(spec)
-    out = Path(out).resolve()  # nbgrader runs in another working directory
-    subs = submissions.find_submissions(Path(submissions_path))
-    results = autograde.Grader(out, **grader_kw).grade_all(select(subs, index, count), batch=subs)
-    write_manifest(out, index, count, [s.name for s in subs], results)
-    return results
 
 
 # --------------------------------------------------------------------------- merge
@@ -156,7 +142,7 @@ def merge_results(shards: list[tuple[Path, dict, list[dict]]]) -> list[tuple[Pat
 def merge(shard_dirs: Sequence[Path], out: Path) -> list[dict]:
     """Combine finished shard folders into `out`: grades.csv + grades.json (unsharded order),
     feedback/<student>/, and nbgrader/gradebook.db when the shards have one. Returns the results."""
-    from course_instructor.grading import autograde, export
+    from course_instructor.grading import export
 
     shards = _load(shard_dirs)
     out = Path(out).resolve()
@@ -165,7 +151,7 @@ def merge(shard_dirs: Sequence[Path], out: Path) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     merged = merge_results(shards)
     results = [r for _, _, r in merged]
-    autograde.Grader.write(types.SimpleNamespace(out=out), results)  # the one csv writer
+    export.write_results(results, out)
     for cid, names in export.contested_ids(results).items():
         print(
             f"course autograde --merge: STUDENT ID CONFLICT {cid!r}: {', '.join(names)} claim it; none is "

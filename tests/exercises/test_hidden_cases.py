@@ -1,5 +1,6 @@
-"""The grader's hidden cases (solutions/grading.py) catch every plausible wrong implementation of
-tests/exercises/wrong_versions.py's WRONG table: each loses points. Run in-process (no sandbox): the same case
+"""The grader's hidden cases (course_instructor/grading/hidden/) catch every plausible wrong
+implementation of
+tests/test_checks.py's WRONG table: each loses points. Run in-process (no sandbox): the same case
 runner and comparison the autograder uses, on the wrong function instead of a student's."""
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ pytest.importorskip("solutions")
 
 import wrong_versions
 
-from course_instructor.grading import caserun
-from solutions import grading
+from course_instructor.grading import hidden
+from course_instructor.grading.sandboxed import caserun
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +29,7 @@ def _solutions_for_dependencies():
 
 @functools.cache
 def _expected(name: str):
-    return grading.expected_results(name)
+    return hidden.expected_results(name)
 
 
 @pytest.mark.parametrize("w", wrong_versions.WRONG, ids=wrong_versions.wrong_id)
@@ -36,11 +37,11 @@ def test_hidden_cases_catch_the_wrong_implementation(w):
     name, label, fn, _ = w
     cases, expected = _expected(name)
     got = caserun.run_cases(fn, cases)
-    s = grading.score(name, expected, got)
+    s = hidden.score(name, expected, got)
     assert s["passed"] < s["total"], f"{name} ({label}) passes all {s['total']} hidden cases"
 
 
-@pytest.mark.parametrize("w", wrong_versions.VISIBLE_ONLY, ids=wrong_versions.wrong_id)
+@pytest.mark.parametrize("w", test_checks.VISIBLE_ONLY, ids=test_checks._wid)
 def test_hidden_cases_catch_what_only_the_visible_checks_caught(w):
     """A step that forgets zero_grad (a stale-gradient case: the model's parameters
     carry a .grad from an earlier step), dpo_loss rewards that still carry the graph and
@@ -48,7 +49,7 @@ def test_hidden_cases_catch_what_only_the_visible_checks_caught(w):
     and the failure message names the case and the property."""
     name, label, fn, _ = w
     cases, expected = _expected(name)
-    s = grading.score(name, expected, caserun.run_cases(fn, cases))
+    s = hidden.score(name, expected, caserun.run_cases(fn, cases))
     assert s["passed"] < s["total"] and s["score"] < s["max_score"], f"{name} ({label}) lost no points"
     msg = "\n".join(s["failures"])
     want = {"sft_train_step": "stale-grad", "grpo_step": "stale-grad"}.get(name, "kinds")
@@ -61,9 +62,9 @@ def test_failure_messages_name_the_case_and_error_size_not_the_expected_numbers(
     expected values (a resubmission must not be able to build a lookup table)."""
     cases, expected = _expected("kl_estimate")
     wrong = lambda logp, ref_logp, kind="k3": (
-        grading.solution_function("kl_estimate")(logp, ref_logp, kind) + 0.3
+        hidden.solution_function("kl_estimate")(logp, ref_logp, kind) + 0.3
     )
-    s = grading.score("kl_estimate", expected, caserun.run_cases(wrong, cases))
+    s = hidden.score("kl_estimate", expected, caserun.run_cases(wrong, cases))
     assert s["failures"], s
     for line in s["failures"][1:]:  # the first says the bad-input cases do not count
         assert line.startswith("case ") and "(" in line, line
@@ -75,13 +76,33 @@ def test_failure_messages_name_the_case_and_error_size_not_the_expected_numbers(
             for x in v.flatten()[:3].tolist():
                 assert f"{x:.4g}" not in text, (x, text)
     # a wrong scalar: the size of the error, not the number
-    ok, msg = caserun.close(0.75, 0.5, 1e-4, 1e-5)
+    ok, msg = hidden.close(0.75, 0.5, 1e-4, 1e-5)
     assert not ok and "0.75" not in msg and "0.5" not in msg and "error ~1e-01" in msg, msg
 
 
 @pytest.mark.parametrize("name", sorted({w[0] for w in wrong_versions.WRONG}))
 def test_the_solution_passes_every_hidden_case(name):
     cases, expected = _expected(name)
-    got = caserun.run_cases(grading.solution_function(name), cases)
-    s = grading.score(name, expected, got)
+    got = caserun.run_cases(hidden.solution_function(name), cases)
+    s = hidden.score(name, expected, got)
     assert s["passed"] == s["total"], s["failures"]
+
+
+def test_hidden_cases_are_laid_out_as_the_visible_checks():
+    """One hidden-case module per exercise module, as course_lib/checks/ has, and every exercise's
+    maker in the module of its own exercise module (so a unit's hidden cases are found where its
+    visible checks are)."""
+    import importlib
+    from pathlib import Path
+
+    from course_lib.core import registry as exercises
+
+    checks = Path(importlib.import_module("course_lib.checks").__file__).parent
+    folder = Path(hidden.__file__).parent
+    public = {p.stem for p in folder.glob("*.py") if not p.stem.startswith("_")}
+    assert public == {p.stem for p in checks.glob("*.py") if not p.stem.startswith("_")}
+    assert public == set(exercises.modules())
+    for module in public:
+        for name in importlib.import_module(f"course_instructor.grading.hidden.{module}").CASES:
+            assert exercises.get(name).module == module, f"{name}'s hidden cases are in hidden/{module}.py"
+    assert set(hidden.MAKERS) == set(exercises.BY_NAME)

@@ -1,7 +1,7 @@
 """Trivial answers earn (almost) nothing: for every exercise, each stub-like implementation below
-passes at most ``grading.TRIVIAL_MAX_PASS`` (a tenth) of its hidden cases, at two seeds, through
+passes at most ``hidden.TRIVIAL_MAX_PASS`` (a tenth) of its hidden cases, at two seeds, through
 the same case runner, ``compare`` and ``score`` the autograder uses (the rule is stated at the top
-of solutions/grading.py).
+of course_instructor/grading/hidden/_cases.py).
 
 The trivial implementations are built from the structure of the solution's results, case by case
 (the strongest version of each: it even knows the output's shape):
@@ -30,11 +30,11 @@ import torch
 
 pytest.importorskip("solutions")
 
-from course_instructor.grading import caserun
+from course_instructor.grading import hidden, wire
+from course_instructor.grading.sandboxed import caserun
 from course_lib.core import registry as exercises
-from solutions import grading
 
-SEEDS = (grading.DEFAULT_SEED, 7)
+SEEDS = (hidden.DEFAULT_SEED, 7)
 
 
 def _template(case: dict, result: dict):
@@ -121,7 +121,7 @@ def trivial_function(strategy: str, case: dict, template, error: str | None = No
 
 @functools.cache
 def _expected(name: str, seed: int):
-    return grading.expected_results(name, seed)
+    return hidden.expected_results(name, seed)
 
 
 def trivial_score(name: str, strategy: str, seed: int) -> tuple[int, int, dict]:
@@ -134,8 +134,8 @@ def trivial_score(name: str, strategy: str, seed: int) -> tuple[int, int, dict]:
         error = res["error_types"][0] if res.get("error") else None
         fn = trivial_function(strategy, case, fallback if t is None else t, error)
         got.append(caserun.run_case(fn, case))
-    passed = sum(grading.compare(e, g)[0] for e, g in zip(expected, got))
-    return passed, len(cases), grading.score(name, expected, got)
+    passed = sum(hidden.compare(e, g)[0] for e, g in zip(expected, got))
+    return passed, len(cases), hidden.score(name, expected, got)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -156,9 +156,9 @@ ALL = [*STRATEGIES, *(f"{s}+checks" for s in STRATEGIES)]
 def test_a_trivial_answer_earns_at_most_a_tenth(name, strategy):
     """Plain strategies: at most a tenth of the cases pass. ``+checks``: the same answers behind
     perfect input checks (the bad-input cases pass) still earn at most a tenth of the points,
-    because bad-input cases only count once a valid-input case passes (``grading.score``)."""
+    because bad-input cases only count once a valid-input case passes (``hidden.score``)."""
     ex = exercises.get(name)
-    limit = grading.TRIVIAL_MAX_PASS
+    limit = hidden.TRIVIAL_MAX_PASS
     for seed in SEEDS:
         passed, n, s = trivial_score(name, strategy, seed)
         if "+checks" not in strategy:
@@ -178,7 +178,7 @@ def test_the_harness_builds_answers_of_the_expected_structure():
     case = {"id": "x", "args": [torch.ones(2, 3)], "kwargs": {}, "grad": [], "grad_seed": 0}
     zero = caserun.run_case(lambda x: (torch.zeros(2), {"a": 0.0}), case)
     got = caserun.run_case(trivial_function("zeros", case, _template(case, zero)), case)
-    assert grading.compare(zero, got) == (True, "")
+    assert hidden.compare(zero, got) == (True, "")
     for strategy in STRATEGIES:
         assert caserun.run_case(trivial_function(strategy, case, [0.0, 1.0]), case)["error"] is None
     assert _is_tuple([torch.zeros(1), {}]) and not _is_tuple([0.0, 1.0])
@@ -193,7 +193,7 @@ def test_an_each_case_calls_once_per_input_and_reports_every_kind():
     }
     res = caserun.run_case(lambda s, k=1: float(len(s) * k), case)
     assert res["error"] is None and res["value"] == {"return": [2.0, 3.0], "kinds": ["float", "float"]}
-    back = caserun.decode_result(json.loads(json.dumps(caserun.encode(res))))  # the sandbox's wire
-    assert grading.compare(res, back) == (True, "")
+    back = wire.decode_result(json.loads(json.dumps(wire.encode(res))))  # the sandbox's wire
+    assert hidden.compare(res, back) == (True, "")
     const = caserun.run_case(lambda s, k=1: 2.0, case)
-    assert const["value"]["return"] == [2.0, 2.0] and not grading.compare(res, const)[0]
+    assert const["value"]["return"] == [2.0, 2.0] and not hidden.compare(res, const)[0]

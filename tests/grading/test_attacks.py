@@ -32,6 +32,7 @@ import submissions as S
 ROOT = Path(__file__).resolve().parents[2]
 POINTS = {"kl_estimate": 3.0, "group_advantages": 3.0, "combine_rewards": 2.0}
 SOL = ROOT / "solutions"
+HIDDEN = ROOT / "course_instructor" / "grading" / "hidden" / "_grader.py"  # compares and scores
 GRADER_PID = os.getpid()
 PLANTED = Path("/tmp/course_attack_planted")  # where attacks try to leave files for later
 
@@ -183,11 +184,11 @@ def kl_estimate(logp, ref_logp, kind="k3"):
     tries = [
         lambda: open(os.open("PWNED_dirfd", os.O_WRONLY | os.O_CREAT,
                              dir_fd=os.open({str(ROOT)!r}, os.O_RDONLY)), "w").write("x"),
-        lambda: os.link({str(SOL / "grading.py")!r}, "/tmp/g.py") or open("/tmp/g.py", "a").write("\\n# PWNED"),
+        lambda: os.link({str(HIDDEN)!r}, "/tmp/g.py") or open("/tmp/g.py", "a").write("\\n# PWNED"),
         lambda: sqlite3.connect({str(ROOT / "PWNED.db")!r}).execute("create table t(x)"),
         lambda: torch.save({{}}, {str(ROOT / "PWNED.pt")!r}),
-        lambda: os.symlink({str(SOL / "grading.py")!r}, "/tmp/l.py") or open("/tmp/l.py", "a").write("\\n# PWNED"),
-        lambda: open({str(SOL / "grading.py")!r}, "a").write("\\ndef compare(*a, **k):\\n    return True, ''\\n"),
+        lambda: os.symlink({str(HIDDEN)!r}, "/tmp/l.py") or open("/tmp/l.py", "a").write("\\n# PWNED"),
+        lambda: open({str(HIDDEN)!r}, "a").write("\\ndef compare(*a, **k):\\n    return True, ''\\n"),
         lambda: os.makedirs({str(PLANTED)!r}) or open({str(PLANTED / "x")!r}, "w").write("x"),
     ]
     for t in tries:
@@ -490,7 +491,7 @@ def attempt(name, fn):
         tries[name] = type(e).__name__
 attempt("read_solutions", lambda: open({str(SOL / "kl.py")!r}).read())
 attempt("import_solutions", lambda: __import__("solutions.kl"))
-attempt("write_grading", lambda: open({str(SOL / "grading.py")!r}, "a").write("# PWNED"))
+attempt("write_grading", lambda: open({str(HIDDEN)!r}, "a").write("# PWNED"))
 attempt("write_repo", lambda: open({str(ROOT / "PWNED_kernel")!r}, "w").write("x"))
 attempt("gradebook", lambda: sqlite3.connect(GRADEBOOK).execute("update grade set manual_score = 99"))
 attempt("other_student", lambda: open(OTHER, "a").write("# PWNED"))

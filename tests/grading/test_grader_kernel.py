@@ -1,4 +1,4 @@
-"""The notebooks' sandbox (course_instructor/grading/nbgrader_run.py, nb_runner.py, grader_kernel.py).
+"""The notebooks' sandbox (course_instructor/grading/nbgrader_run.py, sandboxed/nb_runner.py, sandboxed/grader_kernel.py).
 
 A probe notebook is graded the way `course autograde` grades a submission's notebooks (prepared,
 executed in bubblewrap by the runner with kernels forked by the fork server or started cold,
@@ -164,7 +164,7 @@ def test_most_specific_folder_decides(tmp_path, case):
     import subprocess
     import sys
 
-    from course_instructor.grading import sandbox_child
+    from course_instructor.grading.sandboxed import sandbox_child
 
     if case == "grading_folder_inside_repository":
         repo = tmp_path / "repo"
@@ -215,11 +215,11 @@ def test_the_result_channel_is_private_even_without_the_audit_hook(tmp_path):
     opens the runner's descriptors through /proc, or writes to its own stdout, reaches nothing."""
     import subprocess
 
-    from course_instructor.grading import nbgrader_run
+    from course_instructor.grading import sandbox
     from course_instructor.grading.isolation import Isolation, interpreter
 
     iso = Isolation(True)
-    kdir = Path(nbgrader_run.__file__).parent
+    kdir = sandbox.SANDBOXED  # nb_runner.py, as the notebook sandbox mounts it
     code = """
 import os, sys
 sys.path.insert(0, "/k")

@@ -157,7 +157,14 @@ def test_zip_layout(built):
         cfg = json.loads(z.read(gradescope.CONFIG))
         setup = z.read("setup.sh").decode()
     assert {"setup.sh", "run_autograder", "requirements.txt", "notebooks/02_fixture.ipynb"} <= names
-    assert {"solutions/grading.py", "course_instructor/grading/sandbox.py", "course_lib/kl.py"} <= names
+    assert {
+        "solutions/kl.py",
+        "course_instructor/grading/hidden/kl.py",
+        "course_instructor/grading/sandbox.py",
+        "course_instructor/grading/sandboxed/sandbox_child.py",
+        "course_instructor/grading/wire.py",
+        "course_lib/kl.py",
+    } <= names
     assert modes["run_autograder"] & stat.S_IXUSR and modes["setup.sh"] & stat.S_IXUSR
     assert not [n for n in names if "__pycache__" in n or n.startswith((".git", "tests/", "exercises/"))]
     assert cfg["seed"] == SEED and cfg["visibility"] == "visible" and cfg["isolation"] == "auto"

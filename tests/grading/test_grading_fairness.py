@@ -22,9 +22,8 @@ import submissions as S
 from test_attacks import odd_name_zip
 from test_autograde import POINTS, SOLVED
 
-from course_instructor.grading import autograde, feedback, sandbox, submissions
+from course_instructor.grading import autograde, feedback, hidden, sandbox, submissions
 from course_lib.core import registry as exercises
-from solutions import grading
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,16 +80,16 @@ def test_one_wrong_exercise_costs_its_points_and_names_itself_in_every_knock_on_
     for name, s in r["details"].items():
         if name == "kl_estimate":
             continue
-        if "kl_estimate" not in grading.callees(name):
+        if "kl_estimate" not in hidden.callees(name):
             assert s["score"] == s["max_score"], (name, s["failures"])
         elif name in lost:
             # kl_estimate, and any callee that lost points through it (grpo_step -> grpo_loss)
             assert "kl_estimate" in s["failed_callees"], (name, s)
-            assert all(c == "kl_estimate" or "kl_estimate" in grading.callees(c) for c in s["failed_callees"])
+            assert all(c == "kl_estimate" or "kl_estimate" in hidden.callees(c) for c in s["failed_callees"])
             assert s["failures"][0].startswith(f"{name} calls kl_estimate"), s["failures"]
             assert "fix kl_estimate first" in s["failures"][0]
     knock_on = sorted(set(lost) - {"kl_estimate"})
-    assert knock_on and all("kl_estimate" in grading.callees(n) for n in knock_on), knock_on
+    assert knock_on and all("kl_estimate" in hidden.callees(n) for n in knock_on), knock_on
     # what the feedback shows of each (the submission has no notebooks: the verdict lines)
     for name in knock_on:
         assert f"{name} calls kl_estimate" in feedback.verdict_lines(r["details"][name])[1]
@@ -113,9 +112,9 @@ def test_sleep_in_six_exercises_loses_only_those(course_batch):
 
 
 def test_callees_read_from_the_solutions():
-    assert grading.callees("grpo_step") == ("token_logprobs", "kl_estimate", "masked_mean", "grpo_loss")
-    assert grading.callees("dpo_batch_loss") == ("sequence_logprobs", "dpo_loss")
-    assert grading.callees("kl_estimate") == ()
+    assert hidden.callees("grpo_step") == ("token_logprobs", "kl_estimate", "masked_mean", "grpo_loss")
+    assert hidden.callees("dpo_batch_loss") == ("sequence_logprobs", "dpo_loss")
+    assert hidden.callees("kl_estimate") == ()
 
 
 def test_explain_dependencies_names_only_failed_callees():
@@ -127,7 +126,7 @@ def test_explain_dependencies_names_only_failed_callees():
         "kl_estimate": s("kl_estimate", 1),
         "grpo_loss": s("grpo_loss", 2),
     }
-    grading.explain_dependencies(scores)
+    hidden.explain_dependencies(scores)
     assert scores["grpo_loss"]["failed_callees"] == ["kl_estimate"]
     assert scores["grpo_loss"]["failures"][0].startswith("grpo_loss calls kl_estimate, which failed")
     assert "masked_mean" not in scores["grpo_loss"]["failures"][0]
@@ -193,8 +192,8 @@ def test_seed_is_drawn_per_batch_recorded_and_repeatable(malformed_batch, fixtur
     (subs / "honest" / "course_lib" / "kl.py").write_text("# resubmitted\n")
     assert submissions.batch_seed(submissions.find_submissions(subs)) != seed  # any change: new cases
     # other seeds draw other cases; --seed repeats a batch's
-    assert grading.make_cases("kl_estimate", seed)[0]["args"][0].tolist() != (
-        grading.make_cases("kl_estimate", seed + 1)[0]["args"][0].tolist()
+    assert hidden.make_cases("kl_estimate", seed)[0]["args"][0].tolist() != (
+        hidden.make_cases("kl_estimate", seed + 1)[0]["args"][0].tolist()
     )
     src, released = fixture_course
     one = S.make_submission(tmp_path / "subs" / "again", released, solved=SOLVED)

@@ -1,4 +1,4 @@
-"""Hidden-test machinery (solutions/grading.py + caserun), the sandbox on every exercise,
+"""Hidden-test machinery (course_instructor/grading/hidden/ + sandboxed/caserun.py), the sandbox on every exercise,
 `course run` and `course submit`."""
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
 import submissions as S
 
-from course_instructor.grading import caserun
+from course_instructor.grading import wire
+from course_instructor.grading.sandboxed import caserun
 from course_lib.core import registry as exercises
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,13 +35,13 @@ def canon(x):
 # --- cases and comparison ---------------------------------------------------------------------
 @pytest.mark.parametrize("name", [e.name for e in exercises.EXERCISES])
 def test_cases_are_seeded_picklable_and_varied(name):
-    from solutions import grading
+    from course_instructor.grading import hidden
 
-    a, b = grading.make_cases(name, 1), grading.make_cases(name, 1)
+    a, b = hidden.make_cases(name, 1), hidden.make_cases(name, 1)
     assert len(a) >= 2
     pickle.loads(pickle.dumps(a))
     assert canon(a) == canon(b)
-    assert canon(grading.make_cases(name, 2)) != canon(a), "the seed must change the cases"
+    assert canon(hidden.make_cases(name, 2)) != canon(a), "the seed must change the cases"
     ids = [c["id"] for c in a]
     assert len(set(ids)) == len(ids)
 
@@ -48,23 +49,23 @@ def test_cases_are_seeded_picklable_and_varied(name):
 @pytest.mark.parametrize("name", [e.name for e in exercises.EXERCISES])
 def test_solution_passes_and_stub_scores_zero(name):
     import course_lib
-    from solutions import grading
+    from course_instructor.grading import hidden
 
     ex = exercises.get(name)
-    cases, expected = grading.expected_results(name)
+    cases, expected = hidden.expected_results(name)
     assert any(not r["error"] for r in expected), "every exercise needs valid-input cases"
     stub = getattr(__import__(f"course_lib.{ex.module}", fromlist=[name]), name)
-    assert grading.score(name, expected, caserun.run_cases(stub, cases))["score"] == 0
+    assert hidden.score(name, expected, caserun.run_cases(stub, cases))["score"] == 0
     course_lib.use_solutions(True)
     try:
-        assert grading.hidden_check(name)["score"] == ex.points
+        assert hidden.hidden_check(name)["score"] == ex.points
     finally:
         course_lib.use_solutions(False)
 
 
 def test_hidden_check_reports_partial_credit(monkeypatch):
+    from course_instructor.grading import hidden
     from course_lib import kl
-    from solutions import grading
     from solutions import kl as sol
 
     def half_right(logp, ref_logp, kind="k3"):
@@ -72,13 +73,13 @@ def test_hidden_check_reports_partial_credit(monkeypatch):
 
     monkeypatch.setattr(kl, "kl_estimate", half_right)
     with pytest.raises(AssertionError, match=r"hidden tests for kl_estimate: \d+/9 cases passed"):
-        grading.hidden_check("kl_estimate")
-    s = grading.score("kl_estimate", *[grading.expected_results("kl_estimate")[1]] * 2)
+        hidden.hidden_check("kl_estimate")
+    s = hidden.score("kl_estimate", *[hidden.expected_results("kl_estimate")[1]] * 2)
     assert s["score"] == 3
 
 
 def test_compare_checks_values_and_gradients():
-    from solutions import grading
+    from course_instructor.grading import hidden
 
     case = {"id": "c", "args": [torch.randn(3, 4), torch.randn(3, 4)], "kwargs": {}, "grad": [0, 1]}
     good = caserun.run_case(lambda a, b: (a - b).pow(2).mean(), case)
@@ -86,23 +87,23 @@ def test_compare_checks_values_and_gradients():
     wrong = caserun.run_case(lambda a, b: (a - b).pow(2).sum(), case)
     wrong_shape = caserun.run_case(lambda a, b: (a - b).pow(2).mean(-1), case)
     raised = caserun.run_case(lambda a, b: 1 / 0, case)
-    assert grading.compare(good, good) == (True, "")
-    ok, msg = grading.compare(good, detached)
+    assert hidden.compare(good, good) == (True, "")
+    ok, msg = hidden.compare(good, detached)
     assert not ok and "gradient" in msg
-    ok, msg = grading.compare(good, wrong)
+    ok, msg = hidden.compare(good, wrong)
     assert not ok and "values are wrong" in msg  # never the expected numbers (issue 22)
-    ok, msg = grading.compare(good, wrong_shape)
+    ok, msg = hidden.compare(good, wrong_shape)
     assert not ok and ("shape" in msg or "expected" in msg)
-    ok, msg = grading.compare(good, raised)
+    ok, msg = hidden.compare(good, raised)
     assert not ok and "ZeroDivisionError" in msg
 
 
 def test_raising_for_everything_earns_no_bad_input_points():
-    from solutions import grading
+    from course_instructor.grading import hidden
 
-    cases, expected = grading.expected_results("kl_estimate")
+    cases, expected = hidden.expected_results("kl_estimate")
     got = caserun.run_cases(lambda *a, **k: (_ for _ in ()).throw(ValueError("no")), cases)
-    assert grading.score("kl_estimate", expected, got)["score"] == 0
+    assert hidden.score("kl_estimate", expected, got)["score"] == 0
 
 
 def test_caserun_markers_and_normalize():
@@ -125,16 +126,15 @@ def test_caserun_markers_and_normalize():
 @pytest.mark.slow
 def test_sandbox_grades_every_exercise(tmp_path):
     """A copy of the solutions gets full marks on all exercises, run in the sandbox."""
-    from course_instructor.grading import sandbox
-    from solutions import grading
+    from course_instructor.grading import hidden, sandbox
 
     cl = S.make_course_lib(tmp_path / "sub", solved="all")
     jobs, expected = {}, {}
     for e in exercises.EXERCISES:
-        jobs[e.name], expected[e.name] = grading.expected_results(e.name)
+        jobs[e.name], expected[e.name] = hidden.expected_results(e.name)
     out = sandbox.run_student_cases(cl, jobs)
     for e in exercises.EXERCISES:
-        s = grading.score(e.name, expected[e.name], out[e.name]["results"])
+        s = hidden.score(e.name, expected[e.name], out[e.name]["results"])
         assert s["score"] == e.points, (e.name, out[e.name]["error"], s["failures"][:2])
 
 
@@ -305,11 +305,11 @@ def test_submit_warns_about_an_untouched_notebook(tmp_path, monkeypatch, capsys)
 def test_results_from_the_sandbox_are_parsed_strictly():
     """The wire format: tensors come back as float64 / int64 / bool tensors the grader builds;
     anything malformed is refused with a named error; a bool tensor never passes for numbers."""
-    from solutions import grading
+    from course_instructor.grading import hidden
 
     t = torch.tensor([[0.5, -1.0], [2.0, float("nan")]])
     r = caserun.run_case(lambda: (t, {"n": 3}), {"args": []})
-    back = caserun.decode_result(json.loads(json.dumps(caserun.encode(r))))
+    back = wire.decode_result(json.loads(json.dumps(wire.encode(r))))
     v = back["value"][0]
     assert type(v) is torch.Tensor and v.dtype == torch.float64 and v.shape == (2, 2)
     assert torch.equal(v.nan_to_num(7.0), t.double().nan_to_num(7.0)) and back["value"][1] == {"n": 3}
@@ -321,17 +321,17 @@ def test_results_from_the_sandbox_are_parsed_strictly():
         ("x" * 2000, "longer than"),
         ([[[[[[[[[[1]]]]]]]]]], "nested"),
     ]:
-        with pytest.raises(caserun.MalformedResult, match=msg):
-            caserun.decode(bad)
-    with pytest.raises(caserun.MalformedResult):
-        caserun.decode_result({"value": 1, "grads": {}, "error": None, "error_types": [], "id": "", "x": 1})
+        with pytest.raises(wire.MalformedResult, match=msg):
+            wire.decode(bad)
+    with pytest.raises(wire.MalformedResult):
+        wire.decode_result({"value": 1, "grads": {}, "error": None, "error_types": [], "id": "", "x": 1})
     expected = caserun.run_case(lambda: torch.tensor([0.3, 0.7]), {"args": []})
-    as_bool = caserun.decode_result(
-        caserun.encode(caserun.run_case(lambda: torch.tensor([True, True]), {"args": []}))
+    as_bool = wire.decode_result(
+        wire.encode(caserun.run_case(lambda: torch.tensor([True, True]), {"args": []}))
     )
-    ok, msg = grading.compare(expected, as_bool)
+    ok, msg = hidden.compare(expected, as_bool)
     assert not ok and "expected a tensor of real numbers" in msg and "bool" in msg
-    ok, msg = grading.compare(caserun.run_case(lambda: 1.0, {"args": []}), {**expected, "value": True})
+    ok, msg = hidden.compare(caserun.run_case(lambda: 1.0, {"args": []}), {**expected, "value": True})
     assert not ok
     r = caserun.run_case(lambda: torch.zeros(2).as_subclass(type("Sub", (torch.Tensor,), {})), {"args": []})
     assert "subclass" in r["error"]

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
-import types
 from pathlib import Path
 
 import pytest
 
-from course_instructor.grading import autograde, shards
+from course_instructor.grading import autograde, export, shards
 
 EXERCISES = [("01", "format_reward", 2.0), ("02", "kl_estimate", 3.0), ("06", "q_written", 1.0)]
 
@@ -44,7 +43,7 @@ def fake_result(sid: str, k: int) -> dict:
 
 def write_out(out: Path, results: list[dict], feedback: bool = True) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    autograde.Grader.write(types.SimpleNamespace(out=out), results)
+    export.write_results(results, out)
     if feedback:
         for r in results:
             (out / "feedback" / r["student_id"]).mkdir(parents=True, exist_ok=True)

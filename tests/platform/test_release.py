@@ -81,6 +81,7 @@ def test_release_has_no_solutions_or_hidden_tests(built):
     with zipfile.ZipFile(info["zip"]) as z:
         names = z.namelist()
     assert not any("/solutions/" in n or n.startswith("solutions/") for n in names)
+    assert not any("/course_instructor/" in n or n.startswith("course_instructor/") for n in names)
     assert any(n.endswith("course_lib/kl.py") for n in names)
 
 
@@ -102,7 +103,7 @@ def test_leak_scanner_catches_planted_leaks(built, tmp_path):
         f"# {CANARY}\n",
         "### BEGIN SOLUTION\n",
         "### BEGIN HIDDEN TESTS\n",
-        "from solutions.grading import hidden_check\n",
+        "from course_instructor.grading.hidden import hidden_check\n",
     ):
         copy = tmp_path / f"b{abs(hash(plant))}"
         shutil.copytree(bundle, copy)
@@ -114,6 +115,11 @@ def test_leak_scanner_catches_planted_leaks(built, tmp_path):
     (copy / "solutions").mkdir()
     (copy / "solutions" / "__init__.py").write_text("")
     assert release.scan_for_leaks(copy)
+    copy = tmp_path / "with_grader"
+    shutil.copytree(bundle, copy)
+    (copy / "course_instructor" / "grading" / "hidden").mkdir(parents=True)
+    (copy / "course_instructor" / "grading" / "hidden" / "kl.py").write_text("CASES = {}\n")
+    assert any("instructor-only folder" in p for p in release.scan_for_leaks(copy))
 
 
 def test_released_notebooks_keep_grading_metadata(built):

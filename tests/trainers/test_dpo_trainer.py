@@ -17,7 +17,7 @@ def _toy_model(seed=0, vocab=40):
     """The grader's tiny GPT-2 (2 layers, 16 wide, dropout off), in eval mode. Same weights as the
     builder this file had (torch.manual_seed(seed) then GPT2LMHeadModel, compared tensor by tensor);
     it leaves the global RNG as it was instead of re-seeding it (no test here draws from it after)."""
-    from course_instructor.grading.caserun import tiny_gpt2
+    from course_instructor.grading.sandboxed.caserun import tiny_gpt2
 
     return tiny_gpt2(seed, vocab, n_positions=64).eval()
 

@@ -1,10 +1,9 @@
 """Run an exercise function on grading *cases* and collect what it returned (value + gradients).
 
-The sandboxed grading process gets a copy of this file (it needs it without access to
-``solutions/``): there it only *runs* a function and encodes what came back as JSON
-(:func:`encode`). The grader parses that JSON with :func:`decode_result` into plain float64 /
-int64 / bool tensors it builds itself, and the instructor's ``solutions/grading.py`` compares
-(:func:`close`). Nothing the sandbox returns is unpickled or has a method called on it.
+This file runs inside the code sandbox (sandbox_child.py; the box carries a copy of it, without
+access to ``solutions/``) and in the instructor's own notebook runs (hidden_check). It only
+*runs* a function; the results travel to the grader as JSON (../wire.py), where the grader's
+hidden/ compares them. Nothing the sandbox returns is unpickled or has a method called on it.
 
 A case is a plain, picklable dict::
 
@@ -44,12 +43,13 @@ tensors, numbers, strings, lists, dicts and None; on the wire (sandbox -> grader
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from course_instructor.grading.wire import MAX_ELEMENTS
 
 MARKER = "__marker__"
 
@@ -84,7 +84,8 @@ def tiny_tokenizer():
     if _TOKENIZER is None:
         from transformers import PreTrainedTokenizerFast
 
-        path = Path(__file__).resolve().parents[2] / "course_lib" / "assets" / "tiny"
+        # <root>/course_instructor/grading/sandboxed/caserun.py: the repository or the sandbox box
+        path = Path(__file__).resolve().parents[3] / "course_lib" / "assets" / "tiny"
         _TOKENIZER = PreTrainedTokenizerFast.from_pretrained(str(path))
         if _TOKENIZER.pad_token_id is None:
             _TOKENIZER.pad_token = _TOKENIZER.eos_token
@@ -203,7 +204,6 @@ def resolve(obj, ctx: dict | None = None):
 
 
 # --- normalising outputs ------------------------------------------------------------------------
-MAX_ELEMENTS = 1_000_000  # a returned tensor larger than this is not plausible: refuse it
 
 
 def normalize(x, depth: int = 0):
@@ -323,11 +323,6 @@ def run_case(func: Callable, case: dict) -> dict:
     return result
 
 
-def run_cases(func: Callable, cases: list[dict]) -> list[dict]:
-    return [run_case(func, c) for c in cases]
-
-
-# --- comparison helpers shared by the grader (pure functions of two results) --------------------
 def describe(x) -> str:
     if isinstance(x, torch.Tensor):
         return f"tensor{list(x.shape)}"
@@ -336,181 +331,5 @@ def describe(x) -> str:
     return type(x).__name__
 
 
-def _magnitude(x: float) -> str:
-    """An order of magnitude ("1e-02"): how large, without the exact number."""
-    return f"1e{round(math.log10(x)):+03d}" if math.isfinite(x) and x > 0 else str(x)
-
-
-def error_size(err: float, scale: float) -> str:
-    """The size of an error, coarsely: absolute and relative orders of magnitude (exact numbers
-    together with the student's own value would give the expected one away)."""
-    if not math.isfinite(err):
-        return "nan or inf"
-    rel = f", relative ~{_magnitude(err / scale)}" if scale > 0 else ""
-    return f"error ~{_magnitude(err)}{rel}"
-
-
-def close(a, b, rtol: float, atol: float, path: str = "value") -> tuple[bool, str]:
-    """Recursive allclose over tensors / numbers / lists / dicts: (ok, message). A message names
-    where (path, shape, how many entries) and how large the error is, never the expected numbers
-    (a student must not learn a hidden case's answer from the feedback)."""
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
-            if isinstance(a, torch.Tensor) and a.numel() == 1 and isinstance(b, (int, float)):
-                return close(a.item(), b, rtol, atol, path)
-            if isinstance(b, torch.Tensor) and b.numel() == 1 and isinstance(a, (int, float)):
-                return close(a, b.item(), rtol, atol, path)
-            return False, f"{path}: expected {describe(a)}, got {describe(b)}"
-        if tuple(a.shape) != tuple(b.shape):
-            return False, f"{path}: expected shape {list(a.shape)}, got {list(b.shape)}"
-        if a.dtype == torch.bool:
-            if b.dtype != torch.bool:
-                return False, f"{path}: expected a bool tensor, got {b.dtype}"
-            return (True, "") if torch.equal(a, b) else (False, f"{path}: boolean values differ")
-        if b.dtype == torch.bool or b.is_complex():
-            return False, f"{path}: expected a tensor of real numbers ({a.dtype}), got {b.dtype}"
-        a64, b64 = a.to(torch.float64), b.to(torch.float64)
-        if not torch.isfinite(b64).all() and torch.isfinite(a64).all():
-            return False, f"{path}: contains nan/inf"
-        bad = ~torch.isclose(b64, a64, rtol=rtol, atol=atol, equal_nan=True)
-        if bad.any():
-            err = (b64 - a64).abs().nan_to_num(float("inf"))[bad].max().item()
-            return False, (
-                f"{path}: {int(bad.sum())} of {a.numel()} values are wrong (largest "
-                f"{error_size(err, a64[bad].abs().max().item())})"
-            )
-        return True, ""
-    if isinstance(a, bool) or isinstance(b, bool):
-        if type(a) is not type(b):
-            return False, f"{path}: expected {type(a).__name__}, got {type(b).__name__}"
-        return (a == b, "" if a == b else f"{path}: the wrong truth value")
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        fa, fb = float(a), float(b)
-        if math.isnan(fa) and math.isnan(fb):
-            return True, ""
-        if not math.isclose(fa, fb, rel_tol=rtol, abs_tol=atol):
-            err = abs(fb - fa) if math.isfinite(fb) else math.inf
-            return False, f"{path}: wrong ({error_size(err, abs(fa))})"
-        return True, ""
-    if isinstance(a, list):
-        if not isinstance(b, list):
-            if isinstance(b, torch.Tensor):
-                return close(torch.tensor(a, dtype=torch.float64), b, rtol, atol, path)
-            return False, f"{path}: expected {describe(a)}, got {describe(b)}"
-        if len(a) != len(b):
-            return False, f"{path}: expected {len(a)} entries, got {len(b)}"
-        for i, (x, y) in enumerate(zip(a, b)):
-            ok, msg = close(x, y, rtol, atol, f"{path}[{i}]")
-            if not ok:
-                return ok, msg
-        return True, ""
-    if isinstance(a, dict):
-        if not isinstance(b, dict) or set(a) != set(b):
-            return False, f"{path}: expected a dict with keys {sorted(a)}, got {describe(b)}"
-        for k in a:
-            ok, msg = close(a[k], b[k], rtol, atol, f"{path}[{k!r}]")
-            if not ok:
-                return ok, msg
-        return True, ""
-    if isinstance(a, str):  # only kinds ("float", "tensor", ...) are strings: not a secret
-        return (a == b, "" if a == b else f"{path}: expected {a!r}, got {str(b)[:60]!r}")
-    if a is None or b is None:
-        return (a == b, "" if a == b else f"{path}: expected {describe(a)}, got {describe(b)}")
-    return False, f"{path}: cannot compare {describe(a)} with {describe(b)}"
-
-
-# --- the wire format (sandbox -> grader) ------------------------------------------------------------
-DTYPES = {
-    "float16": torch.float64,
-    "bfloat16": torch.float64,
-    "float32": torch.float64,
-    "float64": torch.float64,
-    "uint8": torch.int64,
-    "int8": torch.int64,
-    "int16": torch.int64,
-    "int32": torch.int64,
-    "int64": torch.int64,
-    "bool": torch.bool,
-}
-MAX_DEPTH = 8
-
-
-def encode(x):
-    """A normalized value (see :func:`normalize`) as JSON-able data; tensors become
-    ``{"__tensor__": dtype, "shape": [...], "data": [...]}`` (NaN / inf as JSON's NaN / Infinity)."""
-    if isinstance(x, torch.Tensor):
-        t = torch.Tensor.detach(x).cpu()
-        dtype = str(t.dtype).replace("torch.", "")
-        if dtype not in DTYPES:
-            raise TypeError(f"returned a tensor of dtype {dtype}, which the grader cannot compare")
-        flat = t.reshape(-1)
-        return {
-            "__tensor__": dtype,
-            "shape": list(t.shape),
-            "data": flat.tolist() if dtype != "bfloat16" else flat.float().tolist(),
-        }
-    if isinstance(x, list):
-        return [encode(v) for v in x]
-    if isinstance(x, dict):
-        return {str(k): encode(v) for k, v in x.items()}
-    return x
-
-
-class MalformedResult(ValueError):
-    """What the sandbox sent back is not a well-formed result (wrong types, sizes or structure)."""
-
-
-def decode(x, depth: int = 0):
-    """Parse JSON data from the sandbox into values the grader builds itself: float64 / int64 /
-    bool tensors of the declared shape, plain numbers, strings, lists, dicts. Raises
-    :class:`MalformedResult` naming the problem for anything else."""
-    if depth > MAX_DEPTH:
-        raise MalformedResult("the result is nested too deeply")
-    if x is None or type(x) in (bool, int, float):
-        return x
-    if type(x) is str:
-        if len(x) > 1000:
-            raise MalformedResult("a string in the result is longer than 1000 characters")
-        return x
-    if type(x) is list:
-        if len(x) > MAX_ELEMENTS:
-            raise MalformedResult("a list in the result is too long")
-        return [decode(v, depth + 1) for v in x]
-    if type(x) is not dict:
-        raise MalformedResult(f"unexpected {type(x).__name__} in the result")
-    if "__tensor__" not in x:
-        return {str(k): decode(v, depth + 1) for k, v in x.items()}
-    dtype, shape, data = x.get("__tensor__"), x.get("shape"), x.get("data")
-    if set(x) != {"__tensor__", "shape", "data"} or dtype not in DTYPES:
-        raise MalformedResult(f"a tensor of unknown dtype {str(dtype)[:40]!r} in the result")
-    if type(shape) is not list or len(shape) > 8 or any(type(d) is not int or d < 0 for d in shape):
-        raise MalformedResult("a tensor with a malformed shape in the result")
-    n = math.prod(shape)
-    if type(data) is not list or n > MAX_ELEMENTS or len(data) != n:
-        raise MalformedResult(
-            f"a tensor of shape {shape} with {len(data) if type(data) is list else '?'} values in the result"
-        )
-    kinds = (bool,) if dtype == "bool" else (int,) if DTYPES[dtype] == torch.int64 else (int, float)
-    if not all(type(v) in kinds for v in data):
-        raise MalformedResult(
-            f"a {dtype} tensor with values that are not {'/'.join(k.__name__ for k in kinds)}"
-        )
-    return torch.tensor(data, dtype=DTYPES[dtype]).reshape(shape)
-
-
-def decode_result(r) -> dict:
-    """One case result from the sandbox, parsed by :func:`decode` and checked for structure."""
-    if type(r) is not dict or set(r) != {"id", "value", "grads", "error", "error_types"}:
-        raise MalformedResult("malformed case result")
-    grads, error, types = r["grads"], r["error"], r["error_types"]
-    if type(grads) is not dict or type(types) is not list or not all(type(t) is str for t in types):
-        raise MalformedResult("malformed case result")
-    if error is not None and type(error) is not str:
-        raise MalformedResult("malformed case result")
-    return {
-        "id": decode(r["id"]),
-        "value": decode(r["value"]),
-        "error": decode(error),
-        "grads": {str(k): decode(v) for k, v in grads.items()},
-        "error_types": types[:64],
-    }
+def run_cases(func: Callable, cases: list[dict]) -> list[dict]:
+    return [run_case(func, c) for c in cases]

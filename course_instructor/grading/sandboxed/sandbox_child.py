@@ -1,4 +1,5 @@
-"""The sandboxed grading process (started by course_instructor/grading/sandbox.py, never imported).
+"""The sandboxed grading process (started by course_instructor/grading/sandbox.py; grader_kernel.py
+loads it by path for its audit hook).
 
     python -I -S sandbox_child.py SPEC.json
 
@@ -8,9 +9,10 @@ without the editable-install finder). Before any student code is imported it loa
 (limits.py: no new processes) and an audit hook -- an extra alarm, not the wall -- that refuses to
 open files under the forbidden roots, to write outside the scratch folders, to start processes,
 to load native code through ctypes and to open sockets. It then imports the student's modules,
-runs every exercise on its cases (course_instructor.grading.caserun) and writes one JSON line per
-exercise to the result descriptor (the original stdout): ``{"ready": true}``, then
-``{"i": i, "name": ..., "results": [...], "output": "..."}`` per exercise, then ``{"done": true}``.
+runs every exercise on its cases (caserun.py) and writes one JSON line per exercise to the result
+descriptor (the original stdout), in the wire format (course_instructor/grading/wire.py):
+``{"ready": true}``, then ``{"i": i, "name": ..., "results": [...], "output": "..."}`` per
+exercise, then ``{"done": true}``.
 The grader parses those lines strictly; it never sees expected outputs here and decides nothing.
 """
 
@@ -32,7 +34,8 @@ def main() -> None:
     pkg.__path__ = [os.path.join(spec["root"], "course_lib")]  # module; we import them one by one
     pkg.__file__ = os.path.join(pkg.__path__[0], "__init__.py")
     sys.modules["course_lib"] = pkg
-    from course_instructor.grading import caserun, limits
+    from course_instructor.grading import wire
+    from course_instructor.grading.sandboxed import caserun, limits
 
     jobs = torch.load(spec["jobs"], weights_only=True)  # written by the grader, not by students
     if spec.get("preload_transformers"):
@@ -46,7 +49,7 @@ def main() -> None:
     os.dup2(devnull, 1)
     if spec.get("fork_ban", True) and not limits.install_fork_ban():
         sys.stderr.write("sandbox: the fork ban could not be loaded\n")
-    _send(results, {"ready": True})
+    _send(results, wire.READY)
     install_hook(spec)
     sink = _Sink(spec.get("output_cap", 65536))
     os.dup2(devnull, 2)
@@ -75,7 +78,7 @@ def main() -> None:
                 res = [caserun.run_case(func, case) for case in cases]
         try:
             line = json.dumps(
-                {"i": i, "name": name, "results": [_wire(caserun, r) for r in res], "output": sink.text()}
+                {"i": i, "name": name, "results": [_encoded(wire, r) for r in res], "output": sink.text()}
             )
         except BaseException as e:  # noqa: BLE001 - a result that cannot be encoded
             line = json.dumps(
@@ -91,14 +94,14 @@ def main() -> None:
             )
         results.write(line + "\n")
         results.flush()
-    _send(results, {"done": True})
+    _send(results, wire.DONE)
     os._exit(0)  # do not wait for threads the student code may have started
 
 
-def _wire(caserun, r: dict) -> dict:
+def _encoded(wire, r: dict) -> dict:
     """One case result as JSON data; a value that cannot be encoded becomes that case's error."""
     try:
-        return caserun.encode(r)
+        return wire.encode(r)
     except Exception as e:  # noqa: BLE001
         return _error(f"{type(e).__name__}: {str(e)[:300]}")
 
