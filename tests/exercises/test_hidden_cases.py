@@ -1,6 +1,6 @@
 """The grader's hidden cases (course_instructor/grading/hidden/) catch every plausible wrong
-implementation of
-tests/test_checks.py's WRONG table: each loses points. Run in-process (no sandbox): the same case
+implementation of tests/exercises/wrong_versions.py's WRONG table: each loses points. Run in-process
+(no sandbox): the same case
 runner and comparison the autograder uses, on the wrong function instead of a student's."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def test_hidden_cases_catch_the_wrong_implementation(w):
     assert s["passed"] < s["total"], f"{name} ({label}) passes all {s['total']} hidden cases"
 
 
-@pytest.mark.parametrize("w", test_checks.VISIBLE_ONLY, ids=test_checks._wid)
+@pytest.mark.parametrize("w", wrong_versions.VISIBLE_ONLY, ids=wrong_versions.wrong_id)
 def test_hidden_cases_catch_what_only_the_visible_checks_caught(w):
     """A step that forgets zero_grad (a stale-gradient case: the model's parameters
     carry a .grad from an earlier step), dpo_loss rewards that still carry the graph and

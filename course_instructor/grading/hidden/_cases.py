@@ -1,7 +1,7 @@
 """What every unit's hidden cases are built from: seeded generators of inputs and the case format
 (see :mod:`course_instructor.grading.sandboxed.caserun` for what a case holds).
 
-The rule for the cases of every exercise (tests/test_trivial_answers.py): no trivial answer -- a
+The rule for the cases of every exercise (tests/exercises/test_trivial_answers.py): no trivial answer -- a
 constant 0 or 1 (zeros / ones of the expected shape), an echo of an input, ``0.0`` or ``None`` --
 passes more than :data:`TRIVIAL_MAX_PASS` (a tenth) of its cases, so expected answers are varied:
 a reward case holds completions whose rewards differ (an :func:`each` case calls the function once

@@ -11,5 +11,5 @@ it runs student functions and notebooks and reports back in the wire format
 
 These files are copied into the sandbox, so they import only the standard library, torch, the
 box's course_lib, each other and wire.py, never the trusted modules next to this folder
-(tests/test_import_graph.py checks it); the trusted side may import them.
+(tests/platform/test_import_graph.py checks it); the trusted side may import them.
 """

@@ -9,7 +9,7 @@ import pytest
 
 from course_instructor import import_graph
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_project_has_no_upward_import_and_no_cycle():
