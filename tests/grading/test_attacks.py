@@ -491,6 +491,8 @@ def attempt(name, fn):
         tries[name] = type(e).__name__
 attempt("read_solutions", lambda: open({str(SOL / "kl.py")!r}).read())
 attempt("import_solutions", lambda: __import__("solutions.kl"))
+attempt("read_hidden_cases", lambda: open({str(HIDDEN.with_name("ppo.py"))!r}).read())
+attempt("import_hidden_cases", lambda: __import__("course_instructor.grading.hidden"))
 attempt("write_grading", lambda: open({str(HIDDEN)!r}, "a").write("# PWNED"))
 attempt("write_repo", lambda: open({str(ROOT / "PWNED_kernel")!r}, "w").write("x"))
 attempt("gradebook", lambda: sqlite3.connect(GRADEBOOK).execute("update grade set manual_score = 99"))
@@ -635,6 +637,8 @@ def test_kernel_attacks_through_nbgrader(nbgrader_batch):
     assert set(tries) == {
         "read_solutions",
         "import_solutions",
+        "read_hidden_cases",
+        "import_hidden_cases",
         "write_grading",
         "write_repo",
         "gradebook",
