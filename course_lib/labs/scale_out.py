@@ -323,6 +323,7 @@ def run_grpo(args) -> object:
     trainer.save_model(args.output_dir)  # rank 0 writes (ZeRO-3: gathers the shards first)
     if trainer.accelerator.is_main_process:
         tok.save_pretrained(args.output_dir)
+    finish(trainer)
     return trainer
 
 
@@ -354,7 +355,19 @@ def run_dpo(args) -> object:
     trainer.save_model(args.output_dir)
     if trainer.accelerator.is_main_process:
         tok.save_pretrained(args.output_dir)
+    finish(trainer)
     return trainer
+
+
+def finish(trainer) -> None:
+    """Save-then-exit on every rank: wait until rank 0 has written the checkpoint, then close the
+    process group. A rank that leaves while its gloo threads still run is aborted by C++
+    ("terminate called without an active exception", SIGABRT), which fails the whole launch."""
+    import torch.distributed as dist
+
+    trainer.accelerator.wait_for_everyone()
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 # --------------------------------------------------------------------------- command line
