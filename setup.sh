@@ -106,7 +106,7 @@ case "$MODE" in
     step "5/5 tests, stage 1/3: lint (ruff check, ruff format --check, mypy)"
     "$VENV/bin/ruff" check . || fail "ruff check" "run: $VENV/bin/ruff check --fix . (and fix what it reports)"
     "$VENV/bin/ruff" format --check . || fail "ruff format" "run: $VENV/bin/ruff format ."
-    "$VENV/bin/mypy" course_lib/core course_lib/trainers || fail "mypy" "fix the type errors it reports ([tool.mypy] in pyproject.toml)"
+    "$VENV/bin/mypy" course_lib/core course_lib/trainers course_lib/labs || fail "mypy" "fix the type errors it reports ([tool.mypy] in pyproject.toml)"
     step "5/5 tests, stage 2/3: the fast tier (tests/exercises/, the exercise contract)"
     "$PY" -m pytest -q -m fast || fail "the fast tier (the exercise contract)" "see the failures above"
     step "5/5 tests, stage 3/3: the rest (tiers standard, slow, notebook), then the 25 slowest tests"

@@ -47,4 +47,4 @@ def test_every_package_data_glob_matches_a_file():
 def test_mypy_is_pinned_and_run_by_setup_test():
     assert _pin("dev", "mypy")
     setup = (ROOT / "setup.sh").read_text()
-    assert '"$VENV/bin/mypy" course_lib/core course_lib/trainers' in setup
+    assert '"$VENV/bin/mypy" course_lib/core course_lib/trainers course_lib/labs' in setup
