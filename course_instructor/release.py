@@ -337,6 +337,8 @@ def public_tests(tests_dir: Path | None = None) -> list[Path]:
 
 # The student README: this template with its Colab section filled in (badges or the zip route).
 STUDENT_README_TEMPLATE = Path(__file__).resolve().parent / "templates" / "student_README.md"
+# The Validate button's settings (JupyterLab reads nbgrader_config.py from the folder it starts in).
+STUDENT_NBGRADER_CONFIG = Path(__file__).resolve().parent / "templates" / "student_nbgrader_config.py"
 COLAB_PLACEHOLDER = "{{COLAB_SECTION}}"
 
 
@@ -436,6 +438,7 @@ def build_bundle(
     for t in public_tests(tests_dir):
         (bundle / "tests" / t.relative_to(tests_dir)).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(t, bundle / "tests" / t.relative_to(tests_dir))
+    shutil.copy(STUDENT_NBGRADER_CONFIG, bundle / "nbgrader_config.py")
     notebooks = sorted(p.name for p in (bundle / "exercises").glob("*.ipynb"))
     (bundle / "README.md").write_text(student_readme(notebooks, repo_url, branch))
     (bundle / ".gitignore").write_text(

@@ -177,6 +177,17 @@ def test_nbgrader_config_works_with_plain_nbgrader(tmp_path):
     assert out == {p.name for p in src.glob("[0-9][0-9]_*.ipynb")}
 
 
+def test_student_copy_has_validate_settings(built):
+    """The student copy's nbgrader_config.py (read by JupyterLab's Validate button) loads on its own
+    (no instructor code) and waits for a busy laptop's outputs longer than nbgrader's 4 s default."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    bundle = Path(built[0]["bundle"])
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(bundle)).load_config()
+    assert config.Execute.iopub_timeout >= 30 and config.Execute.timeout >= 120, config
+    assert "course_instructor" not in (bundle / "nbgrader_config.py").read_text()
+
+
 @pytest.mark.slow
 def test_first_cell_sets_up_course_lib_from_exercises(built):
     """Run a released notebook's set-up cell from <bundle>/exercises: course_lib must come from
