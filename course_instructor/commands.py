@@ -8,12 +8,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("course_instructor.runner:main", "execute the notebooks with the solutions, write results.json"),
     "seeds": (
         "course_instructor.seeds:main",
-        "units 05-07's main runs for several seeds (--seeds 0,1,2) against the bars, worst seed",
+        "units 05-07 and 09: the main runs for several seeds (--seeds 0,1,2) against the bars, worst seed",
     ),
     "release": ("course_instructor.release:main", "build exercises/ and the student bundle"),
     "autograde": ("course_instructor.grading.autograde:main", "grade a folder of submissions"),
     "gradescope": ("course_instructor.grading.gradescope:main", "build a Gradescope autograder zip"),
     "bench": ("course_instructor.bench:main", "seconds per step, ours vs TRL, side by side"),
+    "doc-numbers": (
+        "course_instructor.doc_numbers:main",
+        "write the docs' measured numbers from docs/results/ (--check: exit 1 if stale)",
+    ),
     "quality": ("course_instructor.tiny_quality:main", "measure the shipped tiny model (README numbers)"),
     "build-notebooks": (
         "course_instructor.nbbuild:main",

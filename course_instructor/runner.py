@@ -189,8 +189,9 @@ def _run_unit(unit: str, nb: Path, out: Path, env: dict, timeout: int, quiet: bo
         print(f"[{unit}] {nb.name} ...", flush=True)
     t0 = time.time()
     try:
-        _, secs = execute_notebook(nb, out / nb.name, solutions=True, env=env, timeout=timeout)
+        executed, secs = execute_notebook(nb, out / nb.name, solutions=True, env=env, timeout=timeout)
         entry["seconds"] = round(secs, 1)
+        entry["longest_cell"] = longest_cell(executed)
     except Exception as e:  # noqa: BLE001 - record, go on with the next unit
         entry["seconds"] = round(time.time() - t0, 1)
         entry["error"] = _error_text(e)
@@ -201,6 +202,29 @@ def _run_unit(unit: str, nb: Path, out: Path, env: dict, timeout: int, quiet: bo
     except ValueError:
         entry["metrics"] = {}
         entry.setdefault("error", f"unreadable {metrics_file.name}")
+
+
+def longest_cell(nb) -> dict:
+    """``{"seconds", "cell", "line"}`` of the slowest code cell of an executed notebook (nbclient's
+    timestamps in each cell's ``metadata.execution``; "cell" counts code cells from 1, as a student
+    counts them, and "line" is the cell's first line of code)."""
+    import datetime
+
+    best = {"seconds": 0.0, "cell": 0, "line": ""}
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for i, cell in enumerate(code, 1):
+        t = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" not in t or "shell.execute_reply" not in t:
+            continue
+        start, end = (
+            datetime.datetime.fromisoformat(t[k].replace("Z", "+00:00"))
+            for k in ("iopub.execute_input", "shell.execute_reply")
+        )
+        secs = (end - start).total_seconds()
+        if secs > best["seconds"]:
+            lines = [ln for ln in cell.source.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+            best = {"seconds": round(secs, 1), "cell": i, "line": (lines[0] if lines else "")[:80]}
+    return best
 
 
 def table(results: dict) -> str:

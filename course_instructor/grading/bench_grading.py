@@ -2,6 +2,7 @@
 
     python -m course_instructor.grading.bench_grading                 # the unit notebooks, 2 submissions
     python -m course_instructor.grading.bench_grading --no-notebooks  # code exercises only
+    python -m course_instructor.grading.bench_grading --out runs/bench  # + runs/bench/grading.json
 
 Builds made-up submissions from the released notebooks (a copy of the solutions, and the
 untouched stubs), grades them in one batch, and prints the time per submission split into the
@@ -11,6 +12,7 @@ sandboxed code grading and the notebooks' execution (in their own sandbox).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--cold-kernels", action="store_true", help="no kernel fork server (each kernel starts cold)"
     )
+    ap.add_argument("--out", default=None, help="also write OUT/grading.json (for `course doc-numbers`)")
     args = ap.parse_args(argv)
     from course_instructor import release
     from course_instructor.grading import autograde
@@ -103,10 +106,32 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {r['student_id']}: {r['seconds']:.1f} s per submission "
                 f"(sandboxed code grading {r['code_seconds']:.1f} s{nb}) · {pts:g}/{mx:g} points"
             )
-        print(
-            f"batch {total:.1f} s incl. set-up · {sum(r['seconds'] for r in results) / len(results):.1f} "
-            "s per submission"
-        )
+        per = sum(r["seconds"] for r in results) / len(results)
+        print(f"batch {total:.1f} s incl. set-up · {per:.1f} s per submission")
+        if args.out:
+            summary = {
+                "cores": os.cpu_count(),
+                "notebook_jobs": grader.jobs if not args.no_notebooks else 0,
+                "kernels": "cold" if args.cold_kernels else "forked",
+                "notebooks": not args.no_notebooks,
+                "batch_seconds": round(total, 1),
+                "seconds_per_submission": round(per, 1),
+                "submissions": [
+                    {
+                        "student": r["student_id"],
+                        "solved": i % 2 == 0,
+                        "seconds": round(r["seconds"], 1),
+                        "code_seconds": round(r["code_seconds"], 1),
+                        "notebook_seconds": round(r.get("notebook_seconds") or 0, 1),
+                        "points": sum(x["score"] or 0 for x in r["rows"]),
+                        "max_points": sum(x["max_score"] for x in r["rows"]),
+                    }
+                    for i, r in enumerate(results)
+                ],
+            }
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            (Path(args.out) / "grading.json").write_text(json.dumps(summary, indent=2))
+            print(f"wrote {Path(args.out) / 'grading.json'}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

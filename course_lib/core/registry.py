@@ -129,8 +129,8 @@ EXERCISES: list[Exercise] = [
 BY_NAME = {e.name: e for e in EXERCISES}
 
 # Seconds of one whole unit notebook, training included, on 2 CPU cores (tiny profile, quick
-# preset): docs/benchmarks.md's `course run` table (one `course run` in order on the 2-core machine).
-# Unit 09: `course run --units 09` alone (229 s, 2 idle cores), with assets/tiny_reason.
+# preset), from the `course run` in docs/results/course_run.json: written by `course doc-numbers`,
+# checked by its --check (a test), shown under each notebook's title.
 UNIT_SECONDS: dict[str, int | None] = {
     "01": 14,
     "02": 13,

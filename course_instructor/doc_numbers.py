@@ -1,0 +1,345 @@
+"""`course doc-numbers`: the measured numbers of the docs, written from results files.
+
+    course run --out runs/latest && course doc-numbers --save-run runs/latest
+    course seeds --out runs/seeds && course doc-numbers --save-seeds runs/seeds
+    course bench --out runs/bench && python -m course_instructor.grading.bench_grading --out runs/bench \\
+      && course doc-numbers --save-bench runs/bench
+    course doc-numbers --check          # exit 1 if a doc or registry.UNIT_SECONDS disagrees with them
+
+The results live in ``docs/results/`` (committed: ``course_run.json``, ``seeds.json``,
+``seeds_alt.json``, ``bench.json``, ``grading.json``), each a command's own output plus ``provenance`` (date, commit,
+command, CPU count). Every table between ``<!-- NAME -->`` and ``<!-- /NAME -->`` in
+``docs/benchmarks.md`` is rendered from them, and ``course_lib/core/registry.py``'s
+``UNIT_SECONDS`` (the run time shown under each notebook's title) is rewritten from the course
+run; a test runs ``--check``, so a number in the docs cannot drift from the file it came from.
+When the seconds change, rebuild the notebooks (``course build-notebooks``, ``course release``)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "docs" / "results"
+BENCHMARKS = REPO / "docs" / "benchmarks.md"
+REGISTRY = REPO / "course_lib" / "core" / "registry.py"
+FILES = {
+    "run": ("course_run.json", "results.json", "course run"),
+    "seeds": ("seeds.json", "seeds.json", "course seeds"),
+    "seeds_alt": ("seeds_alt.json", "seeds_alt.json", "course seeds --impl alt"),
+    "bench": ("bench.json", "bench.json", "course bench"),
+    "grading": ("grading.json", "grading.json", "python -m course_instructor.grading.bench_grading"),
+}
+
+
+class Pair:
+    """A metric's (before, after), formatted by a template: ``{m}`` / ``{m:.2f}`` gives
+    "0.47 → 0.94"; ``{m.after:.2f}`` one side."""
+
+    def __init__(self, metric: dict):
+        self.before, self.after = metric.get("before"), metric["after"]
+
+    def __format__(self, spec: str) -> str:
+        spec = spec or ".2f"
+        before = "—" if self.before is None else format(self.before, spec)
+        return f"{before} → {format(self.after, spec)}"
+
+
+# The `course run` table: what each notebook's report_metrics() recorded, in words.
+HEADLINES = {
+    "01": "best-of-n sentiment reward {best_of_n_sentiment} (n = 1 → 16); hacked text repetition "
+    "{hack_repetition} with the penalty",
+    "02": "spread of the KL estimate relative to the KL, k1 → k3: {toy_rel_std_k1_to_k3:.1f}",
+    "03": "format compliance {format_compliance} (TRL SFTTrainer: {format_compliance_trl.after:.2f})",
+    "04": "held-out preference accuracy {rm_accuracy} (TRL RewardTrainer: {rm_accuracy_trl.after:.2f})",
+    "05": "positive fraction {positive_fraction}, distinct-2 {distinct_2:.3f}, KL to reference "
+    "{kl_to_ref.after:.2f} nats",
+    "06": "positive fraction {positive_fraction} (KL {kl_to_ref.after:.2f}); held-out arithmetic "
+    "accuracy {arithmetic_accuracy}",
+    "07": "implicit-reward accuracy {preference_accuracy}, positive fraction {positive_fraction}, KL "
+    "{kl_to_ref.after:.2f}",
+    "08": "the four trained models compared on one task (reward-vs-KL frontier)",
+    "09": "held-out accuracy {heldout_accuracy} on sums of four one-digit numbers, format rate "
+    "{format_rate}, response length {response_length:.0f} tokens",
+}
+
+
+def load(kind: str, results: Path | None = None) -> dict:
+    path = (results or RESULTS) / FILES[kind][0]
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path} is missing: run "
+            f"`{FILES[kind][2]}`, then `course doc-numbers --save-...` (see course doc-numbers --help)"
+        )
+    return json.loads(path.read_text())
+
+
+def headline(unit: str, entry: dict) -> str:
+    if "error" in entry:
+        return f"FAILED: {entry['error'].splitlines()[0][:80]}"
+    metrics = {
+        k: Pair(v) for k, v in entry.get("metrics", {}).items() if isinstance(v, dict) and "after" in v
+    }
+    try:
+        return HEADLINES[unit].format(**metrics)
+    except KeyError as e:
+        raise KeyError(
+            f"unit {unit}'s headline needs metric {e} (report_metrics of notebook {unit})"
+        ) from None
+
+
+def course_run_table(run: dict) -> str:
+    lines = ["| unit | seconds | longest cell: seconds (cell, first line) | headline (before → after) |"]
+    lines.append("|---|---|---|---|")
+    for unit, entry in sorted(run["units"].items()):
+        cell = entry.get("longest_cell") or {}
+        longest = (
+            f"{cell['seconds']:.0f} (cell {cell['cell']}, `{cell['line']}`)" if cell.get("cell") else "—"
+        )
+        lines.append(f"| {unit} | {entry['seconds']:.0f} | {longest} | {headline(unit, entry)} |")
+    return "\n".join(lines)
+
+
+def provenance_line(doc: dict) -> str:
+    p = doc.get("provenance", {})
+    return (
+        f"Measured {p.get('date', '?')} at commit `{p.get('commit', '?')}` on {p.get('cpus', '?')} CPU cores "
+        f"with `{p.get('command', '?')}` (`docs/results/{p.get('file', '?')}`)."
+    )
+
+
+def run_summary(run: dict) -> str:
+    total = sum(e.get("seconds", 0) for e in run["units"].values())
+    peak = run.get("peak_rss_mb")
+    largest = run.get("max_rss_mb", {}).get("largest_child")
+    text = f"{provenance_line(run)} All units: {total / 60:.1f} minutes"
+    if peak:
+        text += (
+            f"; peak memory {peak:.0f} MB resident (runner + one kernel; the largest kernel {largest:.0f} MB)"
+        )
+    return text + "."
+
+
+def seeds_table(docs: list[dict]) -> str:
+    from course_instructor import seeds
+
+    lines = ["| unit | seed 0 | seed 1 | seed 2 | worst seed vs bar |", "|---|---|---|---|---|"]
+    for doc in docs:
+        label = "" if doc.get("impl", "solutions") == "solutions" else f", `--impl {doc['impl']}`"
+        for unit, e in sorted(doc["units"].items()):
+            bars = seeds.BARS[unit]
+            cells = []
+            for seed in (0, 1, 2):
+                r = next((r for r in e["seeds"] if r["seed"] == seed), None)
+                if r is None:
+                    cells.append("—")
+                elif "error" in r:
+                    cells.append("FAILED")
+                else:
+                    cells.append(", ".join(_bar(b.name, r["bars"][b.name]["value"]) for b in bars))
+            worst = ", ".join(
+                f"{_bar(b.name, e['worst'][b.name])} {'≥' if b.higher else '≤'} {_bar(b.name, b.threshold)}"
+                for b in bars
+            )
+            verdict = "met" if e["all_met"] else "MISSED"
+            lines.append(
+                f"| {unit} {seeds.NAMES[unit]}{label} | " + " | ".join(cells) + f" | {worst}: {verdict} |"
+            )
+    return "\n".join(lines)
+
+
+def _bar(name: str, v) -> str:
+    from course_instructor import seeds
+
+    return seeds._fmt_bar(name, math.nan if v is None else v)
+
+
+def bench_table(bench: dict) -> str:
+    lines = ["| | ours s/step | TRL s/step | TRL / ours |", "|---|---|---|---|"]
+    for algo, r in bench.items():
+        if not isinstance(r, dict) or "ours_s_per_step" not in r:
+            continue
+        lines.append(
+            f"| {algo.upper()} | {r['ours_s_per_step']:.3f} | {r['trl_s_per_step']:.3f} | "
+            f"{r['ratio_trl_over_ours']:.2f} |"
+        )
+    s = bench.get("settings", {})
+    lines += [
+        "",
+        f"{provenance_line(bench)} Tiny model, batch {s.get('batch', '?')}, {s.get('steps', '?')} steps.",
+    ]
+    return "\n".join(lines)
+
+
+def grading_summary(g: dict) -> str:
+    solved = [s for s in g["submissions"] if s["solved"]]
+    stubs = [s for s in g["submissions"] if not s["solved"]]
+
+    def mean(rows: list[dict], key: str) -> float:
+        return sum(r[key] for r in rows) / max(1, len(rows))
+
+    return (
+        f"{g['seconds_per_submission']:.1f} s per submission ({len(g['submissions'])} made-up submissions in one "
+        f"batch: a solutions copy {mean(solved, 'seconds'):.1f} s, untouched stubs {mean(stubs, 'seconds'):.1f} s; "
+        f"of which the sandboxed code grading {mean(g['submissions'], 'code_seconds'):.1f} s, with "
+        f"{g['notebook_jobs']} notebooks executed at once alongside). {provenance_line(g)}"
+    )
+
+
+def blocks(results: Path | None = None) -> dict[str, str]:
+    """{marker name: rendered markdown} for docs/benchmarks.md."""
+    results = results or RESULTS
+    run = load("run", results)
+    seed_docs = [load("seeds", results)]
+    if (results / FILES["seeds_alt"][0]).exists():
+        seed_docs.append(load("seeds_alt", results))
+    return {
+        "course-run-table": course_run_table(run),
+        "course-run-summary": run_summary(run),
+        "seeds-table": seeds_table(seed_docs) + "\n\n" + " ".join(provenance_line(d) for d in seed_docs),
+        "bench-table": bench_table(load("bench", results)),
+        "grading-speed": grading_summary(load("grading", results)),
+    }
+
+
+def unit_seconds(results: Path | None = None) -> dict[str, int]:
+    return {
+        u: round(e["seconds"]) for u, e in sorted(load("run", results)["units"].items()) if "seconds" in e
+    }
+
+
+def render(text: str, rendered: dict[str, str]) -> str:
+    for name, body in rendered.items():
+        pattern = re.compile(rf"(<!-- {re.escape(name)} -->\n).*?(\n<!-- /{re.escape(name)} -->)", re.S)
+        if not pattern.search(text):
+            raise ValueError(f"docs/benchmarks.md has no <!-- {name} --> ... <!-- /{name} --> block")
+        text = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), text)
+    return text
+
+
+def registry_text(text: str, seconds: dict[str, int]) -> str:
+    body = "".join(f'    "{u}": {s},\n' for u, s in sorted(seconds.items()))
+    new, n = re.subn(
+        r"(UNIT_SECONDS: dict\[str, int \| None\] = \{\n).*?(\})",
+        lambda m: m.group(1) + body + m.group(2),
+        text,
+        count=1,
+        flags=re.S,
+    )
+    if n != 1:
+        raise ValueError("course_lib/core/registry.py: no UNIT_SECONDS dict to rewrite")
+    return new
+
+
+def stale(results: Path | None = None) -> list[str]:
+    """What disagrees with the results files (empty: the docs are up to date)."""
+    problems = []
+    if render(BENCHMARKS.read_text(), blocks(results)) != BENCHMARKS.read_text():
+        problems.append("docs/benchmarks.md")
+    if registry_text(REGISTRY.read_text(), unit_seconds(results)) != REGISTRY.read_text():
+        problems.append("course_lib/core/registry.py UNIT_SECONDS")
+    return problems
+
+
+def save(kind: str, folder: Path, command: str | None = None) -> Path:
+    """Copy a command's results file into docs/results/ with its provenance."""
+    name, produced, default_command = FILES[kind]
+    src = Path(folder) / produced
+    if not src.exists():
+        raise FileNotFoundError(f"{src} does not exist: run `{default_command}` with --out {folder} first")
+    doc = json.loads(src.read_text())
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    doc["provenance"] = {
+        "date": datetime.date.fromtimestamp(src.stat().st_mtime).isoformat(),
+        "commit": commit.stdout.strip() or "?",
+        "command": command or default_command,
+        "cpus": os.cpu_count(),
+        "file": name,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / name).write_text(json.dumps(_slim(doc), indent=1, sort_keys=True) + "\n")
+    return RESULTS / name
+
+
+def _slim(doc: dict) -> dict:
+    """Drops what only the machine that ran it can use (executed-notebook paths, per-step curves)."""
+    for entry in doc.get("units", {}).values():
+        if isinstance(entry, dict):
+            entry.pop("notebook", None)
+            for r in entry.get("seeds", []):
+                r.pop("history", None)
+    return doc
+
+
+def _rewrite_metadata_table(seconds: dict[str, int]) -> None:
+    """docs/instructors.md's exercise metadata table shows UNIT_SECONDS too: redraw it with `seconds`."""
+    from course_instructor import nbbuild
+    from course_lib.core import registry
+
+    doc = REPO / "docs" / "instructors.md"
+    old_table = nbbuild.metadata_table()
+    previous = dict(registry.UNIT_SECONDS)
+    registry.UNIT_SECONDS.update(seconds)
+    try:
+        doc.write_text(doc.read_text().replace(old_table, nbbuild.metadata_table()))
+    finally:
+        registry.UNIT_SECONDS.clear()
+        registry.UNIT_SECONDS.update(previous)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="course doc-numbers", description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--save-run", metavar="DIR", help="copy DIR/results.json of a `course run` into docs/results/"
+    )
+    ap.add_argument(
+        "--save-seeds", metavar="DIR", help="copy DIR/seeds.json (+ seeds_alt.json) of `course seeds`"
+    )
+    ap.add_argument(
+        "--save-bench",
+        metavar="DIR",
+        help="copy DIR/bench.json of `course bench` (+ DIR/grading.json of bench_grading)",
+    )
+    ap.add_argument("--check", action="store_true", help="only check; exit 1 naming what is stale")
+    args = ap.parse_args(argv)
+    try:
+        if args.check:
+            problems = stale()
+            print(
+                "stale: " + ", ".join(problems) + "\n  run `course doc-numbers`" if problems else "up to date"
+            )
+            return 1 if problems else 0
+        if args.save_run:
+            print("saved", save("run", Path(args.save_run)))
+        if args.save_seeds:
+            print("saved", save("seeds", Path(args.save_seeds)))
+            if (Path(args.save_seeds) / FILES["seeds_alt"][1]).exists():
+                print("saved", save("seeds_alt", Path(args.save_seeds)))
+        if args.save_bench:
+            print("saved", save("bench", Path(args.save_bench)))
+            if (Path(args.save_bench) / FILES["grading"][1]).exists():
+                print("saved", save("grading", Path(args.save_bench)))
+        BENCHMARKS.write_text(render(BENCHMARKS.read_text(), blocks()))
+        old = REGISTRY.read_text()
+        REGISTRY.write_text(registry_text(old, unit_seconds()))
+        _rewrite_metadata_table(unit_seconds())
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        print(f"course doc-numbers: {e}", file=sys.stderr)
+        return 2
+    print("wrote docs/benchmarks.md and registry.UNIT_SECONDS from docs/results/")
+    if REGISTRY.read_text() != old:
+        print(
+            "UNIT_SECONDS changed: run `course build-notebooks` and `course release` (the notebooks show them)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""The docs' measured numbers come from results files (course_instructor/doc_numbers.py): the
+committed docs/results/ render to exactly what docs/benchmarks.md and registry.UNIT_SECONDS say,
+and the renderer itself is right on made-up results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_instructor import doc_numbers, runner, seeds
+
+
+def test_docs_and_registry_agree_with_the_results_files():
+    problems = doc_numbers.stale()
+    assert not problems, f"{problems} disagree with docs/results/: run `course doc-numbers`"
+
+
+def test_each_results_file_says_where_it_came_from():
+    for kind in ("run", "seeds", "bench", "grading"):
+        p = doc_numbers.load(kind)["provenance"]
+        assert p["date"][:2] == "20" and p["commit"] != "?" and p["command"].startswith("course "), p
+
+
+def test_a_pair_formats_both_sides_and_one_side():
+    pair = doc_numbers.Pair({"before": 0.4712, "after": 0.9})
+    assert f"{pair}" == "0.47 → 0.90" and f"{pair:.1f}" == "0.5 → 0.9" and f"{pair.after:.3f}" == "0.900"
+    assert f"{doc_numbers.Pair({'before': None, 'after': 2.0})}" == "— → 2.00"
+
+
+def _run() -> dict:
+    metrics = {
+        "positive_fraction": {"before": 0.47, "after": 0.94},
+        "distinct_2": {"before": 0.455, "after": 0.396},
+        "kl_to_ref": {"before": None, "after": 0.17},
+    }
+    return {
+        "units": {
+            "05": {
+                "seconds": 234.6,
+                "metrics": metrics,
+                "longest_cell": {"seconds": 80.2, "cell": 12, "line": "run = x()"},
+            },
+            "08": {"seconds": 12.2, "metrics": {}},
+        }
+    }
+
+
+def test_the_course_run_table():
+    table = doc_numbers.course_run_table(_run())
+    assert (
+        "| 05 | 235 | 80 (cell 12, `run = x()`) | positive fraction 0.47 → 0.94, "
+        "distinct-2 0.455 → 0.396, KL to reference 0.17 nats |" in table
+    )
+    assert "| 08 | 12 | — |" in table
+
+
+def test_a_headline_names_the_metric_it_misses():
+    with pytest.raises(KeyError, match="unit 05's headline needs metric 'kl_to_ref'"):
+        doc_numbers.headline(
+            "05",
+            {
+                "metrics": {
+                    "positive_fraction": {"before": 0, "after": 1},
+                    "distinct_2": {"before": 0, "after": 1},
+                }
+            },
+        )
+    assert doc_numbers.headline("05", {"error": "RuntimeError: boom\nmore"}) == "FAILED: RuntimeError: boom"
+
+
+def test_render_replaces_only_the_marked_block():
+    text = "a\n<!-- t -->\nold\n<!-- /t -->\nb 0.5\n"
+    assert doc_numbers.render(text, {"t": "new"}) == "a\n<!-- t -->\nnew\n<!-- /t -->\nb 0.5\n"
+    with pytest.raises(ValueError, match="no <!-- u -->"):
+        doc_numbers.render(text, {"u": "x"})
+
+
+def test_registry_seconds_are_rewritten_in_place():
+    text = 'A = 1\nUNIT_SECONDS: dict[str, int | None] = {\n    "01": 14,\n}\nB = 2\n'
+    assert doc_numbers.registry_text(text, {"01": 20, "02": 9}) == (
+        'A = 1\nUNIT_SECONDS: dict[str, int | None] = {\n    "01": 20,\n    "02": 9,\n}\nB = 2\n'
+    )
+
+
+def test_the_seeds_table_shows_every_seed_and_the_worst_against_the_bar():
+    def run(seed, gain, kl):
+        return {
+            "unit": "06",
+            "seed": seed,
+            "metrics": {
+                "positive_fraction": {"before": 0.5, "after": 0.5 + gain},
+                "distinct_2": {"before": 0.5, "after": 0.45},
+                "kl_to_ref": {"before": 0.0, "after": kl},
+            },
+        }
+
+    summary = seeds.summarize([run(0, 0.40, 0.2), run(1, 0.35, 0.3), run(2, 0.25, 0.25)])
+    table = doc_numbers.seeds_table([{"impl": "solutions", "units": summary}])
+    row = next(line for line in table.splitlines() if line.startswith("| 06"))
+    assert "+40 pts, 10 %, 0.20" in row and "+35 pts, 10 %, 0.30" in row
+    assert "+25 pts ≥ +30 pts, 10 % ≤ 20 %, 0.30 ≤ 0.50: MISSED" in row
+
+
+def test_save_adds_provenance_and_drops_machine_paths(tmp_path, monkeypatch):
+    monkeypatch.setattr(doc_numbers, "RESULTS", tmp_path / "results")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "results.json").write_text(
+        json.dumps({"units": {"01": {"notebook": "/x/01.ipynb", "seconds": 3}}})
+    )
+    saved = json.loads(doc_numbers.save("run", tmp_path / "run").read_text())
+    assert saved["units"]["01"] == {"seconds": 3}
+    assert saved["provenance"]["command"] == "course run" and saved["provenance"]["file"] == "course_run.json"
+    with pytest.raises(FileNotFoundError, match="run `course bench`"):
+        doc_numbers.save("bench", tmp_path / "nothing")
+
+
+def test_longest_cell_reads_nbclients_timestamps():
+    nb = nbformat.v4.new_notebook()
+
+    def cell(src, start, end):
+        c = nbformat.v4.new_code_cell(src)
+        c.metadata["execution"] = {
+            "iopub.execute_input": f"2026-12-05T10:00:{start:02d}.000000Z",
+            "shell.execute_reply": f"2026-12-05T10:00:{end:02d}.500000Z",
+        }
+        return c
+
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("x"),
+        cell("a = 1", 0, 1),
+        cell("# train\nrun = train()", 1, 31),
+    ]
+    assert runner.longest_cell(nb) == {"seconds": 30.5, "cell": 2, "line": "run = train()"}
+
+
+def test_the_command_checks_and_names_what_is_stale(monkeypatch, capsys, tmp_path):
+    real_stale = doc_numbers.stale
+    monkeypatch.setattr(doc_numbers, "stale", lambda: ["docs/benchmarks.md"])
+    assert doc_numbers.main(["--check"]) == 1
+    assert "stale: docs/benchmarks.md" in capsys.readouterr().out
+    # no results files: exit 2 naming the file and the command that makes it
+    monkeypatch.setattr(doc_numbers, "stale", real_stale)
+    monkeypatch.setattr(doc_numbers, "RESULTS", Path(tmp_path))
+    assert doc_numbers.main(["--check"]) == 2
+    assert "course_run.json is missing: run `course run`" in capsys.readouterr().err
+    assert doc_numbers.main(["--save-run", str(tmp_path / "none")]) == 2
+    assert "does not exist" in capsys.readouterr().err
