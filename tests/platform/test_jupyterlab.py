@@ -1,7 +1,7 @@
 """JupyterLab 4 with the nbgrader extension, on this repository's layout, as an instructor or a
 student starts it (`.venv/bin/jupyter lab` in the repository): the nbgrader lab extension is
-served, the formgrader sees the course (nbgrader_config.py), and the student's "Validate" button
-runs a released notebook and reports the stub's NotImplementedError."""
+served and the formgrader sees the course (nbgrader_config.py). The student's side, Validate
+included, is driven in a real browser: tests/platform/test_jupyterlab_browser.py."""
 
 from __future__ import annotations
 
@@ -84,13 +84,3 @@ def test_formgrader_sees_the_course(lab):
     assert status == 200, body
     units = {n["name"] for n in json.loads(body)}
     assert {"01_reward_functions", "07_dpo"} <= units, units
-
-
-def test_validate_button_runs_a_released_notebook(lab):
-    status, body = lab("/assignments/validate", {"path": "exercises/01_reward_functions.ipynb"}, timeout=240)
-    assert status == 200, body
-    out = json.loads(body)
-    assert out["success"] is True, out["value"]
-    text = json.dumps(out["value"])
-    # the stubs fail their visible tests, and say which exercise to implement
-    assert "failed" in out["value"] and "NotImplementedError" in text and "Exercise 1." in text, text[:2000]

@@ -199,7 +199,7 @@ def _run_all(driver, base: str, path: str, log: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("unit", UNITS)
-def test_run_all_shows_no_error_and_each_figure_once(lab, browser, unit):
+def test_run_all_shows_no_error_each_figure_once_and_live_sliders(lab, browser, unit):
     base, root, log = lab
     cells = _run_all(browser, base, f"solved/{unit}.ipynb", log)
     errors = [(c["index"], c["errors"][0][-800:]) for c in cells if c["errors"]]
@@ -208,18 +208,17 @@ def test_run_all_shows_no_error_and_each_figure_once(lab, browser, unit):
     assert len(images) >= 3, f"{unit}: only {len(images)} cells show a figure"
     twice = [c["index"] for c in cells if len(set(c["images"])) < len(c["images"])]
     assert not twice, f"{unit}: cells {twice} show the same figure twice"
-    assert sum(c["widgets"] for c in cells) >= 1, f"{unit}: no ipywidgets slider was drawn"
+    sliders = [c for c in cells if c["widgets"]]
+    assert sliders, f"{unit}: no ipywidgets slider was drawn"
+    _slider_redraws_its_figure(browser, sliders[0], log)
 
 
-def test_a_slider_redraws_its_figure(lab, browser):
-    """Unit 01's shaping slider: a new temperature redraws the figure (the kernel answered)."""
+def _slider_redraws_its_figure(browser, cell: dict, log: Path) -> None:
+    """A new value typed into the slider's readout redraws the cell's figure (the kernel answered)."""
     from selenium.webdriver.common.keys import Keys
 
-    base, root, log = lab
-    cells = _run_all(browser, base, f"solved/{UNITS[0]}.ipynb", log)
-    (cell,) = [c for c in cells if c["widgets"]]
     before = cell["images"]
-    assert before, "the slider's figure is not drawn"
+    assert before, f"cell {cell['index']}: the slider's figure is not drawn"
     code_cells = browser.find_elements("css selector", ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell")
     readout = code_cells[cell["index"]].find_element("css selector", ".widget-readout")
     readout.click()
@@ -230,7 +229,7 @@ def test_a_slider_redraws_its_figure(lab, browser):
         now = browser.execute_script(CELLS_JS)[cell["index"]]["images"]
         return now if now and now != before else None
 
-    _wait("the figure to be redrawn for the new slider value", redrawn, 60, log)
+    _wait(f"cell {cell['index']}'s figure to be redrawn for a new slider value", redrawn, 60, log)
 
 
 def test_validate_reports_the_stubs_not_implemented_error(lab, browser):
