@@ -263,9 +263,32 @@ def save(kind: str, folder: Path, command: str | None = None) -> Path:
         "cpus": os.cpu_count(),
         "file": name,
     }
+    if kind == "run":
+        doc = _merge_run(doc)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / name).write_text(json.dumps(_slim(doc), indent=1, sort_keys=True) + "\n")
     return RESULTS / name
+
+
+def _merge_run(doc: dict) -> dict:
+    """A `course run --units ...` replaces only its units in the saved course run (rerun a changed
+    notebook with the same --out, so that it finds the earlier units' checkpoints); each unit keeps
+    the provenance of the run that measured it."""
+    for entry in doc["units"].values():
+        entry["measured"] = {k: doc["provenance"][k] for k in ("date", "commit")}
+    path = RESULTS / FILES["run"][0]
+    if not path.exists():
+        return doc
+    old = json.loads(path.read_text())
+    if (old.get("profile"), old.get("preset")) != (doc.get("profile"), doc.get("preset")):
+        return doc
+    merged = {**old, **{k: v for k, v in doc.items() if k != "units"}}
+    merged["units"] = dict(sorted({**old["units"], **doc["units"]}.items()))
+    if set(doc["units"]) != set(old["units"]):
+        merged["provenance"]["command"] = (
+            f"{doc['provenance']['command']} (units {', '.join(sorted(doc['units']))})"
+        )
+    return merged
 
 
 def _slim(doc: dict) -> dict:

@@ -111,7 +111,7 @@ def test_save_adds_provenance_and_drops_machine_paths(tmp_path, monkeypatch):
         json.dumps({"units": {"01": {"notebook": "/x/01.ipynb", "seconds": 3}}})
     )
     saved = json.loads(doc_numbers.save("run", tmp_path / "run").read_text())
-    assert saved["units"]["01"] == {"seconds": 3}
+    assert "notebook" not in saved["units"]["01"] and saved["units"]["01"]["seconds"] == 3
     assert saved["provenance"]["command"] == "course run" and saved["provenance"]["file"] == "course_run.json"
     with pytest.raises(FileNotFoundError, match="run `course bench`"):
         doc_numbers.save("bench", tmp_path / "nothing")
@@ -148,3 +148,17 @@ def test_the_command_checks_and_names_what_is_stale(monkeypatch, capsys, tmp_pat
     assert "course_run.json is missing: run `course run`" in capsys.readouterr().err
     assert doc_numbers.main(["--save-run", str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_partial_course_run_replaces_only_its_units(tmp_path, monkeypatch):
+    monkeypatch.setattr(doc_numbers, "RESULTS", tmp_path / "results")
+    full = {"profile": "tiny", "preset": "quick", "units": {"01": {"seconds": 10}, "05": {"seconds": 200}}}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "results.json").write_text(json.dumps(full))
+    doc_numbers.save("run", tmp_path / "a")
+    part = {"profile": "tiny", "preset": "quick", "units": {"05": {"seconds": 150}}}
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "results.json").write_text(json.dumps(part))
+    saved = json.loads(doc_numbers.save("run", tmp_path / "b").read_text())
+    assert {u: e["seconds"] for u, e in saved["units"].items()} == {"01": 10, "05": 150}
+    assert saved["units"]["01"]["measured"]["commit"] and "units 05" in saved["provenance"]["command"]
