@@ -235,8 +235,49 @@ def check(name: str, hint: int = 1) -> None:
     if hint not in (1, 2):
         raise ValueError(f"check: hint must be 1 or 2, got {hint!r}")
     ex = exercises.get(key)
+    broken = _broken_part(ex)
+    if broken is None:
+        passed = _run(ex, hint)
+    else:
+        try:  # a composite not written yet says so, before any word about its parts
+            _run(ex, hint)
+        except AssertionError:
+            pass
+        part, err = broken
+        raise AssertionError(
+            f"exercise {ex.number} `{ex.name}` (course_lib/{ex.module}.py), case 'its parts':\n"
+            f"  expected: the exercises it calls pass their own checks\n"
+            f"  got:      your {part.name} ({part.number}) fails its own check\n"
+            f"  hint: your {part.name} ({part.number}) fails its own check; fix it first: "
+            f"{ex.name} calls it, so {ex.name}'s cases cannot pass before it does -- its own check "
+            f"says:\n\n{err}"
+        ) from err
+    print(f"✓ exercise {ex.number} {ex.name}: {passed}/{passed} visible checks passed")
+
+
+def _run(ex: exercises.Exercise, hint: int) -> int:
+    """Run the cases of `ex` on the student's function; the number of cases passed."""
     fn = getattr(importlib.import_module(f"course_lib.{ex.module}"), ex.name)
-    body, ex_hint = CHECKS[key]
+    body, ex_hint = CHECKS[ex.name]
     c = Checker(ex, ex_hint, hint)
     body(fn, c)
-    print(f"✓ exercise {ex.number} {ex.name}: {c.passed}/{c.passed} visible checks passed")
+    return c.passed
+
+
+def _broken_part(ex: exercises.Exercise) -> tuple[exercises.Exercise, AssertionError] | None:
+    """An exercise that calls other exercises (the registry's ``requires``) runs with the
+    student's versions of them, so a wrong part makes a correct composite fail, and that
+    composite's hints would send the student to the wrong place. The parts' checks therefore run
+    first, silently: the first part that fails, with its failure. A part that is still a stub is
+    skipped: if the composite calls it, the composite's own run raises the part's
+    NotImplementedError unchanged."""
+    for part in exercises.prerequisites(ex.name):
+        if part.name not in CHECKS:
+            continue
+        try:
+            _run(part, 1)
+        except NotImplementedError:
+            continue
+        except AssertionError as e:
+            return part, e
+    return None

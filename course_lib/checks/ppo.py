@@ -116,12 +116,23 @@ def _whiten(fn, c):
     ),
 )
 def _ppo_policy_loss(fn, c):
-    logp = t([[math.log(1.5), math.log(0.5), math.log(1.1), math.log(0.5), math.log(3.0)]], grad=True)
+    rho, adv, mask_ = [1.5, 0.5, 1.1, 0.5, 3.0], [1.0, 1.0, -1.0, -1.0, 10.0], [1, 1, 1, 1, 0]
+    logp = t([[math.log(r) for r in rho]], grad=True)
     old = torch.zeros(1, 5)
-    A = t([[1.0, 1.0, -1.0, -1.0, 10.0]])
-    mask = torch.tensor([[1, 1, 1, 1, 0]])
+    A = t([adv])
+    mask = torch.tensor([mask_])
     # per token: max(-1.5, -1.2) = -1.2 (clipped); max(-0.5, -0.8) = -0.5; 1.1; max(0.5, 0.8) = 0.8
     loss, frac = c.call("5 tokens, last one padding", fn, logp, old, A, mask, 0.2, n_out=2)
+    # The second hint quotes what the usual wrong reductions give on THIS case, derived from its
+    # numbers so that it always matches what the student sees.
+    kept = [(r, a) for r, a, m in zip(rho, adv, mask_) if m]
+    unclipped = [-a * r for r, a in kept]
+    clipped = [-a * min(max(r, 0.8), 1.2) for r, a in kept]
+    n = len(kept)
+    un_mean, cl_mean = sum(unclipped) / n, sum(clipped) / n
+    low_mean = sum(min(u, v) for u, v in zip(unclipped, clipped)) / n
+    every = [max(-a * r, -a * min(max(r, 0.8), 1.2)) for r, a in zip(rho, adv)]
+    all_mean = sum(every) / len(every)
     c.close(
         "loss = (-1.2 - 0.5 + 1.1 + 0.8) / 4",
         loss,
@@ -130,8 +141,9 @@ def _ppo_policy_loss(fn, c):
         hint=(
             "per token the LARGER (pessimistic) of the unclipped and the clipped loss, averaged "
             "over response tokens only",
-            "-min(objectives) = max(losses); the unclipped term alone gives -0.1, the clipped "
-            "alone -0.025, the smaller of the two per token -0.175",
+            f"-min(objectives) = max(losses); on this case the unclipped term alone gives "
+            f"{un_mean:.6g}, the clipped alone {cl_mean:.6g}, the smaller of the two per token "
+            f"{low_mean:.6g}, the mean over the padding too {all_mean:.6g}",
         ),
     )
     c.close(
@@ -246,6 +258,20 @@ def _entropy(fn, c):
     )
 
 
+def _parts_seen(stats) -> str:
+    """Tier 2 of the loss case: the parts as the student's own stats report them, next to the
+    expected ones, so the part that is off shows (the parts themselves passed their checks)."""
+    want = {"policy_loss": 2.5, "value_loss": 0.25, "entropy": LN2}
+    try:
+        got = ", ".join(f"{k} {float(stats[k]):.6g} (expected {v:.6g})" for k, v in want.items())
+    except Exception:  # noqa: BLE001 -- malformed stats are reported by the stats cases
+        return "the loss combines the parts with vf_coef = 0.1 and entropy_coef = 0.01"
+    return (
+        f"your stats: {got}; if they match, the combination is off: the loss is policy_loss "
+        f"+ vf_coef * value_loss - entropy_coef * entropy with vf_coef = 0.1, entropy_coef = 0.01"
+    )
+
+
 @register(
     "ppo_minibatch_loss",
     (
@@ -287,7 +313,7 @@ def _ppo_minibatch_loss(fn, c):
         hint=(
             "the value loss is weighted by vf_coef, and the entropy is a BONUS (higher entropy, "
             "lower loss) weighted by entropy_coef",
-            "stats below show which part is off",
+            _parts_seen(stats),
         ),
     )
     c.true(

@@ -316,3 +316,69 @@ def test_a_result_of_the_wrong_structure_fails_clearly(monkeypatch):
     monkeypatch.setattr(course_lib.ppo, "ppo_policy_loss", loss_only)
     with pytest.raises(AssertionError, match=r"expected: a tuple of 2 values"):
         checks.check("ppo_policy_loss")
+
+
+# ------------------------------------------------------------------------ hints that point at the mistake
+def _got_and_hint2(msg: str) -> tuple[str, str]:
+    got = re.search(r"^  got:\s+(.*)$", msg, re.M).group(1)
+    hint2 = re.search(r"^  hint 2: (.*)$", msg, re.M).group(1)
+    return got, hint2
+
+
+@pytest.mark.parametrize(
+    "label", ["min instead of max", "unclipped term only", "clipped term only", "padding"]
+)
+def test_ppo_policy_loss_hint_quotes_the_number_the_student_sees(monkeypatch, label):
+    """The second hint of 5.3's loss case lists what the usual mistakes give on that very case: the
+    value the student got is among them (derived from the case, so it cannot go stale)."""
+    got, hint2 = _got_and_hint2(_message_of(monkeypatch, "ppo_policy_loss", label, hint=2))
+    assert re.search(rf"(?<![\d.]){re.escape(got)}(?![\d])", hint2), (got, hint2)
+
+
+def test_no_hint_points_at_text_that_is_not_there():
+    """A failure message is the case, expected, got and the hints: a hint that says "the docstring
+    says which" or "the stats below" refers to something the student is not shown."""
+    dangling = ["docstring says which", "below show", "stats below", "see below", "as above"]
+    texts = [
+        node.value
+        for p in CHECK_FILES
+        for node in ast.walk(ast.parse(p.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+    found = [(d, s) for s in texts for d in dangling if d in s]
+    assert not found, found
+
+
+def test_minibatch_hint_shows_the_students_parts(monkeypatch):
+    msg = _message_of(monkeypatch, "ppo_minibatch_loss", "ignores vf_coef", hint=2)
+    assert "your stats: policy_loss 2.5 (expected 2.5), value_loss 0.25 (expected 0.25)" in msg, msg
+
+
+# ------------------------------------------------------------------------ composites check their parts first
+COMPOSITE_PARTS = [
+    (e.name, p.name)
+    for e in EXERCISES
+    for p in __import__("course_lib.core.registry", fromlist=["x"]).prerequisites(e.name)
+]
+
+
+def test_every_composite_has_its_parts_in_the_registry():
+    assert {"ppo_minibatch_loss", "grpo_step", "dpo_batch_loss", "sft_train_step", "rlvr_policy_loss"} <= {
+        c for c, _ in COMPOSITE_PARTS
+    }
+
+
+@pytest.mark.parametrize("composite, part", COMPOSITE_PARTS, ids=[f"{c}<-{p}" for c, p in COMPOSITE_PARTS])
+def test_a_wrong_part_under_a_correct_composite_is_named(monkeypatch, composite, part):
+    """A correct composite with a wrong part fails naming the part (not the composite's own
+    coefficients): "your ppo_policy_loss (5.3) fails its own check; fix it first"."""
+    course_lib.use_solutions(True)
+    ex, p = BY_NAME[composite], BY_NAME[part]
+    bad = next(w[2] for w in WRONG if w[0] == part)
+    monkeypatch.setattr(importlib.import_module(f"course_lib.{p.module}"), part, bad)
+    with pytest.raises(AssertionError) as info:
+        checks.check(composite)
+    msg = str(info.value)
+    assert msg.startswith(f"exercise {ex.number} `{composite}`"), msg
+    assert f"your {part} ({p.number}) fails its own check; fix it first" in msg, msg
+    assert f"exercise {p.number} `{part}`" in msg, msg  # the part's own failure follows
