@@ -48,7 +48,8 @@ class Checker:
             text += f"\n  hint 2: {second}"
         elif second:
             text += (
-                f"\n  (a more specific hint: check({self.ex.name!r}, hint=2), or COURSE_HINT=2 with pytest)"
+                f"\n  (a more specific hint: check({self.ex.name!r}, hint=2), or COURSE_HINT=2 pytest "
+                f"tests/exercises/test_exercises.py -k ex{self.ex.number}-)"
             )
         return text
 

@@ -382,3 +382,41 @@ def test_a_wrong_part_under_a_correct_composite_is_named(monkeypatch, composite,
     assert msg.startswith(f"exercise {ex.number} `{composite}`"), msg
     assert f"your {part} ({p.number}) fails its own check; fix it first" in msg, msg
     assert f"exercise {p.number} `{part}`" in msg, msg  # the part's own failure follows
+
+
+# ------------------------------------------------------------------------ selecting one exercise's test
+def _selected(expr: str) -> list[str]:
+    """The ids of test_exercises.py's tests that `pytest -k expr` selects (pytest's own -k grammar,
+    matched case-insensitively against the test's name and its parents', as pytest does)."""
+    from _pytest.mark.expression import Expression
+
+    import test_exercises
+
+    compiled = Expression.compile(expr)
+    out = []
+    for e in EXERCISES:
+        names = [f"test_exercise[{test_exercises.exercise_id(e)}]", "test_exercises.py", "exercises", "tests"]
+        if compiled.evaluate(lambda sub, names=names: any(sub.lower() in n.lower() for n in names)):
+            out.append(e.name)
+    return out
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+def test_k_ex_number_selects_exactly_one_exercise(ex):
+    assert _selected(f"ex{ex.number}-") == [ex.name]
+
+
+def test_k_ex_unit_selects_exactly_the_unit():
+    assert _selected("ex6.") == ["group_advantages", "grpo_loss", "grpo_step"]
+    assert _selected("ex1.") == [e.name for e in EXERCISES if e.unit == "01"]
+    assert "kl_penalized_rewards" in _selected("rewards")  # why the docs use the number, not a name
+
+
+def test_docs_select_one_exercise_by_its_number():
+    """Where the docs tell a student how to run one exercise's tests, they use the `ex<number>-`
+    pattern (a function name can match several exercises)."""
+    root = Path(__file__).parents[2]
+    for rel in ("docs/students.md", "course_instructor/templates/student_README.md"):
+        text = (root / rel).read_text()
+        ks = re.findall(r"test_exercises\.py -k (\S+)", text)
+        assert ks and all(re.fullmatch(r"ex\d+\.(\d+-)?", k) for k in ks), (rel, ks)
