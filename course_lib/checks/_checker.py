@@ -205,6 +205,27 @@ def t(x, grad: bool = False) -> torch.Tensor:
     return torch.tensor(x, dtype=torch.float32, requires_grad=grad)
 
 
+GARBAGE = 1e4  # what the padding holds in a check's "padding holds garbage" case
+
+
+def padded(x: torch.Tensor, mask: torch.Tensor, value: float = GARBAGE) -> torch.Tensor:
+    """`x` with `value` at every padding position (mask 0; trailing dims, e.g. a vocabulary, all
+    of it), as a fresh leaf that requires grad when `x` did. A function that lets padding leak
+    into its result then fails visibly: a masked-out 1e4 is invisible, a leaked one is not."""
+    keep = mask.bool()
+    while keep.dim() < x.dim():
+        keep = keep.unsqueeze(-1)
+    out = torch.where(keep, x.detach(), torch.full_like(x.detach(), value))
+    return out.requires_grad_(x.requires_grad)
+
+
+PAD_HINT = (
+    "padding positions (mask 0) hold huge values here: they must not reach the result -- not "
+    "through a mean, a sum, a max or a ratio",
+    "select or zero the padding BEFORE it can mix with the real tokens (0 * a huge number is 0, "
+    "but exp(huge) is inf and inf * 0 is nan)",
+)
+
 # ---------------------------------------------------------------------------------- registry
 CHECKS: dict[str, tuple[Callable[[Callable, Checker], None], Hint]] = {}
 

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from course_lib.checks._checker import LN2, LN3, register, t
+from course_lib.checks._checker import GARBAGE, LN2, LN3, PAD_HINT, padded, register, t
 
 
 @register(
@@ -70,6 +70,23 @@ def _compute_gae(fn, c):
         ),
     )
     c.close("returns with padding", ret, [[1.0, 1.0, 0.0]])
+    pad_mask = torch.tensor([[1, 1, 0]])
+    adv, ret = c.call(
+        "padding garbage",
+        fn,
+        padded(t([[0.0, 1.0, 0.0]]), pad_mask),
+        padded(t([[0.5, 0.5, 0.0]]), pad_mask, -GARBAGE),
+        pad_mask,
+        gamma=1.0,
+        lam=1.0,
+        n_out=2,
+    )
+    c.close(
+        "padding holds garbage (rewards 1e4, values -1e4): advantages", adv, [[0.5, 0.5, 0.0]], hint=PAD_HINT
+    )
+    c.close(
+        "padding holds garbage (rewards 1e4, values -1e4): returns", ret, [[1.0, 1.0, 0.0]], hint=PAD_HINT
+    )
     adv, _ = c.call("defaults", fn, t([[0.0, 0.0, 1.0]]), torch.zeros(1, 3), torch.ones(1, 3), n_out=2)
     c.close("defaults gamma=1, lam=0.95: [0.95^2, 0.95, 1]", adv, [[0.9025, 0.95, 1.0]])
 
@@ -96,6 +113,12 @@ def _whiten(fn, c):
             "(n - 1 in the denominator); every position is transformed",
             "here n = 3: var = (4 + 0 + 4) / 2 = 4; dividing by n gives +-1.2247",
         ),
+    )
+    c.close(
+        "padding holds garbage (1e4): the statistics do not move, the padding is transformed too",
+        c.call("padding garbage", fn, padded(x, mask), mask),
+        [[-1.0, 0.0, 1.0, (GARBAGE - 3.0) / 2.0]],
+        hint=PAD_HINT,
     )
     c.close(
         "shift_mean=False adds the mean back",
@@ -166,6 +189,18 @@ def _ppo_policy_loss(fn, c):
         {"logp": [[0.0, -0.125, 0.275, 0.0, 0.0]]},
     )
     loss, frac = c.call(
+        "padding garbage",
+        fn,
+        padded(logp, mask, -GARBAGE),
+        padded(old, mask),
+        padded(A, mask),
+        mask,
+        0.2,
+        n_out=2,
+    )
+    c.close("padding holds garbage (logp -1e4, old_logp and A 1e4): the same loss", loss, 0.05, hint=PAD_HINT)
+    c.close("padding holds garbage: the same clip fraction", frac, 0.5, hint=PAD_HINT)
+    loss, frac = c.call(
         "on-policy",
         fn,
         torch.zeros(2, 2),
@@ -210,6 +245,20 @@ def _ppo_value_loss(fn, c):
         ),
     )
     c.grad("d loss / d values", got, {"values": values}, {"values": [[0.0, -0.5, 0.0]]})
+    c.close(
+        "padding holds garbage (values and returns 1e4, old_values -1e4): the same loss",
+        c.call(
+            "padding garbage",
+            fn,
+            padded(values, mask),
+            padded(old, mask, -GARBAGE),
+            padded(ret, mask),
+            mask,
+            0.2,
+        ),
+        0.6725,
+        hint=PAD_HINT,
+    )
     c.close(
         "no clipping needed",
         c.call("small change", fn, t([[1.0]]), t([[1.0]]), t([[3.0]]), torch.ones(1, 1)),
@@ -350,6 +399,37 @@ def _ppo_minibatch_loss(fn, c):
         loss,
         {"logits": logits, "values": values},
         {"values": [[-0.05, 0.0]]},
+    )
+    # the same minibatch with a third, padded position holding garbage everywhere; its logits
+    # [1e4, -1e4] have entropy 0, so an entropy averaged over the padding too shows
+    G = GARBAGE
+    pad_logits = t([[[0.0, 0.0], [0.0, 0.0], [G, -G]]], grad=True)
+    pad_batch = {
+        "response_ids": torch.tensor([[0, 1, 0]]),
+        "mask": torch.tensor([[1, 1, 0]]),
+        "old_logprobs": t([[math.log(0.5), math.log(0.25), G]]),
+        "old_values": t([[1.0, 0.0, -G]]),
+        "advantages": t([[1.0, -3.0, G]]),
+        "returns": t([[2.0, 0.0, G]]),
+    }
+    loss, stats = c.call(
+        "padding garbage",
+        fn,
+        pad_logits,
+        t([[1.0, 0.0, G]], grad=True),
+        pad_batch,
+        clip_range=0.2,
+        cliprange_value=0.2,
+        vf_coef=0.1,
+        entropy_coef=0.01,
+        n_out=2,
+    )
+    c.close("padding holds garbage: the same loss", loss, 2.5 + 0.025 - 0.01 * LN2, hint=PAD_HINT)
+    c.close(
+        "padding holds garbage: the same stats policy_loss, value_loss, entropy, clip_fraction, approx_kl",
+        [float(stats[k]) for k in ("policy_loss", "value_loss", "entropy", "clip_fraction", "approx_kl")],
+        [2.5, 0.25, LN2, 0.0, (1 - LN2) / 2],
+        hint=PAD_HINT,
     )
     c.raises(
         "a batch without 'returns'",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.checks._checker import LN3, fmt, register, t
+from course_lib.checks._checker import LN3, PAD_HINT, fmt, padded, register, t
 from course_lib.checks._toys import ToyLM, toy_tokenizer
 
 EOS_ID, UNK_ID = 1, 2
@@ -134,6 +134,12 @@ def _masked_mean(fn, c):
     )
     c.grad("gradient = mask / 4", got, {"x": x}, {"x": [[0.25, 0.25, 0.25], [0.0, 0.0, 0.25]]})
     c.close(
+        "padding holds garbage (1e4 under mask 0): still (1+2+3+6)/4",
+        c.call("padding garbage", fn, padded(x, mask), mask),
+        3.0,
+        hint=PAD_HINT,
+    )
+    c.close(
         "dim=1: per row",
         c.call("dim=1", fn, x, mask, dim=1),
         [2.0, 6.0],
@@ -203,6 +209,12 @@ def _sft_loss(fn, c):
             ]
         },
         hint="masked positions must get zero gradient",
+    )
+    c.close(
+        "padding holds garbage (logits 1e4 under mask 0): the same loss",
+        c.call("padding garbage", fn, padded(logits, mask), labels, mask),
+        0.7890412,
+        hint=PAD_HINT,
     )
     got = c.call("all tokens", fn, torch.zeros(1, 2, 4), torch.tensor([[1, 3]]), torch.ones(1, 2))
     c.close("uniform logits over 4 tokens -> ln 4", got, 1.3862944)

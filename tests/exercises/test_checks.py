@@ -5,12 +5,15 @@ AssertionError that says what was expected."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
+import inspect
 import math
 import re
 from pathlib import Path
 
 import pytest
+import torch
 
 import course_lib
 from course_lib import checks
@@ -388,9 +391,8 @@ def test_a_wrong_part_under_a_correct_composite_is_named(monkeypatch, composite,
 def _selected(expr: str) -> list[str]:
     """The ids of test_exercises.py's tests that `pytest -k expr` selects (pytest's own -k grammar,
     matched case-insensitively against the test's name and its parents', as pytest does)."""
-    from _pytest.mark.expression import Expression
-
     import test_exercises
+    from _pytest.mark.expression import Expression
 
     compiled = Expression.compile(expr)
     out = []
@@ -420,3 +422,87 @@ def test_docs_select_one_exercise_by_its_number():
         text = (root / rel).read_text()
         ks = re.findall(r"test_exercises\.py -k (\S+)", text)
         assert ks and all(re.fullmatch(r"ex\d+\.(\d+-)?", k) for k in ks), (rel, ks)
+
+
+# ------------------------------------------------------------------------ padding holds garbage
+def _masks_and_floats(fn, args, kwargs):
+    """The mask tensors (an argument, a batch key or a rollout field whose name has 'mask') and the
+    floating tensors of one call, by name."""
+    bound = inspect.signature(fn).bind_partial(*args, **kwargs)
+    masks, floats = [], []
+
+    def visit(name, v):
+        if isinstance(v, torch.Tensor):
+            if "mask" in name:
+                masks.append(v)
+            elif v.is_floating_point():
+                floats.append((name, v))
+        elif isinstance(v, dict):
+            for k, u in v.items():
+                visit(f"{name}[{k!r}]", u)
+        elif dataclasses.is_dataclass(v):
+            for f in dataclasses.fields(v):
+                visit(f"{name}.{f.name}", getattr(v, f.name))
+
+    for n, v in bound.arguments.items():
+        visit(n, v)
+    return masks, floats
+
+
+def _padded_inputs(masks, floats) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
+    """(padding, the floating inputs laid out like its mask: [B, T] or [B, T, ...]) per mask with
+    padding."""
+    out = []
+    for m in masks:
+        if m.dim() == 2 and (m == 0).any():
+            aligned = [x.detach() for _, x in floats if x.dim() >= 2 and tuple(x.shape[:2]) == tuple(m.shape)]
+            out.append((m == 0, aligned))
+    return out
+
+
+def _all_garbage(pad, aligned, big=1e3) -> bool:
+    return bool(aligned) and all(((x[pad].abs() >= big) | x[pad].isnan()).all() for x in aligned)
+
+
+MASKED = [
+    e
+    for e in EXERCISES
+    if any(
+        "mask" in p or p in ("batch", "rollout")
+        for p in inspect.signature(
+            getattr(importlib.import_module(f"course_lib.{e.module}"), e.name)
+        ).parameters
+    )
+]
+
+
+def test_the_masked_exercises_are_found():
+    assert {"masked_mean", "compute_gae", "ppo_minibatch_loss", "grpo_step", "rlvr_policy_loss"} <= {
+        e.name for e in MASKED
+    }
+
+
+@pytest.mark.parametrize("ex", MASKED, ids=[f"{e.number}-{e.name}" for e in MASKED])
+def test_every_masked_check_has_a_case_with_garbage_in_the_padding(ex, monkeypatch):
+    """A check of a function that takes a mask runs (at least) one case whose padding positions
+    hold huge values in EVERY floating input laid out like the mask, so that a leak of padding into
+    the result cannot hide behind small, harmless padding values."""
+    course_lib.use_solutions(True)
+    mod = importlib.import_module(f"course_lib.{ex.module}")
+    solution = getattr(mod, ex.name)
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(_masks_and_floats(solution, args, kwargs))
+        return solution(*args, **kwargs)
+
+    monkeypatch.setattr(mod, ex.name, spy)
+    checks.check(ex.name)
+    padded_calls = [p for m, f in calls for p in _padded_inputs(m, f)]
+    assert padded_calls, f"{ex.name}: no case of the check has padding (a 0 in the mask)"
+    if not any(aligned for _, aligned in padded_calls):
+        return  # no floating input laid out like the mask (token ids only): padding is all it needs
+    assert any(_all_garbage(pad, aligned) for pad, aligned in padded_calls), (
+        f"course_lib/checks/{ex.module}.py: no case of {ex.name} puts garbage (e.g. checks._checker.padded) "
+        f"in the padding of every float input"
+    )
