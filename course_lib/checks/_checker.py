@@ -257,7 +257,7 @@ def check(name: str, hint: int = 1) -> None:
     if hint not in (1, 2):
         raise ValueError(f"check: hint must be 1 or 2, got {hint!r}")
     ex = exercises.get(key)
-    broken = _broken_part(ex)
+    broken = _broken_part(ex, hint)
     if broken is None:
         passed = _run(ex, hint)
     else:
@@ -286,18 +286,18 @@ def _run(ex: exercises.Exercise, hint: int) -> int:
     return c.passed
 
 
-def _broken_part(ex: exercises.Exercise) -> tuple[exercises.Exercise, AssertionError] | None:
+def _broken_part(ex: exercises.Exercise, hint: int = 1) -> tuple[exercises.Exercise, AssertionError] | None:
     """An exercise that calls other exercises (the registry's ``requires``) runs with the
     student's versions of them, so a wrong part makes a correct composite fail, and that
     composite's hints would send the student to the wrong place. The parts' checks therefore run
-    first, silently: the first part that fails, with its failure. A part that is still a stub is
-    skipped: if the composite calls it, the composite's own run raises the part's
-    NotImplementedError unchanged."""
+    first, silently, at the hint level asked for: the first part that fails, with its failure.
+    A part that is still a stub is skipped: if the composite calls it, the composite's own run
+    raises the part's NotImplementedError unchanged."""
     for part in exercises.prerequisites(ex.name):
         if part.name not in CHECKS:
             continue
         try:
-            _run(part, 1)
+            _run(part, hint)
         except NotImplementedError:
             continue
         except AssertionError as e:

@@ -506,3 +506,13 @@ def test_every_masked_check_has_a_case_with_garbage_in_the_padding(ex, monkeypat
         f"course_lib/checks/{ex.module}.py: no case of {ex.name} puts garbage (e.g. checks._checker.padded) "
         f"in the padding of every float input"
     )
+
+
+def test_a_wrong_part_shows_its_second_hint_when_asked(monkeypatch):
+    course_lib.use_solutions(True)
+    bad = next(w[2] for w in WRONG if w[0] == "ppo_policy_loss" and w[1] == "min instead of max")
+    monkeypatch.setattr(course_lib.ppo, "ppo_policy_loss", bad)
+    with pytest.raises(AssertionError) as info:
+        checks.check("ppo_minibatch_loss", hint=2)
+    assert "your ppo_policy_loss (5.3) fails its own check" in str(info.value)
+    assert "hint 2: -min(objectives)" in str(info.value), str(info.value)
