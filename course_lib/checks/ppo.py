@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from course_lib.checks._checker import GARBAGE, LN2, LN3, PAD_HINT, padded, register, t
+from course_lib.checks._checker import GARBAGE, LN2, LN3, PAD_HINT, fmt, padded, register, t
 
 
 @register(
@@ -165,8 +165,8 @@ def _ppo_policy_loss(fn, c):
             "per token the LARGER (pessimistic) of the unclipped and the clipped loss, averaged "
             "over response tokens only",
             f"-min(objectives) = max(losses); on this case the unclipped term alone gives "
-            f"{un_mean:.6g}, the clipped alone {cl_mean:.6g}, the smaller of the two per token "
-            f"{low_mean:.6g}, the mean over the padding too {all_mean:.6g}",
+            f"{fmt(un_mean)}, the clipped alone {fmt(cl_mean)}, the smaller of the two per token "
+            f"{fmt(low_mean)}, the mean over the padding too {fmt(all_mean)}",
         ),
     )
     c.close(
@@ -312,7 +312,7 @@ def _parts_seen(stats) -> str:
     expected ones, so the part that is off shows (the parts themselves passed their checks)."""
     want = {"policy_loss": 2.5, "value_loss": 0.25, "entropy": LN2}
     try:
-        got = ", ".join(f"{k} {float(stats[k]):.6g} (expected {v:.6g})" for k, v in want.items())
+        got = ", ".join(f"{k} {fmt(float(stats[k]))} (expected {fmt(v)})" for k, v in want.items())
     except Exception:  # noqa: BLE001 -- malformed stats are reported by the stats cases
         return "the loss combines the parts with vf_coef = 0.1 and entropy_coef = 0.01"
     return (

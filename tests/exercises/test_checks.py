@@ -328,13 +328,23 @@ def _got_and_hint2(msg: str) -> tuple[str, str]:
     return got, hint2
 
 
-@pytest.mark.parametrize(
-    "label", ["min instead of max", "unclipped term only", "clipped term only", "padding"]
-)
-def test_ppo_policy_loss_hint_quotes_the_number_the_student_sees(monkeypatch, label):
-    """The second hint of 5.3's loss case lists what the usual mistakes give on that very case: the
-    value the student got is among them (derived from the case, so it cannot go stale)."""
-    got, hint2 = _got_and_hint2(_message_of(monkeypatch, "ppo_policy_loss", label, hint=2))
+QUOTED = [
+    ("ppo_policy_loss", "min instead of max"),
+    ("ppo_policy_loss", "unclipped term only"),
+    ("ppo_policy_loss", "clipped term only"),
+    ("ppo_policy_loss", "mean over padding too"),
+    ("sft_loss", "mean of per-sequence means"),
+    ("sft_loss", "mean over every position"),
+    ("sft_loss", "sum instead of mean"),
+]
+
+
+@pytest.mark.parametrize("name, label", QUOTED, ids=[f"{n}: {lab}" for n, lab in QUOTED])
+def test_second_hint_quotes_the_number_the_student_sees(monkeypatch, name, label):
+    """Where a second hint lists what the usual mistakes give on its case, the value the student
+    got is among them, written as the message writes it (derived from the case: it cannot go
+    stale)."""
+    got, hint2 = _got_and_hint2(_message_of(monkeypatch, name, label, hint=2))
     assert re.search(rf"(?<![\d.]){re.escape(got)}(?![\d])", hint2), (got, hint2)
 
 
