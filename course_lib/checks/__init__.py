@@ -12,8 +12,8 @@ more specific hint. A stub that still raises ``NotImplementedError`` stops the c
 message. The grader runs other (random) inputs, so passing these is necessary, not sufficient.
 
 One file per exercise module: rewards.py, kl.py, sft.py, reward_model.py, ppo.py, grpo.py, dpo.py,
-rlvr.py;
-the machinery is in _checker.py. ``pytest tests/exercises/test_exercises.py -k grpo`` runs the same checks.
+rlvr.py; the machinery is in _checker.py. ``pytest tests/exercises/test_exercises.py -k ex6.2-``
+runs the same checks as ``check("grpo_loss")`` (``-k ex6.`` those of unit 06).
 """
 
 from __future__ import annotations

@@ -48,7 +48,8 @@ class Checker:
             text += f"\n  hint 2: {second}"
         elif second:
             text += (
-                f"\n  (a more specific hint: check({self.ex.name!r}, hint=2), or COURSE_HINT=2 with pytest)"
+                f"\n  (a more specific hint: check({self.ex.name!r}, hint=2), or COURSE_HINT=2 pytest "
+                f"tests/exercises/test_exercises.py -k ex{self.ex.number}-)"
             )
         return text
 
@@ -204,6 +205,27 @@ def t(x, grad: bool = False) -> torch.Tensor:
     return torch.tensor(x, dtype=torch.float32, requires_grad=grad)
 
 
+GARBAGE = 1e4  # what the padding holds in a check's "padding holds garbage" case
+
+
+def padded(x: torch.Tensor, mask: torch.Tensor, value: float = GARBAGE) -> torch.Tensor:
+    """`x` with `value` at every padding position (mask 0; trailing dims, e.g. a vocabulary, all
+    of it), as a fresh leaf that requires grad when `x` did. A function that lets padding leak
+    into its result then fails visibly: a masked-out 1e4 is invisible, a leaked one is not."""
+    keep = mask.bool()
+    while keep.dim() < x.dim():
+        keep = keep.unsqueeze(-1)
+    out = torch.where(keep, x.detach(), torch.full_like(x.detach(), value))
+    return out.requires_grad_(x.requires_grad)
+
+
+PAD_HINT = (
+    "padding positions (mask 0) hold huge values here: they must not reach the result -- not "
+    "through a mean, a sum, a max or a ratio",
+    "select or zero the padding BEFORE it can mix with the real tokens (0 * a huge number is 0, "
+    "but exp(huge) is inf and inf * 0 is nan)",
+)
+
 # ---------------------------------------------------------------------------------- registry
 CHECKS: dict[str, tuple[Callable[[Callable, Checker], None], Hint]] = {}
 
@@ -235,8 +257,49 @@ def check(name: str, hint: int = 1) -> None:
     if hint not in (1, 2):
         raise ValueError(f"check: hint must be 1 or 2, got {hint!r}")
     ex = exercises.get(key)
+    broken = _broken_part(ex, hint)
+    if broken is None:
+        passed = _run(ex, hint)
+    else:
+        try:  # a composite not written yet says so, before any word about its parts
+            _run(ex, hint)
+        except AssertionError:
+            pass
+        part, err = broken
+        raise AssertionError(
+            f"exercise {ex.number} `{ex.name}` (course_lib/{ex.module}.py), case 'its parts':\n"
+            f"  expected: the exercises it calls pass their own checks\n"
+            f"  got:      your {part.name} ({part.number}) fails its own check\n"
+            f"  hint: your {part.name} ({part.number}) fails its own check; fix it first: "
+            f"{ex.name} calls it, so {ex.name}'s cases cannot pass before it does -- its own check "
+            f"says:\n\n{err}"
+        ) from err
+    print(f"✓ exercise {ex.number} {ex.name}: {passed}/{passed} visible checks passed")
+
+
+def _run(ex: exercises.Exercise, hint: int) -> int:
+    """Run the cases of `ex` on the student's function; the number of cases passed."""
     fn = getattr(importlib.import_module(f"course_lib.{ex.module}"), ex.name)
-    body, ex_hint = CHECKS[key]
+    body, ex_hint = CHECKS[ex.name]
     c = Checker(ex, ex_hint, hint)
     body(fn, c)
-    print(f"✓ exercise {ex.number} {ex.name}: {c.passed}/{c.passed} visible checks passed")
+    return c.passed
+
+
+def _broken_part(ex: exercises.Exercise, hint: int = 1) -> tuple[exercises.Exercise, AssertionError] | None:
+    """An exercise that calls other exercises (the registry's ``requires``) runs with the
+    student's versions of them, so a wrong part makes a correct composite fail, and that
+    composite's hints would send the student to the wrong place. The parts' checks therefore run
+    first, silently, at the hint level asked for: the first part that fails, with its failure.
+    A part that is still a stub is skipped: if the composite calls it, the composite's own run
+    raises the part's NotImplementedError unchanged."""
+    for part in exercises.prerequisites(ex.name):
+        if part.name not in CHECKS:
+            continue
+        try:
+            _run(part, hint)
+        except NotImplementedError:
+            continue
+        except AssertionError as e:
+            return part, e
+    return None

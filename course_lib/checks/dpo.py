@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from course_lib.checks._checker import LN2, LN3, register, t
+from course_lib.checks._checker import LN2, LN3, PAD_HINT, padded, register, t
 from course_lib.checks._toys import ToyLM
 
 
@@ -40,6 +40,12 @@ def _sequence_logprobs(fn, c):
             "a SUM over each sequence's completion tokens (padding excluded) unless average=True",
             "row 0: ln 1/2 + ln 3/4; the labels are already aligned with the logits (no shift)",
         ),
+    )
+    c.close(
+        "padding holds garbage (logits 1e4 under mask 0): the same sums",
+        c.call("padding garbage", fn, padded(logits, mask), labels, mask),
+        [-0.9808293, -1.3862944],
+        hint=PAD_HINT,
     )
     c.grad("gradient", got.sum(), {"logits": logits})
     c.close(

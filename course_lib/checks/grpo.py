@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from course_lib.checks._checker import LN2, LN3, register, t
+from course_lib.checks._checker import GARBAGE, LN2, LN3, PAD_HINT, padded, register, t
 from course_lib.checks._toys import ToyLM, toy_rollout
 
 
@@ -160,6 +160,23 @@ def _grpo_loss(fn, c):
             "exercise 2.2's kl_estimate(logp, ref_logp, 'k3')",
         ),
     )
+    # after the cases of each property, so that a wrong property is named by its own case
+    c.close(
+        "padding holds garbage (logp -1e4, old_logp 1e4, ref_logp -2e4), beta 0.5: still 0.5",
+        c.call(
+            "padding garbage",
+            fn,
+            padded(z, mask, -GARBAGE),
+            padded(z, mask),
+            padded(z, mask, -2 * GARBAGE),
+            A,
+            mask,
+            beta=0.5,
+            loss_type="grpo",
+        ),
+        0.5,
+        hint=PAD_HINT,
+    )
     c.raises("unknown loss_type", ValueError, fn, z, z, None, A, mask, beta=0.0, loss_type="mean")
     c.raises("advantages [3] for B = 2", ValueError, fn, z, z, None, t([1.0, 2.0, 3.0]), mask, beta=0.0)
 
@@ -268,6 +285,18 @@ def _grpo_step(fn, c):
         kind="float",
         hint="an old_logp that is given (not None) is the sampling policy's: the ratio uses it",
     )
+    model = ToyLM()
+    out = c.call(
+        "padding garbage",
+        fn,
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.0),
+        roll,
+        A,
+        old_logp=padded(torch.full((2, 2), math.log(0.25) - LN2), roll.completion_mask),
+        beta=0.0,
+    )
+    c.close("padding holds garbage (old_logp 1e4 there): the same loss", out["loss"], 2.4, hint=PAD_HINT)
     # every table row = [0, ln 3, 0, 0]: at T = 0.5 the logits double -> p(1) = 9/12, p(other) = 1/12
     model = ToyLM()
     with torch.no_grad():

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from course_lib.checks._checker import LN2, LN3, register, t
+from course_lib.checks._checker import GARBAGE, LN2, LN3, PAD_HINT, padded, register, t
 
 STABLE = (
     "the result is not finite for large logits: the log of a probability that underflows to 0 is -inf",
@@ -173,6 +173,12 @@ def _kl_penalized_rewards(fn, c):
             "token also gets the score; padding stays exactly 0",
             "the per-token part is -beta * k1, k1 = logp - ref_logp, times the mask",
         ),
+    )
+    c.close(
+        "padding holds garbage (logp -1e4, ref_logp +1e4 under mask 0): the same rewards",
+        c.call("padding garbage", fn, scores, padded(logp, mask, -GARBAGE), padded(ref, mask), mask, 0.1),
+        [[-0.05, 0.0, 1.05], [0.1, 2.0, 0.0]],
+        hint=PAD_HINT,
     )
     got = c.call("beta 0", fn, scores, logp, ref, mask, 0.0)
     c.close(

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from course_lib.checks._checker import LN2, LN3, register, t
+from course_lib.checks._checker import GARBAGE, LN2, LN3, PAD_HINT, fmt, padded, register, t
 
 
 @register(
@@ -70,6 +70,23 @@ def _compute_gae(fn, c):
         ),
     )
     c.close("returns with padding", ret, [[1.0, 1.0, 0.0]])
+    pad_mask = torch.tensor([[1, 1, 0]])
+    adv, ret = c.call(
+        "padding garbage",
+        fn,
+        padded(t([[0.0, 1.0, 0.0]]), pad_mask),
+        padded(t([[0.5, 0.5, 0.0]]), pad_mask, -GARBAGE),
+        pad_mask,
+        gamma=1.0,
+        lam=1.0,
+        n_out=2,
+    )
+    c.close(
+        "padding holds garbage (rewards 1e4, values -1e4): advantages", adv, [[0.5, 0.5, 0.0]], hint=PAD_HINT
+    )
+    c.close(
+        "padding holds garbage (rewards 1e4, values -1e4): returns", ret, [[1.0, 1.0, 0.0]], hint=PAD_HINT
+    )
     adv, _ = c.call("defaults", fn, t([[0.0, 0.0, 1.0]]), torch.zeros(1, 3), torch.ones(1, 3), n_out=2)
     c.close("defaults gamma=1, lam=0.95: [0.95^2, 0.95, 1]", adv, [[0.9025, 0.95, 1.0]])
 
@@ -98,6 +115,12 @@ def _whiten(fn, c):
         ),
     )
     c.close(
+        "padding holds garbage (1e4): the statistics do not move, the padding is transformed too",
+        c.call("padding garbage", fn, padded(x, mask), mask),
+        [[-1.0, 0.0, 1.0, (GARBAGE - 3.0) / 2.0]],
+        hint=PAD_HINT,
+    )
+    c.close(
         "shift_mean=False adds the mean back",
         c.call("no shift", fn, x, mask, shift_mean=False),
         [[2.0, 3.0, 4.0, 51.5]],
@@ -116,12 +139,23 @@ def _whiten(fn, c):
     ),
 )
 def _ppo_policy_loss(fn, c):
-    logp = t([[math.log(1.5), math.log(0.5), math.log(1.1), math.log(0.5), math.log(3.0)]], grad=True)
+    rho, adv, mask_ = [1.5, 0.5, 1.1, 0.5, 3.0], [1.0, 1.0, -1.0, -1.0, 10.0], [1, 1, 1, 1, 0]
+    logp = t([[math.log(r) for r in rho]], grad=True)
     old = torch.zeros(1, 5)
-    A = t([[1.0, 1.0, -1.0, -1.0, 10.0]])
-    mask = torch.tensor([[1, 1, 1, 1, 0]])
+    A = t([adv])
+    mask = torch.tensor([mask_])
     # per token: max(-1.5, -1.2) = -1.2 (clipped); max(-0.5, -0.8) = -0.5; 1.1; max(0.5, 0.8) = 0.8
     loss, frac = c.call("5 tokens, last one padding", fn, logp, old, A, mask, 0.2, n_out=2)
+    # The second hint quotes what the usual wrong reductions give on THIS case, derived from its
+    # numbers so that it always matches what the student sees.
+    kept = [(r, a) for r, a, m in zip(rho, adv, mask_) if m]
+    unclipped = [-a * r for r, a in kept]
+    clipped = [-a * min(max(r, 0.8), 1.2) for r, a in kept]
+    n = len(kept)
+    un_mean, cl_mean = sum(unclipped) / n, sum(clipped) / n
+    low_mean = sum(min(u, v) for u, v in zip(unclipped, clipped)) / n
+    every = [max(-a * r, -a * min(max(r, 0.8), 1.2)) for r, a in zip(rho, adv)]
+    all_mean = sum(every) / len(every)
     c.close(
         "loss = (-1.2 - 0.5 + 1.1 + 0.8) / 4",
         loss,
@@ -130,8 +164,9 @@ def _ppo_policy_loss(fn, c):
         hint=(
             "per token the LARGER (pessimistic) of the unclipped and the clipped loss, averaged "
             "over response tokens only",
-            "-min(objectives) = max(losses); the unclipped term alone gives -0.1, the clipped "
-            "alone -0.025, the smaller of the two per token -0.175",
+            f"-min(objectives) = max(losses); on this case the unclipped term alone gives "
+            f"{fmt(un_mean)}, the clipped alone {fmt(cl_mean)}, the smaller of the two per token "
+            f"{fmt(low_mean)}, the mean over the padding too {fmt(all_mean)}",
         ),
     )
     c.close(
@@ -153,6 +188,18 @@ def _ppo_policy_loss(fn, c):
         {"logp": logp},
         {"logp": [[0.0, -0.125, 0.275, 0.0, 0.0]]},
     )
+    loss, frac = c.call(
+        "padding garbage",
+        fn,
+        padded(logp, mask, -GARBAGE),
+        padded(old, mask),
+        padded(A, mask),
+        mask,
+        0.2,
+        n_out=2,
+    )
+    c.close("padding holds garbage (logp -1e4, old_logp and A 1e4): the same loss", loss, 0.05, hint=PAD_HINT)
+    c.close("padding holds garbage: the same clip fraction", frac, 0.5, hint=PAD_HINT)
     loss, frac = c.call(
         "on-policy",
         fn,
@@ -198,6 +245,20 @@ def _ppo_value_loss(fn, c):
         ),
     )
     c.grad("d loss / d values", got, {"values": values}, {"values": [[0.0, -0.5, 0.0]]})
+    c.close(
+        "padding holds garbage (values and returns 1e4, old_values -1e4): the same loss",
+        c.call(
+            "padding garbage",
+            fn,
+            padded(values, mask),
+            padded(old, mask, -GARBAGE),
+            padded(ret, mask),
+            mask,
+            0.2,
+        ),
+        0.6725,
+        hint=PAD_HINT,
+    )
     c.close(
         "no clipping needed",
         c.call("small change", fn, t([[1.0]]), t([[1.0]]), t([[3.0]]), torch.ones(1, 1)),
@@ -246,6 +307,20 @@ def _entropy(fn, c):
     )
 
 
+def _parts_seen(stats) -> str:
+    """Tier 2 of the loss case: the parts as the student's own stats report them, next to the
+    expected ones, so the part that is off shows (the parts themselves passed their checks)."""
+    want = {"policy_loss": 2.5, "value_loss": 0.25, "entropy": LN2}
+    try:
+        got = ", ".join(f"{k} {fmt(float(stats[k]))} (expected {fmt(v)})" for k, v in want.items())
+    except Exception:  # noqa: BLE001 -- malformed stats are reported by the stats cases
+        return "the loss combines the parts with vf_coef = 0.1 and entropy_coef = 0.01"
+    return (
+        f"your stats: {got}; if they match, the combination is off: the loss is policy_loss "
+        f"+ vf_coef * value_loss - entropy_coef * entropy with vf_coef = 0.1, entropy_coef = 0.01"
+    )
+
+
 @register(
     "ppo_minibatch_loss",
     (
@@ -287,7 +362,7 @@ def _ppo_minibatch_loss(fn, c):
         hint=(
             "the value loss is weighted by vf_coef, and the entropy is a BONUS (higher entropy, "
             "lower loss) weighted by entropy_coef",
-            "stats below show which part is off",
+            _parts_seen(stats),
         ),
     )
     c.true(
@@ -324,6 +399,37 @@ def _ppo_minibatch_loss(fn, c):
         loss,
         {"logits": logits, "values": values},
         {"values": [[-0.05, 0.0]]},
+    )
+    # the same minibatch with a third, padded position holding garbage everywhere; its logits
+    # [1e4, -1e4] have entropy 0, so an entropy averaged over the padding too shows
+    G = GARBAGE
+    pad_logits = t([[[0.0, 0.0], [0.0, 0.0], [G, -G]]], grad=True)
+    pad_batch = {
+        "response_ids": torch.tensor([[0, 1, 0]]),
+        "mask": torch.tensor([[1, 1, 0]]),
+        "old_logprobs": t([[math.log(0.5), math.log(0.25), G]]),
+        "old_values": t([[1.0, 0.0, -G]]),
+        "advantages": t([[1.0, -3.0, G]]),
+        "returns": t([[2.0, 0.0, G]]),
+    }
+    loss, stats = c.call(
+        "padding garbage",
+        fn,
+        pad_logits,
+        t([[1.0, 0.0, G]], grad=True),
+        pad_batch,
+        clip_range=0.2,
+        cliprange_value=0.2,
+        vf_coef=0.1,
+        entropy_coef=0.01,
+        n_out=2,
+    )
+    c.close("padding holds garbage: the same loss", loss, 2.5 + 0.025 - 0.01 * LN2, hint=PAD_HINT)
+    c.close(
+        "padding holds garbage: the same stats policy_loss, value_loss, entropy, clip_fraction, approx_kl",
+        [float(stats[k]) for k in ("policy_loss", "value_loss", "entropy", "clip_fraction", "approx_kl")],
+        [2.5, 0.25, LN2, 0.0, (1 - LN2) / 2],
+        hint=PAD_HINT,
     )
     c.raises(
         "a batch without 'returns'",

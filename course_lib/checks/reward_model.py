@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.checks._checker import register, t
+from course_lib.checks._checker import PAD_HINT, padded, register, t
 
 
 @register(
@@ -112,6 +112,12 @@ def _last_token_pool(fn, c):
         got.sum(),
         {"values": values},
         {"values": [[0, 0, 1, 0], [0, 0, 0, 1], [1, 0, 0, 0]]},
+    )
+    c.close(
+        "padding holds garbage (1e4 after the last real token)",
+        c.call("padding garbage", fn, padded(values, mask), mask),
+        [3.0, 8.0, 9.0],
+        hint=PAD_HINT,
     )
     got = c.call("[B, T, H]", fn, torch.arange(12.0).reshape(2, 3, 2), torch.tensor([[1, 1, 0], [1, 1, 1]]))
     c.close(

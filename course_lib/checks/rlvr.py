@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from course_lib.checks._checker import LN2, register, t
+from course_lib.checks._checker import GARBAGE, LN2, PAD_HINT, padded, register, t
 
 
 # ------------------------------------------------------------------------------ 9.1 format
@@ -130,6 +130,12 @@ def _sequence_log_ratio(fn, c):
         {"logp": logp},
         {"logp": [[1 / 3, 1 / 3, 1 / 3], [2.0, 0.0, 0.0]]},
         hint="each completion token of row i moves s_i by 1/|o_i|; padding none",
+    )
+    c.close(
+        "padding holds garbage (logp -1e4, old_logp 1e4 under mask 0): the same ratios",
+        c.call("padding garbage", fn, padded(logp, mask, -GARBAGE), padded(old, mask), mask),
+        [0.2, 0.6],
+        hint=PAD_HINT,
     )
     z = torch.zeros(1, 4)
     c.close(
@@ -356,6 +362,31 @@ def _rlvr_policy_loss(fn, c):
         ),
     )
     A = t([1.0, -2.0])
+    # after the cases of each property, so that a wrong property is named by its own case
+    loss, stats = c.call(
+        "padding garbage",
+        fn,
+        padded(z, mask, -GARBAGE),
+        padded(z, mask),
+        A,
+        mask,
+        ref_logp=padded(z, mask, -2 * GARBAGE),
+        beta=0.5,
+        n_out=2,
+    )
+    c.close(
+        "padding holds garbage (logp -1e4, old_logp 1e4, ref_logp -2e4), beta 0.5: still 0.5",
+        loss,
+        0.5,
+        hint=PAD_HINT,
+    )
+    _stats(
+        c,
+        "padding garbage",
+        stats,
+        {"clip_ratio_low": 0.0, "clip_ratio_high": 0.0, "mean_ratio": 1.0},
+        hint=PAD_HINT,
+    )
     c.raises("unknown level", ValueError, fn, z, z, A, mask, level="segment")
     c.raises("unknown loss_type", ValueError, fn, z, z, A, mask, loss_type="ppo")
     c.raises("advantages [3] for B = 2", ValueError, fn, z, z, t([1.0, 2.0, 3.0]), mask)

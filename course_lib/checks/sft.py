@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from course_lib.checks._checker import LN3, fmt, register, t
+from course_lib.checks._checker import LN3, PAD_HINT, fmt, padded, register, t
 from course_lib.checks._toys import ToyLM, toy_tokenizer
 
 EOS_ID, UNK_ID = 1, 2
@@ -134,6 +136,12 @@ def _masked_mean(fn, c):
     )
     c.grad("gradient = mask / 4", got, {"x": x}, {"x": [[0.25, 0.25, 0.25], [0.0, 0.0, 0.25]]})
     c.close(
+        "padding holds garbage (1e4 under mask 0): still (1+2+3+6)/4",
+        c.call("padding garbage", fn, padded(x, mask), mask),
+        3.0,
+        hint=PAD_HINT,
+    )
+    c.close(
         "dim=1: per row",
         c.call("dim=1", fn, x, mask, dim=1),
         [2.0, 6.0],
@@ -167,9 +175,20 @@ def _masked_mean(fn, c):
 def _sft_loss(fn, c):
     # row 0: t0 logits [0,0] label 0 -> ln 2; t1 [ln3, 0] label 0 -> -ln(3/4); t2 padding (-100)
     # row 1: t0 [0, ln3] label 0 -> ln 4; t1, t2 padding. token mean = (ln2 + ln(4/3) + ln4) / 3
-    logits = t([[[0.0, 0.0], [LN3, 0.0], [5.0, 5.0]], [[0.0, LN3], [1.0, 2.0], [0.0, 0.0]]], grad=True)
+    rows = [[[0.0, 0.0], [LN3, 0.0], [5.0, 5.0]], [[0.0, LN3], [1.0, 2.0], [0.0, 0.0]]]
+    logits = t(rows, grad=True)
     labels = torch.tensor([[0, 0, -100], [0, 1, -100]])
     mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    # what the usual wrong reductions give on THIS case (tier 2 quotes them): per-token NLL, the
+    # labels under mask 0 read as id 0
+    nll = [
+        [math.log(sum(math.exp(v) for v in z)) - z[y if m else 0] for z, y, m in zip(row, lab, mrow)]
+        for row, lab, mrow in zip(rows, labels.tolist(), mask.tolist())
+    ]
+    kept = [[v for v, m in zip(r, mr) if m] for r, mr in zip(nll, mask.tolist())]
+    row_means = sum(sum(r) / len(r) for r in kept) / len(kept)
+    total = sum(sum(r) for r in kept)
+    everything = sum(sum(r) for r in nll) / sum(len(r) for r in nll)
     got = c.call(
         "two rows, -100 labels on padding",
         fn,
@@ -189,7 +208,8 @@ def _sft_loss(fn, c):
         hint=(
             "every completion token in the batch weighs the same: divide the masked sum by the "
             "number of completion tokens (3)",
-            "a mean of per-row means gives 0.9384; a sum 2.3671; counting padding too 0.9690",
+            f"a mean of per-row means gives {fmt(row_means)}; a sum {fmt(total)}; counting the "
+            f"positions under mask 0 too (their labels read as id 0) {fmt(everything)}",
         ),
     )
     c.grad(
@@ -203,6 +223,12 @@ def _sft_loss(fn, c):
             ]
         },
         hint="masked positions must get zero gradient",
+    )
+    c.close(
+        "padding holds garbage (logits 1e4 under mask 0): the same loss",
+        c.call("padding garbage", fn, padded(logits, mask), labels, mask),
+        0.7890412,
+        hint=PAD_HINT,
     )
     got = c.call("all tokens", fn, torch.zeros(1, 2, 4), torch.tensor([[1, 3]]), torch.ones(1, 2))
     c.close("uniform logits over 4 tokens -> ln 4", got, 1.3862944)

@@ -5,12 +5,15 @@ AssertionError that says what was expected."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
+import inspect
 import math
 import re
 from pathlib import Path
 
 import pytest
+import torch
 
 import course_lib
 from course_lib import checks
@@ -316,3 +319,210 @@ def test_a_result_of_the_wrong_structure_fails_clearly(monkeypatch):
     monkeypatch.setattr(course_lib.ppo, "ppo_policy_loss", loss_only)
     with pytest.raises(AssertionError, match=r"expected: a tuple of 2 values"):
         checks.check("ppo_policy_loss")
+
+
+# ------------------------------------------------------------------------ hints that point at the mistake
+def _got_and_hint2(msg: str) -> tuple[str, str]:
+    got = re.search(r"^  got:\s+(.*)$", msg, re.M).group(1)
+    hint2 = re.search(r"^  hint 2: (.*)$", msg, re.M).group(1)
+    return got, hint2
+
+
+QUOTED = [
+    ("ppo_policy_loss", "min instead of max"),
+    ("ppo_policy_loss", "unclipped term only"),
+    ("ppo_policy_loss", "clipped term only"),
+    ("ppo_policy_loss", "mean over padding too"),
+    ("sft_loss", "mean of per-sequence means"),
+    ("sft_loss", "mean over every position"),
+    ("sft_loss", "sum instead of mean"),
+]
+
+
+@pytest.mark.parametrize("name, label", QUOTED, ids=[f"{n}: {lab}" for n, lab in QUOTED])
+def test_second_hint_quotes_the_number_the_student_sees(monkeypatch, name, label):
+    """Where a second hint lists what the usual mistakes give on its case, the value the student
+    got is among them, written as the message writes it (derived from the case: it cannot go
+    stale)."""
+    got, hint2 = _got_and_hint2(_message_of(monkeypatch, name, label, hint=2))
+    assert re.search(rf"(?<![\d.]){re.escape(got)}(?![\d])", hint2), (got, hint2)
+
+
+def test_no_hint_points_at_text_that_is_not_there():
+    """A failure message is the case, expected, got and the hints: a hint that says "the docstring
+    says which" or "the stats below" refers to something the student is not shown."""
+    dangling = ["docstring says which", "below show", "stats below", "see below", "as above"]
+    texts = [
+        node.value
+        for p in CHECK_FILES
+        for node in ast.walk(ast.parse(p.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+    found = [(d, s) for s in texts for d in dangling if d in s]
+    assert not found, found
+
+
+def test_minibatch_hint_shows_the_students_parts(monkeypatch):
+    msg = _message_of(monkeypatch, "ppo_minibatch_loss", "ignores vf_coef", hint=2)
+    assert "your stats: policy_loss 2.5 (expected 2.5), value_loss 0.25 (expected 0.25)" in msg, msg
+
+
+# ------------------------------------------------------------------------ composites check their parts first
+COMPOSITE_PARTS = [
+    (e.name, p.name)
+    for e in EXERCISES
+    for p in __import__("course_lib.core.registry", fromlist=["x"]).prerequisites(e.name)
+]
+
+
+def test_every_composite_has_its_parts_in_the_registry():
+    assert {"ppo_minibatch_loss", "grpo_step", "dpo_batch_loss", "sft_train_step", "rlvr_policy_loss"} <= {
+        c for c, _ in COMPOSITE_PARTS
+    }
+
+
+@pytest.mark.parametrize("composite, part", COMPOSITE_PARTS, ids=[f"{c}<-{p}" for c, p in COMPOSITE_PARTS])
+def test_a_wrong_part_under_a_correct_composite_is_named(monkeypatch, composite, part):
+    """A correct composite with a wrong part fails naming the part (not the composite's own
+    coefficients): "your ppo_policy_loss (5.3) fails its own check; fix it first"."""
+    course_lib.use_solutions(True)
+    ex, p = BY_NAME[composite], BY_NAME[part]
+    bad = next(w[2] for w in WRONG if w[0] == part)
+    monkeypatch.setattr(importlib.import_module(f"course_lib.{p.module}"), part, bad)
+    with pytest.raises(AssertionError) as info:
+        checks.check(composite)
+    msg = str(info.value)
+    assert msg.startswith(f"exercise {ex.number} `{composite}`"), msg
+    assert f"your {part} ({p.number}) fails its own check; fix it first" in msg, msg
+    assert f"exercise {p.number} `{part}`" in msg, msg  # the part's own failure follows
+
+
+# ------------------------------------------------------------------------ selecting one exercise's test
+def _selected(expr: str) -> list[str]:
+    """The ids of test_exercises.py's tests that `pytest -k expr` selects (pytest's own -k grammar,
+    matched case-insensitively against the test's name and its parents', as pytest does)."""
+    import test_exercises
+    from _pytest.mark.expression import Expression
+
+    compiled = Expression.compile(expr)
+    out = []
+    for e in EXERCISES:
+        names = [f"test_exercise[{test_exercises.exercise_id(e)}]", "test_exercises.py", "exercises", "tests"]
+        if compiled.evaluate(lambda sub, names=names: any(sub.lower() in n.lower() for n in names)):
+            out.append(e.name)
+    return out
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+def test_k_ex_number_selects_exactly_one_exercise(ex):
+    assert _selected(f"ex{ex.number}-") == [ex.name]
+
+
+def test_k_ex_unit_selects_exactly_the_unit():
+    assert _selected("ex6.") == ["group_advantages", "grpo_loss", "grpo_step"]
+    assert _selected("ex1.") == [e.name for e in EXERCISES if e.unit == "01"]
+    assert "kl_penalized_rewards" in _selected("rewards")  # why the docs use the number, not a name
+
+
+def test_docs_select_one_exercise_by_its_number():
+    """Where the docs tell a student how to run one exercise's tests, they use the `ex<number>-`
+    pattern (a function name can match several exercises)."""
+    root = Path(__file__).parents[2]
+    for rel in ("docs/students.md", "course_instructor/templates/student_README.md"):
+        text = (root / rel).read_text()
+        ks = re.findall(r"test_exercises\.py -k (\S+)", text)
+        assert ks and all(re.fullmatch(r"ex\d+\.(\d+-)?", k) for k in ks), (rel, ks)
+
+
+# ------------------------------------------------------------------------ padding holds garbage
+def _masks_and_floats(fn, args, kwargs):
+    """The mask tensors (an argument, a batch key or a rollout field whose name has 'mask') and the
+    floating tensors of one call, by name."""
+    bound = inspect.signature(fn).bind_partial(*args, **kwargs)
+    masks, floats = [], []
+
+    def visit(name, v):
+        if isinstance(v, torch.Tensor):
+            if "mask" in name:
+                masks.append(v)
+            elif v.is_floating_point():
+                floats.append((name, v))
+        elif isinstance(v, dict):
+            for k, u in v.items():
+                visit(f"{name}[{k!r}]", u)
+        elif dataclasses.is_dataclass(v):
+            for f in dataclasses.fields(v):
+                visit(f"{name}.{f.name}", getattr(v, f.name))
+
+    for n, v in bound.arguments.items():
+        visit(n, v)
+    return masks, floats
+
+
+def _padded_inputs(masks, floats) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
+    """(padding, the floating inputs laid out like its mask: [B, T] or [B, T, ...]) per mask with
+    padding."""
+    out = []
+    for m in masks:
+        if m.dim() == 2 and (m == 0).any():
+            aligned = [x.detach() for _, x in floats if x.dim() >= 2 and tuple(x.shape[:2]) == tuple(m.shape)]
+            out.append((m == 0, aligned))
+    return out
+
+
+def _all_garbage(pad, aligned, big=1e3) -> bool:
+    return bool(aligned) and all(((x[pad].abs() >= big) | x[pad].isnan()).all() for x in aligned)
+
+
+MASKED = [
+    e
+    for e in EXERCISES
+    if any(
+        "mask" in p or p in ("batch", "rollout")
+        for p in inspect.signature(
+            getattr(importlib.import_module(f"course_lib.{e.module}"), e.name)
+        ).parameters
+    )
+]
+
+
+def test_the_masked_exercises_are_found():
+    assert {"masked_mean", "compute_gae", "ppo_minibatch_loss", "grpo_step", "rlvr_policy_loss"} <= {
+        e.name for e in MASKED
+    }
+
+
+@pytest.mark.parametrize("ex", MASKED, ids=[f"{e.number}-{e.name}" for e in MASKED])
+def test_every_masked_check_has_a_case_with_garbage_in_the_padding(ex, monkeypatch):
+    """A check of a function that takes a mask runs (at least) one case whose padding positions
+    hold huge values in EVERY floating input laid out like the mask, so that a leak of padding into
+    the result cannot hide behind small, harmless padding values."""
+    course_lib.use_solutions(True)
+    mod = importlib.import_module(f"course_lib.{ex.module}")
+    solution = getattr(mod, ex.name)
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(_masks_and_floats(solution, args, kwargs))
+        return solution(*args, **kwargs)
+
+    monkeypatch.setattr(mod, ex.name, spy)
+    checks.check(ex.name)
+    padded_calls = [p for m, f in calls for p in _padded_inputs(m, f)]
+    assert padded_calls, f"{ex.name}: no case of the check has padding (a 0 in the mask)"
+    if not any(aligned for _, aligned in padded_calls):
+        return  # no floating input laid out like the mask (token ids only): padding is all it needs
+    assert any(_all_garbage(pad, aligned) for pad, aligned in padded_calls), (
+        f"course_lib/checks/{ex.module}.py: no case of {ex.name} puts garbage (e.g. checks._checker.padded) "
+        f"in the padding of every float input"
+    )
+
+
+def test_a_wrong_part_shows_its_second_hint_when_asked(monkeypatch):
+    course_lib.use_solutions(True)
+    bad = next(w[2] for w in WRONG if w[0] == "ppo_policy_loss" and w[1] == "min instead of max")
+    monkeypatch.setattr(course_lib.ppo, "ppo_policy_loss", bad)
+    with pytest.raises(AssertionError) as info:
+        checks.check("ppo_minibatch_loss", hint=2)
+    assert "your ppo_policy_loss (5.3) fails its own check" in str(info.value)
+    assert "hint 2: -min(objectives)" in str(info.value), str(info.value)

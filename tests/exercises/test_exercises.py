@@ -1,9 +1,13 @@
 """Your exercises under pytest: one test per exercise, running its visible checks.
 
     pytest tests/exercises/test_exercises.py                 # every exercise
-    pytest tests/exercises/test_exercises.py -k grpo         # the exercises of course_lib/grpo.py
-    pytest tests/exercises/test_exercises.py -k grpo_loss    # one exercise
-    COURSE_HINT=2 pytest tests/exercises/test_exercises.py -k grpo_loss    # with the second, more specific hint
+    pytest tests/exercises/test_exercises.py -k ex6.         # the exercises of unit 06
+    pytest tests/exercises/test_exercises.py -k ex6.2-       # exercise 6.2 alone
+    COURSE_HINT=2 pytest tests/exercises/test_exercises.py -k ex6.2-    # with the second, more specific hint
+
+Each test's id starts with ``ex<number>-`` (``ex6.2-grpo-grpo_loss``): ``-k`` matches any part of
+an id, so a function name can select more than one exercise (``-k rewards`` also picks unit 02's
+``kl_penalized_rewards``), while ``ex6.2-`` selects exactly one and ``ex6.`` exactly one unit.
 
 A test fails with the same message as ``check("<name>")`` in the notebook: the exercise, the case,
 what was expected, what came back and a hint. A function you have not written yet fails with
@@ -23,7 +27,12 @@ from course_lib.core.registry import EXERCISES
 HINT_LEVEL = int(os.environ.get("COURSE_HINT", "1"))
 
 
-@pytest.mark.parametrize("ex", EXERCISES, ids=[f"{e.module}-{e.number}-{e.name}" for e in EXERCISES])
+def exercise_id(ex) -> str:
+    """``ex6.2-grpo-grpo_loss``: ``-k ex6.2-`` selects this exercise alone, ``-k ex6.`` its unit."""
+    return f"ex{ex.number}-{ex.module}-{ex.name}"
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=[exercise_id(e) for e in EXERCISES])
 def test_exercise(ex):
     try:
         check(ex.name, hint=HINT_LEVEL)

@@ -485,6 +485,8 @@ def _gae(rewards, values, mask, gamma=1.0, lam=0.95, *, bug):
     )
     m = mask.to(rewards.dtype) if use_mask else torch.ones_like(rewards)
     r, v = rewards.detach() * m, values.detach() * m
+    if bug == "outputs-only":  # padding's rewards and values flow into the recursion
+        r, v = rewards.detach(), values.detach()
     T = r.shape[-1]
     adv, last = torch.zeros_like(r), torch.zeros_like(r[..., 0])
     for t in reversed(range(T)) if backward else range(T):
@@ -503,6 +505,7 @@ variants(
         ("runs forward in time", "forward", "FUTURE"),
         ("returns = advantages", "no-values", "PLUS"),
         ("ignores lam", "no-lam", "gamma * lam"),
+        ("masks the outputs only, not the rewards and values", "outputs-only", "padding"),
     ],
 )
 
@@ -561,6 +564,8 @@ def _vl(values, old_values, returns, mask, clip_range=0.2, *, bug):
     v_clip = old_values + torch.clamp(values - old_values, -clip_range, clip_range)
     a, b = (values - returns) ** 2, (v_clip - returns) ** 2
     per = {"min": torch.minimum(a, b), "unclipped": a}.get(how, torch.maximum(a, b))
+    if how == "unmasked":
+        return 0.5 * per.mean()
     return (1.0 if how == "no-half" else 0.5) * S_sft.masked_mean(per, mask)
 
 
@@ -571,6 +576,7 @@ variants(
         ("no 0.5", "no-half", "times 0.5"),
         ("min instead of max", "min", "LARGER"),
         ("unclipped only", "unclipped", "LARGER"),
+        ("mean over padding too", "unmasked", "response tokens"),
     ],
 )
 
@@ -595,6 +601,11 @@ def _mb(logits, values, batch, clip_range=0.2, cliprange_value=0.2, vf_coef=0.1,
     )
     if bug == "entropy-penalty":
         loss = loss + 2 * entropy_coef * S_sft.masked_mean(S_ppo.entropy_from_logits(logits), batch["mask"])
+    if bug == "entropy-unmasked":  # the entropy bonus and stat averaged over every position
+        ent = S_ppo.entropy_from_logits(logits)
+        masked, every = S_sft.masked_mean(ent, batch["mask"]), ent.mean()
+        loss = loss + entropy_coef * (masked - every)
+        stats = {**stats, "entropy": every.detach()}
     if bug == "no-vf-coef":
         loss = loss + (1 - vf_coef) * S_ppo.ppo_value_loss(
             values, batch["old_values"], batch["returns"], batch["mask"], cliprange_value
@@ -618,6 +629,7 @@ variants(
         ("ignores vf_coef", "no-vf-coef", "vf_coef"),
         ("approx_kl = KL(current || old)", "kl-reversed", "KL(old || current)"),
         ("approx_kl with k1", "kl-k1", "k3"),
+        ("entropy averaged over padding too", "entropy-unmasked", "must not reach the result"),
     ],
 )
 
@@ -669,6 +681,20 @@ def _gl(
     A = advantages.unsqueeze(-1)
     un, cl = ratio * A, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * A
     per = -{"clipped": cl, "unclipped": un}.get(bug, torch.minimum(un, cl))
+    if beta != 0 and bug == "kl-unmasked":  # KL averaged over every position, added at the end
+        loss = _gl(
+            logp,
+            old_logp,
+            ref_logp,
+            advantages,
+            mask,
+            clip_eps,
+            0.0,
+            loss_type,
+            max_completion_length,
+            bug="",
+        )
+        return loss + beta * S_kl.kl_estimate(logp, ref_logp, "k3").mean()
     if beta != 0:
         per = per + beta * (
             S_kl.kl_estimate(ref_logp, logp, "k3")
@@ -700,6 +726,7 @@ variants(
         ("KL with log r = logp - ref_logp", "kl-sign", "ref_logp - logp"),
         ("'dr_grpo' ignores max_completion_length", "ignore-max-len", "max_completion_length"),
         ("'grpo' averages over padding too", "unmasked", "ITS completion tokens"),
+        ("KL averaged over every position, padding too", "kl-unmasked", "must not reach the result"),
     ],
 )
 
@@ -1007,6 +1034,8 @@ def _rpl(
         loss = S_sft.masked_mean(per, m, dim=-1).mean()
     elif bug == "seq-dapo-rows" and level == "sequence":
         loss = per[:, 0].mean()
+    elif loss_type == "dapo" and bug == "dapo-unmasked-sum":
+        loss = per.sum() / m.sum()
     elif loss_type in ("dapo", "cispo"):
         loss = S_sft.masked_mean(per, m)
     else:
@@ -1049,6 +1078,7 @@ variants(
         ("stats counted over padding", "stats-unmasked", "padding"),
         ("sequence-level stats counted per token", "stats-by-token", "over the B completions"),
         ("clipped tokens counted whatever the advantage's sign", "clip-any-sign", "the one the min keeps"),
+        ("'dapo' sums the padding too", "dapo-unmasked-sum", "masked sum"),
     ],
 )
 
