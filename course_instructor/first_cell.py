@@ -72,8 +72,8 @@ if "google.colab" in sys.modules and not os.path.isdir("course_lib"):
         new = f"{tmp}/rl-course"
         if not os.path.isdir(f"{new}/course_lib"):
             _fail(f"{zip_path} holds no rl-course/course_lib", "upload the rl-course.zip of your course")
-        kept = []
-        for rel, sha in sorted(_files(new).items()):
+        kept, incoming = [], _files(new)
+        for rel, sha in sorted(incoming.items()):
             dest = os.path.join(course, rel)
             if os.path.exists(dest) and _sha(dest) not in (sha, was.get(rel)):
                 kept.append(rel)
@@ -82,7 +82,7 @@ if "google.colab" in sys.modules and not os.path.isdir("course_lib"):
             shutil.copyfile(os.path.join(new, rel), dest)
         shutil.rmtree(tmp, ignore_errors=True)
         with open(f"{course}/.unpacked.json", "w") as f:
-            json.dump({"zip": _sha(zip_path), "files": _files(course)}, f)
+            json.dump({"zip": _sha(zip_path), "files": incoming}, f)  # the zip's files only: no checkpoints
         return kept
 
     base = os.getcwd()                                   # /content on Colab
