@@ -52,13 +52,17 @@ FAKE_COLAB = {
         """,
 }
 RUNNER = """
-import json, sys
+import io, json, os, sys
 import google.colab                     # imported at start-up on Colab: the first cell tests for it
 from IPython.core.interactiveshell import InteractiveShell
+# As a kernel's output stream: what a cell prints reaches the front end when the stream is flushed
+# (after the cell, or by the cell itself), so a process killed inside a cell loses the rest.
+sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(os.dup(1), "w"), 1 << 20), write_through=False)
 InteractiveShell.enable_gui = lambda self, gui=None: None   # as ipykernel's shell does for `inline`
 shell = InteractiveShell.instance()
 for i, cell in enumerate(json.load(open(sys.argv[1]))):
     result = shell.run_cell(cell)
+    sys.stdout.flush()
     if not result.success:
         err = result.error_in_exec or result.error_before_exec
         print(f"CELL {i} FAILED: {type(err).__name__}")
