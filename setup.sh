@@ -84,8 +84,8 @@ fi
 
 step "4/5 Jupyter kernel 'rl-course'"
 # Always (re)register: an existing "rl-course" kernel may point to another checkout's venv.
-"$PY" -m ipykernel install --user --name rl-course --display-name "RL post-training course" >/dev/null \
-  || fail "register the Jupyter kernel" "run: $PY -m ipykernel install --user --name rl-course"
+"$PY" -m ipykernel install --user --name rl-course --display-name "Python 3 (rl-course)" >/dev/null \
+  || fail "register the Jupyter kernel" "run: $PY -m ipykernel install --user --name rl-course --display-name 'Python 3 (rl-course)'"
 # Kernels started by this venv's Jupyter (lab, nbconvert) get CurveZMQ keys: ipykernel otherwise
 # warns "Kernel is running over TCP without encryption" at every start.
 if "$PY" -c 'import sys, zmq; sys.exit(0 if zmq.has("curve") else 1)'; then

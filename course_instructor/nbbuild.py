@@ -16,7 +16,8 @@ Cells are plain Python / Markdown; a cell with a special role says so with one t
 Any other tag is an error naming the cell. Markdown is copied as written, except that the
 registry's exercise metadata is shown under two kinds of headings (:func:`with_metadata`): a line
 under the unit's title (``# Unit NN ...``: exercises, points, student minutes, how long the
-notebook runs on 2 cores) and one under each exercise heading (``## Exercise 2.2 ...`` or
+notebook runs on 2 cores; then, for a unit whose training calls earlier units' exercises, which
+ones: :func:`needs_line`) and one under each exercise heading (``## Exercise 2.2 ...`` or
 ``## 3. Exercise 5.3 ...``: difficulty, minutes, points, the earlier exercises it calls).
 Build every unit with ``course build-notebooks`` (``python -m course_instructor.nbbuild``);
 ``--check`` only reports stale notebooks (exit 1).
@@ -47,6 +48,11 @@ from course_lib.core import registry as exercises
 SCHEMA = 3
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 DEFAULT_ANSWER_POINTS = 2
+# The Jupyter kernel every notebook names: the one `setup.sh` registers (the course's venv), so that
+# Jupyter opens a notebook on the course's packages, not on whatever "Python 3" is first on the path.
+# Colab and the grader choose their own kernel and ignore this name (docs/colab-gpu.md, docs/grading.md).
+KERNEL_NAME = "rl-course"
+KERNEL_DISPLAY_NAME = "Python 3 (rl-course)"
 
 
 def _meta(
@@ -142,7 +148,7 @@ def notebook(cells) -> nbformat.NotebookNode:
     for i, c in enumerate(nb.cells):  # stable ids: regenerating gives an identical file
         c["id"] = f"c{i:03d}"
     nb.metadata = {
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "kernelspec": {"name": KERNEL_NAME, "display_name": KERNEL_DISPLAY_NAME, "language": "python"},
         "language_info": {"name": "python"},
     }
     nbformat.validate(nb)
@@ -198,6 +204,19 @@ def unit_line(unit: str) -> str | None:
     return "*" + "; ".join(parts) + "*" if parts else None
 
 
+def needs_line(unit: str) -> str | None:
+    """The note under a unit's title naming the earlier units' exercises its training runs call
+    (registry.training_needs), so a student finishes them before reaching the training cells."""
+    earlier = exercises.training_needs(unit, earlier_only=True)
+    if not earlier:
+        return None
+    return (
+        f"**Before the training cells:** they also run your exercises {exercises.describe(earlier)}"
+        " — implement those first. The first training cell checks, and names every exercise it "
+        "needs that still raises `NotImplementedError`."
+    )
+
+
 def metadata_table() -> str:
     """The "Exercise metadata" table of docs/instructors.md (markdown), from the registry."""
     rows = [
@@ -223,8 +242,10 @@ def with_metadata(text: str, unit: str) -> str:
         return f"{m.group(0)}\n\n{exercise_line(ex)}"
 
     def title(m: re.Match) -> str:
-        line = unit_line(m.group(1)) if m.group(1) == unit else None
-        return f"{m.group(0)}\n\n{line}" if line else m.group(0)
+        if m.group(1) != unit:
+            return m.group(0)
+        lines = [line for line in (unit_line(unit), needs_line(unit)) if line]
+        return "\n\n".join([m.group(0), *lines])
 
     return EXERCISE_HEADING.sub(exercise, UNIT_TITLE.sub(title, text))
 

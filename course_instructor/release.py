@@ -118,8 +118,13 @@ def nbgrader_config(root: Path, *, cell_timeout: int = 60, kernel_name: str | No
     c.Execute.timeout = cell_timeout
     c.Execute.interrupt_on_timeout = True
     c.Execute.startup_timeout = 120
-    if kernel_name:
-        c.Execute.kernel_name = kernel_name
+    # The kernel nbgrader executes with. nbgrader's autograde first overwrites a submission's
+    # kernelspec with the source notebook's ("rl-course", the students' kernel from setup.sh), and
+    # nbclient then starts the kernel the notebook names unless Execute.kernel_name is set. A
+    # grading machine need not have run setup.sh, so plain nbgrader commands run "python3":
+    # ipykernel's own kernel of the Python that nbgrader runs in. (The course's grader runs the
+    # notebooks in its sandbox with its own "course-grader" kernel, grading/nbgrader_run.py.)
+    c.Execute.kernel_name = kernel_name or "python3"
     # formgrader renders submissions in the instructor's logged-in session: besides the grader's own
     # neutralising of what a submission produced (grading/inert.py), nbconvert's HTML sanitiser
     c.HTMLExporter.sanitize_html = True
@@ -376,6 +381,8 @@ def colab_section(notebooks: list[str], repo_url: str | None = None, branch: str
         "",
         "Set `KEEP_WORK_ON_DRIVE = True` in the first cell to keep the course folder, and your",
         "`course_lib` edits, on Google Drive across sessions (otherwise they end with the runtime).",
+        "The notebooks name the kernel `rl-course` (the one `setup.sh` registers on a laptop);",
+        'Colab runs its own Python 3 instead and may say so ("defaulting to python3"): expected.',
         "Edit the exercise files with Colab's file browser (`rl-course/course_lib/*.py`); the",
         "notebooks reload them automatically (autoreload). With a GPU (Runtime > Change runtime type",
         "> T4) the notebooks use the `gpu` profile; the first cell prints the device and dtype. A T4",

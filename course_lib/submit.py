@@ -42,6 +42,12 @@ ROOT = Path(__file__).resolve().parents[1]
 EXERCISE_MODULES = sorted({ex.module for ex in EXERCISES})
 MAX_FILE_BYTES = 20 * 2**20
 BLANK_ANSWER = "YOUR ANSWER HERE"
+# nbgrader's stub of a code solution cell (ClearSolutions.code_stub), as lines; older nbgrader
+# versions write `raise NotImplementedError` without the parentheses.
+BLANK_CODE = (
+    ["# YOUR CODE HERE", "raise NotImplementedError()"],
+    ["# YOUR CODE HERE", "raise NotImplementedError"],
+)
 # Google Drive as the first cell mounts it on Colab ($COURSE_DRIVE_DIR is set by that cell).
 COLAB_DRIVE = "/content/drive/MyDrive"
 
@@ -92,21 +98,26 @@ def notebook_unit(nb: dict) -> str | None:
     return None
 
 
+def _is_blank_solution(text: str) -> bool:
+    """A solution cell as released: empty, "YOUR ANSWER HERE", or nbgrader's code stub."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return not lines or lines == [BLANK_ANSWER] or lines in BLANK_CODE
+
+
 def worked_in(nb: dict) -> bool:
-    """True if the notebook was run (a code cell has outputs) or has a written answer."""
+    """True if the notebook was run (a code cell has outputs) or a solution cell (a written answer,
+    or code in place of nbgrader's stub) was filled in."""
     for cell in nb.get("cells", []):
         if not isinstance(cell, dict):
             continue
         if cell.get("cell_type") == "code" and cell.get("outputs"):
             return True
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.get("cell_type") == "markdown" and meta.get("solution"):
-            text = (
-                "".join(cell.get("source", ""))
-                if isinstance(cell.get("source"), list)
-                else cell.get("source", "")
-            )
-            if text.strip() and text.strip() != BLANK_ANSWER:
+        meta = cell.get("metadata", {})
+        meta = meta.get("nbgrader", {}) if isinstance(meta, dict) else {}
+        if isinstance(meta, dict) and meta.get("solution"):
+            source = cell.get("source", "")
+            text = "".join(source) if isinstance(source, list) else str(source)
+            if not _is_blank_solution(text):
                 return True
     return False
 
@@ -266,8 +277,9 @@ def _summary(path: Path, root: Path | None = None) -> str:
 
 
 def untouched_warnings(path: Path) -> list[str]:
-    """One warning per notebook in the zip that looks untouched: no cell outputs and every answer
-    cell still "YOUR ANSWER HERE" (often the sign of packing the wrong copy of the course)."""
+    """One warning per notebook (unit) in the zip that looks untouched: no cell outputs and every
+    solution cell still as released ("YOUR ANSWER HERE", "# YOUR CODE HERE" stub) -- often the sign
+    of packing the wrong copy of the course."""
     out = []
     with zipfile.ZipFile(path) as z:
         for name in z.namelist():
@@ -278,7 +290,8 @@ def untouched_warnings(path: Path) -> list[str]:
                     nb = {}
                 if not worked_in(nb if isinstance(nb, dict) else {}):
                     out.append(
-                        f"warning: {name} looks untouched (no outputs, no answers); if you worked in "
+                        f"warning: {name} looks untouched (no outputs, no answers, solution cells "
+                        "still the stub); if you worked in "
                         "another copy of the course, run `course submit --root DIR` with that folder "
                         "(or --notebooks DIR for a folder of notebook copies)"
                     )

@@ -8,9 +8,9 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (rl-course)
 #     language: python
-#     name: python3
+#     name: rl-course
 # ---
 
 # %% tags=["setup"]

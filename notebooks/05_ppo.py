@@ -8,9 +8,9 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (rl-course)
 #     language: python
-#     name: python3
+#     name: rl-course
 # ---
 
 # %% tags=["setup"]
@@ -53,6 +53,7 @@ import numpy as np
 import torch
 
 from course_lib import ppo
+from course_lib.core import registry
 from course_lib.core.models import latest_checkpoint
 from course_lib.core.report import report_metrics, save_figure
 from course_lib.trainers import ppo as ppo_trainer
@@ -267,6 +268,7 @@ print(inspect.getsource(ppo_trainer.collect_rollout))
 # one.
 
 # %%
+registry.check_training_needs("05")  # names every exercise this training runs that is still a stub
 main = ppo_trainer.headline_run(dataclasses.replace(config, max_steps=STEPS), profile, eval_prompts)
 result, before, train_seconds = main.run, main.before, main.train_seconds
 policy, ref, tok, history = result.model, result.ref_model, result.tokenizer, result.history

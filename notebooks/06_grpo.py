@@ -8,9 +8,9 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (rl-course)
 #     language: python
-#     name: python3
+#     name: rl-course
 # ---
 
 # %% tags=["setup"]
@@ -50,6 +50,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from course_lib import grpo
+from course_lib.core import registry
 from course_lib.core.models import load_policy
 from course_lib.core.report import report_metrics, save_figure
 from course_lib.labs import speed as speed_lab
@@ -145,6 +146,7 @@ plt.show()
 # seed loses too much of its distinct-2).
 
 # %%
+registry.check_training_needs("06")  # names every exercise this training runs that is still a stub
 sent_cfg = grpo_config("sentiment", max_steps=STEPS)
 print(sent_cfg)
 # measure the start, train a copy of it, measure again (the course was checked this way on seeds 0, 1, 2)

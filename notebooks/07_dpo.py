@@ -8,9 +8,9 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (rl-course)
 #     language: python
-#     name: python3
+#     name: rl-course
 # ---
 
 # %% tags=["setup"]
@@ -53,7 +53,7 @@ import numpy as np
 import torch
 
 from course_lib import dpo
-from course_lib.core import data
+from course_lib.core import data, registry
 from course_lib.core.models import frozen_copy
 from course_lib.core.report import report_metrics, save_figure
 from course_lib.labs import speed as speed_lab
@@ -186,6 +186,7 @@ print(config)
 # `max_steps // 12` steps), held-out accuracy and samples after.
 
 # %%
+registry.check_training_needs("07")  # names every exercise this training runs that is still a stub
 main = dpo_trainer.headline_run(config, policy, reference, tokenizer, pair_data, profile)
 run, history, before, after, final = main.run, main.run.history, main.before, main.after, main.final
 ref_logps, heldout_ref_logps, ref_pref = main.ref_logps, main.heldout_ref_logps, main.ref_preference

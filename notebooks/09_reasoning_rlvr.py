@@ -8,9 +8,9 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (rl-course)
 #     language: python
-#     name: python3
+#     name: rl-course
 # ---
 
 # %% tags=["setup"]
@@ -45,6 +45,7 @@ import copy
 import matplotlib.pyplot as plt
 import torch
 
+from course_lib.core import registry
 from course_lib.core.report import report_metrics, save_figure
 from course_lib.labs import reasoning
 from course_lib.trainers import rlvr as rlvr_trainer
@@ -208,6 +209,7 @@ plt.show()
 # optimizer step per batch.
 
 # %%
+registry.check_training_needs("09")  # names every exercise this training runs that is still a stub
 print(cfg)
 # measure the start, train a copy of it, measure again (the seed runs call this same function)
 main_run = rlvr_trainer.headline_run(cfg, profile, start=(start_model, tokenizer))

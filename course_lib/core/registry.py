@@ -10,10 +10,21 @@ line under each exercise's heading in the notebooks, ``course release --units``)
 implementation calls (tests/exercises/test_registry_metadata.py derives them from solutions/ and compares).
 A row without them still works everywhere (defaults: 0 / 0 / None = not declared yet); the
 metadata test fails until they are filled in.
+
+Training runs call exercises too, often of earlier units: ``TRAINER_CALLS`` lists what each
+provided trainer calls, ``UNIT_TRAINERS`` which trainers a notebook trains with. From them and
+``requires``, :func:`training_needs` is every exercise a notebook's training runs; the notebook
+names them at its top, and its first training cell calls :func:`check_training_needs`, which
+names every one that is still a stub in one message (rather than the first one failing deep
+inside the training loop).
 """
 
 from __future__ import annotations
 
+import ast
+import importlib
+import inspect
+import textwrap
 from dataclasses import dataclass
 
 NOTEBOOKS = {
@@ -144,6 +155,54 @@ UNIT_SECONDS: dict[str, int | None] = {
 }
 
 
+# The exercises each provided trainer (course_lib/trainers/<trainer>.py) calls itself, in registry
+# order (tests/exercises/test_registry_metadata.py reads them off the trainers' source and compares).
+TRAINER_CALLS: dict[str, tuple[str, ...]] = {
+    "sft": ("format_reward", "tokenize_prompt_and_completion", "sft_loss", "sft_train_step"),
+    "reward_model": ("bradley_terry_loss", "preference_accuracy"),
+    "ppo": (
+        "sentiment_reward",
+        "combine_rewards",
+        "token_logprobs",
+        "kl_estimate",
+        "kl_penalized_rewards",
+        "masked_mean",
+        "compute_gae",
+        "whiten",
+        "ppo_minibatch_loss",
+    ),
+    "grpo": (
+        "correctness_reward",
+        "sentiment_reward",
+        "exponential_shaping",
+        "token_logprobs",
+        "kl_estimate",
+        "masked_mean",
+        "group_advantages",
+        "grpo_step",
+    ),
+    "dpo": ("tokenize_prompt_and_completion", "preference_accuracy", "sequence_logprobs", "dpo_batch_loss"),
+    "rlvr": (
+        "token_logprobs",
+        "kl_estimate",
+        "masked_mean",
+        "group_advantages",
+        "think_format_reward",
+        "answer_reward",
+        "rlvr_policy_loss",
+        "dynamic_sampling_mask",
+    ),
+}
+# The trainers each notebook's training cells run (notebooks whose training calls exercises of
+# earlier units; the check at their first training cell names what is missing).
+UNIT_TRAINERS: dict[str, tuple[str, ...]] = {
+    "05": ("ppo",),
+    "06": ("grpo",),
+    "07": ("dpo",),
+    "09": ("rlvr",),
+}
+
+
 def get(name: str) -> Exercise:
     """Look an exercise up by function name (``"kl_estimate"``) or ``"kl.kl_estimate"``."""
     key = name.split(".")[-1]
@@ -171,3 +230,68 @@ def prerequisites(name: str) -> list[Exercise]:
             seen.add(n)
             todo += list(get(n).requires or ())
     return [e for e in EXERCISES if e.name in seen]
+
+
+def training_needs(unit: str, earlier_only: bool = False) -> list[Exercise]:
+    """Every exercise the training runs of notebook `unit` call (registry order): what its
+    trainers call (``TRAINER_CALLS``) and what those exercises call in turn (``requires``).
+    ``earlier_only``: only those of other units (the ones a student may not expect here)."""
+    unit = f"{int(unit):02d}"
+    names: set[str] = set()
+    for trainer in UNIT_TRAINERS.get(unit, ()):
+        for name in TRAINER_CALLS[trainer]:
+            names |= {name, *(e.name for e in prerequisites(name))}
+    return [e for e in EXERCISES if e.name in names and not (earlier_only and e.unit == unit)]
+
+
+def describe(exercises: list[Exercise]) -> str:
+    """``2.1 `token_logprobs` (unit 02), 6.1 `group_advantages` (unit 06)``."""
+    return ", ".join(f"{e.number} `{e.name}` (unit {e.unit})" for e in exercises)
+
+
+def is_stub(func) -> bool:
+    """True if `func` is still an unwritten stub: its body (after the docstring) only raises
+    NotImplementedError (or passes). Read from the source file, so an edit counts as soon as it is
+    saved; a function whose source cannot be read counts as written."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    fn = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))), None)
+    if fn is None:
+        return False
+    body = fn.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
+        body = body[1:]
+
+    def raises_not_implemented(stmt: ast.stmt) -> bool:
+        if not isinstance(stmt, ast.Raise) or stmt.exc is None:
+            return False
+        exc = stmt.exc.func if isinstance(stmt.exc, ast.Call) else stmt.exc
+        return isinstance(exc, ast.Name) and exc.id == "NotImplementedError"
+
+    return bool(body) and all(isinstance(s, ast.Pass) or raises_not_implemented(s) for s in body)
+
+
+def unwritten(exercises: list[Exercise]) -> list[Exercise]:
+    """The exercises among `exercises` whose function (as course_lib has it now: the student's,
+    or the solution under the solutions switch) is still a stub."""
+    return [
+        e
+        for e in exercises
+        if is_stub(getattr(importlib.import_module(f"course_lib.{e.module}"), e.name, None))
+    ]
+
+
+def check_training_needs(unit: str) -> None:
+    """Raise NotImplementedError naming *every* exercise that notebook `unit`'s training needs and
+    that is still a stub (see the module doc); return quietly when all are written."""
+    missing = unwritten(training_needs(unit))
+    if missing:
+        files = sorted({f"course_lib/{e.module}.py" for e in missing})
+        they = "they still raise" if len(missing) > 1 else "it still raises"
+        raise NotImplementedError(
+            f"Training needs: {describe(missing)} — {they} NotImplementedError. Implement "
+            f"{'them' if len(missing) > 1 else 'it'} in {', '.join(files)} (each unit's notebook "
+            "has the test cell), then run this cell again."
+        )

@@ -233,3 +233,111 @@ def test_course_run_seconds_in_benchmarks_are_the_registry():
     shown = {m.group(1): int(m.group(2)) for m in re.finditer(r"^\| (\d\d) \| (\d+) \|", table, re.M)}
     expected = {u: s for u, s in registry.UNIT_SECONDS.items() if s is not None}
     assert shown == expected, "docs/benchmarks.md's course run table and registry.UNIT_SECONDS disagree"
+
+
+# --- what training runs need (registry.TRAINER_CALLS / UNIT_TRAINERS) ----------------------------
+def trainer_calls(trainer: str) -> list[str]:
+    """The exercises `course_lib/trainers/<trainer>.py` calls through their module (``kl.x(...)``),
+    registry order."""
+    tree = ast.parse((REPO / "course_lib" / "trainers" / f"{trainer}.py").read_text())
+    mods = set(registry.modules())
+    found = {
+        n.func.attr
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and isinstance(n.func.value, ast.Name)
+        and n.func.value.id in mods
+        and registry.BY_NAME.get(n.func.attr, None) is not None
+        and registry.BY_NAME[n.func.attr].module == n.func.value.id
+    }
+    return [e.name for e in registry.EXERCISES if e.name in found]
+
+
+def test_trainer_calls_match_the_trainers():
+    trainers = sorted(p.stem for p in (REPO / "course_lib" / "trainers").glob("[!_]*.py"))
+    assert sorted(registry.TRAINER_CALLS) == trainers
+    wrong = {
+        t: {"declared": list(calls), "trainer calls": trainer_calls(t)}
+        for t, calls in registry.TRAINER_CALLS.items()
+        if list(calls) != trainer_calls(t)
+    }
+    assert not wrong, f"registry.TRAINER_CALLS differ from what the trainers call (registry order): {wrong}"
+    assert all(t in registry.TRAINER_CALLS for ts in registry.UNIT_TRAINERS.values() for t in ts)
+
+
+def test_check_training_needs_names_every_missing_exercise_at_once(monkeypatch):
+    """Unit 09 trains with exercises of units 02, 03 and 06: one message names every one that is
+    still a stub, with its unit; nothing is raised once all are written."""
+    import importlib
+
+    def stub(*args, **kwargs):
+        """Doc."""
+        raise NotImplementedError("Exercise (notebook): implement it")
+
+    for e in registry.training_needs("09"):  # all written (the solutions) ...
+        monkeypatch.setattr(
+            importlib.import_module(f"course_lib.{e.module}"),
+            e.name,
+            getattr(importlib.import_module(f"solutions.{e.module}"), e.name),
+        )
+    registry.check_training_needs("09")  # ... : quiet
+    from course_lib import grpo, kl
+
+    monkeypatch.setattr(kl, "token_logprobs", stub)  # ... but two
+    monkeypatch.setattr(grpo, "group_advantages", stub)
+    with pytest.raises(NotImplementedError) as e:
+        registry.check_training_needs("09")
+    msg = str(e.value)
+    assert msg.startswith(
+        "Training needs: 2.1 `token_logprobs` (unit 02), 6.1 `group_advantages` (unit 06) — they still "
+        "raise NotImplementedError."
+    ), msg
+    assert "course_lib/grpo.py, course_lib/kl.py" in msg and "kl_estimate" not in msg
+    monkeypatch.setattr(kl, "token_logprobs", importlib.import_module("solutions.kl").token_logprobs)
+    with pytest.raises(NotImplementedError, match=r"^Training needs: 6\.1 `group_advantages` \(unit 06\) — it "):
+        registry.check_training_needs("09")
+    assert registry.training_needs("01") == []
+    registry.check_training_needs("01")  # a unit without training needs
+
+
+def test_is_stub_reads_the_body():
+    from course_lib import kl
+    from solutions import kl as skl
+
+    assert registry.is_stub(kl.__dict__["exact_kl"]) or "COURSE_LIB_SOLUTIONS" in __import__("os").environ
+    assert not registry.is_stub(skl.exact_kl)
+
+    def partly(x):
+        """Doc."""
+        y = x + 1
+        raise NotImplementedError("still here")
+
+    def bare():
+        raise NotImplementedError
+
+    assert not registry.is_stub(partly) and registry.is_stub(bare) and not registry.is_stub(len)
+
+
+def test_training_notebooks_name_and_check_their_needs():
+    """Each notebook whose training calls earlier units' exercises names them under its title and
+    calls the check in its first training cell (before any trainer call that trains)."""
+    import nbformat
+
+    from course_instructor import nbbuild
+
+    assert registry.UNIT_TRAINERS.keys() >= {"05", "06", "07", "09"}
+    for unit, trainers in registry.UNIT_TRAINERS.items():
+        nb = nbformat.read(str(REPO / "notebooks" / f"{registry.NOTEBOOKS[unit]}.ipynb"), as_version=4)
+        title = next(c.source for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("# Unit"))
+        line = nbbuild.needs_line(unit)
+        assert line and line in title, f"unit {unit}: needs line missing (run course build-notebooks)"
+        assert all(f"`{e.name}`" in line for e in registry.training_needs(unit, earlier_only=True))
+        code = [c.source for c in nb.cells if c.cell_type == "code"]
+        first = next(
+            i
+            for i, src in enumerate(code)
+            if any(re.search(rf"\b{t}_trainer\.(headline_run|train)\(", src) for t in trainers)
+        )
+        assert f'registry.check_training_needs("{unit}")' in code[first], (unit, code[first][:200])
+        assert not any("check_training_needs" in src for src in code[:first]), unit

@@ -302,6 +302,30 @@ def test_submit_warns_about_an_untouched_notebook(tmp_path, monkeypatch, capsys)
     assert len(warnings) == 1 and "exercises/01_x.ipynb" in warnings[0] and "--root DIR" in warnings[0]
 
 
+def test_submit_warns_per_unit_and_counts_code_solutions(tmp_path, monkeypatch, capsys):
+    """One warning per untouched unit, naming it; a solution code cell still holding nbgrader's
+    stub counts as untouched, one with the student's code as worked in (even never run)."""
+    from course_lib import submit
+
+    root = _course_copy(tmp_path / "c", "# c")
+    stub = {
+        "cell_type": "code",
+        "metadata": {"nbgrader": {"grade_id": "code_1", "solution": True, "grade": False}},
+        "execution_count": None,
+        "outputs": [],
+        "source": "# YOUR CODE HERE\nraise NotImplementedError()",
+    }
+    for unit, source in (("02_y", stub["source"]), ("03_z", "x = 1  # mine")):
+        nb = {"cells": [{**stub, "source": source}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+        (root / "exercises" / f"{unit}.ipynb").write_text(json.dumps(nb))
+    assert submit.main(["--root", str(root), "--student-id", "jd"]) == 0
+    out, err = capsys.readouterr()
+    warned = sorted(line.split()[1] for line in err.splitlines() if "looks untouched" in line)
+    assert warned == ["exercises/01_x.ipynb", "exercises/02_y.ipynb"], err
+    assert all("--root DIR" in line for line in err.splitlines() if "looks untouched" in line)
+    assert f"packed the course folder {root.resolve()}:" in out and "  exercises/03_z.ipynb\n" in out
+
+
 def test_results_from_the_sandbox_are_parsed_strictly():
     """The wire format: tensors come back as float64 / int64 / bool tensors the grader builds;
     anything malformed is refused with a named error; a bool tensor never passes for numbers."""

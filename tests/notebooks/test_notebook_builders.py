@@ -31,7 +31,7 @@ def test_notebook_is_up_to_date_with_its_source(source):
 def test_source_opens_as_a_percent_notebook(source):
     nb = jupytext.read(source)  # the format comes from the header, as in Jupyter
     assert nb.metadata["jupytext"]["formats"] == "py:percent"
-    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert nb.metadata["kernelspec"]["name"] == nbbuild.KERNEL_NAME  # the kernel setup.sh registers
     assert "jupytext_version:" not in source.read_text()  # re-saving with another jupytext: no churn
 
 

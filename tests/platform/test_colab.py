@@ -52,13 +52,17 @@ FAKE_COLAB = {
         """,
 }
 RUNNER = """
-import json, sys
+import io, json, os, sys
 import google.colab                     # imported at start-up on Colab: the first cell tests for it
 from IPython.core.interactiveshell import InteractiveShell
+# As a kernel's output stream: what a cell prints reaches the front end when the stream is flushed
+# (after the cell, or by the cell itself), so a process killed inside a cell loses the rest.
+sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(os.dup(1), "w"), 1 << 20), write_through=False)
 InteractiveShell.enable_gui = lambda self, gui=None: None   # as ipykernel's shell does for `inline`
 shell = InteractiveShell.instance()
 for i, cell in enumerate(json.load(open(sys.argv[1]))):
     result = shell.run_cell(cell)
+    sys.stdout.flush()
     if not result.success:
         err = result.error_in_exec or result.error_before_exec
         print(f"CELL {i} FAILED: {type(err).__name__}")
@@ -179,17 +183,21 @@ def worked_notebook(path: Path, marker: str) -> dict:
     return nb
 
 
-def run_colab(tmp: Path, fake_colab: Path, stack: Path, first_cell: str, cells=(), drive_files=()):
-    """Run [first cell, *cells] as a Colab kernel would: fresh venv, /content = tmp/content."""
+def run_colab(
+    tmp: Path, fake_colab: Path, stack: Path, first_cell: str, cells=(), drive_files=(), before=(), more=()
+):
+    """Run [*before, first cell, *cells] as a Colab kernel would: fresh venv, /content = tmp/content
+    (the same `tmp` again: the runtime reconnected, with /content and the venv as they were).
+    `more`: folders of packages preinstalled in front of `stack`."""
     from course_instructor.simenv import clean_env, make_env
 
-    py = make_env(tmp / "venv", hide=HIDDEN, first=[stack] if stack else [])
+    py = make_env(tmp / "venv", hide=HIDDEN, first=[*more, *([stack] if stack else [])])
     content, drive, downloads = tmp / "content", tmp / "drive_store", tmp / "downloads"
     for d in (content, drive / "MyDrive" / "Colab Notebooks", downloads):
         d.mkdir(parents=True, exist_ok=True)
     for name, nb in drive_files:
         nbformat.write(nb, str(drive / "MyDrive" / "Colab Notebooks" / name))
-    (tmp / "cells.json").write_text(json.dumps([first_cell, *cells, VERSIONS]))
+    (tmp / "cells.json").write_text(json.dumps([*before, first_cell, *cells, VERSIONS]))
     (tmp / "runner.py").write_text(RUNNER)
     env = clean_env(
         PYTHONPATH=str(fake_colab),
@@ -293,9 +301,73 @@ def test_colab_from_uploaded_zip(tmp_path, fake_colab, colab_stack, releases):
     )
     assert rc == 0 and "ALL CELLS RAN" in out, out[-5000:]
     _check_installed_lightly(versions, venv)
-    assert (tmp_path / "content" / "rl-course" / "course_lib" / "kl.py").exists()
+    course = tmp_path / "content" / "rl-course"
+    assert (course / "course_lib" / "kl.py").exists()
     with zipfile.ZipFile(downloads / "submission-zed.zip") as z:
         assert "ZIP ANSWER" in z.read("exercises/01_reward_functions.ipynb").decode()
+    assert "is not the zip" not in out  # nothing newer to notice
+
+    # The instructor's update: a different zip uploaded later (as a browser names a second download).
+    # The runtime reconnects; the student had edited rewards.py. The new zip is noticed and unpacked,
+    # except rewards.py, whose new version lands next to it.
+    mine = student_rewards_py(bundle)
+    (course / "course_lib" / "rewards.py").write_text(mine)
+    newer = tmp_path / "content" / "rl-course (1).zip"
+    with zipfile.ZipFile(releases["zip"]) as old, zipfile.ZipFile(newer, "w") as new:
+        for item in old.infolist():
+            data = old.read(item)
+            if item.filename in ("rl-course/README.md", "rl-course/course_lib/rewards.py"):
+                data += b"\n# updated by the instructor\n"
+            new.writestr(item, data)
+    os.utime(newer, (2e9, 2e9))
+    rc, out, *_ = run_colab(tmp_path, fake_colab, colab_stack, first, ["print('NEXT CELL RAN')"])
+    assert rc == 0 and "NEXT CELL RAN" in out, out[-5000:]
+    assert f"{newer} is not the zip {course} was unpacked from: unpacked it there" in out, out[-3000:]
+    assert "kept your changed files course_lib/rewards.py" in out and "NAME.new" in out
+    assert (course / "course_lib" / "rewards.py").read_text() == mine  # the student's work stays
+    assert (course / "course_lib" / "rewards.py.new").read_text().endswith("# updated by the instructor\n")
+    assert (course / "README.md").read_text().endswith("# updated by the instructor\n")  # the update is in
+    rc, out, *_ = run_colab(tmp_path, fake_colab, colab_stack, first, ["print('NEXT CELL RAN')"])
+    assert rc == 0 and "is not the zip" not in out, out[-3000:]  # the same zip again: nothing to do
+
+
+def _fake_dist(folder: Path, name: str, version: str, requires=(), module: str | None = None) -> None:
+    """A preinstalled distribution (its dist-info, and an importable module) as Colab's image has."""
+    info = folder / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    (info / "METADATA").write_text(meta + "".join(f"Requires-Dist: {r}\n" for r in requires))
+    files = [f"{info.name}/METADATA"]
+    if module:
+        (folder / module).mkdir()
+        (folder / module / "__init__.py").write_text("")
+        (info / "top_level.txt").write_text(module + "\n")
+        files.append(f"{module}/__init__.py")
+    (info / "RECORD").write_text("".join(f"{f},,\n" for f in files))
+
+
+@pytest.mark.slow
+def test_colab_shows_pip_warnings_and_the_restart_message(tmp_path, fake_colab, colab_stack, releases):
+    """pip exits 0 but warns (a preinstalled package conflicts with what it installed): the cell
+    shows the warning. pip replaces a package that is already imported: the cell says to run it
+    again after the restart, and that line reaches the output before the process is killed."""
+    old = tmp_path / "colab_extras"
+    _fake_dist(old, "vaderSentiment", "3.3.1", module="vaderSentiment")  # older than our pin
+    _fake_dist(old, "colab-tool", "1.0", requires=["trl<1"])  # conflicts with the trl we install
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "rl-course.zip").write_bytes(releases["zip"].read_bytes())
+    rc, out, _, _, _ = run_colab(
+        tmp_path,
+        fake_colab,
+        colab_stack,
+        _first_cell(releases["plain"]),
+        ["print('NEXT CELL RAN')"],
+        before=["import vaderSentiment"],
+        more=[old],
+    )
+    assert rc == -9 and "NEXT CELL RAN" not in out, out[-3000:]  # the runtime restarts
+    assert "pip installed the course's packages and said:" in out and "colab-tool" in out, out[-3000:]
+    assert "already imported here (vaderSentiment): restarting the runtime. When it reconnects, run " in out
 
 
 @pytest.mark.slow
@@ -313,6 +385,24 @@ def test_colab_first_cell_fails_loudly(tmp_path, fake_colab, releases, case):
     assert f"course set-up failed: {expected}" in out and "What to do:" in out, out[-3000:]
     if case == "bad_url":
         assert "does not exist" in out or "not found" in out.lower() or "fatal:" in out  # git's own reason
+
+
+def test_colab_extra_has_upper_bounds_at_the_tested_versions():
+    """Every package the first cell installs has an upper bound; datasets and accelerate are capped
+    at the versions this environment tests (a newer major release never reaches Colab untried)."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["colab"]
+    reqs = {Requirement(r).name.lower(): Requirement(r).specifier for r in extra}
+    for name, spec in reqs.items():
+        assert any(s.operator in ("==", "<", "<=", "~=") for s in spec), f"{name} has no upper bound"
+    for name in ("datasets", "accelerate"):
+        tested = importlib.metadata.version(name)
+        assert reqs[name].contains(tested) and {s.version for s in reqs[name] if s.operator == "<="} == {
+            tested
+        }, (name, str(reqs[name]), tested)
 
 
 def test_colab_extra_is_what_the_first_cell_installs():

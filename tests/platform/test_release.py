@@ -134,6 +134,43 @@ def test_released_notebooks_keep_grading_metadata(built):
             assert "check(" in c.source and "hidden_check" not in c.source
 
 
+def _setup_sh_kernel(setup: Path) -> tuple[str, str]:
+    """(name, display name) of the Jupyter kernel that `setup` (a setup.sh) registers."""
+    import shlex
+
+    line = next(ln for ln in setup.read_text().splitlines() if "ipykernel install" in ln)
+    words = shlex.split(line.split(">")[0])
+    return words[words.index("--name") + 1], words[words.index("--display-name") + 1]
+
+
+def test_every_notebook_names_the_kernel_setup_sh_registers(built):
+    """notebooks/, exercises/ and a release's notebooks (and the jupytext sources) all name the
+    kernel setup.sh registers, so Jupyter opens each of them on the course's venv."""
+    from course_instructor import nbbuild
+
+    info, ex, src = built
+    name, display = _setup_sh_kernel(ROOT / "setup.sh")
+    assert (name, display) == (nbbuild.KERNEL_NAME, nbbuild.KERNEL_DISPLAY_NAME)
+    assert _setup_sh_kernel(Path(info["bundle"]) / "setup.sh") == (name, display)
+    folders = [ROOT / "notebooks", ROOT / "exercises", ex, Path(info["bundle"]) / "exercises"]
+    paths = [p for d in folders for p in sorted(d.glob("[0-9][0-9]_*.ipynb"))]
+    assert len(paths) >= 4 * len(nbbuild.sources()) > 0
+    for p in paths:
+        spec = nbformat.read(str(p), as_version=4).metadata.get("kernelspec", {})
+        assert (spec.get("name"), spec.get("display_name")) == (name, display), p
+    for p in nbbuild.sources():
+        assert f"#     name: {name}\n" in p.read_text() and f"display_name: {display}\n" in p.read_text(), p
+
+
+def test_plain_nbgrader_runs_the_graders_python_not_the_students_kernel(tmp_path):
+    """nbgrader's autograde gives a submission the source notebook's kernelspec ("rl-course"), which
+    a grading machine need not have: the course's nbgrader configuration names the kernel itself."""
+    from course_instructor import release
+
+    assert release.nbgrader_config(tmp_path).Execute.kernel_name == "python3"
+    assert release.nbgrader_config(tmp_path, kernel_name="k").Execute.kernel_name == "k"
+
+
 def test_public_tests_do_not_need_solutions():
     from course_instructor import release
 
