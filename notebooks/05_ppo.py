@@ -382,7 +382,8 @@ runs = dict(sorted(runs.items()))
 ends = {}  # kl_coef -> last-quarter (reward mean, reward std, KL mean, KL std)
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
 for i, (beta, h) in enumerate(runs.items()):
-    h, label, color = h[:SHORT], f"kl_coef {beta}", f"C{i}"
+    adaptive = " (adaptive)" if beta == result.config.kl_coef else ""  # the main run's beta moves
+    h, label, color = h[:SHORT], f"kl_coef {beta}{adaptive}", f"C{i}"
     axes[0].plot([x["step"] for x in h], [x["reward"] for x in h], label=label, color=color)
     axes[1].plot([x["step"] for x in h], [x["kl"] for x in h], label=label, color=color)
     last = h[-max(1, SHORT // 4) :]
@@ -391,7 +392,7 @@ for i, (beta, h) in enumerate(runs.items()):
     axes[2].errorbar(
         ends[beta][2], ends[beta][0], xerr=ends[beta][3], yerr=ends[beta][1], fmt="o", color=color
     )
-    axes[2].annotate(f"kl_coef {beta}", (ends[beta][2], ends[beta][0]), textcoords="offset points",
+    axes[2].annotate(label, (ends[beta][2], ends[beta][0]), textcoords="offset points",
                      xytext=(6, 6), fontsize=8, color=color)  # fmt: skip
 axes[0].set(title="reward", xlabel="step", ylabel="mean sentiment score")
 axes[1].set(title="KL to reference", xlabel="step", ylabel="nats per token")
@@ -468,8 +469,10 @@ for name, (h, _) in ablations.items():
     for ax, key in zip(axes, ["reward", "kl", "entropy", "approx_kl"]):
         ax.plot([x["step"] for x in h], [x[key] for x in h], label=name)
         ax.set(title=key, xlabel="step")
-axes[0].legend(fontsize=7)
 plt.tight_layout()
+# one legend below the panels: inside one it would cover its curves
+fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3,
+           fontsize=8)  # fmt: skip
 plt.show()
 save_figure(fig, "05_ablation")
 ablations[next(iter(ablations))] = (history[:SHORT], after)  # the main run, measured after all its steps

@@ -227,7 +227,7 @@ for s in after["samples"][:4]:
 
 # %%
 PANELS = {
-    "eval_accuracy": "held-out accuracy",
+    "eval_accuracy": "held-out accuracy (dashed: end-of-run mean)",
     "format_rate": "format rate (step's samples)",
     "completion_length": "mean response length (tokens)",
     "entropy": "entropy (nats/token)",
@@ -482,19 +482,19 @@ checks = {  # the runs each check needs (the grader runs two ablations only)
         diff("baseline", "4 iterations") > NOISE,
     ),
     ("4 iterations", "4 it., no clip"): lambda: claim(
-        f"without the clip, 4 iterations collapse: accuracy {results['4 it., no clip']['accuracy']:.2f} "
+        f"without the clip, 4 iterations do worse still: accuracy {results['4 it., no clip']['accuracy']:.2f} "
         f"(clipped: {results['4 iterations']['accuracy']:.2f})",
-        results["4 it., no clip"]["accuracy"] < 0.5 * results["4 iterations"]["accuracy"],
+        diff("4 iterations", "4 it., no clip") > NOISE,
     ),
     ("4 iterations", "4 it., clip-higher"): lambda: (
         claim(
-            f"clip-higher keeps entropy higher: {results['4 it., clip-higher']['entropy']:.2f} vs "
-            f"{results['4 iterations']['entropy']:.2f} nats/token (last 3 steps)",
+            f"clip-higher keeps entropy higher: {results['4 it., clip-higher']['entropy']:.3f} vs "
+            f"{results['4 iterations']['entropy']:.3f} nats/token (last 3 steps)",
             results["4 it., clip-higher"]["entropy"] > results["4 iterations"]["entropy"],
         ),
         claim(
             f"clip-higher costs accuracy beyond the noise: {results['4 it., clip-higher']['accuracy']:.2f} vs "
-            f"{results['4 iterations']['accuracy']:.2f}",
+            f"{results['4 iterations']['accuracy']:.2f} with the symmetric clip",
             diff("4 iterations", "4 it., clip-higher") > NOISE,
         ),
     ),
