@@ -156,6 +156,10 @@ def run_unit(unit: str, seed: int, profile=None, preset: str | None = None, **ov
             "response_length": "response_length",
         }
         metrics = {k: _pair(h.before[b], h.after[b]) for k, b in names.items()}
+        # as the notebook reports it: the mean of the run's last held-out evaluations, not the last one
+        from course_lib.labs.reasoning import end_of_run_accuracy
+
+        metrics["heldout_accuracy"]["after"] = end_of_run_accuracy(h.run.history)
     else:
         raise ValueError(f"course seeds: unit must be one of {UNITS}, got {unit!r}")
     cfg = {k: v for k, v in dataclasses.asdict(config).items() if isinstance(v, (int, float, str, bool))}

@@ -382,15 +382,22 @@ key = "rewards/sentiment_reward/mean"
 print("TRL logged", key, [round(h[key], 3) for h in trl_log])
 fig, ax = plt.subplots(figsize=(5, 3))
 ax.plot([h["step"] for h in trl_log], [h[key] for h in trl_log], "o-")
+# the reward lives in [0, 1]: a y-axis fitted to the points would blow up a few thousandths of noise
+# into what looks like a trend
+ax.set_ylim(0, 1)
 ax.set_xlabel("GRPOTrainer step")
 ax.set_ylabel(key)
 ax.set_title("TRL calling rewards.sentiment_reward")
 save_figure(fig, "01_trl_grpo")
 plt.show()
+logged = [h[key] for h in trl_log]
+print(f"mean reward from {min(logged):.3f} to {max(logged):.3f} over {len(logged)} step(s): "
+      f"a spread of {max(logged) - min(logged):.3f} on the 0-1 scale")  # fmt: skip
 
 # %% [markdown]
-# A handful of steps is not training (unit 06 trains properly and compares TRL with our own loop);
-# the point is the interface: the same function you wrote and tested here is what TRL optimises.
+# The curve is flat: a handful of steps is not training, and the step-to-step differences are the
+# noise of sampling a few completions (unit 06 trains properly and compares TRL with our own loop).
+# The point is the interface: the same function you wrote and tested here is what TRL optimises.
 #
 # ## How a reward becomes a gradient: REINFORCE
 #

@@ -114,6 +114,21 @@ class NotebookRun:
         return "\n".join(parts)
 
 
+def repeated_images(nb) -> list[str]:
+    """Cells of an executed notebook that show the same image more than once, as "cell N: k copies"
+    (e.g. a figure shown by plt.show() and again as the value of the cell's last expression)."""
+    found = []
+    for i, c in enumerate(nb.cells):
+        images = [
+            o["data"][kind]
+            for o in c.get("outputs", [])
+            for kind in ("image/png", "image/svg+xml", "image/jpeg")
+            if kind in o.get("data", {})
+        ]
+        found += [f"cell {i}: {images.count(x)} copies" for x in dict.fromkeys(images) if images.count(x) > 1]
+    return found
+
+
 @pytest.fixture(scope="session")
 def session_checkpoints(tmp_path_factory):
     return tmp_path_factory.mktemp("checkpoints")
@@ -123,8 +138,9 @@ def session_checkpoints(tmp_path_factory):
 def run_notebook(tmp_path_factory, session_checkpoints, gpu_standins):
     """run_notebook("05") executes notebooks/05_*.ipynb once per session (solutions, tiny
     profile) and returns a NotebookRun (metrics from report_metrics, saved figure names,
-    seconds). run_notebook("05", profile="gpu") runs the gpu code path on local stand-ins.
-    All runs of a session share one checkpoint directory, so later units find earlier ones."""
+    seconds); it fails if a cell shows the same image twice. run_notebook("05", profile="gpu")
+    runs the gpu code path on local stand-ins. All runs of a session share one checkpoint
+    directory, so later units find earlier ones."""
     from course_instructor.execute import execute_notebook
 
     root = TESTS.parent
@@ -148,6 +164,8 @@ def run_notebook(tmp_path_factory, session_checkpoints, gpu_standins):
                 matches[0], out / "executed.ipynb", solutions=True, env=env, timeout=timeout
             )
             cache[key] = NotebookRun(matches[0], out, nb, secs)
+            repeated = repeated_images(nb)
+            assert not repeated, f"{matches[0].name} shows the same figure twice in a cell: {repeated}"
         return cache[key]
 
     return _run

@@ -3,7 +3,11 @@
 ``report_metrics("05", {"positive_fraction": (0.45, 0.83), "kl_to_ref": (0.0, 0.21)})`` prints a
 small table and, when $COURSE_RESULTS_DIR is set (as `course run` and the tests do), writes
 ``$COURSE_RESULTS_DIR/metrics_05.json`` = {"<name>": {"before": x, "after": y}}.
-``save_figure(fig, "05_reward_curve")`` saves a PNG there too (and always shows the figure).
+``claim("the KL stays below 0.5", kl < 0.5)`` prints a sentence about a run with whether it holds on
+this run's numbers, so that the text never asserts a result the plotted run does not show.
+``save_figure(fig, "05_reward_curve")`` saves a PNG there too. It returns None and never displays the
+figure: the cell's ``plt.show()`` does. (Returning the figure would make a cell that ends with
+``save_figure(...)`` display it a second time, as the value of its last expression.)
 """
 
 from __future__ import annotations
@@ -40,9 +44,17 @@ def report_metrics(unit: str, metrics: dict[str, tuple[float, float]]) -> dict:
     return table
 
 
-def save_figure(fig, name: str):
+def save_figure(fig, name: str) -> None:
     d = results_dir()
     if d:
         (d / "figures").mkdir(exist_ok=True)
         fig.savefig(d / "figures" / f"{name}.png", dpi=80, bbox_inches="tight")
-    return fig
+
+
+def claim(statement: str, holds) -> bool:
+    """Print `statement` (a sentence about this run, with its numbers in it) marked ``[yes]`` or
+    ``[no]`` by `holds`; returns ``bool(holds)``. A notebook states a result this way, checked on
+    the run the student is looking at, instead of in prose written for another run."""
+    ok = bool(holds)
+    print(f"[{'yes' if ok else 'no '}] {statement}")
+    return ok

@@ -252,6 +252,29 @@ def evaluate(
     }
 
 
+END_OF_RUN_EVALS = 3  # held-out evaluations averaged into a run's end-of-run accuracy
+
+
+def end_of_run_accuracy(
+    history: Sequence[dict], n: int = END_OF_RUN_EVALS, key: str = "eval_accuracy"
+) -> float:
+    """A training run's end-of-run held-out accuracy: the mean of its last `n` held-out evaluations
+    (the `history` records that carry `key`; fewer if the run made fewer).
+
+    One evaluation samples one answer per held-out problem at temperature 1, so it is itself a
+    random draw: on 64 problems a policy that is right 80 % of the time scores anywhere from about
+    0.7 to 0.9, and the policy also moves from one evaluation to the next. The last evaluation
+    alone can land on a high or a low draw; the mean of the last few is what the run ended at.
+    Notebook 09 reports it and `course seeds` holds it to unit 09's bar."""
+    values = [float(h[key]) for h in history if key in h and h[key] == h[key]]
+    if not values:
+        raise ValueError(
+            f"end_of_run_accuracy: no record of the history has {key!r} (no held-out evaluation)"
+        )
+    last = values[-n:]
+    return sum(last) / len(last)
+
+
 def scratchpad_gap(model, tokenizer, problems: Sequence[dict], seed: int = 0, **kw) -> dict[str, float]:
     """Accuracy when the response is forced to start a scratchpad (``<think>`` + the first
     number and "+") vs forced to answer directly (``<think>I add them in my head.</think>

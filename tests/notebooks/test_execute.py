@@ -142,3 +142,24 @@ def test_interrupted_run_leaves_no_kernel(tmp_path, how, sig, rc):
         assert "stopped by" in err and "peak memory" in err
     elif sig == signal.SIGINT:
         assert "KeyboardInterrupt" in err
+
+
+def test_a_cell_ending_in_save_figure_shows_its_figure_once(tmp_path):
+    """The notebooks end figure cells with ``plt.show(); save_figure(fig, name)``: save_figure must
+    not hand the figure back for display a second time (the inline backend already showed it)."""
+    import nbformat
+    from conftest import repeated_images
+
+    cell = (
+        "import matplotlib.pyplot as plt\n"
+        "from course_lib.core.report import save_figure\n"
+        "fig, ax = plt.subplots()\nax.plot([0, 1], [1, 0])\nplt.show()\n"
+        "save_figure(fig, 'line')"
+    )
+    path = nbbuild.write([nbbuild.code(cell)], tmp_path / "fig.ipynb")
+    nb, _ = execute_notebook(path, cwd=tmp_path, env={"COURSE_RESULTS_DIR": str(tmp_path / "res")})
+    outputs = nb.cells[0].outputs
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 1, outputs
+    assert (tmp_path / "res" / "figures" / "line.png").exists()
+    twice = nbformat.v4.new_code_cell(outputs=outputs + outputs)
+    assert repeated_images(nbformat.v4.new_notebook(cells=[twice])) == ["cell 0: 2 copies"]

@@ -128,3 +128,18 @@ def test_build_reasoning_rows_keep_each_document_at_position_0(tmp_path):
         assert row[: len(ids) + 1] == ids + [tok.eos_token_id]
         assert set(row[len(ids) + 1 :]) <= {tok.pad_token_id}
     assert model.config.vocab_size == len(tok)
+
+
+def test_end_of_run_accuracy_is_the_mean_of_the_last_three_evaluations():
+    """The notebook and `course seeds` report this, not the last evaluation (one random draw of 64
+    problems): a run at 0.89, 0.78, 0.94, 0.77 ended at (0.78 + 0.94 + 0.77) / 3."""
+    from course_lib.labs import reasoning
+
+    hist = [{"step": s} for s in range(1, 41)]
+    for step, acc in ((10, 0.89), (20, 0.78), (30, 0.94), (40, 0.77)):
+        hist[step - 1]["eval_accuracy"] = acc
+    assert reasoning.END_OF_RUN_EVALS == 3
+    assert reasoning.end_of_run_accuracy(hist) == pytest.approx((0.78 + 0.94 + 0.77) / 3)
+    assert reasoning.end_of_run_accuracy(hist[:10]) == pytest.approx(0.89)  # fewer evaluations: all of them
+    with pytest.raises(ValueError, match="no held-out evaluation"):
+        reasoning.end_of_run_accuracy(hist[:9])
