@@ -506,6 +506,43 @@ for needed, check in checks.items():
         check()
 
 # %% [markdown]
+# ## Side by side: TRL's `GRPOTrainer`
+#
+# R1-zero's recipe is GRPO with verifiable rewards, so TRL's `GRPOTrainer` runs it as well:
+# `rlvr_trainer.train_with_trl` maps this unit's config onto TRL's names (`eps_low` / `eps_high` →
+# `epsilon` / `epsilon_high`, `level` → `importance_sampling_level`, `scale_rewards`, `beta`) and
+# hands TRL **your** `answer_reward` and `think_format_reward` with the same weights. Same start
+# model, same training problems, the first `ABL_STEPS` steps: compare with the main run's first
+# steps (the learning rate is constant, so those are the same recipe). Expect the two curves to
+# climb alike but not step for step: each trainer draws its own samples, and ten steps of 64
+# answers are noisy. TRL has no dynamic sampling, so that ablation has no TRL twin.
+
+# %%
+trl_cfg = rlvr_config(max_steps=steps)
+print("TRL gets:", rlvr_trainer._loop.trl_arguments("rlvr", trl_cfg.resolved(profile)))
+theirs = rlvr_trainer.train_with_trl(
+    trl_cfg, copy.deepcopy(start_model), tokenizer, train_problems, profile=profile
+)
+ours_first = abl["baseline"]
+fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.2))
+for hist, label in ((ours_first, "ours (the main run's first steps)"), (theirs.history, "TRL GRPOTrainer")):
+    a1.plot([h["step"] for h in hist], [h["reward"] for h in hist], marker="o", label=label)
+    a2.plot([h["step"] for h in hist], [h["accuracy"] for h in hist], marker="o", label=label)
+a1.set(xlabel="step", ylabel="mean reward of the step's answers", title="reward (answer + 0.2 format)")
+a2.set(xlabel="step", ylabel="accuracy of the step's answers", title="accuracy while training", ylim=(0, 1))
+a2.legend(fontsize=8, loc="lower right")
+fig.tight_layout()
+save_figure(fig, "09_trl_side_by_side")
+plt.show()
+ours_s = rlvr_trainer._loop.median_step_seconds(ours_first)
+trl_s = rlvr_trainer._loop.median_step_seconds(theirs.history)
+n = min(3, len(ours_first), len(theirs.history))
+print(f"mean reward of the last {n} steps: ours {sum(h['reward'] for h in ours_first[-n:]) / n:.2f}, "
+      f"TRL {sum(h['reward'] for h in theirs.history[-n:]) / n:.2f}")  # fmt: skip
+print(f"median seconds per step: ours {ours_s:.2f}, TRL {trl_s:.2f} (TRL / ours = {trl_s / ours_s:.2f})")
+report_metrics("09", {"seconds_per_step_ours": (None, ours_s), "seconds_per_step_trl": (None, trl_s)})
+
+# %% [markdown]
 # ## Questions
 
 # %% [markdown] tags=["answer:q_rlvr_length"]

@@ -16,7 +16,14 @@ ROOT = Path(__file__).resolve().parents[2]
 NB = ROOT / "notebooks" / "09_reasoning_rlvr.ipynb"
 from course_lib.labs.reasoning import TINY_REASON_DIR  # noqa: E402
 
-FIGURES = ("09_task", "09_clip_higher", "09_main_curves", "09_ablations", "09_ablation_length")
+FIGURES = (
+    "09_task",
+    "09_clip_higher",
+    "09_main_curves",
+    "09_ablations",
+    "09_ablation_length",
+    "09_trl_side_by_side",
+)
 
 
 def test_notebook_structure():
@@ -64,6 +71,7 @@ def test_notebook_meets_the_bars(run_notebook):
     assert fmt["after"] >= 0.95, fmt
     assert length["after"] > length["before"], length  # the scratchpad took over
     assert m["train_seconds"]["after"] > 0
+    assert m["seconds_per_step_ours"]["after"] > 0 and m["seconds_per_step_trl"]["after"] > 0, m  # TRL ran
     for fig in FIGURES:
         assert f"{fig}.png" in run.figures, fig
 
