@@ -65,8 +65,10 @@ def reinforce_pp_advantages(rewards: torch.Tensor, group_size: int, eps: float =
     with the Bessel-corrected std (``unbiased=True``, as TRL's) and eps added to the std.
     REINFORCE++ also subtracts the batch mean of ``d``; it is 0 (every group is centred), so it is
     left out. Not ``group_advantages(scale="batch")``: that divides by the std of the raw rewards,
-    which also counts how much the groups' means differ. N not divisible by `group_size` or
-    ``group_size < 2`` raise ValueError.
+    which also counts how much the groups' means differ. In TRL it is ``RLOOTrainer`` with
+    ``normalize_advantages=True`` (whitening cancels RLOO's factor ``G / (G - 1)``; TRL's fixed
+    1e-4 then corresponds to ``eps = 1e-4 * (G - 1) / G``). OpenRLHF whitens per token with the
+    population std. N not divisible by `group_size` or ``group_size < 2`` raise ValueError.
     """
     raise NotImplementedError(
         "Exercise 6.5 (notebook 06_grpo): implement `reinforce_pp_advantages` in course_lib/grpo.py"
