@@ -102,7 +102,7 @@ def test_student_pytest_file_ships():
 
 
 def test_student_runs_pytest_k_grpo_without_the_solutions(tmp_path):
-    """As in the student bundle (no solutions package): `pytest -k grpo` runs the three unit-06
+    """As in the student bundle (no solutions package): `pytest -k grpo` runs the unit-06
     exercises, and each stub fails naming its exercise."""
     import subprocess
     import sys
