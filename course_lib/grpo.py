@@ -5,7 +5,7 @@ Conventions: a batch holds `B = n_prompts * group_size` completions, each prompt
 tokens, `mask` 1 on completion tokens. The KL to the reference is in the *loss* (not the reward),
 with the k3 estimator and ``log r = ref_logp - logp``.
 
-Exercises 6.1–6.3: replace each ``raise NotImplementedError`` with your implementation.
+Exercises 6.1–6.5: replace each ``raise NotImplementedError`` with your implementation.
 """
 
 from __future__ import annotations
@@ -33,6 +33,45 @@ def group_advantages(
     """
     raise NotImplementedError(
         "Exercise 6.1 (notebook 06_grpo): implement `group_advantages` in course_lib/grpo.py"
+    )
+
+
+def rloo_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Exercise 6.4: RLOO (REINFORCE Leave-One-Out) advantages, one per completion.
+
+    rewards [N] -> advantages [N] (float), groups contiguous as in :func:`group_advantages`.
+    Each completion's baseline is the mean reward of the OTHER ``G - 1`` completions of its group:
+
+        ``A_i = r_i - (sum_{j in group} r_j - r_i) / (G - 1)``   (= ``G / (G - 1) * (r_i - mean)``)
+
+    No std scaling. This is TRL's ``RLOOTrainer`` advantage with ``normalize_advantages=False``
+    (its default) and ``beta=0`` (``beta > 0`` first subtracts the KL from the reward).
+    N not divisible by `group_size` or ``group_size < 2`` (no "others" to average) raise ValueError.
+    """
+    raise NotImplementedError(
+        "Exercise 6.4 (notebook 06_grpo): implement `rloo_advantages` in course_lib/grpo.py"
+    )
+
+
+def reinforce_pp_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4) -> torch.Tensor:
+    """Exercise 6.5: REINFORCE++-baseline advantages (Hu et al. 2025, arXiv 2501.03262; OpenRLHF
+    ``--advantage_estimator reinforce_baseline``), one per completion.
+
+    rewards [N] -> advantages [N], groups contiguous. Subtract each GROUP's mean, then divide by
+    the standard deviation of those centred rewards over the whole BATCH:
+
+        ``d_i = r_i - mean(r of i's group)``,   ``A_i = d_i / (std(d_1..d_N) + eps)``
+
+    with the Bessel-corrected std (``unbiased=True``, as TRL's) and eps added to the std.
+    REINFORCE++ also subtracts the batch mean of ``d``; it is 0 (every group is centred), so it is
+    left out. Not ``group_advantages(scale="batch")``: that divides by the std of the raw rewards,
+    which also counts how much the groups' means differ. In TRL it is ``RLOOTrainer`` with
+    ``normalize_advantages=True`` (whitening cancels RLOO's factor ``G / (G - 1)``; TRL's fixed
+    1e-4 then corresponds to ``eps = 1e-4 * (G - 1) / G``). OpenRLHF whitens per token with the
+    population std. N not divisible by `group_size` or ``group_size < 2`` raise ValueError.
+    """
+    raise NotImplementedError(
+        "Exercise 6.5 (notebook 06_grpo): implement `reinforce_pp_advantages` in course_lib/grpo.py"
     )
 
 

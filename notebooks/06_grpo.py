@@ -37,9 +37,10 @@
 # what each one changes on two tasks: small arithmetic (a 0/1 correctness reward) and positive
 # sentiment (VADER).
 #
-# **Plan.** Three exercises (6.1 group advantages, 6.2 the loss, 6.3 one update step) → the
-# provided loop with *your* functions on sentiment and arithmetic → why the loss is ~0 →
-# ablations: `scale_rewards`, `beta`, `loss_type` → TRL's `GRPOTrainer` side by side.
+# **Plan.** Three exercises (6.1 group advantages, 6.2 the loss, 6.3 one update step) and two short
+# ones on other baselines (6.4 RLOO, 6.5 REINFORCE++) → the provided loop with *your* functions on
+# sentiment and arithmetic → why the loss is ~0 → ablations: `scale_rewards`, `beta`,
+# `loss_type` → TRL's `GRPOTrainer` side by side.
 
 # %%
 import copy
@@ -98,6 +99,74 @@ ax.legend(title="scale_rewards", loc="center left", bbox_to_anchor=(1.0, 0.5))
 ax.set_title("Std scaling blows up tiny differences")
 save_figure(fig, "06_advantages")
 plt.show()
+
+# %% [markdown]
+# ## Exercise 6.4 — RLOO: a baseline that leaves the completion out
+#
+# Why a baseline at all: the policy gradient $\mathbb{E}[(r - b)\,\nabla\log\pi(o)]$ is the same
+# for *any* $b$ that does not depend on the sampled completion $o$, because
+# $\mathbb{E}[\nabla\log\pi(o)] = \sum_o \nabla\pi(o) = \nabla 1 = 0$. So $b$ cannot change what the
+# gradient points at on average, only how much one batch's estimate scatters around it: a good
+# $b$ (close to the prompt's expected reward) cuts that **variance**, and fewer samples suffice.
+#
+# GRPO's group mean *includes* $r_i$ itself, so it depends on $o_i$: strictly, that biases the
+# estimate, if only by a constant factor (it shrinks every advantage by $(G-1)/G$). **RLOO** (REINFORCE Leave-One-Out,
+# Kool et al. 2019; Ahmadian et al. 2024) uses the mean of the *other* $G-1$ rewards, which are
+# independent of $o_i$, so the estimate stays unbiased while the baseline still tracks the prompt:
+#
+# $$A_i = r_i - \frac{1}{G-1}\sum_{j\ne i} r_j = \frac{G}{G-1}\,\big(r_i - \operatorname{mean}(r_{1..G})\big).$$
+#
+# `grpo.rloo_advantages(rewards, group_size)`: groups contiguous as in 6.1, no std scaling (TRL's
+# `RLOOTrainer` with its default `normalize_advantages=False`). The second form shows that RLOO is
+# Dr. GRPO's advantage (`scale="none"`) times a constant — the direction of the update is the
+# same, only its size (and the learning rate that suits it) differs.
+
+# %% tags=["exercise-test:rloo_advantages"]
+
+# %% [markdown]
+# ## Exercise 6.5 — REINFORCE++: group mean, batch std
+#
+# Dividing by each group's std (6.1's `"group"`) makes a group of almost equal rewards as loud as a
+# group with a real right/wrong gap. Not dividing at all (`"none"`, RLOO) leaves the gradient's
+# size tied to the reward's units. **REINFORCE++-baseline** (Hu et al. 2025; OpenRLHF's
+# `--advantage_estimator reinforce_baseline`) does both jobs with one number for the whole batch:
+# subtract each group's mean, then divide by the std of those *centred* rewards over the batch,
+#
+# $$d_i = r_i - \operatorname{mean}(\text{group of } i),\qquad A_i = \frac{d_i}{\operatorname{std}(d_1, \dots, d_N) + \varepsilon}.$$
+#
+# One scale for every group keeps the groups' relative sizes (a flat group stays near 0) while the
+# update's size no longer depends on the reward's units. `grpo.reinforce_pp_advantages(rewards,
+# group_size, eps)`: Bessel std, eps added to it. It is **not** 6.1's `"batch"`: that divides by
+# the std of the *raw* rewards, which also counts how far apart the groups' means are (two
+# groups at 0.1 and 0.9 get a large std and small advantages even if each group is spread out).
+# In TRL it is `RLOOTrainer` with `normalize_advantages=True`: whitening the RLOO advantages over
+# the batch cancels the $G/(G-1)$ factor (tests/exercises/test_baselines_trl_parity.py checks it
+# to 1e-6).
+
+# %% tags=["exercise-test:reinforce_pp_advantages"]
+
+# %%
+# three prompts x G = 4: a 0/1 group, a saturated-sentiment group, a spread-out group
+r3 = torch.tensor([0.0, 1.0, 1.0, 0.0, 0.91, 0.92, 0.93, 0.92, 0.2, 0.9, 0.5, 0.4])
+estimators = {
+    "GRPO (group std)": grpo.group_advantages(r3, 4, scale="group"),
+    "RLOO": grpo.rloo_advantages(r3, 4),
+    "REINFORCE++ (batch std)": grpo.reinforce_pp_advantages(r3, 4),
+}
+fig, ax = plt.subplots(figsize=(8, 2.8))
+for k, (name, adv) in enumerate(estimators.items()):
+    ax.bar(torch.arange(12) + 0.27 * (k - 1), adv, width=0.27, label=name)
+for x in (3.5, 7.5):
+    ax.axvline(x, color="gray", lw=0.8)
+ax.set_xticks(range(12), [f"{x:.2f}" for x in r3.tolist()])
+ax.set_xlabel("reward (groups: 0/1 · saturated · spread out)")
+ax.set_ylabel("advantage")
+ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+ax.set_title("Three baselines on one batch")
+save_figure(fig, "06_baselines")
+plt.show()
+for name, adv in estimators.items():
+    print(f"{name:24s} saturated group: {[round(a, 2) for a in adv[4:8].tolist()]}")
 
 # %% [markdown]
 # ## Exercise 6.2 — the GRPO loss and its reductions

@@ -32,6 +32,31 @@ def group_advantages(
     return adv.reshape(-1)
 
 
+def _groups(fn: str, rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    check_ndim(fn, "rewards", rewards, 1, "[N]")
+    if group_size < 2:
+        raise ValueError(f"{fn}: group_size must be >= 2, got {group_size}")
+    if rewards.numel() % group_size:
+        raise ValueError(f"{fn}: {rewards.numel()} rewards do not split into groups of {group_size}")
+    if not rewards.is_floating_point():
+        rewards = rewards.float()
+    return rewards.view(-1, group_size)
+
+
+def rloo_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    # COURSE-SOLUTION-CANARY-7f3a9c
+    groups = _groups("rloo_advantages", rewards, group_size)
+    baseline = (groups.sum(-1, keepdim=True) - groups) / (group_size - 1)
+    return (groups - baseline).reshape(-1)
+
+
+def reinforce_pp_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4) -> torch.Tensor:
+    # COURSE-SOLUTION-CANARY-7f3a9c
+    groups = _groups("reinforce_pp_advantages", rewards, group_size)
+    centred = (groups - groups.mean(-1, keepdim=True)).reshape(-1)
+    return centred / (centred.std(unbiased=True) + eps)
+
+
 def grpo_loss(
     logp: torch.Tensor,
     old_logp: torch.Tensor,

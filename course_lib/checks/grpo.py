@@ -1,4 +1,4 @@
-"""Visible checks of unit 06 (course_lib/grpo.py): exercises 6.1-6.3."""
+"""Visible checks of unit 06 (course_lib/grpo.py): exercises 6.1-6.5."""
 
 from __future__ import annotations
 
@@ -57,6 +57,122 @@ def _group_advantages(fn, c):
     c.raises("5 rewards, group_size 3", ValueError, fn, t([1.0] * 5), 3)
     c.raises("group_size 1", ValueError, fn, t([1.0, 2.0]), 1)
     c.raises("unknown scale", ValueError, fn, r, 3, scale="median")
+
+
+@register(
+    "rloo_advantages",
+    (
+        "each reward minus the mean of the OTHER G - 1 rewards of its group (groups are "
+        "contiguous runs of group_size rows); no std scaling",
+        "the leave-one-out baseline of row i is (group sum - r_i) / (G - 1); equivalently "
+        "A_i = G / (G - 1) * (r_i - group mean)",
+    ),
+)
+def _rloo_advantages(fn, c):
+    # G = 2: each completion's baseline is its one sibling
+    c.close(
+        "G=2: [1, 3] -> [1 - 3, 3 - 1]",
+        c.call("G=2", fn, t([1.0, 3.0]), 2),
+        [-2.0, 2.0],
+        kind="tensor",
+        hint=(
+            "the baseline of a completion is the mean of the OTHER G - 1 rewards of its group: "
+            "it leaves the completion itself out (with G = 2 it is the other reward alone)",
+            "including r_i in its own baseline gives r_i - mean = [-1, 1], half the RLOO advantage",
+        ),
+    )
+    # G = 4: sum 12, baselines (12 - r) / 3 = [11/3, 10/3, 3, 2]
+    c.close(
+        "G=4: [1, 2, 3, 6] -> [-8/3, -4/3, 0, 4]",
+        c.call("G=4", fn, t([1.0, 2.0, 3.0, 6.0]), 4),
+        [-8 / 3, -4 / 3, 0.0, 4.0],
+        hint=(
+            "the mean of the OTHER rewards divides by G - 1 (there are G - 1 of them), not by G",
+            "row 0: baseline (2 + 3 + 6) / 3 = 11/3",
+        ),
+    )
+    c.close(
+        "a group with equal rewards -> 0",
+        c.call("flat", fn, t([2.0, 2.0, 2.0]), 3),
+        [0.0, 0.0, 0.0],
+        hint="when every sibling scored the same, no completion beats its baseline",
+    )
+    # group 0 mean 2 -> 3/2 * [-1, 0, 1]; group 1 mean 4/3 -> 3/2 * [-4/3, -4/3, 8/3]
+    c.close(
+        "a batch of two groups of 3",
+        c.call("batch", fn, t([1.0, 2.0, 3.0, 0.0, 0.0, 4.0]), 3),
+        [-1.5, 0.0, 1.5, -2.0, -2.0, 4.0],
+        hint=(
+            "rows 0..2 are one prompt's group, rows 3..5 the next: the baseline averages the "
+            "other rewards of the SAME group only",
+            "row 3: baseline (0 + 4) / 2 = 2",
+        ),
+    )
+    got = c.call("int rewards", fn, torch.tensor([1, 0, 1, 1]), 2)
+    c.true(
+        "integer rewards -> float advantages",
+        isinstance(got, torch.Tensor) and got.is_floating_point(),
+        "a floating-point tensor",
+        repr(got)[:120],
+        hint="0/1 rewards may arrive as an integer tensor; advantages are fractions: return floats",
+    )
+    c.close("integer rewards: values", got, [1.0, -1.0, 0.0, 0.0])
+    c.raises("5 rewards, group_size 3", ValueError, fn, t([1.0] * 5), 3)
+    c.raises("group_size 1 (no other completion)", ValueError, fn, t([1.0, 2.0]), 1)
+
+
+@register(
+    "reinforce_pp_advantages",
+    (
+        "subtract each GROUP's mean, then divide by ONE number for the whole batch: the Bessel "
+        "std of all the centred rewards, + eps",
+        "not the std of the raw rewards (that is group_advantages' 'batch'), not each group's own std",
+    ),
+)
+def _reinforce_pp_advantages(fn, c):
+    # one group [1, 3]: centred [-1, 1], Bessel std sqrt(2)
+    c.close(
+        "G=2: [1, 3] -> [-1, 1] / (sqrt(2) + eps)",
+        c.call("G=2", fn, t([1.0, 3.0]), 2),
+        [-0.7070568, 0.7070568],
+        kind="tensor",
+        hint=(
+            "centre on the group mean, then divide by the Bessel-corrected std of the centred "
+            "rewards plus eps",
+            "[-1, 1] has Bessel std sqrt(2) (1 without Bessel)",
+        ),
+    )
+    # centred [-1, 0, 1, -4/3, -4/3, 8/3]: sum of squares 38/3, Bessel var 38/15, std 1.591645
+    c.close(
+        "a batch of two groups of 3: one std for the batch",
+        c.call("batch", fn, t([1.0, 2.0, 3.0, 0.0, 0.0, 4.0]), 3),
+        [-0.6282414, 0.0, 0.6282414, -0.8376552, -0.8376552, 1.6753104],
+        hint=(
+            "divide by the Bessel std of the CENTRED rewards d = r - group mean over the whole "
+            "batch (1.5916 here) plus eps; the raw rewards' std (1.633) also counts the gap "
+            "between the groups' means",
+            "each group is centred on its own mean; only the division is batch-wide",
+        ),
+    )
+    # centred [0, 0, 0, 0, -3, -1, 1, 3]: sum of squares 20, Bessel std sqrt(20/7) = 1.690309
+    c.close(
+        "G=4, a group with equal rewards stays 0, the other is scaled by the BATCH std",
+        c.call("flat group", fn, t([1.0, 1.0, 1.0, 1.0, 0.0, 2.0, 4.0, 6.0]), 4),
+        [0.0, 0.0, 0.0, 0.0, -1.774719, -0.591573, 0.591573, 1.774719],
+        hint=(
+            "one std for the whole batch: a group's own std (sqrt(20/3) for [0, 2, 4, 6]) is "
+            "never used, so a flat group cannot blow up the others' scale",
+            "batch std of the centred rewards: sqrt(20 / 7) = 1.6903 with Bessel",
+        ),
+    )
+    c.close(
+        "eps = 0.5 is added to the std",
+        c.call("eps", fn, t([0.0, 1.0]), 2, eps=0.5),
+        [-0.4142135, 0.4142135],
+        hint="use the eps argument: A = d / (std + eps); here 0.5 / (0.7071 + 0.5)",
+    )
+    c.raises("5 rewards, group_size 3", ValueError, fn, t([1.0] * 5), 3)
+    c.raises("group_size 1", ValueError, fn, t([1.0, 2.0]), 1)
 
 
 CLIP = (

@@ -111,6 +111,8 @@ EXERCISES: list[Exercise] = [
     Exercise(
         "6.3", "grpo", "grpo_step", 3, difficulty=2, minutes=20, requires=("token_logprobs", "grpo_loss")
     ),
+    Exercise("6.4", "grpo", "rloo_advantages", 2, difficulty=1, minutes=15, requires=()),
+    Exercise("6.5", "grpo", "reinforce_pp_advantages", 2, difficulty=1, minutes=15, requires=()),
     Exercise("7.1", "dpo", "sequence_logprobs", 3, difficulty=2, minutes=15, requires=()),
     Exercise("7.2", "dpo", "dpo_loss", 5, difficulty=3, minutes=30, requires=()),
     Exercise(

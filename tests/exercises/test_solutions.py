@@ -508,6 +508,40 @@ class TestGRPO:
         ):
             grpo.group_advantages(torch.zeros(2, 2), 2)
 
+    def test_rloo_advantages_hand(self):
+        # leave-one-out baseline: G=4 [1, 2, 3, 6] -> (12 - r) / 3 = [11/3, 10/3, 3, 2]
+        close(grpo.rloo_advantages(T([1.0, 2.0, 3.0, 6.0]), 4), [-8 / 3, -4 / 3, 0.0, 4.0], atol=1e-6)
+        r = T([1.0, 2.0, 3.0, 0.0, 0.0, 4.0])
+        # = G / (G - 1) * (r - group mean) = 1.5 * group_advantages(scale="none")
+        close(grpo.rloo_advantages(r, 3), 1.5 * grpo.group_advantages(r, 3, "none"), atol=1e-6)
+        out = grpo.rloo_advantages(torch.tensor([1, 0, 1, 1]), 2)
+        assert out.is_floating_point()
+        close(out, [1.0, -1.0, 0.0, 0.0])
+
+    def test_reinforce_pp_advantages_hand(self):
+        r = T([1.0, 2.0, 3.0, 0.0, 0.0, 4.0])
+        # centred [-1, 0, 1, -4/3, -4/3, 8/3]: sum of squares 38/3, Bessel std sqrt(38/15)
+        s = math.sqrt(38 / 15) + 1e-4
+        close(grpo.reinforce_pp_advantages(r, 3), [-1 / s, 0.0, 1 / s, -4 / 3 / s, -4 / 3 / s, 8 / 3 / s])
+        # not group_advantages(scale="batch") (std of the raw rewards, sqrt(8/3))...
+        assert not torch.allclose(grpo.reinforce_pp_advantages(r, 3), grpo.group_advantages(r, 3, "batch"))
+        # ... except when every group has the same mean: then both stds are the same number
+        same_means = T([1.0, 3.0, 0.0, 4.0, 2.0, 2.0])
+        close(grpo.reinforce_pp_advantages(same_means, 2), grpo.group_advantages(same_means, 2, "batch"))
+        # one batch-wide scale: proportional to the RLOO advantages (RLOO = G/(G-1) x centred)
+        ratio = grpo.rloo_advantages(r, 3) / grpo.reinforce_pp_advantages(r, 3)
+        close(ratio[ratio.isfinite()], torch.full((5,), 1.5 * s), atol=1e-5)
+
+    @pytest.mark.parametrize("fn", ["rloo_advantages", "reinforce_pp_advantages"])
+    def test_baseline_advantages_bad_input(self, fn):
+        f = getattr(grpo, fn)
+        with pytest.raises(ValueError, match=rf"{fn}: 5 rewards do not split into groups of 3"):
+            f(torch.zeros(5), 3)
+        with pytest.raises(ValueError, match=rf"{fn}: group_size must be >= 2, got 1"):
+            f(torch.zeros(4), 1)
+        with pytest.raises(ValueError, match=rf"{fn}: `rewards` must be 1-D \[N\], got shape \[2, 2\]"):
+            f(torch.zeros(2, 2), 2)
+
     # 2 x 3, row 1 padded after one token; on-policy (rho = 1), beta = 0 -> per-token loss -A
     MASK = torch.tensor([[1, 1, 1], [1, 0, 0]])
     A = T([1.0, -2.0])

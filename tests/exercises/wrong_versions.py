@@ -1165,3 +1165,56 @@ VISIBLE_ONLY.append(("rlvr_policy_loss", "stats as 0-d tensors", _rlvr_stats_ten
 
 def wrong_id(w):
     return f"{w[0]}: {w[1]}"
+
+
+# 6.4 rloo_advantages
+def _rloo(rewards, group_size, *, bug):
+    if rewards.numel() % group_size or group_size < 2:
+        raise ValueError("bad input")
+    r = rewards.float()
+    g = r.view(-1, group_size)
+    if bug == "self-in-baseline":
+        return (g - g.mean(-1, keepdim=True)).reshape(-1)
+    if bug == "divide-by-G":
+        return (g - (g.sum(-1, keepdim=True) - g) / group_size).reshape(-1)
+    # bug == "batch-leave-one-out": the other N - 1 rewards of the whole batch, groups ignored
+    return r - (r.sum() - r) / (r.numel() - 1)
+
+
+variants(
+    "rloo_advantages",
+    _rloo,
+    [
+        ("self included in the baseline (r - group mean)", "self-in-baseline", "itself"),
+        ("the others' mean divided by G", "divide-by-G", "G - 1"),
+        ("leave-one-out over the whole batch", "batch-leave-one-out", "SAME group"),
+    ],
+)
+
+
+# 6.5 reinforce_pp_advantages
+def _rpp(rewards, group_size, eps=1e-4, *, bug):
+    if rewards.numel() % group_size or group_size < 2:
+        raise ValueError("bad input")
+    g = rewards.float().view(-1, group_size)
+    d = g - g.mean(-1, keepdim=True)
+    if bug == "raw-std":  # = group_advantages(scale="batch")
+        return (d / (rewards.float().std() + eps)).reshape(-1)
+    if bug == "group-std":  # = group_advantages(scale="group")
+        return (d / (g.std(-1, keepdim=True) + eps)).reshape(-1)
+    d = d.reshape(-1)
+    if bug == "population":
+        return d / (d.std(unbiased=False) + eps)
+    return d / d.std()  # bug == "no-eps"
+
+
+variants(
+    "reinforce_pp_advantages",
+    _rpp,
+    [
+        ("divides by the std of the raw rewards", "raw-std", "CENTRED"),
+        ("normalises per group", "group-std", "whole batch"),
+        ("population std", "population", "Bessel"),
+        ("eps ignored", "no-eps", "plus eps"),
+    ],
+)

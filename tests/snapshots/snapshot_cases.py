@@ -273,6 +273,12 @@ CASES = {
         for s in ("group", "batch", "none")
     ],
     "grpo_loss": _grpo_cases(),
+    "rloo_advantages": [
+        _c(f"G{G}", lambda g: {"rewards": randn(g, 12)}, lambda f, x, G=G: f(x["rewards"], G)) for G in (2, 4)
+    ],
+    "reinforce_pp_advantages": [
+        _c(f"G{G}", lambda g: {"rewards": randn(g, 12)}, lambda f, x, G=G: f(x["rewards"], G)) for G in (2, 4)
+    ],
     "sequence_logprobs": [
         _c(
             f"average{a}",

@@ -117,8 +117,33 @@ def _grpo_step(g):
     return cases
 
 
+def _rloo_advantages(g):
+    return [
+        case("G4", g.randn(8), 4, grad=[0]),
+        case("G2", g.randn(6), 2, grad=[0], grad_seed=1),
+        case("ties", torch.tensor([1.0, 1.0, 1.0, 0.0, 1.0, 0.0]), 3),
+        case("int-rewards", torch.tensor([1, 0, 1, 1, 0, 0]), 3),
+        case("not-divisible", g.randn(7), 4),
+        case("group-size-1", g.randn(3), 1),
+    ]
+
+
+def _reinforce_pp_advantages(g):
+    flat = torch.cat([torch.full((4,), 0.5), g.randn(8)])
+    return [
+        case("G4", g.randn(12), 4, grad=[0]),
+        case("G2", g.randn(6) * 3, 2, grad=[0], grad_seed=1),
+        case("flat-group", flat, 4),
+        case("eps", g.randn(4), 2, eps=0.5),
+        case("not-divisible", g.randn(7), 4),
+        case("group-size-1", g.randn(3), 1),
+    ]
+
+
 CASES = {
     "group_advantages": _group_advantages,
     "grpo_loss": _grpo_loss,
     "grpo_step": _grpo_step,
+    "rloo_advantages": _rloo_advantages,
+    "reinforce_pp_advantages": _reinforce_pp_advantages,
 }
