@@ -110,8 +110,8 @@ def course_run_table(run: dict) -> str:
 def provenance_line(doc: dict) -> str:
     p = doc.get("provenance", {})
     return (
-        f"Measured {p.get('date', '?')} at commit `{p.get('commit', '?')}` on {p.get('cpus', '?')} CPU cores "
-        f"with `{p.get('command', '?')}` (`docs/results/{p.get('file', '?')}`)."
+        f"Measured with `{p.get('command', '?')}` on {p.get('cpus', '?')} CPU cores, saved {p.get('date', '?')} "
+        f"at commit `{p.get('commit', '?')}` (`docs/results/{p.get('file', '?')}`)."
     )
 
 

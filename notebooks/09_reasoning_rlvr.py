@@ -362,14 +362,28 @@ steps = ABL_STEPS * (6 if FULL_SWEEP else 1)
 if FULL_SWEEP:
     ABLATIONS |= {"GSPO": rlvr_trainer.VARIANTS["gspo"], "CISPO": rlvr_trainer.VARIANTS["cispo"]}
 abl = {"baseline": [h for h in main.history if h["step"] <= steps]}
-results = {"baseline": abl["baseline"][-1]}
-for name, changes in ABLATIONS.items():
+
+
+def run_ablation(name):  # a short run from the start model with one knob changed
     run = rlvr_trainer.train(
-        rlvr_config(max_steps=steps, eval_every=max(1, steps // 2), **changes),
+        rlvr_config(max_steps=steps, eval_every=max(1, steps // 2), **ABLATIONS[name]),
         model=copy.deepcopy(start_model), tokenizer=tokenizer, dataset=train_problems,
         eval_problems=heldout, profile=profile, desc=name, evaluate_start=False,
     )  # fmt: skip
     abl[name] = run.history
+
+
+names = list(ABLATIONS)
+for name in names[:3]:  # one optimizer step per batch; the 4-iteration runs cost more, in the next cells
+    run_ablation(name)
+
+# %%
+for name in names[3:5]:
+    run_ablation(name)
+
+# %%
+for name in names[5:]:
+    run_ablation(name)
 
 
 def end(name, key, n=3):  # a run's value at the end: the mean over its last n steps (one step is noisy)
