@@ -205,7 +205,12 @@ def blocks(results: Path | None = None) -> dict[str, str]:
         "course-run-summary": run_summary(run),
         "seeds-table": seeds_table(seed_docs) + "\n\n" + " ".join(provenance_line(d) for d in seed_docs),
         "bench-table": bench_table(load("bench", results)),
-        "grading-speed": grading_summary(load("grading", results)),
+        "grading-speed": (
+            grading_summary(load("grading", results))
+            if (results / FILES["grading"][0]).exists()
+            else "No measurement saved yet: run the command above with `--out runs/bench`, then "
+            "`course doc-numbers --save-bench runs/bench`."
+        ),
     }
 
 
@@ -217,10 +222,10 @@ def unit_seconds(results: Path | None = None) -> dict[str, int]:
 
 def render(text: str, rendered: dict[str, str]) -> str:
     for name, body in rendered.items():
-        pattern = re.compile(rf"(<!-- {re.escape(name)} -->\n).*?(\n<!-- /{re.escape(name)} -->)", re.S)
+        pattern = re.compile(rf"(<!-- {re.escape(name)} -->\n)(?:.*?\n)?(<!-- /{re.escape(name)} -->)", re.S)
         if not pattern.search(text):
             raise ValueError(f"docs/benchmarks.md has no <!-- {name} --> ... <!-- /{name} --> block")
-        text = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), text)
+        text = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), text)
     return text
 
 

@@ -145,15 +145,15 @@ BY_NAME = {e.name: e for e in EXERCISES}
 # preset), from the `course run` in docs/results/course_run.json: written by `course doc-numbers`,
 # checked by its --check (a test), shown under each notebook's title.
 UNIT_SECONDS: dict[str, int | None] = {
-    "01": 14,
-    "02": 13,
-    "03": 16,
-    "04": 16,
-    "05": 235,
-    "06": 79,
-    "07": 91,
-    "08": 12,
-    "09": 229,
+    "01": 16,
+    "02": 14,
+    "03": 22,
+    "04": 23,
+    "05": 160,
+    "06": 100,
+    "07": 118,
+    "08": 14,
+    "09": 175,
 }
 
 

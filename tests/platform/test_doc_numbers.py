@@ -19,7 +19,7 @@ def test_docs_and_registry_agree_with_the_results_files():
 
 
 def test_each_results_file_says_where_it_came_from():
-    for kind in ("run", "seeds", "bench", "grading"):
+    for kind in ("run", "seeds", "bench"):
         p = doc_numbers.load(kind)["provenance"]
         assert p["date"][:2] == "20" and p["commit"] != "?" and p["command"].startswith("course "), p
 
@@ -74,6 +74,12 @@ def test_a_headline_names_the_metric_it_misses():
 def test_render_replaces_only_the_marked_block():
     text = "a\n<!-- t -->\nold\n<!-- /t -->\nb 0.5\n"
     assert doc_numbers.render(text, {"t": "new"}) == "a\n<!-- t -->\nnew\n<!-- /t -->\nb 0.5\n"
+    empty = "<!-- t -->\n<!-- /t -->\n"
+    assert doc_numbers.render(empty, {"t": "x\ny"}) == "<!-- t -->\nx\ny\n<!-- /t -->\n"
+    assert (
+        doc_numbers.render(doc_numbers.render(empty, {"t": "x"}), {"t": "x"})
+        == "<!-- t -->\nx\n<!-- /t -->\n"
+    )
     with pytest.raises(ValueError, match="no <!-- u -->"):
         doc_numbers.render(text, {"u": "x"})
 
@@ -162,3 +168,24 @@ def test_a_partial_course_run_replaces_only_its_units(tmp_path, monkeypatch):
     saved = json.loads(doc_numbers.save("run", tmp_path / "b").read_text())
     assert {u: e["seconds"] for u, e in saved["units"].items()} == {"01": 10, "05": 150}
     assert saved["units"]["01"]["measured"]["commit"] and "units 05" in saved["provenance"]["command"]
+
+
+def test_grading_speed_is_rendered_from_its_file():
+    g = {
+        "seconds_per_submission": 43.1,
+        "notebook_jobs": 2,
+        "submissions": [
+            {"solved": True, "seconds": 53.9, "code_seconds": 7.0},
+            {"solved": False, "seconds": 32.3, "code_seconds": 9.0},
+        ],
+        "provenance": {
+            "command": "x",
+            "cpus": 2,
+            "date": "2026-12-05",
+            "commit": "abc",
+            "file": "grading.json",
+        },
+    }
+    text = doc_numbers.grading_summary(g)
+    assert text.startswith("43.1 s per submission (2 made-up submissions") and "solutions copy 53.9 s" in text
+    assert "untouched stubs 32.3 s" in text and "code grading 8.0 s" in text
