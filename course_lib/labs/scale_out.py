@@ -360,14 +360,11 @@ def run_dpo(args) -> object:
 
 
 def finish(trainer) -> None:
-    """Save-then-exit on every rank: wait until rank 0 has written the checkpoint, then close the
-    process group. A rank that leaves while its gloo threads still run is aborted by C++
-    ("terminate called without an active exception", SIGABRT), which fails the whole launch."""
-    import torch.distributed as dist
-
+    """Every rank waits here until rank 0 has written the checkpoint, so that no rank leaves (and
+    tears down its gloo threads) while another still saves. The process group is left to the
+    interpreter's exit: destroying it can block a rank whose peer, holding the rendezvous store,
+    has already gone."""
     trainer.accelerator.wait_for_everyone()
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
 
 
 # --------------------------------------------------------------------------- command line
