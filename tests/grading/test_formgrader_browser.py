@@ -6,7 +6,6 @@ student's figure still shows. The batch is conftest's shared `nbgrader_batch`.""
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -14,7 +13,6 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.slow
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 TOKEN = "formgrader-browser-test"
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
 import live_jupyter  # noqa: E402
@@ -39,26 +37,8 @@ def formgrader(nbgrader_batch, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not (CHROMIUM and DRIVER):
-        pytest.skip("chromium and chromium-driver (Debian packages) are not installed; .ci/run installs them")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,2000",
-    ):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
-    try:
+    with live_jupyter.chromium("1280,2000") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _grading_page(driver, base: str, root: Path, sid: str) -> None:

@@ -23,7 +23,6 @@ import pytest
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 TOKEN = "lab-browser-test"
 UNITS = ("01_reward_functions", "02_kl_penalties")
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
@@ -85,27 +84,8 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not (CHROMIUM and DRIVER):
-        pytest.skip("chromium and chromium-driver (Debian packages) are not installed; .ci/run installs them")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
-    ):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
-    driver.set_script_timeout(30)
-    try:
+    with live_jupyter.chromium("1400,1000", script_timeout=30) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _wait(what: str, predicate, timeout: float, log: Path | None = None, every: float = 0.5):
