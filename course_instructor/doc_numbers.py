@@ -4,12 +4,14 @@
     course seeds --out runs/seeds && course doc-numbers --save-seeds runs/seeds
     course bench --out runs/bench && python -m course_instructor.grading.bench_grading --out runs/bench \\
       && course doc-numbers --save-bench runs/bench
+    course quality --out runs/quality && course doc-numbers --save-quality runs/quality
     course doc-numbers --check          # exit 1 if a doc or registry.UNIT_SECONDS disagrees with them
 
 The results live in ``docs/results/`` (committed: ``course_run.json``, ``seeds.json``,
-``seeds_alt.json``, ``bench.json``, ``grading.json``), each a command's own output plus ``provenance`` (date, commit,
-command, CPU count). Every table between ``<!-- NAME -->`` and ``<!-- /NAME -->`` in
-``docs/benchmarks.md`` is rendered from them, and ``course_lib/core/registry.py``'s
+``seeds_alt.json``, ``bench.json``, ``grading.json``, ``tiny_quality.json``), each a command's own output plus
+``provenance`` (date, commit, command, CPU count). Every table between ``<!-- NAME -->`` and
+``<!-- /NAME -->`` in ``docs/benchmarks.md`` and ``docs/instructors.md`` is rendered from them (the
+shipped models' facts from their ``build_info.json``), and ``course_lib/core/registry.py``'s
 ``UNIT_SECONDS`` (the run time shown under each notebook's title) is rewritten from the course
 run; a test runs ``--check``, so a number in the docs cannot drift from the file it came from.
 When the seconds change, rebuild the notebooks (``course build-notebooks``, ``course release``)."""
@@ -28,7 +30,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "results"
-BENCHMARKS = REPO / "docs" / "benchmarks.md"
 REGISTRY = REPO / "course_lib" / "core" / "registry.py"
 FILES = {
     "run": ("course_run.json", "results.json", "course run"),
@@ -36,7 +37,11 @@ FILES = {
     "seeds_alt": ("seeds_alt.json", "seeds_alt.json", "course seeds --impl alt"),
     "bench": ("bench.json", "bench.json", "course bench"),
     "grading": ("grading.json", "grading.json", "python -m course_instructor.grading.bench_grading"),
+    "quality": ("tiny_quality.json", "tiny_quality.json", "course quality"),
 }
+# The docs with rendered blocks; a block name appears in exactly one of them.
+DOCS = (REPO / "docs" / "benchmarks.md", REPO / "docs" / "instructors.md")
+ASSETS = REPO / "course_lib" / "assets"
 
 
 class Pair:
@@ -193,6 +198,77 @@ def grading_summary(g: dict) -> str:
     )
 
 
+QUALITY_ROWS = (
+    (
+        "VADER-positive fraction of continuations of neutral review prompts",
+        "{positive_fraction:.2f}",
+        "room for PPO/GRPO/DPO to push it up",
+    ),
+    (
+        "accuracy on held-out sums, greedy / sampled",
+        "{arithmetic_accuracy_greedy:.2f} / {arithmetic_accuracy_sampled:.2f}",
+        "GRPO improves the sampled accuracy",
+    ),
+    (
+        'format compliance ("Question: …\\nAnswer: …" from a bare question)',
+        "{format_compliance:.2f}",
+        "SFT takes it up (unit 03)",
+    ),
+    (
+        "distinct-2 of review samples / longest run of one word",
+        "{distinct_2:.2f} / {max_word_run}",
+        "fluent-looking text, not loops",
+    ),
+)
+
+
+def quality_table(q: dict) -> str:
+    lines = ["| measure | value | why it matters |", "|---|---|---|"]
+    lines += [f"| {what} | {value.format(**q)} | {why} |" for what, value, why in QUALITY_ROWS]
+    return "\n".join(lines) + f"\n\n{provenance_line(q)} {q['n']} samples each, seed 0."
+
+
+def build_info(model: str, assets: Path | None = None) -> dict:
+    """A shipped model's build_info.json, with its weights' size in MB."""
+    folder = (assets or ASSETS) / model
+    info = json.loads((folder / "build_info.json").read_text())
+    info["megabytes"] = (folder / "model.safetensors").stat().st_size / 1e6
+    return info
+
+
+def models_table(assets: Path | None = None) -> str:
+    lines = [
+        "| model | parameters | weights | pretraining | build time | final loss |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, command in (("tiny", "course build-tiny"), ("tiny_reason", "course build-tiny --reasoning")):
+        b = build_info(name, assets)
+        unit = f"{b['block']} tokens" if b.get("block") else "documents, one per row"
+        threads = f", {b['threads']} thread" + ("s" if b["threads"] > 1 else "") if b.get("threads") else ""
+        lines.append(
+            f"| `course_lib/assets/{name}/` (`{command}`) | {b['params'] / 1e6:.2f} M | {b['megabytes']:.1f} MB "
+            f"| {b['steps']} steps × batch {b['batch_size']} ({unit}) | {b['build_seconds'] / 60:.0f} min "
+            f"(2 cores{threads}) | {b['final_loss']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+START_ROWS = (
+    ("held-out accuracy", "heldout_accuracy"),
+    ("format rate", "format_rate"),
+    ("answers with a scratchpad", "scratchpad_rate"),
+    ("accuracy when forced to start a scratchpad", "accuracy_forced_scratchpad"),
+    ("accuracy when forced to answer directly", "accuracy_forced_direct"),
+)
+
+
+def reason_start_table(assets: Path | None = None) -> str:
+    start = build_info("tiny_reason", assets)["start"]
+    lines = ["| unit 09's start model | value |", "|---|---|"]
+    lines += [f"| {what} | {start[key]:.2f} |" for what, key in START_ROWS]
+    return "\n".join(lines)
+
+
 def blocks(results: Path | None = None) -> dict[str, str]:
     """{marker name: rendered markdown} for docs/benchmarks.md."""
     results = results or RESULTS
@@ -211,6 +287,9 @@ def blocks(results: Path | None = None) -> dict[str, str]:
             else "No measurement saved yet: run the command above with `--out runs/bench`, then "
             "`course doc-numbers --save-bench runs/bench`."
         ),
+        "tiny-quality": quality_table(load("quality", results)),
+        "tiny-models": models_table(),
+        "tiny-reason-start": reason_start_table(),
     }
 
 
@@ -224,7 +303,7 @@ def render(text: str, rendered: dict[str, str]) -> str:
     for name, body in rendered.items():
         pattern = re.compile(rf"(<!-- {re.escape(name)} -->\n)(?:.*?\n)?(<!-- /{re.escape(name)} -->)", re.S)
         if not pattern.search(text):
-            raise ValueError(f"docs/benchmarks.md has no <!-- {name} --> ... <!-- /{name} --> block")
+            raise ValueError(f"the doc has no <!-- {name} --> ... <!-- /{name} --> block")
         text = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), text)
     return text
 
@@ -243,11 +322,25 @@ def registry_text(text: str, seconds: dict[str, int]) -> str:
     return new
 
 
+def rendered_docs(results: Path | None = None) -> dict[Path, str]:
+    """{doc: its text with every block it holds re-rendered}; each block must be in one doc."""
+    rendered, out = blocks(results), {}
+    for doc in DOCS:
+        text = doc.read_text()
+        mine = {k: v for k, v in rendered.items() if f"<!-- {k} -->" in text}
+        out[doc] = render(text, mine)
+        for k in mine:
+            rendered.pop(k)
+    if rendered:
+        raise ValueError(f"no doc has the block(s) {sorted(rendered)}: add <!-- NAME --> ... <!-- /NAME -->")
+    return out
+
+
 def stale(results: Path | None = None) -> list[str]:
     """What disagrees with the results files (empty: the docs are up to date)."""
-    problems = []
-    if render(BENCHMARKS.read_text(), blocks(results)) != BENCHMARKS.read_text():
-        problems.append("docs/benchmarks.md")
+    problems = [
+        str(doc.relative_to(REPO)) for doc, text in rendered_docs(results).items() if text != doc.read_text()
+    ]
     if registry_text(REGISTRY.read_text(), unit_seconds(results)) != REGISTRY.read_text():
         problems.append("course_lib/core/registry.py UNIT_SECONDS")
     return problems
@@ -335,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="copy DIR/bench.json of `course bench` (+ DIR/grading.json of bench_grading)",
     )
+    ap.add_argument("--save-quality", metavar="DIR", help="copy DIR/tiny_quality.json of `course quality`")
     ap.add_argument("--check", action="store_true", help="only check; exit 1 naming what is stale")
     args = ap.parse_args(argv)
     try:
@@ -354,14 +448,17 @@ def main(argv: list[str] | None = None) -> int:
             print("saved", save("bench", Path(args.save_bench)))
             if (Path(args.save_bench) / FILES["grading"][1]).exists():
                 print("saved", save("grading", Path(args.save_bench)))
-        BENCHMARKS.write_text(render(BENCHMARKS.read_text(), blocks()))
+        if args.save_quality:
+            print("saved", save("quality", Path(args.save_quality)))
+        for doc, text in rendered_docs().items():
+            doc.write_text(text)
         old = REGISTRY.read_text()
         REGISTRY.write_text(registry_text(old, unit_seconds()))
         _rewrite_metadata_table(unit_seconds())
     except (FileNotFoundError, ValueError, KeyError) as e:
         print(f"course doc-numbers: {e}", file=sys.stderr)
         return 2
-    print("wrote docs/benchmarks.md and registry.UNIT_SECONDS from docs/results/")
+    print("wrote docs/benchmarks.md, docs/instructors.md and registry.UNIT_SECONDS from docs/results/")
     if REGISTRY.read_text() != old:
         print(
             "UNIT_SECONDS changed: run `course build-notebooks` and `course release` (the notebooks show them)"

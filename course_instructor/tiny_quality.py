@@ -1,4 +1,5 @@
-"""Measure the shipped tiny model: the numbers the README quotes (``course quality``).
+"""Measure the shipped tiny model (``course quality``; ``--out DIR`` writes DIR/tiny_quality.json, which
+``course doc-numbers --save-quality DIR`` turns into docs/instructors.md's table).
 
 * positive fraction (VADER) of samples from neutral review prompts      — target 0.3–0.7
 * accuracy on held-out sums (pairs never in pretraining), greedy/sampled — target 20–70 %
@@ -12,6 +13,7 @@ import argparse
 import json
 import re
 import time
+from pathlib import Path
 
 import torch
 
@@ -68,8 +70,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="course quality", description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=256)
     ap.add_argument("--json", action="store_true", help="print JSON only")
+    ap.add_argument("--out", metavar="DIR", help="also write DIR/tiny_quality.json")
     args = ap.parse_args(argv)
     res = measure(n=args.n)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "tiny_quality.json").write_text(json.dumps(res, indent=1) + "\n")
     if args.json:
         print(json.dumps(res, indent=2))
         return

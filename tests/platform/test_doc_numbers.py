@@ -19,7 +19,7 @@ def test_docs_and_registry_agree_with_the_results_files():
 
 
 def test_each_results_file_says_where_it_came_from():
-    for kind in ("run", "seeds", "bench"):
+    for kind in ("run", "seeds", "bench", "quality"):
         p = doc_numbers.load(kind)["provenance"]
         assert p["date"][:2] == "20" and p["commit"] != "?" and p["command"].startswith("course "), p
 
@@ -189,3 +189,48 @@ def test_grading_speed_is_rendered_from_its_file():
     text = doc_numbers.grading_summary(g)
     assert text.startswith("43.1 s per submission (2 made-up submissions") and "solutions copy 53.9 s" in text
     assert "untouched stubs 32.3 s" in text and "code grading 8.0 s" in text
+
+
+def test_the_shipped_models_tables_come_from_their_build_info(tmp_path):
+    for name in ("tiny", "tiny_reason"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.safetensors").write_bytes(b"x" * 2_500_000)
+        info = {
+            "params": 958848,
+            "steps": 3000,
+            "batch_size": 16,
+            "block": 128,
+            "build_seconds": 928.2,
+            "final_loss": 0.9913,
+        }
+        if name == "tiny_reason":
+            info.update(block=None, threads=1, start={k: 0.5 for _, k in doc_numbers.START_ROWS})
+            info["start"]["heldout_accuracy"] = 0.421875
+        (tmp_path / name / "build_info.json").write_text(json.dumps(info))
+    table = doc_numbers.models_table(tmp_path)
+    assert "| 0.96 M | 2.5 MB | 3000 steps × batch 16 (128 tokens) | 15 min (2 cores) | 0.99 |" in table
+    assert "(documents, one per row) | 15 min (2 cores, 1 thread) |" in table
+    assert "| held-out accuracy | 0.42 |" in doc_numbers.reason_start_table(tmp_path)
+
+
+def test_the_quality_table():
+    q = {
+        "positive_fraction": 0.641,
+        "arithmetic_accuracy_greedy": 0.64,
+        "arithmetic_accuracy_sampled": 0.484,
+        "format_compliance": 0.4,
+        "distinct_2": 0.318,
+        "max_word_run": 4,
+        "n": 256,
+        "provenance": {},
+    }
+    table = doc_numbers.quality_table(q)
+    assert "| accuracy on held-out sums, greedy / sampled | 0.64 / 0.48 |" in table
+    assert "| 0.32 / 4 |" in table and "256 samples each" in table
+
+
+def test_a_block_that_no_doc_holds_is_an_error(monkeypatch):
+    real = doc_numbers.blocks
+    monkeypatch.setattr(doc_numbers, "blocks", lambda results=None: {**real(results), "nowhere": "x"})
+    with pytest.raises(ValueError, match=r"no doc has the block\(s\) \['nowhere'\]"):
+        doc_numbers.rendered_docs()

@@ -317,6 +317,16 @@ def test_tiny_model_quality_in_readme_ranges():  # ~8 s on 2 idle cores (n = 256
     assert q["format_compliance"] < 0.6, q  # clearly imperfect before SFT
     assert q["max_word_run"] <= 6, q  # fluent-looking, no one-word loops
     assert q["distinct_2"] > 0.2, q
+    # docs/instructors.md shows docs/results/tiny_quality.json: it must be this model's measurement
+    # (rebuilt model, forgotten `course doc-numbers --save-quality`: fails here)
+    saved = json.loads((ROOT / "docs" / "results" / "tiny_quality.json").read_text())
+    for key in (
+        "positive_fraction",
+        "arithmetic_accuracy_greedy",
+        "arithmetic_accuracy_sampled",
+        "distinct_2",
+    ):
+        assert abs(saved[key] - q[key]) <= 0.03, (key, saved[key], q[key])
 
 
 def test_setup_stops_with_a_message_on_python_older_than_3_11(tmp_path):
