@@ -109,8 +109,10 @@ case "$MODE" in
     "$VENV/bin/mypy" course_lib/core course_lib/trainers course_lib/labs || fail "mypy" "fix the type errors it reports ([tool.mypy] in pyproject.toml)"
     step "5/5 tests, stage 2/3: the fast tier (tests/exercises/, the exercise contract)"
     "$PY" -m pytest -q -m fast || fail "the fast tier (the exercise contract)" "see the failures above"
-    step "5/5 tests, stage 3/3: the rest (tiers standard, slow, notebook), then the 25 slowest tests"
-    exec "$PY" -m pytest --durations=25 -m "not fast" ;;
+    step "5/5 tests, stage 3/3: the rest (tiers standard, slow, notebook) on two workers, then the 25 slowest tests"
+    # Two pytest-xdist workers: most tests drive a 1 M-parameter model, so each keeps about one core
+    # busy; tests/conftest.py keeps what must share a worker together (worker_group).
+    exec "$PY" -m pytest --durations=25 -m "not fast" -n 2 --dist loadgroup ;;
   run) step "5/5 course run $*"; exec "$VENV/bin/course" run "$@" ;;
   none) ;;
 esac

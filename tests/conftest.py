@@ -247,6 +247,19 @@ def tier(item: pytest.Item) -> str:
     return "fast" if fast else "standard"
 
 
+def worker_group(item: pytest.Item, tier: str) -> str:
+    """Which tests must share one pytest-xdist worker (`pytest -n 2 --dist loadgroup`, as setup.sh
+    --test runs the slower tiers): the notebook tier, in unit order, because each notebook finds the
+    checkpoints of the units before it in the session's checkpoint folder; the tests of the one
+    nbgrader batch (a session fixture of minutes); otherwise a test file, whose module fixtures are
+    then built once."""
+    if tier == "notebook":
+        return "notebooks"
+    if "nbgrader_batch" in getattr(item, "fixturenames", ()):
+        return "nbgrader_batch"
+    return Path(str(item.path)).resolve().relative_to(TESTS.parent).as_posix()
+
+
 def _bare_run(config: pytest.Config) -> bool:
     """`pytest` with no path, -m or -k, in the instructor repository (the student copy has no
     course_instructor/ and runs every test it ships)."""
@@ -264,6 +277,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         item.add_marker(tiers[item.nodeid])
     config.stash[_COUNTS] = {t: list(tiers.values()).count(t) for t in TIERS}
+    if config.pluginmanager.hasplugin("xdist"):
+        for item in items:
+            item.add_marker(pytest.mark.xdist_group(worker_group(item, tiers[item.nodeid])))
     if _bare_run(config):
         config.hook.pytest_deselected(items=[i for i in items if tiers[i.nodeid] != "fast"])
         items[:] = [i for i in items if tiers[i.nodeid] == "fast"]
