@@ -112,7 +112,7 @@ case "$MODE" in
     step "5/5 tests, stage 3/3: the rest (tiers standard, slow, notebook) on two workers, then the 25 slowest tests"
     # Two pytest-xdist workers: most tests drive a 1 M-parameter model, so each keeps about one core
     # busy; tests/conftest.py keeps what must share a worker together (worker_group).
-    exec "$PY" -m pytest --durations=25 -m "not fast" -n 2 --dist loadgroup ;;
+    exec "$PY" -m pytest --durations=25 -m "not fast" -n 2 ;;
   run) step "5/5 course run $*"; exec "$VENV/bin/course" run "$@" ;;
   none) ;;
 esac

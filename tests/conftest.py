@@ -247,17 +247,45 @@ def tier(item: pytest.Item) -> str:
     return "fast" if fast else "standard"
 
 
-def worker_group(item: pytest.Item, tier: str) -> str:
-    """Which tests must share one pytest-xdist worker (`pytest -n 2 --dist loadgroup`, as setup.sh
-    --test runs the slower tiers): the notebook tier, in unit order, because each notebook finds the
-    checkpoints of the units before it in the session's checkpoint folder; the tests of the one
-    nbgrader batch (a session fixture of minutes); otherwise a test file, whose module fixtures are
-    then built once."""
-    if tier == "notebook":
+# Which tests share one pytest-xdist worker (`pytest -n 2`, as `setup.sh --test` runs the slower
+# tiers; the scheduler below): the notebooks, in unit order, because each finds the checkpoints of
+# the units before it in the session's checkpoint folder; the files that share the one nbgrader
+# batch (the session fixture `nbgrader_batch`, minutes); the independent minute-long runs of
+# PER_TEST_FILES one by one; any other file as a whole, so that its module fixtures are built once.
+# tests/platform/test_tiers.py checks these lists against the fixtures the tests use.
+NOTEBOOK_CHAIN = "tests/notebooks/test_unit"
+NBGRADER_BATCH_FILES = (
+    "tests/grading/test_attacks.py",
+    "tests/grading/test_autograde.py",
+    "tests/grading/test_formgrader_browser.py",
+)
+PER_TEST_FILES = ("tests/trainers/test_seeds.py",)
+
+
+def worker_group(nodeid: str) -> str:
+    path = nodeid.split("::")[0]
+    if path.startswith(NOTEBOOK_CHAIN):
         return "notebooks"
-    if "nbgrader_batch" in getattr(item, "fixturenames", ()):
+    if path in NBGRADER_BATCH_FILES:
         return "nbgrader_batch"
-    return Path(str(item.path)).resolve().relative_to(TESTS.parent).as_posix()
+    return nodeid if path in PER_TEST_FILES else path
+
+
+try:
+    from xdist.scheduler import LoadScopeScheduling
+except ImportError:  # the student copy runs without pytest-xdist
+    pass
+else:
+
+    class WorkerGroups(LoadScopeScheduling):
+        """xdist's scope scheduler (a whole group to one worker, the largest groups first) with
+        :func:`worker_group` as the scope."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_group(nodeid)
+
+    def pytest_xdist_make_scheduler(config, log):
+        return WorkerGroups(config, log) if config.getvalue("dist") in ("load", "loadgroup") else None
 
 
 def _bare_run(config: pytest.Config) -> bool:
@@ -277,9 +305,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         item.add_marker(tiers[item.nodeid])
     config.stash[_COUNTS] = {t: list(tiers.values()).count(t) for t in TIERS}
-    if config.pluginmanager.hasplugin("xdist"):
-        for item in items:
-            item.add_marker(pytest.mark.xdist_group(worker_group(item, tiers[item.nodeid])))
     if _bare_run(config):
         config.hook.pytest_deselected(items=[i for i in items if tiers[i.nodeid] != "fast"])
         items[:] = [i for i in items if tiers[i.nodeid] == "fast"]

@@ -102,3 +102,60 @@ def test_the_suite_lives_in_the_tier_folders(folder):
         FOLDERS | {"fixtures", "snapshots"}
     )
     assert sorted((ROOT / "tests" / folder).glob("test_*.py")), folder
+
+
+def test_two_workers_keep_the_notebook_chain_and_a_files_tests_together(tmp_path):
+    """`setup.sh --test` runs the slower tiers with `-n 2`: the notebook tests on one worker (later
+    units load earlier units' checkpoints), a file's tests on one worker."""
+    files = {
+        **FILES,
+        "tests/notebooks/test_unit2.py": "import pytest\n\n@pytest.mark.notebook\ndef test_nb2():\n    pass\n",
+        "tests/trainers/test_runs.py": "def test_run_a():\n    pass\n\ndef test_run_b():\n    pass\n",
+    }
+    root = _course(tmp_path, instructor=True, files=files)
+    r = _pytest(root, "-m", "not fast", "-n", "2", "-vv")
+    assert r.returncode == 0, r.stdout + r.stderr
+    worker = {
+        line.split("::")[-1].strip(): line.split("[gw")[1][0]
+        for line in r.stdout.splitlines()
+        if "PASSED" in line and "[gw" in line
+    }
+    assert set(worker) == {"test_plain", "test_batch", "test_nb", "test_nb2", "test_run_a", "test_run_b"}, (
+        r.stdout
+    )
+    assert worker["test_nb"] == worker["test_nb2"], r.stdout
+    assert worker["test_plain"] == worker["test_batch"] and worker["test_run_a"] == worker["test_run_b"], (
+        r.stdout
+    )
+    assert len(set(worker.values())) == 2, r.stdout  # both workers had work
+
+
+FIXTURES_OF_EVERY_TEST = """
+import json, sys, pytest
+class Record:
+    def pytest_collection_finish(self, session):
+        print("FIXTURES", json.dumps({i.nodeid: list(i.fixturenames) for i in session.items}))
+pytest.main(["--co", "-q", "-p", "no:cacheprovider", "-m", "not fast", "tests"], plugins=[Record()])
+"""
+
+
+def test_the_worker_groups_match_the_fixtures_the_tests_share():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("course_conftest", ROOT / "tests" / "conftest.py")
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    r = subprocess.run(
+        [sys.executable, "-c", FIXTURES_OF_EVERY_TEST], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    line = next((x for x in r.stdout.splitlines() if x.startswith("FIXTURES ")), None)
+    assert line, r.stdout[-2000:] + r.stderr[-2000:]
+    fixtures = __import__("json").loads(line[len("FIXTURES ") :])
+    for nodeid, names in fixtures.items():
+        group = conftest.worker_group(nodeid)
+        if "run_notebook" in names:
+            assert group == "notebooks", f"{nodeid} executes a notebook: add its file to NOTEBOOK_CHAIN"
+        if "nbgrader_batch" in names:
+            assert group == "nbgrader_batch", f"{nodeid} uses nbgrader_batch: add it to NBGRADER_BATCH_FILES"
+    for path in (*conftest.NBGRADER_BATCH_FILES, *conftest.PER_TEST_FILES):
+        assert (ROOT / path).is_file(), f"tests/conftest.py names {path}, which does not exist"
