@@ -111,8 +111,11 @@ case "$MODE" in
     "$PY" -m pytest -q -m fast || fail "the fast tier (the exercise contract)" "see the failures above"
     step "5/5 tests, stage 3/3: the rest (tiers standard, slow, notebook) on two workers, then the 25 slowest tests"
     # Two pytest-xdist workers: most tests drive a 1 M-parameter model, so each keeps about one core
-    # busy; tests/conftest.py keeps what must share a worker together (worker_group).
-    exec "$PY" -m pytest --durations=25 -m "not fast" -n 2 ;;
+    # busy; tests/conftest.py keeps what must share a worker together (worker_group). Two processes
+    # of two torch threads each on two cores: with OpenMP's default spin-waiting, a thread waiting at
+    # a barrier burns the core its partner needs (a tiny-GPT-2 step measured 10x slower);
+    # OMP_WAIT_POLICY=PASSIVE makes waiting threads sleep.
+    OMP_WAIT_POLICY=PASSIVE exec "$PY" -m pytest --durations=25 -m "not fast" -n 2 ;;
   run) step "5/5 course run $*"; exec "$VENV/bin/course" run "$@" ;;
   none) ;;
 esac
