@@ -262,19 +262,70 @@ print(inspect.getsource(ppo_trainer.collect_rollout))
 # measurement too -- the same trained policy, sampled with different seeds, moves its distinct-2 and
 # positive fraction by several points.
 #
-# The whole main run is one call, `ppo_trainer.headline_run`: seed (`config.seed`), load the start
-# model with a fresh value head, measure, seed again, train, measure. The course was checked by
-# calling this same function with seeds 1 and 2 too: the bars hold for every seed, not just this
-# one.
+# The main run is `ppo_trainer.headline_run`: seed (`config.seed`), load the start model with a
+# fresh value head, measure, seed again, train, measure. The course was checked by calling this same
+# function with seeds 1 and 2 too: the bars hold for every seed, not just this one. Here it pauses
+# halfway (`pause_after`) so that you can look at the first half of the curves before the second
+# half runs; `main.finish()` then trains on from exactly where it stopped (same optimizer state,
+# same $\beta$, same random streams), so the paused run is the same run as one without a pause.
 
 # %%
 registry.check_training_needs("05")  # names every exercise this training runs that is still a stub
-main = ppo_trainer.headline_run(dataclasses.replace(config, max_steps=STEPS), profile, eval_prompts)
-result, before, train_seconds = main.run, main.before, main.train_seconds
-policy, ref, tok, history = result.model, result.ref_model, result.tokenizer, result.history
+HALF = STEPS // 2
+main = ppo_trainer.headline_run(
+    dataclasses.replace(config, max_steps=STEPS), profile, eval_prompts, pause_after=HALF
+)
+before = main.before
 print("before:", {k: round(before[k], 3) for k in ppo_trainer.HEADLINE})
 for s in before["samples"][:4]:
     print(" ", repr(s["prompt"] + s["response"]))
+print(f"{len(main.run.history)} of {STEPS} PPO steps in {main.train_seconds:.0f} s")
+
+# %% [markdown]
+# ### Halfway: the reward and the KL controller at work
+#
+# The left panel is the reward of each step's samples. The right one is what the adaptive KL
+# controller sees and does: the KL per *sequence* of each batch (summed over its tokens) against its
+# target of 3 nats, and $\beta$. At step 1 the policy *is* the reference, the KL is 0, far below the
+# target, so the controller lowers $\beta$ (by at most 4 % per step): cheap KL lets the policy move
+# towards what the scorer likes. Once the KL passes the target, $\beta$ turns and grows, and moving
+# further costs more reward. Watch in the second half whether the KL settles near the target and
+# whether the reward keeps climbing or flattens out.
+
+
+# %%
+def controller_view(h, title):
+    fig, (ax_r, ax_k) = plt.subplots(1, 2, figsize=(10, 3))
+    steps = [x["step"] for x in h]
+    ax_r.plot(steps, [x["reward"] for x in h])
+    ax_r.set(title="reward", xlabel="step", ylabel="mean sentiment score")
+    ax_k.plot(steps, [x["kl_seq"] for x in h], color="C0", label="KL per sequence")
+    ax_k.axhline(config.target_kl, color="C0", ls=":", label=f"target {config.target_kl}")
+    ax_k.set(title="KL controller", xlabel="step", ylabel="nats per sequence")
+    ax_k.legend(fontsize=8, loc="upper left")
+    ax_b = ax_k.twinx()
+    ax_b.plot(steps, [x["kl_coef"] for x in h], color="C1")
+    ax_b.set_ylabel("beta", color="C1")
+    plt.suptitle(title)
+    plt.tight_layout()
+    return fig
+
+
+fig = controller_view(main.run.history, f"the first {len(main.run.history)} of {STEPS} steps")
+plt.show()
+save_figure(fig, "05_halfway")
+h = main.run.history
+claim(f"beta went down while the KL was below its target: {h[0]['kl_coef']:.3f} at step 1, "
+      f"{min(x['kl_coef'] for x in h):.3f} at its lowest", min(x["kl_coef"] for x in h) < h[0]["kl_coef"])  # fmt: skip
+
+# %% [markdown]
+# Now the second half, from where the run stopped, and the measurement after training on the same
+# held-out prompts:
+
+# %%
+main.finish()  # the remaining steps of the same run, then the metrics after
+result, train_seconds = main.run, main.train_seconds
+policy, ref, tok, history = result.model, result.ref_model, result.tokenizer, result.history
 print(f"{len(history)} PPO steps in {train_seconds:.0f} s")
 
 

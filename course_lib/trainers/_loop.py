@@ -68,7 +68,8 @@ class Run:
     `model` is trained in place (PPO: the policy with its value head, ``PolicyWithValueHead``);
     `history` one dict per step (keys: module docstring); `seconds` the wall time of training;
     `ref_model` the frozen reference of PPO / GRPO; `info` what else ``training_info.json`` records
-    (start model, task, final kl_coef, ...)."""
+    (start model, task, final kl_coef, ...); `state` what the trainer needs to go on training this
+    run where it stopped (PPO: ``ppo.train(config, resume=run)``), None where it cannot."""
 
     model: Any
     tokenizer: Any
@@ -79,6 +80,7 @@ class Run:
     checkpoint_name: str = ""  # default folder under checkpoint_dir(): checkpoint_name(trainer, task)
     ref_model: Any = None
     info: dict = field(default_factory=dict)
+    state: Any = field(default=None, repr=False)
 
     def curve(self, key: str) -> list[float]:
         """``[row[key] for row in history]`` for the rows that have `key`."""

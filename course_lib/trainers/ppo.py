@@ -33,10 +33,11 @@ with ``load_policy``, plus the value head).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -388,6 +389,22 @@ def ppo_update(
 
 
 # --------------------------------------------------------------------------- the loop
+@dataclass
+class TrainState:
+    """What :func:`train` keeps in ``run.state`` so that ``train(config, resume=run)`` goes on where
+    the run stopped: the prompts and reward, the optimizer (Adam's running moments), the KL
+    controller (its beta) and the random streams (prompt order and minibatch shuffles, sampling).
+    Starting these afresh would make the second half a different run from the first."""
+
+    prompts: list[str]
+    reward_fn: Callable
+    optimizer: torch.optim.Optimizer
+    controller: FixedKLController | AdaptiveKLController
+    rng: random.Random
+    generator: torch.Generator
+    batches: Iterator[list[int]]
+
+
 def train(
     config: PPOConfig | None = None,
     model: PolicyWithValueHead | None = None,
@@ -399,6 +416,7 @@ def train(
     profile: Profile | None = None,
     desc: str = "PPO",
     show_progress: bool = True,
+    resume: Run | None = None,
 ) -> Run:
     """Train the policy (a ``PolicyWithValueHead``) in place with PPO against the frozen `ref_model`.
 
@@ -409,46 +427,71 @@ def train(
     reward, reward_std, kl, ``kl_seq`` (mean summed k1 per sequence, what the adaptive controller
     sees), ``kl_coef`` (beta of this step), completion_length, ``entropy``, clip_fraction,
     ``approx_kl``, ``policy_loss``, ``value_loss``, loss, grad_norm, lr, seconds.
-    ``run.info["kl_coef"]`` is the final beta (it moves when adaptive)."""
-    profile = profile or get_profile()
-    config = config or PPOConfig.from_profile(profile)
-    if model is None:
-        from course_lib.core.utils import seed_everything
+    ``run.info["kl_coef"]`` is the final beta (it moves when adaptive).
 
-        seed_everything(config.seed)
-        model, ref_model, tokenizer = load_models(profile)
-    elif tokenizer is None:
-        raise ValueError("ppo train: pass the tokenizer together with the model")
-    policy = model if isinstance(model, PolicyWithValueHead) else PolicyWithValueHead(model)
-    ref = ref_model if ref_model is not None else frozen_copy(policy.lm)
-    if dataset is None:
-        dataset = data.load_task("sentiment", "train", profile=profile)
-    prompts = list(dataset["prompt"]) if hasattr(dataset, "column_names") else list(dataset)
-    if len(prompts) < config.batch_size:
-        raise ValueError(f"ppo train: {len(prompts)} prompts for batch_size {config.batch_size}")
-    reward_fn = reward_fn or make_reward_fn(config, tokenizer)
-    dev = next(policy.parameters()).device
-    rng = random.Random(config.seed)  # prompt order and minibatch shuffles
-    gen = torch.Generator(device=dev).manual_seed(config.seed)
-    batches = _loop.shuffled_batches(len(prompts), config.batch_size, rng, from_end=True)
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=config.learning_rate, eps=1e-5)
-    controller = make_kl_controller(config)
-    history: list[dict] = []
+    ``resume=run`` (a run this function returned) trains that run on until it has
+    ``config.max_steps`` steps in all, with its policy, reference, tokenizer, prompts, reward,
+    optimizer state, KL controller and random streams (:class:`TrainState`): 30 steps and then 30
+    more give the same numbers as 60 steps at once, so a notebook can look at the curves halfway.
+    The learning rate is constant, so stopping halfway changes no schedule. `config` (None: the
+    run's) may differ from the run's only in max_steps; the returned run holds the whole history."""
+    if resume is not None:
+        state = resume.state
+        if not isinstance(state, TrainState):
+            raise ValueError("ppo train: resume= takes a run returned by ppo train")
+        config = config or resume.config
+        if dataclasses.replace(config, max_steps=resume.config.max_steps) != resume.config:
+            raise ValueError("ppo train: a resumed run keeps its config; only max_steps may change")
+        profile_name = resume.info["profile"]
+        policy, ref, tokenizer = resume.model, resume.ref_model, resume.tokenizer
+        history, seconds_before = list(resume.history), resume.seconds
+    else:
+        profile = profile or get_profile()
+        config = config or PPOConfig.from_profile(profile)
+        if model is None:
+            from course_lib.core.utils import seed_everything
+
+            seed_everything(config.seed)
+            model, ref_model, tokenizer = load_models(profile)
+        elif tokenizer is None:
+            raise ValueError("ppo train: pass the tokenizer together with the model")
+        policy = model if isinstance(model, PolicyWithValueHead) else PolicyWithValueHead(model)
+        ref = ref_model if ref_model is not None else frozen_copy(policy.lm)
+        if dataset is None:
+            dataset = data.load_task("sentiment", "train", profile=profile)
+        prompts = list(dataset["prompt"]) if hasattr(dataset, "column_names") else list(dataset)
+        if len(prompts) < config.batch_size:
+            raise ValueError(f"ppo train: {len(prompts)} prompts for batch_size {config.batch_size}")
+        dev = next(policy.parameters()).device
+        rng = random.Random(config.seed)  # prompt order and minibatch shuffles
+        state = TrainState(
+            prompts=prompts,
+            reward_fn=reward_fn or make_reward_fn(config, tokenizer),
+            optimizer=torch.optim.AdamW(policy.parameters(), lr=config.learning_rate, eps=1e-5),
+            controller=make_kl_controller(config),
+            rng=rng,
+            generator=torch.Generator(device=dev).manual_seed(config.seed),  # sampling
+            batches=_loop.shuffled_batches(len(prompts), config.batch_size, rng, from_end=True),
+        )
+        history, seconds_before, profile_name = [], 0.0, profile.name
+    controller = state.controller
     started = time.perf_counter()
-    bar = _loop.progress_bar(config.max_steps, desc, show_progress)
-    for step in bar:
+    bar = _loop.progress_bar(max(0, config.max_steps - len(history)), desc, show_progress)
+    for _ in bar:
         t0 = time.perf_counter()
-        batch_prompts = [prompts[i] for i in next(batches)]
+        batch_prompts = [state.prompts[i] for i in next(state.batches)]
         beta = controller.value
         # rollout, scores [B], per-token tensors [B, C]: mask, old/ref logprobs, values, advantages
-        batch = collect_rollout(policy, ref, tokenizer, batch_prompts, reward_fn, beta, config, gen)
-        stats = ppo_update(policy, optimizer, batch, config, rng)
+        batch = collect_rollout(
+            policy, ref, tokenizer, batch_prompts, state.reward_fn, beta, config, state.generator
+        )
+        stats = ppo_update(policy, state.optimizer, batch, config, state.rng)
         mask = batch["mask"]  # [B, C]
         kl_tok = kl.kl_estimate(batch["old_logprobs"], batch["ref_logprobs"], "k3")  # [B, C]
         kl_seq = ((batch["old_logprobs"] - batch["ref_logprobs"]) * mask).sum(-1).mean().item()
         controller.update(kl_seq, config.batch_size)
         row = {
-            "step": step + 1,
+            "step": len(history) + 1,
             "reward": batch["scores"].mean().item(),
             "reward_std": batch["scores"].std().item(),
             "kl": sft.masked_mean(kl_tok, mask).item(),
@@ -468,12 +511,13 @@ def train(
         policy,
         tokenizer,
         history,
-        time.perf_counter() - started,
+        seconds_before + time.perf_counter() - started,
         config,
         trainer="ppo",
         checkpoint_name=_loop.checkpoint_name("ppo"),
         ref_model=ref,
-        info={"profile": profile.name, "start": getattr(policy, "start", None), "kl_coef": controller.value},
+        info={"profile": profile_name, "start": getattr(policy, "start", None), "kl_coef": controller.value},
+        state=state,
     )
 
 
@@ -556,15 +600,37 @@ def eval_prompts(profile: Profile | None = None, n: int | None = None) -> list[s
 @dataclass
 class HeadlineRun:
     """Notebook 05's main run: the trained `run` (policy ``run.model``, reference ``run.ref_model``,
-    ``run.tokenizer``), the :func:`evaluate` dicts `before` / `after` and the training seconds."""
+    ``run.tokenizer``), the :func:`evaluate` dicts `before` / `after` and the training seconds.
+
+    A run paused halfway (``headline_run(..., pause_after=n)``) has trained `n` of
+    ``config.max_steps`` steps and no `after` yet: :meth:`finish` trains it on and measures it."""
 
     run: Run
     before: dict
-    after: dict
+    after: dict | None
     train_seconds: float
+    config: PPOConfig | None = None  # the whole run's (max_steps: all its steps)
+    prompts: list[str] | None = None  # the held-out prompts of `before` and `after`
 
     def headline(self) -> dict[str, tuple[float, float]]:
+        if self.after is None:
+            raise ValueError("ppo HeadlineRun: the run is paused; call finish() first")
         return headline(self.before, self.after)
+
+    def finish(self, show_progress: bool = True) -> HeadlineRun:
+        """Train the paused run on to ``config.max_steps`` (the same run: :func:`train` with
+        ``resume=``) and measure `after`; returns self."""
+        if self.after is not None:
+            return self
+        config = self.config or self.run.config
+        if len(self.run.history) < config.max_steps:
+            t0 = time.perf_counter()
+            self.run = train(config, resume=self.run, show_progress=show_progress)
+            self.train_seconds += time.perf_counter() - t0
+        self.after = evaluate(
+            self.run.model, self.run.ref_model, self.run.tokenizer, self.prompts or [], draws=EVAL_DRAWS
+        )
+        return self
 
 
 def headline_run(
@@ -572,13 +638,19 @@ def headline_run(
     profile: Profile | None = None,
     prompts: Sequence[str] | None = None,
     show_progress: bool = True,
+    pause_after: int | None = None,
 ) -> HeadlineRun:
     """The main run of notebook 05 (section 9) -- what the notebook and ``course seeds`` both call:
     ``torch.manual_seed(config.seed)``, :func:`load_models` (the SFT checkpoint when it exists), the
     metrics before on `prompts` (None: :func:`eval_prompts`; averaged over :data:`EVAL_DRAWS`
     draws), ``torch.manual_seed(config.seed)`` again, :func:`train`, the metrics after (same).
     ``config.seed`` seeds the value head, the sampling and the prompt order; the evaluation samples
-    always use :func:`evaluate`'s own seeds."""
+    always use :func:`evaluate`'s own seeds.
+
+    ``pause_after=n`` stops after `n` training steps and returns the run without `after`;
+    :meth:`HeadlineRun.finish` trains the remaining steps and measures it. Paused or not, it is
+    the same run with the same numbers: the notebook pauses halfway to show the first curves in a
+    cell of its own (each cell then stays under a minute), ``course seeds`` runs it in one go."""
     profile = profile or get_profile()
     config = config or PPOConfig.from_profile(profile)
     prompts = list(prompts) if prompts is not None else eval_prompts(profile)
@@ -586,10 +658,14 @@ def headline_run(
     policy, ref, tok = load_models(profile)
     before = evaluate(policy, ref, tok, prompts, draws=EVAL_DRAWS)
     torch.manual_seed(config.seed)
+    steps = config.max_steps if pause_after is None else min(pause_after, config.max_steps)
     t0 = time.perf_counter()
-    run = train(config, policy, tok, ref_model=ref, profile=profile, show_progress=show_progress)
-    seconds = time.perf_counter() - t0
-    return HeadlineRun(run, before, evaluate(policy, ref, tok, prompts, draws=EVAL_DRAWS), seconds)
+    first = dataclasses.replace(config, max_steps=steps)
+    run = train(first, policy, tok, ref_model=ref, profile=profile, show_progress=show_progress)
+    main = HeadlineRun(run, before, None, time.perf_counter() - t0, config, prompts)
+    if steps == config.max_steps:
+        main.after = evaluate(policy, ref, tok, prompts, draws=EVAL_DRAWS)
+    return main
 
 
 def quick_train(

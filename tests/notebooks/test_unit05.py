@@ -104,7 +104,7 @@ def test_notebook_meets_the_bars(run_notebook):
     assert abs(d2["after"] - d2["before"]) <= 0.20 * d2["before"], d2
     assert kl["after"] <= 0.5, kl
     assert m["train_seconds"]["after"] > 0, m["train_seconds"]
-    for fig in ("05_training_curves.png", "05_kl_coef_sweep.png", "05_ablation.png"):
+    for fig in ("05_halfway.png", "05_training_curves.png", "05_kl_coef_sweep.png", "05_ablation.png"):
         assert fig in run.figures, run.figures
 
 

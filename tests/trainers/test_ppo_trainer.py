@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 
 import pytest
@@ -253,6 +254,61 @@ def test_train_history_and_adaptive_beta(models, solutions_on):
     last = res.history[-1]  # the final beta: one more update
     error = min(max(last["kl_seq"] / 1e-3 - 1, -0.2), 0.2)
     assert res.info["kl_coef"] == pytest.approx(last["kl_coef"] * (1 + error * 4 / 8))
+
+
+def _length_reward(completions, **kw):
+    """A reward that differs between samples (so the advantages are not all zero)."""
+    return [len(c) % 7 / 7 for c in completions]
+
+
+def _run_state(run):
+    return run.history, [p.detach().clone() for p in run.model.parameters()], run.info["kl_coef"]
+
+
+def test_a_resumed_run_is_the_same_run(tiny, solutions_on):
+    """Two steps, then two more with resume=, give the numbers of four steps at once: the optimizer,
+    the KL controller and the random streams go on where they stopped (notebook 05 pauses halfway)."""
+    from course_lib.core.models import PolicyWithValueHead, frozen_copy
+
+    cfg = pt.PPOConfig(max_steps=4, batch_size=4, num_mini_batches=2, max_new_tokens=6, learning_rate=3e-3,
+                       adaptive_kl=True, target_kl=0.5, horizon=8)  # fmt: skip
+    results = []
+    for pause in (None, 2):
+        torch.manual_seed(0)
+        lm = copy.deepcopy(tiny[0])
+        policy, ref = PolicyWithValueHead(lm), frozen_copy(lm)
+        first = cfg if pause is None else dataclasses.replace(cfg, max_steps=pause)
+        run = pt.train(first, policy, tiny[1], PROMPTS * 3, ref_model=ref, reward_fn=_length_reward,
+                       profile=TINY, show_progress=False)  # fmt: skip
+        if pause is not None:
+            assert [h["step"] for h in run.history] == [1, 2]
+            run = pt.train(cfg, resume=run, show_progress=False)
+        results.append(run)
+    (h_all, w_all, beta_all), (h_split, w_split, beta_split) = map(_run_state, results)
+    assert [h["step"] for h in h_split] == [1, 2, 3, 4]
+    drop = ("seconds",)
+    assert [{k: v for k, v in h.items() if k not in drop} for h in h_split] == [
+        {k: v for k, v in h.items() if k not in drop} for h in h_all
+    ]
+    assert all(torch.equal(a, b) for a, b in zip(w_all, w_split)) and beta_all == beta_split
+    with pytest.raises(ValueError, match="only max_steps"):
+        pt.train(dataclasses.replace(cfg, max_steps=6, learning_rate=1e-3), resume=results[1])
+    with pytest.raises(ValueError, match="resume= takes"):
+        pt.train(cfg, resume=pt.Run(None, None, [], 0.0))
+
+
+def test_headline_run_paused_halfway_finishes_as_one_run(solutions_on, tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CHECKPOINTS", str(tmp_path))  # no SFT checkpoint: the base model
+    cfg = pt.PPOConfig(max_steps=2, batch_size=4, num_mini_batches=2, max_new_tokens=6)
+    whole = pt.headline_run(cfg, TINY, PROMPTS, show_progress=False)
+    paused = pt.headline_run(cfg, TINY, PROMPTS, show_progress=False, pause_after=1)
+    assert paused.after is None and len(paused.run.history) == 1
+    with pytest.raises(ValueError, match="finish"):
+        paused.headline()
+    paused.finish(show_progress=False)
+    assert len(paused.run.history) == 2 and paused.train_seconds > 0
+    assert [h["reward"] for h in paused.run.history] == [h["reward"] for h in whole.run.history]
+    assert paused.headline() == whole.headline()
 
 
 def test_reward_functions(solutions_on, tmp_path, monkeypatch):
