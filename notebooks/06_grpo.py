@@ -45,6 +45,7 @@
 
 # %%
 import copy
+import math
 import statistics
 import time
 
@@ -557,6 +558,7 @@ from course_lib.labs import entropy as entropy_lab
 print(
     "collapsing run:", entropy_lab.COLLAPSE, "| remedy: top_entropy_quantile =", entropy_lab.REMEDY_QUANTILE
 )
+print(f"uniform over the vocabulary: ln {len(tokenizer)} = {math.log(len(tokenizer)):.2f} nats per token")
 ent_pair = entropy_lab.collapse_pair(base_model, tokenizer, profile, n_eval=N_EVAL, **FAST_SIZE)
 for label, r in ent_pair.items():
     s = r["summary"]
@@ -604,8 +606,8 @@ plt.show()
 # **Caveat — a remedy is not free, look at the numbers printed above.** The mask removes the
 # sharpening pressure, but it also removes the only thing that held the confident tokens in place:
 # with $\beta = 0$ and this learning rate their distributions drift freely, so the entropy can go the
-# *other* way — towards the uniform distribution over the vocabulary (about 7.9 nats here) — and
-# the text towards noise. The paper trains large pretrained models with a small learning rate and
+# *other* way — towards the uniform distribution over the vocabulary ($\ln |V|$, printed above) —
+# and the text towards noise. The paper trains large pretrained models with a small learning rate and
 # a KL or clip that keeps the rest in place; a collapsing run has a cause (a too-large step, no KL)
 # that masking tokens does not remove. Note also where this trainer differs from TRL: TRL masks
 # only the policy term and keeps the KL term (and the average) over every completion token, while
