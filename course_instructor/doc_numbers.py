@@ -36,6 +36,11 @@ FILES = {
     "seeds_alt": ("seeds_alt.json", "seeds_alt.json", "course seeds --impl alt"),
     "bench": ("bench.json", "bench.json", "course bench"),
     "grading": ("grading.json", "grading.json", "python -m course_instructor.grading.bench_grading"),
+    "entropy": (
+        "entropy_collapse.json",
+        "entropy_collapse.json",
+        "python -m course_instructor.entropy_seeds",
+    ),
 }
 
 
@@ -193,6 +198,34 @@ def grading_summary(g: dict) -> str:
     )
 
 
+def entropy_table(doc: dict) -> str:
+    """Unit 06's entropy-collapse seeds (``python -m course_instructor.entropy_seeds``)."""
+    labels = list(doc["runs"])
+    lines = [
+        "| seed | run | entropy start → final | final reward | positive fraction | distinct-2 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for seed, entry in doc["seeds"].items():
+        for label in labels:
+            s = entry["summary"][label]
+            lines.append(
+                f"| {seed} | {label} | {s['entropy_start']:.2f} → {s['entropy_final']:.2f} | "
+                f"{s['reward_final']:.2f} | {s['positive_fraction']:.2f} | {s['distinct_2']:.2f} |"
+            )
+    bar, met = doc["bar"], doc["worst_seed_met"]
+    parts = {
+        "entropy": f"final entropy ≥ {bar['entropy_ratio_min']}× the collapsing run's",
+        "positive_fraction": f"positive fraction at most {bar['positive_fraction_drop_max']} below it",
+        "distinct_2": f"distinct-2 ≥ {bar['distinct_2_ratio_min']}× its",
+    }
+    verdict = "; ".join(f"{text}: {'met' if met[k] else '**missed**'}" for k, text in parts.items())
+    config = ", ".join(f"{k} {v}" for k, v in doc["config"].items())
+    return "\n".join(lines) + (
+        f"\n\nCollapsing run: {config}. Bar for the worst seed (with {labels[-1]} vs {labels[0]}): "
+        f"{verdict}. {provenance_line(doc)}"
+    )
+
+
 def blocks(results: Path | None = None) -> dict[str, str]:
     """{marker name: rendered markdown} for docs/benchmarks.md."""
     results = results or RESULTS
@@ -210,6 +243,11 @@ def blocks(results: Path | None = None) -> dict[str, str]:
             if (results / FILES["grading"][0]).exists()
             else "No measurement saved yet: run the command above with `--out runs/bench`, then "
             "`course doc-numbers --save-bench runs/bench`."
+        ),
+        "entropy-collapse": (
+            entropy_table(load("entropy", results))
+            if (results / FILES["entropy"][0]).exists()
+            else "No measurement saved yet: run the command above."
         ),
     }
 

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": per_seed,
         "start": str(start),
         "seconds": round(time.perf_counter() - t0, 1),
-        "provenance": _provenance(argv),
+        "provenance": _provenance(argv, args.out),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(met.values()) else 1
 
 
-def _provenance(argv) -> dict:
+def _provenance(argv, out: str) -> dict:
     import datetime
     import os
     import subprocess
@@ -80,6 +80,7 @@ def _provenance(argv) -> dict:
         "commit": commit,
         "command": "python -m course_instructor.entropy_seeds " + " ".join(argv or sys.argv[1:]),
         "cpus": os.cpu_count(),
+        "file": Path(out).name,
     }
 
 
