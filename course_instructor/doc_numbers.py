@@ -38,6 +38,11 @@ FILES = {
     "bench": ("bench.json", "bench.json", "course bench"),
     "grading": ("grading.json", "grading.json", "python -m course_instructor.grading.bench_grading"),
     "quality": ("tiny_quality.json", "tiny_quality.json", "course quality"),
+    "entropy": (
+        "entropy_collapse.json",
+        "entropy_collapse.json",
+        "python -m course_instructor.entropy_seeds",
+    ),
 }
 # The docs with rendered blocks; a block name appears in exactly one of them.
 DOCS = (REPO / "docs" / "benchmarks.md", REPO / "docs" / "instructors.md")
@@ -269,6 +274,34 @@ def reason_start_table(assets: Path | None = None) -> str:
     return "\n".join(lines)
 
 
+def entropy_table(doc: dict) -> str:
+    """Unit 06's entropy-collapse seeds (``python -m course_instructor.entropy_seeds``)."""
+    labels = list(doc["runs"])
+    lines = [
+        "| seed | run | entropy start → final | final reward | positive fraction | distinct-2 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for seed, entry in doc["seeds"].items():
+        for label in labels:
+            s = entry["summary"][label]
+            lines.append(
+                f"| {seed} | {label} | {s['entropy_start']:.2f} → {s['entropy_final']:.2f} | "
+                f"{s['reward_final']:.2f} | {s['positive_fraction']:.2f} | {s['distinct_2']:.2f} |"
+            )
+    bar, met = doc["bar"], doc["worst_seed_met"]
+    parts = {
+        "entropy": f"final entropy ≥ {bar['entropy_ratio_min']}× the collapsing run's",
+        "positive_fraction": f"positive fraction at most {bar['positive_fraction_drop_max']} below it",
+        "distinct_2": f"distinct-2 ≥ {bar['distinct_2_ratio_min']}× its",
+    }
+    verdict = "; ".join(f"{text}: {'met' if met[k] else '**missed**'}" for k, text in parts.items())
+    config = ", ".join(f"{k} {v}" for k, v in doc["config"].items())
+    return "\n".join(lines) + (
+        f"\n\nCollapsing run: {config}. Bar for the worst seed (with {labels[-1]} vs {labels[0]}): "
+        f"{verdict}. {provenance_line(doc)}"
+    )
+
+
 def blocks(results: Path | None = None) -> dict[str, str]:
     """{marker name: rendered markdown} for docs/benchmarks.md."""
     results = results or RESULTS
@@ -290,6 +323,11 @@ def blocks(results: Path | None = None) -> dict[str, str]:
         "tiny-quality": quality_table(load("quality", results)),
         "tiny-models": models_table(),
         "tiny-reason-start": reason_start_table(),
+        "entropy-collapse": (
+            entropy_table(load("entropy", results))
+            if (results / FILES["entropy"][0]).exists()
+            else "No measurement saved yet: run the command above."
+        ),
     }
 
 

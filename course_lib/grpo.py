@@ -5,7 +5,7 @@ Conventions: a batch holds `B = n_prompts * group_size` completions, each prompt
 tokens, `mask` 1 on completion tokens. The KL to the reference is in the *loss* (not the reward),
 with the k3 estimator and ``log r = ref_logp - logp``.
 
-Exercises 6.1–6.5: replace each ``raise NotImplementedError`` with your implementation.
+Exercises 6.1–6.6: replace each ``raise NotImplementedError`` with your implementation.
 """
 
 from __future__ import annotations
@@ -151,3 +151,26 @@ def grpo_step(
     ``rollout.completion_ids``, raise ValueError naming the tensor and both shapes.
     """
     raise NotImplementedError("Exercise 6.3 (notebook 06_grpo): implement `grpo_step` in course_lib/grpo.py")
+
+
+def high_entropy_mask(entropies: torch.Tensor, mask: torch.Tensor, quantile: float) -> torch.Tensor:
+    """Exercise 6.6: which completion tokens are among the top-`quantile` highest-entropy ones
+    ("Beyond the 80/20 rule", Wang et al. 2025, arXiv 2506.01939; TRL's
+    ``GRPOConfig.top_entropy_quantile``, ``GRPOTrainer.get_high_entropy_mask``).
+
+    entropies, mask [B, T] -> bool [B, T]. The conventions, TRL 1.16's:
+
+    * the threshold is ``torch.quantile(x, 1 - quantile)`` (linear interpolation, torch's
+      default) where ``x`` holds the entropies of the *completion tokens only* (mask 1), of the
+      *whole batch* at once (not row by row), as float32;
+    * a completion token is True when its entropy is ``>=`` the threshold: ties at the threshold
+      are all kept, so ``quantile=1.0`` keeps every completion token;
+    * padding (mask 0) is always False, whatever its entropy holds; a mask with no completion token
+      gives all False.
+
+    `quantile` outside (0, 1], or `entropies` and `mask` of different shapes or not 2-D, raise
+    ValueError.
+    """
+    raise NotImplementedError(
+        "Exercise 6.6 (notebook 06_grpo): implement `high_entropy_mask` in course_lib/grpo.py"
+    )

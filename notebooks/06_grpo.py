@@ -37,13 +37,15 @@
 # what each one changes on two tasks: small arithmetic (a 0/1 correctness reward) and positive
 # sentiment (VADER).
 #
-# **Plan.** Three exercises (6.1 group advantages, 6.2 the loss, 6.3 one update step) and two short
-# ones on other baselines (6.4 RLOO, 6.5 REINFORCE++) → the provided loop with *your* functions on
-# sentiment and arithmetic → why the loss is ~0 → ablations: `scale_rewards`, `beta`,
-# `loss_type` → TRL's `GRPOTrainer` side by side.
+# **Plan.** Three exercises (6.1 group advantages, 6.2 the loss, 6.3 one update step), two short
+# ones on other baselines (6.4 RLOO, 6.5 REINFORCE++) and one on which tokens to train (6.6) → the
+# provided loop with *your* functions on sentiment and arithmetic → why the loss is ~0 → ablations:
+# `scale_rewards`, `beta`, `loss_type` → TRL's `GRPOTrainer` side by side → entropy collapse and
+# training only on the high-entropy tokens.
 
 # %%
 import copy
+import math
 import statistics
 import time
 
@@ -198,6 +200,28 @@ for name, adv in estimators.items():
 # is not zero ($\nabla\rho = \rho\,\nabla\log\pi$), and we save a forward pass.
 
 # %% tags=["exercise-test:grpo_step"]
+
+# %% [markdown]
+# ## Exercise 6.6 — train only on the forks: the high-entropy tokens
+#
+# Most tokens of a completion are nearly decided by what came before ("the film was" → a few
+# likely words); a few are **forks** where the policy really hesitates — which adjective, whether
+# the review turns positive. "Beyond the 80/20 rule" (Wang et al. 2025) found that only about 20 %
+# of the tokens of reasoning traces have high entropy, and that GRPO updates restricted to them do
+# as well as updates on every token. Why it can help: the advantage of a completion is the same for
+# all its tokens, so the low-entropy majority gets sharpened further by every positive advantage
+# although it was not where the choice was made — one road to **entropy collapse** (the policy
+# becomes deterministic and stops exploring). TRL calls it `GRPOConfig.top_entropy_quantile`.
+#
+# `grpo.high_entropy_mask(entropies, mask, quantile)`: per-token entropies and the completion mask
+# [B, T] → bool [B, T], True on the completion tokens whose entropy is at least the
+# (1 − `quantile`) quantile of **all the batch's completion tokens** (one threshold for the batch,
+# so a completion without any fork keeps nothing; padding never enters the quantile and is never
+# True; ties at the threshold are kept, `>=`). The trainer's `top_entropy_quantile` passes it to
+# your `grpo_step` as the loss mask; the last section of this notebook measures what it does to a
+# run that collapses.
+
+# %% tags=["exercise-test:high_entropy_mask"]
 
 # %% [markdown]
 # ## The training loop (provided)
@@ -517,6 +541,79 @@ report_metrics("06", {"seconds_per_step_ours": (None, ours_s), "seconds_per_step
 # *with its spread*: on a shared or busy laptop one pair can be off by a factor of several; the
 # course's number comes from its own timing benchmark, run alone on an idle machine.
 #
+# ## Entropy collapse, and training only on the high-entropy tokens
+#
+# The per-token entropy $H_t = -\sum_v \pi(v\mid\cdot)\log\pi(v\mid\cdot)$ of the sampling
+# policy (history key `entropy`, nats) measures how much it still explores. A run **collapses**
+# when it drops towards 0: every sample of a group becomes the same text, the group's rewards tie,
+# the advantages vanish, and learning stops at whatever the policy found first. Here the collapse
+# is provoked: the sentiment task with a learning rate several times the main run's and
+# $\beta = 0$ (nothing pulls the policy back to the reference). The same run is then repeated
+# with `top_entropy_quantile=0.2` — your exercise 6.6 picks the top 20 % tokens of each batch by
+# entropy, and only they enter the loss. Same seed, same prompts.
+
+# %%
+from course_lib.labs import entropy as entropy_lab
+
+print(
+    "collapsing run:", entropy_lab.COLLAPSE, "| remedy: top_entropy_quantile =", entropy_lab.REMEDY_QUANTILE
+)
+print(f"uniform over the vocabulary: ln {len(tokenizer)} = {math.log(len(tokenizer)):.2f} nats per token")
+ent_pair = entropy_lab.collapse_pair(base_model, tokenizer, profile, n_eval=N_EVAL, **FAST_SIZE)
+for label, r in ent_pair.items():
+    s = r["summary"]
+    print(
+        f"{label:<20} entropy {s['entropy_start']:.2f} -> {s['entropy_final']:.2f}  reward "
+        f"{s['reward_final']:.2f}  positive {s['positive_fraction']:.2f}  distinct-2 {s['distinct_2']:.2f}"
+    )
+    for sample in r["eval"]["samples"][:2]:
+        print("    ", repr(sample["response"]))
+
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
+for label, r in ent_pair.items():
+    steps = [h["step"] for h in r["history"]]
+    axes[0].plot(steps, [h["entropy"] for h in r["history"]], label=label)
+    axes[1].plot(steps, [h["reward"] for h in r["history"]], label=label)
+labels = ["start", *ent_pair]
+axes[2].bar(labels, [sent_before["distinct_2"], *(r["summary"]["distinct_2"] for r in ent_pair.values())])
+for ax, title, ylabel in zip(
+    axes,
+    ("per-token entropy", "reward", "distinct-2 of fresh samples"),
+    ("nats / completion token", "mean reward of the step's samples", "distinct-2 (eval prompts)"),
+):
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+axes[0].set_xlabel("step")
+axes[1].set_xlabel("step")
+axes[0].legend(fontsize=8)
+fig.suptitle("entropy collapse (lr high, β = 0) vs the top-20 % entropy tokens only")
+fig.tight_layout()
+save_figure(fig, "06_entropy_collapse")
+plt.show()
+
+# %% [markdown]
+# **Reading it.** Collapse looks like this in the samples: one word repeated to the end of the
+# completion — VADER scores it positive, so every completion of every group converges on it, the
+# rewards tie at the maximum and distinct-2 falls towards 0. The entropy curve shows it before the
+# samples do: the policy stops spreading probability over alternatives.
+#
+# Which tokens carry the exploration? The forks, by definition: a token sampled from a
+# near-deterministic distribution cannot lead anywhere new, whatever its advantage. Training
+# on every token sharpens those confident tokens too (each positive advantage raises their
+# probability a little more), and with nothing else anchoring them the whole distribution narrows.
+# Restricting the loss to the top 20 % by entropy leaves the confident 80 % without any gradient.
+#
+# **Caveat — a remedy is not free, look at the numbers printed above.** The mask removes the
+# sharpening pressure, but it also removes the only thing that held the confident tokens in place:
+# with $\beta = 0$ and this learning rate their distributions drift freely, so the entropy can go the
+# *other* way — towards the uniform distribution over the vocabulary ($\ln |V|$, printed above) —
+# and the text towards noise. The paper trains large pretrained models with a small learning rate and
+# a KL or clip that keeps the rest in place; a collapsing run has a cause (a too-large step, no KL)
+# that masking tokens does not remove. Note also where this trainer differs from TRL: TRL masks
+# only the policy term and keeps the KL term (and the average) over every completion token, while
+# here the mask is the loss mask of your `grpo_step` — the KL term covers the kept tokens only.
+
+# %% [markdown]
 # ## Questions
 
 # %% [markdown] tags=["answer:q_grpo_std"]

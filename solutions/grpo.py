@@ -149,3 +149,17 @@ def grpo_step(
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
     return {"loss": loss.item(), "grad_norm": float(grad_norm), "logp": logp.detach()}
+
+
+def high_entropy_mask(entropies: torch.Tensor, mask: torch.Tensor, quantile: float) -> torch.Tensor:
+    # COURSE-SOLUTION-CANARY-7f3a9c
+    check_same_shape("high_entropy_mask", entropies=entropies, mask=mask)
+    check_ndim("high_entropy_mask", "entropies", entropies, 2, "[B, T]")
+    if not 0.0 < quantile <= 1.0:
+        raise ValueError(f"high_entropy_mask: quantile must be in (0, 1], got {quantile}")
+    keep = mask.bool()
+    real = entropies[keep].float()
+    if real.numel() == 0:
+        return torch.zeros_like(keep)
+    threshold = torch.quantile(real, 1.0 - quantile)
+    return (entropies >= threshold) & keep

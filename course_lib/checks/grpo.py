@@ -1,4 +1,4 @@
-"""Visible checks of unit 06 (course_lib/grpo.py): exercises 6.1-6.5."""
+"""Visible checks of unit 06 (course_lib/grpo.py): exercises 6.1-6.6."""
 
 from __future__ import annotations
 
@@ -440,3 +440,105 @@ def _grpo_step(fn, c):
     c.raises(
         "advantages [3] for 2 completions", ValueError, fn, ToyLM(), opt, roll, t([1.0, 2.0, 3.0]), beta=0.0
     )
+
+
+def _flags(x: torch.Tensor | list) -> list:
+    return x.int().tolist() if isinstance(x, torch.Tensor) else x
+
+
+@register(
+    "high_entropy_mask",
+    (
+        "True on the completion tokens whose entropy is at least the (1 - quantile) quantile of "
+        "the entropies of ALL completion tokens of the batch; padding always False",
+        "one threshold for the whole batch from the masked entries only (torch.quantile), ties "
+        "at the threshold kept; quantile is the fraction to KEEP",
+    ),
+)
+def _high_entropy_mask(fn, c):
+    # one completion of 5 tokens, entropies [1, 3, 2, 4, 0.5] -> sorted 0.5 1 2 3 4; quantile 0.4
+    # keeps the top 40%: threshold = the 0.6 quantile = 2 + 0.4 * (3 - 2) = 2.4 -> 3 and 4
+    one = t([[1.0, 3.0, 2.0, 4.0, 0.5]])
+    full = torch.ones(1, 5, dtype=torch.long)
+    got = c.call("quantile 0.4", fn, one, full, 0.4)
+    c.true(
+        "a bool tensor of the entropies' shape",
+        isinstance(got, torch.Tensor) and got.dtype == torch.bool and got.shape == one.shape,
+        f"a torch.Tensor of dtype torch.bool, shape {list(one.shape)}",
+        f"{type(got).__name__} {getattr(got, 'dtype', '')} {list(getattr(got, 'shape', []))}",
+        hint="return one bool flag per position, of the entropies' shape (as TRL's mask)",
+    )
+    c.close(
+        "quantile 0.4 of 5 tokens: the two highest (3 and 4)",
+        _flags(got),
+        [[0, 1, 0, 1, 0]],
+        hint=(
+            "`quantile` is the fraction of tokens to KEEP: the threshold is the (1 - quantile) "
+            "quantile of the completion entropies (torch.quantile interpolates linearly)",
+            "here the 0.6 quantile of [1, 3, 2, 4, 0.5] is 2.4: only 3 and 4 reach it",
+        ),
+    )
+    # rows on different scales: [0.1 .. 0.4] and [1 .. 4]; the batch's median is 0.7 -> row 1 only
+    scales = t([[0.1, 0.2, 0.3, 0.4], [1.0, 2.0, 3.0, 4.0]])
+    c.close(
+        "quantile 0.5 across the batch: the low-entropy row keeps nothing",
+        _flags(c.call("batch", fn, scales, torch.ones(2, 4, dtype=torch.long), 0.5)),
+        [[0, 0, 0, 0], [1, 1, 1, 1]],
+        hint=(
+            "ONE threshold for the whole batch, from all its completion tokens together, not one per row",
+            "the 0.5 quantile of all 8 entropies is 0.7: no token of row 0 reaches it",
+        ),
+    )
+    # ties: [1, 1, 1, 2], the 0.5 quantile is 1 -> every token reaches it
+    c.close(
+        "ties at the threshold are kept (>=)",
+        _flags(c.call("ties", fn, t([[1.0, 1.0, 1.0, 2.0]]), torch.ones(1, 4, dtype=torch.long), 0.5)),
+        [[1, 1, 1, 1]],
+        hint=(
+            "a token whose entropy EQUALS the threshold is kept: compare with >=",
+            "the 0.5 quantile of [1, 1, 1, 2] is 1 itself",
+        ),
+    )
+    # the same 5 entropies as above over two right-padded rows (padding 0): the same two tokens
+    ent = t([[1.0, 3.0, 2.0, 0.0], [4.0, 0.5, 0.0, 0.0]])
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])
+    want = [[0, 1, 0, 0], [1, 0, 0, 0]]
+    c.close(
+        "padded rows: the quantile of the 5 completion tokens, as above",
+        _flags(c.call("padded", fn, ent, mask, 0.4)),
+        want,
+        hint=(
+            "the threshold comes from the completion tokens only (mask 1): padding positions "
+            "must not enter the quantile",
+            "with the three padding zeros the 0.6 quantile would drop to 1.2",
+        ),
+    )
+    for value in (GARBAGE, -GARBAGE):
+        c.close(
+            f"padding holds garbage (entropies {value:+.0e} there): the same flags",
+            _flags(c.call("padding garbage", fn, padded(ent, mask, value), mask, 0.4)),
+            want,
+            hint=(
+                "padding (mask 0) is never True and never enters the quantile, whatever its entropy holds",
+                PAD_HINT[1],
+            ),
+        )
+    c.close(
+        "quantile 1.0 keeps every completion token",
+        _flags(c.call("all", fn, ent, mask, 1.0)),
+        [[1, 1, 1, 0], [1, 1, 0, 0]],
+        hint=(
+            "quantile 1 = keep everything: the threshold is the smallest completion entropy, "
+            "which must itself be kept (>=); padding stays False",
+            "the 0.0 quantile is the minimum, 0.5 here",
+        ),
+    )
+    c.close(
+        "no completion token at all: all False",
+        _flags(c.call("empty", fn, ent, torch.zeros(2, 4, dtype=torch.long), 0.2)),
+        [[0, 0, 0, 0], [0, 0, 0, 0]],
+        hint="a mask without any completion token has nothing to keep (and no quantile to take)",
+    )
+    for q in (0.0, 1.5, -0.2):
+        c.raises(f"quantile {q}", ValueError, fn, ent, mask, q)
+    c.raises("mask of another shape", ValueError, fn, ent, torch.ones(2, 3, dtype=torch.long), 0.5)

@@ -113,6 +113,7 @@ EXERCISES: list[Exercise] = [
     ),
     Exercise("6.4", "grpo", "rloo_advantages", 2, difficulty=1, minutes=15, requires=()),
     Exercise("6.5", "grpo", "reinforce_pp_advantages", 2, difficulty=1, minutes=15, requires=()),
+    Exercise("6.6", "grpo", "high_entropy_mask", 2, difficulty=1, minutes=15, requires=()),
     Exercise("7.1", "dpo", "sequence_logprobs", 3, difficulty=2, minutes=15, requires=()),
     Exercise("7.2", "dpo", "dpo_loss", 5, difficulty=3, minutes=30, requires=()),
     Exercise(
@@ -182,6 +183,7 @@ TRAINER_CALLS: dict[str, tuple[str, ...]] = {
         "masked_mean",
         "group_advantages",
         "grpo_step",
+        "high_entropy_mask",
     ),
     "dpo": ("tokenize_prompt_and_completion", "preference_accuracy", "sequence_logprobs", "dpo_batch_loss"),
     "rlvr": (

@@ -490,6 +490,7 @@ TRL_NAMES: dict[str, dict[str, str]] = {
         "num_iterations",
         "reward_weights",
         "disable_dropout",
+        "top_entropy_quantile",
     ),
     "rlvr": {
         **_same(

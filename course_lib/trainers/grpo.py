@@ -12,7 +12,9 @@ Each step (DeepSeekMath's Group Relative Policy Optimization, with TRL's names):
    fixed while the policy moves);
 5. ``num_iterations`` optimizer steps on that batch -- ``grpo.grpo_step`` (exercise 6.3), which
    calls ``grpo.grpo_loss`` (exercise 6.2): clipped ratio objective + beta * k3 KL, gradient
-   clipping; a cosine learning-rate schedule over the whole run.
+   clipping; a cosine learning-rate schedule over the whole run. With ``top_entropy_quantile < 1``
+   only the batch's highest-entropy completion tokens enter the loss (``grpo.high_entropy_mask``,
+   exercise 6.6).
 
 Use it as::
 
@@ -31,7 +33,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import ClassVar
 
@@ -84,6 +86,9 @@ class GRPOConfig(_loop.GroupConfig):
     reward_weights: list[float] | None = None
     shaping_temperature: float | None = None  # sentiment: exp(s / T) - 1 (rewards.exponential_shaping)
     disable_dropout: bool = True  # dropout would make pi_theta != pi_old at ratio 1
+    # < 1: only this top fraction of the batch's completion tokens by entropy enters the loss
+    # ("Beyond the 80/20 rule"; grpo.high_entropy_mask, exercise 6.6); 1.0 = every token
+    top_entropy_quantile: float = 1.0
     eval_size: int | None = None  # preset.eval_size
     seed: int = 0
 
@@ -114,6 +119,13 @@ class GRPOConfig(_loop.GroupConfig):
         else:
             raise ValueError(f"GRPOConfig.from_profile: unknown task {task!r}; choose one of {TASKS}")
         return base
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 < self.top_entropy_quantile <= 1.0:
+            raise ValueError(
+                f"GRPOConfig.top_entropy_quantile must be in (0, 1], got {self.top_entropy_quantile}"
+            )
 
     def to_trl(self, output_dir: str | Path, **extra):
         """The equivalent ``trl.GRPOConfig`` (:func:`_loop.trl_config`; CPU settings when there is
@@ -198,7 +210,8 @@ def train(
     columns (e.g. ``answer``) reach the reward functions as keyword arguments. History keys (see
     ``_loop``): step, loss, reward, reward_std, ``rewards/<function>`` (mean of each reward
     function), ``frac_reward_zero_std`` (groups whose rewards all tie), kl, clip_fraction,
-    grad_norm, completion_length, lr, seconds. `on_step(row)` is called after every step.
+    grad_norm, completion_length, ``entropy`` (mean per-token entropy of the sampling policy on its
+    completion tokens, nats), lr, seconds. `on_step(row)` is called after every step.
     """
     from course_lib.core.models import frozen_copy
 
@@ -258,17 +271,21 @@ def train(
         scores, per_func = _loop.score_rollout(reward_funcs, weights, rollout, columns)  # [B]
         # 3. group-relative advantages (exercise 6.1)
         advantages = grpo.group_advantages(scores.to(dev), G, scale=cfg.scale_rewards)  # [B]
-        # 4. reference and "old" log-probs, no gradients
+        # 4. reference and "old" log-probs, and the policy's per-token entropy, no gradients
         with torch.no_grad():
             ref_logp = kl.token_logprobs(
                 sampling.completion_logits(ref_model, rollout, cfg.temperature), rollout.completion_ids
             )  # [B, C]
+            model.eval()
+            logits = sampling.completion_logits(model, rollout, cfg.temperature)
+            entropies = torch.distributions.Categorical(logits=logits.float()).entropy()  # [B, C]
             old_logp = None
             if cfg.num_iterations > 1:  # the batch is reused: freeze pi_old before it moves
-                model.eval()
-                old_logp = kl.token_logprobs(
-                    sampling.completion_logits(model, rollout, cfg.temperature), rollout.completion_ids
-                )
+                old_logp = kl.token_logprobs(logits, rollout.completion_ids)
+            del logits
+        step_rollout, step_advantages = rollout, advantages
+        if cfg.top_entropy_quantile < 1.0:
+            step_rollout, step_advantages = _high_entropy_only(rollout, advantages, entropies, cfg)
         # 5. num_iterations optimizer steps on this batch (exercise 6.3 calls 6.2)
         losses, clip_fracs, grad_norms, first_logp = [], [], [], None
         lr = scheduler.get_last_lr()[0]
@@ -276,8 +293,8 @@ def train(
             out = grpo.grpo_step(
                 model,
                 optimizer,
-                rollout,
-                advantages,
+                step_rollout,
+                step_advantages,
                 old_logp=old_logp,
                 ref_logp=ref_logp,
                 clip_eps=cfg.epsilon,
@@ -310,6 +327,7 @@ def train(
             "clip_fraction": sum(clip_fracs) / len(clip_fracs),
             "grad_norm": sum(grad_norms) / len(grad_norms),
             "completion_length": mask.sum(-1).float().mean().item(),
+            "entropy": float(sft.masked_mean(entropies, mask)),
             "lr": lr,
             "seconds": time.perf_counter() - t0,
         }
@@ -332,6 +350,38 @@ def train(
         ref_model=ref_model,
         info={"profile": profile.name, "task": cfg.task, "start": start},
     )
+
+
+@dataclass
+class _LossMaskedRollout(sampling.Rollout):
+    """A rollout whose ``completion_mask`` -- the tokens the loss averages over -- is a subset of
+    the tokens the forward pass attends to (``attend_mask``): dropping a token from the loss must
+    not hide it from the tokens after it."""
+
+    attend_mask: torch.Tensor | None = None
+
+    @property
+    def attention_mask(self) -> torch.Tensor:
+        attend = self.completion_mask if self.attend_mask is None else self.attend_mask
+        return torch.cat([self.prompt_mask, attend], dim=1)
+
+
+def _high_entropy_only(rollout, advantages, entropies, cfg):
+    """``top_entropy_quantile < 1``: the rollout whose loss mask holds only the batch's
+    high-entropy completion tokens (``grpo.high_entropy_mask``, exercise 6.6), and the advantages.
+
+    TRL multiplies only the policy term by this mask and still averages over every completion
+    token (its KL term covers them all); here the mask goes through your ``grpo_step`` as the loss
+    mask, so the policy term and the KL term both cover the kept tokens and the average is over
+    them. A row with no kept token would leave ``loss_type="grpo"`` a mean over nothing: it keeps
+    its whole mask with advantage 0 -- only its KL term, as in TRL."""
+    mask = rollout.completion_mask
+    keep = grpo.high_entropy_mask(entropies, mask, cfg.top_entropy_quantile).to(mask.dtype) * mask
+    empty = keep.sum(-1) == 0
+    keep[empty] = mask[empty]
+    own = {f.name: getattr(rollout, f.name) for f in fields(sampling.Rollout)}
+    masked = _LossMaskedRollout(**{**own, "completion_mask": keep}, attend_mask=mask)
+    return masked, advantages.masked_fill(empty, 0.0)
 
 
 # --------------------------------------------------------------------------- evaluation

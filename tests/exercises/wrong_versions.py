@@ -1218,3 +1218,40 @@ variants(
         ("eps ignored", "no-eps", "plus eps"),
     ],
 )
+
+
+# 6.6 high_entropy_mask
+def _hem(entropies, mask, quantile, *, bug):
+    if not 0.0 < quantile <= 1.0 or entropies.shape != mask.shape:
+        raise ValueError("bad input")
+    keep = mask.bool()
+    if not keep.any():
+        return torch.zeros_like(keep)
+    q = quantile if bug == "q-not-1-minus-q" else 1.0 - quantile
+    if bug == "per-row":
+        rows = []
+        for e, k in zip(entropies, keep):
+            th = torch.quantile(e[k].float(), q) if k.any() else math.inf
+            rows.append((e >= th) & k)
+        return torch.stack(rows)
+    pool = entropies.flatten().float() if bug == "padding-in-quantile" else entropies[keep].float()
+    threshold = torch.quantile(pool, q)
+    out = entropies > threshold if bug == "strict" else entropies >= threshold
+    return out if bug == "padding-kept" else out & keep
+
+
+variants(
+    "high_entropy_mask",
+    _hem,
+    [
+        ("quantile over every position, padding included", "padding-in-quantile", "completion tokens only"),
+        ("> instead of >= (ties at the threshold dropped)", "strict", ">="),
+        ("one threshold per row", "per-row", "whole batch"),
+        (
+            "threshold at the q quantile (keeps the bottom 1 - q)",
+            "q-not-1-minus-q",
+            "fraction of tokens to KEEP",
+        ),
+        ("padding not masked out", "padding-kept", "padding"),
+    ],
+)

@@ -17,7 +17,7 @@ def test_notebook_structure():
     nb = nbformat.read(str(NB), as_version=4)
     ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
     assert ids[0] == "setup_06"
-    for name in ("group_advantages", "grpo_loss", "grpo_step"):
+    for name in ("group_advantages", "grpo_loss", "grpo_step", "high_entropy_mask"):
         assert f"test_{name}" in ids, name
     assert sum(1 for i in ids if i and i.startswith("q_") and not i.endswith("_prompt")) >= 3
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
@@ -79,6 +79,7 @@ def test_notebook_meets_the_bars(run_notebook):
         "06_ablation_beta",
         "06_ablation_loss_type",
         "06_trl_side_by_side",
+        "06_entropy_collapse",
     ):
         assert f"{fig}.png" in run.figures, fig
 

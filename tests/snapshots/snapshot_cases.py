@@ -279,6 +279,14 @@ CASES = {
     "reinforce_pp_advantages": [
         _c(f"G{G}", lambda g: {"rewards": randn(g, 12)}, lambda f, x, G=G: f(x["rewards"], G)) for G in (2, 4)
     ],
+    "high_entropy_mask": [
+        _c(
+            f"q{q}",
+            lambda g: {"entropies": randn(g, B, T).abs(), "mask": mask(g)},
+            lambda f, x, q=q: f(x["entropies"], x["mask"], q).long(),  # bool -> int64 (npz / allclose)
+        )
+        for q in (0.2, 0.7)
+    ],
     "sequence_logprobs": [
         _c(
             f"average{a}",

@@ -283,6 +283,41 @@ def test_num_iterations_reuses_the_batch_with_old_logprobs(tiny, solutions_on):
     assert max(h["clip_fraction"] for h in run.history) > 0
 
 
+def test_top_entropy_quantile_masks_the_loss_not_the_attention(tiny, solutions_on, monkeypatch):
+    """top_entropy_quantile < 1: grpo_step gets the high-entropy tokens (grpo.high_entropy_mask on
+    the sampling policy's entropies) as its loss mask, attends to every completion token, and a
+    row without a kept token keeps its mask with advantage 0 (a 'grpo' mean needs a token)."""
+    seen, masks = [], []
+    step, hem = grpo.grpo_step, grpo.high_entropy_mask
+
+    def spy_mask(entropies, mask, quantile):
+        out = hem(entropies, mask, quantile)
+        masks.append((entropies, mask.clone(), quantile, out))
+        return out
+
+    def spy_step(model, optimizer, rollout, advantages, *a, **k):
+        seen.append((rollout, advantages.clone()))
+        return step(model, optimizer, rollout, advantages, *a, **k)
+
+    monkeypatch.setattr(grpo, "high_entropy_mask", spy_mask)
+    monkeypatch.setattr(grpo, "grpo_step", spy_step)
+    run = gt.train(
+        _small(max_steps=2, top_entropy_quantile=0.2), copy.deepcopy(tiny[0]), tiny[1], show_progress=False
+    )
+    assert len(masks) == len(seen) == 2 and all(m[2] == 0.2 for m in masks)
+    for (entropies, full, _, keep), (roll, adv) in zip(masks, seen):
+        assert entropies.shape == full.shape and (entropies[full.bool()] > 0).all()
+        empty = keep.sum(-1) == 0
+        expected = torch.where(empty[:, None], full, keep.long())
+        assert torch.equal(roll.completion_mask.long(), expected.long())
+        assert torch.equal(roll.attention_mask[:, roll.prompt_ids.shape[1] :], full)
+        assert (adv[empty] == 0).all()
+        assert keep.sum() < full.sum()
+    assert all(h["entropy"] > 0 for h in run.history)
+    with pytest.raises(ValueError, match="top_entropy_quantile"):
+        _small(top_entropy_quantile=0.0)
+
+
 def test_trainer_learns_a_simple_reward(tiny, solutions_on):
     """Reward = -number of words: GRPO must shorten the completions within a few steps."""
 

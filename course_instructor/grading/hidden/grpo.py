@@ -140,10 +140,34 @@ def _reinforce_pp_advantages(g):
     ]
 
 
+def _high_entropy_mask(g):
+    def ent(B, T, scale=2.0):  # plausible per-token entropies (>= 0, nats)
+        return g.randn(B, T).abs() * scale
+
+    B, T = 4, 6
+    cases = [case(f"q{q}", ent(B, T), g.mask(B, T), q) for q in (0.2, 0.5, 0.8)]
+    mask = g.mask(B, T)
+    mask[-1, -2:] = 0  # at least one padded row
+    cases.append(case("q1-keeps-all", ent(B, T), mask, 1.0))
+    e = ent(B, T)
+    cases.append(case("padding-high", torch.where(mask.bool(), e, torch.full_like(e, 1e4)), mask, 0.3))
+    cases.append(case("padding-low", torch.where(mask.bool(), e, torch.full_like(e, -1e4)), mask, 0.3))
+    rows = torch.cat([ent(2, T, 0.1), ent(2, T, 3.0)])  # two rows of low entropy, two of high
+    cases.append(case("batch-not-row", rows, torch.ones(B, T, dtype=torch.long), 0.4))
+    ties = torch.tensor([[0.5, 1.0, 1.0, 1.0, 2.0], [1.0, 1.0, 3.0, 0.0, 0.0]])
+    cases.append(case("ties", ties, torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]), 0.5))
+    cases.append(case("float64", ent(3, 5).double(), g.mask(3, 5), 0.25))
+    cases.append(case("q-small", ent(5, 8), g.mask(5, 8), 0.05))
+    cases.append(case("q0", ent(2, 3), g.mask(2, 3), 0.0))
+    cases.append(case("q-above-1", ent(2, 3), g.mask(2, 3), 1.2))
+    return cases
+
+
 CASES = {
     "group_advantages": _group_advantages,
     "grpo_loss": _grpo_loss,
     "grpo_step": _grpo_step,
     "rloo_advantages": _rloo_advantages,
     "reinforce_pp_advantages": _reinforce_pp_advantages,
+    "high_entropy_mask": _high_entropy_mask,
 }
