@@ -1,4 +1,4 @@
-"""Visible checks of unit 09 (course_lib/rlvr.py): exercises 9.1-9.5."""
+"""Visible checks of unit 09 (course_lib/rlvr.py): exercises 9.1-9.7."""
 
 from __future__ import annotations
 

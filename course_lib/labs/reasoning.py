@@ -307,7 +307,7 @@ START_MODEL_MISSING = (
     "ships with the course; reinstall it, or the instructor rebuilds it with `course build-tiny "
     "--reasoning`). This run falls back to the "
     "general tiny model, which has never seen the task: expect the format to be learned, not the "
-    "answers, and numbers that do not match the text. Exercises 9.1-9.5 and their checks do not "
+    "answers, and numbers that do not match the text. Exercises 9.1-9.7 and their checks do not "
     "need the model."
 )
 
