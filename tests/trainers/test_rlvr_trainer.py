@@ -111,16 +111,8 @@ def test_config_variants_and_bad_values():
 def _run(tiny, **changes):
     p = get_profile("tiny")
     model, tok = tiny
-    cfg = T.RLVRConfig.from_profile(
-        p,
-        max_steps=2,
-        prompts_per_step=2,
-        num_generations=4,
-        max_completion_length=8,
-        eval_size=4,
-        eval_every=1,
-        **changes,
-    )
+    small = dict(max_steps=2, prompts_per_step=2, num_generations=4, max_completion_length=8, eval_size=4)
+    cfg = T.RLVRConfig.from_profile(p, **{**small, "eval_every": 1, **changes})
     return T.train(
         cfg,
         copy.deepcopy(model),
