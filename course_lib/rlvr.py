@@ -9,7 +9,10 @@ TRL 1.16's names and math:
 * GSPO (``importance_sampling_level="sequence"``): one length-normalised importance ratio per
   completion instead of one per token (9.3, 9.4),
 * DAPO: clip-higher (``epsilon_low`` < ``epsilon_high``), the token-level ``"dapo"`` reduction
-  (9.4) and dynamic sampling: drop the groups whose rewards all agree (9.5),
+  (9.4), dynamic sampling: drop the groups whose rewards all agree (9.5), and the two remedies
+  for completions that hit the length budget: the soft overlong punishment, a reward term that
+  grows more negative near the budget (9.6), and masking truncated completions out of the loss
+  (9.7, TRL's ``mask_truncated_completions``),
 * Dr. GRPO's constant normaliser (``"dr_grpo"``) and CISPO (``loss_type="cispo"``): clip the
   importance *weight*, detached, and keep every token's gradient (9.4).
 
@@ -17,7 +20,7 @@ Conventions as in unit 06: a batch holds ``B = n_prompts * group_size`` completi
 prompt's group *contiguous*; per-token tensors are [B, T] over completion tokens, `mask` is 1 on
 completion tokens and 0 on padding; `advantages` are [B] (one per completion).
 
-Exercises 9.1–9.5: replace each ``raise NotImplementedError`` with your implementation.
+Exercises 9.1–9.7: replace each ``raise NotImplementedError`` with your implementation.
 """
 
 from __future__ import annotations
@@ -155,4 +158,49 @@ def dynamic_sampling_mask(rewards: torch.Tensor, group_size: int) -> torch.Tenso
     """
     raise NotImplementedError(
         "Exercise 9.5 (notebook 09_reasoning_rlvr): implement `dynamic_sampling_mask` in course_lib/rlvr.py"
+    )
+
+
+def overlong_penalty(lengths: torch.Tensor, max_completion_length: int, overlong_buffer: int) -> torch.Tensor:
+    """Exercise 9.6: DAPO's soft overlong punishment, one reward term per completion.
+
+    `lengths` [B] (int or float): each completion's number of tokens, **EOS included** -- what
+    TRL's ``trl.rewards.get_soft_overlong_punishment(max_completion_len, soft_punish_cache)``
+    counts (``len(completion_ids)``, the ids without padding, whose last one is EOS when the
+    completion ended). With ``Lmax = max_completion_length`` and ``buffer = overlong_buffer`` (TRL's
+    ``soft_punish_cache``), per completion of length L:
+
+    * ``0.0`` when ``L <= Lmax - buffer`` (the boundary itself is still free);
+    * ``(Lmax - buffer - L) / buffer`` when ``Lmax - buffer < L <= Lmax``: a straight line from 0
+      down to exactly ``-1.0`` at ``L == Lmax``;
+    * ``-1.0`` when ``L > Lmax``.
+
+    Returns a new float32 tensor [B] (never positive: shorter completions are not rewarded, only
+    long ones punished); `lengths` is not modified. The trainer adds it to the reward with
+    weight 1.
+
+    `lengths` not 1-D, ``overlong_buffer <= 0`` or ``overlong_buffer > max_completion_length``
+    raise ValueError.
+    """
+    raise NotImplementedError(
+        "Exercise 9.6 (notebook 09_reasoning_rlvr): implement `overlong_penalty` in course_lib/rlvr.py"
+    )
+
+
+def mask_truncated_completions(completion_mask: torch.Tensor, is_truncated: torch.Tensor) -> torch.Tensor:
+    """Exercise 9.7: drop truncated completions from the loss (TRL's ``mask_truncated_completions``).
+
+    `completion_mask` [B, T] (1 on completion tokens, 0 on padding; any integer or float dtype),
+    `is_truncated` bool [B]: True for a completion that used the whole length budget without
+    writing EOS (the trainer decides it as TRL 1.16 does: the completion's last token, padding
+    removed, is neither EOS nor the pad token). Returns a NEW mask of the same shape and dtype:
+    every token of a truncated row is 0, every other row unchanged -- so a truncated completion
+    adds nothing to the loss, its gradient or the token count of the ``dapo`` reduction. The
+    inputs are not modified.
+
+    Shapes that do not match (`completion_mask` not 2-D, `is_truncated` not [B]) or an
+    `is_truncated` that is not a bool tensor raise ValueError.
+    """
+    raise NotImplementedError(
+        "Exercise 9.7 (notebook 09_reasoning_rlvr): implement `mask_truncated_completions` in course_lib/rlvr.py"
     )

@@ -37,7 +37,8 @@
 # GRPO / Dr. GRPO / DAPO / GSPO / CISPO (9.4), DAPO's dynamic sampling (9.5) → the R1-zero run with
 # *your* functions: accuracy, format, **response length**, entropy, clipping, zero-std groups, KL →
 # ablations in the spirit of CS336's (std normalisation, length normalisation, clipping,
-# clip-higher, KL, dynamic sampling, off-policy epochs).
+# clip-higher, KL, dynamic sampling, off-policy epochs) → what to do with completions that run out
+# of budget: the soft overlong punishment (9.6) and truncation masking (9.7) under a tight budget.
 
 # %%
 import copy
@@ -198,6 +199,49 @@ plt.show()
 # every completion of a group whose rewards are *not* all equal (groups contiguous).
 
 # %% tags=["exercise-test:dynamic_sampling_mask"]
+
+# %% [markdown]
+# ## When the budget runs out: exercises 9.6 and 9.7
+#
+# Every completion has a token budget (`max_completion_length`). A completion that reaches it
+# without writing EOS is **truncated**: it is cut off mid-thought, usually before its
+# `<answer>` block, so it scores 0 — not because its reasoning was wrong, but because it ran
+# out of room. That reward is *misleading*: the advantage then pushes down every token of a
+# scratchpad that may have been on the right track, and the only lesson the policy can draw is
+# "be shorter" — a length bias that the reward never stated. DAPO proposes two remedies, and TRL
+# has both:
+#
+# * **soft overlong punishment** (DAPO eq. 13, TRL's reward function
+#   `get_soft_overlong_punishment`): say it openly, with a reward term that is 0 up to
+#   `Lmax - buffer` tokens, then falls linearly to −1 at the budget `Lmax`, and stays −1 past it.
+#   The policy learns *in advance* that it is getting close, instead of one cliff at the budget;
+# * **masking truncated completions** (TRL's `GRPOConfig(mask_truncated_completions=True)`):
+#   say nothing — a truncated completion is dropped from the loss altogether (its tokens get no
+#   gradient), so its accidental 0 cannot push the policy around. Its reward still counts in its
+#   group's mean, and the rest of the group learns as usual.
+#
+# ## Exercise 9.6 — the soft overlong punishment
+#
+# `rlvr.overlong_penalty(lengths, max_completion_length, overlong_buffer)` → float32 `[B]`, with
+# $L$ the completion's length in tokens **including EOS** (what TRL counts):
+#
+# $$R_\text{length}(L) = \begin{cases} 0 & L \le L_\max - B \\ \dfrac{(L_\max - B) - L}{B} & L_\max - B < L \le L_\max \\ -1 & L > L_\max \end{cases}$$
+#
+# An `overlong_buffer` $B \le 0$ or $B > L_\max$ raises `ValueError`. The trainer adds it to the
+# reward with weight 1 when `RLVRConfig(overlong_buffer=B)` is set.
+
+# %% tags=["exercise-test:overlong_penalty"]
+
+# %% [markdown]
+# ## Exercise 9.7 — masking truncated completions
+#
+# `rlvr.mask_truncated_completions(completion_mask, is_truncated)` → a **new** mask, same shape and
+# dtype: every token of a row whose `is_truncated` is True becomes 0, other rows are unchanged, and
+# the caller's mask is not modified (the trainer still needs it for its metrics). The trainer
+# decides "truncated" as TRL does: the completion's last token is neither EOS nor padding
+# (`Rollout.is_truncated`), and applies your mask when `RLVRConfig(mask_truncated_completions=True)`.
+
+# %% tags=["exercise-test:mask_truncated_completions"]
 
 # %% [markdown]
 # ## The R1-zero run (provided loop, your functions)
@@ -518,6 +562,127 @@ checks = {  # the runs each check needs (the grader runs two ablations only)
 for needed, check in checks.items():
     if all(n in results for n in needed):
         check()
+
+# %% [markdown]
+# ## A tight budget: what a truncated completion teaches
+#
+# With 64 tokens nothing is ever cut off here: the start model's answers take 8 to 38 tokens. So
+# these runs use a budget the scratchpads *barely* fit, `reasoning.TIGHT_BUDGET` = 36 tokens: a
+# scratchpad whose running sums have two digits takes 38 and is cut off before its `<answer>`,
+# about a third of the start model's samples. Three runs from the same start, same seed, 20 steps
+# each (`reasoning.TRUNCATION_RUNS`):
+#
+# * **plain**: a truncated completion scores 0, like a wrong one;
+# * **overlong shaping** (your 9.6, `overlong_buffer=6`): the reward also falls linearly from 0
+#   at 30 tokens to −1 at 36 — note that this punishes the scratchpads that *do* fit (34–36
+#   tokens), since they sit inside the buffer;
+# * **masking** (your 9.7, `mask_truncated_completions=True`): truncated completions get no
+#   gradient.
+#
+# *Predict before you run*, for each run: does the truncation rate go up or down over the 20
+# steps, and which run ends with the best held-out accuracy? The bar set before measuring (seeds 0,
+# 1 and 2, the worst seed must meet it): **overlong shaping ends with a truncation rate at least
+# 10 points below the plain run's** (the step's samples, mean of the last 3 steps). The cells
+# below check it on this run; the text after them says how the seed runs came out.
+
+# %%
+TRUNC_STEPS = reasoning.TRUNCATION_STEPS
+trunc_runs = {}
+
+
+def run_truncation(name):  # one run of the comparison, under the tight budget
+    run = rlvr_trainer.train(
+        rlvr_config(max_steps=TRUNC_STEPS, eval_every=5, max_completion_length=reasoning.TIGHT_BUDGET,
+                    **reasoning.TRUNCATION_RUNS[name]),
+        model=copy.deepcopy(start_model), tokenizer=tokenizer, dataset=train_problems,
+        eval_problems=heldout, profile=profile, desc=f"budget {reasoning.TIGHT_BUDGET}: {name}",
+        evaluate_start=False,
+    )  # fmt: skip
+    trunc_runs[name] = run.history
+
+
+for name in list(reasoning.TRUNCATION_RUNS)[:2]:
+    run_truncation(name)
+
+# %%
+for name in list(reasoning.TRUNCATION_RUNS)[2:]:
+    run_truncation(name)
+
+
+def trunc_end(name, key, n=3):  # the mean over the run's last n steps (or evaluations)
+    vals = [h[key] for h in trunc_runs[name] if key in h and h[key] == h[key]][-n:]
+    return sum(vals) / len(vals) if vals else float("nan")
+
+
+trunc = {
+    name: {
+        "truncated_rate": trunc_end(name, "truncated_rate"),
+        "accuracy": trunc_end(name, "accuracy"),
+        "length": trunc_end(name, "completion_length"),
+        "held_out": trunc_end(name, "eval_accuracy"),
+        "held_out_truncated": trunc_end(name, "eval_truncated_rate"),
+    }
+    for name in trunc_runs
+}
+print(
+    f"budget {reasoning.TIGHT_BUDGET} tokens, {TRUNC_STEPS} steps; the step's samples: mean of the last 3 steps;"
+)
+print("held-out: mean of the last 3 evaluations (64 problems, one sample each)")
+print(f"{'run':<18}{'truncated':>10}{'accuracy':>9}{'length':>8}{'held-out':>9}{'held-out trunc.':>16}")
+for name, r in trunc.items():
+    print(f"{name:<18}{r['truncated_rate']:>10.2f}{r['accuracy']:>9.2f}{r['length']:>8.1f}"
+          f"{r['held_out']:>9.2f}{r['held_out_truncated']:>16.2f}")  # fmt: skip
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
+for ax, key in zip(axes, ("truncated_rate", "completion_length", "eval_accuracy")):
+    for i, name in enumerate(trunc_runs):
+        pts = [(h["step"], h[key]) for h in trunc_runs[name] if key in h and h[key] == h[key]]
+        if pts:
+            ax.plot(*zip(*pts), marker=".", ms=4, label=name, color=f"C{i}")
+    ax.set_title({"truncated_rate": "truncated (step's samples)", "completion_length": "mean length (tokens)",
+                  "eval_accuracy": "held-out accuracy"}[key], fontsize=9)  # fmt: skip
+    ax.set_xlabel("step")
+axes[1].axhline(reasoning.TIGHT_BUDGET, color="gray", lw=0.6, ls=":")
+axes[0].legend(fontsize=8)
+fig.suptitle(
+    f"A budget of {reasoning.TIGHT_BUDGET} tokens: plain vs overlong shaping vs masking truncated completions"
+)
+fig.tight_layout()
+save_figure(fig, "09_overlong")
+plt.show()
+if {"plain", "overlong shaping"} <= set(trunc):
+    first = trunc_runs["plain"][0]["truncated_rate"]
+    claim(f"the plain run already learns to stop being cut off: truncated {first:.2f} at its first step -> "
+          f"{trunc['plain']['truncated_rate']:.2f} at the end", trunc["plain"]["truncated_rate"] < first)  # fmt: skip
+    claim(f"the bar: overlong shaping cuts truncation by at least 10 points more than plain: "
+          f"{trunc['overlong shaping']['truncated_rate']:.2f} vs {trunc['plain']['truncated_rate']:.2f}",
+          trunc["plain"]["truncated_rate"] - trunc["overlong shaping"]["truncated_rate"] >= 0.10)  # fmt: skip
+    claim(f"overlong shaping shortens the answers: {trunc['overlong shaping']['length']:.1f} vs "
+          f"{trunc['plain']['length']:.1f} tokens plain", trunc["overlong shaping"]["length"] < trunc["plain"]["length"])  # fmt: skip
+    claim(f"... and costs held-out accuracy: {trunc['overlong shaping']['held_out']:.2f} vs "
+          f"{trunc['plain']['held_out']:.2f} plain", trunc["overlong shaping"]["held_out"] < trunc["plain"]["held_out"])  # fmt: skip
+if {"plain", "masking"} <= set(trunc):
+    claim(f"masking keeps the long answers, cut-off ones included: truncated {trunc['masking']['truncated_rate']:.2f} "
+          f"vs {trunc['plain']['truncated_rate']:.2f} plain",
+          trunc["masking"]["truncated_rate"] > trunc["plain"]["truncated_rate"])  # fmt: skip
+    claim(f"masking keeps held-out accuracy within the noise of plain or above: {trunc['masking']['held_out']:.2f} "
+          f"vs {trunc['plain']['held_out']:.2f}", trunc["masking"]["held_out"] >= trunc["plain"]["held_out"] - NOISE)  # fmt: skip
+
+# %% [markdown]
+# **Reading it.** A truncated completion is not a wrong answer; it is an unfinished one, and the
+# plain run cannot tell the two apart. Its zero reward is already a length signal, a blunt one:
+# the plain run learns on its own to stop being cut off — by writing fewer of the long scratchpads,
+# the answers that are most often right. That is why the bar above (set before measuring) was
+# *missed* on seeds 0, 1 and 2 alike (`course_instructor/overlong_seeds.py`): overlong shaping did
+# bring truncation close to zero, but the plain run had already removed most of it, so the gap
+# stayed below 10 points. What shaping adds is a push that starts *before* the budget: here the
+# answers worth writing sit inside the buffer (30 to 36 tokens), so the push punishes the good
+# scratchpads too — shorter answers, and on every seed a lower held-out accuracy than plain. The
+# lesson for a real run: the buffer must leave room for the answers you want, and DAPO's
+# (4k tokens of a 20k budget) does. Masking changes no reward: it only stops the cut-off samples
+# from teaching anything. It cannot lower the truncation rate by itself — it removes the misleading
+# signal, not its cause — so the policy keeps writing long scratchpads, some still cut off; on two
+# seeds of three it ended with the best held-out accuracy of the three runs, on the third within
+# the noise. With a budget that fits the task (the 64 tokens above) neither knob changes anything.
 
 # %% [markdown]
 # ## Side by side: TRL's `GRPOTrainer`

@@ -140,3 +140,30 @@ def dynamic_sampling_mask(rewards: torch.Tensor, group_size: int) -> torch.Tenso
     groups = rewards.reshape(-1, group_size)
     varied = groups.amax(-1) != groups.amin(-1)
     return varied.repeat_interleave(group_size)
+
+
+def overlong_penalty(lengths: torch.Tensor, max_completion_length: int, overlong_buffer: int) -> torch.Tensor:
+    # COURSE-SOLUTION-CANARY-7f3a9c
+    check_ndim("overlong_penalty", "lengths", lengths, 1, "[B]")
+    if not 0 < overlong_buffer <= max_completion_length:
+        raise ValueError(
+            f"overlong_penalty: overlong_buffer must be in 1..max_completion_length "
+            f"({max_completion_length}), got {overlong_buffer}"
+        )
+    L = lengths.to(torch.float32)
+    free = max_completion_length - overlong_buffer
+    ramp = (free - L) / overlong_buffer
+    return torch.where(L <= free, torch.zeros_like(L), torch.where(L <= max_completion_length, ramp, -1.0))
+
+
+def mask_truncated_completions(completion_mask: torch.Tensor, is_truncated: torch.Tensor) -> torch.Tensor:
+    # COURSE-SOLUTION-CANARY-7f3a9c
+    name = "mask_truncated_completions"
+    check_ndim(name, "completion_mask", completion_mask, 2, "[B, T]")
+    if is_truncated.dtype != torch.bool:
+        raise ValueError(f"{name}: is_truncated must be a bool tensor, got dtype {is_truncated.dtype}")
+    if is_truncated.shape != completion_mask.shape[:1]:
+        raise ValueError(
+            f"{name}: is_truncated{list(is_truncated.shape)} must be [B] = [{completion_mask.shape[0]}]"
+        )
+    return completion_mask * (~is_truncated).unsqueeze(1).to(completion_mask.dtype)

@@ -1,4 +1,4 @@
-"""Visible checks of unit 09 (course_lib/rlvr.py): exercises 9.1-9.5."""
+"""Visible checks of unit 09 (course_lib/rlvr.py): exercises 9.1-9.7."""
 
 from __future__ import annotations
 
@@ -433,3 +433,147 @@ def _dynamic_sampling_mask(fn, c):
     )
     c.raises("7 rewards, group_size 3", ValueError, fn, t([1.0] * 7), 3)
     c.raises("2-D rewards", ValueError, fn, torch.zeros(2, 3), 3)
+
+
+# ------------------------------------------------------------------------------ 9.6 overlong penalty
+OVERLONG = (
+    "per completion of length L (EOS included, as given): 0 while L <= Lmax - buffer, then a "
+    "straight line (Lmax - buffer - L) / buffer that reaches exactly -1.0 at L == Lmax, and -1.0 "
+    "for every L > Lmax -- never positive, never below -1",
+    "with Lmax = 10 and buffer = 4 the penalty starts after L = 6 and falls by 1/4 per token: "
+    "L = 7 -> -0.25, L = 10 -> -1.0",
+)
+
+
+@register("overlong_penalty", OVERLONG)
+def _overlong_penalty(fn, c):
+    got = c.call("int lengths", fn, torch.tensor([3, 7]), 10, 4)
+    c.true(
+        "a float tensor",
+        isinstance(got, torch.Tensor) and got.dtype == torch.float32,
+        "a torch.Tensor of dtype torch.float32",
+        f"{type(got).__name__} {getattr(got, 'dtype', '')}",
+        hint=(
+            "return a float32 tensor even when the lengths are integers: the penalty is a "
+            "fraction, and integer arithmetic rounds it away",
+            "convert the lengths to float before dividing by the buffer",
+        ),
+    )
+    c.close(
+        "the boundaries, Lmax 10, buffer 4: L = 6 and L = 10",
+        c.call("boundaries", fn, torch.tensor([6, 10]), 10, 4),
+        [0.0, -1.0],
+        hint=(
+            "off by one at a boundary, or the wrong sign: L == Lmax - buffer is still free (0.0) "
+            "and L == Lmax gets exactly -1.0 (a penalty is NEGATIVE); count L as given (EOS "
+            "included, nothing subtracted) and fall by 1/buffer per token",
+            "L = 6 -> 0.0, L = 10 -> (6 - 10) / 4 = -1.0",
+        ),
+    )
+    c.close(
+        "inside the buffer, Lmax 10, buffer 4: L = 7, 8, 9",
+        c.call("inside the buffer", fn, torch.tensor([7, 8, 9]), 10, 4),
+        [-0.25, -0.5, -0.75],
+        hint=(
+            "inside the buffer the penalty is (Lmax - buffer - L) / buffer: NEGATIVE (never "
+            "positive), one more token = 1/buffer more penalty, counting L as given (EOS "
+            "included, nothing subtracted)",
+            "L = 7 is one token past Lmax - buffer = 6: -1/4",
+        ),
+    )
+    c.close(
+        "beyond the budget, Lmax 10, buffer 4: L = 11, 30",
+        c.call("beyond", fn, torch.tensor([11, 30]), 10, 4),
+        [-1.0, -1.0],
+        hint=(
+            "past Lmax the penalty stays at -1.0: the straight line stops at L == Lmax, it does "
+            "not keep falling below -1",
+            "L = 11 -> -1.0, not (6 - 11) / 4",
+        ),
+    )
+    c.close(
+        "short ones free, buffer = Lmax = 4: L = 0, 2, 4, 5",
+        c.call("buffer = Lmax", fn, torch.tensor([0.0, 2.0, 4.0, 5.0]), 4, 4),
+        [0.0, -0.5, -1.0, -1.0],
+        hint="with buffer == Lmax the ramp starts at L = 0: (0 - L) / 4",
+    )
+    lengths = torch.tensor([2.0, 9.0, 12.0])
+    c.call("no mutation", fn, lengths, 10, 4)
+    c.true(
+        "the input is not modified",
+        lengths.tolist() == [2.0, 9.0, 12.0],
+        "lengths still [2.0, 9.0, 12.0] after the call",
+        f"lengths changed to {lengths.tolist()}",
+        hint=(
+            "your function changed its input in place: the caller's lengths are still needed "
+            "after the call (build a new tensor; avoid in-place ops such as sub_, div_, clamp_)",
+            "an in-place op (a trailing underscore, or x[...] = ...) on `lengths` writes into the "
+            "caller's tensor",
+        ),
+    )
+    c.raises("overlong_buffer 0", ValueError, fn, torch.tensor([3]), 10, 0)
+    c.raises("overlong_buffer > max_completion_length", ValueError, fn, torch.tensor([3]), 10, 11)
+    c.raises("2-D lengths", ValueError, fn, torch.ones(2, 2), 10, 4)
+
+
+# ------------------------------------------------------------------------------ 9.7 truncation masking
+@register(
+    "mask_truncated_completions",
+    (
+        "a NEW mask of the same shape and dtype: EVERY token of a truncated row (is_truncated "
+        "True) is 0, every other row exactly as it was -- the decision is per ROW",
+        "multiply each row by 0 or 1 from its own is_truncated flag (one flag per row, [B] -> [B, 1])",
+    ),
+)
+def _mask_truncated_completions(fn, c):
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]])
+    trunc = torch.tensor([False, True, False])
+    got = c.call("3 rows, row 1 truncated", fn, mask, trunc)
+    c.true(
+        "the same dtype",
+        isinstance(got, torch.Tensor) and got.dtype == mask.dtype,
+        f"a torch.Tensor of dtype {mask.dtype} (the mask's)",
+        f"{type(got).__name__} {getattr(got, 'dtype', '')}",
+        hint=(
+            "return the mask in its own dtype (an int64 mask stays int64): the loss multiplies "
+            "and sums it, and a bool mask would change that arithmetic",
+            "convert the row flags to the mask's dtype before multiplying",
+        ),
+    )
+    c.close(
+        "row 1 truncated: all its tokens 0, rows 0 and 2 unchanged",
+        got,
+        [[1, 1, 1, 0], [0, 0, 0, 0], [1, 1, 0, 0]],
+        hint=(
+            "EVERY token of a truncated row is 0 (not only its last one); rows that ended with "
+            "EOS keep their mask exactly (padding stays 0); the flag True means truncated",
+            "row 1 has is_truncated True: [0, 0, 0, 0]; rows 0 and 2 are returned as they were",
+        ),
+    )
+    square = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    c.close(
+        "a square float mask [3, 3], rows 0 and 2 truncated",
+        c.call("square", fn, square, torch.tensor([True, False, True])),
+        [[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]],
+        hint=(
+            "the flag of row i decides row i: one flag per ROW (broadcast [B] as a column "
+            "[B, 1]), not per column",
+            "mask * flags broadcasts a [B] tensor along the LAST dimension, i.e. per column",
+        ),
+    )
+    mask2 = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    c.call("no mutation", fn, mask2, torch.tensor([False, True]))
+    c.true(
+        "the input is not modified",
+        mask2.tolist() == [[1, 1, 0], [1, 1, 1]],
+        "completion_mask still [[1, 1, 0], [1, 1, 1]] after the call",
+        f"completion_mask changed to {mask2.tolist()}",
+        hint=(
+            "your function changed its input in place: the caller's mask is still needed (the "
+            "trainer's metrics read it), so return a new tensor",
+            "an in-place op (mul_, masked_fill_, or mask[i] = 0) writes into the caller's tensor",
+        ),
+    )
+    c.raises("is_truncated [3] for B = 2", ValueError, fn, mask2, torch.tensor([True, False, True]))
+    c.raises("is_truncated as 0/1 floats", ValueError, fn, mask2, torch.tensor([0.0, 1.0]))
+    c.raises("1-D completion_mask", ValueError, fn, torch.ones(3), torch.tensor([True, False, True]))

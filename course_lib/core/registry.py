@@ -138,6 +138,8 @@ EXERCISES: list[Exercise] = [
         requires=("kl_estimate", "masked_mean", "sequence_log_ratio"),
     ),
     Exercise("9.5", "rlvr", "dynamic_sampling_mask", 2, difficulty=1, minutes=10, requires=()),
+    Exercise("9.6", "rlvr", "overlong_penalty", 2, difficulty=1, minutes=15, requires=()),
+    Exercise("9.7", "rlvr", "mask_truncated_completions", 2, difficulty=1, minutes=10, requires=()),
 ]
 
 BY_NAME = {e.name: e for e in EXERCISES}
@@ -195,6 +197,8 @@ TRAINER_CALLS: dict[str, tuple[str, ...]] = {
         "answer_reward",
         "rlvr_policy_loss",
         "dynamic_sampling_mask",
+        "overlong_penalty",
+        "mask_truncated_completions",
     ),
 }
 # The trainers each notebook's training cells run (notebooks whose training calls exercises of

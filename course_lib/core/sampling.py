@@ -38,6 +38,16 @@ class Rollout:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def is_truncated(self, eos_token_id: int, pad_token_id: int | None = None) -> torch.Tensor:
+        """bool [B]: True where a completion ran out of budget before it ended, decided as TRL
+        1.16's GRPOTrainer does: its last token (padding removed) is neither EOS nor the pad token."""
+        n = self.completion_mask.sum(-1).long()
+        last = self.completion_ids.gather(1, (n - 1).clamp(min=0).unsqueeze(1)).squeeze(1)
+        ended = last == eos_token_id
+        if pad_token_id is not None:
+            ended = ended | (last == pad_token_id)
+        return ~ended
+
 
 def _filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
     if top_k and top_k < logits.shape[-1]:

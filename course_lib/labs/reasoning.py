@@ -215,7 +215,8 @@ def evaluate(
     prefix: str | Callable[[dict], str] = "",
 ) -> dict:
     """One sample per problem: ``accuracy`` (mean answer reward), ``format_rate``,
-    ``response_length`` (mean completion tokens, EOS included), ``scratchpad_rate``, and the
+    ``response_length`` (mean completion tokens, EOS included), ``truncated_rate`` (the fraction
+    cut off at `max_new_tokens` before EOS), ``scratchpad_rate``, and the
     ``samples`` (prompt, response, answer, correct, format). `prefix` (a string, or a function of
     the problem) is appended to every prompt and counted as part of the response (it forces the
     start of a style)."""
@@ -223,7 +224,7 @@ def evaluate(
 
     gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
     pre = [prefix(p) if callable(prefix) else prefix for p in problems]
-    texts, lengths = [], []
+    texts, lengths, truncated = [], [], []
     for i in range(0, len(problems), batch_size):
         chunk = problems[i : i + batch_size]
         ro = sampling.sample(
@@ -237,6 +238,7 @@ def evaluate(
         )
         texts += [q + t for q, t in zip(pre[i : i + batch_size], ro.texts)]
         lengths += ro.completion_mask.sum(-1).tolist()
+        truncated += ro.is_truncated(tokenizer.eos_token_id, tokenizer.pad_token_id).tolist()
     answers = [str(p["answer"]) for p in problems]
     s = score(texts, answers)
     n = max(1, len(problems))
@@ -244,6 +246,7 @@ def evaluate(
         "accuracy": sum(s["correct"]) / n,
         "format_rate": sum(s["format"]) / n,
         "response_length": sum(lengths) / n,
+        "truncated_rate": sum(truncated) / n,
         "scratchpad_rate": sum(uses_scratchpad(t) for t in texts) / n,
         "samples": [
             {"prompt": p["prompt"], "response": t, "answer": a, "correct": c, "format": f}
@@ -253,6 +256,17 @@ def evaluate(
 
 
 END_OF_RUN_EVALS = 3  # held-out evaluations averaged into a run's end-of-run accuracy
+
+# Notebook 09's truncation comparison (and its seed runs): a budget the start model's scratchpads
+# barely fit -- they take 34 to 38 tokens with EOS, so at 36 the longer ones are cut off before
+# their answer block -- and the three ways to treat a cut-off completion, as RLVRConfig overrides.
+TIGHT_BUDGET = 36
+TRUNCATION_RUNS: dict[str, dict] = {
+    "plain": {},
+    "overlong shaping": {"overlong_buffer": 6},
+    "masking": {"mask_truncated_completions": True},
+}
+TRUNCATION_STEPS = 20  # steps per run (held-out evaluation every 5: four, the last three averaged)
 
 
 def end_of_run_accuracy(
@@ -293,7 +307,7 @@ START_MODEL_MISSING = (
     "ships with the course; reinstall it, or the instructor rebuilds it with `course build-tiny "
     "--reasoning`). This run falls back to the "
     "general tiny model, which has never seen the task: expect the format to be learned, not the "
-    "answers, and numbers that do not match the text. Exercises 9.1-9.5 and their checks do not "
+    "answers, and numbers that do not match the text. Exercises 9.1-9.7 and their checks do not "
     "need the model."
 )
 

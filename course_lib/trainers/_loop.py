@@ -504,6 +504,7 @@ TRL_NAMES: dict[str, dict[str, str]] = {
             "temperature",
             "num_iterations",
             "reward_weights",
+            "mask_truncated_completions",
         ),
         "eps_low": "epsilon",
         "eps_high": "epsilon_high",

@@ -6,7 +6,8 @@ Each step:
    (the R1-zero prompt of :mod:`course_lib.labs.reasoning`; the same KV-cached sampler and
    reward scoring as unit 06's trainer);
 2. reward = ``rlvr.answer_reward`` (exercise 9.2) + ``format_weight`` * ``rlvr.think_format_reward``
-   (exercise 9.1);
+   (exercise 9.1), + DAPO's soft overlong punishment ``rlvr.overlong_penalty`` (9.6) of the
+   completion's length when ``overlong_buffer > 0``;
 3. DAPO's dynamic sampling (``dynamic_sampling=True``): ``rlvr.dynamic_sampling_mask`` (9.5)
    drops the groups whose rewards all agree (their advantages are 0: no signal) and more
    problems are sampled to refill the batch, at most ``max_resample_rounds`` times;
@@ -15,13 +16,17 @@ Each step:
 5. ``num_iterations`` optimizer steps on ``rlvr.rlvr_policy_loss`` (9.4): token-level ratios
    (GRPO/DAPO) or GSPO's sequence-level ratio (``level="sequence"``, 9.3), asymmetric clipping
    (``eps_low`` / ``eps_high``: DAPO's clip-higher; ``clip=False``: no clipping at all), loss
-   aggregation ``loss_type`` and an optional k3 KL (``beta``).
+   aggregation ``loss_type`` and an optional k3 KL (``beta``); with ``mask_truncated_completions``
+   the completions that used the whole budget without EOS are masked out of the loss
+   (``rlvr.mask_truncated_completions``, 9.7; their rewards still count in the group's advantages).
 
 Named variants (:data:`VARIANTS`) are just settings: ``train(RLVRConfig.from_profile(**VARIANTS["gspo"]))``.
 History keys (besides ``_loop``'s): ``accuracy`` / ``format_rate`` (of the step's samples),
 ``entropy`` (mean per-token entropy of the policy on its samples), ``clip_ratio_low`` /
-``clip_ratio_high`` / ``mean_ratio`` (from 9.4's stats), ``frac_reward_zero_std``, ``kept_groups``
-and, every ``eval_every`` steps, ``eval_accuracy`` / ``eval_format_rate`` / ``eval_response_length``
+``clip_ratio_high`` / ``mean_ratio`` (from 9.4's stats), ``frac_reward_zero_std``, ``kept_groups``,
+``truncated_rate`` (fraction of the step's samples that hit ``max_completion_length`` without EOS),
+``overlong_penalty`` (its mean, when ``overlong_buffer > 0``) and, every ``eval_every`` steps,
+``eval_accuracy`` / ``eval_format_rate`` / ``eval_response_length`` / ``eval_truncated_rate``
 on held-out problems (step 0 = the start model, in ``run.info["start"]``).
 """
 
@@ -86,6 +91,10 @@ class RLVRConfig(_loop.GroupConfig):
     num_iterations: int = 1
     format_weight: float = 0.2
     max_completion_length: int | None = None
+    # DAPO's soft overlong punishment (9.6): the last `overlong_buffer` tokens before the budget
+    # cost up to -1 reward (TRL: the reward function get_soft_overlong_punishment); 0 = off
+    overlong_buffer: int = 0
+    mask_truncated_completions: bool = False  # 9.7: no loss from completions cut off without EOS
     temperature: float = 1.0
     max_grad_norm: float = 1.0
     lr_scheduler_type: str = "constant"
@@ -98,14 +107,21 @@ class RLVRConfig(_loop.GroupConfig):
 
     @property
     def reward_weights(self) -> list[float]:
-        """The weights of :func:`reward_functions` (answer, format)."""
-        return reward_functions(self.format_weight)[1]
+        """The weights of :func:`reward_functions` (answer, format[, overlong])."""
+        return reward_functions(self.format_weight, self.max_completion_length, self.overlong_buffer)[1]
 
     def validate(self) -> None:
-        """:meth:`_loop.GroupConfig.validate`, and no negative clip range."""
+        """:meth:`_loop.GroupConfig.validate`, no negative clip range, an overlong buffer
+        inside the completion budget."""
         super().validate()
         if self.eps_low < 0 or self.eps_high < 0:
             raise ValueError(f"RLVRConfig: eps_low/eps_high must be >= 0, got {self.eps_low}/{self.eps_high}")
+        budget = self.max_completion_length
+        if self.overlong_buffer < 0 or (budget is not None and self.overlong_buffer > budget):
+            raise ValueError(
+                f"RLVRConfig: overlong_buffer must be in 0..max_completion_length ({budget}), "
+                f"got {self.overlong_buffer} (0 = no overlong punishment)"
+            )
 
     SELECTOR: ClassVar[str | None] = "variant"
 
@@ -143,9 +159,12 @@ def task_problems(
     raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
 
 
-def reward_functions(format_weight: float = 0.2) -> tuple[list[Callable], list[float]]:
-    """TRL-style reward functions (answer, format) and their weights; they look the exercises up
-    when called, so they run the active implementation."""
+def reward_functions(
+    format_weight: float = 0.2, max_completion_length: int | None = None, overlong_buffer: int = 0
+) -> tuple[list[Callable], list[float]]:
+    """TRL-style reward functions (answer, format and, with ``overlong_buffer > 0``, the soft
+    overlong punishment of the completion's length in tokens, EOS included, as TRL counts it) and
+    their weights; they look the exercises up when called, so they run the active implementation."""
     answer = _loop.named(
         lambda completions, answer, **kw: [rlvr.answer_reward(c, a) for c, a in zip(completions, answer)],
         "answer_reward",
@@ -153,7 +172,17 @@ def reward_functions(format_weight: float = 0.2) -> tuple[list[Callable], list[f
     fmt = _loop.named(
         lambda completions, **kw: [rlvr.think_format_reward(c) for c in completions], "format_reward"
     )
-    return [answer, fmt], [1.0, format_weight]
+    if overlong_buffer <= 0:
+        return [answer, fmt], [1.0, format_weight]
+    if max_completion_length is None:
+        raise ValueError("rlvr reward_functions: overlong_buffer > 0 needs max_completion_length")
+    overlong = _loop.named(
+        lambda completion_ids, **kw: rlvr.overlong_penalty(
+            torch.tensor([len(ids) for ids in completion_ids]), max_completion_length, overlong_buffer
+        ).tolist(),
+        "overlong_penalty",
+    )
+    return [answer, fmt, overlong], [1.0, format_weight, 1.0]
 
 
 def _entropy(logits: torch.Tensor, mask: torch.Tensor) -> float:
@@ -246,9 +275,15 @@ def sample_groups(model, tokenizer, rows, batches, reward_funcs, weights, cfg: R
         "accuracy": per_func0["answer_reward"],
         "format_rate": per_func0["format_reward"],
         "completion_length": ro0.completion_mask.sum(-1).float().mean().item(),
+        "truncated_rate": ro0.is_truncated(tokenizer.eos_token_id, tokenizer.pad_token_id)
+        .float()
+        .mean()
+        .item(),
         "frac_reward_zero_std": zero_groups / max(1, sampled_groups),
         "kept_groups": kept,
     }
+    if "overlong_penalty" in per_func0:
+        metrics["overlong_penalty"] = per_func0["overlong_penalty"]
     if not parts:
         return None, None, metrics
     return _concat(parts, tokenizer.pad_token_id), torch.cat(part_scores), metrics
@@ -302,7 +337,9 @@ def train(
         raise ValueError("rlvr train: the training data needs `prompt` and `answer` columns")
     if eval_problems is None:
         eval_problems = task_problems(cfg.task, "eval", cfg.eval_size, profile)
-    reward_funcs, weights = reward_functions(cfg.format_weight)
+    reward_funcs, weights = reward_functions(
+        cfg.format_weight, cfg.max_completion_length, cfg.overlong_buffer
+    )
     dev = next(model.parameters()).device
     gen = torch.Generator(device=dev).manual_seed(cfg.seed)
     batches = _loop.shuffled_batches(
@@ -337,6 +374,17 @@ def train(
             mask = rollout.completion_mask
             # 4. group-relative advantages (exercise 6.1): with or without the group's std
             advantages = grpo.group_advantages(scores, G, scale="group" if cfg.scale_rewards else "none")
+            loss_mask, row_scale, n_kept = mask, 1.0, mask.shape[0]
+            kept: torch.Tensor | slice = slice(None)  # the rows the loss sees: all, as sampled
+            if cfg.mask_truncated_completions:  # exercise 9.7: no loss from cut-off completions
+                truncated = rollout.is_truncated(tokenizer.eos_token_id, tokenizer.pad_token_id)
+                loss_mask = rlvr.mask_truncated_completions(mask, truncated)
+                # the loss sees only the rows left with tokens (a row without any has no mean);
+                # TRL still divides 'grpo' and 'dr_grpo' by all B rows, hence the scale
+                live = loss_mask.sum(-1) > 0
+                kept, n_kept = live.nonzero().squeeze(-1), int(live.sum())
+                if cfg.loss_type in ("grpo", "dr_grpo"):
+                    row_scale = n_kept / len(live)
             with torch.no_grad():
                 ref_logp = kl.token_logprobs(
                     sampling.completion_logits(ref_model, rollout, cfg.temperature), rollout.completion_ids
@@ -356,20 +404,25 @@ def train(
                 if entropy is None:
                     entropy = _entropy(logits, mask)
                     kl_now = float(sft.masked_mean(kl.kl_estimate(logp.detach(), ref_logp, "k3"), mask))
-                loss, stats = rlvr.rlvr_policy_loss(
-                    logp,
-                    old_logp if old_logp is not None else logp.detach(),
-                    advantages,
-                    mask,
-                    eps_low=eps_low,
-                    eps_high=eps_high,
-                    level=cfg.level,
-                    loss_type=cfg.loss_type,
-                    ref_logp=ref_logp if cfg.beta != 0 else None,
-                    beta=cfg.beta,
-                    max_completion_length=cfg.max_completion_length,
-                )
                 optimizer.zero_grad(set_to_none=True)
+                if n_kept == 0:  # every completion was cut off: nothing to learn from
+                    loss = logp.sum() * 0.0
+                    stats = {"clip_ratio_low": 0.0, "clip_ratio_high": 0.0, "mean_ratio": 1.0}
+                else:
+                    loss, stats = rlvr.rlvr_policy_loss(
+                        logp[kept],
+                        (old_logp if old_logp is not None else logp.detach())[kept],
+                        advantages[kept],
+                        loss_mask[kept],
+                        eps_low=eps_low,
+                        eps_high=eps_high,
+                        level=cfg.level,
+                        loss_type=cfg.loss_type,
+                        ref_logp=ref_logp[kept] if cfg.beta != 0 else None,
+                        beta=cfg.beta,
+                        max_completion_length=cfg.max_completion_length,
+                    )
+                    loss = loss * row_scale
                 loss.backward()
                 grad_norms.append(
                     float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm))
@@ -405,6 +458,7 @@ def train(
                 eval_format_rate=ev["format_rate"],
                 eval_response_length=ev["response_length"],
                 eval_scratchpad_rate=ev["scratchpad_rate"],
+                eval_truncated_rate=ev["truncated_rate"],
             )
         history.append(rec)
         if show_progress:
@@ -495,10 +549,13 @@ def train_with_trl(
 ) -> Run:
     """TRL 1.16's ``GRPOTrainer`` with the same settings (:func:`_loop.trl_config`: ``eps_low`` /
     ``eps_high`` -> ``epsilon`` / ``epsilon_high``, ``level`` -> ``importance_sampling_level``,
-    ``loss_type`` as is, ``scale_rewards`` -> "group" / "none"), the same reward functions and
-    weights (answer + ``format_weight`` * format), on `dataset` (default: ``train_size`` of the
+    ``loss_type`` as is, ``scale_rewards`` -> "group" / "none", ``mask_truncated_completions`` as
+    is), the same reward functions and weights (answer + ``format_weight`` * format; with
+    ``overlong_buffer > 0`` TRL's own ``get_soft_overlong_punishment(max_completion_length,
+    overlong_buffer)``, weight 1, in place of 9.6), on `dataset` (default: ``train_size`` of the
     task's training problems). A :class:`Run` whose history has step, loss, lr, seconds, reward,
-    accuracy, format_rate, kl, entropy, completion_length and the clip ratios.
+    accuracy, format_rate, kl, entropy, completion_length, truncated_rate, the clip ratios and,
+    with the overlong punishment, overlong_penalty.
 
     TRL has no dynamic sampling: a config with ``dynamic_sampling=True`` is refused rather than
     compared against a different algorithm."""
@@ -520,7 +577,11 @@ def train_with_trl(
     if not rows or "prompt" not in rows[0] or "answer" not in rows[0]:
         raise ValueError("rlvr train_with_trl: the training data needs `prompt` and `answer` columns")
     ds = Dataset.from_list([{"prompt": r["prompt"], "answer": str(r["answer"])} for r in rows])
-    reward_funcs, _ = reward_functions(cfg.format_weight)
+    reward_funcs, _ = reward_functions(cfg.format_weight, cfg.max_completion_length, cfg.overlong_buffer)
+    if cfg.overlong_buffer > 0:  # TRL's own overlong punishment in place of exercise 9.6
+        from trl.rewards import get_soft_overlong_punishment
+
+        reward_funcs[2] = get_soft_overlong_punishment(cfg.max_completion_length, cfg.overlong_buffer)
     out = Path(output_dir or tempfile.mkdtemp(prefix="trl_rlvr_"))
     # what rlvr.rlvr_policy_loss computes: the k3 KL without TRL's ratio factor, no two-sided
     # clipping (delta), every token (no entropy quantile, no off-policy mask); dropout off as ours
@@ -552,6 +613,8 @@ def train_with_trl(
             "kl": "kl",
             "entropy": "entropy",
             "completions/mean_length": "completion_length",
+            "completions/clipped_ratio": "truncated_rate",
+            "rewards/soft_overlong_punishment_reward/mean": "overlong_penalty",
             "clip_ratio/low_mean": "clip_ratio_low",
             "clip_ratio/high_mean": "clip_ratio_high",
             "frac_reward_zero_std": "frac_reward_zero_std",

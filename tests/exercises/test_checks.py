@@ -21,7 +21,7 @@ from course_lib.core.registry import BY_NAME, EXERCISES
 
 pytest.importorskip("solutions")  # instructor-only: the wrong implementations wrap the solutions
 
-from wrong_versions import VISIBLE_ONLY, WRONG, wrong_id
+from wrong_versions import CHECK_ONLY, VISIBLE_ONLY, WRONG, wrong_id
 
 from solutions import ppo as S_ppo
 from solutions import reward_model as S_rm
@@ -173,7 +173,7 @@ def test_every_exercise_has_wrong_implementations():
     )
 
 
-@pytest.mark.parametrize("w", WRONG + VISIBLE_ONLY, ids=wrong_id)
+@pytest.mark.parametrize("w", WRONG + VISIBLE_ONLY + CHECK_ONLY, ids=wrong_id)
 def test_wrong_implementation_fails_with_expected_and_hint(w, monkeypatch):
     name, label, fn, phrase = w
     ex = BY_NAME[name]

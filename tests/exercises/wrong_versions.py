@@ -1114,6 +1114,63 @@ variants(
 )
 
 
+# 9.6 overlong_penalty
+def _olp(lengths, max_completion_length, overlong_buffer, *, bug):
+    S_rlvr.overlong_penalty(lengths, max_completion_length, overlong_buffer)  # the input checks
+    Lmax, buf = max_completion_length, overlong_buffer
+    L = lengths if bug == "int" else lengths.to(torch.float32)
+    if bug == "no-eos":  # "the length should not count EOS"
+        L = L - 1
+    free = Lmax - buf
+    ramp = (free - L) // buf if bug == "int" else (free - L) / (buf + 1 if bug == "buffer+1" else buf)
+    if bug == "positive":
+        ramp = -ramp
+    out = torch.where(L <= free, torch.zeros_like(ramp), ramp)
+    return out if bug == "no-floor" else torch.where(L <= Lmax, out, torch.full_like(out, -1))
+
+
+variants(
+    "overlong_penalty",
+    _olp,
+    [
+        ("integer arithmetic", "int", "float32"),
+        ("a positive ramp", "positive", "NEGATIVE"),
+        ("EOS subtracted from the length", "no-eos", "EOS included"),
+        ("ramp over buffer + 1 tokens: -1 one token late", "buffer+1", "off by one at a boundary"),
+        ("keeps falling past Lmax", "no-floor", "stays at -1.0"),
+    ],
+)
+
+
+# 9.7 mask_truncated_completions
+def _mtc(completion_mask, is_truncated, *, bug):
+    S_rlvr.mask_truncated_completions(completion_mask, is_truncated)  # the input checks
+    keep = is_truncated if bug == "inverted" else ~is_truncated
+    if bug == "last-token":
+        out = completion_mask.clone()
+        last = (completion_mask.sum(-1) - 1).clamp(min=0)
+        rows = is_truncated.nonzero().squeeze(-1)
+        out[rows, last[rows]] = 0
+        return out
+    if bug == "per-column":
+        return completion_mask * keep.to(completion_mask.dtype)
+    if bug == "bool":
+        return completion_mask.bool() & keep.unsqueeze(1)
+    return completion_mask * keep.unsqueeze(1).to(completion_mask.dtype)
+
+
+variants(
+    "mask_truncated_completions",
+    _mtc,
+    [
+        ("keeps only the truncated rows", "inverted", "the flag True means truncated"),
+        ("zeroes only the last token", "last-token", "EVERY token of a truncated row"),
+        ("one flag per column", "per-column", "per ROW"),
+        ("returns a bool mask", "bool", "its own dtype"),
+    ],
+)
+
+
 # Bugs only the visible checks can see: the grader's cases start each step from a fresh model (no
 # stale gradient, dropout off) and compare values and the loss's gradient, not `requires_grad` of
 # logged statistics or float-vs-0-d-tensor.
@@ -1161,6 +1218,30 @@ def _rlvr_stats_tensors(*args, **kwargs):
 
 
 VISIBLE_ONLY.append(("rlvr_policy_loss", "stats as 0-d tensors", _rlvr_stats_tensors, "plain Python float"))
+
+
+# Bugs that no hidden case can see by construction: the grader hands every call fresh copies of
+# its inputs, so a function that also writes into them returns the right values there. The
+# visible checks pass the same tensor object and look at it after the call.
+def _olp_in_place(lengths, max_completion_length, overlong_buffer):
+    S_rlvr.overlong_penalty(lengths, max_completion_length, overlong_buffer)  # the input checks
+    L = lengths.to(torch.float32)  # no copy when the lengths are float32 already
+    L[L > max_completion_length] = max_completion_length + 1  # the caller's tensor, when no copy
+    free = max_completion_length - overlong_buffer
+    ramp = ((free - L) / overlong_buffer).clamp(min=-1.0)
+    return torch.where(L <= free, torch.zeros_like(L), ramp)
+
+
+def _mtc_in_place(completion_mask, is_truncated):
+    S_rlvr.mask_truncated_completions(completion_mask, is_truncated)  # the input checks
+    completion_mask[is_truncated] = 0
+    return completion_mask
+
+
+CHECK_ONLY: list[tuple[str, str, object, str]] = [
+    ("overlong_penalty", "writes into the lengths", _olp_in_place, "in place"),
+    ("mask_truncated_completions", "zeroes the caller's mask", _mtc_in_place, "in place"),
+]
 
 
 def wrong_id(w):

@@ -22,6 +22,7 @@ FIGURES = (
     "09_main_curves",
     "09_ablations",
     "09_ablation_length",
+    "09_overlong",
     "09_trl_side_by_side",
 )
 
@@ -36,6 +37,8 @@ def test_notebook_structure():
         "sequence_log_ratio",
         "rlvr_policy_loss",
         "dynamic_sampling_mask",
+        "overlong_penalty",
+        "mask_truncated_completions",
     ):
         assert f"test_{name}" in ids, name
     assert sum(1 for i in ids if i and i.startswith("q_") and not i.endswith("_prompt")) >= 3

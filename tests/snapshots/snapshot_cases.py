@@ -319,6 +319,20 @@ CASES = {
             lambda f, x: f(x["rewards"], 2).long(),  # bool -> int64 (npz / allclose)
         )
     ],
+    "overlong_penalty": [
+        _c(
+            "lmax16-buffer5",
+            lambda g: {"lengths": torch.randint(0, 22, (12,), generator=g)},
+            lambda f, x: f(x["lengths"], 16, 5),
+        )
+    ],
+    "mask_truncated_completions": [
+        _c(
+            "padded",
+            lambda g: {"mask": mask(g, 6), "is_truncated": torch.randint(0, 2, (6,), generator=g).bool()},
+            lambda f, x: f(x["mask"], x["is_truncated"]),
+        )
+    ],
 }
 
 

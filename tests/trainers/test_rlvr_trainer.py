@@ -111,16 +111,8 @@ def test_config_variants_and_bad_values():
 def _run(tiny, **changes):
     p = get_profile("tiny")
     model, tok = tiny
-    cfg = T.RLVRConfig.from_profile(
-        p,
-        max_steps=2,
-        prompts_per_step=2,
-        num_generations=4,
-        max_completion_length=8,
-        eval_size=4,
-        eval_every=1,
-        **changes,
-    )
+    small = dict(max_steps=2, prompts_per_step=2, num_generations=4, max_completion_length=8, eval_size=4)
+    cfg = T.RLVRConfig.from_profile(p, **{**small, "eval_every": 1, **changes})
     return T.train(
         cfg,
         copy.deepcopy(model),
@@ -134,7 +126,7 @@ def _run(tiny, **changes):
 KEYS = {
     "step", "loss", "reward", "accuracy", "format_rate", "completion_length", "entropy", "kl", "clip_ratio_low",
     "clip_ratio_high", "mean_ratio", "frac_reward_zero_std", "kept_groups", "grad_norm", "lr", "seconds",
-    "eval_accuracy", "eval_format_rate", "eval_response_length",
+    "eval_accuracy", "eval_format_rate", "eval_response_length", "truncated_rate", "eval_truncated_rate",
 }  # fmt: skip
 
 
@@ -184,6 +176,56 @@ def test_dynamic_sampling_keeps_only_groups_with_a_spread(tiny, monkeypatch):
         groups = adv.view(-1, 4)
         assert (groups.abs().sum(-1) > 0).all()  # no all-zero group reached the loss
         assert groups.shape[0] == h["kept_groups"]
+
+
+def test_overlong_shaping_and_truncation_masking_go_through_the_exercises(tiny, monkeypatch):
+    """A budget of 6 tokens cuts most of the tiny model's samples off: with overlong_buffer the
+    reward gets the soft punishment (exercise 9.6) of each completion's length, with
+    mask_truncated_completions the loss sees the mask of exercise 9.7 (truncated rows all 0), only
+    for the rows left with tokens, and TRL's normaliser over all B rows for 'grpo'."""
+    calls = {"penalty": [], "masked": [], "loss": []}
+    real_pen, real_mask, real_loss = (
+        T.rlvr.overlong_penalty,
+        T.rlvr.mask_truncated_completions,
+        T.rlvr.rlvr_policy_loss,
+    )
+
+    def pen(lengths, L, buf):
+        calls["penalty"].append((lengths.clone(), L, buf))
+        return real_pen(lengths, L, buf)
+
+    def masked(mask, truncated):
+        calls["masked"].append((mask.clone(), truncated.clone()))
+        return real_mask(mask, truncated)
+
+    def loss(logp, old_logp, advantages, mask, **kw):
+        calls["loss"].append(mask.clone())
+        return real_loss(logp, old_logp, advantages, mask, **kw)
+
+    monkeypatch.setattr(T.rlvr, "overlong_penalty", pen)
+    monkeypatch.setattr(T.rlvr, "mask_truncated_completions", masked)
+    monkeypatch.setattr(T.rlvr, "rlvr_policy_loss", loss)
+    plain = _run(tiny, max_completion_length=6)
+    assert not calls["penalty"] and not calls["masked"] and "overlong_penalty" not in plain.history[0]
+    calls["loss"].clear()
+    run = _run(tiny, max_completion_length=6, overlong_buffer=2, mask_truncated_completions=True)
+    assert len(calls["penalty"]) == len(calls["masked"]) == len(run.history) == 2
+    lengths, L, buf = calls["penalty"][0]
+    assert (L, buf) == (6, 2) and lengths.max() <= 6
+    want = real_pen(lengths, 6, 2).mean().item()
+    assert run.history[0]["overlong_penalty"] == pytest.approx(want)
+    assert 0 <= run.history[0]["truncated_rate"] <= 1 and "eval_truncated_rate" in run.history[-1]
+    assert any(truncated.any() for _, truncated in calls["masked"])  # the budget did cut some off
+    kept = [real_mask(mask, truncated) for mask, truncated in calls["masked"]]
+    want_masks = [k[k.sum(-1) > 0] for k in kept if k.sum() > 0]  # no loss when all were cut off
+    assert len(calls["loss"]) == len(want_masks)
+    for seen, want_mask in zip(calls["loss"], want_masks):
+        assert torch.equal(seen, want_mask)  # the rows with tokens; the truncated ones are gone
+    with pytest.raises(ValueError, match="overlong_buffer"):
+        T.RLVRConfig.from_profile(get_profile("tiny"), overlong_buffer=65)
+    cfg = T.RLVRConfig.from_profile(get_profile("tiny"), overlong_buffer=8, mask_truncated_completions=True)
+    args = T._loop.trl_arguments("rlvr", cfg.resolved(get_profile("tiny")))
+    assert args["mask_truncated_completions"] is True and args["reward_weights"] == [1.0, 0.2, 1.0]
 
 
 def test_concat_pads_prompts_left_and_completions_right():
@@ -249,6 +291,19 @@ def test_trl_side_by_side_runs_with_our_rewards_and_settings(tiny, tmp_path, mon
         assert h["reward"] == pytest.approx(h["accuracy"] + cfg.format_weight * h["format_rate"], abs=1e-5)
         assert h["completion_length"] <= 6 and h["lr"] == pytest.approx(cfg.learning_rate)
     assert any(h["format_rate"] > 0 for h in run.history)
+    # TRL's own overlong punishment and truncation masking: logged under our names
+    cfg = T.RLVRConfig.from_profile(
+        p, max_steps=1, prompts_per_step=2, num_generations=2, max_completion_length=6,
+        overlong_buffer=3, mask_truncated_completions=True,
+    )  # fmt: skip
+    run = T.train_with_trl(
+        cfg, copy.deepcopy(model), tok, reasoning.make_problems("train", 8), tmp_path / "o", profile=p
+    )
+    h = run.history[0]
+    assert -1.0 <= h["overlong_penalty"] <= 0.0 and 0.0 <= h["truncated_rate"] <= 1.0, h
+    assert h["reward"] == pytest.approx(
+        h["accuracy"] + cfg.format_weight * h["format_rate"] + h["overlong_penalty"], abs=1e-5
+    )
     dapo = T.RLVRConfig.from_profile(p, variant="dapo", max_steps=1)
     with pytest.raises(ValueError, match="no dynamic sampling"):
         T.train_with_trl(dapo, copy.deepcopy(model), tok, profile=p)

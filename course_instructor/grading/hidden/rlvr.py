@@ -133,10 +133,52 @@ def _dynamic_sampling_mask(g):
     ]
 
 
+def _overlong_penalty(g):
+    def lengths(L, buf, n=10, dtype=torch.long):
+        free = L - buf
+        # every region and both boundaries in each case, so that no constant passes
+        fixed = [free, free + 1, L - 1, L, L + 1]
+        rest = [g.int_(0, L + 8) for _ in range(n - len(fixed))]
+        x = fixed + rest
+        g.rng.shuffle(x)
+        return torch.tensor(x, dtype=dtype)
+
+    cases = [
+        case(f"lmax{L}-buffer{buf}", lengths(L, buf), L, buf)
+        for L, buf in [(16, 4), (24, 8), (32, 5), (64, 16), (40, 3)]
+    ]
+    cases.append(case("buffer-equals-lmax", lengths(12, 12), 12, 12))
+    cases.append(case("float-lengths", lengths(20, 6, dtype=torch.float32), 20, 6))
+    cases.append(case("int32-lengths", lengths(30, 7, dtype=torch.int32), 30, 7))
+    cases.append(case("buffer-0", lengths(16, 4), 16, 0))
+    cases.append(case("buffer-too-large", lengths(16, 4), 16, 17))
+    return cases
+
+
+def _mask_truncated_completions(g):
+    def batch(B, T, dtype=torch.long):
+        m = g.mask(B, T).to(dtype)
+        trunc = torch.tensor([g.rng.random() < 0.4 for _ in range(B)])
+        trunc[0], trunc[1] = True, False  # both kinds in every case
+        perm = torch.randperm(B, generator=g.g)
+        return m[perm], trunc[perm]
+
+    cases = [case(f"b{B}-t{T}", *batch(B, T)) for B, T in [(6, 8), (8, 5), (4, 12)]]
+    cases.append(case("square", *batch(5, 5)))
+    cases.append(case("float-mask", *batch(6, 7, torch.float32)))
+    cases.append(case("int32-mask", *batch(5, 6, torch.int32)))
+    m, tr = batch(4, 6)
+    cases.append(case("flags-wrong-length", m, torch.cat([tr, tr[:1]])))
+    cases.append(case("flags-not-bool", m, tr.float()))
+    return cases
+
+
 CASES = {
     "think_format_reward": _think_format_reward,
     "answer_reward": _answer_reward,
     "sequence_log_ratio": _sequence_log_ratio,
     "rlvr_policy_loss": _rlvr_policy_loss,
     "dynamic_sampling_mask": _dynamic_sampling_mask,
+    "overlong_penalty": _overlong_penalty,
+    "mask_truncated_completions": _mask_truncated_completions,
 }
