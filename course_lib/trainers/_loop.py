@@ -529,6 +529,21 @@ TRL_VALUES: dict[tuple[str, str], Callable[[Any, Any], Any]] = {
 }
 """Where a value means the same in a different form: (trainer, our field) -> f(value, config)."""
 
+TRL_ONLY: dict[tuple[str, str], tuple[Any, str]] = {
+    ("grpo", "advantage_estimator"): (
+        "grpo",
+        "TRL's GRPOTrainer always computes group advantages (its scale_rewards picks the std). "
+        "RLOO is trl.RLOOTrainer with RLOOConfig(normalize_advantages=False), REINFORCE++-baseline "
+        "the same with normalize_advantages=True, but that trainer optimises another objective "
+        "(the KL, k1 summed over the sequence, subtracted from the reward instead of k3 in the loss; "
+        "a sequence-level ratio; no loss_type), so a side by side with it would not compare one "
+        "objective. Compare the estimators in our loop; run TRL's side by side with 'grpo'.",
+    ),
+}
+"""Our fields TRL's config cannot express for a trainer: (trainer, field) -> (the only value
+TRL's trainer computes, why). :func:`trl_arguments` refuses a config with another value rather
+than let TRL silently train something else."""
+
 TRL_RUN = dict(
     logging_steps=1,
     save_strategy="no",
@@ -544,9 +559,15 @@ TRL_RUN = dict(
 
 def trl_arguments(trainer: str, config) -> dict:
     """``{TRL argument: value}`` for `config` (a resolved config of `trainer`), from
-    :data:`TRL_NAMES` and :data:`TRL_VALUES`."""
+    :data:`TRL_NAMES` and :data:`TRL_VALUES`; a ValueError when a field of :data:`TRL_ONLY`
+    has a value TRL's trainer cannot compute."""
     if trainer not in TRL_NAMES:
         raise ValueError(f"trl_arguments: no TRL side by side for {trainer!r}; one of {sorted(TRL_NAMES)}")
+    for (t, ours), (value, why) in TRL_ONLY.items():
+        if t == trainer and getattr(config, ours, value) != value:
+            raise ValueError(
+                f"trl_arguments: TRL cannot express {ours}={getattr(config, ours)!r} for {trainer!r}: {why}"
+            )
     convert = {field: f for (t, field), f in TRL_VALUES.items() if t == trainer}
     return {
         theirs: convert[ours](getattr(config, ours), config) if ours in convert else getattr(config, ours)

@@ -6,7 +6,8 @@ Each step (DeepSeekMath's Group Relative Policy Optimization, with TRL's names):
    each (KV-cached sampler, :func:`course_lib.core.sampling.sample`);
 2. score every completion with one or more TRL-style reward functions (weighted sum);
 3. turn the rewards into advantages *relative to the group* -- ``grpo.group_advantages``
-   (exercise 6.1): no value network, the group mean is the baseline;
+   (exercise 6.1): no value network, the group mean is the baseline (``advantage_estimator``
+   "rloo" / "reinforce_pp": exercises 6.4 / 6.5 instead, :func:`estimate_advantages`);
 4. log-probs of the sampled tokens under the frozen reference (for the KL term) and, when the
    batch is reused (``num_iterations > 1``), under the sampling policy ("old" log-probs, kept
    fixed while the policy moves);
@@ -46,6 +47,7 @@ from course_lib.trainers import _loop
 from course_lib.trainers._loop import HeadlineRun, Run, save_checkpoint, start_model  # noqa: F401  (shared API)
 
 TASKS = ("sentiment", "arithmetic")
+ADVANTAGE_ESTIMATORS = ("grpo", "rloo", "reinforce_pp")
 
 
 # --------------------------------------------------------------------------- configuration
@@ -63,6 +65,7 @@ class GRPOConfig(_loop.GroupConfig):
         "task": TASKS,
         "loss_type": grpo.LOSS_TYPES,
         "scale_rewards": grpo.SCALES,
+        "advantage_estimator": ADVANTAGE_ESTIMATORS,
     }
 
     task: str = "sentiment"  # "sentiment" | "arithmetic" (picks data + rewards)
@@ -73,7 +76,8 @@ class GRPOConfig(_loop.GroupConfig):
     beta: float = 0.04  # weight of the k3 KL to the reference (in the loss)
     epsilon: float = 0.2  # PPO clip range of the ratio
     loss_type: str = "grpo"  # "grpo" | "bnpo" | "dr_grpo" | "dapo"
-    scale_rewards: str = "group"  # "group" | "batch" | "none"
+    scale_rewards: str = "group"  # "group" | "batch" | "none" (the "grpo" estimator's only)
+    advantage_estimator: str = "grpo"  # "grpo" | "rloo" | "reinforce_pp" (:func:`estimate_advantages`)
     max_completion_length: int | None = None  # profile.max_completion_length
     temperature: float = 1.0
     top_k: int = 0
@@ -91,6 +95,9 @@ class GRPOConfig(_loop.GroupConfig):
     top_entropy_quantile: float = 1.0
     eval_size: int | None = None  # preset.eval_size
     seed: int = 0
+    log_grad_variance: bool = (
+        False  # log grad_variance / grad_noise_ratio (:func:`gradient_noise`; ~+40 % per step)
+    )
 
     SELECTOR: ClassVar[str | None] = "task"
 
@@ -188,6 +195,96 @@ def task_prompts(
     return data.load_task(task, split, n=n, profile=profile, seed=seed)
 
 
+# --------------------------------------------------------------------------- advantages & gradient noise
+def estimate_advantages(scores: torch.Tensor, group_size: int, config: GRPOConfig) -> torch.Tensor:
+    """Advantages [B] of a step's rewards [B] with ``config.advantage_estimator``, through *your*
+    exercise functions:
+
+    * ``"grpo"``: ``grpo.group_advantages(scores, G, scale=config.scale_rewards)`` (exercise 6.1);
+    * ``"rloo"``: ``grpo.rloo_advantages(scores, G)`` (exercise 6.4) -- the leave-one-out baseline,
+      ``G / (G - 1)`` times GRPO's centred reward, never divided by a std;
+    * ``"reinforce_pp"``: ``grpo.reinforce_pp_advantages(scores, G)`` (exercise 6.5) -- group
+      mean, then one std for the whole batch.
+
+    ``scale_rewards`` only applies to ``"grpo"``: the other two estimators fix their own scaling.
+    """
+    if config.advantage_estimator == "rloo":
+        return grpo.rloo_advantages(scores, group_size)
+    if config.advantage_estimator == "reinforce_pp":
+        return grpo.reinforce_pp_advantages(scores, group_size)
+    return grpo.group_advantages(scores, group_size, scale=config.scale_rewards)
+
+
+def _rows(rollout: sampling.Rollout, rows: slice) -> sampling.Rollout:
+    """The rollout restricted to `rows` (whole groups, so the prompts travel with their completions)."""
+    return sampling.Rollout(
+        prompts=rollout.prompts[rows],
+        texts=rollout.texts[rows],
+        prompt_ids=rollout.prompt_ids[rows],
+        prompt_mask=rollout.prompt_mask[rows],
+        completion_ids=rollout.completion_ids[rows],
+        completion_mask=rollout.completion_mask[rows],
+    )
+
+
+def gradient_noise(
+    model, rollout: sampling.Rollout, advantages: torch.Tensor, group_size: int, config: GRPOConfig
+) -> dict[str, float]:
+    """How noisy the step's policy gradient is: ``{"grad_variance", "grad_noise_ratio"}``.
+
+    The advantage estimator changes the policy-gradient term ``-A * rho`` (the KL term is the same
+    for every estimator), so this measures that term's gradient alone, at rho = 1 (the step's first
+    update), with your ``grpo.grpo_loss`` (``beta=0``) and the config's ``loss_type``. The batch's
+    prompts are split into two halves -- independent samples of prompts and completions -- and
+    ``g1``, ``g2`` are the gradients of the loss on each half:
+
+    * ``grad_variance = ||g1 - g2||^2 / 4``: each half's gradient scatters with covariance
+      ``2 * S`` around the expected gradient (S: the full batch's), so ``E||g1 - g2||^2 = 4 tr S``:
+      an unbiased estimate of the total variance of the full batch's gradient. It carries the
+      advantage's units squared: RLOO's is (G / (G - 1))^2 times that of ``"grpo"`` with
+      ``scale_rewards="none"`` on the same batch;
+    * ``grad_noise_ratio = ||g1 - g2||^2 / ||g1 + g2||^2``: scale free, so estimators that scale
+      the advantages differently compare. Near 0: both halves point the same way (signal); near 1
+      or above: they are unrelated (noise). Multiplying the advantages by a constant leaves it unchanged.
+
+    Needs at least 2 prompts per step (NaN otherwise) and one more forward and backward pass of the
+    batch, so the trainer runs it only with ``config.log_grad_variance``. The parameters' ``.grad``
+    are left untouched (``torch.autograd.grad``).
+    """
+    n_prompts = len(rollout) // group_size
+    if n_prompts < 2:
+        return {"grad_variance": float("nan"), "grad_noise_ratio": float("nan")}
+    half = (n_prompts // 2) * group_size
+    params = [p for p in model.parameters() if p.requires_grad]
+    model.train()
+    grads = []
+    for rows in (slice(0, half), slice(half, 2 * half)):
+        part = _rows(rollout, rows)
+        logp = kl.token_logprobs(
+            sampling.completion_logits(model, part, config.temperature), part.completion_ids
+        )
+        loss = grpo.grpo_loss(
+            logp,
+            logp.detach(),
+            None,
+            advantages[rows],
+            part.completion_mask,
+            clip_eps=config.epsilon,
+            beta=0.0,
+            loss_type=config.loss_type,
+            max_completion_length=config.max_completion_length,
+        )
+        g = torch.autograd.grad(loss, params, allow_unused=True)
+        grads.append(
+            torch.cat([(x if x is not None else torch.zeros_like(p)).flatten() for x, p in zip(g, params)])
+        )
+    diff, total = (grads[0] - grads[1]).pow(2).sum(), (grads[0] + grads[1]).pow(2).sum()
+    return {
+        "grad_variance": diff.item() / 4,
+        "grad_noise_ratio": (diff / total).item() if total > 0 else float("nan"),
+    }
+
+
 # --------------------------------------------------------------------------- the loop
 def train(
     config: GRPOConfig | None = None,
@@ -211,7 +308,10 @@ def train(
     ``_loop``): step, loss, reward, reward_std, ``rewards/<function>`` (mean of each reward
     function), ``frac_reward_zero_std`` (groups whose rewards all tie), kl, clip_fraction,
     grad_norm, completion_length, ``entropy`` (mean per-token entropy of the sampling policy on its
-    completion tokens, nats), lr, seconds. `on_step(row)` is called after every step.
+    completion tokens, nats), lr, seconds; with ``config.log_grad_variance`` also ``grad_variance``
+    and ``grad_noise_ratio`` (:func:`gradient_noise`, counted in seconds). The advantages come from
+    :func:`estimate_advantages` (``config.advantage_estimator``). `on_step(row)` is called after
+    every step.
     """
     from course_lib.core.models import frozen_copy
 
@@ -269,8 +369,9 @@ def train(
         # 2. rewards (extra columns repeated once per completion, as TRL does)
         columns = {k: [r[k] for r in batch for _ in range(G)] for k in batch[0] if k != "prompt"}
         scores, per_func = _loop.score_rollout(reward_funcs, weights, rollout, columns)  # [B]
-        # 3. group-relative advantages (exercise 6.1)
-        advantages = grpo.group_advantages(scores.to(dev), G, scale=cfg.scale_rewards)  # [B]
+        # 3. group-relative advantages (exercise 6.1; 6.4 or 6.5 with another advantage_estimator)
+        advantages = estimate_advantages(scores.to(dev), G, cfg)  # [B]
+        noise = gradient_noise(model, rollout, advantages, G, cfg) if cfg.log_grad_variance else {}
         # 4. reference and "old" log-probs, and the policy's per-token entropy, no gradients
         with torch.no_grad():
             ref_logp = kl.token_logprobs(
@@ -329,6 +430,7 @@ def train(
             "completion_length": mask.sum(-1).float().mean().item(),
             "entropy": float(sft.masked_mean(entropies, mask)),
             "lr": lr,
+            **noise,
             "seconds": time.perf_counter() - t0,
         }
         history.append(rec)

@@ -69,6 +69,13 @@ def test_notebook_meets_the_bars(run_notebook):
     assert pos["after"] - pos["before"] >= 0.30, pos
     assert abs(d2["after"] - d2["before"]) <= 0.2 * d2["before"], d2
     assert kl["after"] <= 0.5, kl
+    # "why is my loss 0?": one step on a batch whose groups all tie -> no signal at all
+    assert m["equal_rewards_loss"]["after"] == 0.0 and m["equal_rewards_grad_norm"]["after"] == 0.0, m
+    assert m["equal_rewards_frac_reward_zero_std"]["after"] == 1.0, m
+    # the estimator comparison logged every arm's gain, KL and gradient-noise proxy
+    for name in ("grpo", "rloo", "reinforce_pp"):
+        assert m[f"{name}_grad_variance"]["after"] > 0 and m[f"{name}_grad_noise_ratio"]["after"] > 0, name
+        assert m[f"{name}_kl_to_ref"]["after"] > 0, name
     # speed is reported side by side, never asserted (timer noise); `course bench` measures it
     assert m["seconds_per_step_ours"]["after"] > 0 and m["seconds_per_step_trl"]["after"] > 0, m
     for fig in (
@@ -80,6 +87,7 @@ def test_notebook_meets_the_bars(run_notebook):
         "06_ablation_loss_type",
         "06_trl_side_by_side",
         "06_entropy_collapse",
+        "06_estimators",
     ):
         assert f"{fig}.png" in run.figures, fig
 

@@ -403,3 +403,77 @@ def test_train_trl_side_by_side_runs_with_our_reward_functions(tiny, solutions_o
     res = gt.train_with_trl(cfg, copy.deepcopy(tiny[0]), tiny[1], output_dir=tmp_path, profile=TINY)
     assert [h["step"] for h in res.history] == [1, 2] and all(h["seconds"] > 0 for h in res.history)
     assert all(0.0 <= h["reward"] <= 1.0 for h in res.history)
+
+
+# --------------------------------------------------------------------------- advantage estimators
+def test_advantage_estimator_dispatches_to_the_exercise_functions(solutions_on, monkeypatch):
+    r = torch.tensor([0.0, 1.0, 1.0, 0.0, 0.91, 0.92, 0.93, 0.92])
+    torch.testing.assert_close(
+        gt.estimate_advantages(r, 4, _small(scale_rewards="batch")),
+        grpo.group_advantages(r, 4, scale="batch"),
+    )
+    torch.testing.assert_close(
+        gt.estimate_advantages(r, 4, _small(advantage_estimator="rloo")), grpo.rloo_advantages(r, 4)
+    )
+    torch.testing.assert_close(
+        gt.estimate_advantages(r, 4, _small(advantage_estimator="reinforce_pp")),
+        grpo.reinforce_pp_advantages(r, 4),
+    )
+    calls = []
+    monkeypatch.setattr(
+        grpo, "rloo_advantages", lambda rewards, G: calls.append(G) or torch.zeros_like(rewards)
+    )
+    gt.estimate_advantages(r, 4, _small(advantage_estimator="rloo"))  # looked up on the module: the student's
+    assert calls == [4]
+    with pytest.raises(ValueError, match="advantage_estimator"):
+        _small(advantage_estimator="ppo")
+
+
+def test_gradient_noise_is_scale_free_and_logged_per_step(tiny, rollout, solutions_on):
+    model = copy.deepcopy(tiny[0])
+    before = [p.detach().clone() for p in model.parameters()]
+    adv = grpo.group_advantages(torch.tensor([3.0, 0, 1, 0, 2, 0, 0, 1]), 4, scale="none")
+    cfg = _small()
+    one, two = (
+        gt.gradient_noise(model, rollout, adv, 4, cfg),
+        gt.gradient_noise(model, rollout, 2 * adv, 4, cfg),
+    )
+    assert one["grad_variance"] > 0 and two["grad_variance"] == pytest.approx(
+        4 * one["grad_variance"], rel=1e-4
+    )
+    assert two["grad_noise_ratio"] == pytest.approx(one["grad_noise_ratio"], rel=1e-4)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # nothing trained
+    assert all(p.grad is None for p in model.parameters())  # .grad untouched
+    assert math.isnan(
+        gt.gradient_noise(model, rollout, adv, 8, cfg)["grad_variance"]
+    )  # one prompt: no halves
+    run = gt.train(
+        _small(max_steps=2, advantage_estimator="rloo", log_grad_variance=True),
+        copy.deepcopy(tiny[0]),
+        tiny[1],
+        show_progress=False,
+    )
+    assert all(h["grad_variance"] >= 0 and h["grad_noise_ratio"] >= 0 for h in run.history)
+    assert (
+        "grad_variance"
+        not in gt.train(_small(max_steps=1), copy.deepcopy(tiny[0]), tiny[1], show_progress=False).history[0]
+    )
+
+
+def test_equal_rewards_give_loss_zero_gradient_zero_and_frac_zero_std_one(tiny, solutions_on):
+    """The notebook's "why is my loss 0?": every group ties -> advantages 0, and at step 1 KL 0."""
+    run = gt.train(
+        _small(max_steps=1),
+        copy.deepcopy(tiny[0]),
+        tiny[1],
+        reward_funcs=[lambda completions, **kw: [1.0] * len(completions)],
+        show_progress=False,
+    )
+    h = run.history[0]
+    assert (h["loss"], h["grad_norm"], h["frac_reward_zero_std"]) == (0.0, 0.0, 1.0)
+
+
+def test_trl_side_by_side_refuses_an_estimator_trls_grpo_cannot_compute():
+    assert _small().to_trl("/tmp/unused_trl_dir").loss_type == "grpo"
+    with pytest.raises(ValueError, match="RLOOTrainer"):
+        _small(advantage_estimator="rloo").to_trl("/tmp/unused_trl_dir")
