@@ -109,13 +109,12 @@ case "$MODE" in
     "$VENV/bin/mypy" course_lib/core course_lib/trainers course_lib/labs || fail "mypy" "fix the type errors it reports ([tool.mypy] in pyproject.toml)"
     step "5/5 tests, stage 2/3: the fast tier (tests/exercises/, the exercise contract)"
     "$PY" -m pytest -q -m fast || fail "the fast tier (the exercise contract)" "see the failures above"
-    step "5/5 tests, stage 3/3: the rest (tiers standard, slow, notebook) on two workers, then the 25 slowest tests"
-    # Two pytest-xdist workers: most tests drive a 1 M-parameter model, so each keeps about one core
-    # busy; tests/conftest.py keeps what must share a worker together (worker_group). Two processes
-    # of two torch threads each on two cores: with OpenMP's default spin-waiting, a thread waiting at
-    # a barrier burns the core its partner needs (a tiny-GPT-2 step measured 10x slower);
-    # OMP_WAIT_POLICY=PASSIVE makes waiting threads sleep.
-    OMP_WAIT_POLICY=PASSIVE exec "$PY" -m pytest --durations=25 -m "not fast" -n 2 ;;
+    step "5/5 tests, stage 3/3: the rest (tiers standard, slow, notebook), then the 25 slowest tests"
+    # Serial until a whole two-worker run has passed here: `pytest -m "not fast" -n 2` (pytest-xdist,
+    # grouped by tests/conftest.py's worker_group) is the faster way; with two processes of two torch
+    # threads on two cores, OpenMP's spin-waiting made a training step 10x slower, so it needs
+    # OMP_WAIT_POLICY=PASSIVE (waiting threads sleep), set here for either way.
+    OMP_WAIT_POLICY=PASSIVE exec "$PY" -m pytest --durations=25 -m "not fast" ;;
   run) step "5/5 course run $*"; exec "$VENV/bin/course" run "$@" ;;
   none) ;;
 esac
