@@ -4,59 +4,34 @@
     python -m course_instructor.estimators --seeds 0 --out /tmp/est.json
     python -m course_instructor.estimators --out docs/results/estimators.json  # the course's numbers
 
-Each arm is the notebook's ``estimator_run``: the ablations' baseline (sentiment, 25 steps of
-4 prompts x 8, lr 1e-3, beta 0.04) with ``advantage_estimator`` set and ``log_grad_variance=True``,
-trained from the notebook's start model with ``seed=N`` and evaluated as the notebook does. The
-bar the notebook states before measuring: on every seed RLOO's positive-fraction gain is at least
-0.8 x GRPO's. Runs the solutions (``COURSE_LIB_SOLUTIONS=1``); exit code 1 when the bar is missed.
+Each seed runs :func:`course_lib.labs.estimators.compare`, as the notebook does (the ablations'
+baseline on sentiment, once per ``advantage_estimator``), with ``seed=N`` from the notebook's start
+model. The bar the notebook states before measuring: on every seed RLOO's positive-fraction gain is
+at least ``BAR`` (0.8) x GRPO's. Runs the solutions (``COURSE_LIB_SOLUTIONS=1``); exit code 1 when the bar is missed.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
-BAR = 0.8
-STEPS = 25
+from course_lib.labs.estimators import BAR
 
 
 def measure(seed: int, profile=None) -> dict:
-    """``{estimator: {positive_gain, kl_to_ref, grad_variance, grad_noise_ratio, seconds}}`` for `seed`."""
+    """``{estimator: {positive_gain, kl_to_ref, grad_variance, grad_noise_ratio, seconds}}`` for
+    `seed` (:func:`course_lib.labs.estimators.compare`)."""
     from course_lib.core.config import get_profile
+    from course_lib.labs import estimators
     from course_lib.trainers import grpo as T
 
     profile = profile or get_profile("tiny")
     model, tok, _ = T.start_model(profile)
     before = T.evaluate(model, tok, "sentiment", profile=profile)
-    out = {}
-    for name in T.ADVANTAGE_ESTIMATORS:
-        t0 = time.perf_counter()
-        cfg = T.GRPOConfig.from_profile(
-            profile,
-            task="sentiment",
-            max_steps=STEPS,
-            prompts_per_step=4,
-            learning_rate=1e-3,
-            beta=0.04,
-            advantage_estimator=name,
-            log_grad_variance=True,
-            seed=seed,
-        )
-        run = T.train(cfg, model=copy.deepcopy(model), tokenizer=tok, profile=profile, show_progress=False)
-        ev = T.evaluate(run.model, tok, "sentiment", ref_model=run.ref_model, profile=profile)
-        out[name] = {
-            "positive_gain": ev["positive_fraction"] - before["positive_fraction"],
-            "kl_to_ref": ev["kl_to_ref"],
-            "grad_variance": statistics.mean(h["grad_variance"] for h in run.history),
-            "grad_noise_ratio": statistics.median(h["grad_noise_ratio"] for h in run.history),
-            "seconds": round(time.perf_counter() - t0, 1),
-        }
-    return out
+    result = estimators.compare(model, tok, profile, before, seed=seed, show_progress=False)
+    return {name: {**r["row"], "seconds": round(r["seconds"], 1)} for name, r in result.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -556,39 +556,19 @@ curves(
 
 
 # %%
-def estimator_run(estimator):
-    cfg = grpo_config(
-        "sentiment",
-        max_steps=ABL_STEPS,
-        prompts_per_step=4,
-        learning_rate=1e-3,
-        beta=0.04,
-        advantage_estimator=estimator,
-        log_grad_variance=True,
-    )
-    run = grpo_trainer.train(
-        cfg, model=copy.deepcopy(base_model), tokenizer=tokenizer, profile=profile, desc=estimator
-    )
-    ev = grpo_trainer.evaluate(
-        run.model, tokenizer, "sentiment", ref_model=run.ref_model, n=N_EVAL, profile=profile
-    )
-    return run.history, ev
+from course_lib.labs import estimators as estimator_lab
 
-
-est = {name: estimator_run(name) for name in grpo_trainer.ADVANTAGE_ESTIMATORS}
-est_table = {}
-for name, (hist, ev) in est.items():
-    est_table[name] = {
-        "positive_gain": ev["positive_fraction"] - sent_before["positive_fraction"],
-        "kl_to_ref": ev["kl_to_ref"],
-        "grad_variance": statistics.mean(h["grad_variance"] for h in hist),
-        "grad_noise_ratio": statistics.median(h["grad_noise_ratio"] for h in hist),
-    }
-    print(f"{name:>12}: " + "  ".join(f"{k} {v:.3f}" for k, v in est_table[name].items()))
-gain_ratio = est_table["rloo"]["positive_gain"] / max(est_table["grpo"]["positive_gain"], 1e-9)
-print(f"RLOO gain / GRPO gain: {gain_ratio:.2f} (bar: >= 0.8)")
+# every arm: the ablations' baseline (estimator_lab.RUN) with ABL_STEPS steps, from a copy of base_model
+est = estimator_lab.compare(
+    base_model, tokenizer, profile, sent_before, n_eval=N_EVAL, **{"max_steps": ABL_STEPS, **FAST_SIZE}
+)
+est_table = {name: r["row"] for name, r in est.items()}
+for name, row in est_table.items():
+    print(f"{name:>12}: " + "  ".join(f"{k} {v:.3f}" for k, v in row.items()))
+gain_ratio = estimator_lab.rloo_over_grpo(est)
+print(f"RLOO gain / GRPO gain: {gain_ratio:.2f} (bar: >= {estimator_lab.BAR})")
 curves(
-    {name: hist for name, (hist, _) in est.items()},
+    {name: r["history"] for name, r in est.items()},
     ["reward", "kl", "grad_noise_ratio"],
     "advantage_estimator",
     "06_estimators",
