@@ -43,6 +43,8 @@ FILES = {
         "entropy_collapse.json",
         "python -m course_instructor.entropy_seeds",
     ),
+    "estimators": ("estimators.json", "estimators.json", "python -m course_instructor.estimators"),
+    "overlong": ("overlong_seeds.json", "overlong_seeds.json", "python -m course_instructor.overlong_seeds"),
 }
 # The docs with rendered blocks; a block name appears in exactly one of them.
 DOCS = (REPO / "docs" / "benchmarks.md", REPO / "docs" / "instructors.md")
@@ -302,6 +304,49 @@ def entropy_table(doc: dict) -> str:
     )
 
 
+def estimators_table(doc: dict) -> str:
+    """Unit 06's advantage estimators per seed (``python -m course_instructor.estimators``)."""
+    names = {"grpo": "GRPO", "rloo": "RLOO", "reinforce_pp": "REINFORCE++"}
+    lines = [
+        "| seed | estimator | positive-fraction gain | KL to ref | grad variance | grad noise ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for seed, runs in doc["seeds"].items():
+        for key, r in runs.items():
+            lines.append(
+                f"| {seed} | {names.get(key, key)} | {r['positive_gain']:+.2f} | {r['kl_to_ref']:.2f} | "
+                f"{r['grad_variance']:.3f} | {r['grad_noise_ratio']:.2f} |"
+            )
+    ratios = ", ".join(f"{v:.2f}" for v in doc["rloo_over_grpo_gain"].values())
+    verdict = "met" if doc["met"] else "**missed**"
+    return "\n".join(lines) + (
+        f"\n\nBar: {doc['bar']}: {verdict} (RLOO gain / GRPO gain per seed: {ratios}). {provenance_line(doc)}"
+    )
+
+
+def overlong_table(doc: dict) -> str:
+    """Unit 09's overlong shaping and truncation masking per seed (``python -m course_instructor.overlong_seeds``)."""
+    unit = doc["units"]["09_overlong"]
+    lines = [
+        "| seed | run | truncated (last 3 steps) | held-out accuracy | held-out truncated | length |",
+        "|---|---|---|---|---|---|",
+    ]
+    order = ("plain", "overlong shaping", "masking")
+    for entry in unit["seeds"]:
+        runs = entry["runs"]
+        for label in sorted(runs, key=lambda k: order.index(k) if k in order else len(order)):
+            r = runs[label]
+            lines.append(
+                f"| {entry['seed']} | {label} | {r['truncated_rate']:.2f} | {r['heldout_accuracy']:.2f} | "
+                f"{r['heldout_truncated_rate']:.2f} | {r['completion_length']:.1f} |"
+            )
+    drops = ", ".join(f"{e['bars']['truncation_drop']['value']:.2f}" for e in unit["seeds"])
+    verdict = "met" if unit["all_met"] else "**missed**"
+    return "\n".join(lines) + (
+        f"\n\nBar: {unit['bar']}: {verdict} (drop per seed: {drops}). {provenance_line(doc)}"
+    )
+
+
 def blocks(results: Path | None = None) -> dict[str, str]:
     """{marker name: rendered markdown} for docs/benchmarks.md."""
     results = results or RESULTS
@@ -326,6 +371,16 @@ def blocks(results: Path | None = None) -> dict[str, str]:
         "entropy-collapse": (
             entropy_table(load("entropy", results))
             if (results / FILES["entropy"][0]).exists()
+            else "No measurement saved yet: run the command above."
+        ),
+        "estimators": (
+            estimators_table(load("estimators", results))
+            if (results / FILES["estimators"][0]).exists()
+            else "No measurement saved yet: run the command above."
+        ),
+        "overlong": (
+            overlong_table(load("overlong", results))
+            if (results / FILES["overlong"][0]).exists()
             else "No measurement saved yet: run the command above."
         ),
     }

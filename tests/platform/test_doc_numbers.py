@@ -234,3 +234,34 @@ def test_a_block_that_no_doc_holds_is_an_error(monkeypatch):
     monkeypatch.setattr(doc_numbers, "blocks", lambda results=None: {**real(results), "nowhere": "x"})
     with pytest.raises(ValueError, match=r"no doc has the block\(s\) \['nowhere'\]"):
         doc_numbers.rendered_docs()
+
+
+def test_the_estimators_table_reports_every_run_and_a_missed_bar():
+    run = {"positive_gain": 0.3, "kl_to_ref": 0.25, "grad_variance": 0.0354, "grad_noise_ratio": 0.94}
+    doc = {
+        "bar": "RLOO gain >= 0.8 x GRPO's",
+        "met": False,
+        "rloo_over_grpo_gain": {"0": 0.5},
+        "seeds": {"0": {"grpo": run, "rloo": {**run, "positive_gain": 0.15}}},
+        "provenance": {"command": "python -m course_instructor.estimators"},
+    }
+    table = doc_numbers.estimators_table(doc)
+    assert "| 0 | GRPO | +0.30 | 0.25 | 0.035 | 0.94 |" in table and "| 0 | RLOO | +0.15 |" in table
+    assert "**missed** (RLOO gain / GRPO gain per seed: 0.50)" in table
+
+
+def test_the_overlong_table_puts_plain_first_and_states_the_bar():
+    r = {
+        "truncated_rate": 0.2,
+        "heldout_accuracy": 0.3,
+        "heldout_truncated_rate": 0.1,
+        "completion_length": 25.04,
+    }
+    seed = {"seed": 0, "runs": {"masking": r, "plain": r}, "bars": {"truncation_drop": {"value": 0.12}}}
+    doc = {
+        "units": {"09_overlong": {"seeds": [seed], "all_met": True, "bar": "drop >= 0.10"}},
+        "provenance": {},
+    }
+    table = doc_numbers.overlong_table(doc)
+    assert table.index("| 0 | plain |") < table.index("| 0 | masking |")
+    assert "| 0.20 | 0.30 | 0.10 | 25.0 |" in table and "drop >= 0.10: met (drop per seed: 0.12)" in table
