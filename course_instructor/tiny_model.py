@@ -2,6 +2,7 @@
 
     course build-tiny [--steps 3000] [--out course_lib/assets/tiny]
     course build-tiny --reasoning      # unit 09's assets/tiny_reason (see build_reasoning)
+    course build-tiny --tools          # unit 10's assets/tiny_tool (see build_tools)
 
 1. generate the synthetic corpus (:mod:`course_lib.core.corpus`),
 2. train a byte-level BPE tokenizer on it with the `tokenizers` library,
@@ -30,6 +31,7 @@ from course_lib.core.utils import progress, seed_everything
 
 EOS, PAD = "<|endoftext|>", "<|pad|>"
 REASON_STEPS, REASON_DOCUMENTS, REASON_BATCH = 2000, 50_000, 32  # `course build-tiny --reasoning` (unit 09)
+TOOL_STEPS, TOOL_DOCUMENTS, TOOL_BATCH = 1500, 40_000, 32  # `course build-tiny --tools` (unit 10)
 
 
 def train_tokenizer(docs: list[str], vocab_size: int = 3000):
@@ -239,17 +241,68 @@ def measure_reasoning_start(path: Path, n: int = 256) -> dict:
     }
 
 
+def build_tools(
+    out: Path | None = None,
+    steps: int = TOOL_STEPS,
+    n_documents: int = TOOL_DOCUMENTS,
+    seed: int = 0,
+    threads: int | None = None,
+):
+    """Unit 10's ``assets/tiny_tool``: the same architecture pretrained on the tool-use documents
+    of :func:`course_lib.labs.tools.pretraining_documents` (mostly guessed answers, about a fifth
+    calling the calculator, a few malformed calls), one document per row as ``tiny_reason``;
+    then its start measured on held-out problems (:func:`measure_tools_start`)."""
+    from course_lib.labs import tools
+
+    out = Path(out or tools.TINY_TOOL_DIR)
+    docs = tools.pretraining_documents(n_documents=n_documents, seed=seed)
+    info = build(
+        out=out,
+        steps=steps,
+        batch_size=TOOL_BATCH,
+        n_documents=n_documents,
+        seed=seed,
+        threads=threads,
+        docs=docs,
+        desc="pretrain tiny_tool",
+        packed=False,
+    )
+    info["start"] = measure_tools_start(out)
+    (out / "build_info.json").write_text(json.dumps(info, indent=2))
+    print(json.dumps(info["start"], indent=2))
+    return info
+
+
+def measure_tools_start(path: Path, n: int = 256) -> dict:
+    """Held-out accuracy, tool-call rate, malformed-call rate, turns per episode and the accuracy
+    of the episodes that called the tool / did not, of the model at `path` (sampled, T=1, the
+    reference exercise functions)."""
+    from course_lib.core.models import load_policy
+    from course_lib.core.switch import use_solutions
+    from course_lib.labs import tools
+
+    use_solutions()
+    model, tok = load_policy(path, profile=None)
+    res = tools.evaluate(model, tok, tools.make_problems("heldout", n))
+    return {k: v for k, v in res.items() if k != "samples"}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="course build-tiny", description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, default=None, help="default: assets/tiny (assets/tiny_reason)")
+    ap.add_argument("--out", type=Path, default=None, help="default: assets/tiny (tiny_reason, tiny_tool)")
     ap.add_argument("--steps", type=int, default=None, help=f"default 3000 ({REASON_STEPS} with --reasoning)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument(
         "--reasoning", action="store_true", help="build unit 09's assets/tiny_reason (R1-zero addition)"
     )
+    ap.add_argument(
+        "--tools", action="store_true", help="build unit 10's assets/tiny_tool (calculator calls)"
+    )
     args = ap.parse_args(argv)
-    if args.reasoning:
+    if args.tools:
+        build_tools(out=args.out, steps=args.steps or TOOL_STEPS, seed=args.seed, threads=args.threads)
+    elif args.reasoning:
         build_reasoning(out=args.out, steps=args.steps or REASON_STEPS, seed=args.seed, threads=args.threads)
     else:
         build(out=args.out or ASSET_DIR, steps=args.steps or 3000, seed=args.seed)

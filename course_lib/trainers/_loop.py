@@ -210,7 +210,7 @@ class GroupConfig(TrainerConfig):
     field means "the profile's / preset's", filled in by :meth:`resolved` (``from_profile``
     returns a resolved config)."""
 
-    COUNTS = ("max_steps", "prompts_per_step", "max_completion_length")
+    COUNTS: ClassVar[tuple[str, ...]] = ("max_steps", "prompts_per_step", "max_completion_length")
 
     @property
     def per_device_train_batch_size(self) -> int:
