@@ -45,6 +45,7 @@ FILES = {
     ),
     "estimators": ("estimators.json", "estimators.json", "python -m course_instructor.estimators"),
     "overlong": ("overlong_seeds.json", "overlong_seeds.json", "python -m course_instructor.overlong_seeds"),
+    "tools": ("tools_seeds.json", "tools_seeds.json", "python -m course_instructor.tools_seeds"),
 }
 # The docs with rendered blocks; a block name appears in exactly one of them.
 DOCS = (REPO / "docs" / "benchmarks.md", REPO / "docs" / "instructors.md")
@@ -347,6 +348,37 @@ def overlong_table(doc: dict) -> str:
     )
 
 
+def tools_table(doc: dict) -> str:
+    """Unit 10's tool-use runs per seed (``python -m course_instructor.tools_seeds``): the env-mask
+    run first, then the ablation; start -> end of each held-out metric, both bars per seed."""
+    unit = doc["units"]["10_tools"]
+    lines = [
+        "| seed | run | held-out accuracy | tool-call rate | malformed rate | turns per episode | seconds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    order = ("env mask", "env tokens in the loss")
+    for entry in unit["seeds"]:
+        runs = entry["runs"]
+        for label in sorted(runs, key=lambda k: order.index(k) if k in order else len(order)):
+            r = runs[label]
+            cells = " | ".join(
+                f"{r['start'][k]:.2f} → {r['end'][k]:.2f}"
+                for k in ("accuracy", "tool_call_rate", "malformed_rate", "turns_per_episode")
+            )
+            lines.append(f"| {entry['seed']} | {label} | {cells} | {r['seconds']:.0f} |")
+    per_seed = {
+        b: ", ".join(f"{e['bars'][b]['value']:+.2f}" for e in unit["seeds"])
+        for b in ("main_gain", "ablation_gap")
+    }
+    met = unit.get("met", {})
+    verdict = {b: "met" if met.get(b, unit["all_met"]) else "**missed**" for b in per_seed}
+    return "\n".join(lines) + (
+        f"\n\nBars: {unit['bar']}. Gain of the env-mask run per seed: {per_seed['main_gain']} "
+        f"({verdict['main_gain']}); the env-mask run minus the ablation per seed: "
+        f"{per_seed['ablation_gap']} ({verdict['ablation_gap']}). {provenance_line(doc)}"
+    )
+
+
 def blocks(results: Path | None = None) -> dict[str, str]:
     """{marker name: rendered markdown} for docs/benchmarks.md."""
     results = results or RESULTS
@@ -381,6 +413,11 @@ def blocks(results: Path | None = None) -> dict[str, str]:
         "overlong": (
             overlong_table(load("overlong", results))
             if (results / FILES["overlong"][0]).exists()
+            else "No measurement saved yet: run the command above."
+        ),
+        "tools-seeds": (
+            tools_table(load("tools", results))
+            if (results / FILES["tools"][0]).exists()
             else "No measurement saved yet: run the command above."
         ),
     }

@@ -265,3 +265,18 @@ def test_the_overlong_table_puts_plain_first_and_states_the_bar():
     table = doc_numbers.overlong_table(doc)
     assert table.index("| 0 | plain |") < table.index("| 0 | masking |")
     assert "| 0.20 | 0.30 | 0.10 | 25.0 |" in table and "drop >= 0.10: met (drop per seed: 0.12)" in table
+
+
+def test_the_tools_table_puts_the_env_mask_run_first_and_states_both_bars():
+    side = {"accuracy": 0.25, "tool_call_rate": 0.2, "malformed_rate": 0.04, "turns_per_episode": 1.2}
+    run = {"start": side, "end": {**side, "accuracy": 0.9, "tool_call_rate": 0.95}, "seconds": 61.4}
+    seed = {
+        "seed": 0,
+        "runs": {"env tokens in the loss": {**run, "end": side}, "env mask": run},
+        "bars": {"main_gain": {"value": 0.65, "met": True}, "ablation_gap": {"value": 0.65, "met": True}},
+    }
+    unit = {"seeds": [seed], "all_met": False, "met": {"main_gain": True, "ablation_gap": False}, "bar": "B"}
+    table = doc_numbers.tools_table({"units": {"10_tools": unit}, "provenance": {}})
+    assert table.index("| 0 | env mask |") < table.index("| 0 | env tokens in the loss |")
+    assert "| 0 | env mask | 0.25 → 0.90 | 0.20 → 0.95 | 0.04 → 0.04 | 1.20 → 1.20 | 61 |" in table
+    assert "per seed: +0.65 (met)" in table and "+0.65 (**missed**)" in table
