@@ -151,11 +151,14 @@ def make_gpu_standins(root: str | Path, seed: int = 0) -> dict:
         "max_prompt_length": 32,
         "max_completion_length": 8,
         "presets": {"quick": {"steps": 2, "batch_size": 2, "eval_size": 4}},
-        # unit 09: the stand-in policy instead of the instruct model, completions that fit 256 positions
+        # units 09/10: the stand-in policy instead of the instruct model, completions that fit 256 positions
         "extra": {
             **GPU.extra,
             "reasoning_model": str(root / "policy"),
             "reasoning_max_completion_length": 16,
+            # unit 10: the same stand-in for the tool-use model, short episodes
+            "tool_model": str(root / "policy"),
+            "tool_max_completion_length": 16,
         },
     }
     (root / "overrides.json").write_text(json.dumps(overrides, indent=2))

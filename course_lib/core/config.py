@@ -103,6 +103,7 @@ GPU = Profile(
             "Qwen/Qwen2.5-0.5B-Instruct",
         ],
         "reasoning_model": "Qwen/Qwen2.5-0.5B-Instruct",  # unit 09 (GSM8K, R1-zero prompt)
+        "tool_model": "Qwen/Qwen2.5-0.5B-Instruct",  # unit 10 (the calculator task, plain-text calls)
     },
 )
 

@@ -259,3 +259,15 @@ def test_a_short_run_improves_heldout_accuracy(start):
     before, after = run.info["start"], run.history[-1]
     assert after["eval_accuracy"] >= before["accuracy"] + 0.15, (before, after)
     assert after["eval_tool_call_rate"] > before["tool_call_rate"]
+
+
+def test_gpu_path_on_standins(gpu_profile, tmp_path):
+    """The gpu profile's code path (its tool model, lengths and learning rate) on the stand-ins."""
+    import json
+
+    cfg = T.ToolConfig.from_profile(gpu_profile, "quick")
+    assert (cfg.max_completion_length, cfg.learning_rate, cfg.max_steps) == (16, 1e-6, 2)
+    out = T.quick_train(gpu_profile, "quick", out_dir=tmp_path / "t", num_generations=2, train_size=8)
+    info = json.loads((out / "training_info.json").read_text())
+    assert info["profile"] == "gpu" and info["steps"] == 2 and info["trainer"] == "tools"
+    assert set(info["start"]) == set(T.EVAL_KEYS) and info["start_model"] == "start model"
