@@ -1,11 +1,11 @@
-"""What the six trainers (sft, reward_model, ppo, grpo, dpo, rlvr) share: one API, one copy of each piece.
+"""What the seven trainers (sft, reward_model, ppo, grpo, dpo, rlvr, tools) share: one API, one copy of each piece.
 
 Every trainer module has the same four entry points::
 
     config = XConfig.from_profile(profile, preset, **overrides)   # GRPO: task=..., RLVR: variant=...
     run = train(config, model=None, tokenizer=None, dataset=None)  # None: the unit's start model / data
     path = save_checkpoint(run)                                    # checkpoint_dir()/run.checkpoint_name
-    trl_run = train_with_trl(config, model, tokenizer, dataset)    # TRL's trainer, same settings (not PPO)
+    trl_run = train_with_trl(config, model, tokenizer, dataset)    # TRL's trainer, same settings (not PPO, tools)
 
 A run's checkpoint folder is :func:`checkpoint_name` (the trainer, plus the task where a trainer has
 several); the TRL side by sides build their TRL config with :func:`trl_config`, from the one table
@@ -25,7 +25,7 @@ History: ``run.history`` is one dict per step. A key means the same thing in eve
 ``margin``          mean (chosen reward - rejected reward) on the step's pairs (reward model, DPO)
 ``chosen_reward``   DPO: mean implicit reward beta * (log pi - log pi_ref) of the chosen answers
 ``rejected_reward`` DPO: the same for the rejected answers
-``reward``          mean sequence reward of the step's samples (PPO, GRPO, RLVR)
+``reward``          mean sequence reward of the step's samples (PPO, GRPO, RLVR, tools)
 ``reward_std``      their standard deviation (PPO, GRPO)
 ``kl``              mean per-token k3 KL to the reference over the sampled tokens (PPO, GRPO, RLVR)
 ``grad_norm``       gradient norm before clipping (mean over the step's updates) (PPO, GRPO, RLVR)
@@ -76,7 +76,7 @@ class Run:
     history: list[dict]
     seconds: float
     config: Any = None
-    trainer: str = ""  # "sft" | "reward_model" | "ppo" | "grpo" | "dpo" | "rlvr"
+    trainer: str = ""  # "sft" | "reward_model" | "ppo" | "grpo" | "dpo" | "rlvr" | "tools"
     checkpoint_name: str = ""  # default folder under checkpoint_dir(): checkpoint_name(trainer, task)
     ref_model: Any = None
     info: dict = field(default_factory=dict)
@@ -166,7 +166,7 @@ def config_from(cls, defaults: dict, overrides: dict):
 
 
 class TrainerConfig:
-    """Base of the six trainers' configs (dataclasses), so that every config works one way:
+    """Base of the seven trainers' configs (dataclasses), so that every config works one way:
 
     * ``XConfig.from_profile(profile, preset, **overrides)``: :meth:`profile_defaults` (the unit's
       settings for that profile and preset), then `overrides` (fields; they win, an unknown name

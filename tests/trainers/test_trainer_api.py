@@ -1,4 +1,4 @@
-"""The six trainers share one API (course_lib/trainers/_loop.py): each is called the same way
+"""The seven trainers share one API (course_lib/trainers/_loop.py): each is called the same way
 here, from_profile -> train -> Run -> save_checkpoint -> reload; the shared loop pieces, the
 checkpoint names and the one table of TRL argument names are checked."""
 
@@ -25,6 +25,7 @@ CONFIGS = {
     "grpo": "GRPOConfig",
     "dpo": "DPOConfig",
     "rlvr": "RLVRConfig",
+    "tools": "ToolConfig",
 }
 TINY_SIZES = {
     "sft": {"max_steps": 2, "per_device_train_batch_size": 4},
@@ -33,6 +34,14 @@ TINY_SIZES = {
     "grpo": {"max_steps": 2, "prompts_per_step": 2, "num_generations": 2, "max_completion_length": 6},
     "dpo": {"max_steps": 2, "per_device_train_batch_size": 4, "pair_source": "synthetic", "num_pairs": 16},
     "rlvr": {
+        "max_steps": 2,
+        "prompts_per_step": 2,
+        "num_generations": 2,
+        "max_completion_length": 6,
+        "eval_size": 4,
+        "train_size": 16,
+    },
+    "tools": {
         "max_steps": 2,
         "prompts_per_step": 2,
         "num_generations": 2,
@@ -49,6 +58,7 @@ FOLDERS = {
     "grpo": "grpo",
     "dpo": "dpo",
     "rlvr": "rlvr_addition",
+    "tools": "tools",
 }
 SHARED_KEYS = {"step", "loss", "lr", "seconds"}
 TEXTS = ["Question: What is 2 + 3?\nAnswer: 5", "The movie was great fun"]
@@ -108,9 +118,10 @@ def test_from_profile_names_an_unknown_field(name):
         r"\(did you mean 'max_steps'\?\)",
     ):
         config_cls.from_profile(TINY, "quick", max_stepz=3)
-    assert config_cls.from_profile(TINY, "quick").max_steps == TINY.preset("quick").steps * (
-        5 if name == "dpo" else 1
-    )
+    from course_lib.trainers.tools import UNIT10_TINY_STEPS
+
+    own = {"dpo": TINY.preset("quick").steps * 5, "tools": UNIT10_TINY_STEPS["max_steps"]}
+    assert config_cls.from_profile(TINY, "quick").max_steps == own.get(name, TINY.preset("quick").steps)
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -118,7 +129,7 @@ def test_max_steps_none_is_the_default_or_a_clear_error(name):
     """None means "the preset's steps" only where the field's own default is None (GRPO, RLVR);
     elsewhere it is refused with the field's name, not a TypeError from deep in the loop."""
     _, config_cls = _trainer(name)
-    if name in ("grpo", "rlvr"):
+    if name in ("grpo", "rlvr", "tools"):
         assert config_cls(max_steps=None).resolved(TINY, "medium").max_steps == TINY.preset("medium").steps
         return
     with pytest.raises(ValueError, match=rf"{config_cls.__name__}: max_steps must be an int >= 1, got None"):
@@ -160,6 +171,7 @@ def test_train_with_trl_has_one_signature_where_trl_has_the_trainer():
         params = list(inspect.signature(_trainer(name)[0].train_with_trl).parameters)
         assert params[:5] == ["config", "model", "tokenizer", "dataset", "output_dir"], (name, params)
     assert not hasattr(_trainer("ppo")[0], "train_with_trl")  # TRL 1.16 has no PPOTrainer
+    assert not hasattr(_trainer("tools")[0], "train_with_trl")  # refused: engine="trl"
 
 
 def test_checkpoint_names_are_the_trainer_plus_a_non_default_task():
@@ -188,7 +200,8 @@ def test_every_trl_name_in_the_table_is_an_argument_of_trls_config(name):
 
 def test_the_table_covers_every_trainer_with_a_side_by_side():
     with_trl = {n for n in CONFIGS if hasattr(_trainer(n)[0], "train_with_trl")}
-    assert with_trl == set(_loop.TRL_NAMES) == set(_loop.TRL_CONFIGS) == set(CONFIGS) - {"ppo"}
+    # TRL 1.16 has no PPOTrainer; its tool loop needs a chat template (tools refuses engine="trl")
+    assert with_trl == set(_loop.TRL_NAMES) == set(_loop.TRL_CONFIGS) == set(CONFIGS) - {"ppo", "tools"}
 
 
 def test_trl_config_carries_our_values_in_trls_form(tmp_path):
