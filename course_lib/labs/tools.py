@@ -28,7 +28,7 @@ unit 09's :func:`course_lib.labs.reasoning.is_heldout`) reserves about 20 % of a
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,6 +235,7 @@ def rollout(
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
     greedy: bool = False,
+    parse_call: Callable[[str], list[int] | None] | None = None,
 ) -> Episodes:
     """Sample `num_samples` multi-turn episodes per prompt, all advancing together.
 
@@ -242,7 +243,8 @@ def rollout(
     per row: a sampled one while the model writes, the next token of the environment's reply
     while the environment answers (token in, token out: the reply is tokenized once and fed
     as is, never re-tokenized with the model's text). When a model turn's text contains
-    ``</tool>`` the turn is over: the exercise ``tools.parse_tool_call`` (10.1) reads the call,
+    ``</tool>`` the turn is over: `parse_call` (default: the exercise ``tools.parse_tool_call``,
+    10.1, looked up when called) reads the call,
     the reply is :func:`environment_reply` of its terms (``error`` for a
     ``tools.MalformedToolCall`` or a ``</tool>`` without ``<tool>``), unless that was turn
     `max_turns`: then the episode ends, over budget. A turn that reaches EOS or ``</answer>``
@@ -256,6 +258,7 @@ def rollout(
     if temperature <= 0 and not greedy:
         raise ValueError("rollout: temperature must be > 0 (or pass greedy=True)")
     exercises = _exercises()
+    parse = parse_call or exercises.parse_tool_call
     dev = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -310,7 +313,7 @@ def rollout(
                 elif TOOL_CLOSE in turn_text[i]:
                     calls[i] += 1
                     try:
-                        terms = exercises.parse_tool_call(turn_text[i])
+                        terms = parse(turn_text[i])
                     except exercises.MalformedToolCall:
                         terms = None
                     if terms is None:

@@ -191,6 +191,7 @@ def sample_step(model, tokenizer, rows, batches, cfg: ToolConfig, generator):
         num_samples=G,
         temperature=cfg.temperature,
         generator=generator,
+        parse_call=lambda text: tools.parse_tool_call(text),  # exercise 10.1, looked up at each call
     )
     answers = [str(r["answer"]) for r in batch for _ in range(G)]
     rewards = episode_rewards(episodes, answers, cfg)
