@@ -423,10 +423,15 @@ def blocks(results: Path | None = None) -> dict[str, str]:
     }
 
 
-def unit_seconds(results: Path | None = None) -> dict[str, int]:
-    return {
+def unit_seconds(results: Path | None = None) -> dict[str, int | None]:
+    """Each unit's seconds in the saved course run; None for a registry unit that no saved run
+    has measured yet (a new notebook: its title then shows no time until `course run` has run it)."""
+    from course_lib.core import registry
+
+    measured = {
         u: round(e["seconds"]) for u, e in sorted(load("run", results)["units"].items()) if "seconds" in e
     }
+    return {u: measured.get(u) for u in sorted(set(registry.NOTEBOOKS) | set(measured))}
 
 
 def render(text: str, rendered: dict[str, str]) -> str:
@@ -438,7 +443,7 @@ def render(text: str, rendered: dict[str, str]) -> str:
     return text
 
 
-def registry_text(text: str, seconds: dict[str, int]) -> str:
+def registry_text(text: str, seconds: dict[str, int | None]) -> str:
     body = "".join(f'    "{u}": {s},\n' for u, s in sorted(seconds.items()))
     new, n = re.subn(
         r"(UNIT_SECONDS: dict\[str, int \| None\] = \{\n).*?(\})",
@@ -529,7 +534,7 @@ def _slim(doc: dict) -> dict:
     return doc
 
 
-def _rewrite_metadata_table(seconds: dict[str, int]) -> None:
+def _rewrite_metadata_table(seconds: dict[str, int | None]) -> None:
     """docs/instructors.md's exercise metadata table shows UNIT_SECONDS too: redraw it with `seconds`."""
     from course_instructor import nbbuild
     from course_lib.core import registry

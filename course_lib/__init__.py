@@ -1,7 +1,7 @@
 """course_lib — the library behind the course "Post-training LLMs with reinforcement learning".
 
 Provided infrastructure (config, data, models, sampling, sentiment, trainers) plus the student
-exercises as stubs in rewards, kl, sft, reward_model, ppo, grpo, dpo and rlvr. Instructors switch every
+exercises as stubs in rewards, kl, sft, reward_model, ppo, grpo, dpo, rlvr and tools. Instructors switch every
 exercise to the reference implementations with ``COURSE_LIB_SOLUTIONS=1`` or
 :func:`use_solutions`.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from course_lib import dpo, grpo, kl, ppo, reward_model, rewards, rlvr, sft
+from course_lib import dpo, grpo, kl, ppo, reward_model, rewards, rlvr, sft, tools
 from course_lib.core.config import get_profile
 from course_lib.core.switch import enabled_by_env, solutions_active, solutions_available, use_solutions
 from course_lib.core.utils import grading_mode, progress, seed_everything
@@ -32,6 +32,7 @@ __all__ = [
     "grpo",
     "dpo",
     "rlvr",
+    "tools",
 ]
 
 

@@ -12,13 +12,13 @@ more specific hint. A stub that still raises ``NotImplementedError`` stops the c
 message. The grader runs other (random) inputs, so passing these is necessary, not sufficient.
 
 One file per exercise module: rewards.py, kl.py, sft.py, reward_model.py, ppo.py, grpo.py, dpo.py,
-rlvr.py; the machinery is in _checker.py. ``pytest tests/exercises/test_exercises.py -k ex6.2-``
+rlvr.py, tools.py; the machinery is in _checker.py. ``pytest tests/exercises/test_exercises.py -k ex6.2-``
 runs the same checks as ``check("grpo_loss")`` (``-k ex6.`` those of unit 06).
 """
 
 from __future__ import annotations
 
-from course_lib.checks import dpo, grpo, kl, ppo, reward_model, rewards, rlvr, sft  # noqa: F401  (register)
+from course_lib.checks import dpo, grpo, kl, ppo, reward_model, rewards, rlvr, sft, tools  # noqa: F401  (register)
 from course_lib.checks._checker import CHECKS, Checker, check, known
 from course_lib.checks._toys import toy_tokenizer as _toy_tokenizer  # noqa: F401  (tests/exercises/test_solutions.py)
 

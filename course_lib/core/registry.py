@@ -37,6 +37,7 @@ NOTEBOOKS = {
     "07": "07_dpo",
     "08": "08_evaluation",
     "09": "09_reasoning_rlvr",
+    "10": "10_tool_use",
 }
 
 
@@ -140,6 +141,9 @@ EXERCISES: list[Exercise] = [
     Exercise("9.5", "rlvr", "dynamic_sampling_mask", 2, difficulty=1, minutes=10, requires=()),
     Exercise("9.6", "rlvr", "overlong_penalty", 2, difficulty=1, minutes=15, requires=()),
     Exercise("9.7", "rlvr", "mask_truncated_completions", 2, difficulty=1, minutes=10, requires=()),
+    Exercise("10.1", "tools", "parse_tool_call", 2, difficulty=1, minutes=20, requires=()),
+    Exercise("10.2", "tools", "environment_mask", 2, difficulty=1, minutes=15, requires=()),
+    Exercise("10.3", "tools", "tool_reward", 2, difficulty=1, minutes=10, requires=("answer_reward",)),
 ]
 
 BY_NAME = {e.name: e for e in EXERCISES}
@@ -157,6 +161,7 @@ UNIT_SECONDS: dict[str, int | None] = {
     "07": 118,
     "08": 14,
     "09": 227,
+    "10": None,
 }
 
 

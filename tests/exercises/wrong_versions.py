@@ -23,6 +23,7 @@ from solutions import reward_model as S_rm
 from solutions import rewards as S_rw
 from solutions import rlvr as S_rlvr
 from solutions import sft as S_sft
+from solutions import tools as S_tools
 
 WRONG: list[tuple[str, str, object, str]] = []
 
@@ -1171,6 +1172,152 @@ variants(
 )
 
 
+# 10.1 parse_tool_call
+def _ptc_terms(call, strip=True, skip_empty=False, is_term=lambda q: re.fullmatch(r"[0-9]+", q)):
+    if not call.strip():
+        raise S_tools.MalformedToolCall("empty call")
+    parts = [p.strip() if strip else p for p in call.split("+")]
+    if skip_empty:
+        parts = [p for p in parts if p.strip()]
+    for p in parts:
+        if not is_term(p):
+            raise S_tools.MalformedToolCall(f"bad term {p!r}")
+    return [int(p) for p in parts]
+
+
+def _ptc(text, *, bug):
+    start = text.find("<tool>")
+    if start < 0:
+        return [] if bug == "empty-list" else None
+    if bug == "greedy":  # one regex over the whole text: runs to the LAST </tool>
+        m = re.search(r"<tool>(.*)</tool>", text, re.DOTALL)
+        if m is None:
+            raise S_tools.MalformedToolCall("unclosed")
+        return _ptc_terms(m.group(1))
+    if bug == "close-anywhere":  # the first </tool> of the text, even one before the <tool>
+        end = text.find("</tool>")
+        if end < 0:
+            raise S_tools.MalformedToolCall("unclosed")
+        return _ptc_terms(text[start + 6 : end] if end > start else "")
+    end = text.find("</tool>", start)
+    if end < 0:
+        if bug == "unclosed-none":
+            return None
+        raise S_tools.MalformedToolCall("unclosed")
+    call = text[start + 6 : end]
+    if bug in ("strings", "floats"):
+        terms = _ptc_terms(call)
+        return [str(x) for x in terms] if bug == "strings" else [float(x) for x in terms]
+    if bug == "isdigit":
+        return _ptc_terms(call, is_term=str.isdigit)
+    if bug == "int-only":  # int() decides: a sign and other scripts' digits pass
+        try:
+            return [int(p) for p in call.split("+")]
+        except ValueError as e:
+            raise S_tools.MalformedToolCall(str(e)) from e
+    if bug == "value-error":
+        try:
+            return _ptc_terms(call)
+        except S_tools.MalformedToolCall as e:
+            raise ValueError(str(e)) from None
+    if bug == "skip-empty":
+        return _ptc_terms(call, skip_empty=True)
+    return _ptc_terms(call, strip=bug != "no-strip")
+
+
+variants(
+    "parse_tool_call",
+    _ptc,
+    [
+        ("greedy .* to the last </tool>", "greedy", "FIRST"),
+        ("the first </tool> anywhere, even before the <tool>", "close-anywhere", "AFTER"),
+        ("an unclosed call is no call", "unclosed-none", "no </tool> after the <tool>"),
+        ("[] when there is no call", "empty-list", "None"),
+        ("terms as strings", "strings", "Python ints"),
+        ("terms as floats", "floats", "Python ints"),
+        ("str.isdigit accepts other scripts' digits", "isdigit", "ASCII digits 0-9 only"),
+        ("int() decides what a term is", "int-only", "a sign is not a digit"),
+        ("a plain ValueError", "value-error", "not a plain ValueError"),
+        ("empty terms skipped", "skip-empty", "an empty term"),
+        ("terms not stripped", "no-strip", "whitespace"),
+    ],
+)
+
+
+# 10.2 environment_mask
+def _em(completion_mask, env_spans, *, bug):
+    S_tools.environment_mask(completion_mask, env_spans)  # the input checks
+    out = torch.ones_like(completion_mask) if bug == "from-ones" else completion_mask.clone()
+    for row, spans in enumerate(env_spans):
+        for start, end in spans:
+            if bug == "inclusive":
+                out[row, start : end + 1] = 0
+            elif bug == "all-rows":
+                out[:, start:end] = 0
+            elif bug == "start-only":
+                out[row, start] = 0 if start < end else out[row, start]
+            else:
+                out[row, start:end] = 0
+    return out.bool() if bug == "bool" else out
+
+
+variants(
+    "environment_mask",
+    _em,
+    [
+        ("end inclusive", "inclusive", "END EXCLUSIVE"),
+        ("every row's spans on every row", "all-rows", "OWN list of spans"),
+        ("starts from ones, not the mask", "from-ones", "start from the completion mask"),
+        ("zeroes only each span's first token", "start-only", "END EXCLUSIVE"),
+        ("returns a bool mask", "bool", "its own dtype"),
+    ],
+)
+
+
+def _em_no_range_check(completion_mask, env_spans):
+    if completion_mask.dim() != 2 or len(env_spans) != completion_mask.shape[0]:
+        raise ValueError("bad input")
+    out = completion_mask.clone()
+    for row, spans in enumerate(env_spans):
+        for start, end in spans:
+            if start > end:
+                raise ValueError("start > end")
+            out[row, start:end] = 0  # end > T is cut by the slice, start < 0 counts from the end
+    return out
+
+
+WRONG.append(("environment_mask", "spans not checked against 0..T", _em_no_range_check, "out of range"))
+
+
+# 10.3 tool_reward
+def _tr(completion, answer, n_malformed, over_budget, malformed_penalty=0.5, budget_penalty=1.0, *, bug):
+    S_tools.tool_reward(completion, answer, n_malformed, over_budget, malformed_penalty, budget_penalty)
+    if bug == "number-anywhere":  # "the answer appears in the episode" (the <result> counts)
+        base = 1.0 if re.search(rf"(?<!\d){re.escape(str(answer).strip())}(?!\d)", completion) else 0.0
+    else:
+        base = S_rlvr.answer_reward(completion, answer)
+    if bug == "defaults":
+        malformed_penalty, budget_penalty = 0.5, 1.0
+    penalty = malformed_penalty * (min(n_malformed, 1) if bug == "once" else n_malformed)
+    r = base - penalty + (budget_penalty if over_budget and bug == "budget-added" else 0.0)
+    if over_budget and bug != "budget-added":
+        r -= budget_penalty
+    return max(r, 0.0) if bug == "clipped" else float(r)
+
+
+variants(
+    "tool_reward",
+    _tr,
+    [
+        ("the answer anywhere in the episode", "number-anywhere", "answer block"),
+        ("one malformed penalty, whatever the count", "once", "EACH malformed"),
+        ("the budget penalty added", "budget-added", "subtracted"),
+        ("the default penalties, whatever is passed", "defaults", "the arguments"),
+        ("clipped at 0", "clipped", "negative"),
+    ],
+)
+
+
 # Bugs only the visible checks can see: the grader's cases start each step from a fresh model (no
 # stale gradient, dropout off) and compare values and the loss's gradient, not `requires_grad` of
 # logged statistics or float-vs-0-d-tensor.
@@ -1238,9 +1385,18 @@ def _mtc_in_place(completion_mask, is_truncated):
     return completion_mask
 
 
+def _em_in_place(completion_mask, env_spans):
+    S_tools.environment_mask(completion_mask, env_spans)  # the input checks
+    for row, spans in enumerate(env_spans):
+        for start, end in spans:
+            completion_mask[row, start:end] = 0
+    return completion_mask
+
+
 CHECK_ONLY: list[tuple[str, str, object, str]] = [
     ("overlong_penalty", "writes into the lengths", _olp_in_place, "in place"),
     ("mask_truncated_completions", "zeroes the caller's mask", _mtc_in_place, "in place"),
+    ("environment_mask", "zeroes the caller's mask", _em_in_place, "in place"),
 ]
 
 

@@ -333,6 +333,17 @@ CASES = {
             lambda f, x: f(x["mask"], x["is_truncated"]),
         )
     ],
+    "environment_mask": [
+        _c(
+            "float-mask-one-span-per-row",
+            lambda g: {
+                "mask": mask(g, 4, 8).float(),
+                "spans": torch.sort(torch.randint(0, 9, (4, 2), generator=g), dim=-1).values,
+            },
+            # a float mask: the gradient w.r.t. it is 1 outside the spans, 0 inside
+            lambda f, x: f(x["mask"], [[(int(a), int(b))] for a, b in x["spans"].tolist()]),
+        )
+    ],
 }
 
 

@@ -3,7 +3,7 @@ comparison and the partial-credit score. Trusted grader code, instructor only: i
 student release, and it never runs inside a sandbox (it imports ``solutions/``).
 
 One module per exercise module, as the visible checks in course_lib/checks/ are laid out:
-rewards.py, kl.py, sft.py, reward_model.py, ppo.py, grpo.py, dpo.py, rlvr.py, each with a
+rewards.py, kl.py, sft.py, reward_model.py, ppo.py, grpo.py, dpo.py, rlvr.py, tools.py, each with a
 ``CASES`` table (exercise name -> case maker); ``_cases.py`` holds what they share (the seeded
 generator, the case format); ``_grader.py`` makes, compares and scores. A notebook's hidden test
 block calls :func:`hidden_check`; the autograder does NOT trust that cell (it re-runs the same

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import torch
 
-from course_instructor.grading.hidden import dpo, grpo, kl, ppo, reward_model, rewards, rlvr, sft
+from course_instructor.grading.hidden import dpo, grpo, kl, ppo, reward_model, rewards, rlvr, sft, tools
 from course_instructor.grading.hidden._cases import DEFAULT_SEED, Gen
 from course_instructor.grading.sandboxed import caserun
 from course_lib.core import registry as exercises
@@ -36,6 +36,7 @@ MAKERS: dict[str, Callable[[Gen], list[dict]]] = {
     **rewards.CASES,
     **rlvr.CASES,
     **sft.CASES,
+    **tools.CASES,
 }
 
 
