@@ -208,6 +208,16 @@ TRAINER_CALLS: dict[str, tuple[str, ...]] = {
         "overlong_penalty",
         "mask_truncated_completions",
     ),
+    "tools": (
+        "token_logprobs",
+        "kl_estimate",
+        "masked_mean",
+        "group_advantages",
+        "rlvr_policy_loss",
+        "parse_tool_call",
+        "environment_mask",
+        "tool_reward",
+    ),
 }
 # The trainers each notebook's training cells run (notebooks whose training calls exercises of
 # earlier units; the check at their first training cell names what is missing).
@@ -216,6 +226,7 @@ UNIT_TRAINERS: dict[str, tuple[str, ...]] = {
     "06": ("grpo",),
     "07": ("dpo",),
     "09": ("rlvr",),
+    "10": ("tools",),
 }
 
 
