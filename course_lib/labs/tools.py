@@ -1,19 +1,21 @@
-"""Unit 10's tool-use task: sums of three 2-3-digit numbers, with a calculator the model may call.
+"""Unit 10's tool-use task: sums of three 3-digit numbers, with a calculator the model may call.
 
-A problem adds :data:`N_TERMS` numbers drawn from :data:`TERM_RANGE` ("What is 123+45+678?"),
+A problem adds :data:`N_TERMS` numbers drawn from :data:`TERM_RANGE` ("What is 123+456+789?"),
 sums that unit 09's scratchpad model gets wrong. The model may call a calculator with a fixed
-syntax: it writes ``<tool>123+45+678</tool>``, the environment appends ``<result>846</result>``
+syntax: it writes ``<tool>123+456+789</tool>``, the environment appends ``<result>1368</result>``
 (tokens the model did not write), and the model goes on; it answers in unit 09's answer block::
 
-     <tool>123+45+678</tool> <result>846</result> <answer>846</answer>   # a call, then the answer
-     <answer>839</answer>                                                # a guess
+     <tool>123+456+789</tool> <result>1368</result> <answer>1368</answer>   # a call, then the answer
+     <answer>1351</answer>                                                  # a guess
 
 ``course build-tiny --tools`` pretrains ``assets/tiny_tool`` on documents of several styles
 (:func:`pretraining_documents`): most answer with a *guess* (right :data:`GUESS_RIGHT` of the
 time), some call the tool once (``tool``) or twice, summing pairwise (``tool_chain``), a few
 write a malformed call (``bad_tool``: the environment answers ``<result>error</result>``) and
-then guess. From the prompt the start model calls the tool about a fifth of the time, and the
-calls are usually right: RL (unit 10) has to find that calling pays.
+then guess; a share of the documents, under a prompt that says the Assistant must call
+(:data:`FORCED_PROMPT`), always calls, so that the model learns to copy numbers into a call.
+From the task's prompt the start model calls the tool about a fifth of the time, and the calls
+are usually right: RL (unit 10) has to find that calling pays.
 
 One episode = up to ``max_turns`` model turns. A turn is one model generation that ends at
 ``</tool>`` (the environment answers, :func:`environment_reply`, and the next turn starts) or at
@@ -45,18 +47,26 @@ TOOL_PROMPT = (
     "The Assistant may call a calculator, <tool>2+3</tool> gives <result>5</result>, and answers "
     "in <answer> </answer>.\nUser: {question}\nAssistant:"
 )
+FORCED_PROMPT = TOOL_PROMPT.replace("may call", "must call")  # pretraining only (FORCED_FRACTION)
 TOOL_OPEN, TOOL_CLOSE = "<tool>", "</tool>"
 RESULT_OPEN, RESULT_CLOSE = "<result>", "</result>"
 ANSWER_CLOSE = "</answer>"
 ERROR_RESULT = "error"  # what the environment returns for a malformed call
 N_TERMS = 3  # terms per problem
-TERM_RANGE = (10, 999)  # each term uniform in this range (inclusive): 2-3 digits
+TERM_RANGE = (100, 999)  # each term uniform in this range (inclusive): three digits
 MAX_TURNS = 3  # model turns per episode (the default turn budget)
 GUESS_RIGHT = 0.1  # pretraining: how often an answer written without the tool is right
 STYLES = ("tool", "tool_chain", "direct", "bad_tool", "no_tags")
-# Pretraining mix (fractions of question documents): about a fifth call the tool (and are then
-# right), most guess, a few write a call the calculator cannot read.
-DEFAULT_MIX = {"tool": 0.12, "tool_chain": 0.06, "direct": 0.7, "bad_tool": 0.04, "no_tags": 0.08}
+# Pretraining mix (fractions of the documents with the task's prompt): about a fifth call the
+# tool (and are then right), most guess, a few write a call the calculator cannot read.
+DEFAULT_MIX = {"tool": 0.15, "tool_chain": 0.05, "direct": 0.7, "bad_tool": 0.04, "no_tags": 0.06}
+# Copying the three numbers into a call and the result into the answer is what the start model
+# must be able to do for a call to pay; a fifth of the documents is too few examples to learn
+# it. So a share of the documents uses FORCED_PROMPT, a prompt of the same length in tokens that
+# says the Assistant *must* call, always followed by a call: the model learns the copying there
+# (at the same positions as under TOOL_PROMPT) without calling more often under TOOL_PROMPT.
+FORCED_FRACTION = 0.4
+FORCED_MIX = {"tool": 0.8, "tool_chain": 0.2}
 
 
 # --------------------------------------------------------------------------- problems
@@ -150,38 +160,27 @@ def completion(numbers: Sequence[int], style: str, rng: random.Random) -> str:
     raise ValueError(f"completion: style must be one of {STYLES}, got {style!r}")
 
 
-def drill_document(rng: random.Random, calls: int = 4) -> str:
-    """Practice without a question: `calls` tool calls of 2-3 terms and their results, one per
-    line (the call syntax and the result block)."""
-    lines: list[str] = []
-    while len(lines) < calls:
-        nums = [rng.randint(*TERM_RANGE) for _ in range(rng.randint(2, 3))]
-        if not is_heldout(nums):
-            lines.append(call_text(nums) + environment_reply(nums))
-    return "\n".join(lines)
-
-
 def pretraining_documents(
     n_documents: int = 40_000,
     seed: int = 0,
     mix: dict[str, float] | None = None,
-    drill_fraction: float = 0.1,
+    forced_fraction: float = FORCED_FRACTION,
 ) -> list[str]:
-    """Documents for ``assets/tiny_tool``: a `drill_fraction` of :func:`drill_document`, the
-    rest prompt + completion with a style drawn from `mix` (default :data:`DEFAULT_MIX`).
-    Held-out problems never occur."""
+    """Documents for ``assets/tiny_tool``: a `forced_fraction` under :data:`FORCED_PROMPT`
+    (always a call: :data:`FORCED_MIX`), the rest under the task's :data:`TOOL_PROMPT` with a
+    style drawn from `mix` (default :data:`DEFAULT_MIX`). Held-out problems never occur."""
     mix = mix or DEFAULT_MIX
-    styles, weights = list(mix), [mix[s] for s in mix]
     rng = random.Random(f"tools-pretrain-{seed}")
     docs: list[str] = []
     while len(docs) < n_documents:
-        if rng.random() < drill_fraction:
-            docs.append(drill_document(rng))
-            continue
+        forced = rng.random() < forced_fraction
+        table = FORCED_MIX if forced else mix
         nums = [rng.randint(*TERM_RANGE) for _ in range(N_TERMS)]
         if is_heldout(nums):
             continue
-        docs.append(prompt(nums) + completion(nums, rng.choices(styles, weights)[0], rng))
+        style = rng.choices(list(table), [table[k] for k in table])[0]
+        template = FORCED_PROMPT if forced else TOOL_PROMPT
+        docs.append(prompt(nums, template) + completion(nums, style, rng))
     return docs
 
 

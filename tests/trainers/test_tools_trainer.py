@@ -184,6 +184,24 @@ def test_problems_documents_and_heldout_never_leaks():
         lab.make_problems("test", 3)
 
 
+def test_the_forced_prompt_has_the_same_tokens_but_one_and_the_reply_tokenizes_alone(start):
+    """Pretraining's FORCED_PROMPT puts every number where TOOL_PROMPT does (what the copying
+    learned under it needs), and a reply tokenized alone is the tokens it has inside a document."""
+    _, tok = start
+    nums = [123, 456, 789]
+    a, b = (
+        tok(lab.prompt(nums, t), add_special_tokens=False)["input_ids"]
+        for t in (lab.TOOL_PROMPT, lab.FORCED_PROMPT)
+    )
+    assert len(a) == len(b) and sum(x != y for x, y in zip(a, b)) == 1
+    rng = random.Random(0)
+    for style in ("tool", "tool_chain", "bad_tool"):
+        text = lab.completion(nums, style, rng)
+        whole = tok(text, add_special_tokens=False)["input_ids"]
+        parts = [p for p in re.split(r"( <result>[^<]*</result>)", text) if p]
+        assert whole == [i for p in parts for i in tok(p, add_special_tokens=False)["input_ids"]], style
+
+
 # --------------------------------------------------------------------------- the config
 def test_config_defaults_bad_values_name_the_field_and_trl_is_refused():
     cfg = T.ToolConfig.from_profile(TINY)
