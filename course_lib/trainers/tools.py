@@ -424,7 +424,9 @@ def headline_run(
         eval_problems=heldout,
         profile=profile,
         show_progress=show_progress,
+        evaluate_start=False,  # `before` is that evaluation
     )
+    run.info["start"] = {k: before[k] for k in EVAL_KEYS}
     return HeadlineRun(run, before, evaluate(run.model, tokenizer, heldout, cfg))
 
 
