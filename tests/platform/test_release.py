@@ -76,6 +76,7 @@ def test_release_has_no_solutions_or_hidden_tests(built):
         "rlvr.py",
         "sft.py",
         "submit.py",
+        "tools.py",
         "trainers",
     ], top
     with zipfile.ZipFile(info["zip"]) as z:
