@@ -81,6 +81,9 @@ HEADLINES = {
     "08": "the four trained models compared on one task (reward-vs-KL frontier)",
     "09": "held-out accuracy {heldout_accuracy} on sums of four one-digit numbers, format rate "
     "{format_rate}, response length {response_length:.0f} tokens",
+    "10": "held-out accuracy {heldout_accuracy} on sums of three 3-digit numbers with a calculator, "
+    "tool-call rate {tool_call_rate}; with the environment's tokens in the loss "
+    "{ablation_heldout_accuracy.after:.2f}",
 }
 
 
