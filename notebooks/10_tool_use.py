@@ -53,7 +53,7 @@ from course_lib import kl, tools
 from course_lib.core import registry, sampling
 from course_lib.core.report import claim, report_metrics, save_figure
 from course_lib.labs import tools as tool_lab
-from course_lib.trainers import tools as tool_trainer
+from course_lib.trainers import tools as tools_trainer
 
 N_EVAL = 8 if FAST else None  # held-out problems per evaluation (None = the preset's eval_size)
 # under the grader (FAST) every run shrinks to one step of 2 problems x 4 episodes
@@ -65,12 +65,12 @@ FAST_SIZE = (
 
 
 def tool_config(**overrides):  # the unit's ToolConfig on this profile
-    return tool_trainer.ToolConfig.from_profile(profile, **{"eval_size": N_EVAL, **overrides, **FAST_SIZE})
+    return tools_trainer.ToolConfig.from_profile(profile, **{"eval_size": N_EVAL, **overrides, **FAST_SIZE})
 
 
 cfg = tool_config()
 start_model, tokenizer = tool_lab.load_start_model(profile=profile)
-heldout = tool_trainer.task_problems("eval", cfg.resolved(profile).eval_size)
+heldout = tools_trainer.task_problems("eval", cfg.resolved(profile).eval_size)
 print(f"held-out problems: {len(heldout)}; up to {cfg.max_turns} model turns per episode")
 print(heldout[0]["prompt"] + "   [answer: " + heldout[0]["answer"] + "]")
 
@@ -205,7 +205,7 @@ plt.show()
 # start model?
 
 # %%
-start = tool_trainer.evaluate(start_model, tokenizer, heldout, cfg.resolved(profile))
+start = tools_trainer.evaluate(start_model, tokenizer, heldout, cfg.resolved(profile))
 print(
     f"start model on {len(heldout)} held-out problems: accuracy {start['accuracy']:.2f}, tool called in "
     f"{start['tool_call_rate']:.0%} of the episodes, malformed {start['malformed_rate']:.0%}, "
@@ -240,11 +240,11 @@ plt.show()
 # %%
 registry.check_training_needs("10")  # names every exercise this training runs that is still a stub
 print(cfg)
-main_run = tool_trainer.headline_run(cfg, profile, start=(start_model, tokenizer))
+main_run = tools_trainer.headline_run(cfg, profile, start=(start_model, tokenizer))
 main, after = main_run.run, main_run.after
 print(f"trained {len(main.history)} steps in {main.info['train_seconds']:.0f} s "
       f"(+{main.info['eval_seconds']:.0f} s of held-out evaluation)")  # fmt: skip
-for k in tool_trainer.EVAL_KEYS:
+for k in tools_trainer.EVAL_KEYS:
     print(f"{k:>18}: {main_run.before[k]:.3f} -> {after[k]:.3f}")
 for s in after["samples"][:4]:
     print(f"  [{'ok' if s['correct'] else '--'}] {s['response']!r}")
@@ -260,11 +260,11 @@ for s in after["samples"][:4]:
 # them on this run.
 
 # %%
-abl_run = tool_trainer.headline_run(
+abl_run = tools_trainer.headline_run(
     tool_config(train_on_env_tokens=True), profile, start=(start_model, tokenizer)
 )
 abl, abl_after = abl_run.run, abl_run.after
-for k in tool_trainer.EVAL_KEYS:
+for k in tools_trainer.EVAL_KEYS:
     print(
         f"{k:>18}: start {main_run.before[k]:.3f}   env mask {after[k]:.3f}   env tokens in the loss {abl_after[k]:.3f}"
     )
@@ -327,7 +327,7 @@ report_metrics(
         "train_seconds": (None, main.info["train_seconds"]),
     },
 )
-tool_trainer.save_checkpoint(main)  # checkpoints/tools
+tools_trainer.save_checkpoint(main)  # checkpoints/tools
 
 # %% [markdown]
 # **Why the mask matters, and what this run shows.** With the environment's tokens in the loss,
