@@ -14,8 +14,9 @@ time), some call the tool once (``tool``) or twice, summing pairwise (``tool_cha
 write a malformed call (``bad_tool``: the environment answers ``<result>error</result>``) and
 then guess; a share of the documents, under a prompt that says the Assistant must call
 (:data:`FORCED_PROMPT`), always calls, so that the model learns to copy numbers into a call.
-From the task's prompt the start model calls the tool about a fifth of the time, and the calls
-are usually right: RL (unit 10) has to find that calling pays.
+From the task's prompt the start model calls the tool on a quarter of the episodes and is then
+right 78 % of the time; its guesses are almost never right (held-out accuracy 0.20 on 256
+problems, ``assets/tiny_tool/build_info.json``): RL (unit 10) has to find that calling pays.
 
 One episode = up to ``max_turns`` model turns. A turn is one model generation that ends at
 ``</tool>`` (the environment answers, :func:`environment_reply`, and the next turn starts) or at
