@@ -362,3 +362,18 @@ def test_no_attention_mask_advice_for_right_padded_batches():
     assert r.returncode == 0, r.stderr[-2000:]
     assert "strongly recommend passing in an `attention_mask`" not in r.stderr
     assert "other advice stays" in r.stderr
+
+
+def test_readme_units_table_lists_every_unit_and_its_exercises():
+    """README's units table has one row per registered notebook, naming each exercise of that unit."""
+    from course_lib.core import registry
+
+    rows = {
+        m.group(1): m.group(0)
+        for m in re.finditer(r"^\| (\d\d) \|.*$", (ROOT / "README.md").read_text(), flags=re.MULTILINE)
+    }
+    assert sorted(rows) == sorted(registry.NOTEBOOKS), "README's units table and registry.NOTEBOOKS differ"
+    for unit, notebook in registry.NOTEBOOKS.items():
+        assert f"`{notebook}`" in rows[unit], f"README row {unit} does not name notebook {notebook}"
+        missing = [e.name for e in registry.for_unit(unit) if f"`{e.name}`" not in rows[unit]]
+        assert not missing, f"README row {unit} does not name exercises {missing}"
