@@ -367,7 +367,9 @@ tools_trainer.save_checkpoint(main)  # checkpoints/tools
 # (a) Predict whether the trained model's log-probabilities of the `<result>` digits are high or
 # low, then compute them with `kl.token_logprobs` on `sampling.completion_logits`. (b) With a
 # positive advantage, what would the ablation's update do to those tokens, and with a negative
-# one? (c) Why does that make the ablation call the tool *less*, not just learn more slowly?
+# one? (c) Compare the ablation's tool-call rate and accuracy with the main run's in the lines
+# above: which of (b)'s two effects do they suggest won on this task, and why might a task whose
+# tool results are long and varied turn the outcome around?
 
 # %% [markdown] tags=["answer:q_tools_reward"]
 # *Design the reward.* (a) With `malformed_penalty = 0`, what does a malformed call cost the policy
