@@ -16,11 +16,7 @@ bars, mean, all_met). Exit code 1 when the bar is missed on a seed.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -93,40 +89,17 @@ def summarize(seeds: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--out", default=str(REPO / "runs" / "overlong_seeds.json"))
-    args = ap.parse_args(argv)
-    import torch
+    from course_instructor.seeds import bar_script_main
 
-    import course_lib
-
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
-    course_lib.use_solutions(True)
-    seeds = []
-    for s in [int(x) for x in args.seeds.split(",")]:
-        seeds.append(run_seed(s))
-        print(json.dumps(seeds[-1]["bars"]), f"seed {s}: {seeds[-1]['seconds']} s", flush=True)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
-    out = {
-        "impl": "solutions",
-        "preset": "quick",
-        "profile": "tiny",
-        "provenance": {
-            "command": f"python -m course_instructor.overlong_seeds --seeds {args.seeds}",
-            "commit": commit,
-            "cpus": torch.get_num_threads(),
-            "date": time.strftime("%Y-%m-%d"),
-            "file": Path(args.out).name,
-        },
-        "units": {KEY: summarize(seeds)},
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
-    print(json.dumps(out["units"][KEY]["mean"], indent=1), "\nall met:", out["units"][KEY]["all_met"])
-    return 0 if out["units"][KEY]["all_met"] else 1
+    return bar_script_main(
+        "overlong_seeds",
+        __doc__.split("\n\n")[0],
+        KEY,
+        REPO / "runs" / "overlong_seeds.json",
+        run_seed,
+        summarize,
+        argv,
+    )
 
 
 if __name__ == "__main__":

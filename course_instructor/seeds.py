@@ -33,6 +33,7 @@ import json
 import math
 import os
 import statistics
+import subprocess
 import sys
 import time
 import traceback
@@ -107,6 +108,50 @@ NAMES = {"05": "PPO", "06": "GRPO (sentiment)", "07": "DPO", "09": "RLVR (R1-zer
 # --------------------------------------------------------------------------- one run
 def _pair(before, after) -> dict:
     return {"before": None if before is None else float(before), "after": float(after)}
+
+
+def bar_script_main(
+    module: str, description: str, key: str, default_out: Path, run_seed, summarize_seeds, argv=None
+) -> int:
+    """The command line of a one-unit seed script (``python -m course_instructor.<module>``):
+    `run_seed(seed)` for each of ``--seeds``, with the solutions and 2 torch threads, then
+    ``{"units": {key: summarize_seeds(runs)}, "provenance": ...}`` written to ``--out``; exit
+    status 0 iff every bar held on every seed."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--out", default=str(default_out))
+    args = ap.parse_args(argv)
+    import torch
+
+    import course_lib
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    course_lib.use_solutions(True)
+    runs = []
+    for s in [int(x) for x in args.seeds.split(",")]:
+        runs.append(run_seed(s))
+        print(json.dumps(runs[-1]["bars"]), f"seed {s}: {runs[-1]['seconds']} s", flush=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    summary = summarize_seeds(runs)
+    out = {
+        "impl": "solutions",
+        "preset": "quick",
+        "profile": "tiny",
+        "provenance": {
+            "command": f"python -m course_instructor.{module} --seeds {args.seeds}",
+            "commit": commit,
+            "cpus": torch.get_num_threads(),
+            "date": time.strftime("%Y-%m-%d"),
+            "file": Path(args.out).name,
+        },
+        "units": {key: summary},
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+    print(json.dumps(summary["mean"], indent=1), "\nall met:", summary["all_met"])
+    return 0 if summary["all_met"] else 1
 
 
 def run_unit(unit: str, seed: int, profile=None, preset: str | None = None, **overrides) -> dict:
