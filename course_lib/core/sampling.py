@@ -63,6 +63,21 @@ def _filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tens
 
 
 @torch.no_grad()
+def prefill(model, tokenizer, rows: list[str], dev):
+    """The prompt `rows`, left-padded and run through `model` once with a KV cache:
+    ``(ids, attention_mask, position_ids, past_key_values, last_logits)``, ids / mask / positions
+    [B, P], last_logits [B, V] at each row's last prompt token.
+    Positions count from each row's first real token, so left padding does not shift them."""
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    enc = tokenizer(rows, return_tensors="pt", padding=True, add_special_tokens=False)
+    tokenizer.padding_side = side
+    ids, attn = enc["input_ids"].to(dev), enc["attention_mask"].to(dev)
+    pos = (attn.cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True)
+    return ids, attn, pos, out.past_key_values, out.logits[:, -1]
+
+
 def sample(
     model,
     tokenizer,
@@ -87,15 +102,9 @@ def sample(
     was_training = model.training
     model.eval()
     rows = [p for p in prompts for _ in range(num_samples)]
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    enc = tokenizer(rows, return_tensors="pt", padding=True, add_special_tokens=False)
-    tokenizer.padding_side = side
-    ids, attn = enc["input_ids"].to(dev), enc["attention_mask"].to(dev)
+    ids, prompt_mask, pos, past, logits = prefill(model, tokenizer, rows, dev)
+    attn = prompt_mask  # grows by one column per generated token
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    pos = (attn.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True)
-    past, logits = out.past_key_values, out.logits[:, -1]
     B = ids.shape[0]
     done = torch.zeros(B, dtype=torch.bool, device=dev)
     tokens, masks = [], []
@@ -132,7 +141,7 @@ def sample(
         prompts=rows,
         texts=texts,
         prompt_ids=ids,
-        prompt_mask=enc["attention_mask"].to(dev),
+        prompt_mask=prompt_mask,
         completion_ids=comp,
         completion_mask=cmask,
     )

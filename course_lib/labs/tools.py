@@ -263,15 +263,9 @@ def rollout(
     was_training = model.training
     model.eval()
     rows = [p for p in prompts for _ in range(num_samples)]
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    enc = tokenizer(rows, return_tensors="pt", padding=True, add_special_tokens=False)
-    tokenizer.padding_side = side
-    ids, attn = enc["input_ids"].to(dev), enc["attention_mask"].to(dev)
+    ids, prompt_mask, pos, past, logits = sampling.prefill(model, tokenizer, rows, dev)
+    attn = prompt_mask  # grows by one column per generated token
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    pos = (attn.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True)
-    past, logits = out.past_key_values, out.logits[:, -1]
     B = ids.shape[0]
     strings: dict[int, str] = {}  # token id -> its text (decoded once)
     pending: list[list[int]] = [[] for _ in range(B)]  # environment tokens still to feed
@@ -351,7 +345,7 @@ def rollout(
         prompts=rows,
         texts=texts,
         prompt_ids=ids,
-        prompt_mask=enc["attention_mask"].to(dev),
+        prompt_mask=prompt_mask,
         completion_ids=comp,
         completion_mask=cmask,
     )
