@@ -103,18 +103,25 @@ case "$MODE" in
     fi
     # Instructor repository, the whole suite in three stages, so that a formatting slip or a broken
     # exercise contract fails in minutes, not after the notebooks. The tiers: tests/conftest.py.
-    step "5/5 tests, stage 1/3: lint (ruff check, ruff format --check, mypy)"
+    step "5/5 tests, stage 1/3: lint (ruff check, ruff format --check; mypy, reported after the fast tier)"
     "$VENV/bin/ruff" check . || fail "ruff check" "run: $VENV/bin/ruff check --fix . (and fix what it reports)"
     "$VENV/bin/ruff" format --check . || fail "ruff format" "run: $VENV/bin/ruff format ."
-    "$VENV/bin/mypy" course_lib/core course_lib/trainers course_lib/labs || fail "mypy" "fix the type errors it reports ([tool.mypy] in pyproject.toml)"
+    # mypy (~40 s from a cold cache, one core) runs beside the fast tier (one core)
+    MYPY_LOG=$(mktemp)
+    "$VENV/bin/mypy" course_lib/core course_lib/trainers course_lib/labs >"$MYPY_LOG" 2>&1 &
+    MYPY_PID=$!
     step "5/5 tests, stage 2/3: the fast tier (tests/exercises/, the exercise contract)"
-    "$PY" -m pytest -q -m fast || fail "the fast tier (the exercise contract)" "see the failures above"
+    "$PY" -m pytest -q -m fast || { kill "$MYPY_PID" 2>/dev/null; fail "the fast tier (the exercise contract)" "see the failures above"; }
+    wait "$MYPY_PID" || { cat "$MYPY_LOG"; fail "mypy" "fix the type errors it reports ([tool.mypy] in pyproject.toml)"; }
+    echo "    mypy: $(tail -n 1 "$MYPY_LOG")"
+    rm -f "$MYPY_LOG"
     step "5/5 tests, stage 3/3: the rest (tiers standard, slow, notebook), then the 25 slowest tests"
-    # Serial until a whole two-worker run has passed here: `pytest -m "not fast" -n 2` (pytest-xdist,
-    # grouped by tests/conftest.py's worker_group) is the faster way; with two processes of two torch
-    # threads on two cores, OpenMP's spin-waiting made a training step 10x slower, so it needs
-    # OMP_WAIT_POLICY=PASSIVE (waiting threads sleep), set here for either way.
-    OMP_WAIT_POLICY=PASSIVE exec "$PY" -m pytest --durations=25 -m "not fast" ;;
+    # Two pytest-xdist workers (one on a one-core machine): tests/conftest.py's worker_group keeps
+    # the tests that share a fixture or hand on checkpoints on one worker and hands out the longest
+    # groups first. Two processes of two torch threads share two cores, so OpenMP's waiting threads
+    # must sleep (OMP_WAIT_POLICY=PASSIVE): spin-waiting made a training step 10x slower.
+    workers=$(( $(nproc 2>/dev/null || echo 1) >= 2 ? 2 : 0 ))
+    OMP_WAIT_POLICY=PASSIVE exec "$PY" -m pytest --durations=25 -rfE -m "not fast" -n "$workers" ;;
   run) step "5/5 course run $*"; exec "$VENV/bin/course" run "$@" ;;
   none) ;;
 esac
