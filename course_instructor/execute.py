@@ -17,11 +17,36 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from queue import Empty
 
 import nbformat
 from nbclient import NotebookClient
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+POLL_SLICE = 1.0
+"""Seconds of one wait for a kernel message (see :func:`poll_in_slices`)."""
+
+
+def poll_in_slices(channel) -> None:
+    """Make ``channel.get_msg(timeout)`` wait in slices of POLL_SLICE seconds up to `timeout`.
+
+    One long zmq poll can miss the wake-up of a message that arrives while the client handles a
+    widget's comm messages (an ipywidgets ``interact`` cell): nbclient then waits out the whole cell
+    timeout (15 minutes in the tests) with the execute reply already there
+    (https://github.com/jupyter/nbclient/issues/312). A fresh poll sees the waiting message."""
+    get = channel.get_msg
+
+    async def get_msg(timeout: float | None = None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = POLL_SLICE if deadline is None else max(0.0, min(POLL_SLICE, deadline - time.monotonic()))
+            try:
+                return await get(timeout=left)
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    channel.get_msg = get_msg
 
 
 class _Client(NotebookClient):
@@ -32,7 +57,8 @@ class _Client(NotebookClient):
     with its next notebook). Ours record the signal (``stopped_by``), switch the shutdown to
     "immediate" and cancel the execution; nbclient's cleanup (``cleanup_kc=True``) then kills the
     kernel. A cell that fails or times out also makes the shutdown immediate. ``keep_ignoring``:
-    the signals that the caller ignores (SIG_IGN) stay ignored.
+    the signals that the caller ignores (SIG_IGN) stay ignored. Its kernel client waits for
+    messages in short polls (:func:`poll_in_slices`).
     """
 
     def __init__(self, nb, *, keep_ignoring: frozenset = frozenset(), **kw):
@@ -54,6 +80,12 @@ class _Client(NotebookClient):
             except (RuntimeError, ValueError, NotImplementedError):  # not the main thread / no signals
                 pass
         await super().async_start_new_kernel(**kwargs)
+
+    async def async_start_new_kernel_client(self):
+        kc = await super().async_start_new_kernel_client()
+        poll_in_slices(kc.shell_channel)
+        poll_in_slices(kc.iopub_channel)
+        return kc
 
     async def async_execute_cell(self, *args, **kwargs):
         try:

@@ -250,9 +250,9 @@ def tier(item: pytest.Item) -> str:
 
 # Which tests share one pytest-xdist worker (`pytest -n 2`, as `setup.sh --test` runs the slower
 # tiers; the scheduler below). A group runs on one worker, in collection order:
-# - "notebooks": the units whose notebooks hand checkpoints on (03 SFT and 04's reward model to
-#   05-07, all of them to 08), in unit order, because each finds the checkpoints of the units before
-#   it in the worker's session checkpoint folder;
+# - "notebooks": the notebooks of the other units, in unit order, because each finds the checkpoints
+#   of the units before it in the worker's session checkpoint folder (03's SFT model and 04's
+#   reward model start 05-07; 08 compares them all);
 # - "notebook NN": a unit whose notebook starts from a model shipped with the package (INDEPENDENT_UNITS);
 # - "gpu NN": unit NN's gpu-profile run on stand-ins (its own checkpoint folder), whichever test asks
 #   for it (tests/notebooks/test_unitNN.py or test_unit08's run of every unit), so it runs once;
@@ -261,7 +261,7 @@ def tier(item: pytest.Item) -> str:
 # - any other file as a whole, so that its module fixtures are built once.
 # tests/platform/test_tiers.py checks these lists against the fixtures the tests use.
 NOTEBOOK_TESTS = "tests/notebooks/test_unit"
-INDEPENDENT_UNITS = ("01", "02", "09", "10")
+INDEPENDENT_UNITS = ("09", "10")
 NBGRADER_BATCH_FILES = (
     "tests/grading/test_attacks.py",
     "tests/grading/test_autograde.py",

@@ -1,5 +1,6 @@
 """execute_notebook shuts down every kernel it starts: after each notebook, after a failing or a
-timed-out cell, and when the process running it (or `course run`) gets SIGINT or SIGTERM.
+timed-out cell, and when the process running it (or `course run`) gets SIGINT or SIGTERM. It
+waits for kernel messages in short polls, so a missed wake-up costs a second, not a cell timeout.
 
 The notebooks are made up, one or two tiny cells each; a kernel tells its pid by writing it to a
 file, and "no kernel left" means that pid no longer exists (a leftover kernel, even an orphaned
@@ -163,3 +164,48 @@ def test_a_cell_ending_in_save_figure_shows_its_figure_once(tmp_path):
     assert (tmp_path / "res" / "figures" / "line.png").exists()
     twice = nbformat.v4.new_code_cell(outputs=outputs + outputs)
     assert repeated_images(nbformat.v4.new_notebook(cells=[twice])) == ["cell 0: 2 copies"]
+
+
+class MissedWakeupChannel:
+    """A kernel channel whose message arrives `arrives` seconds from now, and whose first poll never
+    sees it (the missed zmq wake-up): that poll waits its whole timeout."""
+
+    def __init__(self, arrives: float | None):
+        self.arrives = None if arrives is None else time.monotonic() + arrives
+        self.polls: list[float | None] = []
+
+    async def get_msg(self, timeout=None):
+        import asyncio
+        from queue import Empty
+
+        self.polls.append(timeout)
+        ready = self.arrives is not None and time.monotonic() >= self.arrives
+        if len(self.polls) > 1 and ready:
+            return {"msg_type": "execute_reply"}
+        await asyncio.sleep(3600 if timeout is None else timeout)
+        raise Empty
+
+
+def test_a_missed_wakeup_costs_one_poll_slice_not_the_timeout(monkeypatch):
+    import asyncio
+    from queue import Empty
+
+    from course_instructor import execute
+
+    monkeypatch.setattr(execute, "POLL_SLICE", 0.05)
+    channel = MissedWakeupChannel(arrives=0.2)
+    execute.poll_in_slices(channel)
+    t0 = time.monotonic()
+    assert asyncio.run(channel.get_msg(timeout=30)) == {"msg_type": "execute_reply"}
+    assert time.monotonic() - t0 < 2, channel.polls  # one long poll would have waited 30 s
+    assert all(t is not None and t <= 0.05 for t in channel.polls), channel.polls
+    # no message: Empty once the caller's timeout is spent, not before; no timeout: it keeps polling
+    silent = MissedWakeupChannel(arrives=None)
+    execute.poll_in_slices(silent)
+    t0 = time.monotonic()
+    with pytest.raises(Empty):
+        asyncio.run(silent.get_msg(timeout=0.3))
+    assert 0.3 <= time.monotonic() - t0 < 2 and len(silent.polls) >= 6, silent.polls
+    forever = MissedWakeupChannel(arrives=0.2)
+    execute.poll_in_slices(forever)
+    assert asyncio.run(forever.get_msg(timeout=None)) == {"msg_type": "execute_reply"}
