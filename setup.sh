@@ -116,10 +116,10 @@ case "$MODE" in
     echo "    mypy: $(tail -n 1 "$MYPY_LOG")"
     rm -f "$MYPY_LOG"
     step "5/5 tests, stage 3/3: the rest (tiers standard, slow, notebook), then the 25 slowest tests"
-    # Two pytest-xdist workers (one on a one-core machine): tests/conftest.py's worker_group keeps
-    # the tests that share a fixture or hand on checkpoints on one worker and hands out the longest
-    # groups first. Two processes of two torch threads share two cores, so OpenMP's waiting threads
-    # must sleep (OMP_WAIT_POLICY=PASSIVE): spin-waiting made a training step 10x slower.
+    # Two pytest-xdist workers (none on a one-core machine): tests/conftest.py's worker_group keeps
+    # the tests that share a fixture or hand on checkpoints on one worker. Two processes of two torch
+    # threads share two cores, so OpenMP's waiting threads must sleep (OMP_WAIT_POLICY=PASSIVE):
+    # spin-waiting made a training step 10x slower.
     workers=$(( $(nproc 2>/dev/null || echo 1) >= 2 ? 2 : 0 ))
     OMP_WAIT_POLICY=PASSIVE exec "$PY" -m pytest --durations=25 -rfE -m "not fast" -n "$workers" ;;
   run) step "5/5 course run $*"; exec "$VENV/bin/course" run "$@" ;;

@@ -571,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--save-bench",
         metavar="DIR",
-        help="copy DIR/bench.json of `course bench` (+ DIR/grading.json of bench_grading)",
+        help="copy DIR/bench.json of `course bench` and/or DIR/grading.json of bench_grading",
     )
     ap.add_argument("--save-quality", metavar="DIR", help="copy DIR/tiny_quality.json of `course quality`")
     ap.add_argument("--check", action="store_true", help="only check; exit 1 naming what is stale")
@@ -589,10 +589,11 @@ def main(argv: list[str] | None = None) -> int:
             print("saved", save("seeds", Path(args.save_seeds)))
             if (Path(args.save_seeds) / FILES["seeds_alt"][1]).exists():
                 print("saved", save("seeds_alt", Path(args.save_seeds)))
-        if args.save_bench:
-            print("saved", save("bench", Path(args.save_bench)))
-            if (Path(args.save_bench) / FILES["grading"][1]).exists():
-                print("saved", save("grading", Path(args.save_bench)))
+        if args.save_bench:  # `course bench` writes bench.json, bench_grading grading.json: either or both
+            folder = Path(args.save_bench)
+            kinds = [k for k in ("bench", "grading") if (folder / FILES[k][1]).exists()]
+            for kind in kinds or ["bench"]:  # neither: save() names the commands that write them
+                print("saved", save(kind, folder))
         if args.save_quality:
             print("saved", save("quality", Path(args.save_quality)))
         for doc, text in rendered_docs().items():

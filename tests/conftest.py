@@ -13,7 +13,6 @@ tests/grading`). `bash setup.sh --test` runs lint, then the fast tier, then the 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import pytest
@@ -249,19 +248,12 @@ def tier(item: pytest.Item) -> str:
 
 
 # Which tests share one pytest-xdist worker (`pytest -n 2`, as `setup.sh --test` runs the slower
-# tiers; the scheduler below). A group runs on one worker, in collection order:
-# - "notebooks": the notebooks of the other units, in unit order, because each finds the checkpoints
-#   of the units before it in the worker's session checkpoint folder (03's SFT model and 04's
-#   reward model start 05-07; 08 compares them all);
-# - "notebook NN": a unit whose notebook starts from a model shipped with the package (INDEPENDENT_UNITS);
-# - "gpu NN": unit NN's gpu-profile run on stand-ins (its own checkpoint folder), whichever test asks
-#   for it (tests/notebooks/test_unitNN.py or test_unit08's run of every unit), so it runs once;
-# - "nbgrader_batch": the files that share the one nbgrader batch (the session fixture, minutes);
-# - each test of PER_TEST_FILES on its own (independent minute-long runs);
-# - any other file as a whole, so that its module fixtures are built once.
+# tiers; the scheduler below): the notebooks, in unit order, because each finds the checkpoints of
+# the units before it in the session's checkpoint folder; the files that share the one nbgrader
+# batch (the session fixture `nbgrader_batch`, minutes); the independent minute-long runs of
+# PER_TEST_FILES one by one; any other file as a whole, so that its module fixtures are built once.
 # tests/platform/test_tiers.py checks these lists against the fixtures the tests use.
-NOTEBOOK_TESTS = "tests/notebooks/test_unit"
-INDEPENDENT_UNITS = ("09", "10")
+NOTEBOOK_CHAIN = "tests/notebooks/test_unit"
 NBGRADER_BATCH_FILES = (
     "tests/grading/test_attacks.py",
     "tests/grading/test_autograde.py",
@@ -271,31 +263,12 @@ PER_TEST_FILES = ("tests/trainers/test_seeds.py",)
 
 
 def worker_group(nodeid: str) -> str:
-    path, _, name = nodeid.partition("::")
-    if path.startswith(NOTEBOOK_TESTS):
-        unit = path[len(NOTEBOOK_TESTS) : len(NOTEBOOK_TESTS) + 2]
-        if "gpu" in name:
-            param = re.search(r"\[(\d\d)\]$", name)  # test_unit08's gpu run of every unit
-            return f"gpu {param.group(1) if param else unit}"
-        return f"notebook {unit}" if unit in INDEPENDENT_UNITS else "notebooks"
+    path = nodeid.split("::")[0]
+    if path.startswith(NOTEBOOK_CHAIN):
+        return "notebooks"
     if path in NBGRADER_BATCH_FILES:
         return "nbgrader_batch"
     return nodeid if path in PER_TEST_FILES else path
-
-
-def group_rank(group: str) -> int:
-    """Which groups a worker takes first: the longest (the notebook chain, minutes of training),
-    so that the short ones fill the end of the run on both workers instead of one worker finishing
-    a long group alone."""
-    if group == "notebooks":
-        return 0
-    if group in ("notebook 09", "nbgrader_batch"):
-        return 1
-    if group.split("::")[0] in PER_TEST_FILES:
-        return 2
-    if group.startswith(("gpu ", "notebook ")):
-        return 3
-    return 4
 
 
 try:
@@ -305,18 +278,14 @@ except ImportError:  # the student copy runs without pytest-xdist
 else:
 
     class WorkerGroups(LoadScopeScheduling):
-        """xdist's scope scheduler (a whole group to one worker; the next group to whichever
-        worker is nearly done) with :func:`worker_group` as the scope, taken in collection order,
-        which pytest_collection_modifyitems sorts by :func:`group_rank` on the workers."""
+        """xdist's scope scheduler (a whole group to one worker, the largest groups first) with
+        :func:`worker_group` as the scope."""
 
         def _split_scope(self, nodeid: str) -> str:
             return worker_group(nodeid)
 
     def pytest_xdist_make_scheduler(config, log):
-        if config.getvalue("dist") not in ("load", "loadgroup"):
-            return None
-        config.option.loadscopereorder = False  # keep the rank order, not xdist's "most tests first"
-        return WorkerGroups(config, log)
+        return WorkerGroups(config, log) if config.getvalue("dist") in ("load", "loadgroup") else None
 
 
 def _bare_run(config: pytest.Config) -> bool:
@@ -339,8 +308,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if _bare_run(config):
         config.hook.pytest_deselected(items=[i for i in items if tiers[i.nodeid] != "fast"])
         items[:] = [i for i in items if tiers[i.nodeid] == "fast"]
-    if hasattr(config, "workerinput"):  # an xdist worker: the longest groups first (stable sort)
-        items.sort(key=lambda i: group_rank(worker_group(i.nodeid)))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:

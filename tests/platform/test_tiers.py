@@ -154,39 +154,8 @@ def test_the_worker_groups_match_the_fixtures_the_tests_share():
     for nodeid, names in fixtures.items():
         group = conftest.worker_group(nodeid)
         if "run_notebook" in names:
-            assert group == "notebooks" or group.startswith(("notebook ", "gpu ")), (
-                f"{nodeid} executes a notebook, in worker group {group!r}: see worker_group"
-            )
+            assert group == "notebooks", f"{nodeid} executes a notebook: add its file to NOTEBOOK_CHAIN"
         if "nbgrader_batch" in names:
             assert group == "nbgrader_batch", f"{nodeid} uses nbgrader_batch: add it to NBGRADER_BATCH_FILES"
     for path in (*conftest.NBGRADER_BATCH_FILES, *conftest.PER_TEST_FILES):
         assert (ROOT / path).is_file(), f"tests/conftest.py names {path}, which does not exist"
-
-
-def test_the_independent_notebooks_read_no_other_units_checkpoints():
-    """The notebooks that run in their own worker group (conftest.INDEPENDENT_UNITS) must not
-    start from another unit's checkpoint: that worker's checkpoint folder may not hold it."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("course_conftest", ROOT / "tests" / "conftest.py")
-    conftest = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(conftest)
-    readers = ("latest_checkpoint", "checkpoint_or_train", "checkpoint_dir", "start_model(", "init_from")
-    for unit in conftest.INDEPENDENT_UNITS:
-        (src,) = (ROOT / "notebooks").glob(f"{unit}_*.py")
-        text = src.read_text().replace("load_start_model(", "")  # the unit's own shipped start model
-        found = [r for r in readers if r in text]
-        assert not found, f"{src.name} reads checkpoints ({found}): take unit {unit} out of INDEPENDENT_UNITS"
-    assert (
-        conftest.worker_group("tests/notebooks/test_unit05.py::test_notebook_meets_the_bars") == "notebooks"
-    )
-    assert (
-        conftest.worker_group("tests/notebooks/test_unit09.py::test_notebook_meets_the_bars") == "notebook 09"
-    )
-    gpu = {
-        conftest.worker_group("tests/notebooks/test_unit06.py::test_notebook_gpu_path_on_standins"),
-        conftest.worker_group(
-            "tests/notebooks/test_unit08.py::test_gpu_code_path_runs_with_local_standins[06]"
-        ),
-    }
-    assert gpu == {"gpu 06"}, gpu  # one run of unit 06's gpu path, whichever test asks first
