@@ -205,7 +205,7 @@ def grading_summary(g: dict) -> str:
         f"{g['seconds_per_submission']:.1f} s per submission ({len(g['submissions'])} made-up submissions in one "
         f"batch: a solutions copy {mean(solved, 'seconds'):.1f} s, untouched stubs {mean(stubs, 'seconds'):.1f} s; "
         f"of which the sandboxed code grading {mean(g['submissions'], 'code_seconds'):.1f} s, with "
-        f"{g['notebook_jobs']} notebooks executed at once alongside). {provenance_line(g)}"
+        f"the notebooks executed {g['notebook_jobs']} at a time alongside). {provenance_line(g)}"
     )
 
 
